@@ -1,0 +1,226 @@
+//! OpenStack Cinder v2/v3 volume routes (CINDER-7.1.x, CINDER-7.2.1). The
+//! same handlers serve `/v2/{project_id}` and `/v3/{project_id}`: v3 at
+//! microversion 3.0 behaves as v2.
+
+use std::collections::HashMap;
+
+use axum::body::Bytes;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use domain::{DomainError, VolumeCommand};
+use serde_json::{json, Value};
+
+use crate::commands::{self, CreateRules};
+use crate::{input, render, ApiError, AppState, Ctx};
+
+type Reply = Result<Response, ApiError>;
+
+pub fn routes(prefix: &str) -> Router<AppState> {
+    Router::new()
+        .route(&format!("{prefix}/volumes"), post(create).get(list))
+        .route(&format!("{prefix}/volumes/detail"), get(list_detail))
+        .route(
+            &format!("{prefix}/volumes/{{volume_id}}"),
+            get(show).put(update).delete(delete),
+        )
+        .route(
+            &format!("{prefix}/volumes/{{volume_id}}/action"),
+            post(action),
+        )
+}
+
+pub(crate) fn query(
+    ctx: &Ctx,
+    q: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> Result<HashMap<String, String>, ApiError> {
+    q.map(|Query(q)| q)
+        .map_err(|_| ctx.err(DomainError::invalid("EVS.5400", "Malformed request url.")))
+}
+
+/// CINDER-7.1.1: 202 with the new volume in `creating`.
+async fn create(State(state): State<AppState>, ctx: Ctx, body: Bytes) -> Reply {
+    let obj = input::json_object(&body).map_err(|e| ctx.err(e))?;
+    let v = input::member(&obj, "volume").map_err(|e| ctx.err(e))?;
+    let cmd = commands::parse_create(&state, &ctx, v, CreateRules::Cinder, None)
+        .map_err(|e| ctx.err(e))?;
+    let id = cmd.volume_id;
+    commands::execute_volume(&state, &ctx, id, VolumeCommand::Create(cmd), None).await?;
+    let row = commands::visible_volume(&state, &ctx, &id.to_string())?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({ "volume": render::cinder_volume(&ctx, &row) })),
+    )
+        .into_response())
+}
+
+fn next_link(ctx: &Ctx, path: &str, q: &HashMap<String, String>, last: &str) -> Value {
+    let mut pairs: Vec<(&str, &str)> = q
+        .iter()
+        .filter(|(k, _)| k.as_str() != "marker" && k.as_str() != "offset")
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    pairs.sort();
+    pairs.push(("marker", last));
+    let qs = serde_urlencoded::to_string(&pairs).unwrap_or_default();
+    json!([{
+        "href": format!("{}/{}/{}/{path}?{qs}", ctx.base_url, ctx.api_version, ctx.project_id),
+        "rel": "next"
+    }])
+}
+
+async fn list_page(
+    state: AppState,
+    ctx: Ctx,
+    q: Result<Query<HashMap<String, String>>, QueryRejection>,
+    detail: bool,
+) -> Reply {
+    let q = query(&ctx, q)?;
+    let lq = commands::list_query(&ctx, &q).map_err(|e| ctx.err(e))?;
+    let (rows, more) = commands::list_volumes(&state, &ctx, &lq)?;
+    let items: Vec<Value> = rows
+        .iter()
+        .map(|v| {
+            if detail {
+                render::cinder_volume_detail(&ctx, v, true)
+            } else {
+                render::cinder_volume_summary(&ctx, v)
+            }
+        })
+        .collect();
+    let mut body = json!({ "volumes": items });
+    if let (true, Some(last)) = (more, rows.last()) {
+        let path = if detail { "volumes/detail" } else { "volumes" };
+        body["volumes_links"] = next_link(&ctx, path, &q, &last.id);
+    }
+    Ok(Json(body).into_response())
+}
+
+/// CINDER-7.1.4: `id`, `links`, `name` per volume.
+async fn list(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    q: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> Reply {
+    list_page(state, ctx, q, false).await
+}
+
+/// CINDER-7.1.5.
+async fn list_detail(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    q: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> Reply {
+    list_page(state, ctx, q, true).await
+}
+
+/// CINDER-7.1.6.
+async fn show(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Path(p): Path<HashMap<String, String>>,
+) -> Reply {
+    let id = p.get("volume_id").map(String::as_str).unwrap_or_default();
+    let row = commands::visible_volume(&state, &ctx, id)?;
+    Ok(Json(json!({ "volume": render::cinder_volume_detail(&ctx, &row, false) })).into_response())
+}
+
+/// CINDER-7.1.3: name, description (or their `display_` spellings) and
+/// metadata; 200 with the volume.
+async fn update(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Path(p): Path<HashMap<String, String>>,
+    body: Bytes,
+) -> Reply {
+    let raw_id = p.get("volume_id").map(String::as_str).unwrap_or_default();
+    let id = commands::path_uuid(&ctx, raw_id)?;
+    let obj = input::json_object(&body).map_err(|e| ctx.err(e))?;
+    let v = input::member(&obj, "volume").map_err(|e| ctx.err(e))?;
+    let pick = |a: &str, b: &str| -> Result<Option<String>, DomainError> {
+        Ok(match input::opt_str(v, a)? {
+            Some(s) => Some(s),
+            None => input::opt_str(v, b)?,
+        })
+    };
+    let name = pick("name", "display_name").map_err(|e| ctx.err(e))?;
+    let description = pick("description", "display_description").map_err(|e| ctx.err(e))?;
+    let metadata = match v.get("metadata") {
+        None => None,
+        Some(m) => Some(input::metadata(Some(m)).map_err(|e| ctx.err(e))?),
+    };
+    let cmd = VolumeCommand::Update {
+        name,
+        description,
+        metadata,
+    };
+    commands::execute_volume(&state, &ctx, id, cmd, None).await?;
+    let row = commands::visible_volume(&state, &ctx, raw_id)?;
+    Ok(Json(json!({ "volume": render::cinder_volume(&ctx, &row) })).into_response())
+}
+
+/// CINDER-7.1.2: 202, the volume goes `deleting` and then away.
+async fn delete(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Path(p): Path<HashMap<String, String>>,
+) -> Reply {
+    let raw_id = p.get("volume_id").map(String::as_str).unwrap_or_default();
+    let id = commands::path_uuid(&ctx, raw_id)?;
+    commands::execute_volume(
+        &state,
+        &ctx,
+        id,
+        VolumeCommand::Delete { job_id: None },
+        None,
+    )
+    .await?;
+    Ok(StatusCode::ACCEPTED.into_response())
+}
+
+/// `POST …/volumes/{id}/action`: dispatch on the body's single key.
+async fn action(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Path(p): Path<HashMap<String, String>>,
+    body: Bytes,
+) -> Reply {
+    let raw_id = p.get("volume_id").map(String::as_str).unwrap_or_default();
+    let id = commands::path_uuid(&ctx, raw_id)?;
+    let obj = input::json_object(&body).map_err(|e| ctx.err(e))?;
+    if obj.len() != 1 {
+        return Err(ctx.err(DomainError::invalid(
+            "EVS.5400",
+            "Malformed request body: exactly one action is expected.",
+        )));
+    }
+    let (name, _) = obj.iter().next().expect("one key checked above");
+    match name.as_str() {
+        // CINDER-7.2.1
+        "os-extend" => {
+            let new_size = extend_size(&obj).map_err(|e| ctx.err(e))?;
+            let cmd = VolumeCommand::Extend {
+                new_size,
+                job_id: None,
+            };
+            commands::execute_volume(&state, &ctx, id, cmd, None).await?;
+            Ok(StatusCode::ACCEPTED.into_response())
+        }
+        other => Err(ctx.err(DomainError::invalid(
+            "EVS.5400",
+            format!("Invalid volume action: {other}"),
+        ))),
+    }
+}
+
+/// `{"os-extend": {"new_size": N}}`.
+pub(crate) fn extend_size(obj: &serde_json::Map<String, Value>) -> Result<i64, DomainError> {
+    let ext = input::member(obj, "os-extend")
+        .map_err(|_| DomainError::invalid("EVS.1011", "null extendVolumeReq!"))?;
+    input::size(ext.get("new_size"), "new_size")?.ok_or_else(|| {
+        DomainError::invalid("EVS.1011", "null extendVolumeReq! 'new_size' is required.")
+    })
+}

@@ -1,0 +1,78 @@
+//! HTTP adapters. One module per dialect; each only translates between its
+//! wire shapes and the domain's commands and the projections' views. Business
+//! rules live in `domain`, views in `projections`.
+
+use std::sync::Arc;
+
+use axum::extract::Request;
+use axum::http::{HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use domain::Catalog;
+use eventstore::EventStore;
+
+pub mod cinder;
+pub mod commands;
+pub mod context;
+pub mod error;
+pub mod evs;
+pub mod input;
+pub mod microversion;
+pub mod render;
+pub mod versions;
+
+pub use context::{Ctx, Dialect};
+pub use error::{ApiError, Problem};
+
+#[derive(Clone)]
+pub struct AppState {
+    pub store: EventStore,
+    pub catalog: Arc<Catalog>,
+}
+
+/// Request ids: every response carries `x-openstack-request-id: req-<uuid>`,
+/// and the same id goes into the metadata of the events the request appends.
+#[derive(Clone, Debug)]
+pub struct RequestId(pub String);
+
+async fn request_id(mut req: Request, next: Next) -> Response {
+    let id = format!("req-{}", uuid::Uuid::new_v4());
+    req.extensions_mut().insert(RequestId(id.clone()));
+    let mut resp = next.run(req).await;
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        resp.headers_mut().insert("x-openstack-request-id", v);
+    }
+    resp
+}
+
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+async fn fallback(req: Request) -> Response {
+    let dialect = Dialect::from_path(req.uri().path());
+    ApiError {
+        dialect,
+        problem: Problem::new(
+            StatusCode::NOT_FOUND,
+            "EVS.5404",
+            "The resource could not be found.",
+        ),
+    }
+    .into_response()
+}
+
+pub fn router(state: AppState) -> Router {
+    let v3 = cinder::routes("/v3/{project_id}").layer(middleware::from_fn(microversion::negotiate));
+    Router::new()
+        .merge(versions::routes())
+        .merge(cinder::routes("/v2/{project_id}"))
+        .merge(v3)
+        .merge(evs::routes())
+        .route("/healthz", get(healthz))
+        .fallback(fallback)
+        .layer(middleware::from_fn(request_id))
+        .with_state(state)
+}

@@ -1,0 +1,71 @@
+//! Version discovery (VER-5.1, VER-5.2; DECISIONS.md, Versions [5.1 #16];
+//! CLIENTS.md, Discovery). Public: no token needed.
+
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::{json, Value};
+
+use crate::AppState;
+
+fn base(headers: &HeaderMap) -> String {
+    let host = headers
+        .get("host")
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("127.0.0.1:8776");
+    format!("http://{host}")
+}
+
+/// One entry of a version document, shaped as VER-5.1 prints it.
+fn version(base: &str, id: &str) -> Value {
+    let (min, max, updated, status, path) = match id {
+        "v1.0" => ("", "", "2014-06-28T12:20:21Z", "DEPRECATED", "v1"),
+        "v2.0" => ("", "", "2014-06-28T12:20:21Z", "SUPPORTED", "v2"),
+        _ => ("3.0", "3.0", "2016-02-08T12:20:21Z", "CURRENT", "v3"),
+    };
+    json!({
+        "min_version": min,
+        "media-types": [
+            {"type": "application/vnd.openstack.volume+json;version=1", "base": "application/json"},
+            {"type": "application/vnd.openstack.volume+xml;version=1", "base": "application/xml"}
+        ],
+        "links": [
+            {"rel": "describedby", "href": "http://docs.openstack.org/", "type": "text/html"},
+            {"rel": "self", "href": format!("{base}/{path}/")}
+        ],
+        "id": id,
+        "updated": updated,
+        "version": max,
+        "status": status,
+    })
+}
+
+/// `GET /`: 300 Multiple Choices with v2.0 (SUPPORTED) and v3.0 (CURRENT).
+async fn root(headers: HeaderMap) -> Response {
+    let b = base(&headers);
+    (
+        StatusCode::MULTIPLE_CHOICES,
+        Json(json!({ "versions": [version(&b, "v2.0"), version(&b, "v3.0")] })),
+    )
+        .into_response()
+}
+
+async fn one(headers: HeaderMap, id: &'static str) -> Response {
+    Json(json!({ "versions": [version(&base(&headers), id)] })).into_response()
+}
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/", get(root))
+        .route("/v1", get(|h: HeaderMap| one(h, "v1.0")))
+        .route("/v1/", get(|h: HeaderMap| one(h, "v1.0")))
+        .route("/v2", get(|h: HeaderMap| one(h, "v2.0")))
+        .route("/v2/", get(|h: HeaderMap| one(h, "v2.0")))
+        // gophercloud and keystoneauth expect /v3 to redirect to /v3/.
+        .route(
+            "/v3",
+            get(|| async { (StatusCode::FOUND, [(header::LOCATION, "/v3/")]) }),
+        )
+        .route("/v3/", get(|h: HeaderMap| one(h, "v3.0")))
+}

@@ -1,0 +1,33 @@
+//! The shape every aggregate shares: `decide` turns a command into events
+//! against the current state, `evolve` folds one event into the state.
+
+use serde::{de::DeserializeOwned, Serialize};
+
+/// A consistency boundary: one event stream, one state, one decider.
+pub trait Aggregate {
+    type State: Default;
+    type Command;
+    type Event: Serialize + DeserializeOwned;
+
+    /// The stream that holds this aggregate's events, e.g. `volume-<uuid>`.
+    fn stream_id(id: &str) -> String;
+    /// Pure: the events `cmd` produces against `state`, or why it is refused.
+    fn decide(state: &Self::State, cmd: Self::Command) -> Result<Vec<Self::Event>, DomainError>;
+    /// Pure: the state after `event`.
+    fn evolve(state: Self::State, event: &Self::Event) -> Self::State;
+    /// The event's type name as stored in the log (`"VolumeCreateRequested"`).
+    fn event_type(event: &Self::Event) -> &'static str;
+    /// Schema version of the stored event payload.
+    const EVENT_VERSION: u32 = 1;
+
+    fn fold<'a>(events: impl IntoIterator<Item = &'a Self::Event>) -> Self::State
+    where
+        Self::Event: 'a,
+    {
+        events
+            .into_iter()
+            .fold(Self::State::default(), |s, e| Self::evolve(s, e))
+    }
+}
+
+use crate::DomainError;

@@ -1,0 +1,18 @@
+//! The pure model of blockledger: ids, commands, events, deciders.
+//!
+//! Nothing in this crate does IO, async work, SQL or HTTP. Every rule that two
+//! dialects share lives here, so that the Cinder routes and the EVS custom
+//! routes can never disagree about what a volume may do.
+
+pub mod aggregate;
+pub mod catalog;
+pub mod error;
+pub mod limits;
+pub mod volume;
+
+pub use aggregate::Aggregate;
+pub use catalog::Catalog;
+pub use error::DomainError;
+pub use volume::{
+    CreateVolume, VolumeAggregate, VolumeCommand, VolumeEvent, VolumeState, VolumeStatus, WorkKind,
+};

@@ -1,0 +1,366 @@
+//! Decider tests in given / when / then form: given past events, when a
+//! command, then the events it decides or the error it refuses with.
+
+use super::*;
+
+fn vid() -> Uuid {
+    Uuid::parse_str("8dd7c486-8e9f-49fe-bceb-26aa7e312b66").unwrap()
+}
+
+fn create_cmd(size: i64) -> CreateVolume {
+    CreateVolume {
+        volume_id: vid(),
+        project_id: "p1".into(),
+        user_id: "u1".into(),
+        name: Some("vol".into()),
+        description: None,
+        size,
+        availability_zone: "az-dc-1".into(),
+        volume_type: "SATA".into(),
+        metadata: BTreeMap::new(),
+        multiattach: false,
+        job_id: None,
+    }
+}
+
+fn requested(size: i64) -> VolumeEvent {
+    VolumeAggregate::decide(
+        &VolumeState::default(),
+        VolumeCommand::Create(create_cmd(size)),
+    )
+    .unwrap()
+    .remove(0)
+}
+
+fn given(events: &[VolumeEvent]) -> VolumeState {
+    VolumeAggregate::fold(events)
+}
+
+fn when(state: &VolumeState, cmd: VolumeCommand) -> Result<Vec<VolumeEvent>, DomainError> {
+    VolumeAggregate::decide(state, cmd)
+}
+
+fn available(size: i64) -> Vec<VolumeEvent> {
+    vec![requested(size), VolumeEvent::VolumeAllocated { size }]
+}
+
+#[test]
+fn create_on_empty_stream_requests_a_volume() {
+    let events = when(&given(&[]), VolumeCommand::Create(create_cmd(10))).unwrap();
+    assert!(matches!(
+        &events[..],
+        [VolumeEvent::VolumeCreateRequested { size: 10, .. }]
+    ));
+    assert_eq!(
+        given(&events).volume.unwrap().status,
+        VolumeStatus::Creating
+    );
+}
+
+#[test]
+fn create_refuses_sizes_out_of_range_with_evs_1010() {
+    for size in [0, -1, 32_769, i64::MAX, i64::MIN] {
+        let err = when(&given(&[]), VolumeCommand::Create(create_cmd(size))).unwrap_err();
+        assert_eq!(err.code(), "EVS.1010", "size {size}");
+    }
+    assert!(when(&given(&[]), VolumeCommand::Create(create_cmd(32_768))).is_ok());
+}
+
+#[test]
+fn create_twice_is_refused() {
+    let err = when(
+        &given(&[requested(1)]),
+        VolumeCommand::Create(create_cmd(1)),
+    )
+    .unwrap_err();
+    assert!(matches!(err, DomainError::VolumeAlreadyExists(_)));
+}
+
+#[test]
+fn create_refuses_long_names_and_bad_metadata() {
+    let mut c = create_cmd(1);
+    c.name = Some("é".repeat(128)); // 256 bytes, 128 chars
+    assert_eq!(
+        when(&given(&[]), VolumeCommand::Create(c))
+            .unwrap_err()
+            .code(),
+        "EVS.1003"
+    );
+    let mut c = create_cmd(1);
+    c.metadata.insert("k".repeat(256), "v".into());
+    assert!(matches!(
+        when(&given(&[]), VolumeCommand::Create(c)).unwrap_err(),
+        DomainError::InvalidMetadata(_)
+    ));
+}
+
+#[test]
+fn executor_outcomes_drive_creating_to_available() {
+    let s = given(&[requested(5)]);
+    let started = when(
+        &s,
+        VolumeCommand::StartWork {
+            kind: WorkKind::Create,
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        started,
+        vec![VolumeEvent::VolumeWorkStarted {
+            kind: WorkKind::Create
+        }]
+    );
+    let s = given(&[requested(5), started[0].clone()]);
+    // A repeated start is a no-op (at-least-once delivery).
+    assert!(when(
+        &s,
+        VolumeCommand::StartWork {
+            kind: WorkKind::Create
+        }
+    )
+    .unwrap()
+    .is_empty());
+    let done = when(
+        &s,
+        VolumeCommand::CompleteWork {
+            kind: WorkKind::Create,
+        },
+    )
+    .unwrap();
+    assert_eq!(done, vec![VolumeEvent::VolumeAllocated { size: 5 }]);
+    let s = given(&[requested(5), started[0].clone(), done[0].clone()]);
+    assert_eq!(s.volume.as_ref().unwrap().status, VolumeStatus::Available);
+    // A repeated completion decides nothing.
+    assert!(when(
+        &s,
+        VolumeCommand::CompleteWork {
+            kind: WorkKind::Create
+        }
+    )
+    .unwrap()
+    .is_empty());
+}
+
+#[test]
+fn failed_create_ends_in_error_and_may_be_deleted() {
+    let ev = vec![
+        requested(5),
+        VolumeEvent::VolumeCreateFailed {
+            reason: "disk full".into(),
+        },
+    ];
+    assert_eq!(given(&ev).volume.unwrap().status, VolumeStatus::Error);
+    assert!(when(&given(&ev), VolumeCommand::Delete { job_id: None }).is_ok());
+}
+
+#[test]
+fn extend_requires_a_strictly_greater_size() {
+    let s = given(&available(10));
+    for new in [10, 9, 0, -5] {
+        let err = when(
+            &s,
+            VolumeCommand::Extend {
+                new_size: new,
+                job_id: None,
+            },
+        )
+        .unwrap_err();
+        assert_eq!(err.code(), "EVS.1015", "new size {new}");
+    }
+    let err = when(
+        &s,
+        VolumeCommand::Extend {
+            new_size: 40_000,
+            job_id: None,
+        },
+    )
+    .unwrap_err();
+    assert_eq!(err.code(), "EVS.1010");
+}
+
+#[test]
+fn extend_goes_through_extending_and_back() {
+    let mut ev = available(10);
+    ev.extend(
+        when(
+            &given(&ev),
+            VolumeCommand::Extend {
+                new_size: 20,
+                job_id: None,
+            },
+        )
+        .unwrap(),
+    );
+    assert_eq!(given(&ev).volume.unwrap().status, VolumeStatus::Extending);
+    // Not while extending.
+    let err = when(
+        &given(&ev),
+        VolumeCommand::Extend {
+            new_size: 30,
+            job_id: None,
+        },
+    )
+    .unwrap_err();
+    assert_eq!(err.code(), "EVS.1064");
+    let err = when(&given(&ev), VolumeCommand::Delete { job_id: None }).unwrap_err();
+    assert_eq!(err.code(), "EVS.1046");
+    ev.extend(
+        when(
+            &given(&ev),
+            VolumeCommand::CompleteWork {
+                kind: WorkKind::Extend,
+            },
+        )
+        .unwrap(),
+    );
+    let v = given(&ev).volume.unwrap();
+    assert_eq!((v.status, v.size), (VolumeStatus::Available, 20));
+}
+
+#[test]
+fn failed_extend_keeps_the_size_and_refuses_another_extend_with_evs_2026() {
+    let mut ev = available(10);
+    ev.extend(
+        when(
+            &given(&ev),
+            VolumeCommand::Extend {
+                new_size: 20,
+                job_id: None,
+            },
+        )
+        .unwrap(),
+    );
+    ev.extend(
+        when(
+            &given(&ev),
+            VolumeCommand::FailWork {
+                kind: WorkKind::Extend,
+                reason: "x".into(),
+            },
+        )
+        .unwrap(),
+    );
+    let v = given(&ev).volume.unwrap();
+    assert_eq!((v.status, v.size), (VolumeStatus::ErrorExtending, 10));
+    let err = when(
+        &given(&ev),
+        VolumeCommand::Extend {
+            new_size: 30,
+            job_id: None,
+        },
+    )
+    .unwrap_err();
+    assert_eq!(err.code(), "EVS.2026");
+}
+
+#[test]
+fn extend_refused_while_creating() {
+    let err = when(
+        &given(&[requested(1)]),
+        VolumeCommand::Extend {
+            new_size: 2,
+            job_id: None,
+        },
+    )
+    .unwrap_err();
+    assert_eq!(err.code(), "EVS.1064");
+}
+
+#[test]
+fn delete_refused_while_creating_with_evs_1046() {
+    let err = when(
+        &given(&[requested(1)]),
+        VolumeCommand::Delete { job_id: None },
+    )
+    .unwrap_err();
+    assert_eq!(err.code(), "EVS.1046");
+}
+
+#[test]
+fn delete_then_deleted_makes_the_volume_gone() {
+    let mut ev = available(1);
+    ev.extend(when(&given(&ev), VolumeCommand::Delete { job_id: None }).unwrap());
+    ev.extend(
+        when(
+            &given(&ev),
+            VolumeCommand::CompleteWork {
+                kind: WorkKind::Delete,
+            },
+        )
+        .unwrap(),
+    );
+    let s = given(&ev);
+    assert!(s.deleted);
+    let err = when(
+        &s,
+        VolumeCommand::Update {
+            name: Some("x".into()),
+            description: None,
+            metadata: None,
+        },
+    )
+    .unwrap_err();
+    assert!(matches!(err, DomainError::VolumeNotFound(_)));
+    // Outcomes after deletion are stale deliveries: no events, no error.
+    assert!(when(
+        &s,
+        VolumeCommand::CompleteWork {
+            kind: WorkKind::Delete
+        }
+    )
+    .unwrap()
+    .is_empty());
+}
+
+#[test]
+fn update_needs_a_name_or_a_description() {
+    let s = given(&available(1));
+    let err = when(
+        &s,
+        VolumeCommand::Update {
+            name: None,
+            description: None,
+            metadata: None,
+        },
+    )
+    .unwrap_err();
+    assert_eq!(err.code(), "EVS.1007");
+    let ev = when(
+        &s,
+        VolumeCommand::Update {
+            name: Some("n".into()),
+            description: None,
+            metadata: None,
+        },
+    )
+    .unwrap();
+    assert_eq!(ev.len(), 1);
+}
+
+#[test]
+fn commands_on_a_missing_volume_are_not_found() {
+    for cmd in [
+        VolumeCommand::Delete { job_id: None },
+        VolumeCommand::Extend {
+            new_size: 2,
+            job_id: None,
+        },
+        VolumeCommand::StartWork {
+            kind: WorkKind::Create,
+        },
+    ] {
+        assert!(matches!(
+            when(&given(&[]), cmd).unwrap_err(),
+            DomainError::VolumeNotFound(_)
+        ));
+    }
+}
+
+#[test]
+fn events_round_trip_through_json_with_a_type_tag() {
+    let e = requested(3);
+    let json = serde_json::to_value(&e).unwrap();
+    assert_eq!(json["type"], "VolumeCreateRequested");
+    assert_eq!(json["data"]["size"], 3);
+    assert_eq!(serde_json::from_value::<VolumeEvent>(json).unwrap(), e);
+}

@@ -1,0 +1,88 @@
+//! Running a command against an aggregate inside a write transaction:
+//! load the stream, fold it, decide, append with the version we read
+//! (optimistic concurrency), or record the refusal.
+//!
+//! This is the one place where the pure `domain` meets the log, shared by
+//! the API (client commands) and the executor (outcome commands).
+
+use domain::{Aggregate, DomainError};
+use serde_json::{json, Value};
+
+use crate::{ExpectedVersion, NewEvent, RecordedEvent, StoreError, WriteTx};
+
+/// The stream where refused commands are recorded for the audit trail.
+pub const REQUESTS_STREAM: &str = "requests";
+
+/// Decodes a stored event back into the aggregate's event type.
+pub fn decode<A: Aggregate>(ev: &RecordedEvent) -> Result<A::Event, StoreError> {
+    Ok(serde_json::from_value(
+        json!({"type": ev.event_type, "data": ev.data}),
+    )?)
+}
+
+impl WriteTx<'_> {
+    /// The aggregate's current state and stream version.
+    pub fn load<A: Aggregate>(&self, id: &str) -> Result<(A::State, u64), StoreError> {
+        let stream = A::stream_id(id);
+        let events = self.read_stream(&stream)?;
+        let version = events.last().map(|e| e.stream_version).unwrap_or(0);
+        let mut state = A::State::default();
+        for ev in &events {
+            state = A::evolve(state, &decode::<A>(ev)?);
+        }
+        Ok((state, version))
+    }
+
+    /// Decides `cmd` against aggregate `id` and appends what it decides.
+    /// A refusal is recorded as `CommandRejected` in the `requests` stream and
+    /// returned as the inner `Err`, so the transaction still commits it.
+    pub fn execute<A: Aggregate>(
+        &mut self,
+        id: &str,
+        cmd: A::Command,
+        metadata: &Value,
+    ) -> Result<Result<Vec<RecordedEvent>, DomainError>, StoreError> {
+        let (state, version) = self.load::<A>(id)?;
+        match A::decide(&state, cmd) {
+            Ok(events) => {
+                let new = events
+                    .iter()
+                    .map(|e| {
+                        let mut v = serde_json::to_value(e)?;
+                        Ok(NewEvent {
+                            event_id: uuid::Uuid::new_v4(),
+                            event_type: A::event_type(e).to_string(),
+                            v: A::EVENT_VERSION,
+                            data: v.get_mut("data").map(Value::take).unwrap_or(Value::Null),
+                            metadata: metadata.clone(),
+                        })
+                    })
+                    .collect::<Result<Vec<_>, StoreError>>()?;
+                let expected = if version == 0 {
+                    ExpectedVersion::NoStream
+                } else {
+                    ExpectedVersion::Exact(version)
+                };
+                Ok(Ok(self.append(&A::stream_id(id), expected, new)?))
+            }
+            Err(err) => {
+                self.append(
+                    REQUESTS_STREAM,
+                    ExpectedVersion::Any,
+                    vec![NewEvent {
+                        event_id: uuid::Uuid::new_v4(),
+                        event_type: "CommandRejected".into(),
+                        v: 1,
+                        data: json!({
+                            "stream_id": A::stream_id(id),
+                            "code": err.code(),
+                            "message": err.to_string(),
+                        }),
+                        metadata: metadata.clone(),
+                    }],
+                )?;
+                Ok(Err(err))
+            }
+        }
+    }
+}

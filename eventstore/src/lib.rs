@@ -1,0 +1,872 @@
+//! The append-only event log of blockledger, on SQLite.
+//!
+//! Generic on purpose: it knows streams, versions, JSON payloads and a hash
+//! chain, nothing of volumes. One dedicated writer thread owns the write
+//! connection and group-commits concurrent jobs (one transaction, one fsync
+//! per batch), each job in its own savepoint so a rejected command leaves
+//! nothing behind. Inline projections are applied inside the same transaction,
+//! which is what gives read-your-writes and makes a projection unable to
+//! disagree with the log.
+
+pub use rusqlite;
+
+pub mod aggregate;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::Path;
+use std::sync::{mpsc, Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use tokio::sync::watch;
+
+/// Max jobs per group commit: bounds the latency a single batch can add.
+const MAX_BATCH: usize = 256;
+
+pub struct NewEvent {
+    pub event_id: uuid::Uuid,
+    pub event_type: String,
+    pub v: u32,
+    pub data: Value,
+    pub metadata: Value,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct RecordedEvent {
+    pub position: u64,
+    pub stream_id: String,
+    pub stream_version: u64,
+    pub event_id: uuid::Uuid,
+    pub event_type: String,
+    pub v: u32,
+    pub data: Value,
+    pub metadata: Value,
+    pub recorded_at: DateTime<Utc>,
+    pub hash: String,
+}
+
+/// Optimistic concurrency check; stream versions start at 1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExpectedVersion {
+    Any,
+    NoStream,
+    /// The stream's last version must be exactly this.
+    Exact(u64),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("version conflict on {stream_id}: expected {expected:?}, actual {actual}")]
+    VersionConflict {
+        stream_id: String,
+        expected: ExpectedVersion,
+        actual: u64,
+    },
+    #[error("sqlite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("json: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("event store writer is closed")]
+    Closed,
+    /// A write job panicked; its savepoint was rolled back, the writer lives on.
+    #[error("write job panicked: {0}")]
+    Panicked(String),
+    /// A batch-level failure (BEGIN/SAVEPOINT/COMMIT) that is not a plain
+    /// SQLite failure, reported to every job of the batch.
+    #[error("batch failed: {0}")]
+    Batch(String),
+}
+
+impl StoreError {
+    /// A batch error is delivered to every job of the batch, but errors are not
+    /// Clone (rusqlite::Error isn't); keep the SQLite codes where possible.
+    fn duplicate(&self) -> StoreError {
+        match self {
+            StoreError::Sqlite(rusqlite::Error::SqliteFailure(e, m)) => {
+                StoreError::Sqlite(rusqlite::Error::SqliteFailure(*e, m.clone()))
+            }
+            StoreError::Closed => StoreError::Closed,
+            StoreError::Panicked(m) => StoreError::Panicked(m.clone()),
+            other => StoreError::Batch(other.to_string()),
+        }
+    }
+}
+
+/// A read model updated inside the append transaction (read-your-writes), rebuildable from position 0.
+pub trait InlineProjection: Send + Sync + 'static {
+    fn name(&self) -> &'static str;
+    /// `CREATE TABLE IF NOT EXISTS ...`; called at every open.
+    fn init_schema(&self, conn: &Connection) -> rusqlite::Result<()>;
+    fn apply(&self, conn: &Connection, event: &RecordedEvent) -> rusqlite::Result<()>;
+    /// Delete all its rows.
+    fn clear(&self, conn: &Connection) -> rusqlite::Result<()>;
+    /// Every row, canonical text, deterministic order.
+    fn dump(&self, conn: &Connection) -> rusqlite::Result<Vec<String>>;
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainReport {
+    pub events: u64,
+    /// (position, reason) of the first row whose hash does not verify.
+    pub first_bad: Option<(u64, String)>,
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS events (
+    position INTEGER PRIMARY KEY,
+    stream_id TEXT NOT NULL,
+    stream_version INTEGER NOT NULL,
+    event_id TEXT NOT NULL UNIQUE,
+    event_type TEXT NOT NULL,
+    v INTEGER NOT NULL,
+    data TEXT NOT NULL,
+    metadata TEXT NOT NULL,
+    recorded_at TEXT NOT NULL,
+    hash TEXT NOT NULL,
+    UNIQUE(stream_id, stream_version)
+);
+CREATE TABLE IF NOT EXISTS checkpoints (name TEXT PRIMARY KEY, position INTEGER NOT NULL);
+CREATE TRIGGER IF NOT EXISTS events_no_update BEFORE UPDATE ON events
+    BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;
+CREATE TRIGGER IF NOT EXISTS events_no_delete BEFORE DELETE ON events
+    BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;
+";
+
+const COLUMNS: &str =
+    "position, stream_id, stream_version, event_id, event_type, v, data, metadata, recorded_at, hash";
+
+/// Writes `v` as serde_json would with sorted object keys. Done by hand rather
+/// than `serde_json::to_vec` so the hash cannot change if some other crate in
+/// the build turns on serde_json's `preserve_order` feature (byte-identical
+/// to `to_vec` otherwise).
+fn write_canonical(v: &Value, out: &mut Vec<u8>) {
+    match v {
+        Value::Object(m) => {
+            let mut entries: Vec<_> = m.iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(b.0));
+            out.push(b'{');
+            for (i, (k, val)) in entries.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                serde_json::to_writer(&mut *out, k).expect("string to Vec cannot fail");
+                out.push(b':');
+                write_canonical(val, out);
+            }
+            out.push(b'}');
+        }
+        Value::Array(a) => {
+            out.push(b'[');
+            for (i, val) in a.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_canonical(val, out);
+            }
+            out.push(b']');
+        }
+        scalar => serde_json::to_writer(&mut *out, scalar).expect("scalar to Vec cannot fail"),
+    }
+}
+
+/// The stored columns that the hash covers, as stored (event_id and
+/// recorded_at are the stored text, data/metadata the re-parsed JSON).
+struct Canon<'a> {
+    position: u64,
+    stream_id: &'a str,
+    stream_version: u64,
+    event_id: &'a str,
+    event_type: &'a str,
+    v: u32,
+    data: &'a Value,
+    metadata: &'a Value,
+    recorded_at: &'a str,
+}
+
+/// hex(sha256(prev_hash_hex || canonical_bytes)); genesis prev is "".
+fn chain_hash(prev: &str, c: &Canon) -> String {
+    let doc = serde_json::json!({
+        "position": c.position, "stream_id": c.stream_id, "stream_version": c.stream_version,
+        "event_id": c.event_id, "type": c.event_type, "v": c.v,
+        "data": c.data, "metadata": c.metadata, "recorded_at": c.recorded_at,
+    });
+    let mut bytes = Vec::with_capacity(256);
+    write_canonical(&doc, &mut bytes);
+    let mut h = Sha256::new();
+    h.update(prev.as_bytes());
+    h.update(&bytes);
+    hex::encode(h.finalize())
+}
+
+fn conversion_err(
+    col: usize,
+    e: impl std::error::Error + Send + Sync + 'static,
+) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(col, rusqlite::types::Type::Text, Box::new(e))
+}
+
+fn row_to_event(r: &Row) -> rusqlite::Result<RecordedEvent> {
+    let json = |i: usize| -> rusqlite::Result<Value> {
+        serde_json::from_str(&r.get::<_, String>(i)?).map_err(|e| conversion_err(i, e))
+    };
+    Ok(RecordedEvent {
+        position: r.get(0)?,
+        stream_id: r.get(1)?,
+        stream_version: r.get(2)?,
+        event_id: uuid::Uuid::parse_str(&r.get::<_, String>(3)?)
+            .map_err(|e| conversion_err(3, e))?,
+        event_type: r.get(4)?,
+        v: r.get(5)?,
+        data: json(6)?,
+        metadata: json(7)?,
+        recorded_at: DateTime::parse_from_rfc3339(&r.get::<_, String>(8)?)
+            .map_err(|e| conversion_err(8, e))?
+            .with_timezone(&Utc),
+        hash: r.get(9)?,
+    })
+}
+
+fn query_events(
+    conn: &Connection,
+    where_clause: &str,
+    params: impl rusqlite::Params,
+) -> Result<Vec<RecordedEvent>, StoreError> {
+    let sql = format!("SELECT {COLUMNS} FROM events {where_clause}");
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt.query_map(params, row_to_event)?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+fn head_of(conn: &Connection) -> rusqlite::Result<u64> {
+    conn.query_row("SELECT COALESCE(MAX(position), 0) FROM events", [], |r| {
+        r.get(0)
+    })
+}
+
+/// Writes inside the current group-commit transaction (and the job's savepoint).
+/// Jobs must not COMMIT/ROLLBACK through `conn()` themselves.
+pub struct WriteTx<'a> {
+    conn: &'a Connection,
+    projections: &'a [Arc<dyn InlineProjection>],
+}
+
+impl WriteTx<'_> {
+    pub fn conn(&self) -> &Connection {
+        self.conn
+    }
+
+    pub fn read_stream(&self, stream_id: &str) -> Result<Vec<RecordedEvent>, StoreError> {
+        query_events(
+            self.conn,
+            "WHERE stream_id = ?1 ORDER BY stream_version",
+            [stream_id],
+        )
+    }
+
+    /// Last version of the stream, 0 if it does not exist.
+    pub fn stream_version(&self, stream_id: &str) -> Result<u64, StoreError> {
+        Ok(self.conn.query_row(
+            "SELECT COALESCE(MAX(stream_version), 0) FROM events WHERE stream_id = ?1",
+            [stream_id],
+            |r| r.get(0),
+        )?)
+    }
+
+    /// Appends atomically: on any error nothing of this call remains, even if
+    /// the job then decides to return Ok (its own savepoint).
+    pub fn append(
+        &mut self,
+        stream_id: &str,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        if events.is_empty() {
+            return Ok(vec![]);
+        }
+        // Idempotency: a retried request carries the same event ids; answer with
+        // what was recorded the first time instead of a spurious conflict.
+        let by_id =
+            |id: uuid::Uuid| query_events(self.conn, "WHERE event_id = ?1", [id.to_string()]);
+        if !by_id(events[0].event_id)?.is_empty() {
+            let mut out = Vec::with_capacity(events.len());
+            for e in &events {
+                out.extend(by_id(e.event_id)?);
+            }
+            return Ok(out);
+        }
+        self.conn.execute_batch("SAVEPOINT es_append")?;
+        match self.append_new(stream_id, expected, events) {
+            Ok(out) => {
+                self.conn.execute_batch("RELEASE es_append")?;
+                Ok(out)
+            }
+            Err(e) => {
+                self.conn
+                    .execute_batch("ROLLBACK TO es_append; RELEASE es_append")?;
+                Err(e)
+            }
+        }
+    }
+
+    fn append_new(
+        &mut self,
+        stream_id: &str,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let current = self.stream_version(stream_id)?;
+        let ok = match expected {
+            ExpectedVersion::Any => true,
+            ExpectedVersion::NoStream => current == 0,
+            ExpectedVersion::Exact(n) => current == n,
+        };
+        if !ok {
+            return Err(StoreError::VersionConflict {
+                stream_id: stream_id.to_owned(),
+                expected,
+                actual: current,
+            });
+        }
+        // Read the chain tip each time rather than caching it: savepoint
+        // rollbacks of earlier jobs in the batch would make a cache lie.
+        let (mut position, mut prev): (u64, String) = self
+            .conn
+            .query_row(
+                "SELECT position, hash FROM events ORDER BY position DESC LIMIT 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?
+            .unwrap_or_default();
+        let now = Utc::now();
+        let recorded_at = DateTime::from_timestamp_micros(now.timestamp_micros()).unwrap_or(now);
+        let recorded_at_text = recorded_at.to_rfc3339_opts(SecondsFormat::Micros, true);
+        let mut insert = self.conn.prepare_cached(&format!(
+            "INSERT INTO events ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
+        ))?;
+        let mut out = Vec::with_capacity(events.len());
+        for (stream_version, e) in (current + 1..).zip(events) {
+            position += 1;
+            // Hash and return the JSON as re-parsed from the stored text, so the
+            // writer, verify_chain and replays all see exactly the same values
+            // (float parsing need not round-trip bit-exactly).
+            let data_text = serde_json::to_string(&e.data)?;
+            let metadata_text = serde_json::to_string(&e.metadata)?;
+            let data: Value = serde_json::from_str(&data_text)?;
+            let metadata: Value = serde_json::from_str(&metadata_text)?;
+            let event_id = e.event_id.to_string();
+            let hash = chain_hash(
+                &prev,
+                &Canon {
+                    position,
+                    stream_id,
+                    stream_version,
+                    event_id: &event_id,
+                    event_type: &e.event_type,
+                    v: e.v,
+                    data: &data,
+                    metadata: &metadata,
+                    recorded_at: &recorded_at_text,
+                },
+            );
+            insert.execute(params![
+                position,
+                stream_id,
+                stream_version,
+                event_id,
+                e.event_type,
+                e.v,
+                data_text,
+                metadata_text,
+                recorded_at_text,
+                hash
+            ])?;
+            let rec = RecordedEvent {
+                position,
+                stream_id: stream_id.to_owned(),
+                stream_version,
+                event_id: e.event_id,
+                event_type: e.event_type,
+                v: e.v,
+                data,
+                metadata,
+                recorded_at,
+                hash: hash.clone(),
+            };
+            for p in self.projections {
+                p.apply(self.conn, &rec)?;
+            }
+            prev = hash;
+            out.push(rec);
+        }
+        Ok(out)
+    }
+}
+
+/// A queued write: type-erased so one channel carries jobs of any T/E.
+trait Job: Send {
+    /// Runs the closure; true when its writes should be kept.
+    fn run(&mut self, tx: &mut WriteTx<'_>) -> bool;
+    /// Delivers the outcome once the batch's fate (`commit`) is known.
+    fn finish(self: Box<Self>, commit: Result<(), StoreError>);
+}
+
+struct TypedJob<F, T, E, R> {
+    f: Option<F>,
+    out: Option<Result<T, E>>,
+    reply: R,
+}
+
+impl<F, T, E, R> Job for TypedJob<F, T, E, R>
+where
+    F: FnOnce(&mut WriteTx<'_>) -> Result<T, E> + Send,
+    T: Send,
+    E: From<StoreError> + Send,
+    R: FnOnce(Result<T, E>) + Send,
+{
+    fn run(&mut self, tx: &mut WriteTx<'_>) -> bool {
+        let Some(f) = self.f.take() else { return false };
+        let res = catch_unwind(AssertUnwindSafe(|| f(tx))).unwrap_or_else(|p| {
+            let msg = p
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| p.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "non-string panic payload".into());
+            tracing::error!(panic = %msg, "eventstore write job panicked; rolled back");
+            Err(E::from(StoreError::Panicked(msg)))
+        });
+        let ok = res.is_ok();
+        self.out = Some(res);
+        ok
+    }
+
+    fn finish(self: Box<Self>, commit: Result<(), StoreError>) {
+        let res = match (self.out, commit) {
+            // A failed job keeps its own error: nothing of it was written either way.
+            (Some(Err(e)), _) => Err(e),
+            (Some(Ok(v)), Ok(())) => Ok(v),
+            (_, Err(e)) => Err(E::from(e)),
+            (None, Ok(())) => Err(E::from(StoreError::Batch("job was not run".into()))),
+        };
+        (self.reply)(res);
+    }
+}
+
+struct Writer {
+    conn: Connection,
+    projections: Vec<Arc<dyn InlineProjection>>,
+    head: Arc<watch::Sender<u64>>,
+}
+
+impl Writer {
+    fn run(self, rx: mpsc::Receiver<Box<dyn Job>>) {
+        // recv() keeps yielding queued jobs after the sender is dropped, so
+        // close() drains before the thread exits.
+        while let Ok(first) = rx.recv() {
+            let mut batch = vec![first];
+            while batch.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(job) => batch.push(job),
+                    Err(_) => break,
+                }
+            }
+            let commit = self.run_batch(&mut batch);
+            tracing::trace!(jobs = batch.len(), ok = commit.is_ok(), "eventstore batch");
+            if let Err(e) = &commit {
+                tracing::error!(error = %e, jobs = batch.len(), "eventstore batch failed");
+                let _ = self.conn.execute_batch("ROLLBACK");
+            } else if let Ok(h) = head_of(&self.conn) {
+                // Published only after the commit: subscribers must never see
+                // a position that could still vanish.
+                self.head
+                    .send_if_modified(|cur| std::mem::replace(cur, h) != h);
+            }
+            // Replies only after the commit: an acknowledged write is durable.
+            for job in batch {
+                job.finish(commit.as_ref().map(|_| ()).map_err(StoreError::duplicate));
+            }
+        }
+    }
+
+    fn run_batch(&self, batch: &mut [Box<dyn Job>]) -> Result<(), StoreError> {
+        self.conn.execute_batch("BEGIN IMMEDIATE")?;
+        let mut tx = WriteTx {
+            conn: &self.conn,
+            projections: &self.projections,
+        };
+        for job in batch.iter_mut() {
+            self.conn.execute_batch("SAVEPOINT es_job")?;
+            if job.run(&mut tx) {
+                self.conn.execute_batch("RELEASE es_job")?;
+            } else {
+                self.conn
+                    .execute_batch("ROLLBACK TO es_job; RELEASE es_job")?;
+            }
+        }
+        self.conn.execute_batch("COMMIT")?;
+        Ok(())
+    }
+}
+
+struct Inner {
+    jobs: Mutex<Option<mpsc::Sender<Box<dyn Job>>>>,
+    writer: Mutex<Option<JoinHandle<()>>>,
+    reader: Mutex<Connection>,
+    head: Arc<watch::Sender<u64>>,
+    projections: Vec<Arc<dyn InlineProjection>>,
+}
+
+/// A poisoned mutex only means another thread panicked while holding it; the
+/// guarded values (a connection, a channel) stay usable.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Inner {
+    fn close(&self) {
+        drop(lock(&self.jobs).take());
+        if let Some(handle) = lock(&self.writer).take() {
+            // The last handle may be dropped by a job on the writer thread itself.
+            if handle.thread().id() != std::thread::current().id() {
+                let _ = handle.join();
+            }
+        }
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+#[derive(Clone)]
+pub struct EventStore {
+    inner: Arc<Inner>,
+}
+
+fn configure(conn: &Connection) -> rusqlite::Result<()> {
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    // WAL: readers never block the writer. FULL: fsync the WAL on every
+    // commit, so an acknowledged write survives power loss.
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")
+}
+
+impl EventStore {
+    pub fn open(
+        path: &Path,
+        projections: Vec<Arc<dyn InlineProjection>>,
+    ) -> Result<Self, StoreError> {
+        let mut conn = Connection::open(path)?;
+        configure(&conn)?;
+        let tx = conn.transaction()?;
+        tx.execute_batch(SCHEMA)?;
+        for p in &projections {
+            p.init_schema(&tx)?;
+        }
+        tx.commit()?;
+        let (head, _) = watch::channel(head_of(&conn)?);
+        let head = Arc::new(head);
+
+        let reader = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX
+                | OpenFlags::SQLITE_OPEN_URI,
+        )?;
+        reader.busy_timeout(std::time::Duration::from_secs(5))?;
+
+        let (tx_jobs, rx_jobs) = mpsc::channel::<Box<dyn Job>>();
+        let writer = Writer {
+            conn,
+            projections: projections.clone(),
+            head: head.clone(),
+        };
+        let handle = std::thread::Builder::new()
+            .name("eventstore-writer".into())
+            .spawn(move || writer.run(rx_jobs))
+            .map_err(|e| StoreError::Batch(format!("spawning writer thread: {e}")))?;
+        Ok(EventStore {
+            inner: Arc::new(Inner {
+                jobs: Mutex::new(Some(tx_jobs)),
+                writer: Mutex::new(Some(handle)),
+                reader: Mutex::new(reader),
+                head,
+                projections,
+            }),
+        })
+    }
+
+    fn submit<T, E, F>(
+        &self,
+        f: F,
+        reply: impl FnOnce(Result<T, E>) + Send + 'static,
+    ) -> Result<(), StoreError>
+    where
+        F: FnOnce(&mut WriteTx<'_>) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+    {
+        let job: Box<dyn Job> = Box::new(TypedJob {
+            f: Some(f),
+            out: None,
+            reply,
+        });
+        let guard = lock(&self.inner.jobs);
+        let sender = guard.as_ref().ok_or(StoreError::Closed)?;
+        sender.send(job).map_err(|_| StoreError::Closed)
+    }
+
+    /// Runs `f` on the single writer thread inside the current group-commit
+    /// transaction; resolves after the batch committed. Dropping the future
+    /// does not cancel the job.
+    pub async fn write<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        F: FnOnce(&mut WriteTx<'_>) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+    {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.submit(f, move |r| {
+            let _ = tx.send(r);
+        })?;
+        rx.await
+            .unwrap_or_else(|_| Err(E::from(StoreError::Closed)))
+    }
+
+    /// Like `write` for sync callers; blocks the calling thread (don't use it
+    /// on an async runtime worker, and never from inside a write job: the
+    /// writer would wait for itself).
+    pub fn write_blocking<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        F: FnOnce(&mut WriteTx<'_>) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+    {
+        let (tx, rx) = mpsc::sync_channel(1);
+        self.submit(f, move |r| {
+            let _ = tx.send(r);
+        })?;
+        rx.recv()
+            .unwrap_or_else(|_| Err(E::from(StoreError::Closed)))
+    }
+
+    /// Runs `f` on the read-only connection (WAL: sees the last committed state).
+    pub fn read<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+    ) -> Result<T, StoreError> {
+        Ok(f(&lock(&self.inner.reader))?)
+    }
+
+    pub fn read_stream(&self, stream_id: &str) -> Result<Vec<RecordedEvent>, StoreError> {
+        query_events(
+            &lock(&self.inner.reader),
+            "WHERE stream_id = ?1 ORDER BY stream_version",
+            [stream_id],
+        )
+    }
+
+    /// Events with position > `after_position`, ascending, at most `limit`.
+    pub fn read_from(
+        &self,
+        after_position: u64,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        query_events(
+            &lock(&self.inner.reader),
+            "WHERE position > ?1 ORDER BY position LIMIT ?2",
+            params![after_position, limit],
+        )
+    }
+
+    /// Last position, 0 when empty.
+    pub fn head(&self) -> Result<u64, StoreError> {
+        Ok(head_of(&lock(&self.inner.reader))?)
+    }
+
+    /// Head position, updated after each commit.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.inner.head.subscribe()
+    }
+
+    /// 0 if none saved.
+    pub fn checkpoint(&self, name: &str) -> Result<u64, StoreError> {
+        self.read(|c| {
+            c.query_row(
+                "SELECT position FROM checkpoints WHERE name = ?1",
+                [name],
+                |r| r.get(0),
+            )
+            .optional()
+            .map(Option::unwrap_or_default)
+        })
+    }
+
+    /// Goes through the writer (single writer, durable when it returns).
+    pub fn save_checkpoint(&self, name: &str, position: u64) -> Result<(), StoreError> {
+        let name = name.to_owned();
+        self.write_blocking(move |tx| {
+            tx.conn().execute(
+                "INSERT INTO checkpoints (name, position) VALUES (?1, ?2)
+                 ON CONFLICT(name) DO UPDATE SET position = excluded.position",
+                params![name, position],
+            )?;
+            Ok::<_, StoreError>(())
+        })
+    }
+
+    /// Recomputes every hash from the stored columns. Note: a chain without an
+    /// external anchor cannot detect removal of the newest events.
+    pub fn verify_chain(&self) -> Result<ChainReport, StoreError> {
+        let reader = lock(&self.inner.reader);
+        let snap = Snapshot::begin(&reader)?; // one consistent view while writers go on
+        let mut stmt = snap
+            .0
+            .prepare(&format!("SELECT {COLUMNS} FROM events ORDER BY position"))?;
+        let mut rows = stmt.query([])?;
+        let (mut events, mut prev, mut first_bad) = (0u64, String::new(), None);
+        while let Some(r) = rows.next()? {
+            events += 1;
+            if first_bad.is_some() {
+                continue;
+            }
+            let position: u64 = r.get(0)?;
+            if position != events {
+                first_bad = Some((position, format!("position gap: expected {events}")));
+                continue;
+            }
+            // Read raw columns: tampering may leave text that no longer parses.
+            let check = || -> Result<String, String> {
+                let text = |i: usize| {
+                    r.get::<_, String>(i)
+                        .map_err(|e| format!("column {i}: {e}"))
+                };
+                let int = |i: usize| r.get::<_, u64>(i).map_err(|e| format!("column {i}: {e}"));
+                let json = |i: usize| {
+                    serde_json::from_str::<Value>(&text(i)?)
+                        .map_err(|e| format!("column {i} is not JSON: {e}"))
+                };
+                let v = u32::try_from(int(5)?).map_err(|e| format!("column v: {e}"))?;
+                let (stream_id, event_id, event_type, recorded_at) =
+                    (text(1)?, text(3)?, text(4)?, text(8)?);
+                let (data, metadata) = (json(6)?, json(7)?);
+                let c = Canon {
+                    position,
+                    stream_id: &stream_id,
+                    stream_version: int(2)?,
+                    event_id: &event_id,
+                    event_type: &event_type,
+                    v,
+                    data: &data,
+                    metadata: &metadata,
+                    recorded_at: &recorded_at,
+                };
+                let stored = text(9)?;
+                if chain_hash(&prev, &c) == stored {
+                    Ok(stored)
+                } else {
+                    Err("hash mismatch (row changed or link broken)".into())
+                }
+            };
+            match check() {
+                Ok(hash) => prev = hash,
+                Err(reason) => first_bad = Some((position, reason)),
+            }
+        }
+        Ok(ChainReport { events, first_bad })
+    }
+
+    /// Clears every projection and re-applies the whole log, in one transaction
+    /// on the writer (readers never see a half-built read model).
+    pub fn rebuild_projections(&self) -> Result<u64, StoreError> {
+        self.write_blocking(|tx| {
+            for p in tx.projections {
+                p.clear(tx.conn)?;
+            }
+            replay(tx.conn, tx.conn, tx.projections)
+        })
+    }
+
+    /// Replays the log into a fresh in-memory database and compares every
+    /// projection's dump with the stored one.
+    pub fn verify_projections(&self) -> Result<Option<String>, StoreError> {
+        let fresh = Connection::open_in_memory()?;
+        for p in &self.inner.projections {
+            p.init_schema(&fresh)?;
+        }
+        let reader = lock(&self.inner.reader);
+        // Same snapshot for the log and the stored read models, else a
+        // concurrent commit would show up as a false mismatch.
+        let snap = Snapshot::begin(&reader)?;
+        replay(snap.0, &fresh, &self.inner.projections)?;
+        for p in &self.inner.projections {
+            let (stored, replayed) = (p.dump(snap.0)?, p.dump(&fresh)?);
+            if stored != replayed {
+                let i = stored
+                    .iter()
+                    .zip(&replayed)
+                    .take_while(|(a, b)| a == b)
+                    .count();
+                let show = |rows: &[String]| {
+                    rows.get(i)
+                        .map_or("<no row>".to_owned(), |r| format!("{r:?}"))
+                };
+                return Ok(Some(format!(
+                    "projection {}: row {i} differs: stored {} vs replayed {} ({} stored rows, {} replayed)",
+                    p.name(),
+                    show(&stored),
+                    show(&replayed),
+                    stored.len(),
+                    replayed.len()
+                )));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Stops the writer after draining queued jobs; later writes get `Closed`.
+    /// Reads keep working. Also happens when the last handle is dropped.
+    pub fn close(&self) {
+        self.inner.close();
+    }
+}
+
+/// Streams every event of `src` (in order) through the projections into `dst`.
+fn replay(
+    src: &Connection,
+    dst: &Connection,
+    projections: &[Arc<dyn InlineProjection>],
+) -> Result<u64, StoreError> {
+    let mut stmt = src.prepare(&format!("SELECT {COLUMNS} FROM events ORDER BY position"))?;
+    let mut rows = stmt.query([])?;
+    let mut n = 0;
+    while let Some(r) = rows.next()? {
+        let ev = row_to_event(r)?;
+        for p in projections {
+            p.apply(dst, &ev)?;
+        }
+        n += 1;
+    }
+    Ok(n)
+}
+
+/// A read transaction on the reader, ended on drop (also on early return).
+struct Snapshot<'a>(&'a Connection);
+
+impl<'a> Snapshot<'a> {
+    fn begin(conn: &'a Connection) -> rusqlite::Result<Self> {
+        conn.execute_batch("BEGIN DEFERRED")?;
+        Ok(Snapshot(conn))
+    }
+}
+
+impl Drop for Snapshot<'_> {
+    fn drop(&mut self) {
+        let _ = self.0.execute_batch("COMMIT");
+    }
+}

@@ -1,0 +1,586 @@
+use eventstore::rusqlite::{self, params, Connection};
+use eventstore::*;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use std::path::Path;
+use std::sync::Arc;
+use uuid::Uuid;
+
+/// Counts events per stream in its own table.
+struct Counts;
+
+impl InlineProjection for Counts {
+    fn name(&self) -> &'static str {
+        "counts"
+    }
+    fn init_schema(&self, conn: &Connection) -> rusqlite::Result<()> {
+        conn.execute_batch("CREATE TABLE IF NOT EXISTS test_counts (stream_id TEXT PRIMARY KEY, n INTEGER NOT NULL)")
+    }
+    fn apply(&self, conn: &Connection, e: &RecordedEvent) -> rusqlite::Result<()> {
+        conn.execute(
+            "INSERT INTO test_counts (stream_id, n) VALUES (?1, 1) ON CONFLICT(stream_id) DO UPDATE SET n = n + 1",
+            [&e.stream_id],
+        )
+        .map(drop)
+    }
+    fn clear(&self, conn: &Connection) -> rusqlite::Result<()> {
+        conn.execute_batch("DELETE FROM test_counts")
+    }
+    fn dump(&self, conn: &Connection) -> rusqlite::Result<Vec<String>> {
+        let mut s = conn.prepare("SELECT stream_id, n FROM test_counts ORDER BY stream_id")?;
+        let rows = s.query_map([], |r| {
+            Ok(format!(
+                "{}|{}",
+                r.get::<_, String>(0)?,
+                r.get::<_, i64>(1)?
+            ))
+        })?;
+        rows.collect()
+    }
+}
+
+fn open(path: &Path) -> EventStore {
+    EventStore::open(path, vec![Arc::new(Counts)]).unwrap()
+}
+
+fn ev(t: &str, data: serde_json::Value) -> NewEvent {
+    NewEvent {
+        event_id: Uuid::new_v4(),
+        event_type: t.into(),
+        v: 1,
+        data,
+        metadata: json!({"request_id": "r1"}),
+    }
+}
+
+fn append(
+    s: &EventStore,
+    stream: &str,
+    exp: ExpectedVersion,
+    events: Vec<NewEvent>,
+) -> Result<Vec<RecordedEvent>, StoreError> {
+    let stream = stream.to_owned();
+    s.write_blocking(move |tx| tx.append(&stream, exp, events))
+}
+
+fn count(s: &EventStore, stream: &str) -> Option<i64> {
+    s.read(|c| {
+        use rusqlite::OptionalExtension;
+        c.query_row(
+            "SELECT n FROM test_counts WHERE stream_id = ?1",
+            [stream],
+            |r| r.get(0),
+        )
+        .optional()
+    })
+    .unwrap()
+}
+
+#[test]
+fn append_and_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(&dir.path().join("es.db"));
+    assert_eq!(s.head().unwrap(), 0);
+    let a = append(
+        &s,
+        "volume-a",
+        ExpectedVersion::NoStream,
+        vec![
+            ev("Created", json!({"size": 1.1})),
+            ev("Grown", json!({"size": 2})),
+        ],
+    )
+    .unwrap();
+    let b = append(
+        &s,
+        "volume-b",
+        ExpectedVersion::Any,
+        vec![ev("Created", json!({"z": 1, "a": [1, {"y": null}]}))],
+    )
+    .unwrap();
+    assert_eq!((a[0].position, a[1].position, b[0].position), (1, 2, 3));
+    assert_eq!(
+        (
+            a[0].stream_version,
+            a[1].stream_version,
+            b[0].stream_version
+        ),
+        (1, 2, 1)
+    );
+    // What append returned is exactly what is read back (incl. recorded_at to the microsecond).
+    assert_eq!(s.read_stream("volume-a").unwrap(), a);
+    assert_eq!(s.read_stream("nope").unwrap(), vec![]);
+    let all = s.read_from(0, 100).unwrap();
+    assert_eq!(all, [a.clone(), b.clone()].concat());
+    assert_eq!(s.read_from(1, 1).unwrap(), vec![a[1].clone()]);
+    assert_eq!(s.head().unwrap(), 3);
+    assert_eq!(a[0].recorded_at.timestamp_subsec_nanos() % 1000, 0);
+    let raw: String = s
+        .read(|c| {
+            c.query_row(
+                "SELECT recorded_at FROM events WHERE position = 1",
+                [],
+                |r| r.get(0),
+            )
+        })
+        .unwrap();
+    assert_eq!(
+        raw,
+        a[0].recorded_at
+            .to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+    );
+    assert_eq!(raw.len(), "2024-01-01T00:00:00.000000Z".len());
+    let mode: String = s
+        .read(|c| c.query_row("PRAGMA journal_mode", [], |r| r.get(0)))
+        .unwrap();
+    assert_eq!(mode, "wal");
+    // Empty append writes nothing.
+    assert_eq!(
+        append(&s, "volume-a", ExpectedVersion::Exact(99), vec![]).unwrap(),
+        vec![]
+    );
+}
+
+#[test]
+fn version_conflict_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(&dir.path().join("es.db"));
+    append(&s, "s", ExpectedVersion::NoStream, vec![ev("A", json!({}))]).unwrap();
+    for exp in [
+        ExpectedVersion::NoStream,
+        ExpectedVersion::Exact(0),
+        ExpectedVersion::Exact(2),
+    ] {
+        match append(&s, "s", exp, vec![ev("B", json!({})), ev("C", json!({}))]) {
+            Err(StoreError::VersionConflict {
+                stream_id,
+                expected,
+                actual,
+            }) => {
+                assert_eq!((stream_id.as_str(), expected, actual), ("s", exp, 1))
+            }
+            other => panic!("expected conflict, got {other:?}"),
+        }
+    }
+    assert_eq!(s.head().unwrap(), 1);
+    assert_eq!(count(&s, "s"), Some(1));
+    let r = append(&s, "s", ExpectedVersion::Exact(1), vec![ev("B", json!({}))]).unwrap();
+    assert_eq!(r[0].stream_version, 2);
+}
+
+#[test]
+fn idempotent_append_by_event_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(&dir.path().join("es.db"));
+    let (e1, e2) = (ev("A", json!({"k": 1})), ev("B", json!({"k": 2})));
+    let ids = [e1.event_id, e2.event_id];
+    let first = append(&s, "s", ExpectedVersion::NoStream, vec![e1, e2]).unwrap();
+    let again = |exp| {
+        let evs = ids
+            .iter()
+            .map(|id| NewEvent {
+                event_id: *id,
+                ..ev("X", json!({"other": true}))
+            })
+            .collect();
+        append(&s, "s", exp, evs).unwrap()
+    };
+    // Retried with a now-stale expected version: same answer, no conflict, no write.
+    assert_eq!(again(ExpectedVersion::NoStream), first);
+    assert_eq!(again(ExpectedVersion::Any), first);
+    assert_eq!(s.head().unwrap(), 2);
+    assert_eq!(count(&s, "s"), Some(2));
+}
+
+#[test]
+fn raw_update_and_delete_fail() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("es.db");
+    let s = open(&path);
+    append(&s, "s", ExpectedVersion::Any, vec![ev("A", json!({}))]).unwrap();
+    let raw = Connection::open(&path).unwrap();
+    let e = raw
+        .execute("UPDATE events SET data = '{}'", [])
+        .unwrap_err();
+    assert!(e.to_string().contains("append-only"), "{e}");
+    let e = raw.execute("DELETE FROM events", []).unwrap_err();
+    assert!(e.to_string().contains("append-only"), "{e}");
+    assert_eq!(s.read_from(0, 10).unwrap().len(), 1);
+}
+
+/// Drops the update trigger and runs `sql` against the raw file.
+fn tamper(path: &Path, sql: &str) {
+    let raw = Connection::open(path).unwrap();
+    raw.execute_batch("DROP TRIGGER events_no_update").unwrap();
+    raw.execute_batch(sql).unwrap();
+}
+
+#[test]
+fn verify_chain_detects_tampering() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("es.db");
+    let s = open(&path);
+    for i in 0..5 {
+        append(
+            &s,
+            &format!("s{}", i % 2),
+            ExpectedVersion::Any,
+            vec![ev("A", json!({"i": i, "f": 0.1 + i as f64}))],
+        )
+        .unwrap();
+    }
+    assert_eq!(
+        s.verify_chain().unwrap(),
+        ChainReport {
+            events: 5,
+            first_bad: None
+        }
+    );
+    // Semantically equal JSON with different formatting still verifies (re-parsed Values).
+    let raw = Connection::open(&path).unwrap();
+    raw.execute_batch("DROP TRIGGER events_no_update").unwrap();
+    raw.execute(
+        "UPDATE events SET metadata = ' { \"request_id\" : \"r1\" } ' WHERE position = 2",
+        [],
+    )
+    .unwrap();
+    assert_eq!(s.verify_chain().unwrap().first_bad, None);
+    raw.execute(
+        "UPDATE events SET data = '{\"i\":2,\"f\":2.2,\"x\":1}' WHERE position = 3",
+        [],
+    )
+    .unwrap();
+    let r = s.verify_chain().unwrap();
+    assert_eq!(r.events, 5);
+    assert_eq!(r.first_bad.as_ref().map(|b| b.0), Some(3), "{r:?}");
+    // A type change further down is not reported before the first bad row.
+    raw.execute("UPDATE events SET event_type = 'B' WHERE position = 4", [])
+        .unwrap();
+    assert_eq!(s.verify_chain().unwrap().first_bad.unwrap().0, 3);
+}
+
+#[test]
+fn verify_chain_detects_type_change_and_invalid_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("es.db");
+    let s = open(&path);
+    for _ in 0..3 {
+        append(&s, "s", ExpectedVersion::Any, vec![ev("A", json!({}))]).unwrap();
+    }
+    tamper(
+        &path,
+        "UPDATE events SET event_type = 'a' WHERE position = 2",
+    );
+    assert_eq!(s.verify_chain().unwrap().first_bad.unwrap().0, 2);
+    let raw = Connection::open(&path).unwrap();
+    raw.execute_batch("UPDATE events SET data = '{oops' WHERE position = 1")
+        .unwrap();
+    let (pos, reason) = s.verify_chain().unwrap().first_bad.unwrap();
+    assert_eq!(pos, 1);
+    assert!(reason.contains("JSON"), "{reason}");
+}
+
+#[test]
+fn reopen_continues_chain() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("es.db");
+    let old = {
+        let s = open(&path);
+        append(
+            &s,
+            "s",
+            ExpectedVersion::Any,
+            vec![ev("A", json!({"a": 1})), ev("B", json!({}))],
+        )
+        .unwrap()
+        // dropped here: the writer thread stops
+    };
+    let s = open(&path);
+    assert_eq!(s.head().unwrap(), 2);
+    let new = append(
+        &s,
+        "s",
+        ExpectedVersion::Exact(2),
+        vec![ev("C", json!({"b": [1, 2]}))],
+    )
+    .unwrap();
+    let e = &new[0];
+    assert_eq!((e.position, e.stream_version), (3, 3));
+    // Recompute independently from the documented formula.
+    let canon = serde_json::to_vec(&json!({
+        "position": e.position, "stream_id": e.stream_id, "stream_version": e.stream_version,
+        "event_id": e.event_id.to_string(), "type": e.event_type, "v": e.v, "data": e.data,
+        "metadata": e.metadata,
+        "recorded_at": e.recorded_at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+    }))
+    .unwrap();
+    let mut h = Sha256::new();
+    h.update(old[1].hash.as_bytes());
+    h.update(&canon);
+    assert_eq!(e.hash, hex::encode(h.finalize()));
+    assert_eq!(
+        s.verify_chain().unwrap(),
+        ChainReport {
+            events: 3,
+            first_bad: None
+        }
+    );
+}
+
+#[derive(Debug)]
+enum AppErr {
+    Store(StoreError),
+    Rejected(usize),
+}
+impl From<StoreError> for AppErr {
+    fn from(e: StoreError) -> Self {
+        AppErr::Store(e)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn failing_jobs_in_a_batch_leave_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(&dir.path().join("es.db"));
+    // Hold the writer briefly so the following jobs queue up into one batch.
+    let blocker = s.write(|_tx| {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        Ok::<_, StoreError>(())
+    });
+    let mut tasks = vec![];
+    for i in 0..60usize {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move {
+            s.write(move |tx| {
+                // All on one shared stream too: each job sees its predecessors' writes.
+                tx.append(
+                    "shared",
+                    ExpectedVersion::Any,
+                    vec![ev("S", json!({"i": i}))],
+                )?;
+                tx.append(
+                    &format!("job-{i}"),
+                    ExpectedVersion::NoStream,
+                    vec![ev("J", json!({}))],
+                )?;
+                match i % 3 {
+                    0 => Err(AppErr::Rejected(i)),
+                    1 if i % 2 == 1 && i < 10 => panic!("job {i} blew up"),
+                    _ => Ok(i),
+                }
+            })
+            .await
+        }));
+    }
+    blocker.await.unwrap();
+    let mut ok = vec![];
+    for (i, t) in tasks.into_iter().enumerate() {
+        match t.await.unwrap() {
+            Ok(v) => ok.push(v),
+            Err(AppErr::Rejected(j)) => assert_eq!(i, j),
+            Err(AppErr::Store(StoreError::Panicked(m))) => assert!(m.contains("blew up"), "{m}"),
+            Err(e) => panic!("unexpected {e:?}"),
+        }
+    }
+    let expected_ok: Vec<usize> = (0..60)
+        .filter(|i| i % 3 != 0 && !(i % 3 == 1 && i % 2 == 1 && *i < 10))
+        .collect();
+    assert_eq!(ok, expected_ok);
+    for i in 0..60 {
+        let n = s.read_stream(&format!("job-{i}")).unwrap().len();
+        assert_eq!(n, usize::from(expected_ok.contains(&i)), "job {i}");
+    }
+    let shared = s.read_stream("shared").unwrap();
+    assert_eq!(shared.len(), expected_ok.len());
+    assert!(shared
+        .iter()
+        .enumerate()
+        .all(|(k, e)| e.stream_version == k as u64 + 1));
+    assert_eq!(s.head().unwrap(), 2 * expected_ok.len() as u64);
+    assert_eq!(
+        s.verify_chain().unwrap(),
+        ChainReport {
+            events: 2 * expected_ok.len() as u64,
+            first_bad: None
+        }
+    );
+    assert_eq!(count(&s, "shared"), Some(expected_ok.len() as i64));
+    assert_eq!(s.verify_projections().unwrap(), None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_nostream_only_one_wins() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(&dir.path().join("es.db"));
+    let mut tasks = vec![];
+    for _ in 0..20 {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move {
+            s.write(|tx| {
+                tx.append(
+                    "volume-x",
+                    ExpectedVersion::NoStream,
+                    vec![ev("Created", json!({}))],
+                )
+            })
+            .await
+        }));
+    }
+    let mut wins = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(_) => wins += 1,
+            Err(StoreError::VersionConflict { actual: 1, .. }) => {}
+            Err(e) => panic!("{e:?}"),
+        }
+    }
+    assert_eq!(wins, 1);
+}
+
+#[tokio::test]
+async fn subscribe_sees_head_advance() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(&dir.path().join("es.db"));
+    let mut rx = s.subscribe();
+    assert_eq!(*rx.borrow_and_update(), 0);
+    s.write(|tx| {
+        tx.append(
+            "s",
+            ExpectedVersion::Any,
+            vec![ev("A", json!({})), ev("B", json!({}))],
+        )
+    })
+    .await
+    .unwrap();
+    tokio::time::timeout(std::time::Duration::from_secs(5), rx.changed())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(*rx.borrow_and_update(), 2);
+    // Read-your-writes: the read connection already sees the commit.
+    assert_eq!(s.read_stream("s").unwrap().len(), 2);
+    assert_eq!(count(&s, "s"), Some(2));
+}
+
+#[test]
+fn checkpoints_persist_across_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("es.db");
+    {
+        let s = open(&path);
+        assert_eq!(s.checkpoint("executor").unwrap(), 0);
+        s.save_checkpoint("executor", 7).unwrap();
+        s.save_checkpoint("executor", 9).unwrap();
+        s.save_checkpoint("other", 1).unwrap();
+        assert_eq!(s.checkpoint("executor").unwrap(), 9);
+        s.close();
+        assert!(matches!(s.save_checkpoint("x", 1), Err(StoreError::Closed)));
+    }
+    let s = open(&path);
+    assert_eq!(
+        (
+            s.checkpoint("executor").unwrap(),
+            s.checkpoint("other").unwrap()
+        ),
+        (9, 1)
+    );
+}
+
+#[test]
+fn projection_inline_rebuild_and_verify() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("es.db");
+    let s = open(&path);
+    for i in 0..7 {
+        append(
+            &s,
+            &format!("s{}", i % 3),
+            ExpectedVersion::Any,
+            vec![ev("A", json!({}))],
+        )
+        .unwrap();
+    }
+    // A job that appends then fails leaves the projection untouched too.
+    let r: Result<(), AppErr> = s.write_blocking(|tx| {
+        tx.append("s0", ExpectedVersion::Any, vec![ev("A", json!({}))])?;
+        Err(AppErr::Rejected(0))
+    });
+    assert!(matches!(r, Err(AppErr::Rejected(0))));
+    assert_eq!(
+        (count(&s, "s0"), count(&s, "s1"), count(&s, "s2")),
+        (Some(3), Some(2), Some(2))
+    );
+    assert_eq!(s.verify_projections().unwrap(), None);
+    assert_eq!(s.rebuild_projections().unwrap(), 7);
+    assert_eq!(s.verify_projections().unwrap(), None);
+
+    let raw = Connection::open(&path).unwrap();
+    raw.execute(
+        "UPDATE test_counts SET n = 99 WHERE stream_id = 's1'",
+        params![],
+    )
+    .unwrap();
+    let msg = s
+        .verify_projections()
+        .unwrap()
+        .expect("tampering must be reported");
+    assert!(
+        msg.contains("counts") && msg.contains("s1|99") && msg.contains("s1|2"),
+        "{msg}"
+    );
+    raw.execute("DELETE FROM test_counts WHERE stream_id = 's2'", params![])
+        .unwrap();
+    raw.execute(
+        "UPDATE test_counts SET n = 2 WHERE stream_id = 's1'",
+        params![],
+    )
+    .unwrap();
+    let msg = s
+        .verify_projections()
+        .unwrap()
+        .expect("missing row must be reported");
+    assert!(msg.contains("<no row>"), "{msg}");
+
+    assert_eq!(s.rebuild_projections().unwrap(), 7);
+    assert_eq!(s.verify_projections().unwrap(), None);
+    assert_eq!(count(&s, "s1"), Some(2));
+}
+
+#[test]
+fn writer_survives_panic_and_drains_on_close() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(&dir.path().join("es.db"));
+    let r: Result<(), StoreError> = s.write_blocking(|_| panic!("boom"));
+    assert!(matches!(r, Err(StoreError::Panicked(ref m)) if m == "boom"));
+    append(&s, "s", ExpectedVersion::Any, vec![ev("A", json!({}))]).unwrap();
+    // Keep the writer busy, queue jobs behind it, then close: queued jobs still commit.
+    let blocker = {
+        let s = s.clone();
+        std::thread::spawn(move || {
+            s.write_blocking(|_| {
+                std::thread::sleep(std::time::Duration::from_millis(150));
+                Ok::<_, StoreError>(())
+            })
+        })
+    };
+    std::thread::sleep(std::time::Duration::from_millis(30));
+    let handles: Vec<_> = (0..8)
+        .map(|_| {
+            let s = s.clone();
+            std::thread::spawn(move || {
+                append(&s, "t", ExpectedVersion::Any, vec![ev("A", json!({}))])
+            })
+        })
+        .collect();
+    std::thread::sleep(std::time::Duration::from_millis(30));
+    s.close();
+    blocker.join().unwrap().unwrap();
+    for h in handles {
+        h.join().unwrap().unwrap();
+    }
+    assert_eq!(s.read_stream("t").unwrap().len(), 8);
+    assert!(matches!(
+        append(&s, "s", ExpectedVersion::Any, vec![ev("A", json!({}))]),
+        Err(StoreError::Closed)
+    ));
+}
