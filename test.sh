@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Runs every test blockledger has, installing what they need first.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+need_apt=()
+command -v qemu-img >/dev/null 2>&1 || need_apt+=(qemu-utils)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  echo "installing: ${need_apt[*]}"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"
+fi
+
+cargo test --workspace

@@ -1,0 +1,347 @@
+//! End-to-end harness: the real `blockledger` binary on a random port with a
+//! temporary data dir, spoken to over HTTP. Waits poll with a deadline.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub const DEADLINE: Duration = Duration::from_secs(30);
+
+pub struct Server {
+    child: Option<Child>,
+    pub base: String,
+    pub data_dir: PathBuf,
+    backend: String,
+}
+
+impl Server {
+    pub fn start(data_dir: &Path) -> Server {
+        Self::start_with(data_dir, "qcow2")
+    }
+
+    pub fn start_with(data_dir: &Path, backend: &str) -> Server {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_blockledger"))
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--backend",
+                backend,
+                "--data-dir",
+            ])
+            .arg(data_dir)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start blockledger");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("read listening line");
+        let base = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
+            .to_string();
+        Server {
+            child: Some(child),
+            base,
+            data_dir: data_dir.to_path_buf(),
+            backend: backend.to_string(),
+        }
+    }
+
+    /// SIGTERM and wait: a graceful stop.
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &c.id().to_string()])
+                .status();
+            let deadline = Instant::now() + DEADLINE;
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = c.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+            panic!("server did not stop on SIGTERM within the deadline");
+        }
+    }
+
+    /// SIGKILL: a crash.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub fn restart(&mut self) {
+        self.stop();
+        *self = Server::start_with(&self.data_dir.clone(), &self.backend.clone());
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub fn client(&self, user: &str, project: &str) -> Client {
+        Client {
+            http: reqwest::Client::new(),
+            base: self.base.clone(),
+            token: format!("{user}:{project}"),
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+pub struct Client {
+    pub http: reqwest::Client,
+    pub base: String,
+    pub token: String,
+}
+
+pub struct Reply {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+}
+
+impl Client {
+    pub async fn send(&self, method: &str, path: &str, body: Option<&str>) -> Reply {
+        let m = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+        let mut req = self
+            .http
+            .request(m, format!("{}{}", self.base, path))
+            .header("X-Auth-Token", &self.token)
+            .header("Content-Type", "application/json");
+        if let Some(b) = body {
+            req = req.body(b.to_string());
+        }
+        let resp = req.send().await.expect("request");
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let text = resp.text().await.expect("body");
+        let body = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub async fn get(&self, path: &str) -> Reply {
+        self.send("GET", path, None).await
+    }
+    pub async fn post(&self, path: &str, body: &Value) -> Reply {
+        self.send("POST", path, Some(&body.to_string())).await
+    }
+    pub async fn put(&self, path: &str, body: &Value) -> Reply {
+        self.send("PUT", path, Some(&body.to_string())).await
+    }
+    pub async fn delete(&self, path: &str) -> Reply {
+        self.send("DELETE", path, None).await
+    }
+
+    /// Polls `path` until `pred` holds on the reply, or panics at the deadline.
+    pub async fn wait_until(&self, path: &str, what: &str, pred: impl Fn(&Reply) -> bool) -> Reply {
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            let r = self.get(path).await;
+            if pred(&r) {
+                return r;
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "{what}: not reached by the deadline; last reply {} {}",
+                    r.status, r.body
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    pub async fn wait_status(&self, path: &str, status: &str) -> Reply {
+        self.wait_until(path, &format!("{path} -> {status}"), |r| {
+            r.body["volume"]["status"] == status
+        })
+        .await
+    }
+}
+
+/// `qemu-img info` virtual size of a file.
+pub fn virtual_size(path: &Path) -> u64 {
+    let out = Command::new("qemu-img")
+        .args(["info", "-U", "--output=json"])
+        .arg(path)
+        .output()
+        .expect("qemu-img");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).expect("json");
+    v["virtual-size"].as_u64().expect("virtual-size")
+}
+
+pub fn verify(data_dir: &Path) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_blockledger"))
+        .args(["verify", "--data-dir"])
+        .arg(data_dir)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("verify");
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+/// The documented example `name` from ../shared/examples.
+pub fn example(name: &str) -> Value {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/examples")
+        .join(name);
+    let text =
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    serde_json::from_str(&text).expect("example json")
+}
+
+/// The type skeleton of a JSON value: every key, and each leaf's JSON type.
+/// Arrays take the shape of their first element. A null in the documented
+/// example is "documented as nullable" and matches any type.
+pub fn shape(v: &Value) -> Value {
+    match v {
+        Value::Null => Value::String("null".into()),
+        Value::Bool(_) => Value::String("bool".into()),
+        Value::Number(_) => Value::String("number".into()),
+        Value::String(_) => Value::String("string".into()),
+        Value::Array(a) => Value::Array(a.first().map(shape).into_iter().collect()),
+        Value::Object(m) => Value::Object(m.iter().map(|(k, v)| (k.clone(), shape(v))).collect()),
+    }
+}
+
+/// Asserts that `actual` has exactly the example's field names, and the
+/// example's type for every field the example does not print as null.
+pub fn assert_same_shape(example: &Value, actual: &Value, ctx: &str) {
+    fn walk(e: &Value, a: &Value, path: &str, errs: &mut Vec<String>) {
+        // Free-form maps: their keys are the client's, not the schema's.
+        let free = path.ends_with(".metadata") || path.ends_with(".volume_image_metadata");
+        match (e, a) {
+            (Value::Null, _) => {}
+            (Value::Object(_), Value::Object(_)) if free => {}
+            (Value::Object(em), Value::Object(am)) => {
+                for k in em.keys() {
+                    if !am.contains_key(k) {
+                        errs.push(format!("{path}.{k}: missing"));
+                    }
+                }
+                for k in am.keys() {
+                    if !em.contains_key(k) {
+                        errs.push(format!("{path}.{k}: not documented"));
+                    }
+                }
+                for (k, ev) in em {
+                    if let Some(av) = am.get(k) {
+                        walk(ev, av, &format!("{path}.{k}"), errs);
+                    }
+                }
+            }
+            (Value::Array(ea), Value::Array(aa)) => {
+                if let (Some(e0), Some(a0)) = (ea.first(), aa.first()) {
+                    walk(e0, a0, &format!("{path}[]"), errs);
+                }
+            }
+            (e, a) if shape(e) == shape(a) => {}
+            (e, a) => errs.push(format!(
+                "{path}: documented {} but got {}",
+                shape(e),
+                shape(a)
+            )),
+        }
+    }
+    let mut errs = Vec::new();
+    walk(example, actual, "", &mut errs);
+    assert!(
+        errs.is_empty(),
+        "{ctx}: shape differs from the documented example:\n{}",
+        errs.join("\n")
+    );
+}
+
+/// insta settings shared by every snapshot: files in `snapshots/`, ids,
+/// times and hosts redacted, every other value kept exact.
+pub fn insta_settings() -> insta::Settings {
+    let mut s = insta::Settings::clone_current();
+    s.set_snapshot_path(Path::new(env!("CARGO_MANIFEST_DIR")).join("snapshots"));
+    s.set_prepend_module_to_snapshot(false);
+    s.set_sort_maps(true);
+    for key in ["id", "volume_id", "job_id", "user_id"] {
+        s.add_redaction(&format!(".**.{key}"), "[id]");
+    }
+    s.add_redaction(".**[\"os-vol-tenant-attr:tenant_id\"]", "[id]");
+    for key in [
+        "created_at",
+        "updated_at",
+        "begin_time",
+        "end_time",
+        "attached_at",
+    ] {
+        // Keep nulls and "" visible: only a real time is redacted.
+        s.add_dynamic_redaction(&format!(".**.{key}"), |v, _| match v.as_str() {
+            Some(t) if !t.is_empty() => insta::internals::Content::from("[time]"),
+            _ => v,
+        });
+    }
+    s.add_dynamic_redaction(".**.href", |v, _| match v.as_str() {
+        Some(h) => insta::internals::Content::from(redact_href(h)),
+        None => v,
+    });
+    s
+}
+
+/// `http://127.0.0.1:PORT/v2/<project>/volumes/<uuid>` → `http://[host]/v2/<project>/volumes/[id]`.
+pub fn redact_href(h: &str) -> String {
+    let rest = h.split_once("://").map(|(_, r)| r).unwrap_or(h);
+    let path = rest.find('/').map(|i| &rest[i..]).unwrap_or("");
+    let mut out = String::from("http://[host]");
+    let bytes = path.as_bytes();
+    let mut i = 0;
+    while i < path.len() {
+        if i + 36 <= path.len() && uuid::Uuid::parse_str(&path[i..i + 36]).is_ok() {
+            out.push_str("[id]");
+            i += 36;
+        } else if i + 32 <= path.len() && bytes[i..i + 32].iter().all(|b| b.is_ascii_hexdigit()) {
+            out.push_str("[id]");
+            i += 32;
+        } else {
+            let c = path[i..].chars().next().unwrap_or(' ');
+            out.push(c);
+            i += c.len_utf8();
+        }
+    }
+    out
+}
