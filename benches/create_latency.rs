@@ -38,7 +38,15 @@ async fn main() {
         .expect("listening line");
     let base = line.trim().trim_start_matches("listening on ").to_string();
     let http = reqwest::Client::new();
-    // The test project gets a quota large enough for the run.
+    // The bench project gets a quota large enough for the run.
+    let r = http
+        .put(format!("{base}/v2/bench/os-quota-sets/bench"))
+        .header("X-Auth-Token", "admin:bench")
+        .json(&json!({"quota_set": {"volumes": -1, "gigabytes": -1}}))
+        .send()
+        .await
+        .expect("quota");
+    assert!(r.status().is_success(), "quota update: {}", r.status());
     let mut latencies = Vec::with_capacity(n);
     let started = Instant::now();
     for i in 0..n {

@@ -109,14 +109,21 @@ fn serve(args: ServeArgs) -> Result<()> {
         .build()?;
     rt.block_on(async move {
         let store = open_store(&args.data.data_dir)?;
-        let backend = executor::open_backend(&args.backend, &args.data.data_dir)?;
-        let exec = executor::Executor::new(store.clone(), Arc::from(backend));
+        // Absolute, so connection info names a path any consumer can open.
+        let data_dir = std::fs::canonicalize(&args.data.data_dir)?;
+        let backend = executor::open_backend(&args.backend, &data_dir)?;
+        let backend: Arc<dyn executor::StorageBackend> = Arc::from(backend);
+        let exec = executor::Executor::new(store.clone(), backend.clone());
         let (stop_tx, stop_rx) = watch::channel(false);
         let exec_task = tokio::spawn(exec.run(stop_rx));
 
         let state = api::AppState {
             store: store.clone(),
             catalog: Arc::new(domain::Catalog::default()),
+            connector: Arc::new(move |id| api::Connection {
+                device_path: backend.active_path(id).to_string_lossy().into_owned(),
+                format: backend.format(),
+            }),
         };
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await

@@ -723,6 +723,15 @@ async fn executor_converges_after_a_crash() {
     let tmp = tempfile::tempdir().unwrap();
     let mut srv = Server::start(tmp.path());
     let c = srv.client("alice", "p1");
+    // Twenty volumes: more than the default quota of ten.
+    let r = srv
+        .client("admin", "p1")
+        .put(
+            "/v2/p1/os-quota-sets/p1",
+            &json!({"quota_set": {"volumes": 20}}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
     let mut ids = Vec::new();
     for i in 0..20 {
         let r = c

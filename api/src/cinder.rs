@@ -31,6 +31,10 @@ pub fn routes(prefix: &str) -> Router<AppState> {
             &format!("{prefix}/volumes/{{volume_id}}/action"),
             post(action),
         )
+        .merge(crate::metadata::routes(
+            prefix,
+            crate::metadata::Target::Volume,
+        ))
 }
 
 pub(crate) fn query(
@@ -45,10 +49,9 @@ pub(crate) fn query(
 async fn create(State(state): State<AppState>, ctx: Ctx, body: Bytes) -> Reply {
     let obj = input::json_object(&body).map_err(|e| ctx.err(e))?;
     let v = input::member(&obj, "volume").map_err(|e| ctx.err(e))?;
-    let cmd = commands::parse_create(&state, &ctx, v, CreateRules::Cinder, None)
+    let parsed = commands::parse_create(&state, &ctx, v, CreateRules::Cinder, None)
         .map_err(|e| ctx.err(e))?;
-    let id = cmd.volume_id;
-    commands::execute_volume(&state, &ctx, id, VolumeCommand::Create(cmd), None).await?;
+    let id = commands::create_volume(&state, &ctx, parsed).await?;
     let row = commands::visible_volume(&state, &ctx, &id.to_string())?;
     Ok((
         StatusCode::ACCEPTED,
@@ -57,7 +60,7 @@ async fn create(State(state): State<AppState>, ctx: Ctx, body: Bytes) -> Reply {
         .into_response())
 }
 
-fn next_link(ctx: &Ctx, path: &str, q: &HashMap<String, String>, last: &str) -> Value {
+pub(crate) fn next_link(ctx: &Ctx, path: &str, q: &HashMap<String, String>, last: &str) -> Value {
     let mut pairs: Vec<(&str, &str)> = q
         .iter()
         .filter(|(k, _)| k.as_str() != "marker" && k.as_str() != "offset")
@@ -167,17 +170,23 @@ async fn delete(
     State(state): State<AppState>,
     ctx: Ctx,
     Path(p): Path<HashMap<String, String>>,
+    q: Result<Query<HashMap<String, String>>, QueryRejection>,
 ) -> Reply {
     let raw_id = p.get("volume_id").map(String::as_str).unwrap_or_default();
     let id = commands::path_uuid(&ctx, raw_id)?;
-    commands::execute_volume(
-        &state,
-        &ctx,
-        id,
-        VolumeCommand::Delete { job_id: None },
-        None,
-    )
-    .await?;
+    let q = query(&ctx, q)?;
+    let cascade = match q.get("cascade").map(String::as_str) {
+        None => false,
+        Some(v) if v.eq_ignore_ascii_case("true") || v == "1" => true,
+        Some(v) if v.eq_ignore_ascii_case("false") || v == "0" => false,
+        Some(v) => {
+            return Err(ctx.err(DomainError::invalid(
+                "EVS.5400",
+                format!("Invalid value '{v}' for cascade: expected true or false."),
+            )))
+        }
+    };
+    commands::delete_volume(&state, &ctx, id, cascade, None).await?;
     Ok(StatusCode::ACCEPTED.into_response())
 }
 
@@ -197,16 +206,136 @@ async fn action(
             "Malformed request body: exactly one action is expected.",
         )));
     }
-    let (name, _) = obj.iter().next().expect("one key checked above");
-    match name.as_str() {
+    let name = obj.keys().next().cloned().unwrap_or_default();
+    let name = name.as_str();
+    match name {
         // CINDER-7.2.1
         "os-extend" => {
             let new_size = extend_size(&obj).map_err(|e| ctx.err(e))?;
-            let cmd = VolumeCommand::Extend {
-                new_size,
-                job_id: None,
+            commands::extend_volume(&state, &ctx, id, new_size, None).await?;
+            Ok(StatusCode::ACCEPTED.into_response())
+        }
+        // CINDER-7.2.2: 200, no body.
+        "os-set_bootable" => {
+            let b = input::member(&obj, "os-set_bootable").map_err(|e| ctx.err(e))?;
+            let bootable = input::opt_bool(b, "bootable")
+                .map_err(|e| ctx.err(e))?
+                .ok_or_else(|| {
+                    ctx.err(DomainError::invalid("EVS.5400", "'bootable' is required."))
+                })?;
+            commands::execute_volume(
+                &state,
+                &ctx,
+                id,
+                VolumeCommand::SetBootable { bootable },
+                None,
+            )
+            .await?;
+            Ok(StatusCode::OK.into_response())
+        }
+        // CINDER-7.2.3: both spellings [5.1 #3]; 202.
+        "os-update_readonly_flag" | "os-update_READONLY_flag" => {
+            let b = input::member(&obj, name).map_err(|e| ctx.err(e))?;
+            let readonly = input::opt_bool(b, "readonly")
+                .map_err(|e| ctx.err(e))?
+                .ok_or_else(|| {
+                    ctx.err(DomainError::invalid("EVS.5400", "'readonly' is required."))
+                })?;
+            commands::execute_volume(
+                &state,
+                &ctx,
+                id,
+                VolumeCommand::SetReadonly { readonly },
+                None,
+            )
+            .await?;
+            Ok(StatusCode::ACCEPTED.into_response())
+        }
+        // CINDER-7.2.5: available → in-use with an attachment record.
+        "os-attach" => {
+            let b = input::member(&obj, "os-attach").map_err(|e| ctx.err(e))?;
+            let server_id = input::opt_str(b, "instance_uuid")
+                .map_err(|e| ctx.err(e))?
+                .ok_or_else(|| {
+                    ctx.err(DomainError::invalid(
+                        "EVS.5400",
+                        "'instance_uuid' is required.",
+                    ))
+                })?;
+            let device = input::opt_str(b, "mountpoint")
+                .map_err(|e| ctx.err(e))?
+                .ok_or_else(|| {
+                    ctx.err(DomainError::invalid(
+                        "EVS.5400",
+                        "'mountpoint' is required.",
+                    ))
+                })?;
+            let host_name = input::opt_str(b, "host_name").map_err(|e| ctx.err(e))?;
+            let mode = match input::opt_str(b, "mode")
+                .map_err(|e| ctx.err(e))?
+                .as_deref()
+            {
+                None | Some("rw") => domain::volume::AttachMode::Rw,
+                Some("ro") => domain::volume::AttachMode::Ro,
+                Some(m) => {
+                    return Err(ctx.err(DomainError::invalid(
+                        "EVS.5400",
+                        format!("Invalid attach mode '{m}': rw or ro."),
+                    )))
+                }
+            };
+            let cmd = VolumeCommand::Attach {
+                attachment_id: uuid::Uuid::new_v4(),
+                server_id,
+                host_name,
+                device,
+                mode,
             };
             commands::execute_volume(&state, &ctx, id, cmd, None).await?;
+            Ok(StatusCode::ACCEPTED.into_response())
+        }
+        // CINDER-7.2.6.
+        "os-detach" => {
+            let b = input::member(&obj, "os-detach").map_err(|e| ctx.err(e))?;
+            let attachment_id = match input::opt_str(b, "attachment_id").map_err(|e| ctx.err(e))? {
+                None => None,
+                Some(a) => Some(
+                    input::uuid(&a)
+                        .ok_or_else(|| ctx.err(DomainError::AttachmentNotFound(a.clone())))?,
+                ),
+            };
+            commands::execute_volume(
+                &state,
+                &ctx,
+                id,
+                VolumeCommand::Detach { attachment_id },
+                None,
+            )
+            .await?;
+            Ok(StatusCode::ACCEPTED.into_response())
+        }
+        // CINDER-7.2.7 / 7.2.8 [5.1 #38].
+        "os-reserve" => {
+            commands::execute_volume(&state, &ctx, id, VolumeCommand::Reserve, None).await?;
+            Ok(StatusCode::ACCEPTED.into_response())
+        }
+        "os-unreserve" => {
+            commands::execute_volume(&state, &ctx, id, VolumeCommand::Unreserve, None).await?;
+            Ok(StatusCode::ACCEPTED.into_response())
+        }
+        // Connection info for os-brick's local connector (issue 5): the
+        // absolute path of the volume's active file.
+        "os-initialize_connection" => {
+            let row = commands::visible_volume(&state, &ctx, raw_id)?;
+            let c = (state.connector)(id);
+            Ok(Json(json!({"connection_info": {
+                "driver_volume_type": "local",
+                "data": {"device_path": c.device_path, "format": c.format, "volume_id": row.id}
+            }}))
+            .into_response())
+        }
+        "os-terminate_connection" => {
+            commands::visible_volume(&state, &ctx, raw_id)?;
             Ok(StatusCode::ACCEPTED.into_response())
         }
         other => Err(ctx.err(DomainError::invalid(

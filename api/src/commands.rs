@@ -5,9 +5,11 @@
 
 use std::collections::HashMap;
 
-use domain::volume::check_single_source;
-use domain::{CreateVolume, DomainError, VolumeAggregate, VolumeCommand};
-use eventstore::RecordedEvent;
+use domain::volume::{check_single_source, CreateSource, SnapshotSource};
+use domain::{
+    CreateVolume, DomainError, SnapshotAggregate, SnapshotCommand, VolumeAggregate, VolumeCommand,
+};
+use eventstore::{RecordedEvent, StoreError, WriteTx};
 use projections::{ListQuery, SortDir, SortKey, VolumeRow};
 use serde_json::{Map, Value};
 use uuid::Uuid;
@@ -24,6 +26,16 @@ pub enum CreateRules {
     Evs,
 }
 
+/// A create request, translated; the snapshot it names (if any) is read
+/// inside the write transaction.
+pub struct ParsedCreate {
+    pub cmd: CreateVolume,
+    /// The source snapshot and whether to make a linked clone of it.
+    pub snapshot: Option<(Uuid, bool)>,
+    pub zone_given: bool,
+    pub type_given: bool,
+}
+
 /// Parses the `volume` object of a create request into a command.
 pub fn parse_create(
     state: &AppState,
@@ -31,7 +43,7 @@ pub fn parse_create(
     v: &Map<String, Value>,
     rules: CreateRules,
     job_id: Option<String>,
-) -> Result<CreateVolume, DomainError> {
+) -> Result<ParsedCreate, DomainError> {
     let zone = input::opt_str(v, "availability_zone")?;
     let vtype = input::opt_str(v, "volume_type")?;
     if rules == CreateRules::Evs && (zone.is_none() || vtype.is_none()) {
@@ -58,9 +70,13 @@ pub fn parse_create(
     if backup.is_some() {
         return Err(DomainError::invalid("EVS.1006", "invalid backup id!"));
     }
-    if snapshot.is_some() {
-        return Err(DomainError::invalid("EVS.2045", "invalid snapshot_id!"));
-    }
+    let snapshot = match snapshot {
+        None => None,
+        Some(s) => Some(
+            input::uuid(&s)
+                .ok_or_else(|| DomainError::invalid("EVS.2045", "invalid snapshot_id!"))?,
+        ),
+    };
     if image.is_some() {
         return Err(DomainError::invalid("EVS.2046", "invalid imageRef!"));
     }
@@ -89,13 +105,25 @@ pub fn parse_create(
             )));
         }
     }
+    // metadata.full_clone: "0" asks for a linked clone of the snapshot.
+    let linked = match metadata.get("full_clone").map(String::as_str) {
+        None | Some("1") => false,
+        Some("0") => true,
+        Some(_) => {
+            return Err(DomainError::invalid(
+                "EVS.1063",
+                "invalid full_clone in metadata!",
+            ))
+        }
+    };
     let multiattach = match input::opt_bool(v, "multiattach")? {
         Some(m) => m,
         None => input::opt_bool(v, "shareable")
             .map_err(|_| DomainError::invalid("EVS.1054", "invalid shareable parameter!"))?
             .unwrap_or(false),
     };
-    Ok(CreateVolume {
+    let (zone_given, type_given) = (zone.is_some(), vtype.is_some());
+    let cmd = CreateVolume {
         volume_id: Uuid::new_v4(),
         project_id: ctx.project_id.clone(),
         user_id: ctx.user_id.clone(),
@@ -107,6 +135,16 @@ pub fn parse_create(
         metadata,
         multiattach,
         job_id,
+        batch_job_id: None,
+        source: None,
+        // Read in the write transaction (see `create_volume`).
+        quota: Default::default(),
+    };
+    Ok(ParsedCreate {
+        cmd,
+        snapshot: snapshot.map(|s| (s, linked)),
+        zone_given,
+        type_given,
     })
 }
 
@@ -115,8 +153,78 @@ pub fn new_job_id() -> String {
     Uuid::new_v4().simple().to_string()
 }
 
-/// Runs `cmd` against volume `id` as the caller. A volume of another
-/// project is not found, exactly like a missing one, so ids do not leak.
+/// Who may touch what, carried into the write transaction.
+#[derive(Clone, Debug)]
+pub struct Caller {
+    pub project_id: String,
+    pub is_admin: bool,
+}
+
+impl Caller {
+    pub fn of(ctx: &Ctx) -> Self {
+        Caller {
+            project_id: ctx.project_id.clone(),
+            is_admin: ctx.is_admin,
+        }
+    }
+
+    fn owns(&self, project: &str) -> bool {
+        self.is_admin || project == self.project_id
+    }
+}
+
+type TxResult<T> = Result<Result<T, DomainError>, StoreError>;
+
+/// Runs `f` in one write transaction as the caller. `f` returns the
+/// domain's refusal as the inner error, so refusals are still recorded.
+pub async fn transact<T, F>(
+    state: &AppState,
+    ctx: &Ctx,
+    correlation_id: Option<&str>,
+    f: F,
+) -> Result<T, ApiError>
+where
+    T: Send + 'static,
+    F: FnOnce(&mut WriteTx<'_>, &Value, &Caller) -> TxResult<T> + Send + 'static,
+{
+    let meta = ctx.metadata(correlation_id);
+    let caller = Caller::of(ctx);
+    let result = state
+        .store
+        .write(move |tx| f(tx, &meta, &caller))
+        .await
+        .map_err(|e: StoreError| ctx.err(e))?;
+    result.map_err(|e| ctx.err(e))
+}
+
+/// The live volume `id` if the caller may touch it; another project's
+/// volume is not found, exactly like a missing one, so ids do not leak.
+pub fn volume_in_tx(
+    tx: &WriteTx<'_>,
+    caller: &Caller,
+    id: Uuid,
+) -> TxResult<domain::volume::Volume> {
+    let (st, _) = tx.load::<VolumeAggregate>(&id.to_string())?;
+    Ok(match st.volume {
+        Some(v) if !st.deleted && caller.owns(&v.project_id) => Ok(v),
+        _ => Err(DomainError::VolumeNotFound(id.to_string())),
+    })
+}
+
+/// The live snapshot `id` if the caller may touch it.
+pub fn snapshot_in_tx(
+    tx: &WriteTx<'_>,
+    caller: &Caller,
+    id: Uuid,
+) -> TxResult<domain::snapshot::Snapshot> {
+    let (st, _) = tx.load::<SnapshotAggregate>(&id.to_string())?;
+    Ok(match st.snapshot {
+        Some(s) if !st.deleted && caller.owns(&s.project_id) => Ok(s),
+        _ => Err(DomainError::SnapshotNotFound(id.to_string())),
+    })
+}
+
+/// Runs `cmd` against volume `id` as the caller.
 pub async fn execute_volume(
     state: &AppState,
     ctx: &Ctx,
@@ -124,28 +232,220 @@ pub async fn execute_volume(
     cmd: VolumeCommand,
     correlation_id: Option<&str>,
 ) -> Result<Vec<RecordedEvent>, ApiError> {
-    let meta = ctx.metadata(correlation_id);
-    let (project, admin) = (ctx.project_id.clone(), ctx.is_admin);
-    let key = id.to_string();
-    let result = state
-        .store
-        .write(move |tx| {
-            if !matches!(cmd, VolumeCommand::Create(_)) {
-                let (st, _) = tx.load::<VolumeAggregate>(&key)?;
-                if let Some(v) = &st.volume {
-                    if !admin && v.project_id != project {
-                        return Ok(Err(DomainError::VolumeNotFound(key)));
+    transact(state, ctx, correlation_id, move |tx, meta, caller| {
+        if !matches!(cmd, VolumeCommand::Create(_)) {
+            if let Err(e) = volume_in_tx(tx, caller, id)? {
+                return Ok(Err(e));
+            }
+        }
+        Ok(tx
+            .execute::<VolumeAggregate>(&id.to_string(), cmd, meta)?
+            .map_err(|e| match e {
+                DomainError::VolumeNotFound(_) => DomainError::VolumeNotFound(id.to_string()),
+                e => e,
+            }))
+    })
+    .await
+}
+
+/// Runs `cmd` against snapshot `id` as the caller.
+pub async fn execute_snapshot(
+    state: &AppState,
+    ctx: &Ctx,
+    id: Uuid,
+    cmd: SnapshotCommand,
+) -> Result<Vec<RecordedEvent>, ApiError> {
+    transact(state, ctx, None, move |tx, meta, caller| {
+        if let Err(e) = snapshot_in_tx(tx, caller, id)? {
+            return Ok(Err(e));
+        }
+        Ok(tx
+            .execute::<SnapshotAggregate>(&id.to_string(), cmd, meta)?
+            .map_err(|e| match e {
+                DomainError::SnapshotNotFound(_) => DomainError::SnapshotNotFound(id.to_string()),
+                e => e,
+            }))
+    })
+    .await
+}
+
+/// Creates a volume, from a snapshot if the request names one: the
+/// snapshot is read in the same transaction, and its type and zone are the
+/// defaults for the new volume.
+pub async fn create_volume(state: &AppState, ctx: &Ctx, p: ParsedCreate) -> Result<Uuid, ApiError> {
+    let id = p.cmd.volume_id;
+    let correlation = p.cmd.job_id.clone();
+    transact(
+        state,
+        ctx,
+        correlation.as_deref(),
+        move |tx, meta, caller| {
+            let mut cmd = p.cmd;
+            cmd.quota = projections::quotas::headroom(tx.conn(), &cmd.project_id)?;
+            if let Some((snap_id, linked)) = p.snapshot {
+                let s = match snapshot_in_tx(tx, caller, snap_id)? {
+                    Ok(s) => s,
+                    Err(_) => {
+                        return Ok(Err(DomainError::invalid(
+                            "EVS.2045",
+                            "invalid snapshot_id!",
+                        )))
+                    }
+                };
+                if !p.type_given {
+                    cmd.volume_type = s.volume_type.clone();
+                }
+                if !p.zone_given {
+                    cmd.availability_zone = s.availability_zone.clone();
+                }
+                cmd.source = Some(CreateSource::Snapshot(SnapshotSource {
+                    snapshot_id: s.id,
+                    status: s.status,
+                    size: s.size,
+                    volume_type: s.volume_type,
+                    availability_zone: s.availability_zone,
+                    linked,
+                }));
+            }
+            Ok(tx
+                .execute::<VolumeAggregate>(
+                    &id.to_string(),
+                    VolumeCommand::Create(cmd.into()),
+                    meta,
+                )?
+                .map(|_| id))
+        },
+    )
+    .await
+}
+
+/// Creates a batch of volumes (EVS `count`) in one transaction: the whole
+/// batch is checked against the quota first, then each volume is decided
+/// with the usage its predecessors left, so it is all or nothing.
+pub async fn create_volumes(
+    state: &AppState,
+    ctx: &Ctx,
+    batch: Vec<ParsedCreate>,
+    job_id: &str,
+) -> Result<(), ApiError> {
+    transact(state, ctx, Some(job_id), move |tx, meta, _| {
+        let Some(first) = batch.first() else {
+            return Ok(Ok(()));
+        };
+        let project = first.cmd.project_id.clone();
+        let headroom = projections::quotas::headroom(tx.conn(), &project)?;
+        let n = batch.len() as i64;
+        let whole = domain::quota::Delta {
+            volume_type: first.cmd.volume_type.clone(),
+            volumes: n,
+            gigabytes: n.saturating_mul(first.cmd.size),
+            snapshots: 0,
+            new_volume_size: Some(first.cmd.size),
+        };
+        if let Err(e) = headroom.admit(&whole) {
+            tx.reject(&format!("volume-{}", first.cmd.volume_id), &e, meta)?;
+            return Ok(Err(e));
+        }
+        for p in batch {
+            if p.snapshot.is_some() {
+                return Ok(Err(DomainError::invalid(
+                    "EVS.5400",
+                    "batch creation from a snapshot is not supported; create one volume per snapshot",
+                )));
+            }
+            let mut cmd = p.cmd;
+            cmd.quota = projections::quotas::headroom(tx.conn(), &project)?;
+            let id = cmd.volume_id.to_string();
+            if let Err(e) = tx.execute::<VolumeAggregate>(&id, VolumeCommand::Create(Box::new(cmd)), meta)? {
+                return Ok(Err(e));
+            }
+        }
+        Ok(Ok(()))
+    })
+    .await
+}
+
+/// Extends a volume against its owner's quota, read in the same transaction.
+pub async fn extend_volume(
+    state: &AppState,
+    ctx: &Ctx,
+    id: Uuid,
+    new_size: i64,
+    job_id: Option<String>,
+) -> Result<(), ApiError> {
+    let correlation = job_id.clone();
+    transact(
+        state,
+        ctx,
+        correlation.as_deref(),
+        move |tx, meta, caller| {
+            let v = match volume_in_tx(tx, caller, id)? {
+                Ok(v) => v,
+                Err(e) => return Ok(Err(e)),
+            };
+            let quota = projections::quotas::headroom(tx.conn(), &v.project_id)?;
+            let cmd = VolumeCommand::Extend {
+                new_size,
+                job_id,
+                quota,
+            };
+            Ok(tx
+                .execute::<VolumeAggregate>(&id.to_string(), cmd, meta)?
+                .map(|_| ()))
+        },
+    )
+    .await
+}
+
+/// Deletes a volume; with `cascade` its snapshots go first, in the same
+/// transaction, all or nothing (DECISIONS.md, Cascade [5.1 #37]).
+pub async fn delete_volume(
+    state: &AppState,
+    ctx: &Ctx,
+    id: Uuid,
+    cascade: bool,
+    job_id: Option<String>,
+) -> Result<(), ApiError> {
+    let correlation = job_id.clone();
+    transact(
+        state,
+        ctx,
+        correlation.as_deref(),
+        move |tx, meta, caller| {
+            if let Err(e) = volume_in_tx(tx, caller, id)? {
+                return Ok(Err(e));
+            }
+            let dependents = projections::snapshots::dependents_of(tx.conn(), &id.to_string())?;
+            let mut decided = Vec::new();
+            let mut remaining = dependents.len();
+            if cascade {
+                for s in &dependents {
+                    match tx.decide::<SnapshotAggregate>(&s.id, SnapshotCommand::Delete, meta)? {
+                        Ok(d) => decided.push(d),
+                        Err(e) => {
+                            tx.reject(&format!("snapshot-{}", s.id), &e, meta)?;
+                            return Ok(Err(e));
+                        }
                     }
                 }
+                remaining = 0;
             }
-            tx.execute::<VolumeAggregate>(&key, cmd, &meta)
-        })
-        .await
-        .map_err(|e: eventstore::StoreError| ctx.err(e))?;
-    result.map_err(|e| match e {
-        DomainError::VolumeNotFound(_) => ctx.err(DomainError::VolumeNotFound(id.to_string())),
-        e => ctx.err(e),
-    })
+            let cmd = VolumeCommand::Delete {
+                job_id,
+                dependent_snapshots: remaining,
+            };
+            match tx.decide::<VolumeAggregate>(&id.to_string(), cmd, meta)? {
+                Ok(d) => decided.push(d),
+                Err(e) => {
+                    tx.reject(&format!("volume-{id}"), &e, meta)?;
+                    return Ok(Err(e));
+                }
+            }
+            tx.commit(decided)?;
+            Ok(Ok(()))
+        },
+    )
+    .await
 }
 
 /// The volume `raw_id` if it exists and the caller may see it; 404 otherwise.

@@ -100,6 +100,12 @@ impl IntoResponse for ApiError {
             }),
             Dialect::Evs => json!({ "error": { "message": p.message, "code": p.code } }),
         };
-        (p.status, Json(body)).into_response()
+        // A.1 documents the quota codes as 400 on the EVS routes; Cinder
+        // answers 413 overLimit (DECISIONS.md, Quotas).
+        let status = match (self.dialect, p.code) {
+            (Dialect::Evs, "EVS.1034" | "EVS.1042") => StatusCode::BAD_REQUEST,
+            _ => p.status,
+        };
+        (status, Json(body)).into_response()
     }
 }

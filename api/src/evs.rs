@@ -4,7 +4,8 @@
 use std::collections::HashMap;
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
@@ -20,7 +21,17 @@ type Reply = Result<Response, ApiError>;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
-        .route("/v2/{project_id}/cloudvolumes", post(create))
+        .route("/v2/{project_id}/cloudvolumes", post(create).get(list))
+        .route("/v2/{project_id}/cloudvolumes/detail", get(list_detail))
+        .route(
+            "/v2/{project_id}/os-vendor-volumes/detail",
+            get(list_vendor),
+        )
+        .route(
+            "/v2/{project_id}/os-vendor-volumes/{volume_id}",
+            get(show_vendor),
+        )
+        .route("/v1/{project_id}/volumes/{volume_id}", get(show_v1))
         .route(
             "/v2/{project_id}/cloudvolumes/{volume_id}",
             put(update).delete(delete),
@@ -31,6 +42,9 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/v1/{project_id}/jobs/{job_id}", get(job))
 }
+
+/// Most disks one EVS create may ask for (`count`, EVS-6.1.1).
+const MAX_BATCH: i64 = 100;
 
 fn job_reply(job_id: &str) -> Response {
     (StatusCode::OK, Json(json!({ "job_id": job_id }))).into_response()
@@ -49,18 +63,52 @@ async fn create(State(state): State<AppState>, ctx: Ctx, body: Bytes) -> Reply {
             ))
         })?
         .unwrap_or(1);
-    if count != 1 {
-        // Batch creation (count 2..100) arrives with its batch job model.
+    if !(1..=MAX_BATCH).contains(&count) {
         return Err(ctx.err(DomainError::invalid(
             "EVS.1021",
-            "the quantity of volume is invalid! Only count=1 is served.",
+            format!("the quantity of volume is invalid! count must be 1 to {MAX_BATCH}."),
         )));
     }
     let job_id = commands::new_job_id();
-    let cmd = commands::parse_create(&state, &ctx, v, CreateRules::Evs, Some(job_id.clone()))
+    if count == 1 {
+        let parsed =
+            commands::parse_create(&state, &ctx, v, CreateRules::Evs, Some(job_id.clone()))
+                .map_err(|e| ctx.err(e))?;
+        commands::create_volume(&state, &ctx, parsed).await?;
+        return Ok(job_reply(&job_id));
+    }
+    // API.md 3.16 / DECISIONS.md [5.1 #9]: `name-0001`, `name-0002`, …;
+    // the base name may use at most 250 bytes.
+    let base = input::opt_str(v, "name").map_err(|e| ctx.err(e))?;
+    if base.as_ref().is_some_and(|n| n.len() > 250) {
+        return Err(ctx.err(DomainError::InvalidName(
+            "name must be at most 250 bytes when count > 1".into(),
+        )));
+    }
+    if v.get("backup_id").is_some_and(|b| !b.is_null()) {
+        return Err(ctx.err(DomainError::invalid(
+            "EVS.1051",
+            "can not batch create volume from backup!",
+        )));
+    }
+    let mut batch = Vec::with_capacity(count as usize);
+    for i in 1..=count {
+        let mut one = v.clone();
+        if let Some(b) = &base {
+            one.insert("name".into(), json!(format!("{b}-{i:04}")));
+        }
+        let mut parsed = commands::parse_create(
+            &state,
+            &ctx,
+            &one,
+            CreateRules::Evs,
+            Some(commands::new_job_id()),
+        )
         .map_err(|e| ctx.err(e))?;
-    let id = cmd.volume_id;
-    commands::execute_volume(&state, &ctx, id, VolumeCommand::Create(cmd), Some(&job_id)).await?;
+        parsed.cmd.batch_job_id = Some(job_id.clone());
+        batch.push(parsed);
+    }
+    commands::create_volumes(&state, &ctx, batch, &job_id).await?;
     Ok(job_reply(&job_id))
 }
 
@@ -86,9 +134,7 @@ async fn update(
     };
     commands::execute_volume(&state, &ctx, id, cmd, None).await?;
     let row = commands::visible_volume(&state, &ctx, raw_id)?;
-    let mut body = render::cinder_volume_detail(&ctx, &row, false);
-    body["shareable"] = json!(if row.multiattach { "true" } else { "false" });
-    Ok(Json(json!({ "volume": body })).into_response())
+    Ok(Json(json!({ "volume": render::evs_volume_update(&ctx, &row) })).into_response())
 }
 
 /// EVS-6.1.3: 200 `{"job_id"}` (`deleteVolume`).
@@ -100,10 +146,7 @@ async fn delete(
     let raw_id = p.get("volume_id").map(String::as_str).unwrap_or_default();
     let id = commands::path_uuid(&ctx, raw_id)?;
     let job_id = commands::new_job_id();
-    let cmd = VolumeCommand::Delete {
-        job_id: Some(job_id.clone()),
-    };
-    commands::execute_volume(&state, &ctx, id, cmd, Some(&job_id)).await?;
+    commands::delete_volume(&state, &ctx, id, false, Some(job_id.clone())).await?;
     Ok(job_reply(&job_id))
 }
 
@@ -119,11 +162,7 @@ async fn action(
     let obj = input::json_object(&body).map_err(|e| ctx.err(e))?;
     let new_size = extend_size(&obj).map_err(|e| ctx.err(e))?;
     let job_id = commands::new_job_id();
-    let cmd = VolumeCommand::Extend {
-        new_size,
-        job_id: Some(job_id.clone()),
-    };
-    commands::execute_volume(&state, &ctx, id, cmd, Some(&job_id)).await?;
+    commands::extend_volume(&state, &ctx, id, new_size, Some(job_id.clone())).await?;
     Ok(job_reply(&job_id))
 }
 
@@ -146,4 +185,95 @@ async fn job(
             "query job fail.",
         ))),
     }
+}
+
+/// EVS lists take `marker`, `name`, `status`, `limit`, `availability_zone`,
+/// `sort_key`, `sort_dir` and no offset (API.md 3.4).
+async fn evs_page(
+    state: &AppState,
+    ctx: &Ctx,
+    q: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> Result<Vec<projections::VolumeRow>, ApiError> {
+    let mut q = crate::cinder::query(ctx, q)?;
+    q.remove("offset");
+    if let Some(z) = q.get("availability_zone") {
+        if !state.catalog.zones.iter().any(|k| k == z) {
+            return Err(ctx.err(DomainError::invalid(
+                "EVS.1041",
+                "invalid filter availability-zone!",
+            )));
+        }
+    }
+    if let Some(l) = q.get("limit") {
+        if l.trim().parse::<i64>().is_ok_and(|n| n < 1) {
+            return Err(ctx.err(DomainError::invalid("EVS.1023", "invalid filter limit!")));
+        }
+    }
+    let lq = commands::list_query(ctx, &q).map_err(|e| ctx.err(e))?;
+    Ok(commands::list_volumes(state, ctx, &lq)?.0)
+}
+
+/// EVS-6.1.6 (deprecated): `id`, `links`, `name`.
+async fn list(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    q: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> Reply {
+    let rows = evs_page(&state, &ctx, q).await?;
+    let items: Vec<_> = rows
+        .iter()
+        .map(|v| render::cinder_volume_summary(&ctx, v))
+        .collect();
+    Ok(Json(json!({ "volumes": items })).into_response())
+}
+
+/// EVS-6.1.2.
+async fn list_detail(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    q: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> Reply {
+    let rows = evs_page(&state, &ctx, q).await?;
+    let items: Vec<_> = rows
+        .iter()
+        .map(|v| render::evs_volume_detail(&ctx, v))
+        .collect();
+    Ok(Json(json!({ "volumes": items })).into_response())
+}
+
+/// EVS-A5-1: listed only in the permission table; answered with the
+/// vendor view of EVS-6.1.5 for each disk.
+async fn list_vendor(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    q: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> Reply {
+    let rows = evs_page(&state, &ctx, q).await?;
+    let items: Vec<_> = rows
+        .iter()
+        .map(|v| render::evs_volume_show(&ctx, v))
+        .collect();
+    Ok(Json(json!({ "volumes": items })).into_response())
+}
+
+/// EVS-6.1.5.
+async fn show_vendor(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Path(p): Path<HashMap<String, String>>,
+) -> Reply {
+    let raw = p.get("volume_id").map(String::as_str).unwrap_or_default();
+    let row = commands::visible_volume(&state, &ctx, raw)?;
+    Ok(Json(json!({ "volume": render::evs_volume_show(&ctx, &row) })).into_response())
+}
+
+/// CINDERV1-8.2.1.1 (deprecated).
+async fn show_v1(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Path(p): Path<HashMap<String, String>>,
+) -> Reply {
+    let raw = p.get("volume_id").map(String::as_str).unwrap_or_default();
+    let row = commands::visible_volume(&state, &ctx, raw)?;
+    Ok(Json(json!({ "volume": render::v1_volume(&ctx, &row) })).into_response())
 }

@@ -13,14 +13,18 @@ use axum::Router;
 use domain::Catalog;
 use eventstore::EventStore;
 
+pub mod catalog;
 pub mod cinder;
 pub mod commands;
 pub mod context;
 pub mod error;
 pub mod evs;
 pub mod input;
+pub mod metadata;
 pub mod microversion;
 pub mod render;
+pub mod snapshots;
+pub mod transfers;
 pub mod versions;
 
 pub use context::{Ctx, Dialect};
@@ -30,6 +34,16 @@ pub use error::{ApiError, Problem};
 pub struct AppState {
     pub store: EventStore,
     pub catalog: Arc<Catalog>,
+    /// Where a volume's current bytes are, for `os-initialize_connection`:
+    /// the storage backend knows its layout, the API only reports it.
+    pub connector: Arc<dyn Fn(uuid::Uuid) -> Connection + Send + Sync>,
+}
+
+/// os-brick "local" connector data for one volume.
+#[derive(Clone, Debug)]
+pub struct Connection {
+    pub device_path: String,
+    pub format: &'static str,
 }
 
 /// Request ids: every response carries `x-openstack-request-id: req-<uuid>`,
@@ -64,11 +78,20 @@ async fn fallback(req: Request) -> Response {
     .into_response()
 }
 
+/// Every Cinder route family under one version prefix.
+fn cinder_family(prefix: &str) -> Router<AppState> {
+    cinder::routes(prefix)
+        .merge(snapshots::routes(prefix))
+        .merge(catalog::routes(prefix))
+        .merge(transfers::routes(prefix))
+}
+
 pub fn router(state: AppState) -> Router {
-    let v3 = cinder::routes("/v3/{project_id}").layer(middleware::from_fn(microversion::negotiate));
+    let v3 = cinder_family("/v3/{project_id}").layer(middleware::from_fn(microversion::negotiate));
     Router::new()
         .merge(versions::routes())
-        .merge(cinder::routes("/v2/{project_id}"))
+        .merge(cinder_family("/v2/{project_id}"))
+        .merge(snapshots::evs_routes())
         .merge(v3)
         .merge(evs::routes())
         .route("/healthz", get(healthz))

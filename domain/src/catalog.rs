@@ -22,33 +22,25 @@ impl Default for Catalog {
     fn default() -> Self {
         // DECISIONS.md: Zones and Volume types.
         let zones = ["az-dc-1", "ac1", "toronto", "montreal", "roubaix"];
-        let types = ["SSD", "SAS", "SATA"];
+        // The ids CINDER-7.1.7 documents, so they are stable across
+        // restarts and match the examples.
+        let types = [
+            ("SSD", "6f2dee9e-82f0-4be3-ad89-bae605a3d24f"),
+            ("SAS", "6c81c680-df58-4512-81e7-ecf66d160638"),
+            ("SATA", "ea6e3c13-aac5-46e0-b280-745ed272e662"),
+        ];
         Catalog {
             zones: zones.iter().map(|z| z.to_string()).collect(),
             types: types
                 .iter()
-                .map(|t| VolumeType {
-                    name: t.to_string(),
-                    id: stable_type_id(t),
+                .map(|(name, id)| VolumeType {
+                    name: name.to_string(),
+                    id: id.to_string(),
                 })
                 .collect(),
             default_type: "SATA".to_string(),
         }
     }
-}
-
-/// A UUID-shaped id derived from the type name by FNV-1a, so the ids a client
-/// saw yesterday still hold after a restart without storing anything.
-fn stable_type_id(name: &str) -> String {
-    let mut h: u128 = 0x6c62272e07bb014262b821756295c58d;
-    for b in name.bytes() {
-        h ^= b as u128;
-        h = h.wrapping_mul(0x0000000001000000000000000000013B);
-    }
-    let mut bytes = h.to_be_bytes();
-    bytes[6] = (bytes[6] & 0x0f) | 0x50; // version 5-like
-    bytes[8] = (bytes[8] & 0x3f) | 0x80;
-    uuid::Uuid::from_bytes(bytes).to_string()
 }
 
 impl Catalog {

@@ -36,6 +36,61 @@ pub enum DomainError {
     InvalidMetadata(String),
     #[error("size of metadata is too large!")]
     MetadataTooLarge,
+    #[error("Metadata key {0} could not be found.")]
+    MetadataKeyNotFound(String),
+    #[error("Snapshot {0} could not be found.")]
+    SnapshotNotFound(String),
+    #[error("snapshot status must be available or error when delete snapshot! (status {0})")]
+    SnapshotDeleteWrongStatus(String),
+    #[error("The status of snapshot is not available or backing-up. (status {0})")]
+    SnapshotNotAvailable(String),
+    #[error("Volume status must be available or in-use to take a snapshot, and in-use needs force=true (status {0}).")]
+    SnapshotVolumeWrongStatus(String),
+    #[error("Volume still has {0} dependent snapshots; delete them first or pass cascade=true.")]
+    VolumeHasSnapshots(usize),
+    #[error("Invalid volume: a snapshot can only be rolled back to its source volume {0}.")]
+    RollbackWrongVolume(String),
+    #[error("Volume status must be available or error_rollbacking to roll back (status {0}).")]
+    RollbackWrongStatus(String),
+    #[error("the size param is less than snapshot size! (size {size}, snapshot {snapshot})")]
+    SmallerThanSnapshot { size: i64, snapshot: i64 },
+    #[error("Target volumeType[{wanted}] is not matched with snapshot[{snapshot}] !")]
+    SnapshotTypeMismatch { wanted: String, snapshot: String },
+    #[error("Cannot create volume from snapshot as the az is invalid! (snapshot zone {0})")]
+    SnapshotZoneMismatch(String),
+    #[error("Invalid volume: volume status must be available (or in-use for a multiattach volume) to attach (status {0}).")]
+    AttachWrongStatus(String),
+    #[error("Invalid volume: volume must be in-use with an attachment to detach (status {0}).")]
+    DetachWrongStatus(String),
+    #[error("Attachment {0} could not be found.")]
+    AttachmentNotFound(String),
+    #[error("Invalid volume: status must be available to transfer (status {0}).")]
+    TransferWrongStatus(String),
+    #[error("Transfer {0} could not be found.")]
+    TransferNotFound(String),
+    #[error("Invalid auth key: the transfer could not be accepted.")]
+    TransferBadAuthKey,
+    #[error("volume count exceeded volume count quota! ({resource}: limit {limit}, in use {in_use}, requested {requested})")]
+    VolumeCountQuota {
+        resource: String,
+        limit: i64,
+        in_use: i64,
+        requested: i64,
+    },
+    #[error("volume gigabytes exceeded volume gigabytes quota! ({resource}: limit {limit}, in use {in_use}, requested {requested})")]
+    GigabytesQuota {
+        resource: String,
+        limit: i64,
+        in_use: i64,
+        requested: i64,
+    },
+    #[error("snapshot count exceeded snapshot count quota! ({resource}: limit {limit}, in use {in_use}, requested {requested})")]
+    SnapshotCountQuota {
+        resource: String,
+        limit: i64,
+        in_use: i64,
+        requested: i64,
+    },
     /// The executor reported an outcome the volume's state does not expect
     /// (a stale or duplicated delivery); the caller treats it as a no-op.
     #[error("volume {id} is {status}; cannot apply {what}")]
@@ -94,6 +149,24 @@ impl DomainError {
             InvalidVolumeType(_) => "EVS.1020",
             InvalidMetadata(_) => "EVS.5400",
             MetadataTooLarge => "EVS.1005",
+            MetadataKeyNotFound(_) => "EVS.5404",
+            SnapshotNotFound(_) => "EVS.5404",
+            SnapshotDeleteWrongStatus(_) => "EVS.1047",
+            SnapshotNotAvailable(_) => "EVS.2043",
+            SnapshotVolumeWrongStatus(_) => "EVS.5400",
+            VolumeHasSnapshots(_) => "EVS.5400",
+            RollbackWrongVolume(_) => "EVS.5400",
+            RollbackWrongStatus(_) => "EVS.5400",
+            SmallerThanSnapshot { .. } => "EVS.1010",
+            SnapshotTypeMismatch { .. } => "EVS.2096",
+            SnapshotZoneMismatch(_) => "EVS.2054",
+            AttachWrongStatus(_) | DetachWrongStatus(_) => "EVS.5400",
+            AttachmentNotFound(_) => "EVS.5404",
+            TransferWrongStatus(_) => "EVS.5400",
+            TransferNotFound(_) => "EVS.5404",
+            TransferBadAuthKey => "EVS.5400",
+            VolumeCountQuota { .. } | SnapshotCountQuota { .. } => "EVS.1034",
+            GigabytesQuota { .. } => "EVS.1042",
             UnexpectedOutcome { .. } => "EVS.5400",
             InvalidInput { code, .. } => code,
         }
@@ -102,7 +175,14 @@ impl DomainError {
     pub fn fault(&self) -> Fault {
         use DomainError::*;
         match self {
-            VolumeNotFound(_) => Fault::NotFound,
+            VolumeNotFound(_)
+            | SnapshotNotFound(_)
+            | MetadataKeyNotFound(_)
+            | AttachmentNotFound(_)
+            | TransferNotFound(_) => Fault::NotFound,
+            VolumeCountQuota { .. } | GigabytesQuota { .. } | SnapshotCountQuota { .. } => {
+                Fault::OverLimit
+            }
             VolumeAlreadyExists(_) | UnexpectedOutcome { .. } => Fault::Conflict,
             _ => Fault::BadRequest,
         }

@@ -8,11 +8,19 @@ pub mod aggregate;
 pub mod catalog;
 pub mod error;
 pub mod limits;
+pub mod metadata;
+pub mod quota;
+pub mod snapshot;
+pub mod transfer;
 pub mod volume;
 
 pub use aggregate::Aggregate;
 pub use catalog::Catalog;
 pub use error::DomainError;
+pub use snapshot::{
+    SnapshotAggregate, SnapshotCommand, SnapshotEvent, SnapshotState, SnapshotStatus, SnapshotWork,
+    VolumeFacts,
+};
 pub use volume::{
     CreateVolume, VolumeAggregate, VolumeCommand, VolumeEvent, VolumeState, VolumeStatus, WorkKind,
 };

@@ -36,10 +36,16 @@ pub enum VolumeStatus {
     ErrorRestoring,
     #[serde(rename = "error_rollbacking")]
     ErrorRollbacking,
+    #[serde(rename = "rollingback")]
+    Rollingback,
+    #[serde(rename = "attaching")]
+    Attaching,
+    #[serde(rename = "awaiting-transfer")]
+    AwaitingTransfer,
 }
 
 impl VolumeStatus {
-    pub const ALL: [VolumeStatus; 10] = [
+    pub const ALL: [VolumeStatus; 13] = [
         VolumeStatus::Creating,
         VolumeStatus::Available,
         VolumeStatus::InUse,
@@ -50,6 +56,9 @@ impl VolumeStatus {
         VolumeStatus::ErrorDeleting,
         VolumeStatus::ErrorRestoring,
         VolumeStatus::ErrorRollbacking,
+        VolumeStatus::Rollingback,
+        VolumeStatus::Attaching,
+        VolumeStatus::AwaitingTransfer,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -65,6 +74,9 @@ impl VolumeStatus {
             ErrorDeleting => "error_deleting",
             ErrorRestoring => "error_restoring",
             ErrorRollbacking => "error_rollbacking",
+            Rollingback => "rollingback",
+            Attaching => "attaching",
+            AwaitingTransfer => "awaiting-transfer",
         }
     }
 
@@ -74,15 +86,12 @@ impl VolumeStatus {
         Self::ALL.iter().any(|k| k.as_str() == s)
             || matches!(
                 s,
-                "attaching"
-                    | "detaching"
+                "detaching"
                     | "restoring-backup"
                     | "backing-up"
                     | "uploading"
                     | "downloading"
-                    | "rollingback"
                     | "error_rollback"
-                    | "awaiting-transfer"
                     | "error_detaching"
             )
     }
@@ -95,6 +104,7 @@ pub enum WorkKind {
     Create,
     Extend,
     Delete,
+    Rollback,
 }
 
 impl WorkKind {
@@ -104,6 +114,7 @@ impl WorkKind {
             WorkKind::Create => VolumeStatus::Creating,
             WorkKind::Extend => VolumeStatus::Extending,
             WorkKind::Delete => VolumeStatus::Deleting,
+            WorkKind::Rollback => VolumeStatus::Rollingback,
         }
     }
 }
@@ -122,11 +133,34 @@ pub struct CreateVolume {
     pub metadata: BTreeMap<String, String>,
     pub multiattach: bool,
     pub job_id: Option<String>,
+    /// The batch job (EVS `count` > 1) this volume's job belongs to.
+    pub batch_job_id: Option<String>,
+    /// Where the first bytes come from; None for an empty volume.
+    pub source: Option<CreateSource>,
+    /// The project's limits and usage, read in the same transaction.
+    pub quota: crate::quota::Headroom,
+}
+
+/// A snapshot to create a volume from, as read in the same transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotSource {
+    pub snapshot_id: Uuid,
+    pub status: crate::SnapshotStatus,
+    pub size: i64,
+    pub volume_type: String,
+    pub availability_zone: String,
+    /// `metadata.full_clone == "0"`: an O(1) overlay on the snapshot.
+    pub linked: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CreateSource {
+    Snapshot(SnapshotSource),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum VolumeCommand {
-    Create(CreateVolume),
+    Create(Box<CreateVolume>),
     Update {
         name: Option<String>,
         description: Option<String>,
@@ -135,9 +169,58 @@ pub enum VolumeCommand {
     Extend {
         new_size: i64,
         job_id: Option<String>,
+        quota: crate::quota::Headroom,
     },
     Delete {
         job_id: Option<String>,
+        /// Snapshots of this volume not already being deleted.
+        dependent_snapshots: usize,
+    },
+    EditMetadata(crate::metadata::MetadataEdit),
+    /// Restore the volume to `snapshot_id` (EVS-6.2.1), optionally renaming it.
+    Rollback {
+        snapshot_id: Uuid,
+        snapshot_volume_id: Uuid,
+        name: Option<String>,
+    },
+    /// CINDER-7.2.5 `os-attach`: record an attachment (no VM here).
+    Attach {
+        attachment_id: Uuid,
+        server_id: String,
+        host_name: Option<String>,
+        device: String,
+        mode: AttachMode,
+    },
+    /// CINDER-7.2.6 `os-detach`; the id may be omitted with one attachment.
+    Detach {
+        attachment_id: Option<Uuid>,
+    },
+    /// CINDER-7.2.7 / 7.2.8.
+    Reserve,
+    Unreserve,
+    /// CINDER-7.2.2.
+    SetBootable {
+        bootable: bool,
+    },
+    /// CINDER-7.2.3.
+    SetReadonly {
+        readonly: bool,
+    },
+    /// CINDER-7.4.1: the volume waits for its transfer to be accepted.
+    StartTransfer {
+        transfer_id: Uuid,
+        dependent_snapshots: usize,
+    },
+    /// CINDER-7.4.3: the transfer was deleted before acceptance.
+    CancelTransfer {
+        transfer_id: Uuid,
+    },
+    /// CINDER-7.4.2: ownership moves to the accepting project.
+    CompleteTransfer {
+        transfer_id: Uuid,
+        to_project: String,
+        to_user: String,
+        quota: crate::quota::Headroom,
     },
     /// Executor: the disk work for `kind` has begun.
     StartWork {
@@ -169,6 +252,12 @@ pub enum VolumeEvent {
         metadata: BTreeMap<String, String>,
         multiattach: bool,
         job_id: Option<String>,
+        #[serde(default)]
+        snapshot_id: Option<Uuid>,
+        #[serde(default)]
+        linked_clone: bool,
+        #[serde(default)]
+        batch_job_id: Option<String>,
     },
     VolumeWorkStarted {
         kind: WorkKind,
@@ -204,6 +293,64 @@ pub enum VolumeEvent {
     VolumeDeleteFailed {
         reason: String,
     },
+    VolumeMetadataSet {
+        metadata: BTreeMap<String, String>,
+    },
+    VolumeRollbackRequested {
+        snapshot_id: Uuid,
+        name: Option<String>,
+    },
+    VolumeRolledBack {
+        snapshot_id: Uuid,
+        name: Option<String>,
+    },
+    VolumeRollbackFailed {
+        reason: String,
+    },
+    VolumeAttached {
+        attachment: Attachment,
+    },
+    VolumeDetached {
+        attachment_id: Uuid,
+    },
+    VolumeReserved {},
+    VolumeUnreserved {},
+    VolumeBootableSet {
+        bootable: bool,
+    },
+    VolumeReadonlySet {
+        readonly: bool,
+    },
+    VolumeTransferStarted {
+        transfer_id: Uuid,
+    },
+    VolumeTransferCancelled {
+        transfer_id: Uuid,
+    },
+    VolumeTransferred {
+        transfer_id: Uuid,
+        from_project: String,
+        to_project: String,
+        to_user: String,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AttachMode {
+    Rw,
+    Ro,
+}
+
+/// One attachment record (API.md 2.1.9 `Attachment`). The time it was made
+/// is the event's recorded time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attachment {
+    pub attachment_id: Uuid,
+    pub server_id: String,
+    pub host_name: Option<String>,
+    pub device: String,
+    pub mode: AttachMode,
 }
 
 /// What the decider needs to know about a volume (not the view: the view is
@@ -220,6 +367,13 @@ pub struct Volume {
     pub pending_size: Option<i64>,
     /// The work of the current transitional status has been started.
     pub work_started: bool,
+    pub metadata: BTreeMap<String, String>,
+    pub volume_type: String,
+    pub availability_zone: String,
+    pub attachments: Vec<Attachment>,
+    pub transfer_id: Option<Uuid>,
+    /// The snapshot a pending rollback restores, and the new name it sets.
+    pub pending_rollback: Option<(Uuid, Option<String>)>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -239,6 +393,15 @@ impl VolumeState {
 }
 
 pub struct VolumeAggregate;
+
+/// How the read-only flag shows in metadata (CLIENTS.md: `readonly == "True"`).
+pub fn readonly_flag(readonly: bool) -> &'static str {
+    if readonly {
+        "True"
+    } else {
+        "False"
+    }
+}
 
 pub fn validate_size(size: i64) -> Result<(), DomainError> {
     if (limits::MIN_VOLUME_GB..=limits::MAX_VOLUME_GB).contains(&size) {
@@ -336,6 +499,19 @@ impl Aggregate for VolumeAggregate {
             VolumeDeleteRequested { .. } => "VolumeDeleteRequested",
             VolumeDeleted {} => "VolumeDeleted",
             VolumeDeleteFailed { .. } => "VolumeDeleteFailed",
+            VolumeMetadataSet { .. } => "VolumeMetadataSet",
+            VolumeRollbackRequested { .. } => "VolumeRollbackRequested",
+            VolumeRolledBack { .. } => "VolumeRolledBack",
+            VolumeRollbackFailed { .. } => "VolumeRollbackFailed",
+            VolumeAttached { .. } => "VolumeAttached",
+            VolumeDetached { .. } => "VolumeDetached",
+            VolumeReserved {} => "VolumeReserved",
+            VolumeUnreserved {} => "VolumeUnreserved",
+            VolumeBootableSet { .. } => "VolumeBootableSet",
+            VolumeReadonlySet { .. } => "VolumeReadonlySet",
+            VolumeTransferStarted { .. } => "VolumeTransferStarted",
+            VolumeTransferCancelled { .. } => "VolumeTransferCancelled",
+            VolumeTransferred { .. } => "VolumeTransferred",
         }
     }
 
@@ -345,6 +521,7 @@ impl Aggregate for VolumeAggregate {
         use VolumeStatus as S;
         match cmd {
             C::Create(c) => {
+                let c = *c;
                 if state.volume.is_some() {
                     return Err(DomainError::VolumeAlreadyExists(c.volume_id.to_string()));
                 }
@@ -352,6 +529,36 @@ impl Aggregate for VolumeAggregate {
                 validate_name(c.name.as_deref())?;
                 validate_description(c.description.as_deref())?;
                 validate_metadata(&c.metadata)?;
+                c.quota
+                    .admit(&crate::quota::Delta::volume(&c.volume_type, c.size))?;
+                let (snapshot_id, linked_clone) = match &c.source {
+                    None => (None, false),
+                    Some(CreateSource::Snapshot(s)) => {
+                        if s.status != crate::SnapshotStatus::Available {
+                            return Err(DomainError::SnapshotNotAvailable(
+                                s.status.as_str().into(),
+                            ));
+                        }
+                        if c.size < s.size {
+                            return Err(DomainError::SmallerThanSnapshot {
+                                size: c.size,
+                                snapshot: s.size,
+                            });
+                        }
+                        if c.volume_type != s.volume_type {
+                            return Err(DomainError::SnapshotTypeMismatch {
+                                wanted: c.volume_type.clone(),
+                                snapshot: s.volume_type.clone(),
+                            });
+                        }
+                        if c.availability_zone != s.availability_zone {
+                            return Err(DomainError::SnapshotZoneMismatch(
+                                s.availability_zone.clone(),
+                            ));
+                        }
+                        (Some(s.snapshot_id), s.linked)
+                    }
+                };
                 Ok(vec![E::VolumeCreateRequested {
                     volume_id: c.volume_id,
                     project_id: c.project_id,
@@ -364,6 +571,9 @@ impl Aggregate for VolumeAggregate {
                     metadata: c.metadata,
                     multiattach: c.multiattach,
                     job_id: c.job_id,
+                    snapshot_id,
+                    linked_clone,
+                    batch_job_id: c.batch_job_id,
                 }])
             }
             C::Update {
@@ -386,7 +596,11 @@ impl Aggregate for VolumeAggregate {
                     metadata,
                 }])
             }
-            C::Extend { new_size, job_id } => {
+            C::Extend {
+                new_size,
+                job_id,
+                quota,
+            } => {
                 let v = state.live("")?;
                 match v.status {
                     S::Available => {}
@@ -402,14 +616,26 @@ impl Aggregate for VolumeAggregate {
                     });
                 }
                 validate_size(new_size)?;
+                quota.admit(&crate::quota::Delta::grow(
+                    &v.volume_type,
+                    new_size - v.size,
+                    new_size,
+                ))?;
                 Ok(vec![E::VolumeExtendRequested {
                     old_size: v.size,
                     new_size,
                     job_id,
                 }])
             }
-            C::Delete { job_id } => {
+            C::Delete {
+                job_id,
+                dependent_snapshots,
+            } => {
                 let v = state.live("")?;
+                if dependent_snapshots > 0 {
+                    // DECISIONS.md, Cascade [5.1 #37].
+                    return Err(DomainError::VolumeHasSnapshots(dependent_snapshots));
+                }
                 match v.status {
                     S::Available
                     | S::Error
@@ -420,6 +646,171 @@ impl Aggregate for VolumeAggregate {
                     | S::ErrorDeleting => Ok(vec![E::VolumeDeleteRequested { job_id }]),
                     other => Err(DomainError::DeleteWrongStatus(other.as_str().into())),
                 }
+            }
+            C::EditMetadata(edit) => {
+                let v = state.live("")?;
+                let metadata = crate::metadata::apply(&v.metadata, &edit)?;
+                Ok(vec![E::VolumeMetadataSet { metadata }])
+            }
+            C::Rollback {
+                snapshot_id,
+                snapshot_volume_id,
+                name,
+            } => {
+                let v = state.live("")?;
+                if snapshot_volume_id != v.id {
+                    return Err(DomainError::RollbackWrongVolume(
+                        snapshot_volume_id.to_string(),
+                    ));
+                }
+                if !matches!(v.status, S::Available | S::ErrorRollbacking) {
+                    return Err(DomainError::RollbackWrongStatus(v.status.as_str().into()));
+                }
+                validate_name(name.as_deref())?;
+                Ok(vec![E::VolumeRollbackRequested { snapshot_id, name }])
+            }
+            C::Attach {
+                attachment_id,
+                server_id,
+                host_name,
+                device,
+                mode,
+            } => {
+                let v = state.live("")?;
+                match v.status {
+                    S::Available | S::Attaching => {}
+                    S::InUse if v.multiattach => {}
+                    other => return Err(DomainError::AttachWrongStatus(other.as_str().into())),
+                }
+                if server_id.is_empty() || server_id.len() > 255 {
+                    return Err(DomainError::invalid(
+                        "EVS.5400",
+                        "instance_uuid is required.",
+                    ));
+                }
+                if device.is_empty() || device.len() > 255 {
+                    return Err(DomainError::invalid("EVS.5400", "mountpoint is required."));
+                }
+                if host_name.as_ref().is_some_and(|h| h.len() > 255) {
+                    return Err(DomainError::invalid(
+                        "EVS.5400",
+                        "host_name must be at most 255 bytes.",
+                    ));
+                }
+                if v.attachments.iter().any(|a| a.server_id == server_id) {
+                    return Err(DomainError::invalid(
+                        "EVS.2134",
+                        format!(
+                            "call ecs api - attach volume fail. Already attached to {server_id}."
+                        ),
+                    ));
+                }
+                Ok(vec![E::VolumeAttached {
+                    attachment: Attachment {
+                        attachment_id,
+                        server_id,
+                        host_name,
+                        device,
+                        mode,
+                    },
+                }])
+            }
+            C::Detach { attachment_id } => {
+                let v = state.live("")?;
+                if v.status != S::InUse || v.attachments.is_empty() {
+                    return Err(DomainError::DetachWrongStatus(v.status.as_str().into()));
+                }
+                let id = match (attachment_id, v.attachments.as_slice()) {
+                    (Some(id), atts) if atts.iter().any(|a| a.attachment_id == id) => id,
+                    (Some(id), _) => return Err(DomainError::AttachmentNotFound(id.to_string())),
+                    (None, [only]) => only.attachment_id,
+                    // DECISIONS.md [5.1 #21]: required with several attachments.
+                    (None, _) => return Err(DomainError::invalid(
+                        "EVS.5400",
+                        "attachment_id is required to detach a volume with several attachments.",
+                    )),
+                };
+                Ok(vec![E::VolumeDetached { attachment_id: id }])
+            }
+            C::Reserve => {
+                let v = state.live("")?;
+                match v.status {
+                    S::Available => Ok(vec![E::VolumeReserved {}]),
+                    S::InUse if v.multiattach => Ok(vec![E::VolumeReserved {}]),
+                    other => Err(DomainError::AttachWrongStatus(other.as_str().into())),
+                }
+            }
+            C::Unreserve => {
+                let v = state.live("")?;
+                match v.status {
+                    S::Attaching => Ok(vec![E::VolumeUnreserved {}]),
+                    // Idempotent: nothing reserved, nothing to undo.
+                    S::Available | S::InUse => Ok(vec![]),
+                    other => Err(DomainError::AttachWrongStatus(other.as_str().into())),
+                }
+            }
+            C::SetBootable { bootable } => {
+                state.live("")?;
+                Ok(vec![E::VolumeBootableSet { bootable }])
+            }
+            C::SetReadonly { readonly } => {
+                let v = state.live("")?;
+                if !matches!(v.status, S::Available | S::InUse) {
+                    return Err(DomainError::invalid(
+                        "EVS.5400",
+                        format!("Volume status must be available or in-use to change read-only (status {}).", v.status.as_str()),
+                    ));
+                }
+                Ok(vec![E::VolumeReadonlySet { readonly }])
+            }
+            C::StartTransfer {
+                transfer_id,
+                dependent_snapshots,
+            } => {
+                let v = state.live("")?;
+                if v.status != S::Available {
+                    return Err(DomainError::TransferWrongStatus(v.status.as_str().into()));
+                }
+                if dependent_snapshots > 0 {
+                    // DECISIONS.md, Transfers [5.1 #26].
+                    return Err(DomainError::invalid(
+                        "EVS.5400",
+                        "Invalid volume: a volume with snapshots cannot be transferred.",
+                    ));
+                }
+                Ok(vec![E::VolumeTransferStarted { transfer_id }])
+            }
+            C::CancelTransfer { transfer_id } => {
+                let v = state.live("")?;
+                if v.status == S::AwaitingTransfer && v.transfer_id == Some(transfer_id) {
+                    Ok(vec![E::VolumeTransferCancelled { transfer_id }])
+                } else {
+                    Ok(vec![])
+                }
+            }
+            C::CompleteTransfer {
+                transfer_id,
+                to_project,
+                to_user,
+                quota,
+            } => {
+                let v = state.live("")?;
+                if v.status != S::AwaitingTransfer || v.transfer_id != Some(transfer_id) {
+                    return Err(DomainError::TransferWrongStatus(v.status.as_str().into()));
+                }
+                if to_project == v.project_id {
+                    return Err(DomainError::invalid(
+                        "EVS.5400",
+                        "Invalid transfer: a project cannot accept its own transfer.",
+                    ));
+                }
+                quota.admit(&crate::quota::Delta::volume(&v.volume_type, v.size))?;
+                Ok(vec![E::VolumeTransferred {
+                    transfer_id,
+                    from_project: v.project_id.clone(),
+                    to_project,
+                    to_user,
+                }])
             }
             C::StartWork { kind } => {
                 let v = state.live("")?;
@@ -442,6 +833,10 @@ impl Aggregate for VolumeAggregate {
                         new_size: v.pending_size.unwrap_or(v.size),
                     },
                     WorkKind::Delete => E::VolumeDeleted {},
+                    WorkKind::Rollback => {
+                        let (snapshot_id, name) = v.pending_rollback.clone().unwrap_or_default();
+                        E::VolumeRolledBack { snapshot_id, name }
+                    }
                 }])
             }
             C::FailWork { kind, reason } => {
@@ -456,6 +851,7 @@ impl Aggregate for VolumeAggregate {
                     WorkKind::Create => E::VolumeCreateFailed { reason },
                     WorkKind::Extend => E::VolumeExtendFailed { reason },
                     WorkKind::Delete => E::VolumeDeleteFailed { reason },
+                    WorkKind::Rollback => E::VolumeRollbackFailed { reason },
                 }])
             }
         }
@@ -469,6 +865,9 @@ impl Aggregate for VolumeAggregate {
             project_id,
             size,
             multiattach,
+            metadata,
+            volume_type,
+            availability_zone,
             ..
         } = event
         {
@@ -481,12 +880,23 @@ impl Aggregate for VolumeAggregate {
                 status_before_extend: S::Available,
                 pending_size: None,
                 work_started: false,
+                metadata: metadata.clone(),
+                volume_type: volume_type.clone(),
+                availability_zone: availability_zone.clone(),
+                attachments: Vec::new(),
+                transfer_id: None,
+                pending_rollback: None,
             });
             return state;
         }
         let Some(v) = state.volume.as_mut() else {
             return state;
         };
+        if let E::VolumeAttached { attachment } = event {
+            v.attachments.push(attachment.clone());
+            v.status = S::InUse;
+            return state;
+        }
         match event {
             E::VolumeCreateRequested { .. } => {}
             E::VolumeWorkStarted { .. } => v.work_started = true,
@@ -498,6 +908,9 @@ impl Aggregate for VolumeAggregate {
                 v.status = S::Error;
                 v.work_started = false;
             }
+            E::VolumeUpdated {
+                metadata: Some(m), ..
+            } => v.metadata = m.clone(),
             E::VolumeUpdated { .. } => {}
             E::VolumeExtendRequested { new_size, .. } => {
                 v.status_before_extend = v.status;
@@ -524,6 +937,53 @@ impl Aggregate for VolumeAggregate {
             E::VolumeDeleteFailed { .. } => {
                 v.status = S::ErrorDeleting;
                 v.work_started = false;
+            }
+            E::VolumeMetadataSet { metadata } => v.metadata = metadata.clone(),
+            E::VolumeRollbackRequested { snapshot_id, name } => {
+                v.status = S::Rollingback;
+                v.pending_rollback = Some((*snapshot_id, name.clone()));
+                v.work_started = false;
+            }
+            E::VolumeRolledBack { .. } => {
+                v.status = S::Available;
+                v.pending_rollback = None;
+                v.work_started = false;
+            }
+            E::VolumeRollbackFailed { .. } => {
+                v.status = S::ErrorRollbacking;
+                v.pending_rollback = None;
+                v.work_started = false;
+            }
+            E::VolumeAttached { .. } => {}
+            E::VolumeDetached { attachment_id } => {
+                v.attachments.retain(|a| a.attachment_id != *attachment_id);
+                if v.attachments.is_empty() {
+                    v.status = S::Available;
+                }
+            }
+            E::VolumeReserved {} => {
+                if v.status == S::Available {
+                    v.status = S::Attaching;
+                }
+            }
+            E::VolumeUnreserved {} => v.status = S::Available,
+            E::VolumeBootableSet { .. } => {}
+            E::VolumeReadonlySet { readonly } => {
+                v.metadata
+                    .insert("readonly".into(), readonly_flag(*readonly).into());
+            }
+            E::VolumeTransferStarted { transfer_id } => {
+                v.status = S::AwaitingTransfer;
+                v.transfer_id = Some(*transfer_id);
+            }
+            E::VolumeTransferCancelled { .. } => {
+                v.status = S::Available;
+                v.transfer_id = None;
+            }
+            E::VolumeTransferred { to_project, .. } => {
+                v.status = S::Available;
+                v.transfer_id = None;
+                v.project_id = to_project.clone();
             }
         }
         state

@@ -13,6 +13,13 @@ use crate::{ExpectedVersion, NewEvent, RecordedEvent, StoreError, WriteTx};
 /// The stream where refused commands are recorded for the audit trail.
 pub const REQUESTS_STREAM: &str = "requests";
 
+/// Events decided against one stream at one version, not yet appended.
+pub struct Decided {
+    pub stream_id: String,
+    pub expected: ExpectedVersion,
+    pub events: Vec<NewEvent>,
+}
+
 /// Decodes a stored event back into the aggregate's event type.
 pub fn decode<A: Aggregate>(ev: &RecordedEvent) -> Result<A::Event, StoreError> {
     Ok(serde_json::from_value(
@@ -33,6 +40,79 @@ impl WriteTx<'_> {
         Ok((state, version))
     }
 
+    /// Decides `cmd` against aggregate `id` without appending: several
+    /// decisions (over several aggregates) can then be committed together,
+    /// or none of them if any is refused.
+    pub fn decide<A: Aggregate>(
+        &self,
+        id: &str,
+        cmd: A::Command,
+        metadata: &Value,
+    ) -> Result<Result<Decided, DomainError>, StoreError> {
+        let (state, version) = self.load::<A>(id)?;
+        let events = match A::decide(&state, cmd) {
+            Ok(events) => events,
+            Err(e) => return Ok(Err(e)),
+        };
+        let new = events
+            .iter()
+            .map(|e| {
+                let mut v = serde_json::to_value(e)?;
+                Ok(NewEvent {
+                    event_id: uuid::Uuid::new_v4(),
+                    event_type: A::event_type(e).to_string(),
+                    v: A::EVENT_VERSION,
+                    data: v.get_mut("data").map(Value::take).unwrap_or(Value::Null),
+                    metadata: metadata.clone(),
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        Ok(Ok(Decided {
+            stream_id: A::stream_id(id),
+            expected: if version == 0 {
+                ExpectedVersion::NoStream
+            } else {
+                ExpectedVersion::Exact(version)
+            },
+            events: new,
+        }))
+    }
+
+    /// Appends decisions in order, each with the version it was decided at.
+    pub fn commit(&mut self, decided: Vec<Decided>) -> Result<Vec<RecordedEvent>, StoreError> {
+        let mut out = Vec::new();
+        for d in decided {
+            out.extend(self.append(&d.stream_id, d.expected, d.events)?);
+        }
+        Ok(out)
+    }
+
+    /// Records a refused command in the `requests` stream (the audit trail
+    /// shows who tried what, DESIGN.md "What becomes an event").
+    pub fn reject(
+        &mut self,
+        stream_id: &str,
+        err: &DomainError,
+        metadata: &Value,
+    ) -> Result<(), StoreError> {
+        self.append(
+            REQUESTS_STREAM,
+            ExpectedVersion::Any,
+            vec![NewEvent {
+                event_id: uuid::Uuid::new_v4(),
+                event_type: "CommandRejected".into(),
+                v: 1,
+                data: json!({
+                    "stream_id": stream_id,
+                    "code": err.code(),
+                    "message": err.to_string(),
+                }),
+                metadata: metadata.clone(),
+            }],
+        )?;
+        Ok(())
+    }
+
     /// Decides `cmd` against aggregate `id` and appends what it decides.
     /// A refusal is recorded as `CommandRejected` in the `requests` stream and
     /// returned as the inner `Err`, so the transaction still commits it.
@@ -42,45 +122,10 @@ impl WriteTx<'_> {
         cmd: A::Command,
         metadata: &Value,
     ) -> Result<Result<Vec<RecordedEvent>, DomainError>, StoreError> {
-        let (state, version) = self.load::<A>(id)?;
-        match A::decide(&state, cmd) {
-            Ok(events) => {
-                let new = events
-                    .iter()
-                    .map(|e| {
-                        let mut v = serde_json::to_value(e)?;
-                        Ok(NewEvent {
-                            event_id: uuid::Uuid::new_v4(),
-                            event_type: A::event_type(e).to_string(),
-                            v: A::EVENT_VERSION,
-                            data: v.get_mut("data").map(Value::take).unwrap_or(Value::Null),
-                            metadata: metadata.clone(),
-                        })
-                    })
-                    .collect::<Result<Vec<_>, StoreError>>()?;
-                let expected = if version == 0 {
-                    ExpectedVersion::NoStream
-                } else {
-                    ExpectedVersion::Exact(version)
-                };
-                Ok(Ok(self.append(&A::stream_id(id), expected, new)?))
-            }
+        match self.decide::<A>(id, cmd, metadata)? {
+            Ok(d) => Ok(Ok(self.commit(vec![d])?)),
             Err(err) => {
-                self.append(
-                    REQUESTS_STREAM,
-                    ExpectedVersion::Any,
-                    vec![NewEvent {
-                        event_id: uuid::Uuid::new_v4(),
-                        event_type: "CommandRejected".into(),
-                        v: 1,
-                        data: json!({
-                            "stream_id": A::stream_id(id),
-                            "code": err.code(),
-                            "message": err.to_string(),
-                        }),
-                        metadata: metadata.clone(),
-                    }],
-                )?;
+                self.reject(&A::stream_id(id), &err, metadata)?;
                 Ok(Err(err))
             }
         }

@@ -12,7 +12,10 @@ pub mod backend;
 
 use std::sync::Arc;
 
-use domain::{Aggregate, VolumeAggregate, VolumeCommand, VolumeEvent, VolumeState, WorkKind};
+use domain::{
+    Aggregate, SnapshotAggregate, SnapshotCommand, SnapshotEvent, SnapshotWork, VolumeAggregate,
+    VolumeCommand, VolumeEvent, VolumeState, WorkKind,
+};
 use eventstore::aggregate::decode;
 use eventstore::{EventStore, RecordedEvent, StoreError};
 use serde_json::json;
@@ -73,8 +76,11 @@ impl Executor {
             return Ok(false);
         };
         for ev in &batch {
-            if let Some(kind) = work_of(ev) {
-                self.perform(ev, kind).await?;
+            if let Some(work) = work_of(ev) {
+                match work {
+                    Work::Volume(kind) => self.perform(ev, kind).await?,
+                    Work::Snapshot(kind) => self.perform_snapshot(ev, kind).await?,
+                }
                 self.save_checkpoint(ev.position).await?;
             }
         }
@@ -104,12 +110,7 @@ impl Executor {
         cmd: VolumeCommand,
         trigger: &RecordedEvent,
     ) -> Result<(), StoreError> {
-        let meta = json!({
-            "actor": "executor",
-            "project_id": trigger.metadata["project_id"],
-            "correlation_id": trigger.metadata["correlation_id"],
-            "caused_by": trigger.event_id,
-        });
+        let meta = self.meta(trigger);
         let key = id.to_string();
         let outcome = self
             .store
@@ -135,6 +136,7 @@ impl Executor {
             WorkKind::Create => v.status == domain::VolumeStatus::Creating,
             WorkKind::Extend => v.status == domain::VolumeStatus::Extending,
             WorkKind::Delete => v.status == domain::VolumeStatus::Deleting,
+            WorkKind::Rollback => v.status == domain::VolumeStatus::Rollingback,
         };
         if !pending {
             return Ok(()); // already done: a replay after a restart
@@ -143,10 +145,26 @@ impl Executor {
             .await?;
         let backend = self.backend.clone();
         let size = v.pending_size.unwrap_or(v.size).max(0) as u64 * GIB;
+        let source = match decode::<VolumeAggregate>(ev) {
+            Ok(VolumeEvent::VolumeCreateRequested {
+                snapshot_id: Some(s),
+                linked_clone,
+                ..
+            }) => Some((s, linked_clone)),
+            _ => None,
+        };
+        let rollback_to = v.pending_rollback.as_ref().map(|(s, _)| *s);
         let result = tokio::task::spawn_blocking(move || match kind {
-            WorkKind::Create => backend.create(id, size),
+            WorkKind::Create => match source {
+                Some((snap, linked)) => backend.clone_from_snapshot(snap, id, size, linked),
+                None => backend.create(id, size),
+            },
             WorkKind::Extend => backend.extend(id, size),
             WorkKind::Delete => backend.delete(id),
+            WorkKind::Rollback => match rollback_to {
+                Some(snap) => backend.rollback(id, snap),
+                None => Ok(()),
+            },
         })
         .await
         .map_err(|e| StoreError::Panicked(e.to_string()))?;
@@ -160,19 +178,130 @@ impl Executor {
                 }
             }
         };
-        self.command(&id_str, cmd, ev).await
+        // A rollback ends on both sides in one transaction: the volume's
+        // outcome and the snapshot back to available.
+        let snap_end = rollback_to.filter(|_| kind == WorkKind::Rollback);
+        let meta = self.meta(ev);
+        let outcome = self
+            .store
+            .write(move |tx| {
+                let r = tx.execute::<VolumeAggregate>(&id_str, cmd, &meta)?;
+                if let Some(snap) = snap_end {
+                    // EndRollback never refuses a live snapshot; a deleted
+                    // one has nothing left to end.
+                    let _ = tx.execute::<SnapshotAggregate>(
+                        &snap.to_string(),
+                        SnapshotCommand::EndRollback,
+                        &meta,
+                    )?;
+                }
+                Ok::<_, StoreError>(r)
+            })
+            .await;
+        if let Err(e) = outcome? {
+            tracing::warn!(volume = %id, error = %e, "outcome refused");
+        }
+        Ok(())
+    }
+
+    /// Does the snapshot work `kind` for the snapshot of `ev` if pending.
+    async fn perform_snapshot(
+        &self,
+        ev: &RecordedEvent,
+        kind: SnapshotWork,
+    ) -> Result<(), StoreError> {
+        let id_str = ev.stream_id.trim_start_matches("snapshot-").to_string();
+        let Ok(snap) = Uuid::parse_str(&id_str) else {
+            return Ok(());
+        };
+        let events = self.store.read_stream(&ev.stream_id)?;
+        let decoded = events
+            .iter()
+            .map(decode::<SnapshotAggregate>)
+            .collect::<Result<Vec<_>, _>>()?;
+        let state = SnapshotAggregate::fold(&decoded);
+        let Some(s) = state.snapshot.as_ref().filter(|_| !state.deleted) else {
+            return Ok(());
+        };
+        let pending = match kind {
+            SnapshotWork::Create => s.status == domain::SnapshotStatus::Creating,
+            SnapshotWork::Delete => s.status == domain::SnapshotStatus::Deleting,
+        };
+        if !pending {
+            return Ok(());
+        }
+        let meta = self.meta(ev);
+        let (k, m) = (id_str.clone(), meta.clone());
+        self.store
+            .write(move |tx| {
+                tx.execute::<SnapshotAggregate>(&k, SnapshotCommand::StartWork { kind }, &m)
+            })
+            .await?
+            .ok();
+        let backend = self.backend.clone();
+        let vol = s.volume_id;
+        let result = tokio::task::spawn_blocking(move || match kind {
+            SnapshotWork::Create => backend.snapshot_create(vol, snap),
+            SnapshotWork::Delete => backend.snapshot_delete(snap),
+        })
+        .await
+        .map_err(|e| StoreError::Panicked(e.to_string()))?;
+        let cmd = match result {
+            Ok(()) => SnapshotCommand::CompleteWork { kind },
+            Err(e) => {
+                tracing::warn!(snapshot = %snap, ?kind, error = %e, "snapshot work failed");
+                SnapshotCommand::FailWork {
+                    kind,
+                    reason: e.to_string(),
+                }
+            }
+        };
+        if let Err(e) = self
+            .store
+            .write(move |tx| tx.execute::<SnapshotAggregate>(&id_str, cmd, &meta))
+            .await?
+        {
+            tracing::warn!(snapshot = %snap, error = %e, "outcome refused");
+        }
+        Ok(())
+    }
+
+    fn meta(&self, trigger: &RecordedEvent) -> serde_json::Value {
+        json!({
+            "actor": "executor",
+            "project_id": trigger.metadata["project_id"],
+            "correlation_id": trigger.metadata["correlation_id"],
+            "caused_by": trigger.event_id,
+        })
     }
 }
 
+/// Disk work an event asks for.
+#[derive(Debug, Clone, Copy)]
+enum Work {
+    Volume(WorkKind),
+    Snapshot(SnapshotWork),
+}
+
 /// The disk work an event asks for, if any.
-fn work_of(ev: &RecordedEvent) -> Option<WorkKind> {
-    if !ev.stream_id.starts_with("volume-") {
-        return None;
+fn work_of(ev: &RecordedEvent) -> Option<Work> {
+    if ev.stream_id.starts_with("volume-") {
+        return match decode::<VolumeAggregate>(ev).ok()? {
+            VolumeEvent::VolumeCreateRequested { .. } => Some(Work::Volume(WorkKind::Create)),
+            VolumeEvent::VolumeExtendRequested { .. } => Some(Work::Volume(WorkKind::Extend)),
+            VolumeEvent::VolumeDeleteRequested { .. } => Some(Work::Volume(WorkKind::Delete)),
+            VolumeEvent::VolumeRollbackRequested { .. } => Some(Work::Volume(WorkKind::Rollback)),
+            _ => None,
+        };
     }
-    match decode::<VolumeAggregate>(ev).ok()? {
-        VolumeEvent::VolumeCreateRequested { .. } => Some(WorkKind::Create),
-        VolumeEvent::VolumeExtendRequested { .. } => Some(WorkKind::Extend),
-        VolumeEvent::VolumeDeleteRequested { .. } => Some(WorkKind::Delete),
-        _ => None,
+    if ev.stream_id.starts_with("snapshot-") {
+        return match decode::<SnapshotAggregate>(ev).ok()? {
+            SnapshotEvent::SnapshotCreateRequested { .. } => {
+                Some(Work::Snapshot(SnapshotWork::Create))
+            }
+            SnapshotEvent::SnapshotDeleteRequested {} => Some(Work::Snapshot(SnapshotWork::Delete)),
+            _ => None,
+        };
     }
+    None
 }

@@ -21,6 +21,7 @@ pub struct JobRow {
     pub end_time: String,
     pub error_code: Option<String>,
     pub fail_reason: Option<String>,
+    pub sub_jobs: Vec<JobRow>,
 }
 
 impl InlineProjection for JobsProjection {
@@ -40,8 +41,10 @@ impl InlineProjection for JobsProjection {
                 end_time TEXT NOT NULL,
                 error_code TEXT,
                 fail_reason TEXT,
-                volume_id TEXT NOT NULL
+                volume_id TEXT NOT NULL,
+                parent_id TEXT
             );
+            CREATE INDEX IF NOT EXISTS jobs_by_parent ON jobs(parent_id);
             CREATE INDEX IF NOT EXISTS jobs_by_volume ON jobs(volume_id, status);",
         )
     }
@@ -53,21 +56,35 @@ impl InlineProjection for JobsProjection {
         let volume_id = ev.stream_id.trim_start_matches("volume-");
         let now = time::job(&ev.recorded_at);
         let project = ev.metadata["project_id"].as_str().unwrap_or_default();
-        let open = |job_id: &Option<String>, job_type: &str, project: &str| {
+        let open = |job_id: &Option<String>,
+                    job_type: &str,
+                    project: &str,
+                    parent: Option<&str>| {
             let Some(job_id) = job_id else {
                 return Ok(());
             };
+            if let Some(parent) = parent {
+                // The batch's own row: its status is derived from its
+                // sub-jobs when read.
+                conn.execute(
+                    "INSERT OR IGNORE INTO jobs (job_id, project_id, job_type, status, entities,
+                        begin_time, end_time, error_code, fail_reason, volume_id, parent_id)
+                     VALUES (?1, ?2, 'batchCreateVolume', 'INIT', '{}', ?3, '', NULL, NULL, '', NULL)",
+                    params![parent, project, now],
+                )?;
+            }
             conn.execute(
                 "INSERT INTO jobs (job_id, project_id, job_type, status, entities, begin_time,
-                    end_time, error_code, fail_reason, volume_id)
-                 VALUES (?1, ?2, ?3, 'INIT', ?4, ?5, '', NULL, NULL, ?6)",
+                    end_time, error_code, fail_reason, volume_id, parent_id)
+                 VALUES (?1, ?2, ?3, 'INIT', ?4, ?5, '', NULL, NULL, ?6, ?7)",
                 params![
                     job_id,
                     project,
                     job_type,
                     serde_json::json!({ "volume_id": volume_id }).to_string(),
                     now,
-                    volume_id
+                    volume_id,
+                    parent
                 ],
             )
             .map(|_| ())
@@ -89,12 +106,17 @@ impl InlineProjection for JobsProjection {
         };
         match &event {
             VolumeEvent::VolumeCreateRequested {
-                job_id, project_id, ..
-            } => open(job_id, "createVolume", project_id)?,
+                job_id,
+                project_id,
+                batch_job_id,
+                ..
+            } => open(job_id, "createVolume", project_id, batch_job_id.as_deref())?,
             VolumeEvent::VolumeExtendRequested { job_id, .. } => {
-                open(job_id, "extendVolume", project)?
+                open(job_id, "extendVolume", project, None)?
             }
-            VolumeEvent::VolumeDeleteRequested { job_id } => open(job_id, "deleteVolume", project)?,
+            VolumeEvent::VolumeDeleteRequested { job_id } => {
+                open(job_id, "deleteVolume", project, None)?
+            }
             VolumeEvent::VolumeWorkStarted { .. } => {
                 conn.execute(
                     "UPDATE jobs SET status = 'RUNNING' WHERE volume_id = ?1 AND status = 'INIT'",
@@ -113,7 +135,20 @@ impl InlineProjection for JobsProjection {
             VolumeEvent::VolumeDeleteFailed { reason } => {
                 finish("FAIL", Some(("EVS.2020", reason)))?
             }
-            VolumeEvent::VolumeUpdated { .. } => {}
+            VolumeEvent::VolumeUpdated { .. }
+            | VolumeEvent::VolumeMetadataSet { .. }
+            | VolumeEvent::VolumeRollbackRequested { .. }
+            | VolumeEvent::VolumeRolledBack { .. }
+            | VolumeEvent::VolumeRollbackFailed { .. }
+            | VolumeEvent::VolumeAttached { .. }
+            | VolumeEvent::VolumeDetached { .. }
+            | VolumeEvent::VolumeReserved {}
+            | VolumeEvent::VolumeUnreserved {}
+            | VolumeEvent::VolumeBootableSet { .. }
+            | VolumeEvent::VolumeReadonlySet { .. }
+            | VolumeEvent::VolumeTransferStarted { .. }
+            | VolumeEvent::VolumeTransferCancelled { .. }
+            | VolumeEvent::VolumeTransferred { .. } => {}
         }
         Ok(())
     }
@@ -127,7 +162,56 @@ impl InlineProjection for JobsProjection {
     }
 }
 
+/// A job; a batch job carries its sub-jobs and a status derived from them:
+/// FAIL or SUCCESS once every sub-job has ended (FAIL if any failed),
+/// RUNNING while any has started, INIT before.
 pub fn get(conn: &Connection, job_id: &str) -> rusqlite::Result<Option<JobRow>> {
+    let Some(mut job) = get_one(conn, job_id)? else {
+        return Ok(None);
+    };
+    if job.job_type == "batchCreateVolume" {
+        let mut stmt =
+            conn.prepare("SELECT job_id FROM jobs WHERE parent_id = ?1 ORDER BY rowid")?;
+        let ids: Vec<String> = stmt
+            .query_map([job_id], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        let mut subs = Vec::new();
+        for id in ids {
+            if let Some(s) = get_one(conn, &id)? {
+                subs.push(s);
+            }
+        }
+        let ended = subs
+            .iter()
+            .all(|s| s.status == "SUCCESS" || s.status == "FAIL");
+        job.status = if subs.is_empty() {
+            "INIT".into()
+        } else if ended && subs.iter().any(|s| s.status == "FAIL") {
+            "FAIL".into()
+        } else if ended {
+            "SUCCESS".into()
+        } else if subs.iter().any(|s| s.status != "INIT") {
+            "RUNNING".into()
+        } else {
+            "INIT".into()
+        };
+        if ended {
+            job.end_time = subs
+                .iter()
+                .map(|s| s.end_time.clone())
+                .max()
+                .unwrap_or_default();
+            if let Some(f) = subs.iter().find(|s| s.status == "FAIL") {
+                job.error_code = f.error_code.clone();
+                job.fail_reason = f.fail_reason.clone();
+            }
+        }
+        job.sub_jobs = subs;
+    }
+    Ok(Some(job))
+}
+
+fn get_one(conn: &Connection, job_id: &str) -> rusqlite::Result<Option<JobRow>> {
     conn.query_row(
         "SELECT job_id, project_id, job_type, status, entities, begin_time, end_time,
             error_code, fail_reason FROM jobs WHERE job_id = ?1",
@@ -144,6 +228,7 @@ pub fn get(conn: &Connection, job_id: &str) -> rusqlite::Result<Option<JobRow>> 
                 end_time: r.get(6)?,
                 error_code: r.get(7)?,
                 fail_reason: r.get(8)?,
+                sub_jobs: Vec::new(),
             })
         },
     )

@@ -8,15 +8,25 @@ use eventstore::rusqlite::{self, types::ValueRef, Connection};
 use eventstore::InlineProjection;
 
 pub mod jobs;
+pub mod quotas;
+pub mod snapshots;
 pub mod time;
+pub mod transfers;
 pub mod volumes;
 
 pub use jobs::{JobRow, JobsProjection};
+pub use snapshots::{SnapshotRow, SnapshotsProjection};
 pub use volumes::{ListQuery, SortDir, SortKey, VolumeRow, VolumesProjection};
 
 /// Every inline projection, in the order they are applied.
 pub fn all() -> Vec<Arc<dyn InlineProjection>> {
-    vec![Arc::new(VolumesProjection), Arc::new(JobsProjection)]
+    vec![
+        Arc::new(VolumesProjection),
+        Arc::new(JobsProjection),
+        Arc::new(SnapshotsProjection),
+        Arc::new(quotas::QuotasProjection),
+        Arc::new(transfers::TransfersProjection),
+    ]
 }
 
 /// Every row of `table` as canonical text, ordered by `order_by`: what
@@ -46,6 +56,14 @@ pub(crate) fn dump_table(
     Ok(out)
 }
 
+/// Decodes a stored event of a snapshot stream, or None for other streams.
+pub(crate) fn snapshot_event(ev: &eventstore::RecordedEvent) -> Option<domain::SnapshotEvent> {
+    if !ev.stream_id.starts_with("snapshot-") {
+        return None;
+    }
+    serde_json::from_value(serde_json::json!({"type": ev.event_type, "data": ev.data})).ok()
+}
+
 /// Decodes a stored event of the volume stream, or None for other streams.
 pub(crate) fn volume_event(ev: &eventstore::RecordedEvent) -> Option<domain::VolumeEvent> {
     if !ev.stream_id.starts_with("volume-") {
@@ -69,7 +87,7 @@ mod tests {
         let ids: Vec<String> = (0..5).map(|_| uuid::Uuid::new_v4().to_string()).collect();
         for (i, id) in ids.iter().enumerate() {
             let cmds = vec![
-                VolumeCommand::Create(CreateVolume {
+                VolumeCommand::Create(Box::new(CreateVolume {
                     volume_id: id.parse().unwrap(),
                     project_id: "p1".into(),
                     user_id: "u".into(),
@@ -81,7 +99,10 @@ mod tests {
                     metadata: Default::default(),
                     multiattach: false,
                     job_id: Some(format!("{:032x}", i)),
-                }),
+                    batch_job_id: None,
+                    source: None,
+                    quota: domain::quota::Headroom::unlimited(),
+                })),
                 VolumeCommand::StartWork {
                     kind: WorkKind::Create,
                 },
@@ -91,6 +112,7 @@ mod tests {
                 VolumeCommand::Extend {
                     new_size: 10,
                     job_id: None,
+                    quota: domain::quota::Headroom::unlimited(),
                 },
                 VolumeCommand::FailWork {
                     kind: WorkKind::Extend,
@@ -103,6 +125,7 @@ mod tests {
                 },
                 VolumeCommand::Delete {
                     job_id: Some(format!("{:032x}", 100 + i)),
+                    dependent_snapshots: 0,
                 },
             ];
             let n = if i % 2 == 0 { cmds.len() } else { 4 };

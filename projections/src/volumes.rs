@@ -27,10 +27,14 @@ pub struct VolumeRow {
     pub bootable: bool,
     pub created_at: String,
     pub updated_at: Option<String>,
+    pub snapshot_id: Option<String>,
+    /// `[{attachment_id, server_id, host_name, device, mode, attached_at}]`.
+    pub attachments: Vec<serde_json::Value>,
 }
 
 const COLUMNS: &str = "id, project_id, user_id, name, description, size, status, \
-    availability_zone, volume_type, metadata, multiattach, bootable, created_at, updated_at";
+    availability_zone, volume_type, metadata, multiattach, bootable, created_at, updated_at, \
+    snapshot_id, attachments";
 
 impl VolumeRow {
     fn from_row(r: &Row<'_>) -> rusqlite::Result<Self> {
@@ -50,6 +54,8 @@ impl VolumeRow {
             bootable: r.get(11)?,
             created_at: r.get(12)?,
             updated_at: r.get(13)?,
+            snapshot_id: r.get(14)?,
+            attachments: serde_json::from_str(&r.get::<_, String>(15)?).unwrap_or_default(),
         })
     }
 }
@@ -81,6 +87,8 @@ impl InlineProjection for VolumesProjection {
                 bootable INTEGER NOT NULL,
                 created_at TEXT NOT NULL,
                 updated_at TEXT,
+                snapshot_id TEXT,
+                attachments TEXT NOT NULL DEFAULT '[]',
                 seq INTEGER NOT NULL
             );
             CREATE INDEX IF NOT EXISTS volumes_by_project ON volumes(project_id, seq);",
@@ -111,13 +119,14 @@ impl InlineProjection for VolumesProjection {
                 volume_type,
                 metadata,
                 multiattach,
+                snapshot_id,
                 ..
             } => {
                 conn.execute(
                     "INSERT INTO volumes (id, project_id, user_id, name, description, size, status,
                         prev_status, availability_zone, volume_type, metadata, multiattach, bootable,
-                        created_at, updated_at, seq)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'creating', 'creating', ?7, ?8, ?9, ?10, 0, ?11, NULL, ?12)",
+                        created_at, updated_at, seq, snapshot_id)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'creating', 'creating', ?7, ?8, ?9, ?10, 0, ?11, NULL, ?12, ?13)",
                     params![
                         volume_id.to_string(),
                         project_id,
@@ -130,7 +139,8 @@ impl InlineProjection for VolumesProjection {
                         serde_json::to_string(&metadata).unwrap_or_else(|_| "{}".into()),
                         multiattach,
                         now,
-                        ev.position as i64
+                        ev.position as i64,
+                        snapshot_id.map(|s| s.to_string())
                     ],
                 )?;
             }
@@ -179,6 +189,92 @@ impl InlineProjection for VolumesProjection {
             }
             VolumeEvent::VolumeDeleteFailed { .. } => {
                 set_status("error_deleting")?;
+            }
+            VolumeEvent::VolumeMetadataSet { metadata } => {
+                conn.execute(
+                    "UPDATE volumes SET metadata = ?2, updated_at = ?3 WHERE id = ?1",
+                    params![
+                        id,
+                        serde_json::to_string(&metadata).unwrap_or_else(|_| "{}".into()),
+                        now
+                    ],
+                )?;
+            }
+            VolumeEvent::VolumeRollbackRequested { .. } => {
+                set_status("rollingback")?;
+            }
+            VolumeEvent::VolumeRolledBack { name, .. } => {
+                conn.execute(
+                    "UPDATE volumes SET status = 'available', name = COALESCE(?2, name), updated_at = ?3
+                     WHERE id = ?1",
+                    params![id, name, now],
+                )?;
+            }
+            VolumeEvent::VolumeRollbackFailed { .. } => {
+                set_status("error_rollbacking")?;
+            }
+            VolumeEvent::VolumeAttached { attachment } => {
+                let mut a = serde_json::to_value(&attachment).unwrap_or_default();
+                a["attached_at"] = serde_json::Value::String(now.clone());
+                conn.execute(
+                    "UPDATE volumes SET attachments = json_insert(attachments, '$[#]', json(?2)),
+                        status = 'in-use', updated_at = ?3 WHERE id = ?1",
+                    params![id, a.to_string(), now],
+                )?;
+            }
+            VolumeEvent::VolumeDetached { attachment_id } => {
+                conn.execute(
+                    "UPDATE volumes SET attachments = (SELECT json_group_array(json(value))
+                        FROM json_each(volumes.attachments)
+                        WHERE json_extract(value, '$.attachment_id') != ?2),
+                        updated_at = ?3 WHERE id = ?1",
+                    params![id, attachment_id.to_string(), now],
+                )?;
+                conn.execute(
+                    "UPDATE volumes SET status = 'available'
+                     WHERE id = ?1 AND json_array_length(attachments) = 0",
+                    params![id],
+                )?;
+            }
+            VolumeEvent::VolumeReserved {} => {
+                conn.execute(
+                    "UPDATE volumes SET status = 'attaching', updated_at = ?2
+                     WHERE id = ?1 AND status = 'available'",
+                    params![id, now],
+                )?;
+            }
+            VolumeEvent::VolumeUnreserved {} => {
+                set_status("available")?;
+            }
+            VolumeEvent::VolumeBootableSet { bootable } => {
+                conn.execute(
+                    "UPDATE volumes SET bootable = ?2, updated_at = ?3 WHERE id = ?1",
+                    params![id, bootable, now],
+                )?;
+            }
+            VolumeEvent::VolumeReadonlySet { readonly } => {
+                conn.execute(
+                    "UPDATE volumes SET metadata = json_set(metadata, '$.readonly', ?2),
+                        updated_at = ?3 WHERE id = ?1",
+                    params![id, domain::volume::readonly_flag(readonly), now],
+                )?;
+            }
+            VolumeEvent::VolumeTransferStarted { .. } => {
+                set_status("awaiting-transfer")?;
+            }
+            VolumeEvent::VolumeTransferCancelled { .. } => {
+                set_status("available")?;
+            }
+            VolumeEvent::VolumeTransferred {
+                to_project,
+                to_user,
+                ..
+            } => {
+                conn.execute(
+                    "UPDATE volumes SET status = 'available', project_id = ?2, user_id = ?3,
+                        updated_at = ?4 WHERE id = ?1",
+                    params![id, to_project, to_user, now],
+                )?;
             }
         }
         Ok(())

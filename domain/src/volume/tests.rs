@@ -20,13 +20,16 @@ fn create_cmd(size: i64) -> CreateVolume {
         metadata: BTreeMap::new(),
         multiattach: false,
         job_id: None,
+        batch_job_id: None,
+        source: None,
+        quota: crate::quota::Headroom::unlimited(),
     }
 }
 
 fn requested(size: i64) -> VolumeEvent {
     VolumeAggregate::decide(
         &VolumeState::default(),
-        VolumeCommand::Create(create_cmd(size)),
+        VolumeCommand::Create(create_cmd(size).into()),
     )
     .unwrap()
     .remove(0)
@@ -46,7 +49,7 @@ fn available(size: i64) -> Vec<VolumeEvent> {
 
 #[test]
 fn create_on_empty_stream_requests_a_volume() {
-    let events = when(&given(&[]), VolumeCommand::Create(create_cmd(10))).unwrap();
+    let events = when(&given(&[]), VolumeCommand::Create(create_cmd(10).into())).unwrap();
     assert!(matches!(
         &events[..],
         [VolumeEvent::VolumeCreateRequested { size: 10, .. }]
@@ -60,17 +63,21 @@ fn create_on_empty_stream_requests_a_volume() {
 #[test]
 fn create_refuses_sizes_out_of_range_with_evs_1010() {
     for size in [0, -1, 32_769, i64::MAX, i64::MIN] {
-        let err = when(&given(&[]), VolumeCommand::Create(create_cmd(size))).unwrap_err();
+        let err = when(&given(&[]), VolumeCommand::Create(create_cmd(size).into())).unwrap_err();
         assert_eq!(err.code(), "EVS.1010", "size {size}");
     }
-    assert!(when(&given(&[]), VolumeCommand::Create(create_cmd(32_768))).is_ok());
+    assert!(when(
+        &given(&[]),
+        VolumeCommand::Create(create_cmd(32_768).into())
+    )
+    .is_ok());
 }
 
 #[test]
 fn create_twice_is_refused() {
     let err = when(
         &given(&[requested(1)]),
-        VolumeCommand::Create(create_cmd(1)),
+        VolumeCommand::Create(create_cmd(1).into()),
     )
     .unwrap_err();
     assert!(matches!(err, DomainError::VolumeAlreadyExists(_)));
@@ -81,7 +88,7 @@ fn create_refuses_long_names_and_bad_metadata() {
     let mut c = create_cmd(1);
     c.name = Some("é".repeat(128)); // 256 bytes, 128 chars
     assert_eq!(
-        when(&given(&[]), VolumeCommand::Create(c))
+        when(&given(&[]), VolumeCommand::Create(c.into()))
             .unwrap_err()
             .code(),
         "EVS.1003"
@@ -89,7 +96,7 @@ fn create_refuses_long_names_and_bad_metadata() {
     let mut c = create_cmd(1);
     c.metadata.insert("k".repeat(256), "v".into());
     assert!(matches!(
-        when(&given(&[]), VolumeCommand::Create(c)).unwrap_err(),
+        when(&given(&[]), VolumeCommand::Create(c.into())).unwrap_err(),
         DomainError::InvalidMetadata(_)
     ));
 }
@@ -150,7 +157,14 @@ fn failed_create_ends_in_error_and_may_be_deleted() {
         },
     ];
     assert_eq!(given(&ev).volume.unwrap().status, VolumeStatus::Error);
-    assert!(when(&given(&ev), VolumeCommand::Delete { job_id: None }).is_ok());
+    assert!(when(
+        &given(&ev),
+        VolumeCommand::Delete {
+            job_id: None,
+            dependent_snapshots: 0
+        }
+    )
+    .is_ok());
 }
 
 #[test]
@@ -162,6 +176,7 @@ fn extend_requires_a_strictly_greater_size() {
             VolumeCommand::Extend {
                 new_size: new,
                 job_id: None,
+                quota: crate::quota::Headroom::unlimited(),
             },
         )
         .unwrap_err();
@@ -172,6 +187,7 @@ fn extend_requires_a_strictly_greater_size() {
         VolumeCommand::Extend {
             new_size: 40_000,
             job_id: None,
+            quota: crate::quota::Headroom::unlimited(),
         },
     )
     .unwrap_err();
@@ -187,6 +203,7 @@ fn extend_goes_through_extending_and_back() {
             VolumeCommand::Extend {
                 new_size: 20,
                 job_id: None,
+                quota: crate::quota::Headroom::unlimited(),
             },
         )
         .unwrap(),
@@ -198,11 +215,19 @@ fn extend_goes_through_extending_and_back() {
         VolumeCommand::Extend {
             new_size: 30,
             job_id: None,
+            quota: crate::quota::Headroom::unlimited(),
         },
     )
     .unwrap_err();
     assert_eq!(err.code(), "EVS.1064");
-    let err = when(&given(&ev), VolumeCommand::Delete { job_id: None }).unwrap_err();
+    let err = when(
+        &given(&ev),
+        VolumeCommand::Delete {
+            job_id: None,
+            dependent_snapshots: 0,
+        },
+    )
+    .unwrap_err();
     assert_eq!(err.code(), "EVS.1046");
     ev.extend(
         when(
@@ -226,6 +251,7 @@ fn failed_extend_keeps_the_size_and_refuses_another_extend_with_evs_2026() {
             VolumeCommand::Extend {
                 new_size: 20,
                 job_id: None,
+                quota: crate::quota::Headroom::unlimited(),
             },
         )
         .unwrap(),
@@ -247,6 +273,7 @@ fn failed_extend_keeps_the_size_and_refuses_another_extend_with_evs_2026() {
         VolumeCommand::Extend {
             new_size: 30,
             job_id: None,
+            quota: crate::quota::Headroom::unlimited(),
         },
     )
     .unwrap_err();
@@ -260,6 +287,7 @@ fn extend_refused_while_creating() {
         VolumeCommand::Extend {
             new_size: 2,
             job_id: None,
+            quota: crate::quota::Headroom::unlimited(),
         },
     )
     .unwrap_err();
@@ -270,7 +298,10 @@ fn extend_refused_while_creating() {
 fn delete_refused_while_creating_with_evs_1046() {
     let err = when(
         &given(&[requested(1)]),
-        VolumeCommand::Delete { job_id: None },
+        VolumeCommand::Delete {
+            job_id: None,
+            dependent_snapshots: 0,
+        },
     )
     .unwrap_err();
     assert_eq!(err.code(), "EVS.1046");
@@ -279,7 +310,16 @@ fn delete_refused_while_creating_with_evs_1046() {
 #[test]
 fn delete_then_deleted_makes_the_volume_gone() {
     let mut ev = available(1);
-    ev.extend(when(&given(&ev), VolumeCommand::Delete { job_id: None }).unwrap());
+    ev.extend(
+        when(
+            &given(&ev),
+            VolumeCommand::Delete {
+                job_id: None,
+                dependent_snapshots: 0,
+            },
+        )
+        .unwrap(),
+    );
     ev.extend(
         when(
             &given(&ev),
@@ -340,10 +380,14 @@ fn update_needs_a_name_or_a_description() {
 #[test]
 fn commands_on_a_missing_volume_are_not_found() {
     for cmd in [
-        VolumeCommand::Delete { job_id: None },
+        VolumeCommand::Delete {
+            job_id: None,
+            dependent_snapshots: 0,
+        },
         VolumeCommand::Extend {
             new_size: 2,
             job_id: None,
+            quota: crate::quota::Headroom::unlimited(),
         },
         VolumeCommand::StartWork {
             kind: WorkKind::Create,
@@ -363,4 +407,143 @@ fn events_round_trip_through_json_with_a_type_tag() {
     assert_eq!(json["type"], "VolumeCreateRequested");
     assert_eq!(json["data"]["size"], 3);
     assert_eq!(serde_json::from_value::<VolumeEvent>(json).unwrap(), e);
+}
+
+#[test]
+fn delete_with_snapshots_is_refused() {
+    let err = when(
+        &given(&available(1)),
+        VolumeCommand::Delete {
+            job_id: None,
+            dependent_snapshots: 2,
+        },
+    )
+    .unwrap_err();
+    assert!(matches!(err, DomainError::VolumeHasSnapshots(2)));
+}
+
+fn snap_source(size: i64) -> SnapshotSource {
+    SnapshotSource {
+        snapshot_id: Uuid::from_u128(5),
+        status: crate::SnapshotStatus::Available,
+        size,
+        volume_type: "SATA".into(),
+        availability_zone: "az-dc-1".into(),
+        linked: true,
+    }
+}
+
+#[test]
+fn create_from_snapshot_checks_size_type_zone_and_status() {
+    let mut c = create_cmd(4);
+    c.source = Some(CreateSource::Snapshot(snap_source(4)));
+    let ev = when(&given(&[]), VolumeCommand::Create(c.clone().into())).unwrap();
+    assert!(matches!(
+        &ev[0],
+        VolumeEvent::VolumeCreateRequested {
+            snapshot_id: Some(_),
+            linked_clone: true,
+            ..
+        }
+    ));
+    c.size = 3;
+    assert_eq!(
+        when(&given(&[]), VolumeCommand::Create(c.clone().into()))
+            .unwrap_err()
+            .code(),
+        "EVS.1010"
+    );
+    c.size = 8;
+    c.volume_type = "SSD".into();
+    assert_eq!(
+        when(&given(&[]), VolumeCommand::Create(c.clone().into()))
+            .unwrap_err()
+            .code(),
+        "EVS.2096"
+    );
+    c.volume_type = "SATA".into();
+    c.availability_zone = "toronto".into();
+    assert_eq!(
+        when(&given(&[]), VolumeCommand::Create(c.clone().into()))
+            .unwrap_err()
+            .code(),
+        "EVS.2054"
+    );
+    let mut s = snap_source(4);
+    s.status = crate::SnapshotStatus::Creating;
+    let mut c = create_cmd(4);
+    c.source = Some(CreateSource::Snapshot(s));
+    assert_eq!(
+        when(&given(&[]), VolumeCommand::Create(c.into()))
+            .unwrap_err()
+            .code(),
+        "EVS.2043"
+    );
+}
+
+#[test]
+fn rollback_goes_through_rollingback_and_renames() {
+    let snap = Uuid::from_u128(5);
+    let mut ev = available(1);
+    let bad = VolumeCommand::Rollback {
+        snapshot_id: snap,
+        snapshot_volume_id: Uuid::from_u128(1),
+        name: None,
+    };
+    assert!(matches!(
+        when(&given(&ev), bad).unwrap_err(),
+        DomainError::RollbackWrongVolume(_)
+    ));
+    let ok = VolumeCommand::Rollback {
+        snapshot_id: snap,
+        snapshot_volume_id: vid(),
+        name: Some("back".into()),
+    };
+    ev.extend(when(&given(&ev), ok.clone()).unwrap());
+    assert_eq!(given(&ev).volume.unwrap().status, VolumeStatus::Rollingback);
+    assert!(when(&given(&ev), ok.clone()).is_err(), "not twice at once");
+    ev.extend(
+        when(
+            &given(&ev),
+            VolumeCommand::CompleteWork {
+                kind: WorkKind::Rollback,
+            },
+        )
+        .unwrap(),
+    );
+    assert_eq!(
+        ev.last().unwrap(),
+        &VolumeEvent::VolumeRolledBack {
+            snapshot_id: snap,
+            name: Some("back".into())
+        }
+    );
+    assert_eq!(given(&ev).volume.unwrap().status, VolumeStatus::Available);
+}
+
+#[test]
+fn failed_rollback_may_be_retried() {
+    let snap = Uuid::from_u128(5);
+    let mut ev = available(1);
+    let cmd = VolumeCommand::Rollback {
+        snapshot_id: snap,
+        snapshot_volume_id: vid(),
+        name: None,
+    };
+    ev.extend(when(&given(&ev), cmd.clone()).unwrap());
+    ev.extend(
+        when(
+            &given(&ev),
+            VolumeCommand::FailWork {
+                kind: WorkKind::Rollback,
+                reason: "io".into(),
+            },
+        )
+        .unwrap(),
+    );
+    assert_eq!(
+        given(&ev).volume.unwrap().status,
+        VolumeStatus::ErrorRollbacking
+    );
+    assert!(when(&given(&ev), cmd).is_ok());
 }

@@ -1,0 +1,245 @@
+//! Read-mostly Cinder routes over the configured catalog and the quota
+//! view: types (CINDER-7.1.7/7.1.8), availability zones (7.1.17),
+//! extensions (7.1.16), quota sets (7.1.9, and the admin PUT).
+
+use std::collections::{BTreeMap, HashMap};
+
+use axum::body::Bytes;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use domain::quota::{self, QuotaAggregate, QuotaCommand};
+use domain::DomainError;
+use serde_json::{json, Map, Value};
+
+use crate::cinder::query;
+use crate::{commands, input, ApiError, AppState, Ctx, Problem};
+
+type Reply = Result<Response, ApiError>;
+
+pub fn routes(prefix: &str) -> Router<AppState> {
+    Router::new()
+        .route(&format!("{prefix}/types"), get(types))
+        .route(&format!("{prefix}/types/{{type_id}}"), get(one_type))
+        .route(&format!("{prefix}/os-availability-zone"), get(zones))
+        .route(&format!("{prefix}/extensions"), get(extensions))
+        .route(
+            &format!("{prefix}/os-quota-sets/{{target_project_id}}"),
+            get(quota_show).put(quota_update),
+        )
+        .route(
+            &format!("{prefix}/os-quota-sets/{{target_project_id}}/defaults"),
+            get(quota_defaults),
+        )
+}
+
+fn volume_type(state: &AppState, t: &domain::catalog::VolumeType) -> Value {
+    json!({
+        "extra_specs": {
+            "volume_backend_name": t.name,
+            "availability-zone": state.catalog.default_zone(),
+        },
+        "name": t.name,
+        "qos_specs_id": null,
+        "id": t.id,
+        "is_public": true,
+        "description": null,
+    })
+}
+
+async fn types(State(state): State<AppState>, _ctx: Ctx) -> Reply {
+    let all: Vec<Value> = state
+        .catalog
+        .types
+        .iter()
+        .map(|t| volume_type(&state, t))
+        .collect();
+    Ok(Json(json!({"volume_types": all})).into_response())
+}
+
+async fn one_type(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Path(p): Path<HashMap<String, String>>,
+) -> Reply {
+    let id = p.get("type_id").cloned().unwrap_or_default();
+    match state
+        .catalog
+        .types
+        .iter()
+        .find(|t| t.id == id || t.name == id)
+    {
+        Some(t) => Ok(Json(json!({"volume_type": volume_type(&state, t)})).into_response()),
+        None => Err(ctx.err(Problem::new(
+            StatusCode::NOT_FOUND,
+            "EVS.2070",
+            format!("Volume type {id} could not be found."),
+        ))),
+    }
+}
+
+async fn zones(State(state): State<AppState>, _ctx: Ctx) -> Reply {
+    let all: Vec<Value> = state
+        .catalog
+        .zones
+        .iter()
+        .map(|z| json!({"zoneState": {"available": true}, "zoneName": z}))
+        .collect();
+    Ok(Json(json!({"availabilityZoneInfo": all})).into_response())
+}
+
+/// The extensions this service really provides (API.md 3.11 lists what the
+/// Huawei cloud printed; only the ones served here are claimed).
+async fn extensions(_ctx: Ctx) -> Reply {
+    let ext = |name: &str, alias: &str, description: &str| {
+        json!({
+            "updated": "2013-04-18T00:00:00+00:00",
+            "description": description,
+            "links": [],
+            "alias": alias,
+            "name": name,
+        })
+    };
+    Ok(Json(json!({"extensions": [
+        ext("VolumeTenantAttribute", "os-vol-tenant-attr", "Expose the internal project_id as an attribute of a volume."),
+        ext("Quotas", "os-quota-sets", "Quota management support."),
+        ext("VolumeActions", "os-volume-actions", "Enable volume actions."),
+        ext("VolumeHostAttribute", "os-vol-host-attr", "Expose host as an attribute of a volume."),
+        ext("AvailabilityZones", "os-availability-zone", "Describe Availability Zones."),
+        ext("VolumeMigStatusAttribute", "os-vol-mig-status-attr", "Expose migration_status as an attribute of a volume."),
+        ext("ExtendedSnapshotAttributes", "os-extended-snapshot-attributes", "Extended SnapshotAttributes support."),
+        ext("VolumeTransfer", "os-volume-transfer", "Volume transfer management support."),
+        ext("VolumeImageMetadata", "os-vol-image-meta", "Show image metadata associated with the volume."),
+    ]}))
+    .into_response())
+}
+
+/// Non-admins may only read their own project's quotas.
+fn target(ctx: &Ctx, p: &HashMap<String, String>) -> Result<String, ApiError> {
+    let t = p.get("target_project_id").cloned().unwrap_or_default();
+    if !ctx.is_admin && t != ctx.project_id {
+        return Err(ctx.err(Problem::new(
+            StatusCode::FORBIDDEN,
+            "EVS.5403",
+            "Policy check failed: a project may read only its own quotas.",
+        )));
+    }
+    Ok(t)
+}
+
+fn quota_keys(state: &AppState) -> Vec<String> {
+    let names: Vec<String> = state.catalog.types.iter().map(|t| t.name.clone()).collect();
+    quota::keys(&names)
+}
+
+/// CINDER-7.1.9: with `usage=true|True` each key is
+/// `{in_use, limit, reserved, allocated}`; without, just the limit.
+async fn quota_show(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Path(p): Path<HashMap<String, String>>,
+    q: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> Reply {
+    let project = target(&ctx, &p)?;
+    let q = query(&ctx, q)?;
+    let usage = match q.get("usage").map(String::as_str) {
+        None | Some("false" | "False") => false,
+        Some("true" | "True") => true,
+        Some(v) => {
+            return Err(ctx.err(DomainError::invalid(
+                "EVS.5400",
+                format!("Invalid value '{v}' for usage."),
+            )))
+        }
+    };
+    let (limits, in_use) = state
+        .store
+        .read(|c| {
+            Ok((
+                projections::quotas::limits(c, &project)?,
+                projections::quotas::usage(c, &project)?,
+            ))
+        })
+        .map_err(|e| ctx.err(e))?;
+    let mut set = Map::new();
+    set.insert("id".into(), json!(project));
+    for k in quota_keys(&state) {
+        let limit = quota::limit_of(&limits, &k);
+        set.insert(
+            k.clone(),
+            if usage {
+                json!({"in_use": in_use.get(&k).copied().unwrap_or(0), "limit": limit, "reserved": 0, "allocated": 0})
+            } else {
+                json!(limit)
+            },
+        );
+    }
+    Ok(Json(json!({"quota_set": set})).into_response())
+}
+
+async fn quota_defaults(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Path(p): Path<HashMap<String, String>>,
+) -> Reply {
+    let project = target(&ctx, &p)?;
+    let mut set = Map::new();
+    set.insert("id".into(), json!(project));
+    for k in quota_keys(&state) {
+        set.insert(k.clone(), json!(quota::limit_of(&BTreeMap::new(), &k)));
+    }
+    Ok(Json(json!({"quota_set": set})).into_response())
+}
+
+/// Admin `PUT /os-quota-sets/{project_id}`: limits are events.
+async fn quota_update(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Path(p): Path<HashMap<String, String>>,
+    body: Bytes,
+) -> Reply {
+    if !ctx.is_admin {
+        return Err(ctx.err(Problem::new(
+            StatusCode::FORBIDDEN,
+            "EVS.5403",
+            "Policy check failed.",
+        )));
+    }
+    let project = p.get("target_project_id").cloned().unwrap_or_default();
+    let obj = input::json_object(&body).map_err(|e| ctx.err(e))?;
+    let set = input::member(&obj, "quota_set").map_err(|e| ctx.err(e))?;
+    let mut changes = BTreeMap::new();
+    for (k, v) in set {
+        if k == "id" || k == "tenant_id" {
+            continue;
+        }
+        let n = input::size(Some(v), k).ok().flatten().ok_or_else(|| {
+            ctx.err(DomainError::invalid(
+                "EVS.5400",
+                format!("Quota '{k}' must be an integer."),
+            ))
+        })?;
+        changes.insert(k.clone(), n);
+    }
+    let known = quota_keys(&state);
+    let target = project.clone();
+    commands::transact(&state, &ctx, None, move |tx, meta, _| {
+        let cmd = (target.clone(), QuotaCommand::SetLimits { changes, known });
+        Ok(tx
+            .execute::<QuotaAggregate>(&target, cmd, meta)?
+            .map(|_| ()))
+    })
+    .await?;
+    let limits = state
+        .store
+        .read(|c| projections::quotas::limits(c, &project))
+        .map_err(|e| ctx.err(e))?;
+    let mut out = Map::new();
+    for k in quota_keys(&state) {
+        out.insert(k.clone(), json!(quota::limit_of(&limits, &k)));
+    }
+    Ok(Json(json!({"quota_set": out})).into_response())
+}

@@ -1,0 +1,216 @@
+//! Metadata routes, one implementation for volumes (CINDER-7.1.10 … 7.1.15)
+//! and snapshots (CINDER-7.3.7 … 7.3.12): POST merges, PUT replaces all,
+//! `/{key}` reads, sets or deletes one key.
+
+use std::collections::HashMap;
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use domain::metadata::{Metadata, MetadataEdit};
+use domain::{DomainError, SnapshotCommand, VolumeCommand};
+use serde_json::{json, Value};
+
+use crate::{commands, input, ApiError, AppState, Ctx};
+
+type Reply = Result<Response, ApiError>;
+
+#[derive(Clone, Copy)]
+pub enum Target {
+    Volume,
+    Snapshot,
+}
+
+impl Target {
+    fn collection(self) -> &'static str {
+        match self {
+            Target::Volume => "volumes",
+            Target::Snapshot => "snapshots",
+        }
+    }
+    fn param(self) -> &'static str {
+        match self {
+            Target::Volume => "volume_id",
+            Target::Snapshot => "snapshot_id",
+        }
+    }
+}
+
+pub fn routes(prefix: &str, t: Target) -> Router<AppState> {
+    let base = format!("{prefix}/{}/{{{}}}/metadata", t.collection(), t.param());
+    Router::new()
+        .route(
+            &base,
+            get(
+                move |s: State<AppState>, c: Ctx, p: Path<HashMap<String, String>>| {
+                    read_all(s, c, p, t)
+                },
+            )
+            .post(
+                move |s: State<AppState>, c: Ctx, p: Path<HashMap<String, String>>, b: Bytes| {
+                    write_all(s, c, p, b, t, false)
+                },
+            )
+            .put(
+                move |s: State<AppState>, c: Ctx, p: Path<HashMap<String, String>>, b: Bytes| {
+                    write_all(s, c, p, b, t, true)
+                },
+            ),
+        )
+        .route(
+            &format!("{base}/{{key}}"),
+            get(
+                move |s: State<AppState>, c: Ctx, p: Path<HashMap<String, String>>| {
+                    read_one(s, c, p, t)
+                },
+            )
+            .put(
+                move |s: State<AppState>, c: Ctx, p: Path<HashMap<String, String>>, b: Bytes| {
+                    write_one(s, c, p, b, t)
+                },
+            )
+            .delete(
+                move |s: State<AppState>, c: Ctx, p: Path<HashMap<String, String>>| {
+                    delete_one(s, c, p, t)
+                },
+            ),
+        )
+}
+
+fn current(
+    state: &AppState,
+    ctx: &Ctx,
+    p: &HashMap<String, String>,
+    t: Target,
+) -> Result<Metadata, ApiError> {
+    let raw = p.get(t.param()).map(String::as_str).unwrap_or_default();
+    Ok(match t {
+        Target::Volume => commands::visible_volume(state, ctx, raw)?.metadata,
+        Target::Snapshot => crate::snapshots::visible_snapshot(state, ctx, raw)?.metadata,
+    })
+}
+
+async fn edit(
+    state: &AppState,
+    ctx: &Ctx,
+    p: &HashMap<String, String>,
+    t: Target,
+    e: MetadataEdit,
+) -> Result<Metadata, ApiError> {
+    let raw = p.get(t.param()).cloned().unwrap_or_default();
+    match t {
+        Target::Volume => {
+            let id = commands::path_uuid(ctx, &raw)?;
+            commands::execute_volume(state, ctx, id, VolumeCommand::EditMetadata(e), None).await?;
+        }
+        Target::Snapshot => {
+            let id = input::uuid(&raw)
+                .ok_or_else(|| ctx.err(DomainError::SnapshotNotFound(raw.clone())))?;
+            commands::execute_snapshot(state, ctx, id, SnapshotCommand::EditMetadata(e)).await?;
+        }
+    }
+    current(state, ctx, p, t)
+}
+
+/// CINDER-7.1.11 / 7.3.8.
+async fn read_all(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Path(p): Path<HashMap<String, String>>,
+    t: Target,
+) -> Reply {
+    Ok(Json(json!({"metadata": current(&state, &ctx, &p, t)?})).into_response())
+}
+
+/// CINDER-7.1.10 / 7.3.7 (POST, merge) and 7.1.12 / 7.3.10 (PUT, replace).
+async fn write_all(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Path(p): Path<HashMap<String, String>>,
+    body: Bytes,
+    t: Target,
+    replace: bool,
+) -> Reply {
+    let obj = input::json_object(&body).map_err(|e| ctx.err(e))?;
+    let md = match obj.get("metadata") {
+        Some(Value::Object(_)) => input::metadata(obj.get("metadata")).map_err(|e| ctx.err(e))?,
+        _ => {
+            return Err(ctx.err(DomainError::invalid(
+                "EVS.5400",
+                "Malformed request body: 'metadata' object is required.",
+            )))
+        }
+    };
+    let e = if replace {
+        MetadataEdit::Replace(md)
+    } else {
+        MetadataEdit::Merge(md)
+    };
+    let now = edit(&state, &ctx, &p, t, e).await?;
+    Ok(Json(json!({"metadata": now})).into_response())
+}
+
+/// CINDER-7.1.13 / 7.3.11.
+async fn read_one(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Path(p): Path<HashMap<String, String>>,
+    t: Target,
+) -> Reply {
+    let key = p.get("key").cloned().unwrap_or_default();
+    let md = current(&state, &ctx, &p, t)?;
+    match md.get(&key) {
+        Some(v) => Ok(Json(json!({"meta": {key: v}})).into_response()),
+        None => Err(ctx.err(DomainError::MetadataKeyNotFound(key))),
+    }
+}
+
+/// CINDER-7.1.14 / 7.3.9: the body's `meta` holds exactly the path's key.
+async fn write_one(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Path(p): Path<HashMap<String, String>>,
+    body: Bytes,
+    t: Target,
+) -> Reply {
+    let key = p.get("key").cloned().unwrap_or_default();
+    let obj = input::json_object(&body).map_err(|e| ctx.err(e))?;
+    let meta = input::member(&obj, "meta").map_err(|e| ctx.err(e))?;
+    let md = input::metadata(Some(&Value::Object(meta.clone()))).map_err(|e| ctx.err(e))?;
+    let value = match (md.len(), md.get(&key)) {
+        (1, Some(v)) => v.clone(),
+        _ => {
+            return Err(ctx.err(DomainError::invalid(
+                "EVS.5400",
+                "Request body and URI mismatch: 'meta' must hold exactly the key in the URL.",
+            )))
+        }
+    };
+    edit(
+        &state,
+        &ctx,
+        &p,
+        t,
+        MetadataEdit::SetItem {
+            key: key.clone(),
+            value: value.clone(),
+        },
+    )
+    .await?;
+    Ok(Json(json!({"meta": {key: value}})).into_response())
+}
+
+/// CINDER-7.1.15 / 7.3.12: 200 with no body.
+async fn delete_one(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Path(p): Path<HashMap<String, String>>,
+    t: Target,
+) -> Reply {
+    let key = p.get("key").cloned().unwrap_or_default();
+    edit(&state, &ctx, &p, t, MetadataEdit::DeleteItem { key }).await?;
+    Ok(StatusCode::OK.into_response())
+}

@@ -1,0 +1,292 @@
+//! Quotas (API.md 3.8; DECISIONS.md, Quotas [5.1 #13, #24]). Usage is never
+//! a counter: the quota view folds it from volume and snapshot events, the
+//! caller reads it in the same transaction as the command, and the decider
+//! refuses a command that would pass a limit. Limits are events too
+//! (`quota-<project>` stream).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::{Aggregate, DomainError};
+
+pub const UNLIMITED: i64 = -1;
+
+/// Cinder's defaults for the keys every project has.
+pub const DEFAULTS: [(&str, i64); 6] = [
+    ("volumes", 10),
+    ("snapshots", 10),
+    ("gigabytes", 1000),
+    ("backups", 10),
+    ("backup_gigabytes", 1000),
+    ("per_volume_gigabytes", UNLIMITED),
+];
+
+/// Every quota key for the given volume types, in a stable order.
+pub fn keys(types: &[String]) -> Vec<String> {
+    let mut k: Vec<String> = DEFAULTS.iter().map(|(k, _)| k.to_string()).collect();
+    for t in types {
+        for base in ["volumes", "gigabytes", "snapshots"] {
+            k.push(format!("{base}_{t}"));
+        }
+    }
+    k
+}
+
+/// The limit of `key` given explicit overrides (per-type keys default to -1).
+pub fn limit_of(overrides: &BTreeMap<String, i64>, key: &str) -> i64 {
+    overrides
+        .get(key)
+        .copied()
+        .or_else(|| DEFAULTS.iter().find(|(k, _)| *k == key).map(|(_, v)| *v))
+        .unwrap_or(UNLIMITED)
+}
+
+/// What a command would add to a project's usage.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Delta {
+    pub volume_type: String,
+    pub volumes: i64,
+    pub snapshots: i64,
+    pub gigabytes: i64,
+    /// Size of one new volume, for `per_volume_gigabytes`.
+    pub new_volume_size: Option<i64>,
+}
+
+impl Delta {
+    pub fn volume(volume_type: &str, size: i64) -> Self {
+        Delta {
+            volume_type: volume_type.into(),
+            volumes: 1,
+            gigabytes: size,
+            new_volume_size: Some(size),
+            ..Default::default()
+        }
+    }
+    pub fn grow(volume_type: &str, by: i64, new_size: i64) -> Self {
+        Delta {
+            volume_type: volume_type.into(),
+            gigabytes: by,
+            new_volume_size: Some(new_size),
+            ..Default::default()
+        }
+    }
+    pub fn snapshot(volume_type: &str, size: i64) -> Self {
+        Delta {
+            volume_type: volume_type.into(),
+            snapshots: 1,
+            gigabytes: size,
+            ..Default::default()
+        }
+    }
+}
+
+/// A project's limits and current usage, read in the command's transaction.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Headroom {
+    pub limits: BTreeMap<String, i64>,
+    pub usage: BTreeMap<String, i64>,
+    /// Unlimited headroom (no check): for commands issued by the service
+    /// itself and for tests that are not about quotas.
+    pub unchecked: bool,
+}
+
+impl Headroom {
+    pub fn unlimited() -> Self {
+        Headroom {
+            unchecked: true,
+            ..Default::default()
+        }
+    }
+
+    fn check(
+        &self,
+        key: &str,
+        requested: i64,
+        err: impl Fn(String, i64, i64, i64) -> DomainError,
+    ) -> Result<(), DomainError> {
+        if requested <= 0 {
+            return Ok(());
+        }
+        let limit = limit_of(&self.limits, key);
+        let in_use = self.usage.get(key).copied().unwrap_or(0);
+        if limit != UNLIMITED && in_use.saturating_add(requested) > limit {
+            return Err(err(key.to_string(), limit, in_use, requested));
+        }
+        Ok(())
+    }
+
+    /// Refuses `d` if it would pass any limit (EVS.1034 / EVS.1042).
+    pub fn admit(&self, d: &Delta) -> Result<(), DomainError> {
+        if self.unchecked {
+            return Ok(());
+        }
+        let vol = |resource, limit, in_use, requested| DomainError::VolumeCountQuota {
+            resource,
+            limit,
+            in_use,
+            requested,
+        };
+        let gb = |resource, limit, in_use, requested| DomainError::GigabytesQuota {
+            resource,
+            limit,
+            in_use,
+            requested,
+        };
+        let snap = |resource, limit, in_use, requested| DomainError::SnapshotCountQuota {
+            resource,
+            limit,
+            in_use,
+            requested,
+        };
+        if let Some(size) = d.new_volume_size {
+            let per = limit_of(&self.limits, "per_volume_gigabytes");
+            if per != UNLIMITED && size > per {
+                return Err(gb("per_volume_gigabytes".into(), per, 0, size));
+            }
+        }
+        let t = &d.volume_type;
+        self.check("volumes", d.volumes, vol)?;
+        self.check(&format!("volumes_{t}"), d.volumes, vol)?;
+        self.check("snapshots", d.snapshots, snap)?;
+        self.check(&format!("snapshots_{t}"), d.snapshots, snap)?;
+        self.check("gigabytes", d.gigabytes, gb)?;
+        self.check(&format!("gigabytes_{t}"), d.gigabytes, gb)?;
+        Ok(())
+    }
+}
+
+/// Limits of one project: `quota-<project>`.
+pub struct QuotaAggregate;
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct QuotaState {
+    pub limits: BTreeMap<String, i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum QuotaCommand {
+    /// Admin `PUT /os-quota-sets/{project_id}`; `known` are the valid keys.
+    SetLimits {
+        changes: BTreeMap<String, i64>,
+        known: Vec<String>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "data")]
+pub enum QuotaEvent {
+    QuotaLimitsSet {
+        project_id: String,
+        changes: BTreeMap<String, i64>,
+    },
+}
+
+impl Aggregate for QuotaAggregate {
+    type State = QuotaState;
+    type Command = (String, QuotaCommand);
+    type Event = QuotaEvent;
+
+    fn stream_id(id: &str) -> String {
+        format!("quota-{id}")
+    }
+
+    fn event_type(_: &QuotaEvent) -> &'static str {
+        "QuotaLimitsSet"
+    }
+
+    fn decide(
+        _: &QuotaState,
+        (project_id, cmd): (String, QuotaCommand),
+    ) -> Result<Vec<QuotaEvent>, DomainError> {
+        let QuotaCommand::SetLimits { changes, known } = cmd;
+        if changes.is_empty() {
+            return Err(DomainError::invalid(
+                "EVS.5400",
+                "quota_set must name at least one quota.",
+            ));
+        }
+        for (k, v) in &changes {
+            if !known.iter().any(|x| x == k) {
+                return Err(DomainError::invalid(
+                    "EVS.5400",
+                    format!("Bad key(s) in quota set: {k}"),
+                ));
+            }
+            if *v < UNLIMITED {
+                return Err(DomainError::invalid(
+                    "EVS.5400",
+                    format!("Quota limit {v} for {k} must be -1 or greater."),
+                ));
+            }
+        }
+        Ok(vec![QuotaEvent::QuotaLimitsSet {
+            project_id,
+            changes,
+        }])
+    }
+
+    fn evolve(mut state: QuotaState, event: &QuotaEvent) -> QuotaState {
+        let QuotaEvent::QuotaLimitsSet { changes, .. } = event;
+        state
+            .limits
+            .extend(changes.iter().map(|(k, v)| (k.clone(), *v)));
+        state
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn room(limits: &[(&str, i64)], usage: &[(&str, i64)]) -> Headroom {
+        Headroom {
+            limits: limits.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+            usage: usage.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+            unchecked: false,
+        }
+    }
+
+    #[test]
+    fn defaults_apply_and_limits_refuse_with_the_documented_codes() {
+        let r = room(&[], &[("volumes", 9), ("gigabytes", 990)]);
+        assert!(r.admit(&Delta::volume("SSD", 10)).is_ok());
+        assert_eq!(
+            r.admit(&Delta::volume("SSD", 11)).unwrap_err().code(),
+            "EVS.1042"
+        );
+        let r = room(&[], &[("volumes", 10)]);
+        assert_eq!(
+            r.admit(&Delta::volume("SSD", 1)).unwrap_err().code(),
+            "EVS.1034"
+        );
+        let r = room(&[("volumes_SSD", 1)], &[("volumes_SSD", 1)]);
+        assert!(r.admit(&Delta::volume("SAS", 1)).is_ok());
+        assert!(r.admit(&Delta::volume("SSD", 1)).is_err());
+        let r = room(&[("per_volume_gigabytes", 5)], &[]);
+        assert!(r.admit(&Delta::volume("SSD", 6)).is_err());
+        let r = room(&[("snapshots", 0)], &[]);
+        assert_eq!(
+            r.admit(&Delta::snapshot("SSD", 1)).unwrap_err().code(),
+            "EVS.1034"
+        );
+        let r = room(
+            &[("gigabytes", UNLIMITED), ("volumes", UNLIMITED)],
+            &[("gigabytes", 1 << 40)],
+        );
+        assert!(r.admit(&Delta::volume("SSD", 100)).is_ok());
+    }
+
+    #[test]
+    fn limits_are_validated() {
+        let known = keys(&["SSD".into()]);
+        let set = |k: &str, v: i64| QuotaCommand::SetLimits {
+            changes: [(k.to_string(), v)].into(),
+            known: known.clone(),
+        };
+        let s = QuotaState::default();
+        assert!(QuotaAggregate::decide(&s, ("p".into(), set("volumes_SSD", 3))).is_ok());
+        assert!(QuotaAggregate::decide(&s, ("p".into(), set("volumes_GOLD", 3))).is_err());
+        assert!(QuotaAggregate::decide(&s, ("p".into(), set("volumes", -2))).is_err());
+    }
+}

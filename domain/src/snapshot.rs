@@ -1,0 +1,493 @@
+//! The snapshot aggregate: one stream per snapshot (`snapshot-<uuid>`).
+//!
+//! Rules that involve the source volume (its status when the snapshot is
+//! taken) are decided here from `VolumeFacts` the caller read in the same
+//! transaction, so the decider stays pure and the check cannot race.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::metadata::{self, MetadataEdit};
+use crate::volume::{validate_description, validate_metadata, validate_name};
+use crate::{Aggregate, DomainError, VolumeStatus};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SnapshotStatus {
+    #[serde(rename = "creating")]
+    Creating,
+    #[serde(rename = "available")]
+    Available,
+    #[serde(rename = "error")]
+    Error,
+    #[serde(rename = "deleting")]
+    Deleting,
+    #[serde(rename = "error_deleting")]
+    ErrorDeleting,
+    #[serde(rename = "rollbacking")]
+    Rollbacking,
+}
+
+impl SnapshotStatus {
+    pub const ALL: [SnapshotStatus; 6] = [
+        SnapshotStatus::Creating,
+        SnapshotStatus::Available,
+        SnapshotStatus::Error,
+        SnapshotStatus::Deleting,
+        SnapshotStatus::ErrorDeleting,
+        SnapshotStatus::Rollbacking,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SnapshotStatus::Creating => "creating",
+            SnapshotStatus::Available => "available",
+            SnapshotStatus::Error => "error",
+            SnapshotStatus::Deleting => "deleting",
+            SnapshotStatus::ErrorDeleting => "error_deleting",
+            SnapshotStatus::Rollbacking => "rollbacking",
+        }
+    }
+
+    /// A.4 names, including `backing-up`, which this service never sets.
+    pub fn is_documented(s: &str) -> bool {
+        Self::ALL.iter().any(|k| k.as_str() == s) || s == "backing-up"
+    }
+}
+
+/// What a snapshot needs to know of its source volume, read in the same
+/// transaction as the command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VolumeFacts {
+    pub id: Uuid,
+    pub project_id: String,
+    pub status: VolumeStatus,
+    pub size: i64,
+    pub volume_type: String,
+    pub availability_zone: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SnapshotWork {
+    Create,
+    Delete,
+}
+
+// A command lives for one decision and is moved once; boxing the big
+// variant would buy nothing measurable.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SnapshotCommand {
+    Create {
+        snapshot_id: Uuid,
+        volume: VolumeFacts,
+        user_id: String,
+        name: Option<String>,
+        description: Option<String>,
+        metadata: BTreeMap<String, String>,
+        force: bool,
+        quota: crate::quota::Headroom,
+    },
+    Update {
+        name: Option<String>,
+        description: Option<String>,
+    },
+    EditMetadata(MetadataEdit),
+    Delete,
+    /// The snapshot's side of a rollback: checks it can serve as a source.
+    BeginRollback {
+        volume_id: Uuid,
+    },
+    EndRollback,
+    StartWork {
+        kind: SnapshotWork,
+    },
+    CompleteWork {
+        kind: SnapshotWork,
+    },
+    FailWork {
+        kind: SnapshotWork,
+        reason: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "data")]
+pub enum SnapshotEvent {
+    SnapshotCreateRequested {
+        snapshot_id: Uuid,
+        volume_id: Uuid,
+        project_id: String,
+        user_id: String,
+        name: Option<String>,
+        description: Option<String>,
+        metadata: BTreeMap<String, String>,
+        /// GiB: the source volume's size, counted against snapshot quotas.
+        size: i64,
+        volume_type: String,
+        availability_zone: String,
+    },
+    SnapshotWorkStarted {
+        kind: SnapshotWork,
+    },
+    SnapshotCreated {},
+    SnapshotCreateFailed {
+        reason: String,
+    },
+    SnapshotUpdated {
+        name: Option<String>,
+        description: Option<String>,
+    },
+    SnapshotMetadataSet {
+        metadata: BTreeMap<String, String>,
+    },
+    SnapshotDeleteRequested {},
+    SnapshotDeleted {},
+    SnapshotDeleteFailed {
+        reason: String,
+    },
+    SnapshotRollbackStarted {
+        volume_id: Uuid,
+    },
+    SnapshotRollbackEnded {},
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Snapshot {
+    pub id: Uuid,
+    pub volume_id: Uuid,
+    pub project_id: String,
+    pub status: SnapshotStatus,
+    pub size: i64,
+    pub volume_type: String,
+    pub availability_zone: String,
+    pub metadata: BTreeMap<String, String>,
+    pub work_started: bool,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SnapshotState {
+    pub snapshot: Option<Snapshot>,
+    pub deleted: bool,
+}
+
+impl SnapshotState {
+    pub fn live(&self) -> Result<&Snapshot, DomainError> {
+        match (&self.snapshot, self.deleted) {
+            (Some(s), false) => Ok(s),
+            _ => Err(DomainError::SnapshotNotFound(String::new())),
+        }
+    }
+}
+
+pub struct SnapshotAggregate;
+
+impl SnapshotWork {
+    fn pending(self) -> SnapshotStatus {
+        match self {
+            SnapshotWork::Create => SnapshotStatus::Creating,
+            SnapshotWork::Delete => SnapshotStatus::Deleting,
+        }
+    }
+}
+
+impl Aggregate for SnapshotAggregate {
+    type State = SnapshotState;
+    type Command = SnapshotCommand;
+    type Event = SnapshotEvent;
+
+    fn stream_id(id: &str) -> String {
+        format!("snapshot-{id}")
+    }
+
+    fn event_type(event: &SnapshotEvent) -> &'static str {
+        use SnapshotEvent::*;
+        match event {
+            SnapshotCreateRequested { .. } => "SnapshotCreateRequested",
+            SnapshotWorkStarted { .. } => "SnapshotWorkStarted",
+            SnapshotCreated {} => "SnapshotCreated",
+            SnapshotCreateFailed { .. } => "SnapshotCreateFailed",
+            SnapshotUpdated { .. } => "SnapshotUpdated",
+            SnapshotMetadataSet { .. } => "SnapshotMetadataSet",
+            SnapshotDeleteRequested {} => "SnapshotDeleteRequested",
+            SnapshotDeleted {} => "SnapshotDeleted",
+            SnapshotDeleteFailed { .. } => "SnapshotDeleteFailed",
+            SnapshotRollbackStarted { .. } => "SnapshotRollbackStarted",
+            SnapshotRollbackEnded {} => "SnapshotRollbackEnded",
+        }
+    }
+
+    fn decide(
+        state: &SnapshotState,
+        cmd: SnapshotCommand,
+    ) -> Result<Vec<SnapshotEvent>, DomainError> {
+        use SnapshotCommand as C;
+        use SnapshotEvent as E;
+        use SnapshotStatus as S;
+        match cmd {
+            C::Create {
+                snapshot_id,
+                volume,
+                user_id,
+                name,
+                description,
+                metadata,
+                force,
+                quota,
+            } => {
+                if state.snapshot.is_some() {
+                    return Err(DomainError::invalid("EVS.5400", "snapshot already exists"));
+                }
+                match volume.status {
+                    VolumeStatus::Available => {}
+                    // DECISIONS.md [5.1 #22]: an in-use volume needs force.
+                    VolumeStatus::InUse if force => {}
+                    other => {
+                        return Err(DomainError::SnapshotVolumeWrongStatus(
+                            other.as_str().into(),
+                        ))
+                    }
+                }
+                validate_name(name.as_deref())?;
+                validate_description(description.as_deref())?;
+                validate_metadata(&metadata)?;
+                quota.admit(&crate::quota::Delta::snapshot(
+                    &volume.volume_type,
+                    volume.size,
+                ))?;
+                Ok(vec![E::SnapshotCreateRequested {
+                    snapshot_id,
+                    volume_id: volume.id,
+                    project_id: volume.project_id,
+                    user_id,
+                    name,
+                    description,
+                    metadata,
+                    size: volume.size,
+                    volume_type: volume.volume_type,
+                    availability_zone: volume.availability_zone,
+                }])
+            }
+            C::Update { name, description } => {
+                state.live()?;
+                if name.is_none() && description.is_none() {
+                    return Err(DomainError::NameAndDescriptionEmpty);
+                }
+                validate_name(name.as_deref())?;
+                validate_description(description.as_deref())?;
+                Ok(vec![E::SnapshotUpdated { name, description }])
+            }
+            C::EditMetadata(edit) => {
+                let s = state.live()?;
+                let metadata = metadata::apply(&s.metadata, &edit)?;
+                Ok(vec![E::SnapshotMetadataSet { metadata }])
+            }
+            C::Delete => {
+                let s = state.live()?;
+                match s.status {
+                    // A failed delete may be retried.
+                    S::Available | S::Error | S::ErrorDeleting => {
+                        Ok(vec![E::SnapshotDeleteRequested {}])
+                    }
+                    other => Err(DomainError::SnapshotDeleteWrongStatus(
+                        other.as_str().into(),
+                    )),
+                }
+            }
+            C::BeginRollback { volume_id } => {
+                let s = state.live()?;
+                if s.volume_id != volume_id {
+                    return Err(DomainError::RollbackWrongVolume(s.volume_id.to_string()));
+                }
+                if s.status != S::Available {
+                    return Err(DomainError::SnapshotNotAvailable(s.status.as_str().into()));
+                }
+                Ok(vec![E::SnapshotRollbackStarted { volume_id }])
+            }
+            C::EndRollback => match state.live() {
+                Ok(s) if s.status == S::Rollbacking => Ok(vec![E::SnapshotRollbackEnded {}]),
+                _ => Ok(vec![]),
+            },
+            C::StartWork { kind } => {
+                let s = state.live()?;
+                if s.status != kind.pending() || s.work_started {
+                    return Ok(vec![]);
+                }
+                Ok(vec![E::SnapshotWorkStarted { kind }])
+            }
+            C::CompleteWork { kind } => match state.live() {
+                Ok(s) if s.status == kind.pending() => Ok(vec![match kind {
+                    SnapshotWork::Create => E::SnapshotCreated {},
+                    SnapshotWork::Delete => E::SnapshotDeleted {},
+                }]),
+                _ => Ok(vec![]),
+            },
+            C::FailWork { kind, reason } => match state.live() {
+                Ok(s) if s.status == kind.pending() => Ok(vec![match kind {
+                    SnapshotWork::Create => E::SnapshotCreateFailed { reason },
+                    SnapshotWork::Delete => E::SnapshotDeleteFailed { reason },
+                }]),
+                _ => Ok(vec![]),
+            },
+        }
+    }
+
+    fn evolve(mut state: SnapshotState, event: &SnapshotEvent) -> SnapshotState {
+        use SnapshotEvent as E;
+        use SnapshotStatus as S;
+        if let E::SnapshotCreateRequested {
+            snapshot_id,
+            volume_id,
+            project_id,
+            size,
+            volume_type,
+            availability_zone,
+            metadata,
+            ..
+        } = event
+        {
+            state.snapshot = Some(Snapshot {
+                id: *snapshot_id,
+                volume_id: *volume_id,
+                project_id: project_id.clone(),
+                status: S::Creating,
+                size: *size,
+                volume_type: volume_type.clone(),
+                availability_zone: availability_zone.clone(),
+                metadata: metadata.clone(),
+                work_started: false,
+            });
+            return state;
+        }
+        let Some(s) = state.snapshot.as_mut() else {
+            return state;
+        };
+        let mut set = |st: SnapshotStatus| {
+            s.status = st;
+            s.work_started = false;
+        };
+        match event {
+            E::SnapshotCreateRequested { .. } | E::SnapshotUpdated { .. } => {}
+            E::SnapshotWorkStarted { .. } => s.work_started = true,
+            E::SnapshotCreated {} => set(S::Available),
+            E::SnapshotCreateFailed { .. } => set(S::Error),
+            E::SnapshotMetadataSet { metadata } => s.metadata = metadata.clone(),
+            E::SnapshotDeleteRequested {} => set(S::Deleting),
+            E::SnapshotDeleted {} => state.deleted = true,
+            E::SnapshotDeleteFailed { .. } => set(S::ErrorDeleting),
+            E::SnapshotRollbackStarted { .. } => set(S::Rollbacking),
+            E::SnapshotRollbackEnded {} => set(S::Available),
+        }
+        state
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn facts(status: VolumeStatus) -> VolumeFacts {
+        VolumeFacts {
+            id: Uuid::nil(),
+            project_id: "p".into(),
+            status,
+            size: 4,
+            volume_type: "SSD".into(),
+            availability_zone: "az-dc-1".into(),
+        }
+    }
+
+    fn create(status: VolumeStatus, force: bool) -> SnapshotCommand {
+        SnapshotCommand::Create {
+            snapshot_id: Uuid::from_u128(7),
+            volume: facts(status),
+            user_id: "u".into(),
+            name: Some("s".into()),
+            description: None,
+            metadata: BTreeMap::new(),
+            force,
+            quota: crate::quota::Headroom::unlimited(),
+        }
+    }
+
+    fn given(events: &[SnapshotEvent]) -> SnapshotState {
+        SnapshotAggregate::fold(events)
+    }
+
+    #[test]
+    fn snapshot_of_an_available_volume_records_its_size() {
+        let ev =
+            SnapshotAggregate::decide(&given(&[]), create(VolumeStatus::Available, false)).unwrap();
+        assert!(matches!(
+            &ev[..],
+            [SnapshotEvent::SnapshotCreateRequested { size: 4, .. }]
+        ));
+    }
+
+    #[test]
+    fn in_use_needs_force_and_busy_volumes_are_refused() {
+        assert!(
+            SnapshotAggregate::decide(&given(&[]), create(VolumeStatus::InUse, false)).is_err()
+        );
+        assert!(SnapshotAggregate::decide(&given(&[]), create(VolumeStatus::InUse, true)).is_ok());
+        for st in [
+            VolumeStatus::Creating,
+            VolumeStatus::Extending,
+            VolumeStatus::Deleting,
+        ] {
+            assert!(
+                SnapshotAggregate::decide(&given(&[]), create(st, true)).is_err(),
+                "{st:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn delete_only_when_available_or_error() {
+        let req =
+            SnapshotAggregate::decide(&given(&[]), create(VolumeStatus::Available, false)).unwrap();
+        let err = SnapshotAggregate::decide(&given(&req), SnapshotCommand::Delete).unwrap_err();
+        assert_eq!(err.code(), "EVS.1047");
+        let mut ev = req.clone();
+        ev.push(SnapshotEvent::SnapshotCreated {});
+        assert!(SnapshotAggregate::decide(&given(&ev), SnapshotCommand::Delete).is_ok());
+    }
+
+    #[test]
+    fn rollback_only_to_the_source_volume_from_available() {
+        let mut ev =
+            SnapshotAggregate::decide(&given(&[]), create(VolumeStatus::Available, false)).unwrap();
+        let early = SnapshotCommand::BeginRollback {
+            volume_id: Uuid::nil(),
+        };
+        assert_eq!(
+            SnapshotAggregate::decide(&given(&ev), early)
+                .unwrap_err()
+                .code(),
+            "EVS.2043"
+        );
+        ev.push(SnapshotEvent::SnapshotCreated {});
+        let other = SnapshotCommand::BeginRollback {
+            volume_id: Uuid::from_u128(9),
+        };
+        assert!(matches!(
+            SnapshotAggregate::decide(&given(&ev), other),
+            Err(DomainError::RollbackWrongVolume(_))
+        ));
+        let ok = SnapshotCommand::BeginRollback {
+            volume_id: Uuid::nil(),
+        };
+        ev.extend(SnapshotAggregate::decide(&given(&ev), ok).unwrap());
+        assert_eq!(
+            given(&ev).snapshot.unwrap().status,
+            SnapshotStatus::Rollbacking
+        );
+        ev.extend(SnapshotAggregate::decide(&given(&ev), SnapshotCommand::EndRollback).unwrap());
+        assert_eq!(
+            given(&ev).snapshot.unwrap().status,
+            SnapshotStatus::Available
+        );
+    }
+}

@@ -1,0 +1,226 @@
+//! The transfer aggregate (CINDER-7.4.x): `transfer-<uuid>`. The auth key
+//! is shown once, at creation; the log keeps only its SHA-256, so reading
+//! the audit trail never hands out the right to take a volume.
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use crate::volume::validate_name;
+use crate::{Aggregate, DomainError};
+
+pub fn hash_key(auth_key: &str) -> String {
+    hex::encode(Sha256::digest(auth_key.as_bytes()))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransferStatus {
+    Pending,
+    Accepted,
+    Deleted,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transfer {
+    pub id: Uuid,
+    pub volume_id: Uuid,
+    pub project_id: String,
+    pub auth_key_sha256: String,
+    pub status: TransferStatus,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TransferState {
+    pub transfer: Option<Transfer>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TransferCommand {
+    Create {
+        transfer_id: Uuid,
+        volume_id: Uuid,
+        project_id: String,
+        name: Option<String>,
+        auth_key_sha256: String,
+    },
+    Accept {
+        auth_key: String,
+        to_project: String,
+        to_user: String,
+    },
+    Delete,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "data")]
+pub enum TransferEvent {
+    TransferCreated {
+        transfer_id: Uuid,
+        volume_id: Uuid,
+        project_id: String,
+        name: Option<String>,
+        auth_key_sha256: String,
+    },
+    TransferAccepted {
+        to_project: String,
+        to_user: String,
+    },
+    TransferDeleted {},
+}
+
+pub struct TransferAggregate;
+
+impl TransferState {
+    pub fn pending(&self) -> Result<&Transfer, DomainError> {
+        match &self.transfer {
+            Some(t) if t.status == TransferStatus::Pending => Ok(t),
+            _ => Err(DomainError::TransferNotFound(String::new())),
+        }
+    }
+}
+
+impl Aggregate for TransferAggregate {
+    type State = TransferState;
+    type Command = TransferCommand;
+    type Event = TransferEvent;
+
+    fn stream_id(id: &str) -> String {
+        format!("transfer-{id}")
+    }
+
+    fn event_type(e: &TransferEvent) -> &'static str {
+        match e {
+            TransferEvent::TransferCreated { .. } => "TransferCreated",
+            TransferEvent::TransferAccepted { .. } => "TransferAccepted",
+            TransferEvent::TransferDeleted {} => "TransferDeleted",
+        }
+    }
+
+    fn decide(
+        state: &TransferState,
+        cmd: TransferCommand,
+    ) -> Result<Vec<TransferEvent>, DomainError> {
+        match cmd {
+            TransferCommand::Create {
+                transfer_id,
+                volume_id,
+                project_id,
+                name,
+                auth_key_sha256,
+            } => {
+                if state.transfer.is_some() {
+                    return Err(DomainError::invalid("EVS.5400", "transfer already exists"));
+                }
+                validate_name(name.as_deref())?;
+                Ok(vec![TransferEvent::TransferCreated {
+                    transfer_id,
+                    volume_id,
+                    project_id,
+                    name,
+                    auth_key_sha256,
+                }])
+            }
+            TransferCommand::Accept {
+                auth_key,
+                to_project,
+                to_user,
+            } => {
+                let t = state.pending()?;
+                if hash_key(&auth_key) != t.auth_key_sha256 {
+                    return Err(DomainError::TransferBadAuthKey);
+                }
+                if to_project == t.project_id {
+                    return Err(DomainError::invalid(
+                        "EVS.5400",
+                        "Invalid transfer: a project cannot accept its own transfer.",
+                    ));
+                }
+                Ok(vec![TransferEvent::TransferAccepted {
+                    to_project,
+                    to_user,
+                }])
+            }
+            TransferCommand::Delete => {
+                state.pending()?;
+                Ok(vec![TransferEvent::TransferDeleted {}])
+            }
+        }
+    }
+
+    fn evolve(mut state: TransferState, e: &TransferEvent) -> TransferState {
+        match e {
+            TransferEvent::TransferCreated {
+                transfer_id,
+                volume_id,
+                project_id,
+                auth_key_sha256,
+                ..
+            } => {
+                state.transfer = Some(Transfer {
+                    id: *transfer_id,
+                    volume_id: *volume_id,
+                    project_id: project_id.clone(),
+                    auth_key_sha256: auth_key_sha256.clone(),
+                    status: TransferStatus::Pending,
+                })
+            }
+            TransferEvent::TransferAccepted { .. } => {
+                if let Some(t) = state.transfer.as_mut() {
+                    t.status = TransferStatus::Accepted;
+                }
+            }
+            TransferEvent::TransferDeleted {} => {
+                if let Some(t) = state.transfer.as_mut() {
+                    t.status = TransferStatus::Deleted;
+                }
+            }
+        }
+        state
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn created() -> Vec<TransferEvent> {
+        TransferAggregate::decide(
+            &TransferState::default(),
+            TransferCommand::Create {
+                transfer_id: Uuid::from_u128(1),
+                volume_id: Uuid::from_u128(2),
+                project_id: "p1".into(),
+                name: None,
+                auth_key_sha256: hash_key("9266c59563c84664"),
+            },
+        )
+        .unwrap()
+    }
+
+    fn accept(key: &str, project: &str) -> TransferCommand {
+        TransferCommand::Accept {
+            auth_key: key.into(),
+            to_project: project.into(),
+            to_user: "u".into(),
+        }
+    }
+
+    #[test]
+    fn the_right_key_from_another_project_accepts_once() {
+        let ev = created();
+        let s = TransferAggregate::fold(&ev);
+        assert!(matches!(
+            TransferAggregate::decide(&s, accept("wrong", "p2")),
+            Err(DomainError::TransferBadAuthKey)
+        ));
+        assert!(TransferAggregate::decide(&s, accept("9266c59563c84664", "p1")).is_err());
+        let mut ev2 = ev.clone();
+        ev2.extend(TransferAggregate::decide(&s, accept("9266c59563c84664", "p2")).unwrap());
+        let s = TransferAggregate::fold(&ev2);
+        assert!(TransferAggregate::decide(&s, accept("9266c59563c84664", "p3")).is_err());
+        assert!(
+            TransferAggregate::decide(&s, TransferCommand::Delete).is_err(),
+            "accepted transfers cannot be deleted"
+        );
+    }
+}

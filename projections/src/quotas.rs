@@ -1,0 +1,186 @@
+//! The quota view: a ledger of every live volume and snapshot with its
+//! project, type and size, and the limits set by admins. Usage is an
+//! aggregate over the ledger, never a counter, so it cannot drift from what
+//! a replay computes (Cinder's `quota_usages` drift is the anti-example).
+
+use std::collections::BTreeMap;
+
+use domain::quota::{Headroom, QuotaEvent};
+use domain::{SnapshotEvent, VolumeEvent};
+use eventstore::rusqlite::{self, params, Connection};
+use eventstore::{InlineProjection, RecordedEvent};
+
+use crate::{dump_table, snapshot_event, volume_event};
+
+pub struct QuotasProjection;
+
+fn quota_event(ev: &RecordedEvent) -> Option<QuotaEvent> {
+    if !ev.stream_id.starts_with("quota-") {
+        return None;
+    }
+    serde_json::from_value(serde_json::json!({"type": ev.event_type, "data": ev.data})).ok()
+}
+
+impl InlineProjection for QuotasProjection {
+    fn name(&self) -> &'static str {
+        "quotas"
+    }
+
+    fn init_schema(&self, conn: &Connection) -> rusqlite::Result<()> {
+        conn.execute_batch(
+            "CREATE TABLE IF NOT EXISTS quota_ledger (
+                id TEXT PRIMARY KEY,
+                kind TEXT NOT NULL,
+                project_id TEXT NOT NULL,
+                volume_type TEXT NOT NULL,
+                size INTEGER NOT NULL,
+                prev_size INTEGER NOT NULL
+            );
+            CREATE INDEX IF NOT EXISTS quota_ledger_by_project ON quota_ledger(project_id);
+            CREATE TABLE IF NOT EXISTS quota_limits (
+                project_id TEXT NOT NULL,
+                resource TEXT NOT NULL,
+                hard_limit INTEGER NOT NULL,
+                PRIMARY KEY (project_id, resource)
+            );",
+        )
+    }
+
+    fn apply(&self, conn: &Connection, ev: &RecordedEvent) -> rusqlite::Result<()> {
+        if let Some(e) = volume_event(ev) {
+            let id = ev.stream_id.trim_start_matches("volume-");
+            match e {
+                VolumeEvent::VolumeCreateRequested {
+                    project_id,
+                    volume_type,
+                    size,
+                    ..
+                } => {
+                    conn.execute(
+                        "INSERT INTO quota_ledger VALUES (?1, 'volume', ?2, ?3, ?4, ?4)",
+                        params![id, project_id, volume_type, size],
+                    )?;
+                }
+                // Reserved at request (so two requests cannot both pass a
+                // limit), released if the work fails.
+                VolumeEvent::VolumeExtendRequested { new_size, .. } => {
+                    conn.execute(
+                        "UPDATE quota_ledger SET prev_size = size, size = ?2 WHERE id = ?1",
+                        params![id, new_size],
+                    )?;
+                }
+                VolumeEvent::VolumeExtended { .. } => {
+                    conn.execute(
+                        "UPDATE quota_ledger SET prev_size = size WHERE id = ?1",
+                        params![id],
+                    )?;
+                }
+                VolumeEvent::VolumeExtendFailed { .. } => {
+                    conn.execute(
+                        "UPDATE quota_ledger SET size = prev_size WHERE id = ?1",
+                        params![id],
+                    )?;
+                }
+                VolumeEvent::VolumeDeleted {} => {
+                    conn.execute("DELETE FROM quota_ledger WHERE id = ?1", params![id])?;
+                }
+                VolumeEvent::VolumeTransferred { to_project, .. } => {
+                    conn.execute(
+                        "UPDATE quota_ledger SET project_id = ?2 WHERE id = ?1",
+                        params![id, to_project],
+                    )?;
+                }
+                _ => {}
+            }
+        } else if let Some(e) = snapshot_event(ev) {
+            let id = ev.stream_id.trim_start_matches("snapshot-");
+            match e {
+                SnapshotEvent::SnapshotCreateRequested {
+                    project_id,
+                    volume_type,
+                    size,
+                    ..
+                } => {
+                    conn.execute(
+                        "INSERT INTO quota_ledger VALUES (?1, 'snapshot', ?2, ?3, ?4, ?4)",
+                        params![id, project_id, volume_type, size],
+                    )?;
+                }
+                SnapshotEvent::SnapshotDeleted {} => {
+                    conn.execute("DELETE FROM quota_ledger WHERE id = ?1", params![id])?;
+                }
+                _ => {}
+            }
+        } else if let Some(QuotaEvent::QuotaLimitsSet {
+            project_id,
+            changes,
+        }) = quota_event(ev)
+        {
+            for (k, v) in changes {
+                conn.execute(
+                    "INSERT INTO quota_limits VALUES (?1, ?2, ?3)
+                     ON CONFLICT (project_id, resource) DO UPDATE SET hard_limit = excluded.hard_limit",
+                    params![project_id, k, v],
+                )?;
+            }
+        }
+        Ok(())
+    }
+
+    fn clear(&self, conn: &Connection) -> rusqlite::Result<()> {
+        conn.execute_batch("DELETE FROM quota_ledger; DELETE FROM quota_limits;")
+    }
+
+    fn dump(&self, conn: &Connection) -> rusqlite::Result<Vec<String>> {
+        let mut rows = dump_table(conn, "quota_ledger", "id")?;
+        rows.extend(dump_table(conn, "quota_limits", "project_id, resource")?);
+        Ok(rows)
+    }
+}
+
+/// `in_use` per quota key for a project: totals and per type.
+pub fn usage(conn: &Connection, project_id: &str) -> rusqlite::Result<BTreeMap<String, i64>> {
+    let mut stmt = conn.prepare(
+        "SELECT kind, volume_type, COUNT(*), COALESCE(SUM(size), 0) FROM quota_ledger
+         WHERE project_id = ?1 GROUP BY kind, volume_type",
+    )?;
+    let mut out = BTreeMap::new();
+    let rows = stmt.query_map([project_id], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, i64>(2)?,
+            r.get::<_, i64>(3)?,
+        ))
+    })?;
+    for row in rows {
+        let (kind, ty, count, gb) = row?;
+        let count_key = if kind == "volume" {
+            "volumes"
+        } else {
+            "snapshots"
+        };
+        *out.entry(count_key.to_string()).or_insert(0) += count;
+        *out.entry(format!("{count_key}_{ty}")).or_insert(0) += count;
+        *out.entry("gigabytes".to_string()).or_insert(0) += gb;
+        *out.entry(format!("gigabytes_{ty}")).or_insert(0) += gb;
+    }
+    Ok(out)
+}
+
+/// Explicit limits set for a project (defaults apply to the rest).
+pub fn limits(conn: &Connection, project_id: &str) -> rusqlite::Result<BTreeMap<String, i64>> {
+    let mut stmt =
+        conn.prepare("SELECT resource, hard_limit FROM quota_limits WHERE project_id = ?1")?;
+    let rows = stmt.query_map([project_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    rows.collect()
+}
+
+/// Limits and usage for a decider.
+pub fn headroom(conn: &Connection, project_id: &str) -> rusqlite::Result<Headroom> {
+    Ok(Headroom {
+        limits: limits(conn, project_id)?,
+        usage: usage(conn, project_id)?,
+        unchecked: false,
+    })
+}

@@ -1,0 +1,244 @@
+//! The snapshot list/detail view (CINDER-7.3.x).
+
+use std::collections::BTreeMap;
+
+use domain::SnapshotEvent;
+use eventstore::rusqlite::{self, params, Connection, OptionalExtension, Row};
+use eventstore::{InlineProjection, RecordedEvent};
+
+use crate::{dump_table, snapshot_event, time};
+
+pub struct SnapshotsProjection;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotRow {
+    pub id: String,
+    pub project_id: String,
+    pub volume_id: String,
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub status: String,
+    pub size: i64,
+    pub metadata: BTreeMap<String, String>,
+    pub progress: String,
+    pub volume_type: String,
+    pub availability_zone: String,
+    pub created_at: String,
+    pub updated_at: Option<String>,
+}
+
+const COLUMNS: &str = "id, project_id, volume_id, name, description, status, size, metadata, \
+    progress, volume_type, availability_zone, created_at, updated_at";
+
+impl SnapshotRow {
+    fn from_row(r: &Row<'_>) -> rusqlite::Result<Self> {
+        let md: String = r.get(7)?;
+        Ok(SnapshotRow {
+            id: r.get(0)?,
+            project_id: r.get(1)?,
+            volume_id: r.get(2)?,
+            name: r.get(3)?,
+            description: r.get(4)?,
+            status: r.get(5)?,
+            size: r.get(6)?,
+            metadata: serde_json::from_str(&md).unwrap_or_default(),
+            progress: r.get(8)?,
+            volume_type: r.get(9)?,
+            availability_zone: r.get(10)?,
+            created_at: r.get(11)?,
+            updated_at: r.get(12)?,
+        })
+    }
+}
+
+impl InlineProjection for SnapshotsProjection {
+    fn name(&self) -> &'static str {
+        "snapshots"
+    }
+
+    fn init_schema(&self, conn: &Connection) -> rusqlite::Result<()> {
+        conn.execute_batch(
+            "CREATE TABLE IF NOT EXISTS snapshots (
+                id TEXT PRIMARY KEY,
+                project_id TEXT NOT NULL,
+                volume_id TEXT NOT NULL,
+                name TEXT,
+                description TEXT,
+                status TEXT NOT NULL,
+                size INTEGER NOT NULL,
+                metadata TEXT NOT NULL,
+                progress TEXT NOT NULL,
+                volume_type TEXT NOT NULL,
+                availability_zone TEXT NOT NULL,
+                created_at TEXT NOT NULL,
+                updated_at TEXT,
+                seq INTEGER NOT NULL
+            );
+            CREATE INDEX IF NOT EXISTS snapshots_by_project ON snapshots(project_id, seq);
+            CREATE INDEX IF NOT EXISTS snapshots_by_volume ON snapshots(volume_id);",
+        )
+    }
+
+    fn apply(&self, conn: &Connection, ev: &RecordedEvent) -> rusqlite::Result<()> {
+        let Some(event) = snapshot_event(ev) else {
+            return Ok(());
+        };
+        let id = ev.stream_id.trim_start_matches("snapshot-");
+        let now = time::resource(&ev.recorded_at);
+        let set = |status: &str, progress: Option<&str>| {
+            conn.execute(
+                "UPDATE snapshots SET status = ?2, progress = COALESCE(?3, progress), updated_at = ?4
+                 WHERE id = ?1",
+                params![id, status, progress, now],
+            )
+            .map(|_| ())
+        };
+        match event {
+            SnapshotEvent::SnapshotCreateRequested {
+                snapshot_id,
+                volume_id,
+                project_id,
+                name,
+                description,
+                metadata,
+                size,
+                volume_type,
+                availability_zone,
+                ..
+            } => {
+                conn.execute(
+                    "INSERT INTO snapshots (id, project_id, volume_id, name, description, status,
+                        size, metadata, progress, volume_type, availability_zone, created_at,
+                        updated_at, seq)
+                     VALUES (?1, ?2, ?3, ?4, ?5, 'creating', ?6, ?7, '0%', ?8, ?9, ?10, ?10, ?11)",
+                    params![
+                        snapshot_id.to_string(),
+                        project_id,
+                        volume_id.to_string(),
+                        name,
+                        description,
+                        size,
+                        serde_json::to_string(&metadata).unwrap_or_else(|_| "{}".into()),
+                        volume_type,
+                        availability_zone,
+                        now,
+                        ev.position as i64
+                    ],
+                )?;
+            }
+            SnapshotEvent::SnapshotWorkStarted { .. } => {}
+            SnapshotEvent::SnapshotCreated {} => set("available", Some("100%"))?,
+            SnapshotEvent::SnapshotCreateFailed { .. } => set("error", None)?,
+            SnapshotEvent::SnapshotUpdated { name, description } => {
+                conn.execute(
+                    "UPDATE snapshots SET name = COALESCE(?2, name),
+                        description = COALESCE(?3, description), updated_at = ?4 WHERE id = ?1",
+                    params![id, name, description, now],
+                )?;
+            }
+            SnapshotEvent::SnapshotMetadataSet { metadata } => {
+                conn.execute(
+                    "UPDATE snapshots SET metadata = ?2, updated_at = ?3 WHERE id = ?1",
+                    params![
+                        id,
+                        serde_json::to_string(&metadata).unwrap_or_else(|_| "{}".into()),
+                        now
+                    ],
+                )?;
+            }
+            SnapshotEvent::SnapshotDeleteRequested {} => set("deleting", None)?,
+            // The view no longer shows it; the file may outlive it while
+            // clones depend on it (the backend's business).
+            SnapshotEvent::SnapshotDeleted {} => {
+                conn.execute("DELETE FROM snapshots WHERE id = ?1", params![id])?;
+            }
+            SnapshotEvent::SnapshotDeleteFailed { .. } => set("error_deleting", None)?,
+            SnapshotEvent::SnapshotRollbackStarted { .. } => set("rollbacking", None)?,
+            SnapshotEvent::SnapshotRollbackEnded {} => set("available", None)?,
+        }
+        Ok(())
+    }
+
+    fn clear(&self, conn: &Connection) -> rusqlite::Result<()> {
+        conn.execute("DELETE FROM snapshots", []).map(|_| ())
+    }
+
+    fn dump(&self, conn: &Connection) -> rusqlite::Result<Vec<String>> {
+        dump_table(conn, "snapshots", "id")
+    }
+}
+
+pub fn get(conn: &Connection, id: &str) -> rusqlite::Result<Option<SnapshotRow>> {
+    conn.query_row(
+        &format!("SELECT {COLUMNS} FROM snapshots WHERE id = ?1"),
+        [id],
+        SnapshotRow::from_row,
+    )
+    .optional()
+}
+
+/// Snapshots of `volume_id` that are not already being deleted.
+pub fn dependents_of(conn: &Connection, volume_id: &str) -> rusqlite::Result<Vec<SnapshotRow>> {
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {COLUMNS} FROM snapshots WHERE volume_id = ?1 AND status != 'deleting' ORDER BY seq"
+    ))?;
+    let rows = stmt.query_map([volume_id], SnapshotRow::from_row)?;
+    rows.collect()
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct SnapshotQuery {
+    pub project_id: Option<String>,
+    pub name: Option<String>,
+    pub status: Option<String>,
+    pub volume_id: Option<String>,
+    pub marker: Option<String>,
+    pub limit: usize,
+    pub offset: usize,
+}
+
+/// One page, newest first, and whether more remain. None: unknown marker.
+pub fn list(
+    conn: &Connection,
+    q: &SnapshotQuery,
+) -> rusqlite::Result<Option<(Vec<SnapshotRow>, bool)>> {
+    let mut sql = format!("SELECT {COLUMNS} FROM snapshots WHERE 1=1");
+    let mut args: Vec<rusqlite::types::Value> = Vec::new();
+    let mut bind = |sql: &mut String, clause: &str, v: rusqlite::types::Value| {
+        args.push(v);
+        sql.push_str(&clause.replace('?', &format!("?{}", args.len())));
+    };
+    if let Some(p) = &q.project_id {
+        bind(&mut sql, " AND project_id = ?", p.clone().into());
+    }
+    if let Some(n) = &q.name {
+        bind(&mut sql, " AND name = ?", n.clone().into());
+    }
+    if let Some(s) = &q.status {
+        bind(&mut sql, " AND status = ?", s.clone().into());
+    }
+    if let Some(v) = &q.volume_id {
+        bind(&mut sql, " AND volume_id = ?", v.clone().into());
+    }
+    if let Some(m) = &q.marker {
+        let seq: Option<i64> = conn
+            .query_row("SELECT seq FROM snapshots WHERE id = ?1", [m], |r| r.get(0))
+            .optional()?;
+        let Some(seq) = seq else {
+            return Ok(None);
+        };
+        bind(&mut sql, " AND seq < ?", seq.into());
+    }
+    sql.push_str(&format!(
+        " ORDER BY seq DESC LIMIT {} OFFSET {}",
+        q.limit.saturating_add(1),
+        q.offset
+    ));
+    let mut stmt = conn.prepare(&sql)?;
+    let mut rows: Vec<SnapshotRow> = stmt
+        .query_map(rusqlite::params_from_iter(args), SnapshotRow::from_row)?
+        .collect::<Result<_, _>>()?;
+    let more = rows.len() > q.limit;
+    rows.truncate(q.limit);
+    Ok(Some((rows, more)))
+}

@@ -1,0 +1,458 @@
+//! Snapshots, rollback and clones end to end, with the data checked byte
+//! for byte (issue 5). Row ids refer to ../shared/API.md.
+
+mod support;
+
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::{json, Value};
+use support::*;
+
+/// Writes `pattern` over the first 4 MiB of the volume behind `path`.
+fn write_pattern(format: &str, path: &Path, pattern: u8) {
+    if format == "raw" {
+        use std::io::{Seek, SeekFrom, Write};
+        let mut f = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+        f.seek(SeekFrom::Start(0)).unwrap();
+        f.write_all(&vec![pattern; 4 << 20]).unwrap();
+        f.sync_all().unwrap();
+        return;
+    }
+    let out = Command::new("qemu-io")
+        .args(["-f", "qcow2", "-c", &format!("write -P {pattern:#x} 0 4M")])
+        .arg(path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// True if the first 4 MiB of the volume behind `path` are all `pattern`.
+fn holds_pattern(format: &str, path: &Path, pattern: u8) -> bool {
+    if format == "raw" {
+        use std::io::Read;
+        let mut buf = vec![0u8; 4 << 20];
+        std::fs::File::open(path)
+            .unwrap()
+            .read_exact(&mut buf)
+            .unwrap();
+        return buf.iter().all(|b| *b == pattern);
+    }
+    let out = Command::new("qemu-io")
+        .args([
+            "-r",
+            "-f",
+            "qcow2",
+            "-c",
+            &format!("read -P {pattern:#x} 0 4M"),
+        ])
+        .arg(path)
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    out.status.success() && !text.contains("verification failed")
+}
+
+fn qemu_img_check(path: &Path) {
+    let out = Command::new("qemu-img")
+        .args(["check", "-U"])
+        .arg(path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "qemu-img check {}: {}{}",
+        path.display(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+async fn device_path(c: &Client, vol: &str) -> (String, std::path::PathBuf) {
+    let r = c
+        .post(
+            &format!("/v3/p1/volumes/{vol}/action"),
+            &json!({"os-initialize_connection": {"connector": {}}}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let info = &r.body["connection_info"];
+    assert_eq!(info["driver_volume_type"], "local");
+    let path = std::path::PathBuf::from(info["data"]["device_path"].as_str().unwrap());
+    assert!(path.is_absolute());
+    (info["data"]["format"].as_str().unwrap().to_string(), path)
+}
+
+async fn create_volume(c: &Client, body: Value) -> String {
+    let r = c.post("/v3/p1/volumes", &body).await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    let id = r.body["volume"]["id"].as_str().unwrap().to_string();
+    c.wait_status(&format!("/v3/p1/volumes/{id}"), "available")
+        .await;
+    id
+}
+
+async fn create_snapshot(c: &Client, vol: &str) -> String {
+    let r = c
+        .post(
+            "/v3/p1/snapshots",
+            &json!({"snapshot": {"volume_id": vol, "name": "s"}}),
+        )
+        .await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    let id = r.body["snapshot"]["id"].as_str().unwrap().to_string();
+    c.wait_until(
+        &format!("/v3/p1/snapshots/{id}"),
+        "snapshot available",
+        |r| r.body["snapshot"]["status"] == "available",
+    )
+    .await;
+    id
+}
+
+async fn data_round_trip(backend: &str) {
+    let tmp = tempfile::tempdir().unwrap();
+    let srv = Server::start_with(tmp.path(), backend);
+    let c = srv.client("alice", "p1");
+    let vol = create_volume(&c, json!({"volume": {"size": 1, "name": "src"}})).await;
+    let (format, path) = device_path(&c, &vol).await;
+    assert_eq!(format, backend);
+    write_pattern(&format, &path, 0xaa);
+    let snap = create_snapshot(&c, &vol).await;
+    // The active file may change on a snapshot: ask again.
+    let (_, path) = device_path(&c, &vol).await;
+    write_pattern(&format, &path, 0xbb);
+    assert!(holds_pattern(&format, &path, 0xbb));
+
+    // EVS-6.2.1: roll back, renaming the volume.
+    let r = c
+        .post(
+            &format!("/v2/p1/os-vendor-snapshots/{snap}/rollback"),
+            &json!({"rollback": {"volume_id": vol, "name": "restored"}}),
+        )
+        .await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    assert_eq!(r.body, json!({"rollback": {"volume_id": vol}}));
+    let v = c
+        .wait_status(&format!("/v3/p1/volumes/{vol}"), "available")
+        .await;
+    assert_eq!(v.body["volume"]["name"], "restored");
+    let s = c.get(&format!("/v3/p1/snapshots/{snap}")).await;
+    assert_eq!(s.body["snapshot"]["status"], "available");
+    let (_, path) = device_path(&c, &vol).await;
+    assert!(
+        holds_pattern(&format, &path, 0xaa),
+        "rollback restored the first pattern"
+    );
+
+    // Clones from the snapshot: linked (full_clone "0") and full.
+    let linked = create_volume(
+        &c,
+        json!({"volume": {"size": 2, "snapshot_id": snap, "metadata": {"full_clone": "0"}}}),
+    )
+    .await;
+    let full = create_volume(&c, json!({"volume": {"snapshot_id": snap, "size": 1}})).await;
+    let v = c.get(&format!("/v3/p1/volumes/{linked}")).await;
+    assert_eq!(v.body["volume"]["snapshot_id"], snap.as_str());
+    assert_eq!(v.body["volume"]["size"], 2);
+    write_pattern(&format, &path, 0xbb);
+    for clone in [&linked, &full] {
+        let (_, p) = device_path(&c, clone).await;
+        assert!(
+            holds_pattern(&format, &p, 0xaa),
+            "clone {clone} holds the snapshot's pattern"
+        );
+    }
+    assert!(
+        holds_pattern(&format, &path, 0xbb),
+        "the source holds the second pattern"
+    );
+
+    // A volume with a snapshot cannot be deleted without cascade.
+    let r = c.delete(&format!("/v3/p1/volumes/{vol}")).await;
+    assert_eq!(r.status, 400, "{}", r.body);
+
+    // Deleting the snapshot never breaks the clone.
+    let r = c.delete(&format!("/v3/p1/snapshots/{snap}")).await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    c.wait_until(&format!("/v3/p1/snapshots/{snap}"), "snapshot gone", |r| {
+        r.status == 404
+    })
+    .await;
+    let (_, lp) = device_path(&c, &linked).await;
+    assert!(
+        holds_pattern(&format, &lp, 0xaa),
+        "linked clone readable after its snapshot is deleted"
+    );
+    if format == "qcow2" {
+        for entry in std::fs::read_dir(tmp.path().join("volumes")).unwrap() {
+            qemu_img_check(&entry.unwrap().path());
+        }
+    }
+    drop(srv);
+    let (ok, out) = verify(tmp.path());
+    assert!(ok, "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snapshot_rollback_clone_keep_data_on_qcow2() {
+    data_round_trip("qcow2").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snapshot_rollback_clone_keep_data_on_raw() {
+    data_round_trip("raw").await;
+}
+
+/// Cascade delete ([5.1 #37]) and the documented refusals.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cascade_and_refusals() {
+    let tmp = tempfile::tempdir().unwrap();
+    let srv = Server::start(tmp.path());
+    let c = srv.client("alice", "p1");
+    let vol = create_volume(&c, json!({"volume": {"size": 1}})).await;
+    let other = create_volume(&c, json!({"volume": {"size": 1}})).await;
+    let snap = create_snapshot(&c, &vol).await;
+    let unknown = "00000000-0000-4000-8000-000000000000";
+    // Rollback to a volume that is not the source: 400; unknown: 404.
+    let r = c
+        .post(
+            &format!("/v2/p1/os-vendor-snapshots/{snap}/rollback"),
+            &json!({"rollback": {"volume_id": other}}),
+        )
+        .await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(r.body["error"]["code"].is_string());
+    let r = c
+        .post(
+            &format!("/v2/p1/os-vendor-snapshots/{unknown}/rollback"),
+            &json!({"rollback": {"volume_id": vol}}),
+        )
+        .await;
+    assert_eq!(r.status, 404, "{}", r.body);
+    assert_eq!(r.body["error"]["code"], "EVS.5404");
+    // Smaller than the snapshot, other type: refused.
+    let r = c
+        .post(
+            "/v3/p1/volumes",
+            &json!({"volume": {"size": 1, "snapshot_id": snap, "volume_type": "SSD"}}),
+        )
+        .await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    let r = c
+        .post(
+            "/v3/p1/volumes",
+            &json!({"volume": {"size": 1, "snapshot_id": unknown}}),
+        )
+        .await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    // Another project sees nothing.
+    let bob = srv.client("bob", "p2");
+    assert_eq!(
+        bob.get(&format!("/v3/p2/snapshots/{snap}")).await.status,
+        404
+    );
+    assert_eq!(
+        bob.get("/v3/p2/snapshots").await.body["snapshots"],
+        json!([])
+    );
+    // Cascade deletes the snapshot first, then the volume.
+    let r = c.delete(&format!("/v3/p1/volumes/{vol}")).await;
+    assert_eq!(r.status, 400);
+    assert!(r.body["badRequest"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("snapshots"));
+    let r = c
+        .delete(&format!("/v3/p1/volumes/{vol}?cascade=true"))
+        .await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    c.wait_until(&format!("/v3/p1/volumes/{vol}"), "volume gone", |r| {
+        r.status == 404
+    })
+    .await;
+    assert_eq!(c.get(&format!("/v3/p1/snapshots/{snap}")).await.status, 404);
+    drop(srv);
+    assert!(verify(tmp.path()).0);
+}
+
+/// Crash: SIGKILL while a snapshot and a rollback are in flight; after a
+/// restart both end in a documented final status, data intact, verify ok.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snapshot_and_rollback_survive_a_crash() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut srv = Server::start(tmp.path());
+    let c = srv.client("alice", "p1");
+    let a = create_volume(&c, json!({"volume": {"size": 1}})).await;
+    let b = create_volume(&c, json!({"volume": {"size": 1}})).await;
+    let (fmt, pa) = device_path(&c, &a).await;
+    write_pattern(&fmt, &pa, 0xaa);
+    let snap_a = create_snapshot(&c, &a).await;
+    let (_, pa) = device_path(&c, &a).await;
+    write_pattern(&fmt, &pa, 0xbb);
+    // In flight together: a rollback of a and a snapshot of b.
+    let r = c
+        .post(
+            &format!("/v2/p1/os-vendor-snapshots/{snap_a}/rollback"),
+            &json!({"rollback": {"volume_id": a}}),
+        )
+        .await;
+    assert_eq!(r.status, 202);
+    let r = c
+        .post("/v3/p1/snapshots", &json!({"snapshot": {"volume_id": b}}))
+        .await;
+    assert_eq!(r.status, 202);
+    let snap_b = r.body["snapshot"]["id"].as_str().unwrap().to_string();
+    srv.kill();
+    let srv = Server::start(tmp.path());
+    let c = srv.client("alice", "p1");
+    c.wait_status(&format!("/v3/p1/volumes/{a}"), "available")
+        .await;
+    c.wait_until(&format!("/v3/p1/snapshots/{snap_b}"), "snapshot b", |r| {
+        r.body["snapshot"]["status"] == "available"
+    })
+    .await;
+    let s = c.get(&format!("/v3/p1/snapshots/{snap_a}")).await;
+    assert_eq!(s.body["snapshot"]["status"], "available");
+    let (_, pa) = device_path(&c, &a).await;
+    assert!(holds_pattern(&fmt, &pa, 0xaa));
+    drop(srv);
+    let (ok, out) = verify(tmp.path());
+    assert!(ok, "{out}");
+}
+
+/// insta snapshots of snapshot responses against CINDER-7.3.x examples.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snapshot_responses_match_the_documented_examples() {
+    let tmp = tempfile::tempdir().unwrap();
+    let srv = Server::start(tmp.path());
+    let c = srv.client("alice", "p1");
+    let settings = insta_settings();
+    let vol = create_volume(&c, json!({"volume": {"size": 1}})).await;
+    let mut req = example("CINDER-7.3.1.request.json");
+    req["snapshot"]["volume_id"] = json!(vol);
+    let r = c.post("/v2/p1/snapshots", &req).await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    // The 7.3.1 table lists the two extended attributes the example omits.
+    let mut doc = example("CINDER-7.3.1.response.json");
+    doc["snapshot"]["os-extended-snapshot-attributes:progress"] = json!("0%");
+    doc["snapshot"]["os-extended-snapshot-attributes:project_id"] = json!("p");
+    assert_same_shape(&doc, &r.body, "CINDER-7.3.1");
+    settings.bind(|| insta::assert_json_snapshot!("CINDER-7.3.1", r.body));
+    let id = r.body["snapshot"]["id"].as_str().unwrap().to_string();
+    let show = c
+        .wait_until(&format!("/v2/p1/snapshots/{id}"), "available", |r| {
+            r.body["snapshot"]["status"] == "available"
+        })
+        .await;
+    assert_same_shape(
+        &example("CINDER-7.3.6.response.json"),
+        &show.body,
+        "CINDER-7.3.6",
+    );
+    assert_eq!(
+        show.body["snapshot"]["os-extended-snapshot-attributes:progress"],
+        "100%"
+    );
+    settings.bind(|| insta::assert_json_snapshot!("CINDER-7.3.6", show.body));
+
+    let r = c
+        .put(
+            &format!("/v2/p1/snapshots/{id}"),
+            &example("CINDER-7.3.3.request.json"),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let mut doc = example("CINDER-7.3.3.response.json");
+    doc["snapshot"]["os-extended-snapshot-attributes:progress"] = json!("100%");
+    doc["snapshot"]["os-extended-snapshot-attributes:project_id"] = json!("p");
+    assert_same_shape(&doc, &r.body, "CINDER-7.3.3");
+    settings.bind(|| insta::assert_json_snapshot!("CINDER-7.3.3", r.body));
+
+    let list = c.get("/v2/p1/snapshots").await;
+    assert_same_shape(
+        &example("CINDER-7.3.4.response.json"),
+        &list.body,
+        "CINDER-7.3.4",
+    );
+    settings.bind(|| insta::assert_json_snapshot!("CINDER-7.3.4", list.body));
+    let detail = c.get("/v2/p1/snapshots/detail").await;
+    assert_same_shape(
+        &example("CINDER-7.3.5.response.2.json"),
+        &detail.body,
+        "CINDER-7.3.5",
+    );
+    settings.bind(|| insta::assert_json_snapshot!("CINDER-7.3.5", detail.body));
+
+    // Metadata: 7.3.7 add (merge), 7.3.8 query, 7.3.9 update one,
+    // 7.3.10 replace all, 7.3.11 query one, 7.3.12 delete one.
+    let r = c
+        .post(
+            &format!("/v2/p1/snapshots/{id}/metadata"),
+            &example("CINDER-7.3.7.request.json"),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body, example("CINDER-7.3.7.response.json"));
+    let r = c.get(&format!("/v2/p1/snapshots/{id}/metadata")).await;
+    assert_same_shape(
+        &example("CINDER-7.3.8.response.json"),
+        &r.body,
+        "CINDER-7.3.8",
+    );
+    let r = c
+        .put(
+            &format!("/v2/p1/snapshots/{id}/metadata/key1"),
+            &example("CINDER-7.3.9.request.json"),
+        )
+        .await;
+    assert_eq!(r.body, example("CINDER-7.3.9.response.json"));
+    let r = c
+        .put(
+            &format!("/v2/p1/snapshots/{id}/metadata"),
+            &example("CINDER-7.3.10.request.json"),
+        )
+        .await;
+    assert_eq!(r.body, example("CINDER-7.3.10.response.json"));
+    let r = c.get(&format!("/v2/p1/snapshots/{id}/metadata/key1")).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_same_shape(
+        &example("CINDER-7.3.11.response.json"),
+        &r.body,
+        "CINDER-7.3.11",
+    );
+    let r = c
+        .delete(&format!("/v2/p1/snapshots/{id}/metadata/key1"))
+        .await;
+    assert_eq!(r.status, 200);
+    let r = c
+        .delete(&format!("/v2/p1/snapshots/{id}/metadata/key1"))
+        .await;
+    assert_eq!(r.status, 404);
+    assert_eq!(r.body["itemNotFound"]["code"], 404);
+    let r = c
+        .put(
+            &format!("/v2/p1/snapshots/{id}/metadata/other"),
+            &json!({"meta": {"key1": "v"}}),
+        )
+        .await;
+    assert_eq!(r.status, 400, "URI and body mismatch");
+
+    // EVS-6.2.1 rollback response.
+    let mut req = example("EVS-6.2.1.request.json");
+    req["rollback"]["volume_id"] = json!(vol);
+    let r = c
+        .post(&format!("/v2/p1/os-vendor-snapshots/{id}/rollback"), &req)
+        .await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    assert_same_shape(&example("EVS-6.2.1.response.json"), &r.body, "EVS-6.2.1");
+    let v = c
+        .wait_status(&format!("/v2/p1/volumes/{vol}"), "available")
+        .await;
+    assert_eq!(v.body["volume"]["name"], "test-001");
+}
