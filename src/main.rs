@@ -113,7 +113,10 @@ fn serve(args: ServeArgs) -> Result<()> {
         let data_dir = std::fs::canonicalize(&args.data.data_dir)?;
         let backend = executor::open_backend(&args.backend, &data_dir)?;
         let backend: Arc<dyn executor::StorageBackend> = Arc::from(backend);
-        let exec = executor::Executor::new(store.clone(), backend.clone());
+        let images = Arc::new(executor::images::ImageStore::open(&data_dir)?);
+        images.cleanup_temps()?;
+        let exec = executor::Executor::new(store.clone(), backend.clone(), images.clone());
+        let progress = exec.progress();
         let (stop_tx, stop_rx) = watch::channel(false);
         let exec_task = tokio::spawn(exec.run(stop_rx));
 
@@ -124,6 +127,8 @@ fn serve(args: ServeArgs) -> Result<()> {
                 device_path: backend.active_path(id).to_string_lossy().into_owned(),
                 format: backend.format(),
             }),
+            images: Arc::new(Images(images)),
+            progress: Arc::new(move |id| progress.lock().ok().and_then(|m| m.get(&id).copied())),
         };
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
@@ -156,4 +161,27 @@ async fn shutdown_signal() {
         }
     };
     tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}
+
+/// The executor's image store as the API's view of image bytes.
+struct Images(Arc<executor::images::ImageStore>);
+
+impl api::images::ImageFiles for Images {
+    fn import(
+        &self,
+        id: uuid::Uuid,
+        declared: &str,
+        data: &mut dyn std::io::Read,
+    ) -> Result<(u64, u64, String), String> {
+        let fmt = executor::images::DiskFormat::parse(declared)
+            .ok_or_else(|| format!("unsupported disk format {declared}"))?;
+        self.0
+            .import(id, fmt, data)
+            .map(|i| (i.size, i.virtual_size, i.checksum_sha256))
+            .map_err(|e| e.to_string())
+    }
+
+    fn path(&self, id: uuid::Uuid) -> std::path::PathBuf {
+        self.0.path(id)
+    }
 }

@@ -553,6 +553,14 @@ async fn versions_and_microversions() {
 
     let r = anon.get(srv.url("/v3")).send().await.unwrap();
     assert_eq!(r.status().as_u16(), 302);
+    let loc = r.headers()["location"].to_str().unwrap().to_string();
+    assert_eq!(loc, srv.url("/v3/"), "absolute, as keystoneauth needs");
+    let r = anon.get(srv.url("/v3/p1")).send().await.unwrap();
+    assert_eq!(
+        r.status().as_u16(),
+        401,
+        "a token-less probe gets 401, never 404"
+    );
     let r = anon.get(srv.url("/v3/")).send().await.unwrap();
     assert_eq!(r.status().as_u16(), 200);
     let v3: Value = r.json().await.unwrap();

@@ -71,7 +71,8 @@ impl World {
             eventstore::EventStore::open(&tmp.path().join("b.db"), projections::all()).unwrap();
         let backend: Arc<dyn executor::StorageBackend> =
             Arc::from(executor::open_backend("raw", tmp.path()).unwrap());
-        let exec = executor::Executor::new(store.clone(), backend.clone());
+        let images = Arc::new(executor::images::ImageStore::open(tmp.path()).unwrap());
+        let exec = executor::Executor::new(store.clone(), backend.clone(), images.clone());
         let state = api::AppState {
             store: store.clone(),
             catalog: Arc::new(domain::Catalog::default()),
@@ -79,6 +80,8 @@ impl World {
                 device_path: backend.volume_path(id).to_string_lossy().into_owned(),
                 format: backend.format(),
             }),
+            images: Arc::new(NoUploads(images)),
+            progress: Arc::new(|_| None),
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
@@ -339,5 +342,23 @@ proptest! {
             prop_assert_eq!(w.store.verify_projections().unwrap(), None);
             Ok(())
         })?;
+    }
+}
+
+/// This test uploads no image bytes; exports go through the executor.
+struct NoUploads(Arc<executor::images::ImageStore>);
+
+impl api::images::ImageFiles for NoUploads {
+    fn import(
+        &self,
+        _: uuid::Uuid,
+        _: &str,
+        _: &mut dyn std::io::Read,
+    ) -> Result<(u64, u64, String), String> {
+        Err("uploads are not part of this test".into())
+    }
+
+    fn path(&self, id: uuid::Uuid) -> std::path::PathBuf {
+        self.0.path(id)
     }
 }

@@ -375,11 +375,12 @@ async fn snapshot_responses_match_the_documented_examples() {
     settings.bind(|| insta::assert_json_snapshot!("CINDER-7.3.3", r.body));
 
     let list = c.get("/v2/p1/snapshots").await;
-    assert_same_shape(
-        &example("CINDER-7.3.4.response.json"),
-        &list.body,
-        "CINDER-7.3.4",
-    );
+    // The example's `"snapshots_links": null` breaks openstacksdk, which
+    // iterates it; the client wins (DECISIONS.md): the key is left out.
+    let mut doc = example("CINDER-7.3.4.response.json");
+    doc.as_object_mut().unwrap().remove("snapshots_links");
+    assert_same_shape(&doc, &list.body, "CINDER-7.3.4");
+    assert!(list.body.get("snapshots_links").is_none());
     settings.bind(|| insta::assert_json_snapshot!("CINDER-7.3.4", list.body));
     let detail = c.get("/v2/p1/snapshots/detail").await;
     assert_same_shape(

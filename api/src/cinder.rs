@@ -323,6 +323,12 @@ async fn action(
             commands::execute_volume(&state, &ctx, id, VolumeCommand::Unreserve, None).await?;
             Ok(StatusCode::ACCEPTED.into_response())
         }
+        // CINDER-7.2.4: export the volume's bytes as an image; 202.
+        "os-volume_upload_image" => {
+            let b = input::member(&obj, "os-volume_upload_image").map_err(|e| ctx.err(e))?;
+            let body = crate::upload::upload_image(&state, &ctx, id, b).await?;
+            Ok((StatusCode::ACCEPTED, Json(body)).into_response())
+        }
         // Connection info for os-brick's local connector (issue 5): the
         // absolute path of the volume's active file.
         "os-initialize_connection" => {

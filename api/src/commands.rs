@@ -32,6 +32,8 @@ pub struct ParsedCreate {
     pub cmd: CreateVolume,
     /// The source snapshot and whether to make a linked clone of it.
     pub snapshot: Option<(Uuid, bool)>,
+    /// The image to copy into the new volume (`imageRef`).
+    pub image: Option<Uuid>,
     pub zone_given: bool,
     pub type_given: bool,
 }
@@ -77,9 +79,12 @@ pub fn parse_create(
                 .ok_or_else(|| DomainError::invalid("EVS.2045", "invalid snapshot_id!"))?,
         ),
     };
-    if image.is_some() {
-        return Err(DomainError::invalid("EVS.2046", "invalid imageRef!"));
-    }
+    let image = match image {
+        None => None,
+        Some(i) => Some(
+            input::uuid(&i).ok_or_else(|| DomainError::invalid("EVS.2046", "invalid imageRef!"))?,
+        ),
+    };
     if let Some(s) = source {
         return Err(DomainError::VolumeNotFound(s));
     }
@@ -143,6 +148,7 @@ pub fn parse_create(
     Ok(ParsedCreate {
         cmd,
         snapshot: snapshot.map(|s| (s, linked)),
+        image,
         zone_given,
         type_given,
     })
@@ -168,7 +174,7 @@ impl Caller {
         }
     }
 
-    fn owns(&self, project: &str) -> bool {
+    pub fn owns(&self, project: &str) -> bool {
         self.is_admin || project == self.project_id
     }
 }
@@ -282,6 +288,42 @@ pub async fn create_volume(state: &AppState, ctx: &Ctx, p: ParsedCreate) -> Resu
         move |tx, meta, caller| {
             let mut cmd = p.cmd;
             cmd.quota = projections::quotas::headroom(tx.conn(), &cmd.project_id)?;
+            if let Some(image_id) = p.image {
+                let row = projections::images::get(tx.conn(), &image_id.to_string())?;
+                let Some(i) =
+                    row.filter(|i| caller.owns(&i.project_id) || i.visibility == "public")
+                else {
+                    return Ok(Err(DomainError::invalid("EVS.2046", "invalid imageRef!")));
+                };
+                let status = match i.status.as_str() {
+                    "active" => domain::image::ImageStatus::Active,
+                    "saving" => domain::image::ImageStatus::Saving,
+                    "killed" => domain::image::ImageStatus::Killed,
+                    _ => domain::image::ImageStatus::Queued,
+                };
+                let mut md = std::collections::BTreeMap::new();
+                md.insert("image_id".to_string(), i.id.clone());
+                md.insert("image_name".to_string(), i.name.clone());
+                md.insert("disk_format".to_string(), i.disk_format.clone());
+                md.insert("container_format".to_string(), i.container_format.clone());
+                md.insert("min_disk".to_string(), i.min_disk.to_string());
+                if let Some(size) = i.size {
+                    md.insert("size".to_string(), size.to_string());
+                }
+                if let Some(sum) = &i.checksum_sha256 {
+                    md.insert("checksum".to_string(), sum.clone());
+                }
+                if let Some(os) = &i.os_type {
+                    md.insert("__os_type".to_string(), os.clone());
+                }
+                cmd.source = Some(CreateSource::Image(domain::volume::ImageSourceFacts {
+                    image_id,
+                    status,
+                    min_disk: i.min_disk,
+                    virtual_size: i.virtual_size.unwrap_or(0).max(0) as u64,
+                    metadata: md,
+                }));
+            }
             if let Some((snap_id, linked)) = p.snapshot {
                 let s = match snapshot_in_tx(tx, caller, snap_id)? {
                     Ok(s) => s,

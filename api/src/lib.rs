@@ -19,12 +19,14 @@ pub mod commands;
 pub mod context;
 pub mod error;
 pub mod evs;
+pub mod images;
 pub mod input;
 pub mod metadata;
 pub mod microversion;
 pub mod render;
 pub mod snapshots;
 pub mod transfers;
+pub mod upload;
 pub mod versions;
 
 pub use context::{Ctx, Dialect};
@@ -37,6 +39,11 @@ pub struct AppState {
     /// Where a volume's current bytes are, for `os-initialize_connection`:
     /// the storage backend knows its layout, the API only reports it.
     pub connector: Arc<dyn Fn(uuid::Uuid) -> Connection + Send + Sync>,
+    /// Image bytes (the executor's image store).
+    pub images: Arc<dyn images::ImageFiles>,
+    /// Percent done of a running image copy, held by the executor: the log
+    /// records start and end, not every percent.
+    pub progress: Arc<dyn Fn(uuid::Uuid) -> Option<u8> + Send + Sync>,
 }
 
 /// os-brick "local" connector data for one volume.
@@ -94,6 +101,7 @@ pub fn router(state: AppState) -> Router {
         .merge(snapshots::evs_routes())
         .merge(v3)
         .merge(evs::routes())
+        .merge(images::routes())
         .route("/healthz", get(healthz))
         .fallback(fallback)
         .layer(middleware::from_fn(request_id))

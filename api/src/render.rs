@@ -77,7 +77,11 @@ pub fn cinder_volume_detail(ctx: &Ctx, v: &VolumeRow, in_list: bool) -> Value {
     );
     m.insert(
         "volume_image_metadata".into(),
-        if in_list { json!({}) } else { Value::Null },
+        match &v.image_metadata {
+            Some(md) => json!(md),
+            None if in_list => json!({}),
+            None => Value::Null,
+        },
     );
     m.insert("os-vol-mig-status-attr:migstat".into(), Value::Null);
     m.insert("os-vol-mig-status-attr:name_id".into(), Value::Null);

@@ -186,9 +186,10 @@ async fn list_page(
         }
         _ => Value::Null,
     };
-    // CINDER-7.3.4 prints `"snapshots_links": null` when nothing remains;
-    // CINDER-7.3.5 omits it. Both are followed exactly.
-    if !detail || !links.is_null() {
+    // CINDER-7.3.4 prints `"snapshots_links": null` when nothing remains,
+    // but openstacksdk iterates the key and fails on null; the client wins
+    // (DECISIONS.md), so the key appears only when there is a next page.
+    if !links.is_null() {
         body["snapshots_links"] = links;
     }
     Ok(Json(body).into_response())

@@ -55,6 +55,23 @@ async fn one(headers: HeaderMap, id: &'static str) -> Response {
     Json(json!({ "versions": [version(&base(&headers), id)] })).into_response()
 }
 
+async fn project_root(headers: HeaderMap, ctx: Result<crate::Ctx, crate::ApiError>) -> Response {
+    match ctx {
+        Err(e) => e.into_response(),
+        Ok(c) => {
+            one(
+                headers,
+                if c.api_version == "v3" {
+                    "v3.0"
+                } else {
+                    "v2.0"
+                },
+            )
+            .await
+        }
+    }
+}
+
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/", get(root))
@@ -63,9 +80,18 @@ pub fn routes() -> Router<AppState> {
         .route("/v2", get(|h: HeaderMap| one(h, "v2.0")))
         .route("/v2/", get(|h: HeaderMap| one(h, "v2.0")))
         // gophercloud and keystoneauth expect /v3 to redirect to /v3/.
+        // keystoneauth hands `Location` straight to requests: it must be
+        // absolute (CLIENTS.md, Discovery).
         .route(
             "/v3",
-            get(|| async { (StatusCode::FOUND, [(header::LOCATION, "/v3/")]) }),
+            get(|h: HeaderMap| async move {
+                let loc = format!("{}/v3/", base(&h));
+                (StatusCode::FOUND, [(header::LOCATION, loc)])
+            }),
         )
+        // Clients probe `/v3/{project}` without a token first and retry with
+        // one after a 401 (CLIENTS.md): never a 404 here.
+        .route("/v2/{project_id}", get(project_root))
+        .route("/v3/{project_id}", get(project_root))
         .route("/v3/", get(|h: HeaderMap| one(h, "v3.0")))
 }

@@ -68,6 +68,14 @@ pub enum DomainError {
     TransferWrongStatus(String),
     #[error("Transfer {0} could not be found.")]
     TransferNotFound(String),
+    #[error("Image {0} could not be found.")]
+    ImageNotFound(String),
+    #[error("Invalid volume: volume status must be available, or in-use with force=true, to upload an image (status {0}).")]
+    UploadWrongStatus(String),
+    #[error("Image {0} is not active.")]
+    ImageNotActive(String),
+    #[error("Volume size {size} GB is smaller than the image needs ({needed} GB).")]
+    SmallerThanImage { size: i64, needed: i64 },
     #[error("Invalid auth key: the transfer could not be accepted.")]
     TransferBadAuthKey,
     #[error("volume count exceeded volume count quota! ({resource}: limit {limit}, in use {in_use}, requested {requested})")]
@@ -164,6 +172,10 @@ impl DomainError {
             AttachmentNotFound(_) => "EVS.5404",
             TransferWrongStatus(_) => "EVS.5400",
             TransferNotFound(_) => "EVS.5404",
+            ImageNotFound(_) => "EVS.5404",
+            UploadWrongStatus(_) => "EVS.5400",
+            ImageNotActive(_) => "EVS.5400",
+            SmallerThanImage { .. } => "EVS.1010",
             TransferBadAuthKey => "EVS.5400",
             VolumeCountQuota { .. } | SnapshotCountQuota { .. } => "EVS.1034",
             GigabytesQuota { .. } => "EVS.1042",
@@ -179,7 +191,8 @@ impl DomainError {
             | SnapshotNotFound(_)
             | MetadataKeyNotFound(_)
             | AttachmentNotFound(_)
-            | TransferNotFound(_) => Fault::NotFound,
+            | TransferNotFound(_)
+            | ImageNotFound(_) => Fault::NotFound,
             VolumeCountQuota { .. } | GigabytesQuota { .. } | SnapshotCountQuota { .. } => {
                 Fault::OverLimit
             }

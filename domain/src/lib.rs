@@ -7,6 +7,7 @@
 pub mod aggregate;
 pub mod catalog;
 pub mod error;
+pub mod image;
 pub mod limits;
 pub mod metadata;
 pub mod quota;

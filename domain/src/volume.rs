@@ -42,10 +42,12 @@ pub enum VolumeStatus {
     Attaching,
     #[serde(rename = "awaiting-transfer")]
     AwaitingTransfer,
+    #[serde(rename = "uploading")]
+    Uploading,
 }
 
 impl VolumeStatus {
-    pub const ALL: [VolumeStatus; 13] = [
+    pub const ALL: [VolumeStatus; 14] = [
         VolumeStatus::Creating,
         VolumeStatus::Available,
         VolumeStatus::InUse,
@@ -59,6 +61,7 @@ impl VolumeStatus {
         VolumeStatus::Rollingback,
         VolumeStatus::Attaching,
         VolumeStatus::AwaitingTransfer,
+        VolumeStatus::Uploading,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -77,6 +80,7 @@ impl VolumeStatus {
             Rollingback => "rollingback",
             Attaching => "attaching",
             AwaitingTransfer => "awaiting-transfer",
+            Uploading => "uploading",
         }
     }
 
@@ -89,7 +93,6 @@ impl VolumeStatus {
                 "detaching"
                     | "restoring-backup"
                     | "backing-up"
-                    | "uploading"
                     | "downloading"
                     | "error_rollback"
                     | "error_detaching"
@@ -153,9 +156,21 @@ pub struct SnapshotSource {
     pub linked: bool,
 }
 
+/// An image to create a volume from, as read in the same transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageSourceFacts {
+    pub image_id: Uuid,
+    pub status: crate::image::ImageStatus,
+    pub min_disk: i64,
+    pub virtual_size: u64,
+    /// What `volume_image_metadata` shows (image_id, image_name, …).
+    pub metadata: BTreeMap<String, String>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CreateSource {
     Snapshot(SnapshotSource),
+    Image(ImageSourceFacts),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -222,6 +237,15 @@ pub enum VolumeCommand {
         to_user: String,
         quota: crate::quota::Headroom,
     },
+    /// CINDER-7.2.4: the volume is `uploading` while its bytes are exported.
+    StartUpload {
+        image_id: Uuid,
+        force: bool,
+    },
+    /// Executor: the export ended (either way); back to the previous status.
+    EndUpload {
+        image_id: Uuid,
+    },
     /// Executor: the disk work for `kind` has begun.
     StartWork {
         kind: WorkKind,
@@ -237,6 +261,9 @@ pub enum VolumeCommand {
     },
 }
 
+// Events are decoded, folded and dropped; the variant size does not matter
+// and a box would only complicate the serde shape.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", content = "data")]
 pub enum VolumeEvent {
@@ -258,6 +285,11 @@ pub enum VolumeEvent {
         linked_clone: bool,
         #[serde(default)]
         batch_job_id: Option<String>,
+        #[serde(default)]
+        image_id: Option<Uuid>,
+        /// `volume_image_metadata`; a volume made from an image boots.
+        #[serde(default)]
+        image_metadata: Option<BTreeMap<String, String>>,
     },
     VolumeWorkStarted {
         kind: WorkKind,
@@ -333,6 +365,14 @@ pub enum VolumeEvent {
         to_project: String,
         to_user: String,
     },
+    VolumeUploadStarted {
+        image_id: Uuid,
+        previous: VolumeStatus,
+    },
+    VolumeUploadEnded {
+        image_id: Uuid,
+        previous: VolumeStatus,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -372,6 +412,9 @@ pub struct Volume {
     pub availability_zone: String,
     pub attachments: Vec<Attachment>,
     pub transfer_id: Option<Uuid>,
+    /// The image being exported while `uploading`, and the status to return to.
+    pub upload: Option<Uuid>,
+    pub status_before_upload: VolumeStatus,
     /// The snapshot a pending rollback restores, and the new name it sets.
     pub pending_rollback: Option<(Uuid, Option<String>)>,
 }
@@ -512,6 +555,8 @@ impl Aggregate for VolumeAggregate {
             VolumeTransferStarted { .. } => "VolumeTransferStarted",
             VolumeTransferCancelled { .. } => "VolumeTransferCancelled",
             VolumeTransferred { .. } => "VolumeTransferred",
+            VolumeUploadStarted { .. } => "VolumeUploadStarted",
+            VolumeUploadEnded { .. } => "VolumeUploadEnded",
         }
     }
 
@@ -531,8 +576,23 @@ impl Aggregate for VolumeAggregate {
                 validate_metadata(&c.metadata)?;
                 c.quota
                     .admit(&crate::quota::Delta::volume(&c.volume_type, c.size))?;
+                let mut image = None;
                 let (snapshot_id, linked_clone) = match &c.source {
                     None => (None, false),
+                    Some(CreateSource::Image(i)) => {
+                        if i.status != crate::image::ImageStatus::Active {
+                            return Err(DomainError::ImageNotActive(i.image_id.to_string()));
+                        }
+                        let needed = i.min_disk.max(i.virtual_size.div_ceil(1 << 30) as i64);
+                        if c.size < needed {
+                            return Err(DomainError::SmallerThanImage {
+                                size: c.size,
+                                needed,
+                            });
+                        }
+                        image = Some((i.image_id, i.metadata.clone()));
+                        (None, false)
+                    }
                     Some(CreateSource::Snapshot(s)) => {
                         if s.status != crate::SnapshotStatus::Available {
                             return Err(DomainError::SnapshotNotAvailable(
@@ -574,6 +634,8 @@ impl Aggregate for VolumeAggregate {
                     snapshot_id,
                     linked_clone,
                     batch_job_id: c.batch_job_id,
+                    image_id: image.as_ref().map(|i| i.0),
+                    image_metadata: image.map(|i| i.1),
                 }])
             }
             C::Update {
@@ -812,6 +874,27 @@ impl Aggregate for VolumeAggregate {
                     to_user,
                 }])
             }
+            C::StartUpload { image_id, force } => {
+                let v = state.live("")?;
+                match v.status {
+                    S::Available => {}
+                    S::InUse if force => {}
+                    other => return Err(DomainError::UploadWrongStatus(other.as_str().into())),
+                }
+                Ok(vec![E::VolumeUploadStarted {
+                    image_id,
+                    previous: v.status,
+                }])
+            }
+            C::EndUpload { image_id } => match state.live("") {
+                Ok(v) if v.status == S::Uploading && v.upload == Some(image_id) => {
+                    Ok(vec![E::VolumeUploadEnded {
+                        image_id,
+                        previous: v.status_before_upload,
+                    }])
+                }
+                _ => Ok(vec![]),
+            },
             C::StartWork { kind } => {
                 let v = state.live("")?;
                 if v.status != kind.pending_status() || v.work_started {
@@ -885,6 +968,8 @@ impl Aggregate for VolumeAggregate {
                 availability_zone: availability_zone.clone(),
                 attachments: Vec::new(),
                 transfer_id: None,
+                upload: None,
+                status_before_upload: S::Available,
                 pending_rollback: None,
             });
             return state;
@@ -984,6 +1069,15 @@ impl Aggregate for VolumeAggregate {
                 v.status = S::Available;
                 v.transfer_id = None;
                 v.project_id = to_project.clone();
+            }
+            E::VolumeUploadStarted { image_id, previous } => {
+                v.status = S::Uploading;
+                v.upload = Some(*image_id);
+                v.status_before_upload = *previous;
+            }
+            E::VolumeUploadEnded { previous, .. } => {
+                v.status = *previous;
+                v.upload = None;
             }
         }
         state

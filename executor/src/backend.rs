@@ -92,6 +92,8 @@ pub trait StorageBackend: Send + Sync + 'static {
     fn snapshot_exists(&self, snap: Uuid) -> bool;
     /// The file a consumer opens to read/write the volume's current bytes (os-brick "local" connector device_path), absolute.
     fn active_path(&self, vol: Uuid) -> PathBuf;
+    /// The snapshot's frozen file, absolute (the source of a snapshot export).
+    fn snapshot_file(&self, snap: Uuid) -> PathBuf;
 }
 
 /// Which backend `--backend` selects.
@@ -661,6 +663,10 @@ impl StorageBackend for Qcow2Backend {
     fn active_path(&self, vol: Uuid) -> PathBuf {
         absolute(self.volume_path(vol))
     }
+
+    fn snapshot_file(&self, snap: Uuid) -> PathBuf {
+        absolute(self.snapshot_path(snap))
+    }
 }
 
 // ------------------------------------------------------------------ raw --
@@ -874,6 +880,10 @@ impl StorageBackend for RawBackend {
 
     fn active_path(&self, vol: Uuid) -> PathBuf {
         absolute(self.volume_path(vol))
+    }
+
+    fn snapshot_file(&self, snap: Uuid) -> PathBuf {
+        absolute(self.snapshot_path(snap))
     }
 }
 

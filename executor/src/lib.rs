@@ -9,8 +9,13 @@
 //! volume that has moved on decide nothing.
 
 pub mod backend;
+pub mod images;
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use domain::image::{ImageAggregate, ImageCommand, ImageEvent, ImageSource, ImageStatus};
+use images::{DiskFormat, ImageStore};
 
 use domain::{
     Aggregate, SnapshotAggregate, SnapshotCommand, SnapshotEvent, SnapshotWork, VolumeAggregate,
@@ -29,15 +34,50 @@ const CHECKPOINT: &str = "executor";
 const BATCH: usize = 256;
 const GIB: u64 = 1 << 30;
 
+/// Percent done of running image copies, by image (exports) or volume
+/// (creates from an image). Shown by the API; never written to the log.
+pub type Progress = Arc<Mutex<HashMap<Uuid, u8>>>;
+
 #[derive(Clone)]
 pub struct Executor {
     store: EventStore,
     backend: Arc<dyn StorageBackend>,
+    images: Arc<ImageStore>,
+    progress: Progress,
 }
 
 impl Executor {
-    pub fn new(store: EventStore, backend: Arc<dyn StorageBackend>) -> Self {
-        Executor { store, backend }
+    pub fn new(
+        store: EventStore,
+        backend: Arc<dyn StorageBackend>,
+        images: Arc<ImageStore>,
+    ) -> Self {
+        Executor {
+            store,
+            backend,
+            images,
+            progress: Progress::default(),
+        }
+    }
+
+    pub fn progress(&self) -> Progress {
+        self.progress.clone()
+    }
+
+    /// A progress callback that records `key`'s percent.
+    fn reporter(&self, key: Uuid) -> impl FnMut(u8) + Send + 'static {
+        let map = self.progress.clone();
+        move |pct| {
+            if let Ok(mut m) = map.lock() {
+                m.insert(key, pct);
+            }
+        }
+    }
+
+    fn forget_progress(&self, key: Uuid) {
+        if let Ok(mut m) = self.progress.lock() {
+            m.remove(&key);
+        }
     }
 
     pub fn backend(&self) -> &Arc<dyn StorageBackend> {
@@ -80,6 +120,8 @@ impl Executor {
                 match work {
                     Work::Volume(kind) => self.perform(ev, kind).await?,
                     Work::Snapshot(kind) => self.perform_snapshot(ev, kind).await?,
+                    Work::Export => self.perform_export(ev).await?,
+                    Work::DeleteImage => self.delete_image(ev).await?,
                 }
                 self.save_checkpoint(ev.position).await?;
             }
@@ -145,19 +187,31 @@ impl Executor {
             .await?;
         let backend = self.backend.clone();
         let size = v.pending_size.unwrap_or(v.size).max(0) as u64 * GIB;
-        let source = match decode::<VolumeAggregate>(ev) {
+        let (source, image) = match decode::<VolumeAggregate>(ev) {
             Ok(VolumeEvent::VolumeCreateRequested {
-                snapshot_id: Some(s),
+                snapshot_id,
                 linked_clone,
+                image_id,
                 ..
-            }) => Some((s, linked_clone)),
-            _ => None,
+            }) => (snapshot_id.map(|s| (s, linked_clone)), image_id),
+            _ => (None, None),
         };
+        let images = self.images.clone();
+        let mut report = self.reporter(id);
         let rollback_to = v.pending_rollback.as_ref().map(|(s, _)| *s);
         let result = tokio::task::spawn_blocking(move || match kind {
-            WorkKind::Create => match source {
-                Some((snap, linked)) => backend.clone_from_snapshot(snap, id, size, linked),
-                None => backend.create(id, size),
+            WorkKind::Create => match (source, image) {
+                (Some((snap, linked)), _) => backend.clone_from_snapshot(snap, id, size, linked),
+                (None, Some(img)) => images
+                    .write_into_volume(
+                        img,
+                        &backend.volume_path(id),
+                        backend.format(),
+                        size,
+                        &mut report,
+                    )
+                    .map_err(|e| BackendError::Invalid(e.to_string())),
+                (None, None) => backend.create(id, size),
             },
             WorkKind::Extend => backend.extend(id, size),
             WorkKind::Delete => backend.delete(id),
@@ -168,6 +222,7 @@ impl Executor {
         })
         .await
         .map_err(|e| StoreError::Panicked(e.to_string()))?;
+        self.forget_progress(id);
         let cmd = match result {
             Ok(()) => VolumeCommand::CompleteWork { kind },
             Err(e) => {
@@ -266,6 +321,112 @@ impl Executor {
         Ok(())
     }
 
+    /// Exports a volume's current bytes or a snapshot into the image store,
+    /// then ends the image and the volume's `uploading` in one transaction.
+    async fn perform_export(&self, ev: &RecordedEvent) -> Result<(), StoreError> {
+        let id_str = ev.stream_id.trim_start_matches("image-").to_string();
+        let Ok(image_id) = Uuid::parse_str(&id_str) else {
+            return Ok(());
+        };
+        let events = self.store.read_stream(&ev.stream_id)?;
+        let decoded = events
+            .iter()
+            .map(decode::<ImageAggregate>)
+            .collect::<Result<Vec<_>, _>>()?;
+        let state = ImageAggregate::fold(&decoded);
+        let Some(img) = state.image.clone().filter(|_| !state.deleted) else {
+            return Ok(());
+        };
+        let volume = match &img.source {
+            ImageSource::Volume { volume_id } => Some(*volume_id),
+            _ => None,
+        };
+        let meta = self.meta(ev);
+        if matches!(img.status, ImageStatus::Queued | ImageStatus::Saving) {
+            let (k, m) = (id_str.clone(), meta.clone());
+            let _ = self
+                .store
+                .write(move |tx| tx.execute::<ImageAggregate>(&k, ImageCommand::StartWork, &m))
+                .await?;
+            let (path, fmt) = match &img.source {
+                ImageSource::Volume { volume_id } => {
+                    (self.backend.active_path(*volume_id), self.backend.format())
+                }
+                ImageSource::Snapshot { snapshot_id } => (
+                    self.backend.snapshot_file(*snapshot_id),
+                    self.backend.format(),
+                ),
+                ImageSource::Upload => return Ok(()),
+            };
+            let images = self.images.clone();
+            let mut report = self.reporter(image_id);
+            let format = DiskFormat::parse(&img.disk_format);
+            let result = tokio::task::spawn_blocking(move || match format {
+                Some(f) => images
+                    .export(&path, fmt, image_id, f, &mut report)
+                    .map_err(|e| e.to_string()),
+                None => Err(format!("unsupported disk format {}", img.disk_format)),
+            })
+            .await
+            .map_err(|e| StoreError::Panicked(e.to_string()))?;
+            self.forget_progress(image_id);
+            let cmd = match result {
+                Ok(info) => ImageCommand::Complete {
+                    size: info.size,
+                    virtual_size: info.virtual_size,
+                    checksum_sha256: info.checksum_sha256,
+                },
+                Err(reason) => {
+                    tracing::warn!(image = %image_id, %reason, "export failed");
+                    ImageCommand::Fail { reason }
+                }
+            };
+            let (k, m) = (id_str.clone(), meta.clone());
+            self.store
+                .write(move |tx| {
+                    let r = tx.execute::<ImageAggregate>(&k, cmd, &m)?;
+                    if let Some(vol) = volume {
+                        let _ = tx.execute::<VolumeAggregate>(
+                            &vol.to_string(),
+                            VolumeCommand::EndUpload { image_id },
+                            &m,
+                        )?;
+                    }
+                    Ok::<_, StoreError>(r)
+                })
+                .await?
+                .ok();
+        } else if let Some(vol) = volume {
+            // The image ended before a crash; make sure the volume did too.
+            let m = meta.clone();
+            self.store
+                .write(move |tx| {
+                    tx.execute::<VolumeAggregate>(
+                        &vol.to_string(),
+                        VolumeCommand::EndUpload { image_id },
+                        &m,
+                    )
+                })
+                .await?
+                .ok();
+        }
+        Ok(())
+    }
+
+    async fn delete_image(&self, ev: &RecordedEvent) -> Result<(), StoreError> {
+        let Ok(image_id) = Uuid::parse_str(ev.stream_id.trim_start_matches("image-")) else {
+            return Ok(());
+        };
+        let images = self.images.clone();
+        let r = tokio::task::spawn_blocking(move || images.delete(image_id))
+            .await
+            .map_err(|e| StoreError::Panicked(e.to_string()))?;
+        if let Err(e) = r {
+            tracing::warn!(image = %image_id, error = %e, "image file not removed");
+        }
+        Ok(())
+    }
+
     fn meta(&self, trigger: &RecordedEvent) -> serde_json::Value {
         json!({
             "actor": "executor",
@@ -281,6 +442,8 @@ impl Executor {
 enum Work {
     Volume(WorkKind),
     Snapshot(SnapshotWork),
+    Export,
+    DeleteImage,
 }
 
 /// The disk work an event asks for, if any.
@@ -291,6 +454,16 @@ fn work_of(ev: &RecordedEvent) -> Option<Work> {
             VolumeEvent::VolumeExtendRequested { .. } => Some(Work::Volume(WorkKind::Extend)),
             VolumeEvent::VolumeDeleteRequested { .. } => Some(Work::Volume(WorkKind::Delete)),
             VolumeEvent::VolumeRollbackRequested { .. } => Some(Work::Volume(WorkKind::Rollback)),
+            _ => None,
+        };
+    }
+    if ev.stream_id.starts_with("image-") {
+        return match decode::<ImageAggregate>(ev).ok()? {
+            ImageEvent::ImageCreateRequested {
+                source: ImageSource::Volume { .. } | ImageSource::Snapshot { .. },
+                ..
+            } => Some(Work::Export),
+            ImageEvent::ImageDeleted {} => Some(Work::DeleteImage),
             _ => None,
         };
     }

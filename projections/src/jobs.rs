@@ -148,7 +148,9 @@ impl InlineProjection for JobsProjection {
             | VolumeEvent::VolumeReadonlySet { .. }
             | VolumeEvent::VolumeTransferStarted { .. }
             | VolumeEvent::VolumeTransferCancelled { .. }
-            | VolumeEvent::VolumeTransferred { .. } => {}
+            | VolumeEvent::VolumeTransferred { .. }
+            | VolumeEvent::VolumeUploadStarted { .. }
+            | VolumeEvent::VolumeUploadEnded { .. } => {}
         }
         Ok(())
     }

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use eventstore::rusqlite::{self, types::ValueRef, Connection};
 use eventstore::InlineProjection;
 
+pub mod images;
 pub mod jobs;
 pub mod quotas;
 pub mod snapshots;
@@ -26,6 +27,7 @@ pub fn all() -> Vec<Arc<dyn InlineProjection>> {
         Arc::new(SnapshotsProjection),
         Arc::new(quotas::QuotasProjection),
         Arc::new(transfers::TransfersProjection),
+        Arc::new(images::ImagesProjection),
     ]
 }
 

@@ -30,11 +30,12 @@ pub struct VolumeRow {
     pub snapshot_id: Option<String>,
     /// `[{attachment_id, server_id, host_name, device, mode, attached_at}]`.
     pub attachments: Vec<serde_json::Value>,
+    pub image_metadata: Option<BTreeMap<String, String>>,
 }
 
 const COLUMNS: &str = "id, project_id, user_id, name, description, size, status, \
     availability_zone, volume_type, metadata, multiattach, bootable, created_at, updated_at, \
-    snapshot_id, attachments";
+    snapshot_id, attachments, image_metadata";
 
 impl VolumeRow {
     fn from_row(r: &Row<'_>) -> rusqlite::Result<Self> {
@@ -56,6 +57,9 @@ impl VolumeRow {
             updated_at: r.get(13)?,
             snapshot_id: r.get(14)?,
             attachments: serde_json::from_str(&r.get::<_, String>(15)?).unwrap_or_default(),
+            image_metadata: r
+                .get::<_, Option<String>>(16)?
+                .and_then(|m| serde_json::from_str(&m).ok()),
         })
     }
 }
@@ -89,6 +93,7 @@ impl InlineProjection for VolumesProjection {
                 updated_at TEXT,
                 snapshot_id TEXT,
                 attachments TEXT NOT NULL DEFAULT '[]',
+                image_metadata TEXT,
                 seq INTEGER NOT NULL
             );
             CREATE INDEX IF NOT EXISTS volumes_by_project ON volumes(project_id, seq);",
@@ -120,13 +125,14 @@ impl InlineProjection for VolumesProjection {
                 metadata,
                 multiattach,
                 snapshot_id,
+                image_metadata,
                 ..
             } => {
                 conn.execute(
                     "INSERT INTO volumes (id, project_id, user_id, name, description, size, status,
                         prev_status, availability_zone, volume_type, metadata, multiattach, bootable,
-                        created_at, updated_at, seq, snapshot_id)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'creating', 'creating', ?7, ?8, ?9, ?10, 0, ?11, NULL, ?12, ?13)",
+                        created_at, updated_at, seq, snapshot_id, image_metadata)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'creating', 'creating', ?7, ?8, ?9, ?10, ?14, ?11, NULL, ?12, ?13, ?15)",
                     params![
                         volume_id.to_string(),
                         project_id,
@@ -140,7 +146,9 @@ impl InlineProjection for VolumesProjection {
                         multiattach,
                         now,
                         ev.position as i64,
-                        snapshot_id.map(|s| s.to_string())
+                        snapshot_id.map(|s| s.to_string()),
+                        image_metadata.is_some(),
+                        image_metadata.as_ref().and_then(|m| serde_json::to_string(m).ok())
                     ],
                 )?;
             }
@@ -258,6 +266,12 @@ impl InlineProjection for VolumesProjection {
                         updated_at = ?3 WHERE id = ?1",
                     params![id, domain::volume::readonly_flag(readonly), now],
                 )?;
+            }
+            VolumeEvent::VolumeUploadStarted { .. } => {
+                set_status("uploading")?;
+            }
+            VolumeEvent::VolumeUploadEnded { previous, .. } => {
+                set_status(previous.as_str())?;
             }
             VolumeEvent::VolumeTransferStarted { .. } => {
                 set_status("awaiting-transfer")?;

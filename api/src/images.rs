@@ -1,0 +1,419 @@
+//! A minimal Glance v2-compatible image catalog under `/image` (issue 4):
+//! version document, list with filters and pagination, show, create
+//! (register), delete, download and upload of the bytes. Images belong to
+//! a project; `public` ones are visible to every project.
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::sync::mpsc;
+
+use axum::body::{Body, Bytes};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use domain::image::{ImageAggregate, ImageCommand, ImageSource, NewImage};
+use domain::DomainError;
+use futures_util::StreamExt;
+use projections::images::{ImageQuery, ImageRow};
+use serde_json::{json, Value};
+use tokio::io::AsyncReadExt;
+use uuid::Uuid;
+
+use crate::cinder::query;
+use crate::{commands, input, ApiError, AppState, Ctx, Problem};
+
+type Reply = Result<Response, ApiError>;
+
+/// Where image bytes live: implemented by the executor's image store and
+/// handed to the API, which never decides a file layout itself.
+pub trait ImageFiles: Send + Sync {
+    /// Stores uploaded bytes as image `id`, checking them against the
+    /// declared format; returns (size, virtual size, sha256 hex).
+    fn import(
+        &self,
+        id: Uuid,
+        declared: &str,
+        data: &mut dyn Read,
+    ) -> Result<(u64, u64, String), String>;
+    /// The stored file of an active image.
+    fn path(&self, id: Uuid) -> std::path::PathBuf;
+}
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/image", get(versions))
+        .route("/image/", get(versions))
+        .route("/image/v2/images", get(list).post(create))
+        .route("/image/v2/images/{image_id}", get(show).delete(delete))
+        .route(
+            "/image/v2/images/{image_id}/file",
+            get(download).put(upload),
+        )
+}
+
+async fn versions(headers: HeaderMap) -> Response {
+    let host = headers
+        .get("host")
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("127.0.0.1:8776");
+    (
+        StatusCode::MULTIPLE_CHOICES,
+        Json(json!({"versions": [{
+            "id": "v2.0",
+            "status": "CURRENT",
+            "links": [{"rel": "self", "href": format!("http://{host}/image/v2/")}],
+        }]})),
+    )
+        .into_response()
+}
+
+/// Glance v2 image body, plus `progress` and the source of an export.
+pub fn render(i: &ImageRow, progress: Option<u8>) -> Value {
+    let progress = match i.status.as_str() {
+        "active" => 100,
+        "saving" => progress.unwrap_or(0),
+        _ => 0,
+    };
+    json!({
+        "id": i.id,
+        "name": i.name,
+        "status": i.status,
+        "visibility": i.visibility,
+        "owner": i.project_id,
+        "disk_format": i.disk_format,
+        "container_format": i.container_format,
+        "size": i.size,
+        "virtual_size": i.virtual_size,
+        "min_disk": i.min_disk,
+        "min_ram": 0,
+        "protected": false,
+        "tags": [],
+        // Glance's `checksum` is MD5; this service hashes with SHA-256 only,
+        // so it fills the multihash fields, which clients verify instead.
+        "checksum": null,
+        "os_hash_algo": i.checksum_sha256.as_ref().map(|_| "sha256"),
+        "os_hash_value": i.checksum_sha256,
+        "os_type": i.os_type,
+        "source_volume_id": i.source_volume_id,
+        "source_snapshot_id": i.source_snapshot_id,
+        "fail_reason": i.fail_reason,
+        "progress": progress,
+        "created_at": i.created_at,
+        "updated_at": i.updated_at,
+        "self": format!("/image/v2/images/{}", i.id),
+        "file": format!("/image/v2/images/{}/file", i.id),
+        "schema": "/image/v2/schemas/image",
+    })
+}
+
+fn not_found(ctx: &Ctx, raw: &str) -> ApiError {
+    ctx.err(DomainError::ImageNotFound(raw.to_string()))
+}
+
+/// An image the caller may read: its own, or a public one.
+pub fn visible_image(state: &AppState, ctx: &Ctx, raw: &str) -> Result<ImageRow, ApiError> {
+    let id = input::uuid(raw).ok_or_else(|| not_found(ctx, raw))?;
+    let row = state
+        .store
+        .read(|c| projections::images::get(c, &id.to_string()))
+        .map_err(|e| ctx.err(e))?;
+    match row {
+        Some(i) if ctx.can_see(&i.project_id) || i.visibility == "public" => Ok(i),
+        _ => Err(not_found(ctx, raw)),
+    }
+}
+
+async fn list(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    q: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> Reply {
+    let q = query(&ctx, q)?;
+    if let Some(m) = q.get("marker") {
+        if input::uuid(m).is_none() {
+            return Err(ctx.err(DomainError::invalid("EVS.1024", "invalid marker")));
+        }
+    }
+    let iq = ImageQuery {
+        project_id: if ctx.is_admin {
+            None
+        } else {
+            Some(ctx.project_id.clone())
+        },
+        name: q.get("name").cloned(),
+        status: q.get("status").cloned(),
+        visibility: q.get("visibility").cloned(),
+        disk_format: q.get("disk_format").cloned(),
+        marker: q.get("marker").cloned(),
+        limit: input::limit(q.get("limit").map(String::as_str)).map_err(|e| ctx.err(e))?,
+    };
+    let page = state
+        .store
+        .read(|c| projections::images::list(c, &iq))
+        .map_err(|e| ctx.err(e))?;
+    let Some((rows, more)) = page else {
+        return Err(ctx.err(DomainError::invalid("EVS.1024", "marker not found")));
+    };
+    let items: Vec<Value> = rows
+        .iter()
+        .map(|i| render(i, input::uuid(&i.id).and_then(|id| (state.progress)(id))))
+        .collect();
+    let mut body =
+        json!({"images": items, "schema": "/image/v2/schemas/images", "first": "/image/v2/images"});
+    if let (true, Some(last)) = (more, rows.last()) {
+        body["next"] = json!(format!(
+            "/image/v2/images?limit={}&marker={}",
+            iq.limit, last.id
+        ));
+    }
+    Ok(Json(body).into_response())
+}
+
+async fn show(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Path(p): Path<HashMap<String, String>>,
+) -> Reply {
+    let raw = p.get("image_id").cloned().unwrap_or_default();
+    let i = visible_image(&state, &ctx, &raw)?;
+    let progress = input::uuid(&i.id).and_then(|id| (state.progress)(id));
+    Ok(Json(render(&i, progress)).into_response())
+}
+
+/// `POST /image/v2/images`: registers a queued image to upload into.
+async fn create(State(state): State<AppState>, ctx: Ctx, body: Bytes) -> Reply {
+    let obj = input::json_object(&body).map_err(|e| ctx.err(e))?;
+    let name = input::opt_str(&obj, "name")
+        .map_err(|e| ctx.err(e))?
+        .unwrap_or_default();
+    let disk_format = input::opt_str(&obj, "disk_format")
+        .map_err(|e| ctx.err(e))?
+        .unwrap_or_else(|| "raw".into());
+    let container_format = input::opt_str(&obj, "container_format")
+        .map_err(|e| ctx.err(e))?
+        .unwrap_or_else(|| "bare".into());
+    let visibility = input::opt_str(&obj, "visibility")
+        .map_err(|e| ctx.err(e))?
+        .unwrap_or_else(|| "private".into());
+    if visibility == "public" && !ctx.is_admin {
+        return Err(ctx.err(Problem::new(
+            StatusCode::FORBIDDEN,
+            "EVS.5403",
+            "Only admin may publish public images.",
+        )));
+    }
+    let min_disk = input::size(obj.get("min_disk"), "min_disk")
+        .map_err(|e| ctx.err(e))?
+        .unwrap_or(0);
+    let id = Uuid::new_v4();
+    let cmd = ImageCommand::Create(NewImage {
+        image_id: id,
+        project_id: ctx.project_id.clone(),
+        name,
+        disk_format,
+        container_format,
+        visibility,
+        min_disk,
+        source: ImageSource::Upload,
+        os_type: None,
+    });
+    commands::transact(&state, &ctx, None, move |tx, meta, _| {
+        Ok(tx
+            .execute::<ImageAggregate>(&id.to_string(), cmd, meta)?
+            .map(|_| ()))
+    })
+    .await?;
+    let i = visible_image(&state, &ctx, &id.to_string())?;
+    Ok((StatusCode::CREATED, Json(render(&i, None))).into_response())
+}
+
+/// `DELETE`: 204; the executor removes the file.
+async fn delete(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Path(p): Path<HashMap<String, String>>,
+) -> Reply {
+    let raw = p.get("image_id").cloned().unwrap_or_default();
+    let i = visible_image(&state, &ctx, &raw)?;
+    if !ctx.can_see(&i.project_id) {
+        return Err(ctx.err(Problem::new(
+            StatusCode::FORBIDDEN,
+            "EVS.5403",
+            "Not the image's owner.",
+        )));
+    }
+    let id = input::uuid(&i.id).ok_or_else(|| not_found(&ctx, &raw))?;
+    commands::transact(&state, &ctx, None, move |tx, meta, _| {
+        Ok(tx
+            .execute::<ImageAggregate>(&id.to_string(), ImageCommand::Delete, meta)?
+            .map(|_| ()))
+    })
+    .await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// `GET …/file`: streams the bytes with Content-Length and the SHA-256.
+async fn download(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Path(p): Path<HashMap<String, String>>,
+) -> Reply {
+    let raw = p.get("image_id").cloned().unwrap_or_default();
+    let i = visible_image(&state, &ctx, &raw)?;
+    if i.status != "active" {
+        return Err(ctx.err(Problem::new(
+            StatusCode::NO_CONTENT,
+            "EVS.5400",
+            "Image has no data yet.",
+        )));
+    }
+    let id = input::uuid(&i.id).ok_or_else(|| not_found(&ctx, &raw))?;
+    let file = tokio::fs::File::open(state.images.path(id))
+        .await
+        .map_err(|e| ctx.err(Problem::internal(e)))?;
+    let len = file
+        .metadata()
+        .await
+        .map_err(|e| ctx.err(Problem::internal(e)))?
+        .len();
+    let stream = futures_util::stream::unfold(file, |mut f| async move {
+        let mut buf = vec![0u8; 1 << 20];
+        match f.read(&mut buf).await {
+            Ok(0) => None,
+            Ok(n) => {
+                buf.truncate(n);
+                Some((Ok::<_, std::io::Error>(Bytes::from(buf)), f))
+            }
+            Err(e) => Some((Err(e), f)),
+        }
+    });
+    let mut resp = Body::from_stream(stream).into_response();
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    if let Ok(v) = HeaderValue::from_str(&len.to_string()) {
+        h.insert(header::CONTENT_LENGTH, v);
+    }
+    if let Some(sum) = i
+        .checksum_sha256
+        .as_deref()
+        .and_then(|s| HeaderValue::from_str(s).ok())
+    {
+        h.insert("x-image-meta-checksum-sha256", sum);
+    }
+    Ok(resp)
+}
+
+/// Reads a request body chunk by chunk on a blocking thread.
+struct ChannelReader {
+    rx: mpsc::Receiver<Bytes>,
+    cur: Bytes,
+}
+
+impl Read for ChannelReader {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        while self.cur.is_empty() {
+            match self.rx.recv() {
+                Ok(b) => self.cur = b,
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = out.len().min(self.cur.len());
+        out[..n].copy_from_slice(&self.cur[..n]);
+        self.cur = self.cur.slice(n..);
+        Ok(n)
+    }
+}
+
+/// `PUT …/file`: imports the body as the image's bytes; 204.
+async fn upload(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Path(p): Path<HashMap<String, String>>,
+    body: Body,
+) -> Reply {
+    let raw = p.get("image_id").cloned().unwrap_or_default();
+    let i = visible_image(&state, &ctx, &raw)?;
+    if !ctx.can_see(&i.project_id) {
+        return Err(ctx.err(Problem::new(
+            StatusCode::FORBIDDEN,
+            "EVS.5403",
+            "Not the image's owner.",
+        )));
+    }
+    if i.status != "queued" || i.source_volume_id.is_some() || i.source_snapshot_id.is_some() {
+        return Err(ctx.err(Problem::new(
+            StatusCode::CONFLICT,
+            "EVS.5400",
+            format!("Image status {} does not accept an upload.", i.status),
+        )));
+    }
+    let id = input::uuid(&i.id).ok_or_else(|| not_found(&ctx, &raw))?;
+    commands::transact(&state, &ctx, None, move |tx, meta, _| {
+        Ok(tx
+            .execute::<ImageAggregate>(&id.to_string(), ImageCommand::StartWork, meta)?
+            .map(|_| ()))
+    })
+    .await?;
+    let (tx, rx) = mpsc::sync_channel::<Bytes>(8);
+    let files = state.images.clone();
+    let declared = i.disk_format.clone();
+    let import = tokio::task::spawn_blocking(move || {
+        let mut r = ChannelReader {
+            rx,
+            cur: Bytes::new(),
+        };
+        files.import(id, &declared, &mut r)
+    });
+    let mut stream = body.into_data_stream();
+    let mut upload_err = None;
+    while let Some(chunk) = stream.next().await {
+        match chunk {
+            Ok(b) => {
+                let tx = tx.clone();
+                // The channel is bounded: wait for the writer off the runtime.
+                if tokio::task::spawn_blocking(move || tx.send(b))
+                    .await
+                    .map(|r| r.is_err())
+                    .unwrap_or(true)
+                {
+                    break;
+                }
+            }
+            Err(e) => {
+                upload_err = Some(e.to_string());
+                break;
+            }
+        }
+    }
+    drop(tx);
+    let result = import.await.map_err(|e| e.to_string()).and_then(|r| r);
+    let cmd = match (upload_err, result) {
+        (None, Ok((size, virtual_size, checksum_sha256))) => ImageCommand::Complete {
+            size,
+            virtual_size,
+            checksum_sha256,
+        },
+        (Some(e), _) | (None, Err(e)) => ImageCommand::Fail { reason: e },
+    };
+    let failed = matches!(cmd, ImageCommand::Fail { .. });
+    commands::transact(&state, &ctx, None, move |tx, meta, _| {
+        Ok(tx
+            .execute::<ImageAggregate>(&id.to_string(), cmd, meta)?
+            .map(|_| ()))
+    })
+    .await?;
+    if failed {
+        let i = visible_image(&state, &ctx, &raw)?;
+        return Err(ctx.err(DomainError::invalid(
+            "EVS.5400",
+            format!("Image upload failed: {}", i.fail_reason.unwrap_or_default()),
+        )));
+    }
+    Ok(StatusCode::NO_CONTENT.into_response())
+}

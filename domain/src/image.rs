@@ -1,0 +1,383 @@
+//! The image aggregate: `image-<uuid>`. An image is exported from a
+//! volume's current bytes or from a snapshot (the same command serves the
+//! Chinese cloud's `capture_instance` and the small provider's
+//! `snapshot-replicate` later), or registered empty and uploaded through
+//! the Glance-style API. Status: queued → saving → active, or killed with a
+//! reason; deleted leaves the catalog.
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::{Aggregate, DomainError};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ImageStatus {
+    Queued,
+    Saving,
+    Active,
+    Killed,
+}
+
+impl ImageStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ImageStatus::Queued => "queued",
+            ImageStatus::Saving => "saving",
+            ImageStatus::Active => "active",
+            ImageStatus::Killed => "killed",
+        }
+    }
+}
+
+/// Formats an export may produce (DECISIONS.md, Export format [5.1 #7]).
+pub fn check_disk_format(f: &str) -> Result<(), DomainError> {
+    match f {
+        "raw" | "qcow2" | "vhd" => Ok(()),
+        "zvhd" | "zvhd2" => Err(DomainError::invalid(
+            "EVS.5400",
+            format!("disk_format {f} is a vendor format this service cannot write; use vhd, qcow2 or raw."),
+        )),
+        other => Err(DomainError::invalid("EVS.5400", format!("Invalid disk_format '{other}': vhd, qcow2 or raw."))),
+    }
+}
+
+pub fn check_container_format(f: &str) -> Result<(), DomainError> {
+    match f {
+        "bare" | "ovf" | "ami" | "ari" | "aki" => Ok(()),
+        other => Err(DomainError::invalid(
+            "EVS.5400",
+            format!("Invalid container_format '{other}'."),
+        )),
+    }
+}
+
+/// CINDER-7.2.4 `image_name`: 1–128 characters, no leading or trailing
+/// space; letters (any script), digits, `-`, `.`, `_`, space.
+pub fn check_image_name(name: &str) -> Result<(), DomainError> {
+    let n = name.chars().count();
+    let ok_chars = name
+        .chars()
+        .all(|c| c.is_alphanumeric() || matches!(c, '-' | '.' | '_' | ' '));
+    if n == 0 || n > 128 || name.starts_with(' ') || name.ends_with(' ') || !ok_chars {
+        return Err(DomainError::invalid(
+            "EVS.5400",
+            "Invalid image_name: 1 to 128 letters, digits, '-', '.', '_' or spaces, not starting or ending with a space.",
+        ));
+    }
+    Ok(())
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ImageSource {
+    /// The volume's current bytes, its whole backing chain flattened.
+    Volume {
+        volume_id: Uuid,
+    },
+    Snapshot {
+        snapshot_id: Uuid,
+    },
+    /// Bytes uploaded through `PUT /image/v2/images/{id}/file`.
+    Upload,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewImage {
+    pub image_id: Uuid,
+    pub project_id: String,
+    pub name: String,
+    pub disk_format: String,
+    pub container_format: String,
+    pub visibility: String,
+    pub min_disk: i64,
+    pub source: ImageSource,
+    pub os_type: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ImageCommand {
+    Create(NewImage),
+    StartWork,
+    Complete {
+        size: u64,
+        virtual_size: u64,
+        checksum_sha256: String,
+    },
+    Fail {
+        reason: String,
+    },
+    Delete,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "data")]
+pub enum ImageEvent {
+    ImageCreateRequested {
+        image_id: Uuid,
+        project_id: String,
+        name: String,
+        disk_format: String,
+        container_format: String,
+        visibility: String,
+        min_disk: i64,
+        source: ImageSource,
+        os_type: Option<String>,
+    },
+    ImageSaving {},
+    ImageActive {
+        size: u64,
+        virtual_size: u64,
+        checksum_sha256: String,
+        /// GiB the image needs: at least its virtual size, rounded up.
+        min_disk: i64,
+    },
+    ImageKilled {
+        reason: String,
+    },
+    ImageDeleted {},
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Image {
+    pub id: Uuid,
+    pub project_id: String,
+    pub status: ImageStatus,
+    pub source: ImageSource,
+    pub visibility: String,
+    pub disk_format: String,
+    pub min_disk: i64,
+    pub virtual_size: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ImageState {
+    pub image: Option<Image>,
+    pub deleted: bool,
+}
+
+impl ImageState {
+    pub fn live(&self) -> Result<&Image, DomainError> {
+        match (&self.image, self.deleted) {
+            (Some(i), false) => Ok(i),
+            _ => Err(DomainError::ImageNotFound(String::new())),
+        }
+    }
+}
+
+pub struct ImageAggregate;
+
+const GIB: u64 = 1 << 30;
+
+impl Aggregate for ImageAggregate {
+    type State = ImageState;
+    type Command = ImageCommand;
+    type Event = ImageEvent;
+
+    fn stream_id(id: &str) -> String {
+        format!("image-{id}")
+    }
+
+    fn event_type(e: &ImageEvent) -> &'static str {
+        match e {
+            ImageEvent::ImageCreateRequested { .. } => "ImageCreateRequested",
+            ImageEvent::ImageSaving {} => "ImageSaving",
+            ImageEvent::ImageActive { .. } => "ImageActive",
+            ImageEvent::ImageKilled { .. } => "ImageKilled",
+            ImageEvent::ImageDeleted {} => "ImageDeleted",
+        }
+    }
+
+    fn decide(state: &ImageState, cmd: ImageCommand) -> Result<Vec<ImageEvent>, DomainError> {
+        match cmd {
+            ImageCommand::Create(n) => {
+                if state.image.is_some() {
+                    return Err(DomainError::invalid("EVS.5400", "image already exists"));
+                }
+                check_image_name(&n.name)?;
+                check_disk_format(&n.disk_format)?;
+                check_container_format(&n.container_format)?;
+                if !matches!(n.visibility.as_str(), "private" | "public") {
+                    return Err(DomainError::invalid(
+                        "EVS.5400",
+                        "visibility must be private or public",
+                    ));
+                }
+                if !(0..=crate::limits::MAX_VOLUME_GB).contains(&n.min_disk) {
+                    return Err(DomainError::invalid("EVS.5400", "min_disk out of range"));
+                }
+                if let Some(os) = &n.os_type {
+                    if os != "linux" && os != "windows" {
+                        return Err(DomainError::invalid(
+                            "EVS.5400",
+                            "__os_type must be linux or windows",
+                        ));
+                    }
+                }
+                Ok(vec![ImageEvent::ImageCreateRequested {
+                    image_id: n.image_id,
+                    project_id: n.project_id,
+                    name: n.name,
+                    disk_format: n.disk_format,
+                    container_format: n.container_format,
+                    visibility: n.visibility,
+                    min_disk: n.min_disk,
+                    source: n.source,
+                    os_type: n.os_type,
+                }])
+            }
+            ImageCommand::StartWork => {
+                let i = state.live()?;
+                if i.status != ImageStatus::Queued {
+                    return Ok(vec![]);
+                }
+                Ok(vec![ImageEvent::ImageSaving {}])
+            }
+            ImageCommand::Complete {
+                size,
+                virtual_size,
+                checksum_sha256,
+            } => {
+                let i = match state.live() {
+                    Ok(i) => i,
+                    Err(_) => return Ok(vec![]),
+                };
+                if !matches!(i.status, ImageStatus::Queued | ImageStatus::Saving) {
+                    return Ok(vec![]);
+                }
+                let min_disk = i.min_disk.max(virtual_size.div_ceil(GIB) as i64);
+                Ok(vec![ImageEvent::ImageActive {
+                    size,
+                    virtual_size,
+                    checksum_sha256,
+                    min_disk,
+                }])
+            }
+            ImageCommand::Fail { reason } => match state.live() {
+                Ok(i) if matches!(i.status, ImageStatus::Queued | ImageStatus::Saving) => {
+                    Ok(vec![ImageEvent::ImageKilled { reason }])
+                }
+                _ => Ok(vec![]),
+            },
+            ImageCommand::Delete => {
+                let i = state.live()?;
+                if i.status == ImageStatus::Saving {
+                    return Err(DomainError::invalid(
+                        "EVS.5400",
+                        "Image is being saved; delete it once it is active or killed.",
+                    ));
+                }
+                Ok(vec![ImageEvent::ImageDeleted {}])
+            }
+        }
+    }
+
+    fn evolve(mut state: ImageState, e: &ImageEvent) -> ImageState {
+        match e {
+            ImageEvent::ImageCreateRequested {
+                image_id,
+                project_id,
+                source,
+                visibility,
+                disk_format,
+                min_disk,
+                ..
+            } => {
+                state.image = Some(Image {
+                    id: *image_id,
+                    project_id: project_id.clone(),
+                    status: ImageStatus::Queued,
+                    source: source.clone(),
+                    visibility: visibility.clone(),
+                    disk_format: disk_format.clone(),
+                    min_disk: *min_disk,
+                    virtual_size: 0,
+                })
+            }
+            ImageEvent::ImageSaving {} => {
+                if let Some(i) = state.image.as_mut() {
+                    i.status = ImageStatus::Saving;
+                }
+            }
+            ImageEvent::ImageActive {
+                virtual_size,
+                min_disk,
+                ..
+            } => {
+                if let Some(i) = state.image.as_mut() {
+                    i.status = ImageStatus::Active;
+                    i.virtual_size = *virtual_size;
+                    i.min_disk = *min_disk;
+                }
+            }
+            ImageEvent::ImageKilled { .. } => {
+                if let Some(i) = state.image.as_mut() {
+                    i.status = ImageStatus::Killed;
+                }
+            }
+            ImageEvent::ImageDeleted {} => state.deleted = true,
+        }
+        state
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn new(format: &str) -> ImageCommand {
+        ImageCommand::Create(NewImage {
+            image_id: Uuid::from_u128(1),
+            project_id: "p".into(),
+            name: "img 1".into(),
+            disk_format: format.into(),
+            container_format: "bare".into(),
+            visibility: "private".into(),
+            min_disk: 0,
+            source: ImageSource::Volume {
+                volume_id: Uuid::from_u128(2),
+            },
+            os_type: None,
+        })
+    }
+
+    #[test]
+    fn vendor_formats_and_bad_names_are_refused() {
+        let s = ImageState::default();
+        for f in ["raw", "qcow2", "vhd"] {
+            assert!(ImageAggregate::decide(&s, new(f)).is_ok(), "{f}");
+        }
+        for f in ["zvhd", "zvhd2", "iso"] {
+            assert!(ImageAggregate::decide(&s, new(f)).is_err(), "{f}");
+        }
+        for n in ["", " lead", "trail ", "bad/char", &"x".repeat(129)] {
+            assert!(check_image_name(n).is_err(), "{n:?}");
+        }
+        assert!(check_image_name("镜像-1.0_a b").is_ok());
+    }
+
+    #[test]
+    fn queued_saving_active_with_min_disk_from_virtual_size() {
+        let mut ev = ImageAggregate::decide(&ImageState::default(), new("qcow2")).unwrap();
+        ev.extend(
+            ImageAggregate::decide(&ImageAggregate::fold(&ev), ImageCommand::StartWork).unwrap(),
+        );
+        let done = ImageCommand::Complete {
+            size: 10,
+            virtual_size: (3 << 30) + 1,
+            checksum_sha256: "x".into(),
+        };
+        ev.extend(ImageAggregate::decide(&ImageAggregate::fold(&ev), done.clone()).unwrap());
+        let s = ImageAggregate::fold(&ev);
+        assert_eq!(s.image.as_ref().unwrap().status, ImageStatus::Active);
+        assert_eq!(s.image.as_ref().unwrap().min_disk, 4);
+        assert!(
+            ImageAggregate::decide(&s, done).unwrap().is_empty(),
+            "idempotent"
+        );
+        let fail = ImageCommand::Fail {
+            reason: "late".into(),
+        };
+        assert!(ImageAggregate::decide(&s, fail).unwrap().is_empty());
+    }
+}
