@@ -462,12 +462,13 @@ pub async fn delete_volume(
             let mut remaining = dependents.len();
             if cascade {
                 for s in &dependents {
-                    match tx.decide::<SnapshotAggregate>(&s.id, SnapshotCommand::Delete, meta)? {
+                    match tx.decide_or_reject::<SnapshotAggregate>(
+                        &s.id,
+                        SnapshotCommand::Delete,
+                        meta,
+                    )? {
                         Ok(d) => decided.push(d),
-                        Err(e) => {
-                            tx.reject(&format!("snapshot-{}", s.id), &e, meta)?;
-                            return Ok(Err(e));
-                        }
+                        Err(e) => return Ok(Err(e)),
                     }
                 }
                 remaining = 0;
@@ -476,12 +477,9 @@ pub async fn delete_volume(
                 job_id,
                 dependent_snapshots: remaining,
             };
-            match tx.decide::<VolumeAggregate>(&id.to_string(), cmd, meta)? {
+            match tx.decide_or_reject::<VolumeAggregate>(&id.to_string(), cmd, meta)? {
                 Ok(d) => decided.push(d),
-                Err(e) => {
-                    tx.reject(&format!("volume-{id}"), &e, meta)?;
-                    return Ok(Err(e));
-                }
+                Err(e) => return Ok(Err(e)),
             }
             tx.commit(decided)?;
             Ok(Ok(()))
@@ -511,10 +509,7 @@ pub fn path_uuid(ctx: &Ctx, raw_id: &str) -> Result<Uuid, ApiError> {
 
 /// Parses the documented list filters and paging (API.md 3.4).
 pub fn list_query(ctx: &Ctx, q: &HashMap<String, String>) -> Result<ListQuery, DomainError> {
-    let all_tenants = q
-        .get("all_tenants")
-        .map(|v| matches!(v.as_str(), "1" | "true" | "True"))
-        .unwrap_or(false);
+    let all_tenants = input::all_tenants(q);
     let (mut sort_key, mut sort_dir) = (SortKey::default(), SortDir::default());
     if let Some(sort) = q.get("sort") {
         // Cinder's `sort=key[:dir]` form.

@@ -213,18 +213,25 @@ async fn evs_page(
     Ok(commands::list_volumes(state, ctx, &lq)?.0)
 }
 
+/// One EVS list page rendered with `view`.
+async fn evs_list(
+    state: AppState,
+    ctx: Ctx,
+    q: Result<Query<HashMap<String, String>>, QueryRejection>,
+    view: fn(&Ctx, &projections::VolumeRow) -> serde_json::Value,
+) -> Reply {
+    let rows = evs_page(&state, &ctx, q).await?;
+    let items: Vec<_> = rows.iter().map(|v| view(&ctx, v)).collect();
+    Ok(Json(json!({ "volumes": items })).into_response())
+}
+
 /// EVS-6.1.6 (deprecated): `id`, `links`, `name`.
 async fn list(
     State(state): State<AppState>,
     ctx: Ctx,
     q: Result<Query<HashMap<String, String>>, QueryRejection>,
 ) -> Reply {
-    let rows = evs_page(&state, &ctx, q).await?;
-    let items: Vec<_> = rows
-        .iter()
-        .map(|v| render::cinder_volume_summary(&ctx, v))
-        .collect();
-    Ok(Json(json!({ "volumes": items })).into_response())
+    evs_list(state, ctx, q, render::cinder_volume_summary).await
 }
 
 /// EVS-6.1.2.
@@ -233,12 +240,7 @@ async fn list_detail(
     ctx: Ctx,
     q: Result<Query<HashMap<String, String>>, QueryRejection>,
 ) -> Reply {
-    let rows = evs_page(&state, &ctx, q).await?;
-    let items: Vec<_> = rows
-        .iter()
-        .map(|v| render::evs_volume_detail(&ctx, v))
-        .collect();
-    Ok(Json(json!({ "volumes": items })).into_response())
+    evs_list(state, ctx, q, render::evs_volume_detail).await
 }
 
 /// EVS-A5-1: listed only in the permission table; answered with the
@@ -248,12 +250,7 @@ async fn list_vendor(
     ctx: Ctx,
     q: Result<Query<HashMap<String, String>>, QueryRejection>,
 ) -> Reply {
-    let rows = evs_page(&state, &ctx, q).await?;
-    let items: Vec<_> = rows
-        .iter()
-        .map(|v| render::evs_volume_show(&ctx, v))
-        .collect();
-    Ok(Json(json!({ "volumes": items })).into_response())
+    evs_list(state, ctx, q, render::evs_volume_show).await
 }
 
 /// EVS-6.1.5.

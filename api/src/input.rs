@@ -162,6 +162,14 @@ pub fn offset(raw: Option<&str>) -> Result<usize, DomainError> {
     }
 }
 
+/// `all_tenants=1|true|True`: admin asks to see every project (as Cinder).
+pub fn all_tenants(q: &std::collections::HashMap<String, String>) -> bool {
+    matches!(
+        q.get("all_tenants").map(String::as_str),
+        Some("1" | "true" | "True")
+    )
+}
+
 /// A path id that must be a UUID; anything else cannot exist.
 pub fn uuid(raw: &str) -> Option<uuid::Uuid> {
     uuid::Uuid::parse_str(raw).ok()

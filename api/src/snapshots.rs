@@ -132,11 +132,7 @@ async fn list_page(
     detail: bool,
 ) -> Reply {
     let q = query(&ctx, q)?;
-    let all = ctx.is_admin
-        && matches!(
-            q.get("all_tenants").map(String::as_str),
-            Some("1" | "true" | "True")
-        );
+    let all = ctx.is_admin && input::all_tenants(&q);
     if let Some(m) = q.get("marker") {
         if input::uuid(m).is_none() {
             return Err(ctx.err(DomainError::invalid("EVS.1024", "invalid filter marker!")));
@@ -300,20 +296,16 @@ async fn rollback(
             snapshot_volume_id: s.volume_id,
             name,
         };
-        let vol = match tx.decide::<VolumeAggregate>(&volume_id.to_string(), vol_cmd, meta)? {
-            Ok(d) => d,
-            Err(e) => {
-                tx.reject(&format!("volume-{volume_id}"), &e, meta)?;
-                return Ok(Err(e));
-            }
-        };
-        let snap = match tx.decide::<SnapshotAggregate>(&snap_id.to_string(), snap_cmd, meta)? {
-            Ok(d) => d,
-            Err(e) => {
-                tx.reject(&format!("snapshot-{snap_id}"), &e, meta)?;
-                return Ok(Err(e));
-            }
-        };
+        let vol =
+            match tx.decide_or_reject::<VolumeAggregate>(&volume_id.to_string(), vol_cmd, meta)? {
+                Ok(d) => d,
+                Err(e) => return Ok(Err(e)),
+            };
+        let snap =
+            match tx.decide_or_reject::<SnapshotAggregate>(&snap_id.to_string(), snap_cmd, meta)? {
+                Ok(d) => d,
+                Err(e) => return Ok(Err(e)),
+            };
         tx.commit(vec![snap, vol])?;
         Ok(Ok(()))
     })

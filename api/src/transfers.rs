@@ -108,19 +108,18 @@ async fn create(State(state): State<AppState>, ctx: Ctx, body: Bytes) -> Reply {
             name,
             auth_key_sha256: hash,
         };
-        let vol = match tx.decide::<VolumeAggregate>(&volume_id.to_string(), vol_cmd, meta)? {
+        let vol =
+            match tx.decide_or_reject::<VolumeAggregate>(&volume_id.to_string(), vol_cmd, meta)? {
+                Ok(d) => d,
+                Err(e) => return Ok(Err(e)),
+            };
+        let tr = match tx.decide_or_reject::<TransferAggregate>(
+            &transfer_id.to_string(),
+            t_cmd,
+            meta,
+        )? {
             Ok(d) => d,
-            Err(e) => {
-                tx.reject(&format!("volume-{volume_id}"), &e, meta)?;
-                return Ok(Err(e));
-            }
-        };
-        let tr = match tx.decide::<TransferAggregate>(&transfer_id.to_string(), t_cmd, meta)? {
-            Ok(d) => d,
-            Err(e) => {
-                tx.reject(&format!("transfer-{transfer_id}"), &e, meta)?;
-                return Ok(Err(e));
-            }
+            Err(e) => return Ok(Err(e)),
         };
         tx.commit(vec![tr, vol])?;
         Ok(Ok(()))
@@ -168,12 +167,9 @@ async fn accept(
             to_project: to_project.clone(),
             to_user: to_user.clone(),
         };
-        let tr = match tx.decide::<TransferAggregate>(&id.to_string(), t_cmd, meta)? {
+        let tr = match tx.decide_or_reject::<TransferAggregate>(&id.to_string(), t_cmd, meta)? {
             Ok(d) => d,
-            Err(e) => {
-                tx.reject(&format!("transfer-{id}"), &e, meta)?;
-                return Ok(Err(e));
-            }
+            Err(e) => return Ok(Err(e)),
         };
         // The receiving project's quota must hold the volume.
         let quota = projections::quotas::headroom(tx.conn(), &to_project)?;
@@ -183,13 +179,11 @@ async fn accept(
             to_user,
             quota,
         };
-        let vol = match tx.decide::<VolumeAggregate>(&volume_id.to_string(), v_cmd, meta)? {
-            Ok(d) => d,
-            Err(e) => {
-                tx.reject(&format!("volume-{volume_id}"), &e, meta)?;
-                return Ok(Err(e));
-            }
-        };
+        let vol =
+            match tx.decide_or_reject::<VolumeAggregate>(&volume_id.to_string(), v_cmd, meta)? {
+                Ok(d) => d,
+                Err(e) => return Ok(Err(e)),
+            };
         tx.commit(vec![tr, vol])?;
         Ok(Ok((volume_id, name)))
     })
@@ -269,11 +263,7 @@ async fn list_page(
     let q = query(&ctx, q)?;
     let limit = input::limit(q.get("limit").map(String::as_str)).map_err(|e| ctx.err(e))?;
     let offset = input::offset(q.get("offset").map(String::as_str)).map_err(|e| ctx.err(e))?;
-    let all = ctx.is_admin
-        && matches!(
-            q.get("all_tenants").map(String::as_str),
-            Some("1" | "true" | "True")
-        );
+    let all = ctx.is_admin && input::all_tenants(&q);
     let project = if all {
         None
     } else {

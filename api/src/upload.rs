@@ -45,17 +45,12 @@ pub async fn upload_image(
             Ok(v) => v,
             Err(e) => return Ok(Err(e)),
         };
-        let vol = match tx.decide::<VolumeAggregate>(
-            &volume_id.to_string(),
-            VolumeCommand::StartUpload { image_id, force },
-            meta,
-        )? {
-            Ok(d) => d,
-            Err(e) => {
-                tx.reject(&format!("volume-{volume_id}"), &e, meta)?;
-                return Ok(Err(e));
-            }
-        };
+        let start = VolumeCommand::StartUpload { image_id, force };
+        let vol =
+            match tx.decide_or_reject::<VolumeAggregate>(&volume_id.to_string(), start, meta)? {
+                Ok(d) => d,
+                Err(e) => return Ok(Err(e)),
+            };
         let img = ImageCommand::Create(NewImage {
             image_id,
             project_id: if caller.is_admin {
@@ -71,12 +66,9 @@ pub async fn upload_image(
             source: ImageSource::Volume { volume_id },
             os_type,
         });
-        let img = match tx.decide::<ImageAggregate>(&image_id.to_string(), img, meta)? {
+        let img = match tx.decide_or_reject::<ImageAggregate>(&image_id.to_string(), img, meta)? {
             Ok(d) => d,
-            Err(e) => {
-                tx.reject(&format!("image-{image_id}"), &e, meta)?;
-                return Ok(Err(e));
-            }
+            Err(e) => return Ok(Err(e)),
         };
         tx.commit(vec![vol, img])?;
         Ok(Ok(()))

@@ -78,6 +78,20 @@ impl WriteTx<'_> {
         }))
     }
 
+    /// `decide`, with a refusal recorded in the audit trail.
+    pub fn decide_or_reject<A: Aggregate>(
+        &mut self,
+        id: &str,
+        cmd: A::Command,
+        metadata: &Value,
+    ) -> Result<Result<Decided, DomainError>, StoreError> {
+        let decided = self.decide::<A>(id, cmd, metadata)?;
+        if let Err(e) = &decided {
+            self.reject(&A::stream_id(id), e, metadata)?;
+        }
+        Ok(decided)
+    }
+
     /// Appends decisions in order, each with the version it was decided at.
     pub fn commit(&mut self, decided: Vec<Decided>) -> Result<Vec<RecordedEvent>, StoreError> {
         let mut out = Vec::new();
@@ -122,12 +136,9 @@ impl WriteTx<'_> {
         cmd: A::Command,
         metadata: &Value,
     ) -> Result<Result<Vec<RecordedEvent>, DomainError>, StoreError> {
-        match self.decide::<A>(id, cmd, metadata)? {
+        match self.decide_or_reject::<A>(id, cmd, metadata)? {
             Ok(d) => Ok(Ok(self.commit(vec![d])?)),
-            Err(err) => {
-                self.reject(&A::stream_id(id), &err, metadata)?;
-                Ok(Err(err))
-            }
+            Err(err) => Ok(Err(err)),
         }
     }
 }

@@ -6,7 +6,7 @@ use domain::image::{ImageEvent, ImageSource};
 use eventstore::rusqlite::{self, params, Connection, OptionalExtension, Row};
 use eventstore::{InlineProjection, RecordedEvent};
 
-use crate::dump_table;
+use crate::{dump_table, Filter};
 
 pub struct ImagesProjection;
 
@@ -209,29 +209,14 @@ pub struct ImageQuery {
 
 /// One page, newest first, and whether more remain; None: unknown marker.
 pub fn list(conn: &Connection, q: &ImageQuery) -> rusqlite::Result<Option<(Vec<ImageRow>, bool)>> {
-    let mut sql = format!("SELECT {COLUMNS} FROM images WHERE 1=1");
-    let mut args: Vec<rusqlite::types::Value> = Vec::new();
-    let mut bind = |sql: &mut String, clause: &str, v: rusqlite::types::Value| {
-        args.push(v);
-        sql.push_str(&clause.replace('?', &format!("?{}", args.len())));
-    };
+    let mut f = Filter::new(format!("SELECT {COLUMNS} FROM images"));
     if let Some(p) = &q.project_id {
-        bind(
-            &mut sql,
-            " AND (project_id = ? OR visibility = 'public')",
-            p.clone().into(),
-        );
+        f.and("(project_id = ? OR visibility = 'public')", p.clone());
     }
-    for (col, v) in [
-        ("name", &q.name),
-        ("status", &q.status),
-        ("visibility", &q.visibility),
-        ("disk_format", &q.disk_format),
-    ] {
-        if let Some(v) = v {
-            bind(&mut sql, &format!(" AND {col} = ?"), v.clone().into());
-        }
-    }
+    f.eq("name", q.name.as_ref());
+    f.eq("status", q.status.as_ref());
+    f.eq("visibility", q.visibility.as_ref());
+    f.eq("disk_format", q.disk_format.as_ref());
     if let Some(m) = &q.marker {
         let seq: Option<i64> = conn
             .query_row("SELECT seq FROM images WHERE id = ?1", [m], |r| r.get(0))
@@ -239,17 +224,7 @@ pub fn list(conn: &Connection, q: &ImageQuery) -> rusqlite::Result<Option<(Vec<I
         let Some(seq) = seq else {
             return Ok(None);
         };
-        bind(&mut sql, " AND seq < ?", seq.into());
+        f.and("seq < ?", seq);
     }
-    sql.push_str(&format!(
-        " ORDER BY seq DESC LIMIT {}",
-        q.limit.saturating_add(1)
-    ));
-    let mut stmt = conn.prepare(&sql)?;
-    let mut rows: Vec<ImageRow> = stmt
-        .query_map(rusqlite::params_from_iter(args), from_row)?
-        .collect::<Result<_, _>>()?;
-    let more = rows.len() > q.limit;
-    rows.truncate(q.limit);
-    Ok(Some((rows, more)))
+    f.page(conn, "seq DESC", q.limit, 0, from_row).map(Some)
 }

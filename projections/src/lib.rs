@@ -31,6 +31,78 @@ pub fn all() -> Vec<Arc<dyn InlineProjection>> {
     ]
 }
 
+/// A list query under construction: optional filters become numbered
+/// parameters, never text spliced into SQL; the page fetches one row more
+/// than asked to tell whether more remain.
+pub(crate) struct Filter {
+    sql: String,
+    args: Vec<rusqlite::types::Value>,
+}
+
+impl Filter {
+    pub(crate) fn new(select: String) -> Self {
+        Filter {
+            sql: format!("{select} WHERE 1=1"),
+            args: Vec::new(),
+        }
+    }
+
+    /// Appends `clause`, whose `?` is bound to `v`.
+    pub(crate) fn and(&mut self, clause: &str, v: impl Into<rusqlite::types::Value>) {
+        self.and_all(clause, [v.into()]);
+    }
+
+    /// Appends `clause`; its `?`s are bound to `values`, in order.
+    pub(crate) fn and_all(
+        &mut self,
+        clause: &str,
+        values: impl IntoIterator<Item = rusqlite::types::Value>,
+    ) {
+        let mut values = values.into_iter();
+        let mut out = String::from(" AND ");
+        for c in clause.chars() {
+            if c == '?' {
+                if let Some(v) = values.next() {
+                    self.args.push(v);
+                }
+                out.push_str(&format!("?{}", self.args.len()));
+            } else {
+                out.push(c);
+            }
+        }
+        self.sql.push_str(&out);
+    }
+
+    /// `column = value` when a value is given.
+    pub(crate) fn eq(&mut self, column: &str, v: Option<&String>) {
+        if let Some(v) = v {
+            self.and(&format!("{column} = ?"), v.clone());
+        }
+    }
+
+    /// Runs the query with `order` and returns one page and whether more remain.
+    pub(crate) fn page<T>(
+        mut self,
+        conn: &Connection,
+        order: &str,
+        limit: usize,
+        offset: usize,
+        map: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    ) -> rusqlite::Result<(Vec<T>, bool)> {
+        self.sql.push_str(&format!(
+            " ORDER BY {order} LIMIT {} OFFSET {offset}",
+            limit.saturating_add(1)
+        ));
+        let mut stmt = conn.prepare(&self.sql)?;
+        let mut rows: Vec<T> = stmt
+            .query_map(rusqlite::params_from_iter(self.args), map)?
+            .collect::<Result<_, _>>()?;
+        let more = rows.len() > limit;
+        rows.truncate(limit);
+        Ok((rows, more))
+    }
+}
+
 /// Every row of `table` as canonical text, ordered by `order_by`: what
 /// `verify` compares between the stored view and a fresh replay.
 pub(crate) fn dump_table(

@@ -6,7 +6,7 @@ use domain::SnapshotEvent;
 use eventstore::rusqlite::{self, params, Connection, OptionalExtension, Row};
 use eventstore::{InlineProjection, RecordedEvent};
 
-use crate::{dump_table, snapshot_event, time};
+use crate::{dump_table, snapshot_event, time, Filter};
 
 pub struct SnapshotsProjection;
 
@@ -202,24 +202,11 @@ pub fn list(
     conn: &Connection,
     q: &SnapshotQuery,
 ) -> rusqlite::Result<Option<(Vec<SnapshotRow>, bool)>> {
-    let mut sql = format!("SELECT {COLUMNS} FROM snapshots WHERE 1=1");
-    let mut args: Vec<rusqlite::types::Value> = Vec::new();
-    let mut bind = |sql: &mut String, clause: &str, v: rusqlite::types::Value| {
-        args.push(v);
-        sql.push_str(&clause.replace('?', &format!("?{}", args.len())));
-    };
-    if let Some(p) = &q.project_id {
-        bind(&mut sql, " AND project_id = ?", p.clone().into());
-    }
-    if let Some(n) = &q.name {
-        bind(&mut sql, " AND name = ?", n.clone().into());
-    }
-    if let Some(s) = &q.status {
-        bind(&mut sql, " AND status = ?", s.clone().into());
-    }
-    if let Some(v) = &q.volume_id {
-        bind(&mut sql, " AND volume_id = ?", v.clone().into());
-    }
+    let mut f = Filter::new(format!("SELECT {COLUMNS} FROM snapshots"));
+    f.eq("project_id", q.project_id.as_ref());
+    f.eq("name", q.name.as_ref());
+    f.eq("status", q.status.as_ref());
+    f.eq("volume_id", q.volume_id.as_ref());
     if let Some(m) = &q.marker {
         let seq: Option<i64> = conn
             .query_row("SELECT seq FROM snapshots WHERE id = ?1", [m], |r| r.get(0))
@@ -227,18 +214,8 @@ pub fn list(
         let Some(seq) = seq else {
             return Ok(None);
         };
-        bind(&mut sql, " AND seq < ?", seq.into());
+        f.and("seq < ?", seq);
     }
-    sql.push_str(&format!(
-        " ORDER BY seq DESC LIMIT {} OFFSET {}",
-        q.limit.saturating_add(1),
-        q.offset
-    ));
-    let mut stmt = conn.prepare(&sql)?;
-    let mut rows: Vec<SnapshotRow> = stmt
-        .query_map(rusqlite::params_from_iter(args), SnapshotRow::from_row)?
-        .collect::<Result<_, _>>()?;
-    let more = rows.len() > q.limit;
-    rows.truncate(q.limit);
-    Ok(Some((rows, more)))
+    f.page(conn, "seq DESC", q.limit, q.offset, SnapshotRow::from_row)
+        .map(Some)
 }

@@ -7,7 +7,7 @@ use domain::VolumeEvent;
 use eventstore::rusqlite::{self, params, Connection, OptionalExtension, Row};
 use eventstore::{InlineProjection, RecordedEvent};
 
-use crate::{dump_table, time, volume_event};
+use crate::{dump_table, time, volume_event, Filter};
 
 pub struct VolumesProjection;
 
@@ -391,31 +391,17 @@ pub fn list(conn: &Connection, q: &ListQuery) -> Result<(Vec<VolumeRow>, bool), 
         SortDir::Asc => (">", "ASC"),
         SortDir::Desc => ("<", "DESC"),
     };
-    let mut sql = format!("SELECT {COLUMNS} FROM volumes WHERE 1=1");
-    let mut args: Vec<rusqlite::types::Value> = Vec::new();
-    let mut bind = |sql: &mut String, clause: &str, v: rusqlite::types::Value| {
-        args.push(v);
-        sql.push_str(&clause.replace('?', &format!("?{}", args.len())));
-    };
-    if let Some(p) = &q.project_id {
-        bind(&mut sql, " AND project_id = ?", p.clone().into());
-    }
-    if let Some(n) = &q.name {
-        bind(&mut sql, " AND name = ?", n.clone().into());
-    }
-    if let Some(s) = &q.status {
-        bind(&mut sql, " AND status = ?", s.clone().into());
-    }
-    if let Some(z) = &q.availability_zone {
-        bind(&mut sql, " AND availability_zone = ?", z.clone().into());
-    }
+    let mut f = Filter::new(format!("SELECT {COLUMNS} FROM volumes"));
+    f.eq("project_id", q.project_id.as_ref());
+    f.eq("name", q.name.as_ref());
+    f.eq("status", q.status.as_ref());
+    f.eq("availability_zone", q.availability_zone.as_ref());
     for (k, v) in &q.metadata {
-        bind(
-            &mut sql,
-            " AND json_extract(metadata, ?)",
-            format!("$.\"{}\"", k.replace('"', "")).into(),
+        let path = format!("$.\"{}\"", k.replace('"', ""));
+        f.and_all(
+            "json_extract(metadata, ?) = ?",
+            [path.into(), v.clone().into()],
         );
-        bind(&mut sql, " = ?", v.clone().into());
     }
     if let Some(m) = &q.marker {
         let pos: Option<(rusqlite::types::Value, i64)> = conn
@@ -428,20 +414,16 @@ pub fn list(conn: &Connection, q: &ListQuery) -> Result<(Vec<VolumeRow>, bool), 
         let Some((key, seq)) = pos else {
             return Err(ListError::MarkerNotFound(m.clone()));
         };
-        bind(&mut sql, &format!(" AND ({col} {cmp} ?"), key.clone());
-        bind(&mut sql, &format!(" OR ({col} = ?"), key);
-        bind(&mut sql, &format!(" AND seq {cmp} ?))"), seq.into());
+        f.and_all(
+            &format!("({col} {cmp} ? OR ({col} = ? AND seq {cmp} ?))"),
+            [key.clone(), key, seq.into()],
+        );
     }
-    sql.push_str(&format!(
-        " ORDER BY {col} {dir}, seq {dir} LIMIT {} OFFSET {}",
-        q.limit.saturating_add(1),
-        q.offset
-    ));
-    let mut stmt = conn.prepare(&sql)?;
-    let mut rows: Vec<VolumeRow> = stmt
-        .query_map(rusqlite::params_from_iter(args), VolumeRow::from_row)?
-        .collect::<Result<_, _>>()?;
-    let more = rows.len() > q.limit;
-    rows.truncate(q.limit);
-    Ok((rows, more))
+    Ok(f.page(
+        conn,
+        &format!("{col} {dir}, seq {dir}"),
+        q.limit,
+        q.offset,
+        VolumeRow::from_row,
+    )?)
 }
