@@ -11,3 +11,7 @@ if [ ${#need_apt[@]} -gt 0 ]; then
 fi
 
 cargo test --workspace
+
+# The real OpenStack clients (openstacksdk, the cinder and openstack CLIs) against
+# the release binary on a random local port; needs python3 >= 3.10 and PyPI.
+bash tests/clients/run.sh

@@ -463,6 +463,24 @@ async fn bad_input_is_refused_and_changes_nothing() {
         ),
         (
             "POST",
+            "/v2/p1/cloudvolumes".into(),
+            Some(
+                r#"{"volume": {"size": 10, "availability_zone": "az-dc-1", "volume_type": "SSD", "metadata": {"hw:passthrough": "maybe"}}}"#,
+            ),
+            400,
+            "EVS.1057",
+        ),
+        (
+            "POST",
+            "/v2/p1/cloudvolumes".into(),
+            Some(
+                r#"{"volume": {"size": 10, "availability_zone": "az-dc-1", "volume_type": "SSD", "metadata": {"full_clone": "2"}}}"#,
+            ),
+            400,
+            "EVS.1063",
+        ),
+        (
+            "POST",
             format!("/v2/p1/cloudvolumes/{id}/action"),
             Some(r#"{"os-extend": {"new_size": 1}}"#),
             400,

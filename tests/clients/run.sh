@@ -1,0 +1,122 @@
+#!/usr/bin/env bash
+# Real-client compatibility test: openstacksdk, the `cinder` CLI and the `openstack`
+# CLI, unmodified, against a blockledger server on a random local port.
+#
+#   tests/clients/run.sh            # builds with `cargo build --release` first
+#   BLOCKLEDGER_BIN=path/to/blockledger tests/clients/run.sh
+#
+# Env: BLOCKLEDGER_CLIENTS_VENV  virtualenv to use/create
+#        (default ${XDG_CACHE_HOME:-$HOME/.cache}/blockledger-clients-venv; reused while
+#        requirements.txt is unchanged)
+#      PYTHON                    interpreter for the venv (default python3, needs >= 3.10)
+#      BLOCKLEDGER_CLIENTS_ONLY  sdk|cinder|osc to run one suite
+# Ends with one line "N passed, M failed"; exits non-zero if anything failed.
+set -uo pipefail
+
+here="$(cd "$(dirname "$0")" && pwd)"
+repo="$(cd "$here/../.." && pwd)"
+work="$(mktemp -d "${TMPDIR:-/tmp}/blockledger-clients.XXXXXX")"
+server_pid=""
+
+finish() {
+  local rc=$?
+  if [ -n "$server_pid" ] && kill -0 "$server_pid" 2>/dev/null; then
+    kill -TERM "$server_pid" 2>/dev/null
+    for _ in $(seq 1 50); do kill -0 "$server_pid" 2>/dev/null || break; sleep 0.1; done
+    if kill -0 "$server_pid" 2>/dev/null; then
+      echo "server did not stop on SIGTERM within 5s; killing it" >&2
+      kill -KILL "$server_pid" 2>/dev/null
+    fi
+    wait "$server_pid" 2>/dev/null
+  fi
+  rm -rf "$work"
+  exit "$rc"
+}
+trap finish EXIT
+trap 'exit 130' INT TERM
+
+# A failure before the checks run still ends with the countable line.
+setup_failed() {
+  echo "client test setup failed: $*" >&2
+  echo "0 passed, 1 failed"
+  exit 1
+}
+
+# --- the server binary --------------------------------------------------------------
+if [ -n "${BLOCKLEDGER_BIN:-}" ]; then
+  bin="$BLOCKLEDGER_BIN"
+else
+  echo "clients: cargo build --release"
+  (cd "$repo" && cargo build --release --quiet) || setup_failed "cargo build --release"
+  target_dir="$(cd "$repo" && cargo metadata --format-version 1 --no-deps 2>/dev/null \
+    | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')"
+  bin="${target_dir:-$repo/target}/release/blockledger"
+fi
+[ -x "$bin" ] || setup_failed "no executable server binary at $bin"
+
+# --- the clients' virtualenv ------------------------------------------------------------
+venv="${BLOCKLEDGER_CLIENTS_VENV:-${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}/blockledger-clients-venv}"
+req="$here/requirements.txt"
+stamp="$venv/.blockledger-requirements.sha256"
+want="$(sha256sum "$req" | cut -d' ' -f1)"
+if [ ! -x "$venv/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  echo "clients: creating virtualenv $venv"
+  rm -rf "$venv"
+  mkdir -p "$(dirname "$venv")"
+  "${PYTHON:-python3}" -m venv "$venv" || setup_failed "python3 -m venv $venv"
+  if ! "$venv/bin/pip" install --quiet --disable-pip-version-check --no-input \
+       --only-binary=:all: -r "$req" >"$work/pip.log" 2>&1; then
+    tail -n 40 "$work/pip.log" >&2
+    rm -rf "$venv"
+    setup_failed "pip install -r $req"
+  fi
+  echo "$want" >"$stamp"
+fi
+
+# --- the server ---------------------------------------------------------------------------
+mkdir -p "$work/data"
+"$bin" serve --listen 127.0.0.1:0 --data-dir "$work/data" >"$work/server.out" 2>"$work/server.err" &
+server_pid=$!
+url=""
+for _ in $(seq 1 200); do
+  url="$(sed -n '1s/^listening on \(http:\/\/[^ ]*\).*/\1/p' "$work/server.out" 2>/dev/null)"
+  [ -n "$url" ] && break
+  kill -0 "$server_pid" 2>/dev/null || break
+  sleep 0.05
+done
+if [ -z "$url" ]; then
+  echo "--- server stdout ---" >&2; cat "$work/server.out" >&2
+  echo "--- server stderr ---" >&2; tail -n 40 "$work/server.err" >&2
+  setup_failed "server did not print 'listening on http://...'"
+fi
+echo "clients: server $bin at $url (data $work/data)"
+
+# --- the checks -------------------------------------------------------------------------
+only=()
+[ -n "${BLOCKLEDGER_CLIENTS_ONLY:-}" ] && only=(--only "$BLOCKLEDGER_CLIENTS_ONLY")
+"$venv/bin/python" "$here/test_clients.py" --base-url "$url" \
+  --summary-file "$work/summary.json" "${only[@]}"
+test_rc=$?
+
+if ! kill -0 "$server_pid" 2>/dev/null; then
+  echo "clients: the server died during the test; its stderr (tail):" >&2
+  tail -n 40 "$work/server.err" >&2
+  test_rc=1
+fi
+
+if [ -f "$work/summary.json" ]; then
+  read -r passed failed skipped < <("$venv/bin/python" -c '
+import json, sys
+s = json.load(open(sys.argv[1]))
+print(s["passed"], s["failed"], s["skipped"])' "$work/summary.json")
+else
+  passed=0 failed=1 skipped=0
+  echo "clients: the test script ended without a summary (exit $test_rc)" >&2
+fi
+if [ "$test_rc" -ne 0 ] && [ "$failed" -eq 0 ]; then failed=1; fi
+if [ "$skipped" -gt 0 ]; then
+  echo "$passed passed, $failed failed, $skipped skipped"
+else
+  echo "$passed passed, $failed failed"
+fi
+[ "$failed" -eq 0 ] && [ "$test_rc" -eq 0 ]

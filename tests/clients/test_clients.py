@@ -1,0 +1,647 @@
+#!/usr/bin/env python3
+"""Drive the real OpenStack clients, unmodified, against a running blockledger.
+
+    python test_clients.py --base-url http://127.0.0.1:PORT [--summary-file F]
+
+Three clients, each against /v3 with noauth tokens (`X-Auth-Token: user:project`):
+
+  sdk_*    openstacksdk's block_storage proxy (auth_type admin_token: the token is
+           sent verbatim, the endpoint is fixed, version discovery still runs)
+  cinder_* the `cinder` CLI (python-cinderclient, its own `noauth` auth type; its
+           --os-endpoint is used verbatim, so it must carry the project)
+  osc_*    the `openstack volume ...` CLI (python-openstackclient, admin_token)
+
+Every step is a named check. A check whose prerequisite failed is reported as
+skipped (it could not run), not as passed. On failure the HTTP exchange the client
+logged for that check is printed (keystoneauth's debug log for the SDK, `--debug`
+output for the CLIs). Exit status: 0 when nothing failed, 1 otherwise.
+"""
+
+import argparse
+import io
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import time
+import traceback
+import urllib.error
+import urllib.request
+import uuid
+import warnings
+
+warnings.simplefilter("ignore")
+
+import openstack  # noqa: E402
+from openstack import exceptions as sdk_exc  # noqa: E402
+
+WAIT = int(os.environ.get("BLOCKLEDGER_CLIENTS_WAIT", "60"))  # seconds per wait
+LOG_TAIL = int(os.environ.get("BLOCKLEDGER_CLIENTS_LOG_TAIL", "6000"))  # chars shown
+
+
+class Skip(Exception):
+    pass
+
+
+class Checks:
+    def __init__(self):
+        self.results = []  # (name, "pass"|"fail"|"skip", detail)
+        self.state = {}  # check name -> passed?
+        self.log = io.StringIO()
+        handler = logging.StreamHandler(self.log)
+        handler.setFormatter(logging.Formatter("%(name)s %(levelname)s: %(message)s"))
+        for name in ("keystoneauth", "openstack"):
+            lg = logging.getLogger(name)
+            lg.setLevel(logging.DEBUG)
+            lg.addHandler(handler)
+            lg.propagate = False
+
+    def run(self, name, fn, needs=()):
+        """Run fn() as check `name`; fn returns nothing or raises."""
+        missing = [n for n in needs if not self.state.get(n)]
+        if missing:
+            self._record(name, "skip", "prerequisite did not pass: " + ", ".join(missing))
+            return None
+        self.log.seek(0)
+        self.log.truncate()
+        start = time.monotonic()
+        try:
+            value = fn()
+        except Skip as e:
+            self._record(name, "skip", str(e))
+            return None
+        except Exception as e:  # noqa: BLE001 - any failure is a failed check
+            detail = describe_exception(e)
+            http = self.log.getvalue()
+            if http.strip():
+                detail += "\n--- client HTTP log (tail) ---\n" + tail(http)
+            self._record(name, "fail", detail)
+            return None
+        self._record(name, "pass", "%.1fs" % (time.monotonic() - start))
+        return value
+
+    def _record(self, name, outcome, detail):
+        self.state[name] = outcome == "pass"
+        self.results.append((name, outcome, detail))
+        if outcome == "fail":
+            print("FAIL %s\n%s" % (name, indent(detail)), flush=True)
+        elif outcome == "skip":
+            print("SKIP %s (%s)" % (name, detail), flush=True)
+        else:
+            print("ok   %s (%s)" % (name, detail), flush=True)
+
+    def counts(self):
+        c = {"pass": 0, "fail": 0, "skip": 0}
+        for _, outcome, _ in self.results:
+            c[outcome] += 1
+        return c
+
+
+def describe_exception(e):
+    if isinstance(e, CLIError):
+        return str(e)
+    text = "%s: %s" % (type(e).__name__, e)
+    resp = getattr(e, "response", None)
+    if resp is not None and not isinstance(e, AssertionError):
+        try:
+            req = resp.request
+            text += "\nrequest: %s %s" % (req.method, req.url)
+            text += "\nresponse: %s %s" % (resp.status_code, resp.text[:1000])
+        except Exception:  # noqa: BLE001
+            pass
+    if not isinstance(e, (AssertionError, sdk_exc.SDKException)):
+        text += "\n" + "".join(traceback.format_exception(e)[-6:])
+    return text.rstrip()
+
+
+def tail(text, n=None):
+    n = n or LOG_TAIL
+    return text if len(text) <= n else "...[%d chars cut]...\n%s" % (len(text) - n, text[-n:])
+
+
+def indent(text):
+    return "\n".join("    " + line for line in text.splitlines())
+
+
+def expect(cond, msg):
+    if not cond:
+        raise AssertionError(msg)
+
+
+# ---------------------------------------------------------------------------
+# Plain HTTP helpers (only for waiting on CLI-created resources and for checks
+# on what the server stores; the clients themselves do the real work).
+
+
+class Api:
+    def __init__(self, base, user, project):
+        self.base = base.rstrip("/")
+        self.project = project
+        self.token = "%s:%s" % (user, project)
+
+    def get(self, path):
+        url = "%s/v3/%s%s" % (self.base, self.project, path)
+        req = urllib.request.Request(url, headers={"X-Auth-Token": self.token,
+                                                   "Accept": "application/json"})
+        try:
+            with urllib.request.urlopen(req, timeout=10) as r:
+                return r.status, json.loads(r.read() or b"null")
+        except urllib.error.HTTPError as e:
+            return e.code, e.read().decode(errors="replace")
+
+    def wait_volume(self, vid, pred, what):
+        deadline = time.monotonic() + WAIT
+        last = None
+        while time.monotonic() < deadline:
+            code, body = self.get("/volumes/" + vid)
+            last = (code, body)
+            if pred(code, body):
+                return body
+            if code == 200 and body["volume"]["status"] in ("error", "error_extending",
+                                                            "error_deleting"):
+                break
+            time.sleep(0.5)
+        raise AssertionError("volume %s never became %s; last GET /volumes/%s -> %s %s"
+                             % (vid, what, vid, last[0], json.dumps(last[1])[:800]))
+
+    def wait_snapshot(self, sid, pred, what):
+        deadline = time.monotonic() + WAIT
+        last = None
+        while time.monotonic() < deadline:
+            code, body = self.get("/snapshots/" + sid)
+            last = (code, body)
+            if pred(code, body):
+                return body
+            time.sleep(0.5)
+        raise AssertionError("snapshot %s never became %s; last GET /snapshots/%s -> %s %s"
+                             % (sid, what, sid, last[0], json.dumps(last[1])[:800]))
+
+
+def status_is(status, **fields):
+    def pred(code, body):
+        if code != 200:
+            return False
+        obj = body.get("volume") or body.get("snapshot")
+        return obj["status"] == status and all(obj.get(k) == v for k, v in fields.items())
+    return pred
+
+
+def gone(code, body):
+    return code == 404
+
+
+# ---------------------------------------------------------------------------
+# openstacksdk
+
+
+def sdk_connect(base, user, project):
+    endpoint = "%s/v3/%s" % (base, project)
+    return openstack.connect(
+        auth_type="admin_token",
+        auth={"token": "%s:%s" % (user, project), "endpoint": endpoint},
+        block_storage_endpoint_override=endpoint,
+        block_storage_api_version="3",
+        load_yaml_config=False,
+        load_envvars=False,
+        region_name="RegionOne",
+    )
+
+
+def run_sdk(checks, base):
+    tag = uuid.uuid4().hex[:8]
+    p1, p2 = "proj-a-" + tag, "proj-b-" + tag
+    s = {}
+
+    def connect():
+        s["c1"] = sdk_connect(base, "alice", p1)
+        s["c2"] = sdk_connect(base, "bob", p2)
+        s["bs"] = s["c1"].block_storage
+        s["bs2"] = s["c2"].block_storage
+        # forces version discovery against /v3
+        v = s["bs"].get_endpoint()
+        expect(v.rstrip("/").endswith("/v3/" + p1), "endpoint %r" % v)
+    checks.run("sdk_connect", connect)
+
+    def discovery():
+        ver = s["bs"].get_api_major_version()
+        expect(ver and ver[0] == 3, "major version %r" % (ver,))
+    checks.run("sdk_version_discovery", discovery, needs=["sdk_connect"])
+
+    def create():
+        v = s["bs"].create_volume(size=1, name="sdk-vol-" + tag,
+                                  description="created by openstacksdk")
+        expect(v.id, "no id in create response")
+        s["vol"] = v
+    checks.run("sdk_volume_create", create, needs=["sdk_connect"])
+
+    def wait_available():
+        v = s["bs"].wait_for_status(s["vol"], status="available", failures=["error"],
+                                    interval=1, wait=WAIT)
+        expect(v.size == 1, "size %r" % v.size)
+        s["vol"] = v
+    checks.run("sdk_volume_wait_available", wait_available, needs=["sdk_volume_create"])
+
+    def list_plain():
+        ids = [v.id for v in s["bs"].volumes(details=False)]
+        expect(s["vol"].id in ids, "%s not in %s" % (s["vol"].id, ids))
+    checks.run("sdk_volume_list", list_plain, needs=["sdk_volume_create"])
+
+    def list_detail():
+        vols = {v.id: v for v in s["bs"].volumes(details=True)}
+        expect(s["vol"].id in vols, "%s not in detailed list" % s["vol"].id)
+        v = vols[s["vol"].id]
+        expect(v.name == "sdk-vol-" + tag, "name %r" % v.name)
+        expect(v.size == 1, "size %r" % v.size)
+        expect(isinstance(v.is_bootable, bool), "is_bootable %r" % v.is_bootable)
+    checks.run("sdk_volume_list_detail", list_detail, needs=["sdk_volume_create"])
+
+    def get():
+        v = s["bs"].get_volume(s["vol"].id)
+        expect(v.name == "sdk-vol-" + tag, "name %r" % v.name)
+        expect(v.description == "created by openstacksdk", "description %r" % v.description)
+        expect(v.status == "available", "status %r" % v.status)
+        expect(v.is_encrypted is False, "is_encrypted %r" % v.is_encrypted)
+        expect(v.is_multiattach is False, "is_multiattach %r" % v.is_multiattach)
+    checks.run("sdk_volume_get", get, needs=["sdk_volume_wait_available"])
+
+    def find():
+        v = s["bs"].find_volume("sdk-vol-" + tag, ignore_missing=False)
+        expect(v.id == s["vol"].id, "found %r" % v.id)
+    checks.run("sdk_volume_find_by_name", find, needs=["sdk_volume_wait_available"])
+
+    def update():
+        s["bs"].update_volume(s["vol"], description="updated by openstacksdk")
+        v = s["bs"].get_volume(s["vol"].id)
+        expect(v.description == "updated by openstacksdk", "description %r" % v.description)
+    checks.run("sdk_volume_update", update, needs=["sdk_volume_wait_available"])
+
+    def extend():
+        s["bs"].extend_volume(s["vol"], 2)
+        deadline = time.monotonic() + WAIT
+        while True:
+            v = s["bs"].get_volume(s["vol"].id)
+            if v.status == "available" and v.size == 2:
+                break
+            expect(v.status not in ("error", "error_extending"), "status %r" % v.status)
+            expect(time.monotonic() < deadline, "after %ds: status %r size %r"
+                   % (WAIT, v.status, v.size))
+            time.sleep(1)
+    checks.run("sdk_volume_extend", extend, needs=["sdk_volume_wait_available"])
+
+    def metadata():
+        s["bs"].set_volume_metadata(s["vol"], purpose="client-test", owner="sdk")
+        v = s["bs"].fetch_volume_metadata(s["vol"])
+        expect(v.metadata.get("purpose") == "client-test" and v.metadata.get("owner") == "sdk",
+               "metadata %r" % (v.metadata,))
+        s["bs"].delete_volume_metadata(s["vol"], keys=["owner"])
+        v = s["bs"].get_volume(s["vol"].id)
+        expect(v.metadata == {"purpose": "client-test"}, "after delete: %r" % (v.metadata,))
+    checks.run("sdk_volume_metadata", metadata, needs=["sdk_volume_wait_available"])
+
+    def snap_create():
+        sn = s["bs"].create_snapshot(volume_id=s["vol"].id, name="sdk-snap-" + tag)
+        expect(sn.id, "no snapshot id")
+        s["snap"] = s["bs"].wait_for_status(sn, status="available", failures=["error"],
+                                            interval=1, wait=WAIT)
+        expect(s["snap"].volume_id == s["vol"].id, "volume_id %r" % s["snap"].volume_id)
+    checks.run("sdk_snapshot_create_wait", snap_create, needs=["sdk_volume_extend"])
+
+    def snap_list():
+        ids = [x.id for x in s["bs"].snapshots(details=False)]
+        expect(s["snap"].id in ids, "not in plain list %r" % ids)
+        snaps = {x.id: x for x in s["bs"].snapshots(details=True)}
+        expect(s["snap"].id in snaps, "not in detailed list")
+        expect(snaps[s["snap"].id].size == 2, "size %r" % snaps[s["snap"].id].size)
+    checks.run("sdk_snapshot_list", snap_list, needs=["sdk_snapshot_create_wait"])
+
+    def snap_get():
+        sn = s["bs"].get_snapshot(s["snap"].id)
+        expect(sn.name == "sdk-snap-" + tag and sn.status == "available",
+               "name %r status %r" % (sn.name, sn.status))
+    checks.run("sdk_snapshot_get", snap_get, needs=["sdk_snapshot_create_wait"])
+
+    def snap_delete():
+        s["bs"].delete_snapshot(s["snap"])
+        s["bs"].wait_for_delete(s["snap"], interval=1, wait=WAIT)
+    checks.run("sdk_snapshot_delete", snap_delete, needs=["sdk_snapshot_create_wait"])
+
+    # --- endpoints the CLIs and other tools read --------------------------
+    def types():
+        list(s["bs"].types())
+    checks.run("sdk_types_list", types, needs=["sdk_connect"])
+
+    def azs():
+        zones = list(s["bs"].availability_zones())
+        expect(zones, "no availability zones")
+    checks.run("sdk_availability_zones_list", azs, needs=["sdk_connect"])
+
+    def extensions():
+        list(s["bs"].extensions())
+    checks.run("sdk_extensions_list", extensions, needs=["sdk_connect"])
+
+    def quotas():
+        q = s["bs"].get_quota_set(p1)
+        expect(q.volumes is not None, "quota set without volumes: %r" % (q,))
+    checks.run("sdk_quota_set_get", quotas, needs=["sdk_connect"])
+
+    # --- reserve / unreserve (attach bookkeeping) ---------------------------
+    def reserve():
+        s["bs"].reserve_volume(s["vol"])
+        v = s["bs"].get_volume(s["vol"].id)
+        expect(v.status == "attaching", "status after os-reserve %r" % v.status)
+        s["bs"].unreserve_volume(s["vol"])
+        s["bs"].wait_for_status(s["vol"], status="available", interval=1, wait=WAIT)
+    checks.run("sdk_volume_reserve_unreserve", reserve, needs=["sdk_volume_extend"])
+
+    # --- transfer to another project ----------------------------------------
+    def transfer_create():
+        v = s["bs"].create_volume(size=1, name="sdk-xfer-" + tag)
+        s["xvol"] = s["bs"].wait_for_status(v, status="available", interval=1, wait=WAIT)
+        t = s["bs"].create_transfer(volume_id=s["xvol"].id, name="sdk-xfer-" + tag)
+        expect(t.id and t.auth_key, "transfer without id/auth_key: %r" % (t.to_dict(),))
+        s["xfer"] = t
+        v = s["bs"].get_volume(s["xvol"].id)
+        expect(v.status == "awaiting-transfer", "volume status %r" % v.status)
+    checks.run("sdk_transfer_create", transfer_create, needs=["sdk_connect"])
+
+    def transfer_list():
+        ids = [t.id for t in s["bs"].transfers()]
+        expect(s["xfer"].id in ids, "transfer not listed: %r" % ids)
+        t = s["bs"].get_transfer(s["xfer"].id)
+        expect(t.volume_id == s["xvol"].id, "volume_id %r" % t.volume_id)
+    checks.run("sdk_transfer_list_get", transfer_list, needs=["sdk_transfer_create"])
+
+    def transfer_accept():
+        s["bs2"].accept_transfer(s["xfer"].id, s["xfer"].auth_key)
+        v = s["bs2"].wait_for_status(s["bs2"].get_volume(s["xvol"].id), status="available",
+                                     interval=1, wait=WAIT)
+        expect(v.id == s["xvol"].id, "id %r" % v.id)
+        try:
+            s["bs"].get_volume(s["xvol"].id)
+        except sdk_exc.NotFoundException:
+            pass
+        else:
+            raise AssertionError("old project still sees the transferred volume")
+        s["xvol2"] = v
+    checks.run("sdk_transfer_accept_other_project", transfer_accept,
+               needs=["sdk_transfer_create"])
+
+    # --- deletes -------------------------------------------------------------
+    def delete():
+        s["bs"].delete_volume(s["vol"])
+        s["bs"].wait_for_delete(s["vol"], interval=1, wait=WAIT)
+        try:
+            s["bs"].get_volume(s["vol"].id)
+        except sdk_exc.NotFoundException:
+            return
+        raise AssertionError("volume still there after wait_for_delete")
+    checks.run("sdk_volume_delete", delete, needs=["sdk_volume_create"])
+
+    def delete_transferred():
+        if s.get("xvol2"):
+            s["bs2"].delete_volume(s["xvol2"])
+            s["bs2"].wait_for_delete(s["xvol2"], interval=1, wait=WAIT)
+        else:
+            # accept failed or never ran: take the transfer back and delete as owner
+            try:
+                s["bs"].delete_transfer(s["xfer"])
+            except Exception:  # noqa: BLE001
+                pass
+            s["bs"].delete_volume(s["xvol"])
+            s["bs"].wait_for_delete(s["xvol"], interval=1, wait=WAIT)
+    checks.run("sdk_transferred_volume_delete", delete_transferred,
+               needs=["sdk_transfer_create"])
+
+
+# ---------------------------------------------------------------------------
+# CLIs
+
+
+class CLIError(AssertionError):
+    pass
+
+
+def cli(argv, env):
+    """Run a CLI; returns stdout. Raises CLIError with the debug log on failure."""
+    r = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120,
+                       stdin=subprocess.DEVNULL)
+    if r.returncode != 0:
+        raise CLIError("command: %s\nexit status %d\n--- stdout ---\n%s\n--- stderr "
+                       "(--debug: HTTP exchange, tail) ---\n%s"
+                       % (" ".join(argv), r.returncode, r.stdout.strip()[-1500:],
+                          tail(r.stderr)))
+    return r.stdout
+
+
+def cli_json(argv, env):
+    out = cli(argv, env)
+    try:
+        return json.loads(out)
+    except ValueError:
+        raise CLIError("command: %s\nstdout is not JSON:\n%s" % (" ".join(argv), out[-2000:]))
+
+
+def clean_env(bindir):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OS_", "CINDER_"))}
+    env["PATH"] = bindir + os.pathsep + env.get("PATH", "")
+    env["PYTHONWARNINGS"] = "ignore"
+    return env
+
+
+def parse_table(out):
+    """cinderclient's prettytable output -> dict of first two columns."""
+    rows = {}
+    for line in out.splitlines():
+        if not line.startswith("|"):
+            continue
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) >= 2:
+            rows[cells[0]] = cells[1]
+    return rows
+
+
+def run_cinder(checks, base, bindir):
+    tag = uuid.uuid4().hex[:8]
+    project = "proj-cinder-" + tag
+    api = Api(base, "carol", project)
+    env = clean_env(bindir)
+    exe = os.path.join(bindir, "cinder")
+    cmd = [exe, "--debug", "--os-auth-type", "noauth", "--os-user-id", "carol",
+           "--os-project-id", project, "--os-endpoint", "%s/v3/%s" % (base, project),
+           "--os-volume-api-version", "3.0"]
+    s = {}
+
+    def create():
+        t = parse_table(cli(cmd + ["create", "--name", "cinder-vol-" + tag, "1"], env))
+        expect(t.get("id"), "no id in output %r" % t)
+        s["id"] = t["id"]
+        api.wait_volume(s["id"], status_is("available"), "available")
+    checks.run("cinder_create", create)
+
+    def list_():
+        out = cli(cmd + ["list"], env)
+        expect(s["id"] in out, "id not in `cinder list`:\n" + out)
+    checks.run("cinder_list", list_, needs=["cinder_create"])
+
+    def show():
+        t = parse_table(cli(cmd + ["show", s["id"]], env))
+        expect(t.get("name") == "cinder-vol-" + tag, "name %r" % t.get("name"))
+        expect(t.get("size") == "1" and t.get("status") == "available",
+               "size %r status %r" % (t.get("size"), t.get("status")))
+    checks.run("cinder_show", show, needs=["cinder_create"])
+
+    def show_by_name():
+        t = parse_table(cli(cmd + ["show", "cinder-vol-" + tag], env))
+        expect(t.get("id") == s["id"], "id %r" % t.get("id"))
+    checks.run("cinder_show_by_name", show_by_name, needs=["cinder_create"])
+
+    def extend():
+        cli(cmd + ["extend", s["id"], "2"], env)
+        api.wait_volume(s["id"], status_is("available", size=2), "available with size 2")
+    checks.run("cinder_extend", extend, needs=["cinder_create"])
+
+    def metadata():
+        cli(cmd + ["metadata", s["id"], "set", "k1=v1", "k2=v2"], env)
+        out = cli(cmd + ["metadata-show", s["id"]], env)
+        t = parse_table(out)
+        expect(t.get("k1") == "v1" and t.get("k2") == "v2", "metadata-show:\n" + out)
+        cli(cmd + ["metadata", s["id"], "unset", "k2"], env)
+        code, body = api.get("/volumes/%s/metadata" % s["id"])
+        expect(code == 200 and body["metadata"] == {"k1": "v1"},
+               "after unset: %s %r" % (code, body))
+    checks.run("cinder_metadata", metadata, needs=["cinder_create"])
+
+    def snapshot_create():
+        t = parse_table(cli(cmd + ["snapshot-create", "--name", "cinder-snap-" + tag,
+                                   s["id"]], env))
+        expect(t.get("id"), "no id in output %r" % t)
+        s["snap"] = t["id"]
+        api.wait_snapshot(s["snap"], status_is("available"), "available")
+    checks.run("cinder_snapshot_create", snapshot_create, needs=["cinder_extend"])
+
+    def snapshot_list():
+        out = cli(cmd + ["snapshot-list"], env)
+        expect(s["snap"] in out, "snapshot not in `cinder snapshot-list`:\n" + out)
+        t = parse_table(cli(cmd + ["snapshot-show", s["snap"]], env))
+        expect(t.get("status") == "available", "snapshot-show %r" % t)
+    checks.run("cinder_snapshot_list_show", snapshot_list, needs=["cinder_snapshot_create"])
+
+    def snapshot_delete():
+        cli(cmd + ["snapshot-delete", s["snap"]], env)
+        api.wait_snapshot(s["snap"], gone, "gone (404)")
+    checks.run("cinder_snapshot_delete", snapshot_delete, needs=["cinder_snapshot_create"])
+
+    def delete():
+        cli(cmd + ["delete", s["id"]], env)
+        api.wait_volume(s["id"], gone, "gone (404)")
+    checks.run("cinder_delete", delete, needs=["cinder_create"])
+
+
+def run_osc(checks, base, bindir):
+    tag = uuid.uuid4().hex[:8]
+    project = "proj-osc-" + tag
+    api = Api(base, "dave", project)
+    env = clean_env(bindir)
+    exe = os.path.join(bindir, "openstack")
+    cmd = [exe, "--debug", "--os-auth-type", "admin_token", "--os-token",
+           "dave:" + project, "--os-endpoint", "%s/v3/%s" % (base, project),
+           "--os-volume-api-version", "3.0"]
+    s = {}
+
+    def create():
+        v = cli_json(cmd + ["volume", "create", "--size", "1", "-f", "json",
+                            "osc-vol-" + tag], env)
+        expect(v.get("id"), "no id %r" % v)
+        s["id"] = v["id"]
+        api.wait_volume(s["id"], status_is("available"), "available")
+    checks.run("osc_volume_create", create)
+
+    def list_():
+        vols = cli_json(cmd + ["volume", "list", "-f", "json"], env)
+        expect(any(v.get("ID") == s["id"] for v in vols), "not listed: %r" % vols)
+    checks.run("osc_volume_list", list_, needs=["osc_volume_create"])
+
+    def show():
+        v = cli_json(cmd + ["volume", "show", "-f", "json", "osc-vol-" + tag], env)
+        expect(v.get("id") == s["id"] and v.get("size") == 1, "show %r" % v)
+    checks.run("osc_volume_show", show, needs=["osc_volume_create"])
+
+    def extend():
+        cli(cmd + ["volume", "set", "--size", "2", s["id"]], env)
+        api.wait_volume(s["id"], status_is("available", size=2), "available with size 2")
+    checks.run("osc_volume_extend", extend, needs=["osc_volume_create"])
+
+    def metadata():
+        cli(cmd + ["volume", "set", "--property", "a=1", "--property", "b=2", s["id"]], env)
+        v = cli_json(cmd + ["volume", "show", "-f", "json", s["id"]], env)
+        props = v.get("properties")
+        expect(props in ({"a": "1", "b": "2"}, "a='1', b='2'"), "properties %r" % (props,))
+        cli(cmd + ["volume", "unset", "--property", "b", s["id"]], env)
+        code, body = api.get("/volumes/%s/metadata" % s["id"])
+        expect(code == 200 and body["metadata"] == {"a": "1"}, "after unset %s %r"
+               % (code, body))
+    checks.run("osc_volume_properties", metadata, needs=["osc_volume_create"])
+
+    def snapshot_create():
+        sn = cli_json(cmd + ["volume", "snapshot", "create", "-f", "json", "--volume",
+                             s["id"], "osc-snap-" + tag], env)
+        expect(sn.get("id"), "no id %r" % sn)
+        s["snap"] = sn["id"]
+        api.wait_snapshot(s["snap"], status_is("available"), "available")
+    checks.run("osc_snapshot_create", snapshot_create, needs=["osc_volume_extend"])
+
+    def snapshot_list():
+        snaps = cli_json(cmd + ["volume", "snapshot", "list", "-f", "json"], env)
+        expect(any(x.get("ID") == s["snap"] for x in snaps), "not listed %r" % snaps)
+    checks.run("osc_snapshot_list", snapshot_list, needs=["osc_snapshot_create"])
+
+    def snapshot_delete():
+        cli(cmd + ["volume", "snapshot", "delete", s["snap"]], env)
+        api.wait_snapshot(s["snap"], gone, "gone (404)")
+    checks.run("osc_snapshot_delete", snapshot_delete, needs=["osc_snapshot_create"])
+
+    def delete():
+        cli(cmd + ["volume", "delete", s["id"]], env)
+        api.wait_volume(s["id"], gone, "gone (404)")
+    checks.run("osc_volume_delete", delete, needs=["osc_volume_create"])
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--base-url", required=True, help="http://127.0.0.1:PORT")
+    ap.add_argument("--summary-file", help="write {passed, failed, skipped} JSON here")
+    ap.add_argument("--only", choices=["sdk", "cinder", "osc"], action="append")
+    args = ap.parse_args()
+    base = args.base_url.rstrip("/")
+    bindir = os.path.dirname(os.path.abspath(sys.executable))
+    for exe in ("cinder", "openstack"):
+        if not os.path.exists(os.path.join(bindir, exe)):
+            found = shutil.which(exe)
+            sys.exit("%s not found next to %s (%s)" % (exe, sys.executable, found))
+
+    checks = Checks()
+    suites = args.only or ["sdk", "cinder", "osc"]
+    if "sdk" in suites:
+        run_sdk(checks, base)
+    if "cinder" in suites:
+        run_cinder(checks, base, bindir)
+    if "osc" in suites:
+        run_osc(checks, base, bindir)
+
+    c = checks.counts()
+    fails = [n for n, o, _ in checks.results if o == "fail"]
+    print()
+    print("client checks: passed=%d failed=%d skipped=%d" % (c["pass"], c["fail"], c["skip"]))
+    if fails:
+        print("failed: " + ", ".join(fails))
+    if args.summary_file:
+        with open(args.summary_file, "w") as f:
+            json.dump({"passed": c["pass"], "failed": c["fail"], "skipped": c["skip"],
+                       "failures": fails}, f)
+    return 1 if c["fail"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
