@@ -253,6 +253,17 @@ pub struct WriteTx<'a> {
 }
 
 impl WriteTx<'_> {
+    /// Moves a subscriber's checkpoint in this transaction, so that an
+    /// outcome and "this event is handled" commit together.
+    pub fn set_checkpoint(&self, name: &str, position: u64) -> Result<(), StoreError> {
+        self.conn().execute(
+            "INSERT INTO checkpoints (name, position) VALUES (?1, ?2)
+             ON CONFLICT(name) DO UPDATE SET position = excluded.position",
+            params![name, position],
+        )?;
+        Ok(())
+    }
+
     pub fn conn(&self) -> &Connection {
         self.conn
     }
@@ -710,14 +721,7 @@ impl EventStore {
     /// Goes through the writer (single writer, durable when it returns).
     pub fn save_checkpoint(&self, name: &str, position: u64) -> Result<(), StoreError> {
         let name = name.to_owned();
-        self.write_blocking(move |tx| {
-            tx.conn().execute(
-                "INSERT INTO checkpoints (name, position) VALUES (?1, ?2)
-                 ON CONFLICT(name) DO UPDATE SET position = excluded.position",
-                params![name, position],
-            )?;
-            Ok::<_, StoreError>(())
-        })
+        self.write_blocking(move |tx| tx.set_checkpoint(&name, position))
     }
 
     /// Recomputes every hash from the stored columns. Note: a chain without an

@@ -213,10 +213,9 @@ impl ImageStore {
         if !source.exists() {
             return Err(ImageError::NotFound(source.display().to_string()));
         }
-        // Leftovers of an earlier attempt that crashed are garbage now. An
-        // orphaned qemu-img of a dead server may still be writing one:
-        // unlinking it under its feet is harmless.
-        remove_tmps(&self.dir, image)?;
+        // A fresh temporary name: leftovers of a crashed attempt (maybe still
+        // written by an orphaned qemu-img) are never reused; cleanup_temps
+        // at startup removes them. Failures at runtime remove theirs (Temp).
         let tmp = Temp::new(&self.dir, image);
         let mut args: Vec<String> = vec![
             "convert".into(),
@@ -253,10 +252,11 @@ impl ImageStore {
     }
 
     /// Imports uploaded bytes as `images/<image>`. The data is streamed into
-    /// a temporary file (hashed on the way); its format is then detected
-    /// with `qemu-img info` and must be the declared one. Images that refer
-    /// to other files (a backing file, a qcow2 external data file) are
-    /// refused: opening them would read arbitrary host files.
+    /// a temporary file (hashed on the way, zero blocks left sparse); its
+    /// format is then detected with `qemu-img info` and must be the declared
+    /// one. Images that refer to other files (a backing file, a qcow2
+    /// external data file) are refused: opening them would read arbitrary
+    /// host files.
     ///
     /// Idempotent: if the image exists, its info is returned and `data` is
     /// not read.
@@ -272,12 +272,16 @@ impl ImageStore {
             }
             return Ok(info);
         }
-        remove_tmps(&self.dir, image)?;
+        // No sweep of other `<image>.tmp*` here: the API may be running a
+        // duplicate upload of the same id right now (see export for why
+        // leftovers are harmless).
         let tmp = Temp::new(&self.dir, image);
         let (size, checksum_sha256) = {
-            let mut file = fs::File::create(&tmp.path).map_err(io_err(&tmp.path))?;
+            use std::os::unix::fs::FileExt;
+            let file = fs::File::create(&tmp.path).map_err(io_err(&tmp.path))?;
             let mut hasher = Sha256::new();
             let mut buf = vec![0u8; 1 << 20];
+            let zeros = vec![0u8; buf.len()];
             let mut size = 0u64;
             loop {
                 let n = match data.read(&mut buf) {
@@ -291,10 +295,17 @@ impl ImageStore {
                         })
                     }
                 };
-                hasher.update(&buf[..n]);
-                file.write_all(&buf[..n]).map_err(io_err(&tmp.path))?;
+                let chunk = &buf[..n];
+                hasher.update(chunk);
+                // Zeros are left as a hole (the final set_len covers a
+                // trailing one): a mostly empty raw upload stays sparse,
+                // like the exports. Reads return the same bytes.
+                if chunk != &zeros[..n] {
+                    file.write_all_at(chunk, size).map_err(io_err(&tmp.path))?;
+                }
                 size += n as u64;
             }
+            file.set_len(size).map_err(io_err(&tmp.path))?;
             file.sync_all().map_err(io_err(&tmp.path))?;
             (size, hex::encode(hasher.finalize()))
         };
@@ -357,7 +368,9 @@ impl ImageStore {
             _ => return Err(ImageError::Invalid(format!("bad volume path {dest:?}"))),
         };
         // Same naming as the backend's temporaries (`<vol>.tmp.<rand>`), so
-        // its `delete` cleans ours too.
+        // its `delete` cleans ours too. Leftovers of a crashed attempt are
+        // garbage (nothing else builds this volume while it is created):
+        // remove them, as startup does not sweep volumes/.
         remove_tmps_named(dir, &name)?;
         let tmp = Temp {
             path: dir.join(format!("{name}.tmp.{}", Uuid::new_v4().simple())),

@@ -44,7 +44,14 @@ pub struct Executor {
     backend: Arc<dyn StorageBackend>,
     images: Arc<ImageStore>,
     progress: Progress,
+    /// Position read up to, in memory. The durable checkpoint moves only
+    /// inside outcome transactions (the outcome and "handled" commit
+    /// together); events that need no work are re-read after a restart,
+    /// which costs a read and saves a write per event.
+    cursor: Arc<std::sync::atomic::AtomicU64>,
 }
+
+const NO_CURSOR: u64 = u64::MAX;
 
 impl Executor {
     pub fn new(
@@ -57,6 +64,7 @@ impl Executor {
             backend,
             images,
             progress: Progress::default(),
+            cursor: Arc::new(std::sync::atomic::AtomicU64::new(NO_CURSOR)),
         }
     }
 
@@ -110,11 +118,12 @@ impl Executor {
 
     /// Handles one batch after the checkpoint; true if there may be more.
     pub async fn catch_up(&self) -> Result<bool, StoreError> {
-        let from = self.store.checkpoint(CHECKPOINT)?;
+        use std::sync::atomic::Ordering;
+        let mut from = self.cursor.load(Ordering::Acquire);
+        if from == NO_CURSOR {
+            from = self.store.checkpoint(CHECKPOINT)?;
+        }
         let batch = self.store.read_from(from, BATCH)?;
-        let Some(last) = batch.last().map(|e| e.position) else {
-            return Ok(false);
-        };
         for ev in &batch {
             if let Some(work) = work_of(ev) {
                 match work {
@@ -123,18 +132,10 @@ impl Executor {
                     Work::Export => self.perform_export(ev).await?,
                     Work::DeleteImage => self.delete_image(ev).await?,
                 }
-                self.save_checkpoint(ev.position).await?;
             }
+            self.cursor.store(ev.position, Ordering::Release);
         }
-        self.save_checkpoint(last).await?;
         Ok(batch.len() == BATCH)
-    }
-
-    async fn save_checkpoint(&self, position: u64) -> Result<(), StoreError> {
-        let store = self.store.clone();
-        tokio::task::spawn_blocking(move || store.save_checkpoint(CHECKPOINT, position))
-            .await
-            .map_err(|e| StoreError::Panicked(e.to_string()))?
     }
 
     fn state(&self, id: &str) -> Result<VolumeState, StoreError> {
@@ -237,10 +238,12 @@ impl Executor {
         // outcome and the snapshot back to available.
         let snap_end = rollback_to.filter(|_| kind == WorkKind::Rollback);
         let meta = self.meta(ev);
+        let handled = ev.position;
         let outcome = self
             .store
             .write(move |tx| {
                 let r = tx.execute::<VolumeAggregate>(&id_str, cmd, &meta)?;
+                tx.set_checkpoint(CHECKPOINT, handled)?;
                 if let Some(snap) = snap_end {
                     // EndRollback never refuses a live snapshot; a deleted
                     // one has nothing left to end.
@@ -311,9 +314,14 @@ impl Executor {
                 }
             }
         };
+        let handled = ev.position;
         if let Err(e) = self
             .store
-            .write(move |tx| tx.execute::<SnapshotAggregate>(&id_str, cmd, &meta))
+            .write(move |tx| {
+                let r = tx.execute::<SnapshotAggregate>(&id_str, cmd, &meta)?;
+                tx.set_checkpoint(CHECKPOINT, handled)?;
+                Ok::<_, StoreError>(r)
+            })
             .await?
         {
             tracing::warn!(snapshot = %snap, error = %e, "outcome refused");
@@ -382,9 +390,11 @@ impl Executor {
                 }
             };
             let (k, m) = (id_str.clone(), meta.clone());
+            let handled = ev.position;
             self.store
                 .write(move |tx| {
                     let r = tx.execute::<ImageAggregate>(&k, cmd, &m)?;
+                    tx.set_checkpoint(CHECKPOINT, handled)?;
                     if let Some(vol) = volume {
                         let _ = tx.execute::<VolumeAggregate>(
                             &vol.to_string(),
