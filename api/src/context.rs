@@ -52,6 +52,8 @@ pub struct Ctx {
     pub base_url: String,
     pub request_id: String,
     pub route: String,
+    /// The client's `Idempotency-Key`, if sent, kept with the events.
+    pub idempotency_key: Option<String>,
 }
 
 impl Ctx {
@@ -70,6 +72,7 @@ impl Ctx {
             "user_id": self.user_id,
             "dialect": self.dialect.name(),
             "route": self.route,
+            "idempotency_key": self.idempotency_key,
             "correlation_id": correlation_id,
         })
     }
@@ -148,6 +151,9 @@ impl FromRequestParts<AppState> for Ctx {
             base_url: format!("http://{host}"),
             request_id,
             route: format!("{} {}", parts.method, path),
+            idempotency_key: header(parts, "idempotency-key")
+                .filter(|k| k.len() <= 255)
+                .map(str::to_string),
         })
     }
 }
