@@ -26,7 +26,6 @@ use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::io;
 use std::os::unix::fs::FileExt;
-use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Mutex, MutexGuard};
@@ -714,33 +713,8 @@ impl RawBackend {
         let output = fs::File::create(dst).map_err(io_err(dst))?;
         output.set_len(len).map_err(io_err(dst))?;
         let end = src_len.min(len);
-        let fd = input.as_raw_fd();
-        let seek = |off: u64, whence: libc::c_int| -> io::Result<Option<u64>> {
-            // SAFETY: lseek on a file descriptor we own; no memory involved.
-            let r = unsafe { libc::lseek(fd, off as libc::off_t, whence) };
-            if r < 0 {
-                let e = io::Error::last_os_error();
-                // ENXIO: no data at or after `off`.
-                return match e.raw_os_error() {
-                    Some(libc::ENXIO) => Ok(None),
-                    _ => Err(e),
-                };
-            }
-            Ok(Some(r as u64))
-        };
         let mut buf = vec![0u8; 1 << 20];
-        let mut off = 0u64;
-        while off < end {
-            let Some(data) = seek(off, libc::SEEK_DATA).map_err(io_err(src))? else {
-                break;
-            };
-            if data >= end {
-                break;
-            }
-            let hole = seek(data, libc::SEEK_HOLE)
-                .map_err(io_err(src))?
-                .unwrap_or(end)
-                .min(end);
+        for (data, hole) in crate::sparse::data_extents(&input, end).map_err(io_err(src))? {
             let mut pos = data;
             while pos < hole {
                 let n = ((hole - pos) as usize).min(buf.len());
@@ -750,7 +724,6 @@ impl RawBackend {
                 output.write_all_at(&buf[..n], pos).map_err(io_err(dst))?;
                 pos += n as u64;
             }
-            off = hole;
         }
         output.sync_all().map_err(io_err(dst))
     }

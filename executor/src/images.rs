@@ -731,47 +731,22 @@ fn limit_resources(cmd: &mut Command) {
 /// is data: a full read, still correct.
 fn sha256_file(path: &Path, progress: &mut dyn FnMut(u8)) -> Result<(u64, String), ImageError> {
     use std::os::unix::fs::FileExt;
-    use std::os::unix::io::AsRawFd;
     let f = fs::File::open(path).map_err(io_err(path))?;
     let total = f.metadata().map_err(io_err(path))?.len();
-    let fd = f.as_raw_fd();
-    // The next offset >= `off` of kind `whence`, or None (ENXIO: none).
-    let seek = |off: u64, whence: libc::c_int| -> io::Result<Option<u64>> {
-        // SAFETY: lseek on a descriptor we own; no memory involved. The
-        // file offset it moves is not used (reads are positional).
-        let r = unsafe { libc::lseek(fd, off as libc::off_t, whence) };
-        if r < 0 {
-            let e = io::Error::last_os_error();
-            return match e.raw_os_error() {
-                Some(libc::ENXIO) => Ok(None),
-                _ => Err(e),
-            };
-        }
-        Ok(Some(r as u64))
-    };
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
     let zeros = vec![0u8; buf.len()];
     let mut done = 0u64;
     let mut report = |done: u64| progress((done * 100 / total.max(1)) as u8);
-    while done < total {
-        let data = seek(done, libc::SEEK_DATA)
-            .map_err(io_err(path))?
-            .unwrap_or(total)
-            .min(total);
+    let extents = crate::sparse::data_extents(&f, total).map_err(io_err(path))?;
+    // Each extent, then a final stretch of zeros to the end of the file.
+    for (data, hole) in extents.into_iter().chain(std::iter::once((total, total))) {
         while done < data {
             let n = (data - done).min(zeros.len() as u64) as usize;
             hasher.update(&zeros[..n]);
             done += n as u64;
             report(done);
         }
-        if done >= total {
-            break;
-        }
-        let hole = seek(done, libc::SEEK_HOLE)
-            .map_err(io_err(path))?
-            .unwrap_or(total)
-            .min(total);
         while done < hole {
             let n = (hole - done).min(buf.len() as u64) as usize;
             f.read_exact_at(&mut buf[..n], done).map_err(io_err(path))?;

@@ -10,6 +10,7 @@
 
 pub mod backend;
 pub mod images;
+pub mod sparse;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
