@@ -255,6 +255,11 @@ async fn export_rules_and_the_catalog() {
     assert_eq!(r.status, 201, "{}", r.body);
     assert_eq!(r.body["status"], "queued");
     let up = r.body["id"].as_str().unwrap().to_string();
+    // No data yet: 204, as Glance.
+    assert_eq!(
+        c.get(&format!("/image/v2/images/{up}/file")).await.status,
+        204
+    );
     let resp = c
         .http
         .put(srv.url(&format!("/image/v2/images/{up}/file")))

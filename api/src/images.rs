@@ -263,12 +263,9 @@ async fn download(
 ) -> Reply {
     let raw = p.get("image_id").cloned().unwrap_or_default();
     let i = visible_image(&state, &ctx, &raw)?;
+    // Glance answers 204 No Content for an image without data yet.
     if i.status != "active" {
-        return Err(ctx.err(Problem::new(
-            StatusCode::NO_CONTENT,
-            "EVS.5400",
-            "Image has no data yet.",
-        )));
+        return Ok(StatusCode::NO_CONTENT.into_response());
     }
     let id = input::uuid(&i.id).ok_or_else(|| not_found(&ctx, &raw))?;
     let file = tokio::fs::File::open(state.images.path(id))
