@@ -110,33 +110,8 @@ pub fn parse_create(
             )));
         }
     }
-    // hw:passthrough: "true" (SCSI) or "false" (VBD), and not with a
-    // snapshot or image source (EVS.1057, EVS.1043).
-    if let Some(p) = metadata.get("hw:passthrough") {
-        if p != "true" && p != "false" {
-            return Err(DomainError::invalid(
-                "EVS.1057",
-                "invalid hw:passthrough in metadata!",
-            ));
-        }
-        if snapshot.is_some() || image.is_some() {
-            return Err(DomainError::invalid(
-                "EVS.1043",
-                "encrypt and cmk and passthrough in metadata is not support when create volume from snapshot or image!",
-            ));
-        }
-    }
-    // metadata.full_clone: "0" asks for a linked clone of the snapshot.
-    let linked = match metadata.get("full_clone").map(String::as_str) {
-        None | Some("1") => false,
-        Some("0") => true,
-        Some(_) => {
-            return Err(DomainError::invalid(
-                "EVS.1063",
-                "invalid full_clone in metadata!",
-            ))
-        }
-    };
+    let linked =
+        domain::volume::creation_metadata(&metadata, snapshot.is_some() || image.is_some())?;
     let multiattach = match input::opt_bool(v, "multiattach")? {
         Some(m) => m,
         None => input::opt_bool(v, "shareable")

@@ -476,6 +476,39 @@ pub fn validate_description(desc: Option<&str>) -> Result<(), DomainError> {
     }
 }
 
+/// The metadata keys that steer a create, shared by both create routes:
+/// `hw:passthrough` is `true` (SCSI) or `false` (VBD) and not allowed with a
+/// snapshot or image source (EVS.1057, EVS.1043); `full_clone` `"0"` asks
+/// for a linked clone of the snapshot, `"1"` or absent for a full copy
+/// (EVS.1063). Returns whether a linked clone is asked for.
+pub fn creation_metadata(
+    md: &BTreeMap<String, String>,
+    has_source: bool,
+) -> Result<bool, DomainError> {
+    if let Some(p) = md.get("hw:passthrough") {
+        if p != "true" && p != "false" {
+            return Err(DomainError::invalid(
+                "EVS.1057",
+                "invalid hw:passthrough in metadata!",
+            ));
+        }
+        if has_source {
+            return Err(DomainError::invalid(
+                "EVS.1043",
+                "encrypt and cmk and passthrough in metadata is not support when create volume from snapshot or image!",
+            ));
+        }
+    }
+    match md.get("full_clone").map(String::as_str) {
+        None | Some("1") => Ok(false),
+        Some("0") => Ok(true),
+        Some(_) => Err(DomainError::invalid(
+            "EVS.1063",
+            "invalid full_clone in metadata!",
+        )),
+    }
+}
+
 /// At most one data source per create (EVS.1016, API.md 3.17).
 pub fn check_single_source(sources: &[bool]) -> Result<(), DomainError> {
     if sources.iter().filter(|s| **s).count() > 1 {

@@ -547,3 +547,33 @@ fn failed_rollback_may_be_retried() {
     );
     assert!(when(&given(&ev), cmd).is_ok());
 }
+
+#[test]
+fn creation_metadata_rules() {
+    let md =
+        |k: &str, v: &str| -> BTreeMap<String, String> { [(k.to_string(), v.to_string())].into() };
+    assert_eq!(creation_metadata(&md("full_clone", "0"), true), Ok(true));
+    assert_eq!(creation_metadata(&BTreeMap::new(), true), Ok(false));
+    assert_eq!(
+        creation_metadata(&md("full_clone", "x"), true)
+            .unwrap_err()
+            .code(),
+        "EVS.1063"
+    );
+    assert_eq!(
+        creation_metadata(&md("hw:passthrough", "yes"), false)
+            .unwrap_err()
+            .code(),
+        "EVS.1057"
+    );
+    assert_eq!(
+        creation_metadata(&md("hw:passthrough", "true"), true)
+            .unwrap_err()
+            .code(),
+        "EVS.1043"
+    );
+    assert_eq!(
+        creation_metadata(&md("hw:passthrough", "true"), false),
+        Ok(false)
+    );
+}
