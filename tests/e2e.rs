@@ -816,3 +816,65 @@ async fn verify_detects_a_changed_byte() {
     assert!(!ok);
     assert!(out.contains("position 1"), "{out}");
 }
+
+/// Operations: the admin audit trail shows accepted and refused requests
+/// with their envelope; /metrics shows the head and the views.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_trail_and_metrics() {
+    let tmp = tempfile::tempdir().unwrap();
+    let srv = Server::start(tmp.path());
+    let c = srv.client("alice", "p1");
+    let r = c
+        .post("/v2/p1/volumes", &json!({"volume": {"size": 1}}))
+        .await;
+    let id = r.body["volume"]["id"].as_str().unwrap().to_string();
+    c.wait_status(&format!("/v2/p1/volumes/{id}"), "available")
+        .await;
+    let r = c
+        .post(
+            &format!("/v2/p1/volumes/{id}/action"),
+            &json!({"os-extend": {"new_size": 1}}),
+        )
+        .await;
+    assert_eq!(r.status, 400);
+    assert_eq!(c.get("/v2/p1/events").await.status, 403);
+    let admin = srv.client("admin", "p1");
+    let all = admin.get("/v2/p1/events?limit=1000").await.body;
+    let events = all["events"].as_array().unwrap();
+    let types: Vec<&str> = events
+        .iter()
+        .map(|e| e["event_type"].as_str().unwrap())
+        .collect();
+    assert!(
+        types.contains(&"VolumeCreateRequested") && types.contains(&"VolumeAllocated"),
+        "{types:?}"
+    );
+    let refused = events
+        .iter()
+        .find(|e| e["event_type"] == "CommandRejected")
+        .expect("refusal recorded");
+    assert_eq!(refused["data"]["code"], "EVS.1015");
+    assert_eq!(refused["metadata"]["user_id"], "alice");
+    assert!(refused["metadata"]["request_id"]
+        .as_str()
+        .unwrap()
+        .starts_with("req-"));
+    assert_eq!(refused["hash"].as_str().unwrap().len(), 64);
+    let one = admin
+        .get(&format!("/v2/p1/events?stream=volume-{id}&after=1&limit=1"))
+        .await
+        .body;
+    assert_eq!(one["events"].as_array().unwrap().len(), 1);
+    assert_eq!(one["events"][0]["stream_version"], 2);
+    let m = reqwest::get(srv.url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        m.contains("blockledger_volumes{status=\"available\"} 1"),
+        "{m}"
+    );
+    assert!(m.contains("blockledger_log_head_position"));
+}

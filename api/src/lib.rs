@@ -8,7 +8,6 @@ use axum::extract::Request;
 use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use axum::Router;
 use domain::Catalog;
 use eventstore::EventStore;
@@ -23,6 +22,7 @@ pub mod images;
 pub mod input;
 pub mod metadata;
 pub mod microversion;
+pub mod ops;
 pub mod render;
 pub mod snapshots;
 pub mod transfers;
@@ -68,10 +68,6 @@ async fn request_id(mut req: Request, next: Next) -> Response {
     resp
 }
 
-async fn healthz() -> &'static str {
-    "ok"
-}
-
 async fn fallback(req: Request) -> Response {
     let dialect = Dialect::from_path(req.uri().path());
     ApiError {
@@ -102,7 +98,7 @@ pub fn router(state: AppState) -> Router {
         .merge(v3)
         .merge(evs::routes())
         .merge(images::routes())
-        .route("/healthz", get(healthz))
+        .merge(ops::routes())
         .fallback(fallback)
         .layer(middleware::from_fn(request_id))
         .with_state(state)
