@@ -539,6 +539,17 @@ async fn bad_input_is_refused_and_changes_nothing() {
             "{method} {path}: no message"
         );
     }
+    // Refusals axum makes itself also get a fault body.
+    let r = c.send("PATCH", "/v2/p1/volumes", Some("{}")).await;
+    assert_eq!(r.status, 405);
+    assert_eq!(r.body["badMethod"]["code"], 405);
+    let huge = format!(
+        r#"{{"volume": {{"size": 1, "description": "{}"}}}}"#,
+        "x".repeat(3 << 20)
+    );
+    let r = c.send("POST", "/v2/p1/volumes", Some(&huge)).await;
+    assert_eq!(r.status, 413);
+    assert_eq!(r.body["overLimit"]["code"], 413);
     // Nothing changed: same volumes, same fields.
     assert_eq!(c.get("/v2/p1/volumes/detail").await.body, before);
     let (ok, out) = verify(tmp.path());

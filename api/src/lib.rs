@@ -61,7 +61,34 @@ pub struct RequestId(pub String);
 async fn request_id(mut req: Request, next: Next) -> Response {
     let id = format!("req-{}", uuid::Uuid::new_v4());
     req.extensions_mut().insert(RequestId(id.clone()));
+    let dialect = Dialect::from_path(req.uri().path());
     let mut resp = next.run(req).await;
+    // Rejections made by axum itself (a body over the size limit, a method
+    // a route does not serve) come as plain text: give them the dialect's
+    // error body like every other refusal.
+    let status = resp.status();
+    let is_json = resp
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if (status.is_client_error() || status.is_server_error()) && !is_json {
+        let message = match status {
+            StatusCode::PAYLOAD_TOO_LARGE => "Request body too large.".to_string(),
+            StatusCode::METHOD_NOT_ALLOWED => "Method not allowed on this resource.".to_string(),
+            s => s.canonical_reason().unwrap_or("Error").to_string(),
+        };
+        let code = if status == StatusCode::PAYLOAD_TOO_LARGE {
+            "EVS.5413"
+        } else {
+            "EVS.5400"
+        };
+        resp = ApiError {
+            dialect,
+            problem: Problem::new(status, code, message),
+        }
+        .into_response();
+    }
     if let Ok(v) = HeaderValue::from_str(&id) {
         resp.headers_mut().insert("x-openstack-request-id", v);
     }
