@@ -99,14 +99,6 @@ pub enum DomainError {
         in_use: i64,
         requested: i64,
     },
-    /// The executor reported an outcome the volume's state does not expect
-    /// (a stale or duplicated delivery); the caller treats it as a no-op.
-    #[error("volume {id} is {status}; cannot apply {what}")]
-    UnexpectedOutcome {
-        id: String,
-        status: String,
-        what: &'static str,
-    },
     /// Request-level validation (malformed body, bad query parameter): not a
     /// business rule, but refused through the same renderer.
     #[error("{message}")]
@@ -179,7 +171,6 @@ impl DomainError {
             TransferBadAuthKey => "EVS.5400",
             VolumeCountQuota { .. } | SnapshotCountQuota { .. } => "EVS.1034",
             GigabytesQuota { .. } => "EVS.1042",
-            UnexpectedOutcome { .. } => "EVS.5400",
             InvalidInput { code, .. } => code,
         }
     }
@@ -196,7 +187,7 @@ impl DomainError {
             VolumeCountQuota { .. } | GigabytesQuota { .. } | SnapshotCountQuota { .. } => {
                 Fault::OverLimit
             }
-            VolumeAlreadyExists(_) | UnexpectedOutcome { .. } => Fault::Conflict,
+            VolumeAlreadyExists(_) => Fault::Conflict,
             _ => Fault::BadRequest,
         }
     }
