@@ -547,7 +547,10 @@ async fn bad_input_is_refused_and_changes_nothing() {
         r#"{{"volume": {{"size": 1, "description": "{}"}}}}"#,
         "x".repeat(3 << 20)
     );
-    let r = c.send("POST", "/v2/p1/volumes", Some(&huge)).await;
+    // Its own client: the server closes a connection whose body it did not
+    // read, and a pooled connection must not be reused after that.
+    let once = srv.client("alice", "p1");
+    let r = once.send("POST", "/v2/p1/volumes", Some(&huge)).await;
     assert_eq!(r.status, 413);
     assert_eq!(r.body["overLimit"]["code"], 413);
     // Nothing changed: same volumes, same fields.
