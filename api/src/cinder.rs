@@ -15,14 +15,23 @@ use domain::{DomainError, VolumeCommand};
 use serde_json::{json, Value};
 
 use crate::commands::{self, CreateRules};
-use crate::{input, render, ApiError, AppState, Ctx};
+use crate::{input, render, ApiError, AppState, Ctx, QueryParams};
 
 type Reply = Result<Response, ApiError>;
 
 pub fn routes(prefix: &str) -> Router<AppState> {
     Router::new()
-        .route(&format!("{prefix}/volumes"), post(create).get(list))
-        .route(&format!("{prefix}/volumes/detail"), get(list_detail))
+        // CINDER-7.1.4 (id, links, name)
+        .route(
+            &format!("{prefix}/volumes"),
+            post(create)
+                .get(|s: State<AppState>, c: Ctx, q: QueryParams| list_page(s.0, c, q, false)),
+        )
+        // CINDER-7.1.5
+        .route(
+            &format!("{prefix}/volumes/detail"),
+            get(|s: State<AppState>, c: Ctx, q: QueryParams| list_page(s.0, c, q, true)),
+        )
         .route(
             &format!("{prefix}/volumes/{{volume_id}}"),
             get(show).put(update).delete(delete),
@@ -100,24 +109,6 @@ async fn list_page(
         body["volumes_links"] = next_link(&ctx, path, &q, &last.id);
     }
     Ok(Json(body).into_response())
-}
-
-/// CINDER-7.1.4: `id`, `links`, `name` per volume.
-async fn list(
-    State(state): State<AppState>,
-    ctx: Ctx,
-    q: Result<Query<HashMap<String, String>>, QueryRejection>,
-) -> Reply {
-    list_page(state, ctx, q, false).await
-}
-
-/// CINDER-7.1.5.
-async fn list_detail(
-    State(state): State<AppState>,
-    ctx: Ctx,
-    q: Result<Query<HashMap<String, String>>, QueryRejection>,
-) -> Reply {
-    list_page(state, ctx, q, true).await
 }
 
 /// CINDER-7.1.6.

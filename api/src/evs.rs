@@ -15,17 +15,32 @@ use serde_json::json;
 
 use crate::cinder::extend_size;
 use crate::commands::{self, CreateRules};
-use crate::{input, render, ApiError, AppState, Ctx, Problem};
+use crate::{input, render, ApiError, AppState, Ctx, Problem, QueryParams};
 
 type Reply = Result<Response, ApiError>;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
-        .route("/v2/{project_id}/cloudvolumes", post(create).get(list))
-        .route("/v2/{project_id}/cloudvolumes/detail", get(list_detail))
+        // EVS-6.1.6 (deprecated): id, links, name
+        .route(
+            "/v2/{project_id}/cloudvolumes",
+            post(create).get(|s: State<AppState>, c: Ctx, q: QueryParams| {
+                evs_list(s.0, c, q, render::cinder_volume_summary)
+            }),
+        )
+        // EVS-6.1.2
+        .route(
+            "/v2/{project_id}/cloudvolumes/detail",
+            get(|s: State<AppState>, c: Ctx, q: QueryParams| {
+                evs_list(s.0, c, q, render::evs_volume_detail)
+            }),
+        )
+        // EVS-A5-1: only in the permission table; the EVS-6.1.5 view per disk
         .route(
             "/v2/{project_id}/os-vendor-volumes/detail",
-            get(list_vendor),
+            get(|s: State<AppState>, c: Ctx, q: QueryParams| {
+                evs_list(s.0, c, q, render::evs_volume_show)
+            }),
         )
         .route(
             "/v2/{project_id}/os-vendor-volumes/{volume_id}",
@@ -223,34 +238,6 @@ async fn evs_list(
     let rows = evs_page(&state, &ctx, q).await?;
     let items: Vec<_> = rows.iter().map(|v| view(&ctx, v)).collect();
     Ok(Json(json!({ "volumes": items })).into_response())
-}
-
-/// EVS-6.1.6 (deprecated): `id`, `links`, `name`.
-async fn list(
-    State(state): State<AppState>,
-    ctx: Ctx,
-    q: Result<Query<HashMap<String, String>>, QueryRejection>,
-) -> Reply {
-    evs_list(state, ctx, q, render::cinder_volume_summary).await
-}
-
-/// EVS-6.1.2.
-async fn list_detail(
-    State(state): State<AppState>,
-    ctx: Ctx,
-    q: Result<Query<HashMap<String, String>>, QueryRejection>,
-) -> Reply {
-    evs_list(state, ctx, q, render::evs_volume_detail).await
-}
-
-/// EVS-A5-1: listed only in the permission table; answered with the
-/// vendor view of EVS-6.1.5 for each disk.
-async fn list_vendor(
-    State(state): State<AppState>,
-    ctx: Ctx,
-    q: Result<Query<HashMap<String, String>>, QueryRejection>,
-) -> Reply {
-    evs_list(state, ctx, q, render::evs_volume_show).await
 }
 
 /// EVS-6.1.5.

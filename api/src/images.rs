@@ -230,14 +230,10 @@ async fn create(State(state): State<AppState>, ctx: Ctx, body: Bytes) -> Reply {
     Ok((StatusCode::CREATED, Json(render(&i, None))).into_response())
 }
 
-/// `DELETE`: 204; the executor removes the file.
-async fn delete(
-    State(state): State<AppState>,
-    ctx: Ctx,
-    Path(p): Path<HashMap<String, String>>,
-) -> Reply {
-    let raw = p.get("image_id").cloned().unwrap_or_default();
-    let i = visible_image(&state, &ctx, &raw)?;
+/// An image the caller may change: visible and its own (a public image
+/// of another project is readable, not writable).
+fn owned_image(state: &AppState, ctx: &Ctx, raw: &str) -> Result<ImageRow, ApiError> {
+    let i = visible_image(state, ctx, raw)?;
     if !ctx.can_see(&i.project_id) {
         return Err(ctx.err(Problem::new(
             StatusCode::FORBIDDEN,
@@ -245,6 +241,17 @@ async fn delete(
             "Not the image's owner.",
         )));
     }
+    Ok(i)
+}
+
+/// `DELETE`: 204; the executor removes the file.
+async fn delete(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Path(p): Path<HashMap<String, String>>,
+) -> Reply {
+    let raw = p.get("image_id").cloned().unwrap_or_default();
+    let i = owned_image(&state, &ctx, &raw)?;
     let id = input::uuid(&i.id).ok_or_else(|| not_found(&ctx, &raw))?;
     commands::transact(&state, &ctx, None, move |tx, meta, _| {
         Ok(tx
@@ -335,14 +342,7 @@ async fn upload(
     body: Body,
 ) -> Reply {
     let raw = p.get("image_id").cloned().unwrap_or_default();
-    let i = visible_image(&state, &ctx, &raw)?;
-    if !ctx.can_see(&i.project_id) {
-        return Err(ctx.err(Problem::new(
-            StatusCode::FORBIDDEN,
-            "EVS.5403",
-            "Not the image's owner.",
-        )));
-    }
+    let i = owned_image(&state, &ctx, &raw)?;
     if i.status != "queued" || i.source_volume_id.is_some() || i.source_snapshot_id.is_some() {
         return Err(ctx.err(Problem::new(
             StatusCode::CONFLICT,

@@ -32,6 +32,12 @@ pub mod versions;
 pub use context::{Ctx, Dialect};
 pub use error::{ApiError, Problem};
 
+/// A list request's query string, or why it could not be read.
+pub type QueryParams = Result<
+    axum::extract::Query<std::collections::HashMap<String, String>>,
+    axum::extract::rejection::QueryRejection,
+>;
+
 #[derive(Clone)]
 pub struct AppState {
     pub store: EventStore,

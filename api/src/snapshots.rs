@@ -20,14 +20,23 @@ use uuid::Uuid;
 
 use crate::cinder::query;
 use crate::commands::{self, snapshot_in_tx, volume_in_tx};
-use crate::{input, render, ApiError, AppState, Ctx};
+use crate::{input, render, ApiError, AppState, Ctx, QueryParams};
 
 type Reply = Result<Response, ApiError>;
 
 pub fn routes(prefix: &str) -> Router<AppState> {
     Router::new()
-        .route(&format!("{prefix}/snapshots"), post(create).get(list))
-        .route(&format!("{prefix}/snapshots/detail"), get(list_detail))
+        // CINDER-7.3.4
+        .route(
+            &format!("{prefix}/snapshots"),
+            post(create)
+                .get(|s: State<AppState>, c: Ctx, q: QueryParams| list_page(s.0, c, q, false)),
+        )
+        // CINDER-7.3.5
+        .route(
+            &format!("{prefix}/snapshots/detail"),
+            get(|s: State<AppState>, c: Ctx, q: QueryParams| list_page(s.0, c, q, true)),
+        )
         .route(
             &format!("{prefix}/snapshots/{{snapshot_id}}"),
             get(show).put(update).delete(delete),
@@ -189,24 +198,6 @@ async fn list_page(
         body["snapshots_links"] = links;
     }
     Ok(Json(body).into_response())
-}
-
-/// CINDER-7.3.4.
-async fn list(
-    State(state): State<AppState>,
-    ctx: Ctx,
-    q: Result<Query<HashMap<String, String>>, QueryRejection>,
-) -> Reply {
-    list_page(state, ctx, q, false).await
-}
-
-/// CINDER-7.3.5.
-async fn list_detail(
-    State(state): State<AppState>,
-    ctx: Ctx,
-    q: Result<Query<HashMap<String, String>>, QueryRejection>,
-) -> Reply {
-    list_page(state, ctx, q, true).await
 }
 
 /// CINDER-7.3.6.

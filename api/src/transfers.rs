@@ -20,19 +20,22 @@ use uuid::Uuid;
 
 use crate::cinder::query;
 use crate::commands::{self, volume_in_tx};
-use crate::{input, ApiError, AppState, Ctx};
+use crate::{input, ApiError, AppState, Ctx, QueryParams};
 
 type Reply = Result<Response, ApiError>;
 
 pub fn routes(prefix: &str) -> Router<AppState> {
     Router::new()
+        // CINDER-7.4.5
         .route(
             &format!("{prefix}/os-volume-transfer"),
-            post(create).get(list),
+            post(create)
+                .get(|s: State<AppState>, c: Ctx, q: QueryParams| list_page(s.0, c, q, false)),
         )
+        // CINDER-7.4.6
         .route(
             &format!("{prefix}/os-volume-transfer/detail"),
-            get(list_detail),
+            get(|s: State<AppState>, c: Ctx, q: QueryParams| list_page(s.0, c, q, true)),
         )
         .route(
             &format!("{prefix}/os-volume-transfer/{{transfer_id}}"),
@@ -275,22 +278,4 @@ async fn list_page(
         .map_err(|e| ctx.err(e))?;
     let items: Vec<Value> = rows.iter().map(|t| render(&ctx, t, detail)).collect();
     Ok(Json(json!({"transfers": items})).into_response())
-}
-
-/// CINDER-7.4.5.
-async fn list(
-    State(state): State<AppState>,
-    ctx: Ctx,
-    q: Result<Query<HashMap<String, String>>, QueryRejection>,
-) -> Reply {
-    list_page(state, ctx, q, false).await
-}
-
-/// CINDER-7.4.6.
-async fn list_detail(
-    State(state): State<AppState>,
-    ctx: Ctx,
-    q: Result<Query<HashMap<String, String>>, QueryRejection>,
-) -> Reply {
-    list_page(state, ctx, q, true).await
 }
