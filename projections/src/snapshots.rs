@@ -2,11 +2,14 @@
 
 use std::collections::BTreeMap;
 
-use domain::SnapshotEvent;
+use domain::{Aggregate, SnapshotAggregate, SnapshotEvent, SnapshotState};
 use eventstore::rusqlite::{self, params, Connection, OptionalExtension, Row};
 use eventstore::{InlineProjection, RecordedEvent};
 
-use crate::{dump_table, snapshot_event, time, Filter};
+use crate::{audit_status, dump_table, load_state, save_state, snapshot_event, time, Filter};
+
+/// The domain's folded `SnapshotState` per snapshot, as JSON.
+const STATES: &str = "snapshot_states";
 
 pub struct SnapshotsProjection;
 
@@ -75,7 +78,8 @@ impl InlineProjection for SnapshotsProjection {
                 seq INTEGER NOT NULL
             );
             CREATE INDEX IF NOT EXISTS snapshots_by_project ON snapshots(project_id, seq);
-            CREATE INDEX IF NOT EXISTS snapshots_by_volume ON snapshots(volume_id);",
+            CREATE INDEX IF NOT EXISTS snapshots_by_volume ON snapshots(volume_id);
+            CREATE TABLE IF NOT EXISTS snapshot_states (id TEXT PRIMARY KEY, state TEXT NOT NULL);",
         )
     }
 
@@ -85,15 +89,11 @@ impl InlineProjection for SnapshotsProjection {
         };
         let id = ev.stream_id.trim_start_matches("snapshot-");
         let now = time::resource(&ev.recorded_at);
-        let set = |status: &str, progress: Option<&str>| {
-            conn.execute(
-                "UPDATE snapshots SET status = ?2, progress = COALESCE(?3, progress), updated_at = ?4
-                 WHERE id = ?1",
-                params![id, status, progress, now],
-            )
-            .map(|_| ())
-        };
-        match event {
+        // The status machine is the domain's (see volumes.rs).
+        let before: SnapshotState = load_state(conn, STATES, id)?;
+        let after = SnapshotAggregate::evolve(before, &event);
+        save_state(conn, STATES, id, &after)?;
+        match &event {
             SnapshotEvent::SnapshotCreateRequested {
                 snapshot_id,
                 volume_id,
@@ -125,46 +125,62 @@ impl InlineProjection for SnapshotsProjection {
                         ev.position as i64
                     ],
                 )?;
+                return Ok(());
             }
-            SnapshotEvent::SnapshotWorkStarted { .. } => {}
-            SnapshotEvent::SnapshotCreated {} => set("available", Some("100%"))?,
-            SnapshotEvent::SnapshotCreateFailed { .. } => set("error", None)?,
+            SnapshotEvent::SnapshotWorkStarted { .. } => return Ok(()),
+            SnapshotEvent::SnapshotCreated {} => {
+                conn.execute(
+                    "UPDATE snapshots SET progress = '100%' WHERE id = ?1",
+                    params![id],
+                )?;
+            }
             SnapshotEvent::SnapshotUpdated { name, description } => {
                 conn.execute(
                     "UPDATE snapshots SET name = COALESCE(?2, name),
-                        description = COALESCE(?3, description), updated_at = ?4 WHERE id = ?1",
-                    params![id, name, description, now],
+                        description = COALESCE(?3, description) WHERE id = ?1",
+                    params![id, name, description],
                 )?;
             }
-            SnapshotEvent::SnapshotMetadataSet { metadata } => {
-                conn.execute(
-                    "UPDATE snapshots SET metadata = ?2, updated_at = ?3 WHERE id = ?1",
-                    params![
-                        id,
-                        serde_json::to_string(&metadata).unwrap_or_else(|_| "{}".into()),
-                        now
-                    ],
-                )?;
-            }
-            SnapshotEvent::SnapshotDeleteRequested {} => set("deleting", None)?,
             // The view no longer shows it; the file may outlive it while
             // clones depend on it (the backend's business).
             SnapshotEvent::SnapshotDeleted {} => {
                 conn.execute("DELETE FROM snapshots WHERE id = ?1", params![id])?;
+                return Ok(());
             }
-            SnapshotEvent::SnapshotDeleteFailed { .. } => set("error_deleting", None)?,
-            SnapshotEvent::SnapshotRollbackStarted { .. } => set("rollbacking", None)?,
-            SnapshotEvent::SnapshotRollbackEnded {} => set("available", None)?,
+            _ => {}
+        }
+        if let Some(s) = after.snapshot.as_ref() {
+            conn.execute(
+                "UPDATE snapshots SET status = ?2, metadata = ?3, updated_at = ?4 WHERE id = ?1",
+                params![
+                    id,
+                    s.status.as_str(),
+                    serde_json::to_string(&s.metadata).unwrap_or_else(|_| "{}".into()),
+                    now
+                ],
+            )?;
         }
         Ok(())
     }
 
+    /// Each row's status is the decider's fold of the snapshot's stream.
+    fn audit(&self, conn: &Connection) -> rusqlite::Result<Option<String>> {
+        audit_status::<SnapshotAggregate>(conn, "snapshot-", "snapshots", |s| {
+            s.snapshot
+                .as_ref()
+                .filter(|_| !s.deleted)
+                .map(|v| v.status.as_str())
+        })
+    }
+
     fn clear(&self, conn: &Connection) -> rusqlite::Result<()> {
-        conn.execute("DELETE FROM snapshots", []).map(|_| ())
+        conn.execute_batch("DELETE FROM snapshots; DELETE FROM snapshot_states;")
     }
 
     fn dump(&self, conn: &Connection) -> rusqlite::Result<Vec<String>> {
-        dump_table(conn, "snapshots", "id")
+        let mut rows = dump_table(conn, "snapshots", "id")?;
+        rows.extend(dump_table(conn, STATES, "id")?);
+        Ok(rows)
     }
 }
 
