@@ -10,6 +10,7 @@ use domain::{
     CreateVolume, DomainError, SnapshotAggregate, SnapshotCommand, VolumeAggregate, VolumeCommand,
 };
 use eventstore::{RecordedEvent, StoreError, WriteTx};
+use projections::images::Visibility;
 use projections::{ListQuery, SortDir, SortKey, VolumeRow};
 use serde_json::{Map, Value};
 use uuid::Uuid;
@@ -281,17 +282,12 @@ pub async fn create_volume(state: &AppState, ctx: &Ctx, p: ParsedCreate) -> Resu
             cmd.quota = projections::quotas::headroom(tx.conn(), &cmd.project_id)?;
             if let Some(image_id) = p.image {
                 let row = projections::images::get(tx.conn(), &image_id.to_string())?;
-                let Some(i) =
-                    row.filter(|i| caller.owns(&i.project_id) || i.visibility == "public")
+                let Some(i) = row
+                    .filter(|i| caller.owns(&i.project_id) || i.visibility == Visibility::Public)
                 else {
                     return Ok(Err(DomainError::invalid("EVS.2046", "invalid imageRef!")));
                 };
-                let status = match i.status.as_str() {
-                    "active" => domain::image::ImageStatus::Active,
-                    "saving" => domain::image::ImageStatus::Saving,
-                    "killed" => domain::image::ImageStatus::Killed,
-                    _ => domain::image::ImageStatus::Queued,
-                };
+                let status = i.status;
                 let mut md = std::collections::BTreeMap::new();
                 md.insert("image_id".to_string(), i.id.clone());
                 md.insert("image_name".to_string(), i.name.clone());

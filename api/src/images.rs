@@ -14,9 +14,10 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use domain::image::{ImageAggregate, ImageCommand, ImageSource, NewImage};
+use domain::image::{ImageAggregate, ImageCommand, ImageSource, ImageStatus, NewImage};
 use domain::DomainError;
 use futures_util::StreamExt;
+use projections::images::Visibility;
 use projections::images::{ImageQuery, ImageRow};
 use serde_json::{json, Value};
 use tokio::io::AsyncReadExt;
@@ -80,8 +81,8 @@ pub fn render(i: &ImageRow, progress: Option<u8>) -> Value {
     json!({
         "id": i.id,
         "name": i.name,
-        "status": i.status,
-        "visibility": i.visibility,
+        "status": i.status.as_str(),
+        "visibility": i.visibility.as_str(),
         "owner": i.project_id,
         "disk_format": i.disk_format,
         "container_format": i.container_format,
@@ -101,8 +102,8 @@ pub fn render(i: &ImageRow, progress: Option<u8>) -> Value {
         "source_snapshot_id": i.source_snapshot_id,
         "fail_reason": i.fail_reason,
         "progress": progress,
-        "created_at": i.created_at,
-        "updated_at": i.updated_at,
+        "created_at": crate::render::glance_time(&i.created_at),
+        "updated_at": crate::render::glance_time(&i.updated_at),
         "self": format!("/image/v2/images/{}", i.id),
         "file": format!("/image/v2/images/{}/file", i.id),
         "schema": "/image/v2/schemas/image",
@@ -121,7 +122,7 @@ pub fn visible_image(state: &AppState, ctx: &Ctx, raw: &str) -> Result<ImageRow,
         .read(|c| projections::images::get(c, &id.to_string()))
         .map_err(|e| ctx.err(e))?;
     match row {
-        Some(i) if ctx.can_see(&i.project_id) || i.visibility == "public" => Ok(i),
+        Some(i) if ctx.can_see(&i.project_id) || i.visibility == Visibility::Public => Ok(i),
         _ => Err(not_found(ctx, raw)),
     }
 }
@@ -271,7 +272,7 @@ async fn download(
     let raw = p.get("image_id").cloned().unwrap_or_default();
     let i = visible_image(&state, &ctx, &raw)?;
     // Glance answers 204 No Content for an image without data yet.
-    if i.status != "active" {
+    if i.status != ImageStatus::Active {
         return Ok(StatusCode::NO_CONTENT.into_response());
     }
     let id = input::uuid(&i.id).ok_or_else(|| not_found(&ctx, &raw))?;
@@ -343,11 +344,17 @@ async fn upload(
 ) -> Reply {
     let raw = p.get("image_id").cloned().unwrap_or_default();
     let i = owned_image(&state, &ctx, &raw)?;
-    if i.status != "queued" || i.source_volume_id.is_some() || i.source_snapshot_id.is_some() {
+    if i.status != ImageStatus::Queued
+        || i.source_volume_id.is_some()
+        || i.source_snapshot_id.is_some()
+    {
         return Err(ctx.err(Problem::new(
             StatusCode::CONFLICT,
             "EVS.5400",
-            format!("Image status {} does not accept an upload.", i.status),
+            format!(
+                "Image status {} does not accept an upload.",
+                i.status.as_str()
+            ),
         )));
     }
     let id = input::uuid(&i.id).ok_or_else(|| not_found(&ctx, &raw))?;

@@ -8,7 +8,7 @@ use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
 use crate::commands::{self, volume_in_tx};
-use crate::{input, ApiError, AppState, Ctx};
+use crate::{input, render, ApiError, AppState, Ctx};
 
 pub async fn upload_image(
     state: &AppState,
@@ -82,7 +82,7 @@ pub async fn upload_image(
         .iter()
         .find(|t| t.name == row.volume_type);
     Ok(json!({"os-volume_upload_image": {
-        "status": row.status,
+        "status": row.status.as_str(),
         "size": row.size,
         "id": row.id,
         "image_id": image.id,
@@ -91,8 +91,8 @@ pub async fn upload_image(
         "volume_type": {
             "description": null,
             "deleted": false,
-            "created_at": row.created_at,
-            "updated_at": row.updated_at,
+            "created_at": render::cinder_time(&row.created_at),
+            "updated_at": row.updated_at.as_ref().map(render::cinder_time),
             "extra_specs": {
                 "volume_backend_name": row.volume_type,
                 "availability-zone": row.availability_zone,
@@ -105,6 +105,6 @@ pub async fn upload_image(
         "container_format": container_format,
         "disk_format": disk_format,
         "display_description": row.description.clone().unwrap_or_default(),
-        "updated_at": row.updated_at,
+        "updated_at": row.updated_at.as_ref().map(render::cinder_time),
     }}))
 }

@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use chrono::{DateTime, Utc};
 use domain::Aggregate;
 use eventstore::rusqlite::{self, types::ValueRef, Connection, OptionalExtension};
 use eventstore::InlineProjection;
@@ -12,7 +13,6 @@ pub mod images;
 pub mod jobs;
 pub mod quotas;
 pub mod snapshots;
-pub mod time;
 pub mod transfers;
 pub mod volumes;
 
@@ -129,6 +129,44 @@ pub(crate) fn dump_table(
         out.push(format!("{table}: {}", cells.join(" | ")));
     }
     Ok(out)
+}
+
+/// Times are stored raw: UTC, RFC 3339 with microseconds (sorts as text).
+/// Each dialect formats them its own way when it renders a row.
+pub(crate) fn stamp(t: &DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
+fn conversion(i: usize, e: impl std::error::Error + Send + Sync + 'static) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e))
+}
+
+/// Column `i`, a stored time.
+pub(crate) fn time_at(r: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<DateTime<Utc>> {
+    let s: String = r.get(i)?;
+    DateTime::parse_from_rfc3339(&s)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| conversion(i, e))
+}
+
+/// Column `i`, an optional stored time.
+pub(crate) fn opt_time_at(
+    r: &rusqlite::Row<'_>,
+    i: usize,
+) -> rusqlite::Result<Option<DateTime<Utc>>> {
+    match r.get::<_, Option<String>>(i)? {
+        None => Ok(None),
+        Some(_) => time_at(r, i).map(Some),
+    }
+}
+
+/// Column `i`, a typed value stored as its serde string (a status).
+pub(crate) fn enum_at<T: serde::de::DeserializeOwned>(
+    r: &rusqlite::Row<'_>,
+    i: usize,
+) -> rusqlite::Result<T> {
+    let s: String = r.get(i)?;
+    serde_json::from_value(serde_json::Value::String(s)).map_err(|e| conversion(i, e))
 }
 
 /// The folded aggregate state kept for `id` in `table` (`id`, `state`
@@ -433,6 +471,10 @@ mod tests {
         assert_eq!(live, replayed);
         let volumes = live[0].iter().filter(|r| r.starts_with("volumes:")).count();
         assert_eq!(volumes, 5, "five volumes, none deleted yet");
-        assert_eq!(live[1].len(), 8, "five create jobs, three delete jobs");
+        assert_eq!(
+            live[1].len(),
+            13,
+            "five create jobs, five extend jobs, three delete jobs"
+        );
     }
 }

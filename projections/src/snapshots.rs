@@ -2,11 +2,15 @@
 
 use std::collections::BTreeMap;
 
-use domain::{Aggregate, SnapshotAggregate, SnapshotEvent, SnapshotState};
+use chrono::{DateTime, Utc};
+use domain::{Aggregate, SnapshotAggregate, SnapshotEvent, SnapshotState, SnapshotStatus};
 use eventstore::rusqlite::{self, params, Connection, OptionalExtension, Row};
 use eventstore::{InlineProjection, RecordedEvent};
 
-use crate::{audit_status, dump_table, load_state, save_state, snapshot_event, time, Filter};
+use crate::{
+    audit_status, dump_table, enum_at, load_state, opt_time_at, save_state, snapshot_event, stamp,
+    time_at, Filter,
+};
 
 /// The domain's folded `SnapshotState` per snapshot, as JSON.
 const STATES: &str = "snapshot_states";
@@ -20,14 +24,14 @@ pub struct SnapshotRow {
     pub volume_id: String,
     pub name: Option<String>,
     pub description: Option<String>,
-    pub status: String,
+    pub status: SnapshotStatus,
     pub size: i64,
     pub metadata: BTreeMap<String, String>,
     pub progress: String,
     pub volume_type: String,
     pub availability_zone: String,
-    pub created_at: String,
-    pub updated_at: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: Option<DateTime<Utc>>,
 }
 
 const COLUMNS: &str = "id, project_id, volume_id, name, description, status, size, metadata, \
@@ -42,14 +46,14 @@ impl SnapshotRow {
             volume_id: r.get(2)?,
             name: r.get(3)?,
             description: r.get(4)?,
-            status: r.get(5)?,
+            status: enum_at(r, 5)?,
             size: r.get(6)?,
             metadata: serde_json::from_str(&md).unwrap_or_default(),
             progress: r.get(8)?,
             volume_type: r.get(9)?,
             availability_zone: r.get(10)?,
-            created_at: r.get(11)?,
-            updated_at: r.get(12)?,
+            created_at: time_at(r, 11)?,
+            updated_at: opt_time_at(r, 12)?,
         })
     }
 }
@@ -88,7 +92,7 @@ impl InlineProjection for SnapshotsProjection {
             return Ok(());
         };
         let id = ev.stream_id.trim_start_matches("snapshot-");
-        let now = time::resource(&ev.recorded_at);
+        let now = stamp(&ev.recorded_at);
         // The status machine is the domain's (see volumes.rs).
         let before: SnapshotState = load_state(conn, STATES, id)?;
         let after = SnapshotAggregate::evolve(before, &event);

@@ -3,11 +3,17 @@
 
 use std::collections::BTreeMap;
 
-use domain::{Aggregate, VolumeAggregate, VolumeEvent, VolumeState};
+use chrono::{DateTime, Utc};
+use domain::volume::Attachment;
+use domain::{Aggregate, VolumeAggregate, VolumeEvent, VolumeState, VolumeStatus};
 use eventstore::rusqlite::{self, params, Connection, OptionalExtension, Row};
 use eventstore::{InlineProjection, RecordedEvent};
+use serde::{Deserialize, Serialize};
 
-use crate::{audit_status, dump_table, load_state, save_state, time, volume_event, Filter};
+use crate::{
+    audit_status, dump_table, enum_at, load_state, opt_time_at, save_state, stamp, time_at,
+    volume_event, Filter,
+};
 
 /// The domain's folded `VolumeState` per volume, as JSON.
 const STATES: &str = "volume_states";
@@ -22,18 +28,25 @@ pub struct VolumeRow {
     pub name: Option<String>,
     pub description: Option<String>,
     pub size: i64,
-    pub status: String,
+    pub status: VolumeStatus,
     pub availability_zone: String,
     pub volume_type: String,
     pub metadata: BTreeMap<String, String>,
     pub multiattach: bool,
     pub bootable: bool,
-    pub created_at: String,
-    pub updated_at: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: Option<DateTime<Utc>>,
     pub snapshot_id: Option<String>,
-    /// `[{attachment_id, server_id, host_name, device, mode, attached_at}]`.
-    pub attachments: Vec<serde_json::Value>,
+    pub attachments: Vec<AttachmentRow>,
     pub image_metadata: Option<BTreeMap<String, String>>,
+}
+
+/// One attachment and when it was made.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttachmentRow {
+    #[serde(flatten)]
+    pub attachment: Attachment,
+    pub attached_at: DateTime<Utc>,
 }
 
 const COLUMNS: &str = "id, project_id, user_id, name, description, size, status, \
@@ -50,14 +63,14 @@ impl VolumeRow {
             name: r.get(3)?,
             description: r.get(4)?,
             size: r.get(5)?,
-            status: r.get(6)?,
+            status: enum_at(r, 6)?,
             availability_zone: r.get(7)?,
             volume_type: r.get(8)?,
             metadata: serde_json::from_str(&md).unwrap_or_default(),
             multiattach: r.get(10)?,
             bootable: r.get(11)?,
-            created_at: r.get(12)?,
-            updated_at: r.get(13)?,
+            created_at: time_at(r, 12)?,
+            updated_at: opt_time_at(r, 13)?,
             snapshot_id: r.get(14)?,
             attachments: serde_json::from_str(&r.get::<_, String>(15)?).unwrap_or_default(),
             image_metadata: r
@@ -108,7 +121,7 @@ impl InlineProjection for VolumesProjection {
             return Ok(());
         };
         let id = stream_volume_id(&ev.stream_id);
-        let now = time::resource(&ev.recorded_at);
+        let now = stamp(&ev.recorded_at);
         // The status machine is the domain's: fold this event into the
         // volume's state kept beside the view, then copy what it decided.
         let before: VolumeState = load_state(conn, STATES, id)?;
@@ -174,8 +187,11 @@ impl InlineProjection for VolumesProjection {
                 )?;
             }
             VolumeEvent::VolumeAttached { attachment } => {
-                let mut a = serde_json::to_value(attachment).unwrap_or_default();
-                a["attached_at"] = serde_json::Value::String(now.clone());
+                let a = serde_json::to_value(AttachmentRow {
+                    attachment: attachment.clone(),
+                    attached_at: ev.recorded_at,
+                })
+                .unwrap_or_default();
                 conn.execute(
                     "UPDATE volumes SET attachments = json_insert(attachments, '$[#]', json(?2))
                      WHERE id = ?1",
