@@ -112,6 +112,8 @@ async fn create(State(state): State<AppState>, ctx: Ctx, body: Bytes) -> Reply {
             size: v.size,
             volume_type: v.volume_type,
             availability_zone: v.availability_zone,
+            head_snapshot: projections::snapshots::head_of(tx.conn(), &v.id.to_string())?
+                .and_then(|h| h.parse().ok()),
         };
         let cmd = SnapshotCommand::Create {
             snapshot_id,

@@ -26,6 +26,7 @@ pub fn all() -> Vec<Arc<dyn InlineProjection>> {
         Arc::new(VolumesProjection),
         Arc::new(JobsProjection),
         Arc::new(SnapshotsProjection),
+        Arc::new(snapshots::SnapshotChainProjection),
         Arc::new(quotas::QuotasProjection),
         Arc::new(transfers::TransfersProjection),
         Arc::new(images::ImagesProjection),
@@ -333,6 +334,7 @@ mod tests {
                     size: 1,
                     volume_type: "SSD".into(),
                     availability_zone: "az-dc-1".into(),
+                    head_snapshot: None,
                 },
                 user_id: "u".into(),
                 name: None,
@@ -362,6 +364,225 @@ mod tests {
     fn tamper(tmp: &tempfile::TempDir, sql: &str) {
         let conn = eventstore::rusqlite::Connection::open(tmp.path().join("t.db")).unwrap();
         conn.execute_batch(sql).unwrap();
+    }
+
+    /// Runs `cmd` against volume `id` with `meta`; the events it appended.
+    fn on_volume(
+        store: &EventStore,
+        id: &str,
+        cmd: VolumeCommand,
+        meta: serde_json::Value,
+    ) -> Vec<eventstore::RecordedEvent> {
+        let id = id.to_string();
+        store
+            .write_blocking(move |tx| tx.execute::<VolumeAggregate>(&id, cmd, &meta))
+            .unwrap()
+            .unwrap()
+    }
+
+    /// Snapshots `vol` as the API does: the head read in the same transaction.
+    fn take_snapshot(store: &EventStore, vol: &str) -> String {
+        use domain::{SnapshotAggregate, SnapshotCommand, SnapshotWork, VolumeFacts, VolumeStatus};
+        let snap = uuid::Uuid::new_v4();
+        let v = vol.to_string();
+        store
+            .write_blocking(move |tx| {
+                let head = crate::snapshots::head_of(tx.conn(), &v)?.map(|h| h.parse().unwrap());
+                let cmd = SnapshotCommand::Create {
+                    snapshot_id: snap,
+                    volume: VolumeFacts {
+                        id: v.parse().unwrap(),
+                        project_id: "p1".into(),
+                        status: VolumeStatus::Available,
+                        size: 1,
+                        volume_type: "SSD".into(),
+                        availability_zone: "az-dc-1".into(),
+                        head_snapshot: head,
+                    },
+                    user_id: "u".into(),
+                    name: None,
+                    description: None,
+                    metadata: Default::default(),
+                    force: false,
+                    quota: domain::quota::Headroom::unlimited(),
+                };
+                let meta = json!({"project_id": "p1"});
+                tx.execute::<SnapshotAggregate>(&snap.to_string(), cmd, &meta)?
+                    .unwrap();
+                tx.execute::<SnapshotAggregate>(
+                    &snap.to_string(),
+                    SnapshotCommand::CompleteWork {
+                        kind: SnapshotWork::Create,
+                    },
+                    &meta,
+                )
+            })
+            .unwrap()
+            .unwrap();
+        snap.to_string()
+    }
+
+    fn delete_snapshot(store: &EventStore, snap: &str) {
+        use domain::{SnapshotAggregate, SnapshotCommand, SnapshotWork};
+        let s = snap.to_string();
+        store
+            .write_blocking(move |tx| {
+                let meta = json!({"project_id": "p1"});
+                tx.execute::<SnapshotAggregate>(&s, SnapshotCommand::Delete, &meta)?
+                    .unwrap();
+                tx.execute::<SnapshotAggregate>(
+                    &s,
+                    SnapshotCommand::CompleteWork {
+                        kind: SnapshotWork::Delete,
+                    },
+                    &meta,
+                )
+            })
+            .unwrap()
+            .unwrap();
+    }
+
+    /// Every view rebuilt from position 0 equals the view built live.
+    fn assert_replay_equals_live(store: &EventStore) {
+        let dump = |store: &EventStore| -> Vec<Vec<String>> {
+            super::all()
+                .iter()
+                .map(|p| store.read(|c| p.dump(c)).unwrap())
+                .collect()
+        };
+        let live = dump(store);
+        store.rebuild_projections().unwrap();
+        assert_eq!(live, dump(store));
+    }
+
+    #[test]
+    fn the_head_moves_with_creates_deletes_and_rollbacks() {
+        use crate::snapshots::{chain, head_of};
+        let (_tmp, store, vol, s0) = store_with_volume_and_snapshot();
+        delete_snapshot(&store, &s0);
+        let head = |store: &EventStore| store.read(|c| head_of(c, &vol)).unwrap();
+        let chain_of = |store: &EventStore, s: &str| store.read(|c| chain(c, s)).unwrap().unwrap();
+        assert_eq!(head(&store), None);
+        let s1 = take_snapshot(&store, &vol);
+        let s2 = take_snapshot(&store, &vol);
+        let s3 = take_snapshot(&store, &vol);
+        assert_eq!(head(&store), Some(s3.clone()));
+        let (c1, c2, c3) = (
+            chain_of(&store, &s1),
+            chain_of(&store, &s2),
+            chain_of(&store, &s3),
+        );
+        assert_eq!(c1.parent_id, None);
+        assert_eq!(c2.parent_id, Some(s1.clone()));
+        assert_eq!(c3.parent_id, Some(s2.clone()));
+        assert!(c3.is_head && !c2.is_head && !c1.is_head);
+        assert!([&c1, &c2, &c3]
+            .iter()
+            .all(|c| c.root_id == s1 && c.tree_id == s1));
+
+        delete_snapshot(&store, &s3);
+        assert_eq!(head(&store), Some(s2.clone()));
+        assert!(chain_of(&store, &s2).is_head);
+
+        let meta = json!({"project_id": "p1"});
+        let rollback = VolumeCommand::Rollback {
+            snapshot_id: s1.parse().unwrap(),
+            snapshot_volume_id: vol.parse().unwrap(),
+            name: None,
+        };
+        on_volume(&store, &vol, rollback, meta.clone());
+        assert_eq!(
+            head(&store),
+            Some(s2.clone()),
+            "not before the rollback is done"
+        );
+        on_volume(
+            &store,
+            &vol,
+            VolumeCommand::CompleteWork {
+                kind: WorkKind::Rollback,
+            },
+            meta,
+        );
+        assert_eq!(head(&store), Some(s1.clone()));
+        let s4 = take_snapshot(&store, &vol);
+        let c4 = chain_of(&store, &s4);
+        assert_eq!(c4.parent_id, Some(s1.clone()));
+        assert_eq!(c4.root_id, s1);
+        assert!(c4.is_head);
+
+        // The root goes: its children root their own subtrees.
+        delete_snapshot(&store, &s1);
+        let (c2, c4) = (chain_of(&store, &s2), chain_of(&store, &s4));
+        assert_eq!((c2.parent_id, c2.root_id.as_str()), (None, s2.as_str()));
+        assert_eq!((c4.parent_id, c4.root_id.as_str()), (None, s4.as_str()));
+        assert_eq!(c4.tree_id, s1, "the tree keeps its name");
+        assert_eq!(head(&store), Some(s4));
+
+        assert_eq!(store.verify_projections().unwrap(), None);
+        assert_replay_equals_live(&store);
+    }
+
+    #[test]
+    fn a_job_is_its_correlation_and_belongs_to_the_resource_project() {
+        use crate::jobs::{get, JobEntity, JobKind, JobStatus};
+        let (_tmp, store, vol, _) = store_with_volume_and_snapshot();
+        // An admin extends alice's (p1's) volume through EVS: job "j1".
+        let admin = json!({"project_id": "admin", "correlation_id": "j1"});
+        let extend = VolumeCommand::Extend {
+            new_size: 2,
+            job_id: Some("j1".into()),
+            quota: domain::quota::Headroom::unlimited(),
+        };
+        let req = on_volume(&store, &vol, extend, admin);
+        let job = store.read(|c| get(c, "j1")).unwrap().unwrap();
+        assert_eq!(job.project_id, "p1");
+        assert_eq!(
+            (job.kind, job.status),
+            (JobKind::ExtendVolume, JobStatus::Init)
+        );
+        assert_eq!(job.entity, JobEntity::Volume(vol.clone()));
+        assert_eq!(job.end_time, None);
+        // The executor copies the correlation id onto what it appends.
+        let exec =
+            json!({"actor": "executor", "correlation_id": "j1", "caused_by": req[0].event_id});
+        let start = VolumeCommand::StartWork {
+            kind: WorkKind::Extend,
+        };
+        on_volume(&store, &vol, start, exec.clone());
+        let job = store.read(|c| get(c, "j1")).unwrap().unwrap();
+        assert_eq!(job.status, JobStatus::Running);
+        let fail = VolumeCommand::FailWork {
+            kind: WorkKind::Extend,
+            reason: "disk full".into(),
+        };
+        on_volume(&store, &vol, fail, exec);
+        let job = store.read(|c| get(c, "j1")).unwrap().unwrap();
+        assert_eq!(job.status, JobStatus::Fail);
+        assert_eq!(job.failure.as_deref(), Some("disk full"));
+        assert!(job.end_time.is_some());
+
+        // A request without a correlation id (Cinder) is correlated by its
+        // own event id, which the executor's events carry as `caused_by`.
+        let delete = VolumeCommand::Delete {
+            job_id: None,
+            dependent_snapshots: 0,
+        };
+        let req = on_volume(&store, &vol, delete, json!({"project_id": "p1"}));
+        let exec =
+            json!({"actor": "executor", "correlation_id": null, "caused_by": req[0].event_id});
+        let done = VolumeCommand::CompleteWork {
+            kind: WorkKind::Delete,
+        };
+        on_volume(&store, &vol, done, exec);
+        let id = req[0].event_id.to_string();
+        let job = store.read(|c| get(c, &id)).unwrap().unwrap();
+        assert_eq!(
+            (job.kind, job.status),
+            (JobKind::DeleteVolume, JobStatus::Success)
+        );
+        assert_eq!(store.verify_projections().unwrap(), None);
+        assert_replay_equals_live(&store);
     }
 
     #[test]

@@ -3,7 +3,9 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use domain::{Aggregate, SnapshotAggregate, SnapshotEvent, SnapshotState, SnapshotStatus};
+use domain::{
+    Aggregate, SnapshotAggregate, SnapshotEvent, SnapshotState, SnapshotStatus, VolumeEvent,
+};
 use eventstore::rusqlite::{self, params, Connection, OptionalExtension, Row};
 use eventstore::{InlineProjection, RecordedEvent};
 
@@ -238,4 +240,173 @@ pub fn list(
     }
     f.page(conn, "seq DESC", q.limit, q.offset, SnapshotRow::from_row)
         .map(Some)
+}
+
+/// The snapshot chains, computed from events alone: per volume its head
+/// (the snapshot its current bytes descend from), per snapshot its parent
+/// (nearest live ancestor), root (topmost live ancestor) and tree (the
+/// first snapshot ever taken in it; stable while its members come and go).
+///
+/// The head moves: a new snapshot becomes its volume's head; deleting the
+/// head makes its parent the head; a rollback to S makes S the head.
+pub struct SnapshotChainProjection;
+
+/// One snapshot's place in its volume's chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainRow {
+    pub id: String,
+    pub volume_id: String,
+    pub parent_id: Option<String>,
+    pub root_id: String,
+    pub tree_id: String,
+    pub is_head: bool,
+}
+
+impl InlineProjection for SnapshotChainProjection {
+    fn name(&self) -> &'static str {
+        "snapshot_chain"
+    }
+
+    fn init_schema(&self, conn: &Connection) -> rusqlite::Result<()> {
+        conn.execute_batch(
+            "CREATE TABLE IF NOT EXISTS snapshot_chain (
+                id TEXT PRIMARY KEY,
+                volume_id TEXT NOT NULL,
+                parent_id TEXT,
+                root_id TEXT NOT NULL,
+                tree_id TEXT NOT NULL
+            );
+            CREATE INDEX IF NOT EXISTS snapshot_chain_by_parent ON snapshot_chain(parent_id);
+            CREATE TABLE IF NOT EXISTS volume_heads (
+                volume_id TEXT PRIMARY KEY,
+                head_id TEXT NOT NULL
+            );",
+        )
+    }
+
+    fn apply(&self, conn: &Connection, ev: &RecordedEvent) -> rusqlite::Result<()> {
+        if let Some(volume_id) = ev.stream_id.strip_prefix("volume-") {
+            match crate::volume_event(ev) {
+                Some(VolumeEvent::VolumeRolledBack { snapshot_id, .. }) => {
+                    set_head(conn, volume_id, Some(&snapshot_id.to_string()))?;
+                }
+                Some(VolumeEvent::VolumeDeleted {}) => set_head(conn, volume_id, None)?,
+                _ => {}
+            }
+            return Ok(());
+        }
+        let Some(event) = snapshot_event(ev) else {
+            return Ok(());
+        };
+        let id = ev.stream_id.trim_start_matches("snapshot-");
+        match event {
+            SnapshotEvent::SnapshotCreateRequested {
+                volume_id,
+                parent_snapshot_id,
+                ..
+            } => {
+                let parent = match parent_snapshot_id {
+                    Some(p) => chain(conn, &p.to_string())?,
+                    None => None,
+                };
+                let (root, tree) = parent
+                    .as_ref()
+                    .map_or((id.to_string(), id.to_string()), |p| {
+                        (p.root_id.clone(), p.tree_id.clone())
+                    });
+                conn.execute(
+                    "INSERT OR REPLACE INTO snapshot_chain (id, volume_id, parent_id, root_id, tree_id)
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![id, volume_id.to_string(), parent.map(|p| p.id), root, tree],
+                )?;
+                set_head(conn, &volume_id.to_string(), Some(id))?;
+            }
+            SnapshotEvent::SnapshotDeleted {} => {
+                let Some(gone) = chain(conn, id)? else {
+                    return Ok(());
+                };
+                // Its children hang from its parent now.
+                let children: Vec<String> = {
+                    let mut stmt =
+                        conn.prepare("SELECT id FROM snapshot_chain WHERE parent_id = ?1")?;
+                    let rows = stmt.query_map([id], |r| r.get(0))?;
+                    rows.collect::<Result<_, _>>()?
+                };
+                conn.execute(
+                    "UPDATE snapshot_chain SET parent_id = ?2 WHERE parent_id = ?1",
+                    params![id, gone.parent_id],
+                )?;
+                if gone.parent_id.is_none() {
+                    // A root went: each child roots its own subtree.
+                    for child in &children {
+                        conn.execute(
+                            "WITH RECURSIVE sub(id) AS (
+                                SELECT ?1 UNION ALL
+                                SELECT c.id FROM snapshot_chain c JOIN sub ON c.parent_id = sub.id)
+                             UPDATE snapshot_chain SET root_id = ?1 WHERE id IN sub",
+                            [child],
+                        )?;
+                    }
+                }
+                if gone.is_head {
+                    set_head(conn, &gone.volume_id, gone.parent_id.as_deref())?;
+                }
+                conn.execute("DELETE FROM snapshot_chain WHERE id = ?1", [id])?;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn clear(&self, conn: &Connection) -> rusqlite::Result<()> {
+        conn.execute_batch("DELETE FROM snapshot_chain; DELETE FROM volume_heads;")
+    }
+
+    fn dump(&self, conn: &Connection) -> rusqlite::Result<Vec<String>> {
+        let mut rows = dump_table(conn, "snapshot_chain", "id")?;
+        rows.extend(dump_table(conn, "volume_heads", "volume_id")?);
+        Ok(rows)
+    }
+}
+
+fn set_head(conn: &Connection, volume_id: &str, head: Option<&str>) -> rusqlite::Result<()> {
+    match head {
+        Some(h) => conn.execute(
+            "INSERT OR REPLACE INTO volume_heads (volume_id, head_id) VALUES (?1, ?2)",
+            params![volume_id, h],
+        )?,
+        None => conn.execute("DELETE FROM volume_heads WHERE volume_id = ?1", [volume_id])?,
+    };
+    Ok(())
+}
+
+/// The volume's head snapshot, if it has one: the parent of its next one.
+pub fn head_of(conn: &Connection, volume_id: &str) -> rusqlite::Result<Option<String>> {
+    conn.query_row(
+        "SELECT head_id FROM volume_heads WHERE volume_id = ?1",
+        [volume_id],
+        |r| r.get(0),
+    )
+    .optional()
+}
+
+/// Snapshot `id`'s place in its chain, while it exists.
+pub fn chain(conn: &Connection, id: &str) -> rusqlite::Result<Option<ChainRow>> {
+    conn.query_row(
+        "SELECT c.id, c.volume_id, c.parent_id, c.root_id, c.tree_id,
+            EXISTS(SELECT 1 FROM volume_heads h WHERE h.volume_id = c.volume_id AND h.head_id = c.id)
+         FROM snapshot_chain c WHERE c.id = ?1",
+        [id],
+        |r| {
+            Ok(ChainRow {
+                id: r.get(0)?,
+                volume_id: r.get(1)?,
+                parent_id: r.get(2)?,
+                root_id: r.get(3)?,
+                tree_id: r.get(4)?,
+                is_head: r.get(5)?,
+            })
+        },
+    )
+    .optional()
 }
