@@ -104,6 +104,16 @@ pub trait InlineProjection: Send + Sync + 'static {
     fn clear(&self, conn: &Connection) -> rusqlite::Result<()>;
     /// Every row, canonical text, deterministic order.
     fn dump(&self, conn: &Connection) -> rusqlite::Result<Vec<String>>;
+    /// The shape of this projection's tables; bump it when they change.
+    /// `open` rebuilds from the log a projection whose stored version
+    /// differs (after `drop_schema` and `init_schema`).
+    fn schema_version(&self) -> u32 {
+        1
+    }
+    /// `DROP TABLE IF EXISTS` every table it owns (for a schema change).
+    fn drop_schema(&self, _conn: &Connection) -> rusqlite::Result<()> {
+        Ok(())
+    }
     /// A check of the stored view against the log that does not go through
     /// this projection's own fold (e.g. each row's status against the
     /// decider's state after its stream): Some(reason) on a disagreement.
@@ -135,6 +145,7 @@ CREATE TABLE IF NOT EXISTS events (
     UNIQUE(stream_id, stream_version)
 );
 CREATE TABLE IF NOT EXISTS checkpoints (name TEXT PRIMARY KEY, position INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS projection_versions (name TEXT PRIMARY KEY, version INTEGER NOT NULL);
 CREATE TRIGGER IF NOT EXISTS events_no_update BEFORE UPDATE ON events
     BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;
 CREATE TRIGGER IF NOT EXISTS events_no_delete BEFORE DELETE ON events
@@ -582,8 +593,32 @@ impl EventStore {
         configure(&conn)?;
         let tx = conn.transaction()?;
         tx.execute_batch(SCHEMA)?;
+        // A projection whose tables changed shape (or that is new) is
+        // rebuilt from the log before anything reads it.
+        let mut stale = Vec::new();
         for p in &projections {
-            p.init_schema(&tx)?;
+            let stored: Option<u32> = tx
+                .query_row(
+                    "SELECT version FROM projection_versions WHERE name = ?1",
+                    [p.name()],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if stored != Some(p.schema_version()) {
+                p.drop_schema(&tx)?;
+                p.init_schema(&tx)?;
+                p.clear(&tx)?;
+                tx.execute(
+                    "INSERT OR REPLACE INTO projection_versions (name, version) VALUES (?1, ?2)",
+                    rusqlite::params![p.name(), p.schema_version()],
+                )?;
+                stale.push(p.clone());
+            } else {
+                p.init_schema(&tx)?;
+            }
+        }
+        if !stale.is_empty() {
+            replay(&tx, &tx, &stale)?;
         }
         tx.commit()?;
         let (head, _) = watch::channel(head_of(&conn)?);

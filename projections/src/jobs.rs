@@ -224,6 +224,15 @@ impl InlineProjection for JobsProjection {
         "jobs"
     }
 
+    /// 2: keyed by correlation, typed kind and failure, raw times.
+    fn schema_version(&self) -> u32 {
+        2
+    }
+
+    fn drop_schema(&self, conn: &Connection) -> rusqlite::Result<()> {
+        conn.execute_batch("DROP TABLE IF EXISTS jobs;")
+    }
+
     fn init_schema(&self, conn: &Connection) -> rusqlite::Result<()> {
         conn.execute_batch(
             "CREATE TABLE IF NOT EXISTS jobs (

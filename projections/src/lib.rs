@@ -586,6 +586,31 @@ mod tests {
     }
 
     #[test]
+    fn a_view_whose_schema_changed_is_rebuilt_from_the_log_at_open() {
+        let (tmp, store, vol, snap) = store_with_volume_and_snapshot();
+        store.close();
+        drop(store);
+        // As a data dir written before this schema: old tables, old version.
+        tamper(
+            &tmp,
+            "DROP TABLE volumes; DROP TABLE volume_states;
+             CREATE TABLE volumes (id TEXT PRIMARY KEY, prev_status TEXT NOT NULL);
+             UPDATE projection_versions SET version = 1 WHERE name = 'volumes';
+             DELETE FROM snapshot_chain; DELETE FROM volume_heads;
+             DELETE FROM projection_versions WHERE name = 'snapshot_chain';",
+        );
+        let store = EventStore::open(&tmp.path().join("t.db"), super::all()).unwrap();
+        assert_eq!(store.verify_projections().unwrap(), None);
+        let row = store
+            .read(|c| crate::volumes::get(c, &vol))
+            .unwrap()
+            .unwrap();
+        assert_eq!(row.status, domain::VolumeStatus::Available);
+        let head = store.read(|c| crate::snapshots::head_of(c, &vol)).unwrap();
+        assert_eq!(head, Some(snap));
+    }
+
+    #[test]
     fn a_clean_log_verifies() {
         let (_tmp, store, _, _) = store_with_volume_and_snapshot();
         assert_eq!(store.verify_projections().unwrap(), None);

@@ -65,6 +65,15 @@ impl InlineProjection for SnapshotsProjection {
         "snapshots"
     }
 
+    /// 2: status from the domain's fold (snapshot_states), raw times.
+    fn schema_version(&self) -> u32 {
+        2
+    }
+
+    fn drop_schema(&self, conn: &Connection) -> rusqlite::Result<()> {
+        conn.execute_batch("DROP TABLE IF EXISTS snapshots; DROP TABLE IF EXISTS snapshot_states;")
+    }
+
     fn init_schema(&self, conn: &Connection) -> rusqlite::Result<()> {
         conn.execute_batch(
             "CREATE TABLE IF NOT EXISTS snapshots (

@@ -89,6 +89,15 @@ impl InlineProjection for VolumesProjection {
         "volumes"
     }
 
+    /// 2: status from the domain's fold (volume_states), raw times.
+    fn schema_version(&self) -> u32 {
+        2
+    }
+
+    fn drop_schema(&self, conn: &Connection) -> rusqlite::Result<()> {
+        conn.execute_batch("DROP TABLE IF EXISTS volumes; DROP TABLE IF EXISTS volume_states;")
+    }
+
     fn init_schema(&self, conn: &Connection) -> rusqlite::Result<()> {
         conn.execute_batch(
             "CREATE TABLE IF NOT EXISTS volumes (
