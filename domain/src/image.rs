@@ -34,19 +34,17 @@ impl ImageStatus {
 pub fn check_disk_format(f: &str) -> Result<(), DomainError> {
     match f {
         "raw" | "qcow2" | "vhd" => Ok(()),
-        "zvhd" | "zvhd2" => Err(DomainError::invalid(
-            "EVS.5400",
+        "zvhd" | "zvhd2" => Err(DomainError::invalid("disk_format", crate::error::FieldReason::Unsupported,
             format!("disk_format {f} is a vendor format this service cannot write; use vhd, qcow2 or raw."),
         )),
-        other => Err(DomainError::invalid("EVS.5400", format!("Invalid disk_format '{other}': vhd, qcow2 or raw."))),
+        other => Err(DomainError::invalid("disk_format", crate::error::FieldReason::Invalid, format!("Invalid disk_format '{other}': vhd, qcow2 or raw."))),
     }
 }
 
 pub fn check_container_format(f: &str) -> Result<(), DomainError> {
     match f {
         "bare" | "ovf" | "ami" | "ari" | "aki" => Ok(()),
-        other => Err(DomainError::invalid(
-            "EVS.5400",
+        other => Err(DomainError::invalid("container_format", crate::error::FieldReason::Invalid,
             format!("Invalid container_format '{other}'."),
         )),
     }
@@ -60,8 +58,7 @@ pub fn check_image_name(name: &str) -> Result<(), DomainError> {
         .chars()
         .all(|c| c.is_alphanumeric() || matches!(c, '-' | '.' | '_' | ' '));
     if n == 0 || n > 128 || name.starts_with(' ') || name.ends_with(' ') || !ok_chars {
-        return Err(DomainError::invalid(
-            "EVS.5400",
+        return Err(DomainError::invalid("image_name", crate::error::FieldReason::Invalid,
             "Invalid image_name: 1 to 128 letters, digits, '-', '.', '_' or spaces, not starting or ending with a space.",
         ));
     }
@@ -192,24 +189,22 @@ impl Aggregate for ImageAggregate {
         match cmd {
             ImageCommand::Create(n) => {
                 if state.image.is_some() {
-                    return Err(DomainError::invalid("EVS.5400", "image already exists"));
+                    return Err(DomainError::invalid("id", crate::error::FieldReason::Conflict, "image already exists"));
                 }
                 check_image_name(&n.name)?;
                 check_disk_format(&n.disk_format)?;
                 check_container_format(&n.container_format)?;
                 if !matches!(n.visibility.as_str(), "private" | "public") {
-                    return Err(DomainError::invalid(
-                        "EVS.5400",
+                    return Err(DomainError::invalid("visibility", crate::error::FieldReason::Invalid,
                         "visibility must be private or public",
                     ));
                 }
                 if !(0..=crate::limits::MAX_VOLUME_GB).contains(&n.min_disk) {
-                    return Err(DomainError::invalid("EVS.5400", "min_disk out of range"));
+                    return Err(DomainError::invalid("min_disk", crate::error::FieldReason::OutOfRange, "min_disk out of range"));
                 }
                 if let Some(os) = &n.os_type {
                     if os != "linux" && os != "windows" {
-                        return Err(DomainError::invalid(
-                            "EVS.5400",
+                        return Err(DomainError::invalid("__os_type", crate::error::FieldReason::Invalid,
                             "__os_type must be linux or windows",
                         ));
                     }
@@ -262,8 +257,7 @@ impl Aggregate for ImageAggregate {
             ImageCommand::Delete => {
                 let i = state.live()?;
                 if i.status == ImageStatus::Saving {
-                    return Err(DomainError::invalid(
-                        "EVS.5400",
+                    return Err(DomainError::invalid("status", crate::error::FieldReason::Conflict,
                         "Image is being saved; delete it once it is active or killed.",
                     ));
                 }

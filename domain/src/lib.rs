@@ -17,7 +17,7 @@ pub mod volume;
 
 pub use aggregate::Aggregate;
 pub use catalog::Catalog;
-pub use error::DomainError;
+pub use error::{DomainError, ErrorKind, FieldReason};
 pub use snapshot::{
     SnapshotAggregate, SnapshotCommand, SnapshotEvent, SnapshotState, SnapshotStatus, SnapshotWork,
     VolumeFacts,

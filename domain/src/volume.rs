@@ -487,14 +487,12 @@ pub fn creation_metadata(
 ) -> Result<bool, DomainError> {
     if let Some(p) = md.get("hw:passthrough") {
         if p != "true" && p != "false" {
-            return Err(DomainError::invalid(
-                "EVS.1057",
+            return Err(DomainError::invalid("metadata.hw:passthrough", crate::error::FieldReason::Invalid,
                 "invalid hw:passthrough in metadata!",
             ));
         }
         if has_source {
-            return Err(DomainError::invalid(
-                "EVS.1043",
+            return Err(DomainError::invalid("metadata.hw:passthrough", crate::error::FieldReason::Unsupported,
                 "encrypt and cmk and passthrough in metadata is not support when create volume from snapshot or image!",
             ));
         }
@@ -502,8 +500,7 @@ pub fn creation_metadata(
     match md.get("full_clone").map(String::as_str) {
         None | Some("1") => Ok(false),
         Some("0") => Ok(true),
-        Some(_) => Err(DomainError::invalid(
-            "EVS.1063",
+        Some(_) => Err(DomainError::invalid("metadata.full_clone", crate::error::FieldReason::Invalid,
             "invalid full_clone in metadata!",
         )),
     }
@@ -512,8 +509,7 @@ pub fn creation_metadata(
 /// At most one data source per create (EVS.1016, API.md 3.17).
 pub fn check_single_source(sources: &[bool]) -> Result<(), DomainError> {
     if sources.iter().filter(|s| **s).count() > 1 {
-        Err(DomainError::invalid(
-            "EVS.1016",
+        Err(DomainError::invalid("source", crate::error::FieldReason::Conflict,
             "Invalid input received: May specify only one of imageRef, snapshot_id, backup_id!",
         ))
     } else {
@@ -778,23 +774,20 @@ impl Aggregate for VolumeAggregate {
                     other => return Err(DomainError::AttachWrongStatus(other.as_str().into())),
                 }
                 if server_id.is_empty() || server_id.len() > 255 {
-                    return Err(DomainError::invalid(
-                        "EVS.5400",
+                    return Err(DomainError::invalid("instance_uuid", crate::error::FieldReason::Missing,
                         "instance_uuid is required.",
                     ));
                 }
                 if device.is_empty() || device.len() > 255 {
-                    return Err(DomainError::invalid("EVS.5400", "mountpoint is required."));
+                    return Err(DomainError::invalid("mountpoint", crate::error::FieldReason::Missing, "mountpoint is required."));
                 }
                 if host_name.as_ref().is_some_and(|h| h.len() > 255) {
-                    return Err(DomainError::invalid(
-                        "EVS.5400",
+                    return Err(DomainError::invalid("host_name", crate::error::FieldReason::OutOfRange,
                         "host_name must be at most 255 bytes.",
                     ));
                 }
                 if v.attachments.iter().any(|a| a.server_id == server_id) {
-                    return Err(DomainError::invalid(
-                        "EVS.2134",
+                    return Err(DomainError::invalid("instance_uuid", crate::error::FieldReason::Conflict,
                         format!(
                             "call ecs api - attach volume fail. Already attached to {server_id}."
                         ),
@@ -820,8 +813,7 @@ impl Aggregate for VolumeAggregate {
                     (Some(id), _) => return Err(DomainError::AttachmentNotFound(id.to_string())),
                     (None, [only]) => only.attachment_id,
                     // DECISIONS.md [5.1 #21]: required with several attachments.
-                    (None, _) => return Err(DomainError::invalid(
-                        "EVS.5400",
+                    (None, _) => return Err(DomainError::invalid("attachment_id", crate::error::FieldReason::Missing,
                         "attachment_id is required to detach a volume with several attachments.",
                     )),
                 };
@@ -851,8 +843,7 @@ impl Aggregate for VolumeAggregate {
             C::SetReadonly { readonly } => {
                 let v = state.live("")?;
                 if !matches!(v.status, S::Available | S::InUse) {
-                    return Err(DomainError::invalid(
-                        "EVS.5400",
+                    return Err(DomainError::invalid("status", crate::error::FieldReason::Conflict,
                         format!("Volume status must be available or in-use to change read-only (status {}).", v.status.as_str()),
                     ));
                 }
@@ -868,8 +859,7 @@ impl Aggregate for VolumeAggregate {
                 }
                 if dependent_snapshots > 0 {
                     // DECISIONS.md, Transfers [5.1 #26].
-                    return Err(DomainError::invalid(
-                        "EVS.5400",
+                    return Err(DomainError::invalid("volume_id", crate::error::FieldReason::Conflict,
                         "Invalid volume: a volume with snapshots cannot be transferred.",
                     ));
                 }
@@ -894,8 +884,7 @@ impl Aggregate for VolumeAggregate {
                     return Err(DomainError::TransferWrongStatus(v.status.as_str().into()));
                 }
                 if to_project == v.project_id {
-                    return Err(DomainError::invalid(
-                        "EVS.5400",
+                    return Err(DomainError::invalid("project_id", crate::error::FieldReason::Conflict,
                         "Invalid transfer: a project cannot accept its own transfer.",
                     ));
                 }
