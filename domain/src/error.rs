@@ -100,6 +100,10 @@ pub enum DomainError {
         in_use: i64,
         requested: i64,
     },
+    #[error("Policy check failed: {0}")]
+    NotPermitted(String),
+    #[error("Image status {0} does not accept an upload.")]
+    ImageNotUploadable(String),
     /// A request field that is missing, of the wrong type, or not one of
     /// its allowed values. `field` is the name the client sent (`size`,
     /// `metadata.full_clone`, `marker`); each dialect maps (field, reason)
@@ -156,16 +160,13 @@ pub enum ErrorKind {
     NotFound,
     Conflict,
     OverLimit,
+    Forbidden,
 }
 
 impl DomainError {
     /// The request body is not the JSON object the operation takes.
     pub fn malformed_body() -> Self {
-        DomainError::invalid(
-            "body",
-            FieldReason::Invalid,
-            "Malformed request body.",
-        )
+        DomainError::invalid("body", FieldReason::Invalid, "Malformed request body.")
     }
 
     pub fn invalid(field: &'static str, reason: FieldReason, message: impl Into<String>) -> Self {
@@ -220,6 +221,8 @@ impl DomainError {
             VolumeCountQuota { .. } => "volume_count_quota",
             GigabytesQuota { .. } => "gigabytes_quota",
             SnapshotCountQuota { .. } => "snapshot_count_quota",
+            NotPermitted(_) => "not_permitted",
+            ImageNotUploadable(_) => "image_not_uploadable",
             InvalidField { .. } => "invalid_field",
         }
     }
@@ -244,7 +247,8 @@ impl DomainError {
             VolumeCountQuota { .. } | GigabytesQuota { .. } | SnapshotCountQuota { .. } => {
                 ErrorKind::OverLimit
             }
-            VolumeAlreadyExists(_) => ErrorKind::Conflict,
+            VolumeAlreadyExists(_) | ImageNotUploadable(_) => ErrorKind::Conflict,
+            NotPermitted(_) => ErrorKind::Forbidden,
             _ => ErrorKind::BadRequest,
         }
     }

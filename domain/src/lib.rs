@@ -6,6 +6,7 @@
 
 pub mod aggregate;
 pub mod catalog;
+pub mod create_rules;
 pub mod error;
 pub mod image;
 pub mod limits;

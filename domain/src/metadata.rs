@@ -25,7 +25,9 @@ pub enum MetadataEdit {
 fn check_keys<'a>(keys: impl Iterator<Item = &'a String>) -> Result<(), DomainError> {
     for k in keys {
         if k.starts_with(RESERVED_PREFIX) {
-            return Err(DomainError::invalid("metadata", crate::error::FieldReason::Reserved,
+            return Err(DomainError::invalid(
+                "metadata",
+                crate::error::FieldReason::Reserved,
                 format!("the metadata Param is not allowed to be updated! ('{k}' is reserved)"),
             ));
         }

@@ -201,18 +201,24 @@ impl Aggregate for QuotaAggregate {
     ) -> Result<Vec<QuotaEvent>, DomainError> {
         let QuotaCommand::SetLimits { changes, known } = cmd;
         if changes.is_empty() {
-            return Err(DomainError::invalid("quota_set", crate::error::FieldReason::Missing,
+            return Err(DomainError::invalid(
+                "quota_set",
+                crate::error::FieldReason::Missing,
                 "quota_set must name at least one quota.",
             ));
         }
         for (k, v) in &changes {
             if !known.iter().any(|x| x == k) {
-                return Err(DomainError::invalid("quota_set", crate::error::FieldReason::Invalid,
+                return Err(DomainError::invalid(
+                    "quota_set",
+                    crate::error::FieldReason::Invalid,
                     format!("Bad key(s) in quota set: {k}"),
                 ));
             }
             if *v < UNLIMITED {
-                return Err(DomainError::invalid("quota_set", crate::error::FieldReason::OutOfRange,
+                return Err(DomainError::invalid(
+                    "quota_set",
+                    crate::error::FieldReason::OutOfRange,
                     format!("Quota limit {v} for {k} must be -1 or greater."),
                 ));
             }

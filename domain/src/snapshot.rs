@@ -238,7 +238,11 @@ impl Aggregate for SnapshotAggregate {
                 quota,
             } => {
                 if state.snapshot.is_some() {
-                    return Err(DomainError::invalid("id", crate::error::FieldReason::Conflict, "snapshot already exists"));
+                    return Err(DomainError::invalid(
+                        "id",
+                        crate::error::FieldReason::Conflict,
+                        "snapshot already exists",
+                    ));
                 }
                 match volume.status {
                     VolumeStatus::Available => {}

@@ -109,7 +109,11 @@ impl Aggregate for TransferAggregate {
                 auth_key_sha256,
             } => {
                 if state.transfer.is_some() {
-                    return Err(DomainError::invalid("id", crate::error::FieldReason::Conflict, "transfer already exists"));
+                    return Err(DomainError::invalid(
+                        "id",
+                        crate::error::FieldReason::Conflict,
+                        "transfer already exists",
+                    ));
                 }
                 validate_name(name.as_deref())?;
                 Ok(vec![TransferEvent::TransferCreated {

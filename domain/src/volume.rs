@@ -487,7 +487,9 @@ pub fn creation_metadata(
 ) -> Result<bool, DomainError> {
     if let Some(p) = md.get("hw:passthrough") {
         if p != "true" && p != "false" {
-            return Err(DomainError::invalid("metadata.hw:passthrough", crate::error::FieldReason::Invalid,
+            return Err(DomainError::invalid(
+                "metadata.hw:passthrough",
+                crate::error::FieldReason::Invalid,
                 "invalid hw:passthrough in metadata!",
             ));
         }
@@ -500,16 +502,41 @@ pub fn creation_metadata(
     match md.get("full_clone").map(String::as_str) {
         None | Some("1") => Ok(false),
         Some("0") => Ok(true),
-        Some(_) => Err(DomainError::invalid("metadata.full_clone", crate::error::FieldReason::Invalid,
+        Some(_) => Err(DomainError::invalid(
+            "metadata.full_clone",
+            crate::error::FieldReason::Invalid,
             "invalid full_clone in metadata!",
         )),
     }
 }
 
+/// The first `/dev/vdX` not in `taken` (`/dev/vda` is the server's root
+/// disk, so data volumes start at `/dev/vdb`); past `/dev/vdz` the names go
+/// on as `/dev/vdaa`, … as Linux names them.
+pub fn next_free_device(taken: &[String]) -> String {
+    (1u32..)
+        .map(|n| {
+            let mut name = String::new();
+            let mut i = n;
+            loop {
+                name.insert(0, (b'a' + (i % 26) as u8) as char);
+                if i < 26 {
+                    break;
+                }
+                i = i / 26 - 1;
+            }
+            format!("/dev/vd{name}")
+        })
+        .find(|d| !taken.iter().any(|t| t == d))
+        .unwrap_or_else(|| "/dev/vdb".to_string())
+}
+
 /// At most one data source per create (EVS.1016, API.md 3.17).
 pub fn check_single_source(sources: &[bool]) -> Result<(), DomainError> {
     if sources.iter().filter(|s| **s).count() > 1 {
-        Err(DomainError::invalid("source", crate::error::FieldReason::Conflict,
+        Err(DomainError::invalid(
+            "source",
+            crate::error::FieldReason::Conflict,
             "Invalid input received: May specify only one of imageRef, snapshot_id, backup_id!",
         ))
     } else {
@@ -774,20 +801,30 @@ impl Aggregate for VolumeAggregate {
                     other => return Err(DomainError::AttachWrongStatus(other.as_str().into())),
                 }
                 if server_id.is_empty() || server_id.len() > 255 {
-                    return Err(DomainError::invalid("instance_uuid", crate::error::FieldReason::Missing,
+                    return Err(DomainError::invalid(
+                        "instance_uuid",
+                        crate::error::FieldReason::Missing,
                         "instance_uuid is required.",
                     ));
                 }
                 if device.is_empty() || device.len() > 255 {
-                    return Err(DomainError::invalid("mountpoint", crate::error::FieldReason::Missing, "mountpoint is required."));
+                    return Err(DomainError::invalid(
+                        "mountpoint",
+                        crate::error::FieldReason::Missing,
+                        "mountpoint is required.",
+                    ));
                 }
                 if host_name.as_ref().is_some_and(|h| h.len() > 255) {
-                    return Err(DomainError::invalid("host_name", crate::error::FieldReason::OutOfRange,
+                    return Err(DomainError::invalid(
+                        "host_name",
+                        crate::error::FieldReason::OutOfRange,
                         "host_name must be at most 255 bytes.",
                     ));
                 }
                 if v.attachments.iter().any(|a| a.server_id == server_id) {
-                    return Err(DomainError::invalid("instance_uuid", crate::error::FieldReason::Conflict,
+                    return Err(DomainError::invalid(
+                        "instance_uuid",
+                        crate::error::FieldReason::Conflict,
                         format!(
                             "call ecs api - attach volume fail. Already attached to {server_id}."
                         ),
@@ -813,7 +850,9 @@ impl Aggregate for VolumeAggregate {
                     (Some(id), _) => return Err(DomainError::AttachmentNotFound(id.to_string())),
                     (None, [only]) => only.attachment_id,
                     // DECISIONS.md [5.1 #21]: required with several attachments.
-                    (None, _) => return Err(DomainError::invalid("attachment_id", crate::error::FieldReason::Missing,
+                    (None, _) => return Err(DomainError::invalid(
+                        "attachment_id",
+                        crate::error::FieldReason::Missing,
                         "attachment_id is required to detach a volume with several attachments.",
                     )),
                 };
@@ -859,7 +898,9 @@ impl Aggregate for VolumeAggregate {
                 }
                 if dependent_snapshots > 0 {
                     // DECISIONS.md, Transfers [5.1 #26].
-                    return Err(DomainError::invalid("volume_id", crate::error::FieldReason::Conflict,
+                    return Err(DomainError::invalid(
+                        "volume_id",
+                        crate::error::FieldReason::Conflict,
                         "Invalid volume: a volume with snapshots cannot be transferred.",
                     ));
                 }
@@ -884,7 +925,9 @@ impl Aggregate for VolumeAggregate {
                     return Err(DomainError::TransferWrongStatus(v.status.as_str().into()));
                 }
                 if to_project == v.project_id {
-                    return Err(DomainError::invalid("project_id", crate::error::FieldReason::Conflict,
+                    return Err(DomainError::invalid(
+                        "project_id",
+                        crate::error::FieldReason::Conflict,
                         "Invalid transfer: a project cannot accept its own transfer.",
                     ));
                 }

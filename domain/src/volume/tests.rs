@@ -577,3 +577,17 @@ fn creation_metadata_rules() {
         Ok(false)
     );
 }
+
+#[test]
+fn next_free_device_skips_the_root_disk_and_taken_ones() {
+    use crate::volume::next_free_device;
+    assert_eq!(next_free_device(&[]), "/dev/vdb");
+    assert_eq!(
+        next_free_device(&["/dev/vdb".into(), "/dev/vdc".into()]),
+        "/dev/vdd"
+    );
+    let all: Vec<String> = (b'b'..=b'z')
+        .map(|c| format!("/dev/vd{}", c as char))
+        .collect();
+    assert_eq!(next_free_device(&all), "/dev/vdaa");
+}
