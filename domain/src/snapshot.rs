@@ -154,7 +154,7 @@ pub enum SnapshotEvent {
     SnapshotRollbackEnded {},
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Snapshot {
     pub id: Uuid,
     pub volume_id: Uuid,
@@ -167,7 +167,7 @@ pub struct Snapshot {
     pub work_started: bool,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SnapshotState {
     pub snapshot: Option<Snapshot>,
     pub deleted: bool,

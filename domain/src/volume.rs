@@ -395,7 +395,7 @@ pub struct Attachment {
 
 /// What the decider needs to know about a volume (not the view: the view is
 /// a projection with every documented field).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Volume {
     pub id: Uuid,
     pub project_id: String,
@@ -419,7 +419,7 @@ pub struct Volume {
     pub pending_rollback: Option<(Uuid, Option<String>)>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VolumeState {
     pub volume: Option<Volume>,
     pub deleted: bool,

@@ -104,6 +104,13 @@ pub trait InlineProjection: Send + Sync + 'static {
     fn clear(&self, conn: &Connection) -> rusqlite::Result<()>;
     /// Every row, canonical text, deterministic order.
     fn dump(&self, conn: &Connection) -> rusqlite::Result<Vec<String>>;
+    /// A check of the stored view against the log that does not go through
+    /// this projection's own fold (e.g. each row's status against the
+    /// decider's state after its stream): Some(reason) on a disagreement.
+    /// `verify` runs it on the stored views.
+    fn audit(&self, _conn: &Connection) -> rusqlite::Result<Option<String>> {
+        Ok(None)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -842,6 +849,11 @@ impl EventStore {
         // Same snapshot for the log and the stored read models, else a
         // concurrent commit would show up as a false mismatch.
         let snap = Snapshot::begin(&reader)?;
+        for p in &self.inner.projections {
+            if let Some(reason) = p.audit(snap.0)? {
+                return Ok(Some(format!("projection {}: {reason}", p.name())));
+            }
+        }
         replay(snap.0, &fresh, &self.inner.projections)?;
         for p in &self.inner.projections {
             let (stored, replayed) = (p.dump(snap.0)?, p.dump(&fresh)?);

@@ -2,11 +2,18 @@
 
 use std::collections::BTreeMap;
 
-use domain::SnapshotEvent;
+use chrono::{DateTime, Utc};
+use domain::{Aggregate, SnapshotAggregate, SnapshotEvent, SnapshotState, SnapshotStatus};
 use eventstore::rusqlite::{self, params, Connection, OptionalExtension, Row};
 use eventstore::{InlineProjection, RecordedEvent};
 
-use crate::{dump_table, snapshot_event, time, Filter};
+use crate::{
+    audit_status, dump_table, enum_at, load_state, opt_time_at, save_state, snapshot_event, stamp,
+    time_at, Filter,
+};
+
+/// The domain's folded `SnapshotState` per snapshot, as JSON.
+const STATES: &str = "snapshot_states";
 
 pub struct SnapshotsProjection;
 
@@ -17,14 +24,14 @@ pub struct SnapshotRow {
     pub volume_id: String,
     pub name: Option<String>,
     pub description: Option<String>,
-    pub status: String,
+    pub status: SnapshotStatus,
     pub size: i64,
     pub metadata: BTreeMap<String, String>,
     pub progress: String,
     pub volume_type: String,
     pub availability_zone: String,
-    pub created_at: String,
-    pub updated_at: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: Option<DateTime<Utc>>,
 }
 
 const COLUMNS: &str = "id, project_id, volume_id, name, description, status, size, metadata, \
@@ -39,14 +46,14 @@ impl SnapshotRow {
             volume_id: r.get(2)?,
             name: r.get(3)?,
             description: r.get(4)?,
-            status: r.get(5)?,
+            status: enum_at(r, 5)?,
             size: r.get(6)?,
             metadata: serde_json::from_str(&md).unwrap_or_default(),
             progress: r.get(8)?,
             volume_type: r.get(9)?,
             availability_zone: r.get(10)?,
-            created_at: r.get(11)?,
-            updated_at: r.get(12)?,
+            created_at: time_at(r, 11)?,
+            updated_at: opt_time_at(r, 12)?,
         })
     }
 }
@@ -75,7 +82,8 @@ impl InlineProjection for SnapshotsProjection {
                 seq INTEGER NOT NULL
             );
             CREATE INDEX IF NOT EXISTS snapshots_by_project ON snapshots(project_id, seq);
-            CREATE INDEX IF NOT EXISTS snapshots_by_volume ON snapshots(volume_id);",
+            CREATE INDEX IF NOT EXISTS snapshots_by_volume ON snapshots(volume_id);
+            CREATE TABLE IF NOT EXISTS snapshot_states (id TEXT PRIMARY KEY, state TEXT NOT NULL);",
         )
     }
 
@@ -84,16 +92,12 @@ impl InlineProjection for SnapshotsProjection {
             return Ok(());
         };
         let id = ev.stream_id.trim_start_matches("snapshot-");
-        let now = time::resource(&ev.recorded_at);
-        let set = |status: &str, progress: Option<&str>| {
-            conn.execute(
-                "UPDATE snapshots SET status = ?2, progress = COALESCE(?3, progress), updated_at = ?4
-                 WHERE id = ?1",
-                params![id, status, progress, now],
-            )
-            .map(|_| ())
-        };
-        match event {
+        let now = stamp(&ev.recorded_at);
+        // The status machine is the domain's (see volumes.rs).
+        let before: SnapshotState = load_state(conn, STATES, id)?;
+        let after = SnapshotAggregate::evolve(before, &event);
+        save_state(conn, STATES, id, &after)?;
+        match &event {
             SnapshotEvent::SnapshotCreateRequested {
                 snapshot_id,
                 volume_id,
@@ -125,46 +129,62 @@ impl InlineProjection for SnapshotsProjection {
                         ev.position as i64
                     ],
                 )?;
+                return Ok(());
             }
-            SnapshotEvent::SnapshotWorkStarted { .. } => {}
-            SnapshotEvent::SnapshotCreated {} => set("available", Some("100%"))?,
-            SnapshotEvent::SnapshotCreateFailed { .. } => set("error", None)?,
+            SnapshotEvent::SnapshotWorkStarted { .. } => return Ok(()),
+            SnapshotEvent::SnapshotCreated {} => {
+                conn.execute(
+                    "UPDATE snapshots SET progress = '100%' WHERE id = ?1",
+                    params![id],
+                )?;
+            }
             SnapshotEvent::SnapshotUpdated { name, description } => {
                 conn.execute(
                     "UPDATE snapshots SET name = COALESCE(?2, name),
-                        description = COALESCE(?3, description), updated_at = ?4 WHERE id = ?1",
-                    params![id, name, description, now],
+                        description = COALESCE(?3, description) WHERE id = ?1",
+                    params![id, name, description],
                 )?;
             }
-            SnapshotEvent::SnapshotMetadataSet { metadata } => {
-                conn.execute(
-                    "UPDATE snapshots SET metadata = ?2, updated_at = ?3 WHERE id = ?1",
-                    params![
-                        id,
-                        serde_json::to_string(&metadata).unwrap_or_else(|_| "{}".into()),
-                        now
-                    ],
-                )?;
-            }
-            SnapshotEvent::SnapshotDeleteRequested {} => set("deleting", None)?,
             // The view no longer shows it; the file may outlive it while
             // clones depend on it (the backend's business).
             SnapshotEvent::SnapshotDeleted {} => {
                 conn.execute("DELETE FROM snapshots WHERE id = ?1", params![id])?;
+                return Ok(());
             }
-            SnapshotEvent::SnapshotDeleteFailed { .. } => set("error_deleting", None)?,
-            SnapshotEvent::SnapshotRollbackStarted { .. } => set("rollbacking", None)?,
-            SnapshotEvent::SnapshotRollbackEnded {} => set("available", None)?,
+            _ => {}
+        }
+        if let Some(s) = after.snapshot.as_ref() {
+            conn.execute(
+                "UPDATE snapshots SET status = ?2, metadata = ?3, updated_at = ?4 WHERE id = ?1",
+                params![
+                    id,
+                    s.status.as_str(),
+                    serde_json::to_string(&s.metadata).unwrap_or_else(|_| "{}".into()),
+                    now
+                ],
+            )?;
         }
         Ok(())
     }
 
+    /// Each row's status is the decider's fold of the snapshot's stream.
+    fn audit(&self, conn: &Connection) -> rusqlite::Result<Option<String>> {
+        audit_status::<SnapshotAggregate>(conn, "snapshot-", "snapshots", |s| {
+            s.snapshot
+                .as_ref()
+                .filter(|_| !s.deleted)
+                .map(|v| v.status.as_str())
+        })
+    }
+
     fn clear(&self, conn: &Connection) -> rusqlite::Result<()> {
-        conn.execute("DELETE FROM snapshots", []).map(|_| ())
+        conn.execute_batch("DELETE FROM snapshots; DELETE FROM snapshot_states;")
     }
 
     fn dump(&self, conn: &Connection) -> rusqlite::Result<Vec<String>> {
-        dump_table(conn, "snapshots", "id")
+        let mut rows = dump_table(conn, "snapshots", "id")?;
+        rows.extend(dump_table(conn, STATES, "id")?);
+        Ok(rows)
     }
 }
 

@@ -96,7 +96,12 @@ pub async fn image(app: &App, caller: &Caller, raw: &str) -> Result<ImageRow, Ap
         .read(move |c| projections::images::get(c, &id.to_string()))
         .await?
     {
-        Some(i) if caller.owns(&i.project_id) || i.visibility == "public" => Ok(i),
+        Some(i)
+            if caller.owns(&i.project_id)
+                || i.visibility == projections::images::Visibility::Public =>
+        {
+            Ok(i)
+        }
         _ => Err(not_found()),
     }
 }

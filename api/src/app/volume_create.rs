@@ -92,16 +92,17 @@ fn command(
         }
         Some(SourceRef::Image(iid)) => {
             let row = projections::images::get(tx.conn(), &iid.to_string())?;
-            let Some(i) = row.filter(|i| tx.caller.owns(&i.project_id) || i.visibility == "public")
-            else {
+            let Some(i) = row.filter(|i| {
+                tx.caller.owns(&i.project_id)
+                    || i.visibility == projections::images::Visibility::Public
+            }) else {
                 return Err(refuse(DomainError::invalid(
                     "imageRef",
                     FieldReason::NotFound,
                     "invalid imageRef!",
                 )));
             };
-            let status = domain::image::ImageStatus::parse(&i.status)
-                .unwrap_or(domain::image::ImageStatus::Queued);
+            let status = i.status;
             let metadata = create_rules::volume_image_metadata(&ImageFacts {
                 id: i.id.clone(),
                 name: i.name.clone(),
