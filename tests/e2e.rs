@@ -867,7 +867,7 @@ async fn audit_trail_and_metrics() {
         .iter()
         .find(|e| e["event_type"] == "CommandRejected")
         .expect("refusal recorded");
-    assert_eq!(refused["data"]["code"], "EVS.1015");
+    assert_eq!(refused["data"]["reason"], "new_size_not_greater");
     assert_eq!(refused["metadata"]["user_id"], "alice");
     assert!(refused["metadata"]["request_id"]
         .as_str()

@@ -11,12 +11,13 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use domain::quota::{self, QuotaAggregate, QuotaCommand};
-use domain::DomainError;
+use domain::quota;
+use domain::{DomainError, FieldReason};
 use serde_json::{json, Map, Value};
 
-use crate::cinder::query;
-use crate::{commands, input, ApiError, AppState, Ctx, Problem};
+use crate::app::{queries, quota_set};
+use crate::parse::query;
+use crate::{input, ApiError, AppState, Ctx, Problem, Reason};
 
 type Reply = Result<Response, ApiError>;
 
@@ -75,7 +76,7 @@ async fn one_type(
         Some(t) => Ok(Json(json!({"volume_type": volume_type(&state, t)})).into_response()),
         None => Err(ctx.err(Problem::new(
             StatusCode::NOT_FOUND,
-            "EVS.2070",
+            Reason::VolumeTypeNotFound,
             format!("Volume type {id} could not be found."),
         ))),
     }
@@ -121,9 +122,7 @@ async fn extensions(_ctx: Ctx) -> Reply {
 fn target(ctx: &Ctx, p: &HashMap<String, String>) -> Result<String, ApiError> {
     let t = p.get("target_project_id").cloned().unwrap_or_default();
     if !ctx.is_admin && t != ctx.project_id {
-        return Err(ctx.err(Problem::new(
-            StatusCode::FORBIDDEN,
-            "EVS.5403",
+        return Err(ctx.err(Problem::forbidden(
             "Policy check failed: a project may read only its own quotas.",
         )));
     }
@@ -150,19 +149,14 @@ async fn quota_show(
         Some("true" | "True") => true,
         Some(v) => {
             return Err(ctx.err(DomainError::invalid(
-                "EVS.5400",
+                "usage",
+                FieldReason::Invalid,
                 format!("Invalid value '{v}' for usage."),
             )))
         }
     };
-    let (limits, in_use) = state
-        .store
-        .read(|c| {
-            Ok((
-                projections::quotas::limits(c, &project)?,
-                projections::quotas::usage(c, &project)?,
-            ))
-        })
+    let (limits, in_use) = queries::quota(&state.app(), project.clone())
+        .await
         .map_err(|e| ctx.err(e))?;
     let mut set = Map::new();
     set.insert("id".into(), json!(project));
@@ -202,11 +196,7 @@ async fn quota_update(
     body: Bytes,
 ) -> Reply {
     if !ctx.is_admin {
-        return Err(ctx.err(Problem::new(
-            StatusCode::FORBIDDEN,
-            "EVS.5403",
-            "Policy check failed.",
-        )));
+        return Err(ctx.err(Problem::forbidden("Policy check failed.")));
     }
     let project = p.get("target_project_id").cloned().unwrap_or_default();
     let obj = input::json_object(&body).map_err(|e| ctx.err(e))?;
@@ -216,26 +206,24 @@ async fn quota_update(
         if k == "id" || k == "tenant_id" {
             continue;
         }
-        let n = input::size(Some(v), k).ok().flatten().ok_or_else(|| {
-            ctx.err(DomainError::invalid(
-                "EVS.5400",
-                format!("Quota '{k}' must be an integer."),
-            ))
-        })?;
+        let n = input::size(Some(v), "quota_set")
+            .ok()
+            .flatten()
+            .ok_or_else(|| {
+                ctx.err(DomainError::invalid(
+                    "quota_set",
+                    FieldReason::WrongType,
+                    format!("Quota '{k}' must be an integer."),
+                ))
+            })?;
         changes.insert(k.clone(), n);
     }
-    let known = quota_keys(&state);
-    let target = project.clone();
-    commands::transact(&state, &ctx, None, move |tx, meta, _| {
-        let cmd = (target.clone(), QuotaCommand::SetLimits { changes, known });
-        Ok(tx
-            .execute::<QuotaAggregate>(&target, cmd, meta)?
-            .map(|_| ()))
-    })
-    .await?;
-    let limits = state
-        .store
-        .read(|c| projections::quotas::limits(c, &project))
+    let app = state.app();
+    quota_set::set(&app, &ctx.caller(), &ctx.meta(), project.clone(), changes)
+        .await
+        .map_err(|e| ctx.err(e))?;
+    let (limits, _) = queries::quota(&app, project)
+        .await
         .map_err(|e| ctx.err(e))?;
     let mut out = Map::new();
     for k in quota_keys(&state) {

@@ -11,10 +11,14 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use domain::{DomainError, VolumeCommand};
+use domain::create_rules::CreatePolicy;
+use domain::volume::AttachMode;
+use domain::{DomainError, FieldReason, VolumeCommand};
 use serde_json::{json, Value};
 
-use crate::commands::{self, CreateRules};
+use crate::app::volume_actions::{self, AttachRequest, DevicePolicy};
+use crate::app::{self, queries, volume_create, volume_delete, volume_extend};
+use crate::parse::{self, path_uuid};
 use crate::{input, render, ApiError, AppState, Ctx, QueryParams};
 
 type Reply = Result<Response, ApiError>;
@@ -46,22 +50,18 @@ pub fn routes(prefix: &str) -> Router<AppState> {
         ))
 }
 
-pub(crate) fn query(
-    ctx: &Ctx,
-    q: Result<Query<HashMap<String, String>>, QueryRejection>,
-) -> Result<HashMap<String, String>, ApiError> {
-    q.map(|Query(q)| q)
-        .map_err(|_| ctx.err(DomainError::invalid("EVS.5400", "Malformed request url.")))
-}
-
 /// CINDER-7.1.1: 202 with the new volume in `creating`.
 async fn create(State(state): State<AppState>, ctx: Ctx, body: Bytes) -> Reply {
     let obj = input::json_object(&body).map_err(|e| ctx.err(e))?;
     let v = input::member(&obj, "volume").map_err(|e| ctx.err(e))?;
-    let parsed = commands::parse_create(&state, &ctx, v, CreateRules::Cinder, None)
+    let r = parse::create_request(v, CreatePolicy::OPEN).map_err(|e| ctx.err(e))?;
+    let (app, caller) = (state.app(), ctx.caller());
+    let id = volume_create::create(&app, &caller, &ctx.meta(), r, app::new_job_id())
+        .await
         .map_err(|e| ctx.err(e))?;
-    let id = commands::create_volume(&state, &ctx, parsed).await?;
-    let row = commands::visible_volume(&state, &ctx, &id.to_string())?;
+    let row = queries::volume(&app, &caller, &id.to_string())
+        .await
+        .map_err(|e| ctx.err(e))?;
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({ "volume": render::cinder_volume(&ctx, &row) })),
@@ -90,9 +90,11 @@ async fn list_page(
     q: Result<Query<HashMap<String, String>>, QueryRejection>,
     detail: bool,
 ) -> Reply {
-    let q = query(&ctx, q)?;
-    let lq = commands::list_query(&ctx, &q).map_err(|e| ctx.err(e))?;
-    let (rows, more) = commands::list_volumes(&state, &ctx, &lq)?;
+    let q = parse::query(&ctx, q)?;
+    let lq = parse::list_query(&ctx, &q).map_err(|e| ctx.err(e))?;
+    let (rows, more) = queries::volumes(&state.app(), lq)
+        .await
+        .map_err(|e| ctx.err(e))?;
     let items: Vec<Value> = rows
         .iter()
         .map(|v| {
@@ -118,7 +120,7 @@ async fn show(
     Path(p): Path<HashMap<String, String>>,
 ) -> Reply {
     let id = p.get("volume_id").map(String::as_str).unwrap_or_default();
-    let row = commands::visible_volume(&state, &ctx, id)?;
+    let row = visible(&state, &ctx, id).await?;
     Ok(Json(json!({ "volume": render::cinder_volume_detail(&ctx, &row, false) })).into_response())
 }
 
@@ -131,17 +133,12 @@ async fn update(
     body: Bytes,
 ) -> Reply {
     let raw_id = p.get("volume_id").map(String::as_str).unwrap_or_default();
-    let id = commands::path_uuid(&ctx, raw_id)?;
+    let id = path_uuid(&ctx, raw_id)?;
     let obj = input::json_object(&body).map_err(|e| ctx.err(e))?;
     let v = input::member(&obj, "volume").map_err(|e| ctx.err(e))?;
-    let pick = |a: &str, b: &str| -> Result<Option<String>, DomainError> {
-        Ok(match input::opt_str(v, a)? {
-            Some(s) => Some(s),
-            None => input::opt_str(v, b)?,
-        })
-    };
-    let name = pick("name", "display_name").map_err(|e| ctx.err(e))?;
-    let description = pick("description", "display_description").map_err(|e| ctx.err(e))?;
+    let name = parse::either(v, "name", "display_name").map_err(|e| ctx.err(e))?;
+    let description =
+        parse::either(v, "description", "display_description").map_err(|e| ctx.err(e))?;
     let metadata = match v.get("metadata") {
         None => None,
         Some(m) => Some(input::metadata(Some(m)).map_err(|e| ctx.err(e))?),
@@ -151,8 +148,8 @@ async fn update(
         description,
         metadata,
     };
-    commands::execute_volume(&state, &ctx, id, cmd, None).await?;
-    let row = commands::visible_volume(&state, &ctx, raw_id)?;
+    run(&state, &ctx, id, cmd).await?;
+    let row = visible(&state, &ctx, raw_id).await?;
     Ok(Json(json!({ "volume": render::cinder_volume(&ctx, &row) })).into_response())
 }
 
@@ -164,20 +161,30 @@ async fn delete(
     q: Result<Query<HashMap<String, String>>, QueryRejection>,
 ) -> Reply {
     let raw_id = p.get("volume_id").map(String::as_str).unwrap_or_default();
-    let id = commands::path_uuid(&ctx, raw_id)?;
-    let q = query(&ctx, q)?;
+    let id = path_uuid(&ctx, raw_id)?;
+    let q = parse::query(&ctx, q)?;
     let cascade = match q.get("cascade").map(String::as_str) {
         None => false,
         Some(v) if v.eq_ignore_ascii_case("true") || v == "1" => true,
         Some(v) if v.eq_ignore_ascii_case("false") || v == "0" => false,
         Some(v) => {
             return Err(ctx.err(DomainError::invalid(
-                "EVS.5400",
+                "cascade",
+                FieldReason::Invalid,
                 format!("Invalid value '{v}' for cascade: expected true or false."),
             )))
         }
     };
-    commands::delete_volume(&state, &ctx, id, cascade, None).await?;
+    volume_delete::delete(
+        &state.app(),
+        &ctx.caller(),
+        &ctx.meta(),
+        id,
+        cascade,
+        app::new_job_id(),
+    )
+    .await
+    .map_err(|e| ctx.err(e))?;
     Ok(StatusCode::ACCEPTED.into_response())
 }
 
@@ -189,11 +196,12 @@ async fn action(
     body: Bytes,
 ) -> Reply {
     let raw_id = p.get("volume_id").map(String::as_str).unwrap_or_default();
-    let id = commands::path_uuid(&ctx, raw_id)?;
+    let id = path_uuid(&ctx, raw_id)?;
     let obj = input::json_object(&body).map_err(|e| ctx.err(e))?;
     if obj.len() != 1 {
         return Err(ctx.err(DomainError::invalid(
-            "EVS.5400",
+            "body",
+            FieldReason::Invalid,
             "Malformed request body: exactly one action is expected.",
         )));
     }
@@ -203,7 +211,16 @@ async fn action(
         // CINDER-7.2.1
         "os-extend" => {
             let new_size = extend_size(&obj).map_err(|e| ctx.err(e))?;
-            commands::extend_volume(&state, &ctx, id, new_size, None).await?;
+            volume_extend::extend(
+                &state.app(),
+                &ctx.caller(),
+                &ctx.meta(),
+                id,
+                new_size,
+                app::new_job_id(),
+            )
+            .await
+            .map_err(|e| ctx.err(e))?;
             Ok(StatusCode::ACCEPTED.into_response())
         }
         // CINDER-7.2.2: 200, no body.
@@ -212,34 +229,37 @@ async fn action(
             let bootable = input::opt_bool(b, "bootable")
                 .map_err(|e| ctx.err(e))?
                 .ok_or_else(|| {
-                    ctx.err(DomainError::invalid("EVS.5400", "'bootable' is required."))
+                    ctx.err(DomainError::invalid(
+                        "bootable",
+                        FieldReason::Missing,
+                        "'bootable' is required.",
+                    ))
                 })?;
-            commands::execute_volume(
-                &state,
-                &ctx,
-                id,
-                VolumeCommand::SetBootable { bootable },
-                None,
-            )
-            .await?;
+            run(&state, &ctx, id, VolumeCommand::SetBootable { bootable }).await?;
             Ok(StatusCode::OK.into_response())
         }
         // CINDER-7.2.3: both spellings [5.1 #3]; 202.
         "os-update_readonly_flag" | "os-update_READONLY_flag" => {
-            let b = input::member(&obj, name).map_err(|e| ctx.err(e))?;
+            let b = match obj.get(name) {
+                Some(Value::Object(m)) => m,
+                _ => {
+                    return Err(ctx.err(DomainError::invalid(
+                        "os-update_readonly_flag",
+                        FieldReason::Missing,
+                        "Malformed request body: 'os-update_readonly_flag' object is required.",
+                    )))
+                }
+            };
             let readonly = input::opt_bool(b, "readonly")
                 .map_err(|e| ctx.err(e))?
                 .ok_or_else(|| {
-                    ctx.err(DomainError::invalid("EVS.5400", "'readonly' is required."))
+                    ctx.err(DomainError::invalid(
+                        "readonly",
+                        FieldReason::Missing,
+                        "'readonly' is required.",
+                    ))
                 })?;
-            commands::execute_volume(
-                &state,
-                &ctx,
-                id,
-                VolumeCommand::SetReadonly { readonly },
-                None,
-            )
-            .await?;
+            run(&state, &ctx, id, VolumeCommand::SetReadonly { readonly }).await?;
             Ok(StatusCode::ACCEPTED.into_response())
         }
         // CINDER-7.2.5: available → in-use with an attachment record.
@@ -249,7 +269,8 @@ async fn action(
                 .map_err(|e| ctx.err(e))?
                 .ok_or_else(|| {
                     ctx.err(DomainError::invalid(
-                        "EVS.5400",
+                        "instance_uuid",
+                        FieldReason::Missing,
                         "'instance_uuid' is required.",
                     ))
                 })?;
@@ -257,7 +278,8 @@ async fn action(
                 .map_err(|e| ctx.err(e))?
                 .ok_or_else(|| {
                     ctx.err(DomainError::invalid(
-                        "EVS.5400",
+                        "mountpoint",
+                        FieldReason::Missing,
                         "'mountpoint' is required.",
                     ))
                 })?;
@@ -266,23 +288,25 @@ async fn action(
                 .map_err(|e| ctx.err(e))?
                 .as_deref()
             {
-                None | Some("rw") => domain::volume::AttachMode::Rw,
-                Some("ro") => domain::volume::AttachMode::Ro,
+                None | Some("rw") => AttachMode::Rw,
+                Some("ro") => AttachMode::Ro,
                 Some(m) => {
                     return Err(ctx.err(DomainError::invalid(
-                        "EVS.5400",
+                        "mode",
+                        FieldReason::Invalid,
                         format!("Invalid attach mode '{m}': rw or ro."),
                     )))
                 }
             };
-            let cmd = VolumeCommand::Attach {
-                attachment_id: uuid::Uuid::new_v4(),
+            let r = AttachRequest {
                 server_id,
                 host_name,
-                device,
+                device: DevicePolicy::Given(device),
                 mode,
             };
-            commands::execute_volume(&state, &ctx, id, cmd, None).await?;
+            volume_actions::attach(&state.app(), &ctx.caller(), &ctx.meta(), id, r)
+                .await
+                .map_err(|e| ctx.err(e))?;
             Ok(StatusCode::ACCEPTED.into_response())
         }
         // CINDER-7.2.6.
@@ -295,23 +319,16 @@ async fn action(
                         .ok_or_else(|| ctx.err(DomainError::AttachmentNotFound(a.clone())))?,
                 ),
             };
-            commands::execute_volume(
-                &state,
-                &ctx,
-                id,
-                VolumeCommand::Detach { attachment_id },
-                None,
-            )
-            .await?;
+            run(&state, &ctx, id, VolumeCommand::Detach { attachment_id }).await?;
             Ok(StatusCode::ACCEPTED.into_response())
         }
         // CINDER-7.2.7 / 7.2.8 [5.1 #38].
         "os-reserve" => {
-            commands::execute_volume(&state, &ctx, id, VolumeCommand::Reserve, None).await?;
+            run(&state, &ctx, id, VolumeCommand::Reserve).await?;
             Ok(StatusCode::ACCEPTED.into_response())
         }
         "os-unreserve" => {
-            commands::execute_volume(&state, &ctx, id, VolumeCommand::Unreserve, None).await?;
+            run(&state, &ctx, id, VolumeCommand::Unreserve).await?;
             Ok(StatusCode::ACCEPTED.into_response())
         }
         // CINDER-7.2.4: export the volume's bytes as an image; 202.
@@ -323,7 +340,7 @@ async fn action(
         // Connection info for os-brick's local connector (issue 5): the
         // absolute path of the volume's active file.
         "os-initialize_connection" => {
-            let row = commands::visible_volume(&state, &ctx, raw_id)?;
+            let row = visible(&state, &ctx, raw_id).await?;
             let c = (state.connector)(id);
             Ok(Json(json!({"connection_info": {
                 "driver_volume_type": "local",
@@ -332,11 +349,12 @@ async fn action(
             .into_response())
         }
         "os-terminate_connection" => {
-            commands::visible_volume(&state, &ctx, raw_id)?;
+            visible(&state, &ctx, raw_id).await?;
             Ok(StatusCode::ACCEPTED.into_response())
         }
         other => Err(ctx.err(DomainError::invalid(
-            "EVS.5400",
+            "body",
+            FieldReason::Invalid,
             format!("Invalid volume action: {other}"),
         ))),
     }
@@ -344,9 +362,37 @@ async fn action(
 
 /// `{"os-extend": {"new_size": N}}`.
 pub(crate) fn extend_size(obj: &serde_json::Map<String, Value>) -> Result<i64, DomainError> {
-    let ext = input::member(obj, "os-extend")
-        .map_err(|_| DomainError::invalid("EVS.1011", "null extendVolumeReq!"))?;
+    let ext = input::member(obj, "os-extend").map_err(|_| {
+        DomainError::invalid("os-extend", FieldReason::Missing, "null extendVolumeReq!")
+    })?;
     input::size(ext.get("new_size"), "new_size")?.ok_or_else(|| {
-        DomainError::invalid("EVS.1011", "null extendVolumeReq! 'new_size' is required.")
+        DomainError::invalid(
+            "os-extend",
+            FieldReason::Missing,
+            "null extendVolumeReq! 'new_size' is required.",
+        )
     })
+}
+
+/// The volume `raw_id` if the caller may see it; 404 otherwise.
+pub(crate) async fn visible(
+    state: &AppState,
+    ctx: &Ctx,
+    raw_id: &str,
+) -> Result<projections::VolumeRow, ApiError> {
+    queries::volume(&state.app(), &ctx.caller(), raw_id)
+        .await
+        .map_err(|e| ctx.err(e))
+}
+
+/// Runs a single-volume command as the caller.
+async fn run(
+    state: &AppState,
+    ctx: &Ctx,
+    id: uuid::Uuid,
+    cmd: VolumeCommand,
+) -> Result<(), ApiError> {
+    volume_actions::command(&state.app(), &ctx.caller(), &ctx.meta(), id, cmd)
+        .await
+        .map_err(|e| ctx.err(e))
 }

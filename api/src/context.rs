@@ -1,51 +1,23 @@
-//! Who is calling, for which project, in which dialect: extracted once per
-//! request. noauth mode (DECISIONS.md, Admin; CLIENTS.md, noauth):
-//! `X-Auth-Token: <user>:<project>` names the caller; the user `admin` has
-//! the admin role. The URL's project must be the token's (400 otherwise).
+//! Who is calling, for which project, through which dialect: extracted once
+//! per request. The dialect is the one whose routes matched (a request
+//! extension set by `dialects::serve`), and it authenticates the caller.
+//! The URL's project must be the token's (400 otherwise).
 
 use std::collections::HashMap;
 
 use axum::extract::{FromRequestParts, Path};
 use axum::http::request::Parts;
-use axum::http::StatusCode;
-use serde_json::{json, Value};
 
+use crate::app::{Caller, RequestMeta};
+use crate::dialects::{self, DialectRef};
 use crate::{ApiError, AppState, Problem, RequestId};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Dialect {
-    /// OpenStack Cinder v2/v3 routes: Cinder fault bodies.
-    Cinder,
-    /// Huawei EVS custom routes (`cloudvolumes`, `os-vendor-*`, `/v1/…`).
-    Evs,
-}
-
-impl Dialect {
-    pub fn from_path(path: &str) -> Self {
-        if path.contains("/cloudvolumes")
-            || path.contains("/os-vendor-")
-            || path.starts_with("/v1/")
-        {
-            Dialect::Evs
-        } else {
-            Dialect::Cinder
-        }
-    }
-
-    fn name(self) -> &'static str {
-        match self {
-            Dialect::Cinder => "cinder",
-            Dialect::Evs => "evs",
-        }
-    }
-}
 
 #[derive(Debug, Clone)]
 pub struct Ctx {
     pub user_id: String,
     pub project_id: String,
     pub is_admin: bool,
-    pub dialect: Dialect,
+    pub dialect: DialectRef,
     /// `v1`, `v2` or `v3`: links point back at the version that was asked.
     pub api_version: &'static str,
     /// `http://host:port`, from the Host header.
@@ -64,17 +36,21 @@ impl Ctx {
         }
     }
 
-    /// Event metadata: who asked what, through which door.
-    pub fn metadata(&self, correlation_id: Option<&str>) -> Value {
-        json!({
-            "request_id": self.request_id,
-            "project_id": self.project_id,
-            "user_id": self.user_id,
-            "dialect": self.dialect.name(),
-            "route": self.route,
-            "idempotency_key": self.idempotency_key,
-            "correlation_id": correlation_id,
-        })
+    pub fn caller(&self) -> Caller {
+        Caller {
+            user_id: self.user_id.clone(),
+            project_id: self.project_id.clone(),
+            is_admin: self.is_admin,
+        }
+    }
+
+    pub fn meta(&self) -> RequestMeta {
+        RequestMeta {
+            request_id: self.request_id.clone(),
+            dialect: self.dialect.name(),
+            route: self.route.clone(),
+            idempotency_key: self.idempotency_key.clone(),
+        }
     }
 
     /// Whether the caller may see a resource owned by `owner`.
@@ -83,42 +59,25 @@ impl Ctx {
     }
 }
 
-fn header<'a>(parts: &'a Parts, name: &str) -> Option<&'a str> {
-    parts
-        .headers
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-}
-
 impl FromRequestParts<AppState> for Ctx {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let path = parts.uri.path().to_string();
-        let dialect = Dialect::from_path(&path);
+        let dialect = parts
+            .extensions
+            .get::<DialectRef>()
+            .copied()
+            .unwrap_or_else(|| dialects::for_unrouted(&path));
         let fail = |problem: Problem| ApiError { dialect, problem };
-        let token = header(parts, "x-auth-token");
-        let (user, project) = match token.and_then(|t| t.split_once(':')) {
-            Some((u, p)) if !u.is_empty() && !p.is_empty() => (u.to_string(), p.to_string()),
-            _ => match (
-                header(parts, "x-user-id"),
-                header(parts, "x-project-id"),
-                token,
-            ) {
-                (Some(u), Some(p), _) => (u.to_string(), p.to_string()),
-                // A bare token names the user; the project comes from the URL.
-                _ => return Err(fail(Problem::unauthorized())),
-            },
-        };
+        let who = dialect.0.authenticate(parts).map_err(fail)?;
         let params: HashMap<String, String> =
             Path::<HashMap<String, String>>::from_request_parts(parts, state)
                 .await
                 .map(|Path(p)| p)
                 .unwrap_or_default();
         if let Some(url_project) = params.get("project_id") {
-            if *url_project != project {
+            if *url_project != who.project_id {
                 return Err(fail(Problem::malformed_url()));
             }
         }
@@ -129,29 +88,22 @@ impl FromRequestParts<AppState> for Ctx {
         } else {
             "v2"
         };
-        let host = header(parts, "host").unwrap_or("127.0.0.1:8776");
+        let host = dialects::header(parts, "host").unwrap_or("127.0.0.1:8776");
         let request_id = parts
             .extensions
             .get::<RequestId>()
             .map(|r| r.0.clone())
             .unwrap_or_default();
-        if project.len() > 255 || user.len() > 255 {
-            return Err(fail(Problem::new(
-                StatusCode::UNAUTHORIZED,
-                "EVS.5401",
-                "Authentication required.",
-            )));
-        }
         Ok(Ctx {
-            is_admin: user == "admin",
-            user_id: user,
-            project_id: project,
+            is_admin: who.is_admin,
+            user_id: who.user_id,
+            project_id: who.project_id,
             dialect,
             api_version,
             base_url: format!("http://{host}"),
             request_id,
             route: format!("{} {}", parts.method, path),
-            idempotency_key: header(parts, "idempotency-key")
+            idempotency_key: dialects::header(parts, "idempotency-key")
                 .filter(|k| k.len() <= 255)
                 .map(str::to_string),
         })

@@ -1,29 +1,51 @@
-//! One error, rendered per route family (DECISIONS.md, Errors [5.1 #4]):
-//! Cinder fault bodies `{"badRequest": {"message", "code": 400}}` on the
-//! Cinder routes, `{"error": {"message", "code": "EVS.xxxx"}}` on the EVS
-//! custom routes.
+//! One problem type for every refusal the API makes; each dialect renders it
+//! in its own shape (see `dialects`). A `Problem` says *what* went wrong in
+//! dialect-neutral terms (a typed domain refusal, or a transport-level
+//! reason); the dialect picks the body, the code and, where its document
+//! says so, the status.
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::Json;
-use domain::DomainError;
-use serde_json::json;
+use domain::{DomainError, ErrorKind};
 
-use crate::Dialect;
+use crate::dialects::DialectRef;
+
+/// Why a request was refused, before any dialect names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reason {
+    /// A domain rule or a request field (typed: kind, reason, field).
+    Domain(DomainError),
+    /// A code the dialect's own adapter chose while parsing its own wire
+    /// format (e.g. EVS.1008 "null createVolumeReq!"): only that dialect
+    /// creates and renders these.
+    Vendor(&'static str),
+    Unauthorized,
+    Forbidden,
+    MalformedUrl,
+    /// No route, or a resource the route names does not exist.
+    NotFound,
+    MethodNotAllowed,
+    BodyTooLarge,
+    /// The request conflicts with the resource's state or an earlier
+    /// request (an Idempotency-Key reused with another body).
+    Conflict,
+    JobNotFound,
+    VolumeTypeNotFound,
+    Internal,
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {
     pub status: StatusCode,
-    /// The Huawei A.1 code (EVS custom routes).
-    pub code: &'static str,
+    pub reason: Reason,
     pub message: String,
 }
 
 impl Problem {
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    pub fn new(status: StatusCode, reason: Reason, message: impl Into<String>) -> Self {
         Problem {
             status,
-            code,
+            reason,
             message: message.into(),
         }
     }
@@ -31,29 +53,58 @@ impl Problem {
     pub fn unauthorized() -> Self {
         Problem::new(
             StatusCode::UNAUTHORIZED,
-            "EVS.5401",
+            Reason::Unauthorized,
             "Authentication required.",
         )
     }
 
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Problem::new(StatusCode::FORBIDDEN, Reason::Forbidden, message)
+    }
+
+    pub fn conflict(message: impl Into<String>) -> Self {
+        Problem::new(StatusCode::CONFLICT, Reason::Conflict, message)
+    }
+
     pub fn malformed_url() -> Self {
-        Problem::new(StatusCode::BAD_REQUEST, "EVS.5400", "Malformed request url")
+        Problem::new(
+            StatusCode::BAD_REQUEST,
+            Reason::MalformedUrl,
+            "Malformed request url",
+        )
     }
 
     pub fn internal(e: impl std::fmt::Display) -> Self {
         tracing::error!(error = %e, "internal error");
         Problem::new(
             StatusCode::INTERNAL_SERVER_ERROR,
-            "EVS.5500",
+            Reason::Internal,
             "Internal server error.",
         )
+    }
+
+    /// A 400 with a code of the dialect's own (see `Reason::Vendor`).
+    pub fn vendor(code: &'static str, message: impl Into<String>) -> Self {
+        Problem::new(StatusCode::BAD_REQUEST, Reason::Vendor(code), message)
+    }
+}
+
+/// The status a domain refusal takes on routes that follow HTTP semantics
+/// (Cinder); a dialect may document others (EVS quotas are 400).
+pub fn status_of(kind: ErrorKind) -> StatusCode {
+    match kind {
+        ErrorKind::BadRequest => StatusCode::BAD_REQUEST,
+        ErrorKind::NotFound => StatusCode::NOT_FOUND,
+        ErrorKind::Conflict => StatusCode::CONFLICT,
+        ErrorKind::OverLimit => StatusCode::PAYLOAD_TOO_LARGE,
+        ErrorKind::Forbidden => StatusCode::FORBIDDEN,
     }
 }
 
 impl From<DomainError> for Problem {
     fn from(e: DomainError) -> Self {
-        let status = StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::BAD_REQUEST);
-        Problem::new(status, e.code(), e.to_string())
+        let message = e.to_string();
+        Problem::new(status_of(e.kind()), Reason::Domain(e), message)
     }
 }
 
@@ -69,43 +120,24 @@ impl From<eventstore::rusqlite::Error> for Problem {
     }
 }
 
-#[derive(Debug)]
-pub struct ApiError {
-    pub dialect: Dialect,
-    pub problem: Problem,
+impl From<crate::app::AppError> for Problem {
+    fn from(e: crate::app::AppError) -> Self {
+        match e {
+            crate::app::AppError::Refused(r) => r.error.into(),
+            crate::app::AppError::Store(s) => s.into(),
+        }
+    }
 }
 
-/// The Cinder fault name for a status, as python-cinderclient and
-/// openstacksdk read it (CLIENTS.md, Errors).
-pub fn fault_name(status: StatusCode) -> &'static str {
-    match status.as_u16() {
-        400 => "badRequest",
-        401 => "unauthorized",
-        403 => "forbidden",
-        404 => "itemNotFound",
-        405 => "badMethod",
-        409 => "conflictingRequest",
-        413 => "overLimit",
-        415 => "badMediaType",
-        _ => "computeFault",
-    }
+/// A problem bound to the dialect that must render it.
+#[derive(Debug)]
+pub struct ApiError {
+    pub dialect: DialectRef,
+    pub problem: Problem,
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let p = self.problem;
-        let body = match self.dialect {
-            Dialect::Cinder => json!({
-                fault_name(p.status): { "message": p.message, "code": p.status.as_u16() }
-            }),
-            Dialect::Evs => json!({ "error": { "message": p.message, "code": p.code } }),
-        };
-        // A.1 documents the quota codes as 400 on the EVS routes; Cinder
-        // answers 413 overLimit (DECISIONS.md, Quotas).
-        let status = match (self.dialect, p.code) {
-            (Dialect::Evs, "EVS.1034" | "EVS.1042") => StatusCode::BAD_REQUEST,
-            _ => p.status,
-        };
-        (status, Json(body)).into_response()
+        self.dialect.0.render_error(&self.problem)
     }
 }

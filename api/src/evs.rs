@@ -10,12 +10,14 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
-use domain::{DomainError, VolumeCommand};
+use domain::create_rules::CreatePolicy;
+use domain::{DomainError, FieldReason, VolumeCommand};
 use serde_json::json;
 
-use crate::cinder::extend_size;
-use crate::commands::{self, CreateRules};
-use crate::{input, render, ApiError, AppState, Ctx, Problem, QueryParams};
+use crate::app::{self, queries, volume_actions, volume_create, volume_delete, volume_extend};
+use crate::cinder::{extend_size, visible};
+use crate::parse::{self, path_uuid};
+use crate::{input, render, ApiError, AppState, Ctx, Problem, QueryParams, Reason};
 
 type Reply = Result<Response, ApiError>;
 
@@ -58,72 +60,37 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/{project_id}/jobs/{job_id}", get(job))
 }
 
-/// Most disks one EVS create may ask for (`count`, EVS-6.1.1).
-const MAX_BATCH: i64 = 100;
-
 fn job_reply(job_id: &str) -> Response {
     (StatusCode::OK, Json(json!({ "job_id": job_id }))).into_response()
 }
 
-/// EVS-6.1.1: 200 `{"job_id"}`; poll JOB-8.1.1 for `createVolume`.
+/// EVS-6.1.1: 200 `{"job_id"}`; poll JOB-8.1.1 for `createVolume` (or
+/// `batchCreateVolume` with `sub_jobs` when `count` > 1).
 async fn create(State(state): State<AppState>, ctx: Ctx, body: Bytes) -> Reply {
     let obj = input::json_object(&body).map_err(|e| ctx.err(e))?;
     let v = input::member(&obj, "volume")
-        .map_err(|_| ctx.err(DomainError::invalid("EVS.1008", "null createVolumeReq!")))?;
+        .map_err(|_| ctx.err(Problem::vendor("EVS.1008", "null createVolumeReq!")))?;
     let count = input::size(v.get("count"), "count")
         .map_err(|_| {
             ctx.err(DomainError::invalid(
-                "EVS.1021",
+                "count",
+                FieldReason::Invalid,
                 "the quantity of volume is invalid!",
             ))
         })?
         .unwrap_or(1);
-    if !(1..=MAX_BATCH).contains(&count) {
-        return Err(ctx.err(DomainError::invalid(
-            "EVS.1021",
-            format!("the quantity of volume is invalid! count must be 1 to {MAX_BATCH}."),
-        )));
-    }
-    let job_id = commands::new_job_id();
+    let r = parse::create_request(v, CreatePolicy::EVS_CUSTOM).map_err(|e| ctx.err(e))?;
+    let (app, caller, meta) = (state.app(), ctx.caller(), ctx.meta());
+    let job_id = app::new_job_id();
     if count == 1 {
-        let parsed =
-            commands::parse_create(&state, &ctx, v, CreateRules::Evs, Some(job_id.clone()))
-                .map_err(|e| ctx.err(e))?;
-        commands::create_volume(&state, &ctx, parsed).await?;
-        return Ok(job_reply(&job_id));
+        volume_create::create(&app, &caller, &meta, r, job_id.clone())
+            .await
+            .map_err(|e| ctx.err(e))?;
+    } else {
+        volume_create::create_batch(&app, &caller, &meta, r, count, job_id.clone())
+            .await
+            .map_err(|e| ctx.err(e))?;
     }
-    // API.md 3.16 / DECISIONS.md [5.1 #9]: `name-0001`, `name-0002`, …;
-    // the base name may use at most 250 bytes.
-    let base = input::opt_str(v, "name").map_err(|e| ctx.err(e))?;
-    if base.as_ref().is_some_and(|n| n.len() > 250) {
-        return Err(ctx.err(DomainError::InvalidName(
-            "name must be at most 250 bytes when count > 1".into(),
-        )));
-    }
-    if v.get("backup_id").is_some_and(|b| !b.is_null()) {
-        return Err(ctx.err(DomainError::invalid(
-            "EVS.1051",
-            "can not batch create volume from backup!",
-        )));
-    }
-    let mut batch = Vec::with_capacity(count as usize);
-    for i in 1..=count {
-        let mut one = v.clone();
-        if let Some(b) = &base {
-            one.insert("name".into(), json!(format!("{b}-{i:04}")));
-        }
-        let mut parsed = commands::parse_create(
-            &state,
-            &ctx,
-            &one,
-            CreateRules::Evs,
-            Some(commands::new_job_id()),
-        )
-        .map_err(|e| ctx.err(e))?;
-        parsed.cmd.batch_job_id = Some(job_id.clone());
-        batch.push(parsed);
-    }
-    commands::create_volumes(&state, &ctx, batch, &job_id).await?;
     Ok(job_reply(&job_id))
 }
 
@@ -136,10 +103,10 @@ async fn update(
     body: Bytes,
 ) -> Reply {
     let raw_id = p.get("volume_id").map(String::as_str).unwrap_or_default();
-    let id = commands::path_uuid(&ctx, raw_id)?;
+    let id = path_uuid(&ctx, raw_id)?;
     let obj = input::json_object(&body).map_err(|e| ctx.err(e))?;
     let v = input::member(&obj, "volume")
-        .map_err(|_| ctx.err(DomainError::invalid("EVS.1001", "null volume!")))?;
+        .map_err(|_| ctx.err(Problem::vendor("EVS.1001", "null volume!")))?;
     let name = input::opt_str(v, "name").map_err(|e| ctx.err(e))?;
     let description = input::opt_str(v, "description").map_err(|e| ctx.err(e))?;
     let cmd = VolumeCommand::Update {
@@ -147,8 +114,10 @@ async fn update(
         description,
         metadata: None,
     };
-    commands::execute_volume(&state, &ctx, id, cmd, None).await?;
-    let row = commands::visible_volume(&state, &ctx, raw_id)?;
+    volume_actions::command(&state.app(), &ctx.caller(), &ctx.meta(), id, cmd)
+        .await
+        .map_err(|e| ctx.err(e))?;
+    let row = visible(&state, &ctx, raw_id).await?;
     Ok(Json(json!({ "volume": render::evs_volume_update(&ctx, &row) })).into_response())
 }
 
@@ -159,9 +128,18 @@ async fn delete(
     Path(p): Path<HashMap<String, String>>,
 ) -> Reply {
     let raw_id = p.get("volume_id").map(String::as_str).unwrap_or_default();
-    let id = commands::path_uuid(&ctx, raw_id)?;
-    let job_id = commands::new_job_id();
-    commands::delete_volume(&state, &ctx, id, false, Some(job_id.clone())).await?;
+    let id = path_uuid(&ctx, raw_id)?;
+    let job_id = app::new_job_id();
+    volume_delete::delete(
+        &state.app(),
+        &ctx.caller(),
+        &ctx.meta(),
+        id,
+        false,
+        job_id.clone(),
+    )
+    .await
+    .map_err(|e| ctx.err(e))?;
     Ok(job_reply(&job_id))
 }
 
@@ -173,11 +151,20 @@ async fn action(
     body: Bytes,
 ) -> Reply {
     let raw_id = p.get("volume_id").map(String::as_str).unwrap_or_default();
-    let id = commands::path_uuid(&ctx, raw_id)?;
+    let id = path_uuid(&ctx, raw_id)?;
     let obj = input::json_object(&body).map_err(|e| ctx.err(e))?;
     let new_size = extend_size(&obj).map_err(|e| ctx.err(e))?;
-    let job_id = commands::new_job_id();
-    commands::extend_volume(&state, &ctx, id, new_size, Some(job_id.clone())).await?;
+    let job_id = app::new_job_id();
+    volume_extend::extend(
+        &state.app(),
+        &ctx.caller(),
+        &ctx.meta(),
+        id,
+        new_size,
+        job_id.clone(),
+    )
+    .await
+    .map_err(|e| ctx.err(e))?;
     Ok(job_reply(&job_id))
 }
 
@@ -188,15 +175,14 @@ async fn job(
     Path(p): Path<HashMap<String, String>>,
 ) -> Reply {
     let job_id = p.get("job_id").cloned().unwrap_or_default();
-    let row = state
-        .store
-        .read(|c| projections::jobs::get(c, &job_id))
-        .map_err(|e| ctx.err(e))?;
-    match row {
-        Some(j) if ctx.can_see(&j.project_id) => Ok(Json(render::job(&j)).into_response()),
-        _ => Err(ctx.err(Problem::new(
-            StatusCode::BAD_REQUEST,
-            "Common.0011",
+    match queries::job(&state.app(), &ctx.caller(), job_id)
+        .await
+        .map_err(|e| ctx.err(e))?
+    {
+        Some(j) => Ok(Json(render::job(&j)).into_response()),
+        None => Err(ctx.err(Problem::new(
+            StatusCode::NOT_FOUND,
+            Reason::JobNotFound,
             "query job fail.",
         ))),
     }
@@ -209,23 +195,22 @@ async fn evs_page(
     ctx: &Ctx,
     q: Result<Query<HashMap<String, String>>, QueryRejection>,
 ) -> Result<Vec<projections::VolumeRow>, ApiError> {
-    let mut q = crate::cinder::query(ctx, q)?;
+    let mut q = parse::query(ctx, q)?;
     q.remove("offset");
     if let Some(z) = q.get("availability_zone") {
         if !state.catalog.zones.iter().any(|k| k == z) {
             return Err(ctx.err(DomainError::invalid(
-                "EVS.1041",
+                "availability_zone",
+                FieldReason::Invalid,
                 "invalid filter availability-zone!",
             )));
         }
     }
-    if let Some(l) = q.get("limit") {
-        if l.trim().parse::<i64>().is_ok_and(|n| n < 1) {
-            return Err(ctx.err(DomainError::invalid("EVS.1023", "invalid filter limit!")));
-        }
-    }
-    let lq = commands::list_query(ctx, &q).map_err(|e| ctx.err(e))?;
-    Ok(commands::list_volumes(state, ctx, &lq)?.0)
+    let lq = parse::list_query(ctx, &q).map_err(|e| ctx.err(e))?;
+    Ok(queries::volumes(&state.app(), lq)
+        .await
+        .map_err(|e| ctx.err(e))?
+        .0)
 }
 
 /// One EVS list page rendered with `view`.
@@ -247,7 +232,7 @@ async fn show_vendor(
     Path(p): Path<HashMap<String, String>>,
 ) -> Reply {
     let raw = p.get("volume_id").map(String::as_str).unwrap_or_default();
-    let row = commands::visible_volume(&state, &ctx, raw)?;
+    let row = visible(&state, &ctx, raw).await?;
     Ok(Json(json!({ "volume": render::evs_volume_show(&ctx, &row) })).into_response())
 }
 
@@ -258,6 +243,6 @@ async fn show_v1(
     Path(p): Path<HashMap<String, String>>,
 ) -> Reply {
     let raw = p.get("volume_id").map(String::as_str).unwrap_or_default();
-    let row = commands::visible_volume(&state, &ctx, raw)?;
+    let row = visible(&state, &ctx, raw).await?;
     Ok(Json(json!({ "volume": render::v1_volume(&ctx, &row) })).into_response())
 }

@@ -14,17 +14,18 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use domain::image::{ImageAggregate, ImageCommand, ImageSource, ImageStatus, NewImage};
-use domain::DomainError;
+use domain::image::{ImageCommand, ImageStatus};
+use domain::{DomainError, FieldReason};
 use futures_util::StreamExt;
-use projections::images::Visibility;
 use projections::images::{ImageQuery, ImageRow};
 use serde_json::{json, Value};
 use tokio::io::AsyncReadExt;
 use uuid::Uuid;
 
-use crate::cinder::query;
-use crate::{commands, input, ApiError, AppState, Ctx, Problem};
+use crate::app::image_catalog::{self, RegisterImageRequest};
+use crate::app::queries;
+use crate::parse::{check_marker, query};
+use crate::{input, ApiError, AppState, Ctx, Problem};
 
 type Reply = Result<Response, ApiError>;
 
@@ -115,16 +116,10 @@ fn not_found(ctx: &Ctx, raw: &str) -> ApiError {
 }
 
 /// An image the caller may read: its own, or a public one.
-pub fn visible_image(state: &AppState, ctx: &Ctx, raw: &str) -> Result<ImageRow, ApiError> {
-    let id = input::uuid(raw).ok_or_else(|| not_found(ctx, raw))?;
-    let row = state
-        .store
-        .read(|c| projections::images::get(c, &id.to_string()))
-        .map_err(|e| ctx.err(e))?;
-    match row {
-        Some(i) if ctx.can_see(&i.project_id) || i.visibility == Visibility::Public => Ok(i),
-        _ => Err(not_found(ctx, raw)),
-    }
+pub async fn visible_image(state: &AppState, ctx: &Ctx, raw: &str) -> Result<ImageRow, ApiError> {
+    queries::image(&state.app(), &ctx.caller(), raw)
+        .await
+        .map_err(|e| ctx.err(e))
 }
 
 async fn list(
@@ -133,11 +128,7 @@ async fn list(
     q: Result<Query<HashMap<String, String>>, QueryRejection>,
 ) -> Reply {
     let q = query(&ctx, q)?;
-    if let Some(m) = q.get("marker") {
-        if input::uuid(m).is_none() {
-            return Err(ctx.err(DomainError::invalid("EVS.1024", "invalid marker")));
-        }
-    }
+    check_marker(&q).map_err(|e| ctx.err(e))?;
     let iq = ImageQuery {
         project_id: if ctx.is_admin {
             None
@@ -151,13 +142,10 @@ async fn list(
         marker: q.get("marker").cloned(),
         limit: input::limit(q.get("limit").map(String::as_str)).map_err(|e| ctx.err(e))?,
     };
-    let page = state
-        .store
-        .read(|c| projections::images::list(c, &iq))
+    let limit = iq.limit;
+    let (rows, more) = queries::images(&state.app(), iq)
+        .await
         .map_err(|e| ctx.err(e))?;
-    let Some((rows, more)) = page else {
-        return Err(ctx.err(DomainError::invalid("EVS.1024", "marker not found")));
-    };
     let items: Vec<Value> = rows
         .iter()
         .map(|i| render(i, input::uuid(&i.id).and_then(|id| (state.progress)(id))))
@@ -167,7 +155,7 @@ async fn list(
     if let (true, Some(last)) = (more, rows.last()) {
         body["next"] = json!(format!(
             "/image/v2/images?limit={}&marker={}",
-            iq.limit, last.id
+            limit, last.id
         ));
     }
     Ok(Json(body).into_response())
@@ -179,7 +167,7 @@ async fn show(
     Path(p): Path<HashMap<String, String>>,
 ) -> Reply {
     let raw = p.get("image_id").cloned().unwrap_or_default();
-    let i = visible_image(&state, &ctx, &raw)?;
+    let i = visible_image(&state, &ctx, &raw).await?;
     let progress = input::uuid(&i.id).and_then(|id| (state.progress)(id));
     Ok(Json(render(&i, progress)).into_response())
 }
@@ -199,50 +187,21 @@ async fn create(State(state): State<AppState>, ctx: Ctx, body: Bytes) -> Reply {
     let visibility = input::opt_str(&obj, "visibility")
         .map_err(|e| ctx.err(e))?
         .unwrap_or_else(|| "private".into());
-    if visibility == "public" && !ctx.is_admin {
-        return Err(ctx.err(Problem::new(
-            StatusCode::FORBIDDEN,
-            "EVS.5403",
-            "Only admin may publish public images.",
-        )));
-    }
     let min_disk = input::size(obj.get("min_disk"), "min_disk")
         .map_err(|e| ctx.err(e))?
         .unwrap_or(0);
-    let id = Uuid::new_v4();
-    let cmd = ImageCommand::Create(NewImage {
-        image_id: id,
-        project_id: ctx.project_id.clone(),
+    let r = RegisterImageRequest {
         name,
         disk_format,
         container_format,
         visibility,
         min_disk,
-        source: ImageSource::Upload,
-        os_type: None,
-    });
-    commands::transact(&state, &ctx, None, move |tx, meta, _| {
-        Ok(tx
-            .execute::<ImageAggregate>(&id.to_string(), cmd, meta)?
-            .map(|_| ()))
-    })
-    .await?;
-    let i = visible_image(&state, &ctx, &id.to_string())?;
+    };
+    let id = image_catalog::register(&state.app(), &ctx.caller(), &ctx.meta(), r)
+        .await
+        .map_err(|e| ctx.err(e))?;
+    let i = visible_image(&state, &ctx, &id.to_string()).await?;
     Ok((StatusCode::CREATED, Json(render(&i, None))).into_response())
-}
-
-/// An image the caller may change: visible and its own (a public image
-/// of another project is readable, not writable).
-fn owned_image(state: &AppState, ctx: &Ctx, raw: &str) -> Result<ImageRow, ApiError> {
-    let i = visible_image(state, ctx, raw)?;
-    if !ctx.can_see(&i.project_id) {
-        return Err(ctx.err(Problem::new(
-            StatusCode::FORBIDDEN,
-            "EVS.5403",
-            "Not the image's owner.",
-        )));
-    }
-    Ok(i)
 }
 
 /// `DELETE`: 204; the executor removes the file.
@@ -252,14 +211,16 @@ async fn delete(
     Path(p): Path<HashMap<String, String>>,
 ) -> Reply {
     let raw = p.get("image_id").cloned().unwrap_or_default();
-    let i = owned_image(&state, &ctx, &raw)?;
-    let id = input::uuid(&i.id).ok_or_else(|| not_found(&ctx, &raw))?;
-    commands::transact(&state, &ctx, None, move |tx, meta, _| {
-        Ok(tx
-            .execute::<ImageAggregate>(&id.to_string(), ImageCommand::Delete, meta)?
-            .map(|_| ()))
-    })
-    .await?;
+    let id = input::uuid(&raw).ok_or_else(|| not_found(&ctx, &raw))?;
+    image_catalog::command(
+        &state.app(),
+        &ctx.caller(),
+        &ctx.meta(),
+        id,
+        ImageCommand::Delete,
+    )
+    .await
+    .map_err(|e| ctx.err(e))?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -270,7 +231,7 @@ async fn download(
     Path(p): Path<HashMap<String, String>>,
 ) -> Reply {
     let raw = p.get("image_id").cloned().unwrap_or_default();
-    let i = visible_image(&state, &ctx, &raw)?;
+    let i = visible_image(&state, &ctx, &raw).await?;
     // Glance answers 204 No Content for an image without data yet.
     if i.status != ImageStatus::Active {
         return Ok(StatusCode::NO_CONTENT.into_response());
@@ -343,27 +304,12 @@ async fn upload(
     body: Body,
 ) -> Reply {
     let raw = p.get("image_id").cloned().unwrap_or_default();
-    let i = owned_image(&state, &ctx, &raw)?;
-    if i.status != ImageStatus::Queued
-        || i.source_volume_id.is_some()
-        || i.source_snapshot_id.is_some()
-    {
-        return Err(ctx.err(Problem::new(
-            StatusCode::CONFLICT,
-            "EVS.5400",
-            format!(
-                "Image status {} does not accept an upload.",
-                i.status.as_str()
-            ),
-        )));
-    }
+    let i = visible_image(&state, &ctx, &raw).await?;
     let id = input::uuid(&i.id).ok_or_else(|| not_found(&ctx, &raw))?;
-    commands::transact(&state, &ctx, None, move |tx, meta, _| {
-        Ok(tx
-            .execute::<ImageAggregate>(&id.to_string(), ImageCommand::StartWork, meta)?
-            .map(|_| ()))
-    })
-    .await?;
+    let (app, caller, meta) = (state.app(), ctx.caller(), ctx.meta());
+    image_catalog::command(&app, &caller, &meta, id, ImageCommand::BeginUpload)
+        .await
+        .map_err(|e| ctx.err(e))?;
     let (tx, rx) = mpsc::sync_channel::<Bytes>(8);
     let files = state.images.clone();
     let declared = i.disk_format.clone();
@@ -406,16 +352,14 @@ async fn upload(
         (Some(e), _) | (None, Err(e)) => ImageCommand::Fail { reason: e },
     };
     let failed = matches!(cmd, ImageCommand::Fail { .. });
-    commands::transact(&state, &ctx, None, move |tx, meta, _| {
-        Ok(tx
-            .execute::<ImageAggregate>(&id.to_string(), cmd, meta)?
-            .map(|_| ()))
-    })
-    .await?;
+    image_catalog::command(&app, &caller, &meta, id, cmd)
+        .await
+        .map_err(|e| ctx.err(e))?;
     if failed {
-        let i = visible_image(&state, &ctx, &raw)?;
+        let i = visible_image(&state, &ctx, &raw).await?;
         return Err(ctx.err(DomainError::invalid(
-            "EVS.5400",
+            "file",
+            FieldReason::Invalid,
             format!("Image upload failed: {}", i.fail_reason.unwrap_or_default()),
         )));
     }

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use axum::body::Bytes;
-use domain::DomainError;
+use domain::{DomainError, FieldReason};
 use serde_json::{Map, Value};
 
 /// Parses a JSON object body; anything else is EVS.5400 "Malformed request body".
@@ -18,24 +18,26 @@ pub fn json_object(body: &Bytes) -> Result<Map<String, Value>, DomainError> {
 /// The object under `key` (`{"volume": {...}}`).
 pub fn member<'a>(
     obj: &'a Map<String, Value>,
-    key: &str,
+    key: &'static str,
 ) -> Result<&'a Map<String, Value>, DomainError> {
     match obj.get(key) {
         Some(Value::Object(m)) => Ok(m),
         _ => Err(DomainError::invalid(
-            "EVS.5400",
+            key,
+            FieldReason::Missing,
             format!("Malformed request body: '{key}' object is required."),
         )),
     }
 }
 
 /// An optional string; null counts as absent.
-pub fn opt_str(obj: &Map<String, Value>, key: &str) -> Result<Option<String>, DomainError> {
+pub fn opt_str(obj: &Map<String, Value>, key: &'static str) -> Result<Option<String>, DomainError> {
     match obj.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s.clone())),
         Some(_) => Err(DomainError::invalid(
-            "EVS.1018",
+            key,
+            FieldReason::WrongType,
             format!("Type conversion error: '{key}' must be a string."),
         )),
     }
@@ -44,7 +46,7 @@ pub fn opt_str(obj: &Map<String, Value>, key: &str) -> Result<Option<String>, Do
 /// An integer size in GiB. Decimals are truncated as documented [5.1 #39];
 /// numeric strings are accepted as Cinder does; anything out of i64 range
 /// saturates so the domain can refuse it with EVS.1010.
-pub fn size(v: Option<&Value>, key: &str) -> Result<Option<i64>, DomainError> {
+pub fn size(v: Option<&Value>, key: &'static str) -> Result<Option<i64>, DomainError> {
     let bad = || DomainError::InvalidSize { got: 0 };
     match v {
         None | Some(Value::Null) => Ok(None),
@@ -74,27 +76,30 @@ pub fn size(v: Option<&Value>, key: &str) -> Result<Option<i64>, DomainError> {
                 }
             } else {
                 Err(DomainError::invalid(
-                    "EVS.1010",
+                    key,
+                    FieldReason::WrongType,
                     format!("invalid volume size! '{key}' must be an integer."),
                 ))
             }
         }
         Some(_) => Err(DomainError::invalid(
-            "EVS.1010",
+            key,
+            FieldReason::WrongType,
             format!("invalid volume size! '{key}' must be an integer."),
         )),
     }
 }
 
 /// A boolean that clients send as true/false or "true"/"false".
-pub fn opt_bool(obj: &Map<String, Value>, key: &str) -> Result<Option<bool>, DomainError> {
+pub fn opt_bool(obj: &Map<String, Value>, key: &'static str) -> Result<Option<bool>, DomainError> {
     match obj.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Bool(b)) => Ok(Some(*b)),
         Some(Value::String(s)) if s.eq_ignore_ascii_case("true") => Ok(Some(true)),
         Some(Value::String(s)) if s.eq_ignore_ascii_case("false") => Ok(Some(false)),
         Some(_) => Err(DomainError::invalid(
-            "EVS.1018",
+            key,
+            FieldReason::WrongType,
             format!("Type conversion error: '{key}' must be a boolean."),
         )),
     }
@@ -125,19 +130,24 @@ pub fn limit(raw: Option<&str>) -> Result<usize, DomainError> {
     let Some(raw) = raw else {
         return Ok(domain::limits::MAX_PAGE_LIMIT as usize);
     };
-    let n: i64 = raw
-        .trim()
-        .parse()
-        .map_err(|_| DomainError::invalid("EVS.5400", "limit param must be an integer."))?;
+    let n: i64 = raw.trim().parse().map_err(|_| {
+        DomainError::invalid(
+            "limit",
+            FieldReason::WrongType,
+            "limit param must be an integer.",
+        )
+    })?;
     if n <= 0 {
         return Err(DomainError::invalid(
-            "EVS.5400",
+            "limit",
+            FieldReason::Invalid,
             "limit param must be positive.",
         ));
     }
     if n > domain::limits::MAX_PAGE_LIMIT {
         return Err(DomainError::invalid(
-            "EVS.2142",
+            "limit",
+            FieldReason::OutOfRange,
             "invalid filter limit, can not greater than 1000.",
         ));
     }
@@ -151,11 +161,13 @@ pub fn offset(raw: Option<&str>) -> Result<usize, DomainError> {
         Some(r) => match r.trim().parse::<i64>() {
             Ok(n) if n >= 0 => Ok(n.min(u32::MAX as i64) as usize),
             Ok(_) => Err(DomainError::invalid(
-                "EVS.5400",
+                "offset",
+                FieldReason::Invalid,
                 "offset param must be positive.",
             )),
             Err(_) => Err(DomainError::invalid(
-                "EVS.5400",
+                "offset",
+                FieldReason::WrongType,
                 "offset param must be an integer.",
             )),
         },
@@ -198,17 +210,18 @@ mod tests {
     #[test]
     fn limits_follow_the_documented_ranges() {
         assert_eq!(limit(None).unwrap(), 1000);
-        assert_eq!(limit(Some("0")).unwrap_err().code(), "EVS.5400");
-        assert_eq!(limit(Some("1001")).unwrap_err().code(), "EVS.2142");
-        assert_eq!(limit(Some("x")).unwrap_err().code(), "EVS.5400");
-        assert_eq!(offset(Some("-1")).unwrap_err().code(), "EVS.5400");
+        let code = |e: DomainError| crate::dialects::evs::code(&crate::Reason::Domain(e));
+        assert_eq!(code(limit(Some("0")).unwrap_err()), "EVS.1023");
+        assert_eq!(code(limit(Some("1001")).unwrap_err()), "EVS.2142");
+        assert_eq!(code(limit(Some("x")).unwrap_err()), "EVS.5400");
+        assert_eq!(code(offset(Some("-1")).unwrap_err()), "EVS.5400");
     }
 
     #[test]
     fn bodies_that_are_not_objects_are_malformed() {
         for b in ["", "[]", "{", "null", "3"] {
             let err = json_object(&Bytes::from(b)).unwrap_err();
-            assert_eq!(err.code(), "EVS.5400");
+            assert_eq!(err.field(), Some("body"));
         }
     }
 }

@@ -1,6 +1,8 @@
-//! HTTP adapters. One module per dialect; each only translates between its
-//! wire shapes and the domain's commands and the projections' views. Business
-//! rules live in `domain`, views in `projections`.
+//! The API: the application layer (`app`, one use case per operation) and,
+//! beside it, the dialect adapters, which only translate between their wire
+//! shapes and the use cases' requests and outcomes. Business rules live in
+//! `domain`, views in `projections`. Each dialect owns its routes, its
+//! authentication and its error rendering (`dialects`).
 
 use std::sync::Arc;
 
@@ -12,10 +14,11 @@ use axum::Router;
 use domain::Catalog;
 use eventstore::EventStore;
 
+pub mod app;
 pub mod catalog;
 pub mod cinder;
-pub mod commands;
 pub mod context;
+pub mod dialects;
 pub mod error;
 pub mod evs;
 pub mod images;
@@ -23,14 +26,16 @@ pub mod input;
 pub mod metadata;
 pub mod microversion;
 pub mod ops;
+pub mod parse;
 pub mod render;
 pub mod snapshots;
 pub mod transfers;
 pub mod upload;
 pub mod versions;
 
-pub use context::{Ctx, Dialect};
-pub use error::{ApiError, Problem};
+pub use context::Ctx;
+pub use dialects::{Dialect, DialectRef};
+pub use error::{ApiError, Problem, Reason};
 
 /// A list request's query string, or why it could not be read.
 pub type QueryParams = Result<
@@ -52,6 +57,16 @@ pub struct AppState {
     pub progress: Arc<dyn Fn(uuid::Uuid) -> Option<u8> + Send + Sync>,
 }
 
+impl AppState {
+    /// The application layer over this state's log and catalog.
+    pub fn app(&self) -> app::App {
+        app::App {
+            store: self.store.clone(),
+            catalog: self.catalog.clone(),
+        }
+    }
+}
+
 /// os-brick "local" connector data for one volume.
 #[derive(Clone, Debug)]
 pub struct Connection {
@@ -67,47 +82,22 @@ pub struct RequestId(pub String);
 async fn request_id(mut req: Request, next: Next) -> Response {
     let id = format!("req-{}", uuid::Uuid::new_v4());
     req.extensions_mut().insert(RequestId(id.clone()));
-    let dialect = Dialect::from_path(req.uri().path());
     let mut resp = next.run(req).await;
-    // Rejections made by axum itself (a body over the size limit, a method
-    // a route does not serve) come as plain text: give them the dialect's
-    // error body like every other refusal.
-    let status = resp.status();
-    let is_json = resp
-        .headers()
-        .get(axum::http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"));
-    if (status.is_client_error() || status.is_server_error()) && !is_json {
-        let message = match status {
-            StatusCode::PAYLOAD_TOO_LARGE => "Request body too large.".to_string(),
-            StatusCode::METHOD_NOT_ALLOWED => "Method not allowed on this resource.".to_string(),
-            s => s.canonical_reason().unwrap_or("Error").to_string(),
-        };
-        let code = if status == StatusCode::PAYLOAD_TOO_LARGE {
-            "EVS.5413"
-        } else {
-            "EVS.5400"
-        };
-        resp = ApiError {
-            dialect,
-            problem: Problem::new(status, code, message),
-        }
-        .into_response();
-    }
     if let Ok(v) = HeaderValue::from_str(&id) {
         resp.headers_mut().insert("x-openstack-request-id", v);
     }
     resp
 }
 
+/// No route matched: 404 in the body of the dialect whose prefix the path
+/// carries.
 async fn fallback(req: Request) -> Response {
-    let dialect = Dialect::from_path(req.uri().path());
+    let dialect = dialects::for_unrouted(req.uri().path());
     ApiError {
         dialect,
         problem: Problem::new(
             StatusCode::NOT_FOUND,
-            "EVS.5404",
+            Reason::NotFound,
             "The resource could not be found.",
         ),
     }
@@ -123,15 +113,15 @@ fn cinder_family(prefix: &str) -> Router<AppState> {
 }
 
 pub fn router(state: AppState) -> Router {
+    use dialects::{cinder::CINDER, cinder::GLANCE, evs::EVS, serve};
     let v3 = cinder_family("/v3/{project_id}").layer(middleware::from_fn(microversion::negotiate));
     Router::new()
         .merge(versions::routes())
-        .merge(cinder_family("/v2/{project_id}"))
-        .merge(snapshots::evs_routes())
-        .merge(v3)
-        .merge(evs::routes())
-        .merge(images::routes())
-        .merge(ops::routes())
+        .merge(serve(cinder_family("/v2/{project_id}"), &CINDER))
+        .merge(serve(v3, &CINDER))
+        .merge(serve(snapshots::evs_routes().merge(evs::routes()), &EVS))
+        .merge(serve(images::routes(), &GLANCE))
+        .merge(serve(ops::routes(), &CINDER))
         .fallback(fallback)
         .layer(middleware::from_fn(request_id))
         .with_state(state)

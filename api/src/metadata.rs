@@ -11,10 +11,12 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use domain::metadata::{Metadata, MetadataEdit};
-use domain::{DomainError, SnapshotCommand, VolumeCommand};
+use domain::{DomainError, FieldReason, SnapshotCommand, VolumeCommand};
 use serde_json::{json, Value};
 
-use crate::{commands, input, ApiError, AppState, Ctx};
+use crate::app::{snapshot_actions, volume_actions};
+use crate::parse::path_uuid;
+use crate::{input, ApiError, AppState, Ctx};
 
 type Reply = Result<Response, ApiError>;
 
@@ -80,7 +82,7 @@ pub fn routes(prefix: &str, t: Target) -> Router<AppState> {
         )
 }
 
-fn current(
+async fn current(
     state: &AppState,
     ctx: &Ctx,
     p: &HashMap<String, String>,
@@ -88,8 +90,12 @@ fn current(
 ) -> Result<Metadata, ApiError> {
     let raw = p.get(t.param()).map(String::as_str).unwrap_or_default();
     Ok(match t {
-        Target::Volume => commands::visible_volume(state, ctx, raw)?.metadata,
-        Target::Snapshot => crate::snapshots::visible_snapshot(state, ctx, raw)?.metadata,
+        Target::Volume => crate::cinder::visible(state, ctx, raw).await?.metadata,
+        Target::Snapshot => {
+            crate::snapshots::visible_snapshot(state, ctx, raw)
+                .await?
+                .metadata
+        }
     })
 }
 
@@ -103,16 +109,22 @@ async fn edit(
     let raw = p.get(t.param()).cloned().unwrap_or_default();
     match t {
         Target::Volume => {
-            let id = commands::path_uuid(ctx, &raw)?;
-            commands::execute_volume(state, ctx, id, VolumeCommand::EditMetadata(e), None).await?;
+            let id = path_uuid(ctx, &raw)?;
+            let cmd = VolumeCommand::EditMetadata(e);
+            volume_actions::command(&state.app(), &ctx.caller(), &ctx.meta(), id, cmd)
+                .await
+                .map_err(|e| ctx.err(e))?;
         }
         Target::Snapshot => {
             let id = input::uuid(&raw)
                 .ok_or_else(|| ctx.err(DomainError::SnapshotNotFound(raw.clone())))?;
-            commands::execute_snapshot(state, ctx, id, SnapshotCommand::EditMetadata(e)).await?;
+            let cmd = SnapshotCommand::EditMetadata(e);
+            snapshot_actions::command(&state.app(), &ctx.caller(), &ctx.meta(), id, cmd)
+                .await
+                .map_err(|e| ctx.err(e))?;
         }
     }
-    current(state, ctx, p, t)
+    current(state, ctx, p, t).await
 }
 
 /// CINDER-7.1.11 / 7.3.8.
@@ -122,7 +134,7 @@ async fn read_all(
     Path(p): Path<HashMap<String, String>>,
     t: Target,
 ) -> Reply {
-    Ok(Json(json!({"metadata": current(&state, &ctx, &p, t)?})).into_response())
+    Ok(Json(json!({"metadata": current(&state, &ctx, &p, t).await?})).into_response())
 }
 
 /// CINDER-7.1.10 / 7.3.7 (POST, merge) and 7.1.12 / 7.3.10 (PUT, replace).
@@ -139,7 +151,8 @@ async fn write_all(
         Some(Value::Object(_)) => input::metadata(obj.get("metadata")).map_err(|e| ctx.err(e))?,
         _ => {
             return Err(ctx.err(DomainError::invalid(
-                "EVS.5400",
+                "metadata",
+                FieldReason::Missing,
                 "Malformed request body: 'metadata' object is required.",
             )))
         }
@@ -161,7 +174,7 @@ async fn read_one(
     t: Target,
 ) -> Reply {
     let key = p.get("key").cloned().unwrap_or_default();
-    let md = current(&state, &ctx, &p, t)?;
+    let md = current(&state, &ctx, &p, t).await?;
     match md.get(&key) {
         Some(v) => Ok(Json(json!({"meta": {key: v}})).into_response()),
         None => Err(ctx.err(DomainError::MetadataKeyNotFound(key))),
@@ -184,7 +197,8 @@ async fn write_one(
         (1, Some(v)) => v.clone(),
         _ => {
             return Err(ctx.err(DomainError::invalid(
-                "EVS.5400",
+                "meta",
+                FieldReason::Invalid,
                 "Request body and URI mismatch: 'meta' must hold exactly the key in the URL.",
             )))
         }

@@ -7,7 +7,7 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use crate::{ApiError, Dialect, Problem};
+use crate::{ApiError, DialectRef, Problem, Reason};
 
 pub const MIN: (u32, u32) = (3, 0);
 pub const MAX: (u32, u32) = (3, 0);
@@ -59,8 +59,8 @@ pub async fn negotiate(req: Request, next: Next) -> Response {
     let served = match requested(req.headers()) {
         Err(msg) => {
             return ApiError {
-                dialect: Dialect::Cinder,
-                problem: Problem::new(StatusCode::BAD_REQUEST, "EVS.5400", msg),
+                dialect: DialectRef(&crate::dialects::cinder::CINDER),
+                problem: Problem::new(StatusCode::BAD_REQUEST, Reason::MalformedUrl, msg),
             }
             .into_response()
         }
@@ -68,10 +68,10 @@ pub async fn negotiate(req: Request, next: Next) -> Response {
         Ok(Some(Asked::Version(a, b))) if (a, b) >= MIN && (a, b) <= MAX => (a, b),
         Ok(Some(Asked::Version(a, b))) => {
             let mut resp = ApiError {
-                dialect: Dialect::Cinder,
+                dialect: DialectRef(&crate::dialects::cinder::CINDER),
                 problem: Problem::new(
                     StatusCode::NOT_ACCEPTABLE,
-                    "EVS.5400",
+                    Reason::Internal,
                     format!(
                         "Version {a}.{b} is not supported by the API. Minimum is {}.{} and maximum is {}.{}.",
                         MIN.0, MIN.1, MAX.0, MAX.1

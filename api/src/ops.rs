@@ -10,11 +10,12 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use domain::DomainError;
+use domain::{DomainError, FieldReason};
 use serde_json::json;
 
-use crate::cinder::query;
-use crate::{input, ApiError, AppState, Ctx, Problem};
+use crate::app::queries;
+use crate::parse::query;
+use crate::{input, ApiError, AppState, Ctx};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -26,44 +27,18 @@ pub fn routes() -> Router<AppState> {
 /// Prometheus text: the log's head, the executor's durable checkpoint, and
 /// the views' sizes by status.
 async fn metrics(State(state): State<AppState>) -> Response {
-    let read = state.store.read(|c| {
-        let head: i64 = c.query_row("SELECT COALESCE(MAX(position), 0) FROM events", [], |r| {
-            r.get(0)
-        })?;
-        let checkpoint: i64 = c.query_row(
-            "SELECT COALESCE(MAX(position), 0) FROM checkpoints WHERE name = 'executor'",
-            [],
-            |r| r.get(0),
-        )?;
-        let mut by_status = Vec::new();
-        for (table, metric) in [
-            ("volumes", "volumes"),
-            ("snapshots", "snapshots"),
-            ("images", "images"),
-        ] {
-            let mut stmt = c.prepare(&format!(
-                "SELECT status, COUNT(*) FROM {table} GROUP BY status ORDER BY status"
-            ))?;
-            let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
-            for row in rows {
-                let (status, n) = row?;
-                by_status.push(format!("blockledger_{metric}{{status=\"{status}\"}} {n}"));
-            }
-        }
-        Ok((head, checkpoint, by_status))
-    });
-    match read {
-        Ok((head, checkpoint, by_status)) => {
+    match queries::gauges(&state.app()).await {
+        Ok(g) => {
             let mut out = String::new();
             out.push_str("# TYPE blockledger_log_head_position gauge\n");
-            out.push_str(&format!("blockledger_log_head_position {head}\n"));
+            out.push_str(&format!("blockledger_log_head_position {}\n", g.head));
             out.push_str("# TYPE blockledger_executor_checkpoint_position gauge\n");
             out.push_str(&format!(
-                "blockledger_executor_checkpoint_position {checkpoint}\n"
+                "blockledger_executor_checkpoint_position {}\n",
+                g.executor_checkpoint
             ));
-            for line in by_status {
-                out.push_str(&line);
-                out.push('\n');
+            for (view, status, n) in g.by_status {
+                out.push_str(&format!("blockledger_{view}{{status=\"{status}\"}} {n}\n"));
             }
             ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
         }
@@ -78,19 +53,13 @@ async fn events(
     ctx: Ctx,
     q: Result<Query<HashMap<String, String>>, QueryRejection>,
 ) -> Result<Response, ApiError> {
-    if !ctx.is_admin {
-        return Err(ctx.err(Problem::new(
-            StatusCode::FORBIDDEN,
-            "EVS.5403",
-            "Policy check failed: the audit trail is admin only.",
-        )));
-    }
     let q = query(&ctx, q)?;
     let after = match q.get("after") {
         None => 0,
         Some(a) => a.parse::<u64>().map_err(|_| {
             ctx.err(DomainError::invalid(
-                "EVS.5400",
+                "after",
+                FieldReason::Invalid,
                 "after must be a position (integer >= 0).",
             ))
         })?,
@@ -99,18 +68,15 @@ async fn events(
         None => 100,
         some => input::limit(some.map(String::as_str)).map_err(|e| ctx.err(e))?,
     };
-    let events = match q.get("stream") {
-        Some(s) => {
-            let mut all = state.store.read_stream(s).map_err(|e| ctx.err(e))?;
-            all.retain(|e| e.position > after);
-            all.truncate(limit);
-            all
-        }
-        None => state
-            .store
-            .read_from(after, limit)
-            .map_err(|e| ctx.err(e))?,
-    };
+    let events = queries::events(
+        &state.app(),
+        &ctx.caller(),
+        after,
+        q.get("stream").cloned(),
+        limit,
+    )
+    .await
+    .map_err(|e| ctx.err(e))?;
     let next = events.last().map(|e| e.position);
     Ok(Json(json!({"events": events, "next_after": next})).into_response())
 }

@@ -11,15 +11,14 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use domain::{
-    DomainError, SnapshotAggregate, SnapshotCommand, VolumeAggregate, VolumeCommand, VolumeFacts,
-};
+use domain::{DomainError, FieldReason, SnapshotCommand};
 use projections::snapshots::{SnapshotQuery, SnapshotRow};
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use uuid::Uuid;
 
-use crate::cinder::query;
-use crate::commands::{self, snapshot_in_tx, volume_in_tx};
+use crate::app::snapshot_create::{self, CreateSnapshotRequest};
+use crate::app::{queries, snapshot_actions, snapshot_rollback};
+use crate::parse::{self, either as pick, path_uuid, query};
 use crate::{input, render, ApiError, AppState, Ctx, QueryParams};
 
 type Reply = Result<Response, ApiError>;
@@ -54,28 +53,15 @@ pub fn evs_routes() -> Router<AppState> {
     )
 }
 
-fn snapshot_not_found(ctx: &Ctx, raw: &str) -> ApiError {
-    ctx.err(DomainError::SnapshotNotFound(raw.to_string()))
-}
-
 /// The snapshot `raw` if it exists and the caller may see it.
-pub fn visible_snapshot(state: &AppState, ctx: &Ctx, raw: &str) -> Result<SnapshotRow, ApiError> {
-    let id = input::uuid(raw).ok_or_else(|| snapshot_not_found(ctx, raw))?;
-    let row = state
-        .store
-        .read(|c| projections::snapshots::get(c, &id.to_string()))
-        .map_err(|e| ctx.err(e))?;
-    match row {
-        Some(s) if ctx.can_see(&s.project_id) => Ok(s),
-        _ => Err(snapshot_not_found(ctx, raw)),
-    }
-}
-
-fn pick(v: &Map<String, Value>, a: &str, b: &str) -> Result<Option<String>, DomainError> {
-    Ok(match input::opt_str(v, a)? {
-        Some(s) => Some(s),
-        None => input::opt_str(v, b)?,
-    })
+pub async fn visible_snapshot(
+    state: &AppState,
+    ctx: &Ctx,
+    raw: &str,
+) -> Result<SnapshotRow, ApiError> {
+    queries::snapshot(&state.app(), &ctx.caller(), raw)
+        .await
+        .map_err(|e| ctx.err(e))
 }
 
 /// CINDER-7.3.1: 202 with the snapshot in `creating`.
@@ -86,49 +72,26 @@ async fn create(State(state): State<AppState>, ctx: Ctx, body: Bytes) -> Reply {
         .map_err(|e| ctx.err(e))?
         .ok_or_else(|| {
             ctx.err(DomainError::invalid(
-                "EVS.5400",
+                "volume_id",
+                FieldReason::Missing,
                 "Malformed request body: 'volume_id' is required.",
             ))
         })?;
-    let volume_id = commands::path_uuid(&ctx, &raw_vol)?;
-    let name = pick(s, "name", "display_name").map_err(|e| ctx.err(e))?;
-    let description = pick(s, "description", "display_description").map_err(|e| ctx.err(e))?;
-    let metadata = input::metadata(s.get("metadata")).map_err(|e| ctx.err(e))?;
-    let force = input::opt_bool(s, "force")
-        .map_err(|e| ctx.err(e))?
-        .unwrap_or(false);
-    let snapshot_id = Uuid::new_v4();
-    let user_id = ctx.user_id.clone();
-    commands::transact(&state, &ctx, None, move |tx, meta, caller| {
-        let v = match volume_in_tx(tx, caller, volume_id)? {
-            Ok(v) => v,
-            Err(e) => return Ok(Err(e)),
-        };
-        let quota = projections::quotas::headroom(tx.conn(), &v.project_id)?;
-        let facts = VolumeFacts {
-            id: v.id,
-            project_id: v.project_id,
-            status: v.status,
-            size: v.size,
-            volume_type: v.volume_type,
-            availability_zone: v.availability_zone,
-            head_snapshot: projections::snapshots::head_of(tx.conn(), &v.id.to_string())?
-                .and_then(|h| h.parse().ok()),
-        };
-        let cmd = SnapshotCommand::Create {
-            snapshot_id,
-            volume: facts,
-            user_id,
-            name,
-            description,
-            metadata,
-            force,
-            quota,
-        };
-        tx.execute::<SnapshotAggregate>(&snapshot_id.to_string(), cmd, meta)
-    })
-    .await?;
-    let row = visible_snapshot(&state, &ctx, &snapshot_id.to_string())?;
+    let volume_id = path_uuid(&ctx, &raw_vol)?;
+    let r = CreateSnapshotRequest {
+        volume_id,
+        name: pick(s, "name", "display_name").map_err(|e| ctx.err(e))?,
+        description: pick(s, "description", "display_description").map_err(|e| ctx.err(e))?,
+        metadata: input::metadata(s.get("metadata")).map_err(|e| ctx.err(e))?,
+        force: input::opt_bool(s, "force")
+            .map_err(|e| ctx.err(e))?
+            .unwrap_or(false),
+        snapshot_id: None,
+    };
+    let snapshot_id = snapshot_create::create(&state.app(), &ctx.caller(), &ctx.meta(), r)
+        .await
+        .map_err(|e| ctx.err(e))?;
+    let row = visible_snapshot(&state, &ctx, &snapshot_id.to_string()).await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({"snapshot": render::snapshot(&row, true)})),
@@ -144,15 +107,12 @@ async fn list_page(
 ) -> Reply {
     let q = query(&ctx, q)?;
     let all = ctx.is_admin && input::all_tenants(&q);
-    if let Some(m) = q.get("marker") {
-        if input::uuid(m).is_none() {
-            return Err(ctx.err(DomainError::invalid("EVS.1024", "invalid filter marker!")));
-        }
-    }
+    parse::check_marker(&q).map_err(|e| ctx.err(e))?;
     if let Some(s) = q.get("status") {
         if !domain::SnapshotStatus::is_documented(s) {
             return Err(ctx.err(DomainError::invalid(
-                "EVS.5400",
+                "status",
+                FieldReason::Invalid,
                 "Must specify a valid status.",
             )));
         }
@@ -170,16 +130,9 @@ async fn list_page(
         limit: input::limit(q.get("limit").map(String::as_str)).map_err(|e| ctx.err(e))?,
         offset: input::offset(q.get("offset").map(String::as_str)).map_err(|e| ctx.err(e))?,
     };
-    let page = state
-        .store
-        .read(|c| projections::snapshots::list(c, &sq))
+    let (rows, more) = queries::snapshots(&state.app(), sq)
+        .await
         .map_err(|e| ctx.err(e))?;
-    let Some((rows, more)) = page else {
-        return Err(ctx.err(DomainError::invalid(
-            "EVS.1024",
-            "invalid filter marker! Marker not found.",
-        )));
-    };
     let items: Vec<Value> = rows.iter().map(|s| render::snapshot(s, detail)).collect();
     let mut body = json!({ "snapshots": items });
     let links = match (more, rows.last()) {
@@ -209,13 +162,14 @@ async fn show(
     Path(p): Path<HashMap<String, String>>,
 ) -> Reply {
     let raw = p.get("snapshot_id").map(String::as_str).unwrap_or_default();
-    let row = visible_snapshot(&state, &ctx, raw)?;
+    let row = visible_snapshot(&state, &ctx, raw).await?;
     Ok(Json(json!({"snapshot": render::snapshot(&row, true)})).into_response())
 }
 
 fn snapshot_id(ctx: &Ctx, p: &HashMap<String, String>) -> Result<(Uuid, String), ApiError> {
     let raw = p.get("snapshot_id").cloned().unwrap_or_default();
-    let id = input::uuid(&raw).ok_or_else(|| snapshot_not_found(ctx, &raw))?;
+    let id =
+        input::uuid(&raw).ok_or_else(|| ctx.err(DomainError::SnapshotNotFound(raw.clone())))?;
     Ok((id, raw))
 }
 
@@ -231,14 +185,16 @@ async fn update(
     let s = input::member(&obj, "snapshot").map_err(|e| ctx.err(e))?;
     let name = pick(s, "name", "display_name").map_err(|e| ctx.err(e))?;
     let description = pick(s, "description", "display_description").map_err(|e| ctx.err(e))?;
-    commands::execute_snapshot(
-        &state,
-        &ctx,
+    snapshot_actions::command(
+        &state.app(),
+        &ctx.caller(),
+        &ctx.meta(),
         id,
         SnapshotCommand::Update { name, description },
     )
-    .await?;
-    let row = visible_snapshot(&state, &ctx, &raw)?;
+    .await
+    .map_err(|e| ctx.err(e))?;
+    let row = visible_snapshot(&state, &ctx, &raw).await?;
     Ok(Json(json!({"snapshot": render::snapshot(&row, true)})).into_response())
 }
 
@@ -249,7 +205,15 @@ async fn delete(
     Path(p): Path<HashMap<String, String>>,
 ) -> Reply {
     let (id, _) = snapshot_id(&ctx, &p)?;
-    commands::execute_snapshot(&state, &ctx, id, SnapshotCommand::Delete).await?;
+    snapshot_actions::command(
+        &state.app(),
+        &ctx.caller(),
+        &ctx.meta(),
+        id,
+        SnapshotCommand::Delete,
+    )
+    .await
+    .map_err(|e| ctx.err(e))?;
     Ok(StatusCode::ACCEPTED.into_response())
 }
 
@@ -268,41 +232,23 @@ async fn rollback(
         .map_err(|e| ctx.err(e))?
         .ok_or_else(|| {
             ctx.err(DomainError::invalid(
-                "EVS.5400",
+                "volume_id",
+                FieldReason::Missing,
                 "Malformed request body: 'rollback.volume_id' is required.",
             ))
         })?;
-    let volume_id = commands::path_uuid(&ctx, &raw_vol)?;
+    let volume_id = path_uuid(&ctx, &raw_vol)?;
     let name = input::opt_str(r, "name").map_err(|e| ctx.err(e))?;
-    commands::transact(&state, &ctx, None, move |tx, meta, caller| {
-        let s = match snapshot_in_tx(tx, caller, snap_id)? {
-            Ok(s) => s,
-            Err(e) => return Ok(Err(e)),
-        };
-        if let Err(e) = volume_in_tx(tx, caller, volume_id)? {
-            return Ok(Err(e));
-        }
-        // Both sides decide before either appends: all or nothing.
-        let snap_cmd = SnapshotCommand::BeginRollback { volume_id };
-        let vol_cmd = VolumeCommand::Rollback {
-            snapshot_id: snap_id,
-            snapshot_volume_id: s.volume_id,
-            name,
-        };
-        let vol =
-            match tx.decide_or_reject::<VolumeAggregate>(&volume_id.to_string(), vol_cmd, meta)? {
-                Ok(d) => d,
-                Err(e) => return Ok(Err(e)),
-            };
-        let snap =
-            match tx.decide_or_reject::<SnapshotAggregate>(&snap_id.to_string(), snap_cmd, meta)? {
-                Ok(d) => d,
-                Err(e) => return Ok(Err(e)),
-            };
-        tx.commit(vec![snap, vol])?;
-        Ok(Ok(()))
-    })
-    .await?;
+    snapshot_rollback::rollback(
+        &state.app(),
+        &ctx.caller(),
+        &ctx.meta(),
+        snap_id,
+        volume_id,
+        name,
+    )
+    .await
+    .map_err(|e| ctx.err(e))?;
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({"rollback": {"volume_id": volume_id}})),

@@ -12,14 +12,13 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use domain::transfer::{hash_key, TransferAggregate, TransferCommand};
-use domain::{DomainError, VolumeAggregate, VolumeCommand};
+use domain::{DomainError, FieldReason};
 use projections::transfers::TransferRow;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use crate::cinder::query;
-use crate::commands::{self, volume_in_tx};
+use crate::app::{queries, transfers};
+use crate::parse::{path_uuid, query};
 use crate::{input, ApiError, AppState, Ctx, QueryParams};
 
 type Reply = Result<Response, ApiError>;
@@ -72,11 +71,6 @@ fn transfer_id(ctx: &Ctx, p: &HashMap<String, String>) -> Result<Uuid, ApiError>
     input::uuid(&raw).ok_or_else(|| not_found(ctx, &raw))
 }
 
-/// A one-time key: 16 lowercase hex characters [5.1 #26].
-fn new_auth_key() -> String {
-    Uuid::new_v4().simple().to_string()[..16].to_string()
-}
-
 /// CINDER-7.4.1: 202 with the one-time `auth_key`.
 async fn create(State(state): State<AppState>, ctx: Ctx, body: Bytes) -> Reply {
     let obj = input::json_object(&body).map_err(|e| ctx.err(e))?;
@@ -85,54 +79,20 @@ async fn create(State(state): State<AppState>, ctx: Ctx, body: Bytes) -> Reply {
         .map_err(|e| ctx.err(e))?
         .ok_or_else(|| {
             ctx.err(DomainError::invalid(
-                "EVS.5400",
+                "volume_id",
+                FieldReason::Missing,
                 "Malformed request body: 'volume_id' is required.",
             ))
         })?;
-    let volume_id = commands::path_uuid(&ctx, &raw_vol)?;
+    let volume_id = path_uuid(&ctx, &raw_vol)?;
     let name = input::opt_str(t, "name").map_err(|e| ctx.err(e))?;
-    let transfer_id = Uuid::new_v4();
-    let auth_key = new_auth_key();
-    let hash = hash_key(&auth_key);
-    commands::transact(&state, &ctx, None, move |tx, meta, caller| {
-        let v = match volume_in_tx(tx, caller, volume_id)? {
-            Ok(v) => v,
-            Err(e) => return Ok(Err(e)),
-        };
-        let deps = projections::snapshots::dependents_of(tx.conn(), &volume_id.to_string())?.len();
-        let vol_cmd = VolumeCommand::StartTransfer {
-            transfer_id,
-            dependent_snapshots: deps,
-        };
-        let t_cmd = TransferCommand::Create {
-            transfer_id,
-            volume_id,
-            project_id: v.project_id,
-            name,
-            auth_key_sha256: hash,
-        };
-        let vol =
-            match tx.decide_or_reject::<VolumeAggregate>(&volume_id.to_string(), vol_cmd, meta)? {
-                Ok(d) => d,
-                Err(e) => return Ok(Err(e)),
-            };
-        let tr = match tx.decide_or_reject::<TransferAggregate>(
-            &transfer_id.to_string(),
-            t_cmd,
-            meta,
-        )? {
-            Ok(d) => d,
-            Err(e) => return Ok(Err(e)),
-        };
-        tx.commit(vec![tr, vol])?;
-        Ok(Ok(()))
-    })
-    .await?;
-    let row = state
-        .store
-        .read(|c| projections::transfers::get(c, &transfer_id.to_string()))
-        .map_err(|e| ctx.err(e))?
-        .ok_or_else(|| not_found(&ctx, &transfer_id.to_string()))?;
+    let (app, caller) = (state.app(), ctx.caller());
+    let (transfer_id, auth_key) = transfers::create(&app, &caller, &ctx.meta(), volume_id, name)
+        .await
+        .map_err(|e| ctx.err(e))?;
+    let row = queries::transfer(&app, &caller, transfer_id)
+        .await
+        .map_err(|e| ctx.err(e))?;
     let mut body = render(&ctx, &row, true);
     body["auth_key"] = json!(auth_key);
     Ok((StatusCode::ACCEPTED, Json(json!({"transfer": body}))).into_response())
@@ -153,45 +113,15 @@ async fn accept(
         .map_err(|e| ctx.err(e))?
         .ok_or_else(|| {
             ctx.err(DomainError::invalid(
-                "EVS.5400",
+                "auth_key",
+                FieldReason::Missing,
                 "Malformed request body: 'auth_key' is required.",
             ))
         })?;
-    let (to_project, to_user) = (ctx.project_id.clone(), ctx.user_id.clone());
-    let volume_id = commands::transact(&state, &ctx, None, move |tx, meta, _| {
-        let (st, _) = tx.load::<TransferAggregate>(&id.to_string())?;
-        let Ok(t) = st.pending() else {
-            return Ok(Err(DomainError::TransferNotFound(id.to_string())));
-        };
-        let volume_id = t.volume_id;
-        let name = projections::transfers::get(tx.conn(), &id.to_string())?.and_then(|r| r.name);
-        let t_cmd = TransferCommand::Accept {
-            auth_key,
-            to_project: to_project.clone(),
-            to_user: to_user.clone(),
-        };
-        let tr = match tx.decide_or_reject::<TransferAggregate>(&id.to_string(), t_cmd, meta)? {
-            Ok(d) => d,
-            Err(e) => return Ok(Err(e)),
-        };
-        // The receiving project's quota must hold the volume.
-        let quota = projections::quotas::headroom(tx.conn(), &to_project)?;
-        let v_cmd = VolumeCommand::CompleteTransfer {
-            transfer_id: id,
-            to_project,
-            to_user,
-            quota,
-        };
-        let vol =
-            match tx.decide_or_reject::<VolumeAggregate>(&volume_id.to_string(), v_cmd, meta)? {
-                Ok(d) => d,
-                Err(e) => return Ok(Err(e)),
-            };
-        tx.commit(vec![tr, vol])?;
-        Ok(Ok((volume_id, name)))
-    })
-    .await?;
-    let (volume_id, name) = volume_id;
+    let (volume_id, name) =
+        transfers::accept(&state.app(), &ctx.caller(), &ctx.meta(), id, auth_key)
+            .await
+            .map_err(|e| ctx.err(e))?;
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({"transfer": {
@@ -211,30 +141,9 @@ async fn delete(
     Path(p): Path<HashMap<String, String>>,
 ) -> Reply {
     let id = transfer_id(&ctx, &p)?;
-    commands::transact(&state, &ctx, None, move |tx, meta, caller| {
-        let (st, _) = tx.load::<TransferAggregate>(&id.to_string())?;
-        let t = match st.pending() {
-            Ok(t) if caller.is_admin || t.project_id == caller.project_id => t.clone(),
-            _ => return Ok(Err(DomainError::TransferNotFound(id.to_string()))),
-        };
-        let tr =
-            match tx.decide::<TransferAggregate>(&id.to_string(), TransferCommand::Delete, meta)? {
-                Ok(d) => d,
-                Err(e) => return Ok(Err(e)),
-            };
-        let vol = tx.decide::<VolumeAggregate>(
-            &t.volume_id.to_string(),
-            VolumeCommand::CancelTransfer { transfer_id: id },
-            meta,
-        )?;
-        let mut all = vec![tr];
-        if let Ok(v) = vol {
-            all.push(v);
-        }
-        tx.commit(all)?;
-        Ok(Ok(()))
-    })
-    .await?;
+    transfers::delete(&state.app(), &ctx.caller(), &ctx.meta(), id)
+        .await
+        .map_err(|e| ctx.err(e))?;
     Ok(StatusCode::ACCEPTED.into_response())
 }
 
@@ -245,16 +154,10 @@ async fn show(
     Path(p): Path<HashMap<String, String>>,
 ) -> Reply {
     let id = transfer_id(&ctx, &p)?;
-    let row = state
-        .store
-        .read(|c| projections::transfers::get(c, &id.to_string()))
+    let t = queries::transfer(&state.app(), &ctx.caller(), id)
+        .await
         .map_err(|e| ctx.err(e))?;
-    match row {
-        Some(t) if ctx.can_see(&t.project_id) => {
-            Ok(Json(json!({"transfer": render(&ctx, &t, true)})).into_response())
-        }
-        _ => Err(not_found(&ctx, &id.to_string())),
-    }
+    Ok(Json(json!({"transfer": render(&ctx, &t, true)})).into_response())
 }
 
 async fn list_page(
@@ -272,9 +175,8 @@ async fn list_page(
     } else {
         Some(ctx.project_id.clone())
     };
-    let rows = state
-        .store
-        .read(|c| projections::transfers::list(c, project.as_deref(), limit, offset))
+    let rows = queries::transfers(&state.app(), project, limit, offset)
+        .await
         .map_err(|e| ctx.err(e))?;
     let items: Vec<Value> = rows.iter().map(|t| render(&ctx, t, detail)).collect();
     Ok(Json(json!({"transfers": items})).into_response())

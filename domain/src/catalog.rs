@@ -90,6 +90,9 @@ mod tests {
         let c = Catalog::default();
         assert_eq!(c.resolve_zone(None).unwrap(), "az-dc-1");
         assert_eq!(c.resolve_zone(Some("toronto")).unwrap(), "toronto");
-        assert_eq!(c.resolve_zone(Some("mars")).unwrap_err().code(), "EVS.1036");
+        assert_eq!(
+            c.resolve_zone(Some("mars")).unwrap_err().reason(),
+            "invalid_availability_zone"
+        );
     }
 }

@@ -1,6 +1,7 @@
-//! Typed refusals. Each carries the Huawei A.1 code and HTTP status the seed
-//! documents; the API renders them in the caller's dialect (Cinder fault
-//! bodies or EVS `{"error": {...}}`), so the rule and the code live here once.
+//! Typed refusals: a kind (bad request, not found, conflict, over limit), a
+//! stable reason and, for request fields, the field. No dialect's codes or
+//! HTTP statuses live here: each dialect adapter maps these onto its own
+//! (the Huawei A.1 table is in the EVS adapter).
 
 use thiserror::Error;
 
@@ -99,83 +100,142 @@ pub enum DomainError {
         in_use: i64,
         requested: i64,
     },
-    /// Request-level validation (malformed body, bad query parameter): not a
-    /// business rule, but refused through the same renderer.
+    #[error("Policy check failed: {0}")]
+    NotPermitted(String),
+    #[error("Image status {0} does not accept an upload.")]
+    ImageNotUploadable(String),
+    /// A request field that is missing, of the wrong type, or not one of
+    /// its allowed values. `field` is the name the client sent (`size`,
+    /// `metadata.full_clone`, `marker`); each dialect maps (field, reason)
+    /// onto its own error code.
     #[error("{message}")]
-    InvalidInput { code: &'static str, message: String },
+    InvalidField {
+        field: &'static str,
+        reason: FieldReason,
+        message: String,
+    },
 }
 
-/// The family of an error, which each dialect maps onto its own fault name.
+/// Why a field was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Fault {
+pub enum FieldReason {
+    /// Required and absent (or null).
+    Missing,
+    /// Not the JSON type the field takes.
+    WrongType,
+    /// The right type, but not an allowed value.
+    Invalid,
+    /// Outside the documented range (a `limit` over 1000).
+    OutOfRange,
+    /// Names something that does not exist (a `marker`).
+    NotFound,
+    /// Allowed by the wire format, not by this service (backups).
+    Unsupported,
+    /// Contradicts another field or the resource's state.
+    Conflict,
+    /// Reserved for the service (`_system_` metadata keys).
+    Reserved,
+}
+
+impl FieldReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FieldReason::Missing => "missing",
+            FieldReason::WrongType => "wrong_type",
+            FieldReason::Invalid => "invalid",
+            FieldReason::OutOfRange => "out_of_range",
+            FieldReason::NotFound => "not_found",
+            FieldReason::Unsupported => "unsupported",
+            FieldReason::Conflict => "conflict",
+            FieldReason::Reserved => "reserved",
+        }
+    }
+}
+
+/// The family of an error, which each dialect maps onto its own fault
+/// name and HTTP status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
     BadRequest,
     NotFound,
     Conflict,
     OverLimit,
-    Internal,
+    Forbidden,
 }
 
 impl DomainError {
+    /// The request body is not the JSON object the operation takes.
     pub fn malformed_body() -> Self {
-        DomainError::InvalidInput {
-            code: "EVS.5400",
-            message: "Malformed request body.".into(),
-        }
+        DomainError::invalid("body", FieldReason::Invalid, "Malformed request body.")
     }
 
-    pub fn invalid(code: &'static str, message: impl Into<String>) -> Self {
-        DomainError::InvalidInput {
-            code,
+    pub fn invalid(field: &'static str, reason: FieldReason, message: impl Into<String>) -> Self {
+        DomainError::InvalidField {
+            field,
+            reason,
             message: message.into(),
         }
     }
 
-    /// The Huawei A.1 error code.
-    pub fn code(&self) -> &'static str {
+    /// A stable snake_case name of the rule that refused, as recorded in the
+    /// log's `CommandRejected` (dialect-neutral: no vendor codes there).
+    pub fn reason(&self) -> &'static str {
         use DomainError::*;
         match self {
-            VolumeNotFound(_) => "EVS.5404",
-            VolumeAlreadyExists(_) => "EVS.5400",
-            InvalidSize { .. } => "EVS.1010",
-            NewSizeNotGreater { .. } => "EVS.1015",
-            ExtendWrongStatus(_) => "EVS.1064",
-            ExtendMultiattachInUse => "EVS.1065",
-            ExtendErrorExtending => "EVS.2026",
-            DeleteWrongStatus(_) => "EVS.1046",
-            InvalidName(_) => "EVS.1003",
-            InvalidDescription(_) => "EVS.1004",
-            NameAndDescriptionEmpty => "EVS.1007",
-            InvalidAvailabilityZone(_) => "EVS.1036",
-            InvalidVolumeType(_) => "EVS.1020",
-            InvalidMetadata(_) => "EVS.5400",
-            MetadataTooLarge => "EVS.1005",
-            MetadataKeyNotFound(_) => "EVS.5404",
-            SnapshotNotFound(_) => "EVS.5404",
-            SnapshotDeleteWrongStatus(_) => "EVS.1047",
-            SnapshotNotAvailable(_) => "EVS.2043",
-            SnapshotVolumeWrongStatus(_) => "EVS.5400",
-            VolumeHasSnapshots(_) => "EVS.5400",
-            RollbackWrongVolume(_) => "EVS.5400",
-            RollbackWrongStatus(_) => "EVS.5400",
-            SmallerThanSnapshot { .. } => "EVS.1010",
-            SnapshotTypeMismatch { .. } => "EVS.2096",
-            SnapshotZoneMismatch(_) => "EVS.2054",
-            AttachWrongStatus(_) | DetachWrongStatus(_) => "EVS.5400",
-            AttachmentNotFound(_) => "EVS.5404",
-            TransferWrongStatus(_) => "EVS.5400",
-            TransferNotFound(_) => "EVS.5404",
-            ImageNotFound(_) => "EVS.5404",
-            UploadWrongStatus(_) => "EVS.5400",
-            ImageNotActive(_) => "EVS.5400",
-            SmallerThanImage { .. } => "EVS.1010",
-            TransferBadAuthKey => "EVS.5400",
-            VolumeCountQuota { .. } | SnapshotCountQuota { .. } => "EVS.1034",
-            GigabytesQuota { .. } => "EVS.1042",
-            InvalidInput { code, .. } => code,
+            VolumeNotFound(_) => "volume_not_found",
+            VolumeAlreadyExists(_) => "volume_already_exists",
+            InvalidSize { .. } => "invalid_size",
+            NewSizeNotGreater { .. } => "new_size_not_greater",
+            ExtendWrongStatus(_) => "extend_wrong_status",
+            ExtendMultiattachInUse => "extend_multiattach_in_use",
+            ExtendErrorExtending => "extend_error_extending",
+            DeleteWrongStatus(_) => "delete_wrong_status",
+            InvalidName(_) => "invalid_name",
+            InvalidDescription(_) => "invalid_description",
+            NameAndDescriptionEmpty => "name_and_description_empty",
+            InvalidAvailabilityZone(_) => "invalid_availability_zone",
+            InvalidVolumeType(_) => "invalid_volume_type",
+            InvalidMetadata(_) => "invalid_metadata",
+            MetadataTooLarge => "metadata_too_large",
+            MetadataKeyNotFound(_) => "metadata_key_not_found",
+            SnapshotNotFound(_) => "snapshot_not_found",
+            SnapshotDeleteWrongStatus(_) => "snapshot_delete_wrong_status",
+            SnapshotNotAvailable(_) => "snapshot_not_available",
+            SnapshotVolumeWrongStatus(_) => "snapshot_volume_wrong_status",
+            VolumeHasSnapshots(_) => "volume_has_snapshots",
+            RollbackWrongVolume(_) => "rollback_wrong_volume",
+            RollbackWrongStatus(_) => "rollback_wrong_status",
+            SmallerThanSnapshot { .. } => "smaller_than_snapshot",
+            SnapshotTypeMismatch { .. } => "snapshot_type_mismatch",
+            SnapshotZoneMismatch(_) => "snapshot_zone_mismatch",
+            AttachWrongStatus(_) => "attach_wrong_status",
+            DetachWrongStatus(_) => "detach_wrong_status",
+            AttachmentNotFound(_) => "attachment_not_found",
+            TransferWrongStatus(_) => "transfer_wrong_status",
+            TransferNotFound(_) => "transfer_not_found",
+            ImageNotFound(_) => "image_not_found",
+            UploadWrongStatus(_) => "upload_wrong_status",
+            ImageNotActive(_) => "image_not_active",
+            SmallerThanImage { .. } => "smaller_than_image",
+            TransferBadAuthKey => "transfer_bad_auth_key",
+            VolumeCountQuota { .. } => "volume_count_quota",
+            GigabytesQuota { .. } => "gigabytes_quota",
+            SnapshotCountQuota { .. } => "snapshot_count_quota",
+            NotPermitted(_) => "not_permitted",
+            ImageNotUploadable(_) => "image_not_uploadable",
+            InvalidField { .. } => "invalid_field",
         }
     }
 
-    pub fn fault(&self) -> Fault {
+    /// The field a refusal names, if it names one.
+    pub fn field(&self) -> Option<&'static str> {
+        match self {
+            DomainError::InvalidField { field, .. } => Some(field),
+            _ => None,
+        }
+    }
+
+    pub fn kind(&self) -> ErrorKind {
         use DomainError::*;
         match self {
             VolumeNotFound(_)
@@ -183,25 +243,13 @@ impl DomainError {
             | MetadataKeyNotFound(_)
             | AttachmentNotFound(_)
             | TransferNotFound(_)
-            | ImageNotFound(_) => Fault::NotFound,
+            | ImageNotFound(_) => ErrorKind::NotFound,
             VolumeCountQuota { .. } | GigabytesQuota { .. } | SnapshotCountQuota { .. } => {
-                Fault::OverLimit
+                ErrorKind::OverLimit
             }
-            VolumeAlreadyExists(_) => Fault::Conflict,
-            _ => Fault::BadRequest,
-        }
-    }
-
-    /// HTTP status as documented by A.1 (EVS.2026 is a 500 there; we answer
-    /// 400 because a refused state transition is the client's to fix and the
-    /// house rule is never a 5xx for bad input).
-    pub fn http_status(&self) -> u16 {
-        match self.fault() {
-            Fault::BadRequest => 400,
-            Fault::NotFound => 404,
-            Fault::Conflict => 409,
-            Fault::OverLimit => 413,
-            Fault::Internal => 500,
+            VolumeAlreadyExists(_) | ImageNotUploadable(_) => ErrorKind::Conflict,
+            NotPermitted(_) => ErrorKind::Forbidden,
+            _ => ErrorKind::BadRequest,
         }
     }
 }

@@ -20,6 +20,18 @@ pub enum ImageStatus {
 }
 
 impl ImageStatus {
+    /// The status a view shows, read back; `None` for an unknown word.
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            ImageStatus::Queued,
+            ImageStatus::Saving,
+            ImageStatus::Active,
+            ImageStatus::Killed,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == s)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             ImageStatus::Queued => "queued",
@@ -31,14 +43,29 @@ impl ImageStatus {
 }
 
 /// Formats an export may produce (DECISIONS.md, Export format [5.1 #7]).
+/// An export without `disk_format` writes vhd (DECISIONS.md, Export format
+/// [5.1 #7, #8]).
+pub const DEFAULT_EXPORT_FORMAT: &str = "vhd";
+/// An image without `container_format` is `bare`.
+pub const DEFAULT_CONTAINER_FORMAT: &str = "bare";
+
+/// Only an administrator may publish an image to every project.
+pub fn may_publish(visibility: &str, is_admin: bool) -> Result<(), DomainError> {
+    if visibility == "public" && !is_admin {
+        return Err(DomainError::NotPermitted(
+            "only admin may publish public images.".into(),
+        ));
+    }
+    Ok(())
+}
+
 pub fn check_disk_format(f: &str) -> Result<(), DomainError> {
     match f {
         "raw" | "qcow2" | "vhd" => Ok(()),
-        "zvhd" | "zvhd2" => Err(DomainError::invalid(
-            "EVS.5400",
+        "zvhd" | "zvhd2" => Err(DomainError::invalid("disk_format", crate::error::FieldReason::Unsupported,
             format!("disk_format {f} is a vendor format this service cannot write; use vhd, qcow2 or raw."),
         )),
-        other => Err(DomainError::invalid("EVS.5400", format!("Invalid disk_format '{other}': vhd, qcow2 or raw."))),
+        other => Err(DomainError::invalid("disk_format", crate::error::FieldReason::Invalid, format!("Invalid disk_format '{other}': vhd, qcow2 or raw."))),
     }
 }
 
@@ -46,7 +73,8 @@ pub fn check_container_format(f: &str) -> Result<(), DomainError> {
     match f {
         "bare" | "ovf" | "ami" | "ari" | "aki" => Ok(()),
         other => Err(DomainError::invalid(
-            "EVS.5400",
+            "container_format",
+            crate::error::FieldReason::Invalid,
             format!("Invalid container_format '{other}'."),
         )),
     }
@@ -60,8 +88,7 @@ pub fn check_image_name(name: &str) -> Result<(), DomainError> {
         .chars()
         .all(|c| c.is_alphanumeric() || matches!(c, '-' | '.' | '_' | ' '));
     if n == 0 || n > 128 || name.starts_with(' ') || name.ends_with(' ') || !ok_chars {
-        return Err(DomainError::invalid(
-            "EVS.5400",
+        return Err(DomainError::invalid("image_name", crate::error::FieldReason::Invalid,
             "Invalid image_name: 1 to 128 letters, digits, '-', '.', '_' or spaces, not starting or ending with a space.",
         ));
     }
@@ -99,6 +126,9 @@ pub struct NewImage {
 pub enum ImageCommand {
     Create(NewImage),
     StartWork,
+    /// A client uploads the bytes (Glance `PUT …/file`): only into an
+    /// image registered for upload and still `queued`.
+    BeginUpload,
     Complete {
         size: u64,
         virtual_size: u64,
@@ -192,24 +222,34 @@ impl Aggregate for ImageAggregate {
         match cmd {
             ImageCommand::Create(n) => {
                 if state.image.is_some() {
-                    return Err(DomainError::invalid("EVS.5400", "image already exists"));
+                    return Err(DomainError::invalid(
+                        "id",
+                        crate::error::FieldReason::Conflict,
+                        "image already exists",
+                    ));
                 }
                 check_image_name(&n.name)?;
                 check_disk_format(&n.disk_format)?;
                 check_container_format(&n.container_format)?;
                 if !matches!(n.visibility.as_str(), "private" | "public") {
                     return Err(DomainError::invalid(
-                        "EVS.5400",
+                        "visibility",
+                        crate::error::FieldReason::Invalid,
                         "visibility must be private or public",
                     ));
                 }
                 if !(0..=crate::limits::MAX_VOLUME_GB).contains(&n.min_disk) {
-                    return Err(DomainError::invalid("EVS.5400", "min_disk out of range"));
+                    return Err(DomainError::invalid(
+                        "min_disk",
+                        crate::error::FieldReason::OutOfRange,
+                        "min_disk out of range",
+                    ));
                 }
                 if let Some(os) = &n.os_type {
                     if os != "linux" && os != "windows" {
                         return Err(DomainError::invalid(
-                            "EVS.5400",
+                            "__os_type",
+                            crate::error::FieldReason::Invalid,
                             "__os_type must be linux or windows",
                         ));
                     }
@@ -225,6 +265,15 @@ impl Aggregate for ImageAggregate {
                     source: n.source,
                     os_type: n.os_type,
                 }])
+            }
+            ImageCommand::BeginUpload => {
+                let i = state.live()?;
+                if i.status != ImageStatus::Queued || i.source != ImageSource::Upload {
+                    return Err(DomainError::ImageNotUploadable(
+                        i.status.as_str().to_string(),
+                    ));
+                }
+                Ok(vec![ImageEvent::ImageSaving {}])
             }
             ImageCommand::StartWork => {
                 let i = state.live()?;
@@ -263,7 +312,8 @@ impl Aggregate for ImageAggregate {
                 let i = state.live()?;
                 if i.status == ImageStatus::Saving {
                     return Err(DomainError::invalid(
-                        "EVS.5400",
+                        "status",
+                        crate::error::FieldReason::Conflict,
                         "Image is being saved; delete it once it is active or killed.",
                     ));
                 }

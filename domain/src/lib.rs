@@ -6,6 +6,7 @@
 
 pub mod aggregate;
 pub mod catalog;
+pub mod create_rules;
 pub mod error;
 pub mod image;
 pub mod limits;
@@ -17,7 +18,7 @@ pub mod volume;
 
 pub use aggregate::Aggregate;
 pub use catalog::Catalog;
-pub use error::DomainError;
+pub use error::{DomainError, ErrorKind, FieldReason};
 pub use snapshot::{
     SnapshotAggregate, SnapshotCommand, SnapshotEvent, SnapshotState, SnapshotStatus, SnapshotWork,
     VolumeFacts,

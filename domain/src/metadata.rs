@@ -26,7 +26,8 @@ fn check_keys<'a>(keys: impl Iterator<Item = &'a String>) -> Result<(), DomainEr
     for k in keys {
         if k.starts_with(RESERVED_PREFIX) {
             return Err(DomainError::invalid(
-                "EVS.2047",
+                "metadata",
+                crate::error::FieldReason::Reserved,
                 format!("the metadata Param is not allowed to be updated! ('{k}' is reserved)"),
             ));
         }
@@ -107,7 +108,7 @@ mod tests {
             Err(DomainError::MetadataKeyNotFound(_))
         ));
         let res = MetadataEdit::Merge(md(&[("_system_y", "1")]));
-        assert_eq!(apply(&cur, &res).unwrap_err().code(), "EVS.2047");
+        assert_eq!(apply(&cur, &res).unwrap_err().field(), Some("metadata"));
         let long = MetadataEdit::Merge(md(&[("k", &"v".repeat(256))]));
         assert!(apply(&cur, &long).is_err());
     }

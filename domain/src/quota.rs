@@ -202,20 +202,23 @@ impl Aggregate for QuotaAggregate {
         let QuotaCommand::SetLimits { changes, known } = cmd;
         if changes.is_empty() {
             return Err(DomainError::invalid(
-                "EVS.5400",
+                "quota_set",
+                crate::error::FieldReason::Missing,
                 "quota_set must name at least one quota.",
             ));
         }
         for (k, v) in &changes {
             if !known.iter().any(|x| x == k) {
                 return Err(DomainError::invalid(
-                    "EVS.5400",
+                    "quota_set",
+                    crate::error::FieldReason::Invalid,
                     format!("Bad key(s) in quota set: {k}"),
                 ));
             }
             if *v < UNLIMITED {
                 return Err(DomainError::invalid(
-                    "EVS.5400",
+                    "quota_set",
+                    crate::error::FieldReason::OutOfRange,
                     format!("Quota limit {v} for {k} must be -1 or greater."),
                 ));
             }
@@ -252,13 +255,13 @@ mod tests {
         let r = room(&[], &[("volumes", 9), ("gigabytes", 990)]);
         assert!(r.admit(&Delta::volume("SSD", 10)).is_ok());
         assert_eq!(
-            r.admit(&Delta::volume("SSD", 11)).unwrap_err().code(),
-            "EVS.1042"
+            r.admit(&Delta::volume("SSD", 11)).unwrap_err().reason(),
+            "gigabytes_quota"
         );
         let r = room(&[], &[("volumes", 10)]);
         assert_eq!(
-            r.admit(&Delta::volume("SSD", 1)).unwrap_err().code(),
-            "EVS.1034"
+            r.admit(&Delta::volume("SSD", 1)).unwrap_err().reason(),
+            "volume_count_quota"
         );
         let r = room(&[("volumes_SSD", 1)], &[("volumes_SSD", 1)]);
         assert!(r.admit(&Delta::volume("SAS", 1)).is_ok());
@@ -267,8 +270,8 @@ mod tests {
         assert!(r.admit(&Delta::volume("SSD", 6)).is_err());
         let r = room(&[("snapshots", 0)], &[]);
         assert_eq!(
-            r.admit(&Delta::snapshot("SSD", 1)).unwrap_err().code(),
-            "EVS.1034"
+            r.admit(&Delta::snapshot("SSD", 1)).unwrap_err().reason(),
+            "snapshot_count_quota"
         );
         let r = room(
             &[("gigabytes", UNLIMITED), ("volumes", UNLIMITED)],

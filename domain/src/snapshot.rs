@@ -246,7 +246,11 @@ impl Aggregate for SnapshotAggregate {
                 quota,
             } => {
                 if state.snapshot.is_some() {
-                    return Err(DomainError::invalid("EVS.5400", "snapshot already exists"));
+                    return Err(DomainError::invalid(
+                        "id",
+                        crate::error::FieldReason::Conflict,
+                        "snapshot already exists",
+                    ));
                 }
                 match volume.status {
                     VolumeStatus::Available => {}
@@ -460,7 +464,7 @@ mod tests {
         let req =
             SnapshotAggregate::decide(&given(&[]), create(VolumeStatus::Available, false)).unwrap();
         let err = SnapshotAggregate::decide(&given(&req), SnapshotCommand::Delete).unwrap_err();
-        assert_eq!(err.code(), "EVS.1047");
+        assert_eq!(err.reason(), "snapshot_delete_wrong_status");
         let mut ev = req.clone();
         ev.push(SnapshotEvent::SnapshotCreated {});
         assert!(SnapshotAggregate::decide(&given(&ev), SnapshotCommand::Delete).is_ok());
@@ -476,8 +480,8 @@ mod tests {
         assert_eq!(
             SnapshotAggregate::decide(&given(&ev), early)
                 .unwrap_err()
-                .code(),
-            "EVS.2043"
+                .reason(),
+            "snapshot_not_available"
         );
         ev.push(SnapshotEvent::SnapshotCreated {});
         let other = SnapshotCommand::BeginRollback {

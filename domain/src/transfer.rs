@@ -109,7 +109,11 @@ impl Aggregate for TransferAggregate {
                 auth_key_sha256,
             } => {
                 if state.transfer.is_some() {
-                    return Err(DomainError::invalid("EVS.5400", "transfer already exists"));
+                    return Err(DomainError::invalid(
+                        "id",
+                        crate::error::FieldReason::Conflict,
+                        "transfer already exists",
+                    ));
                 }
                 validate_name(name.as_deref())?;
                 Ok(vec![TransferEvent::TransferCreated {
@@ -131,7 +135,8 @@ impl Aggregate for TransferAggregate {
                 }
                 if to_project == t.project_id {
                     return Err(DomainError::invalid(
-                        "EVS.5400",
+                        "project_id",
+                        crate::error::FieldReason::Conflict,
                         "Invalid transfer: a project cannot accept its own transfer.",
                     ));
                 }

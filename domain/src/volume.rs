@@ -488,13 +488,13 @@ pub fn creation_metadata(
     if let Some(p) = md.get("hw:passthrough") {
         if p != "true" && p != "false" {
             return Err(DomainError::invalid(
-                "EVS.1057",
+                "metadata.hw:passthrough",
+                crate::error::FieldReason::Invalid,
                 "invalid hw:passthrough in metadata!",
             ));
         }
         if has_source {
-            return Err(DomainError::invalid(
-                "EVS.1043",
+            return Err(DomainError::invalid("metadata.hw:passthrough", crate::error::FieldReason::Unsupported,
                 "encrypt and cmk and passthrough in metadata is not support when create volume from snapshot or image!",
             ));
         }
@@ -503,17 +503,40 @@ pub fn creation_metadata(
         None | Some("1") => Ok(false),
         Some("0") => Ok(true),
         Some(_) => Err(DomainError::invalid(
-            "EVS.1063",
+            "metadata.full_clone",
+            crate::error::FieldReason::Invalid,
             "invalid full_clone in metadata!",
         )),
     }
+}
+
+/// The first `/dev/vdX` not in `taken` (`/dev/vda` is the server's root
+/// disk, so data volumes start at `/dev/vdb`); past `/dev/vdz` the names go
+/// on as `/dev/vdaa`, … as Linux names them.
+pub fn next_free_device(taken: &[String]) -> String {
+    (1u32..)
+        .map(|n| {
+            let mut name = String::new();
+            let mut i = n;
+            loop {
+                name.insert(0, (b'a' + (i % 26) as u8) as char);
+                if i < 26 {
+                    break;
+                }
+                i = i / 26 - 1;
+            }
+            format!("/dev/vd{name}")
+        })
+        .find(|d| !taken.iter().any(|t| t == d))
+        .unwrap_or_else(|| "/dev/vdb".to_string())
 }
 
 /// At most one data source per create (EVS.1016, API.md 3.17).
 pub fn check_single_source(sources: &[bool]) -> Result<(), DomainError> {
     if sources.iter().filter(|s| **s).count() > 1 {
         Err(DomainError::invalid(
-            "EVS.1016",
+            "source",
+            crate::error::FieldReason::Conflict,
             "Invalid input received: May specify only one of imageRef, snapshot_id, backup_id!",
         ))
     } else {
@@ -779,22 +802,29 @@ impl Aggregate for VolumeAggregate {
                 }
                 if server_id.is_empty() || server_id.len() > 255 {
                     return Err(DomainError::invalid(
-                        "EVS.5400",
+                        "instance_uuid",
+                        crate::error::FieldReason::Missing,
                         "instance_uuid is required.",
                     ));
                 }
                 if device.is_empty() || device.len() > 255 {
-                    return Err(DomainError::invalid("EVS.5400", "mountpoint is required."));
+                    return Err(DomainError::invalid(
+                        "mountpoint",
+                        crate::error::FieldReason::Missing,
+                        "mountpoint is required.",
+                    ));
                 }
                 if host_name.as_ref().is_some_and(|h| h.len() > 255) {
                     return Err(DomainError::invalid(
-                        "EVS.5400",
+                        "host_name",
+                        crate::error::FieldReason::OutOfRange,
                         "host_name must be at most 255 bytes.",
                     ));
                 }
                 if v.attachments.iter().any(|a| a.server_id == server_id) {
                     return Err(DomainError::invalid(
-                        "EVS.2134",
+                        "instance_uuid",
+                        crate::error::FieldReason::Conflict,
                         format!(
                             "call ecs api - attach volume fail. Already attached to {server_id}."
                         ),
@@ -821,7 +851,8 @@ impl Aggregate for VolumeAggregate {
                     (None, [only]) => only.attachment_id,
                     // DECISIONS.md [5.1 #21]: required with several attachments.
                     (None, _) => return Err(DomainError::invalid(
-                        "EVS.5400",
+                        "attachment_id",
+                        crate::error::FieldReason::Missing,
                         "attachment_id is required to detach a volume with several attachments.",
                     )),
                 };
@@ -851,8 +882,7 @@ impl Aggregate for VolumeAggregate {
             C::SetReadonly { readonly } => {
                 let v = state.live("")?;
                 if !matches!(v.status, S::Available | S::InUse) {
-                    return Err(DomainError::invalid(
-                        "EVS.5400",
+                    return Err(DomainError::invalid("status", crate::error::FieldReason::Conflict,
                         format!("Volume status must be available or in-use to change read-only (status {}).", v.status.as_str()),
                     ));
                 }
@@ -869,7 +899,8 @@ impl Aggregate for VolumeAggregate {
                 if dependent_snapshots > 0 {
                     // DECISIONS.md, Transfers [5.1 #26].
                     return Err(DomainError::invalid(
-                        "EVS.5400",
+                        "volume_id",
+                        crate::error::FieldReason::Conflict,
                         "Invalid volume: a volume with snapshots cannot be transferred.",
                     ));
                 }
@@ -895,7 +926,8 @@ impl Aggregate for VolumeAggregate {
                 }
                 if to_project == v.project_id {
                     return Err(DomainError::invalid(
-                        "EVS.5400",
+                        "project_id",
+                        crate::error::FieldReason::Conflict,
                         "Invalid transfer: a project cannot accept its own transfer.",
                     ));
                 }

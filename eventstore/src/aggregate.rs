@@ -116,9 +116,12 @@ impl WriteTx<'_> {
                 event_id: uuid::Uuid::new_v4(),
                 event_type: "CommandRejected".into(),
                 v: 1,
+                // Dialect-neutral: the rule that refused, never a vendor's
+                // code (each dialect maps the reason onto its own).
                 data: json!({
                     "stream_id": stream_id,
-                    "code": err.code(),
+                    "reason": err.reason(),
+                    "field": err.field(),
                     "message": err.to_string(),
                 }),
                 metadata: metadata.clone(),

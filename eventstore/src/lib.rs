@@ -286,6 +286,26 @@ impl WriteTx<'_> {
         self.conn
     }
 
+    /// Runs `f` in a savepoint of its own: on `Err` everything `f` appended
+    /// is undone, while the rest of the job stays (the application layer
+    /// records a refusal after undoing the refused use case's partial work).
+    pub fn atomically<T, E: From<StoreError>>(
+        &mut self,
+        f: impl FnOnce(&mut Self) -> Result<T, E>,
+    ) -> Result<T, E> {
+        self.conn
+            .execute_batch("SAVEPOINT es_unit")
+            .map_err(StoreError::from)?;
+        let out = f(self);
+        let end = if out.is_ok() {
+            "RELEASE es_unit"
+        } else {
+            "ROLLBACK TO es_unit; RELEASE es_unit"
+        };
+        self.conn.execute_batch(end).map_err(StoreError::from)?;
+        out
+    }
+
     pub fn read_stream(&self, stream_id: &str) -> Result<Vec<RecordedEvent>, StoreError> {
         query_events(
             self.conn,
@@ -720,6 +740,21 @@ impl EventStore {
             &lock(&self.inner.reader),
             "WHERE stream_id = ?1 ORDER BY stream_version",
             [stream_id],
+        )
+    }
+
+    /// Events of one stream with position > `after_position`, at most `limit`.
+    pub fn read_stream_after(
+        &self,
+        stream_id: &str,
+        after_position: u64,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        query_events(
+            &lock(&self.inner.reader),
+            "WHERE stream_id = ?1 AND position > ?2 ORDER BY position LIMIT ?3",
+            params![stream_id, after_position, limit],
         )
     }
 

@@ -11,6 +11,7 @@ use eventstore::InlineProjection;
 
 pub mod images;
 pub mod jobs;
+pub mod metrics;
 pub mod quotas;
 pub mod snapshots;
 pub mod transfers;

@@ -406,3 +406,18 @@ pub fn list(conn: &Connection, q: &ListQuery) -> Result<(Vec<VolumeRow>, bool), 
         VolumeRow::from_row,
     )?)
 }
+
+/// The devices a server's attachments hold, across all live volumes (for
+/// attaching at the next free device).
+pub fn devices_of_server(conn: &Connection, server_id: &str) -> rusqlite::Result<Vec<String>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT json_extract(a.value, '$.device') FROM volumes, json_each(volumes.attachments) a
+         WHERE json_extract(a.value, '$.server_id') = ?1",
+    )?;
+    let rows = stmt.query_map([server_id], |r| r.get::<_, Option<String>>(0))?;
+    Ok(rows
+        .collect::<rusqlite::Result<Vec<_>>>()?
+        .into_iter()
+        .flatten()
+        .collect())
+}

@@ -64,7 +64,7 @@ fn create_on_empty_stream_requests_a_volume() {
 fn create_refuses_sizes_out_of_range_with_evs_1010() {
     for size in [0, -1, 32_769, i64::MAX, i64::MIN] {
         let err = when(&given(&[]), VolumeCommand::Create(create_cmd(size).into())).unwrap_err();
-        assert_eq!(err.code(), "EVS.1010", "size {size}");
+        assert_eq!(err.reason(), "invalid_size", "size {size}");
     }
     assert!(when(
         &given(&[]),
@@ -90,8 +90,8 @@ fn create_refuses_long_names_and_bad_metadata() {
     assert_eq!(
         when(&given(&[]), VolumeCommand::Create(c.into()))
             .unwrap_err()
-            .code(),
-        "EVS.1003"
+            .reason(),
+        "invalid_name"
     );
     let mut c = create_cmd(1);
     c.metadata.insert("k".repeat(256), "v".into());
@@ -180,7 +180,7 @@ fn extend_requires_a_strictly_greater_size() {
             },
         )
         .unwrap_err();
-        assert_eq!(err.code(), "EVS.1015", "new size {new}");
+        assert_eq!(err.reason(), "new_size_not_greater", "new size {new}");
     }
     let err = when(
         &s,
@@ -191,7 +191,7 @@ fn extend_requires_a_strictly_greater_size() {
         },
     )
     .unwrap_err();
-    assert_eq!(err.code(), "EVS.1010");
+    assert_eq!(err.reason(), "invalid_size");
 }
 
 #[test]
@@ -219,7 +219,7 @@ fn extend_goes_through_extending_and_back() {
         },
     )
     .unwrap_err();
-    assert_eq!(err.code(), "EVS.1064");
+    assert_eq!(err.reason(), "extend_wrong_status");
     let err = when(
         &given(&ev),
         VolumeCommand::Delete {
@@ -228,7 +228,7 @@ fn extend_goes_through_extending_and_back() {
         },
     )
     .unwrap_err();
-    assert_eq!(err.code(), "EVS.1046");
+    assert_eq!(err.reason(), "delete_wrong_status");
     ev.extend(
         when(
             &given(&ev),
@@ -277,7 +277,7 @@ fn failed_extend_keeps_the_size_and_refuses_another_extend_with_evs_2026() {
         },
     )
     .unwrap_err();
-    assert_eq!(err.code(), "EVS.2026");
+    assert_eq!(err.reason(), "extend_error_extending");
 }
 
 #[test]
@@ -291,7 +291,7 @@ fn extend_refused_while_creating() {
         },
     )
     .unwrap_err();
-    assert_eq!(err.code(), "EVS.1064");
+    assert_eq!(err.reason(), "extend_wrong_status");
 }
 
 #[test]
@@ -304,7 +304,7 @@ fn delete_refused_while_creating_with_evs_1046() {
         },
     )
     .unwrap_err();
-    assert_eq!(err.code(), "EVS.1046");
+    assert_eq!(err.reason(), "delete_wrong_status");
 }
 
 #[test]
@@ -364,7 +364,7 @@ fn update_needs_a_name_or_a_description() {
         },
     )
     .unwrap_err();
-    assert_eq!(err.code(), "EVS.1007");
+    assert_eq!(err.reason(), "name_and_description_empty");
     let ev = when(
         &s,
         VolumeCommand::Update {
@@ -450,24 +450,24 @@ fn create_from_snapshot_checks_size_type_zone_and_status() {
     assert_eq!(
         when(&given(&[]), VolumeCommand::Create(c.clone().into()))
             .unwrap_err()
-            .code(),
-        "EVS.1010"
+            .reason(),
+        "smaller_than_snapshot"
     );
     c.size = 8;
     c.volume_type = "SSD".into();
     assert_eq!(
         when(&given(&[]), VolumeCommand::Create(c.clone().into()))
             .unwrap_err()
-            .code(),
-        "EVS.2096"
+            .reason(),
+        "snapshot_type_mismatch"
     );
     c.volume_type = "SATA".into();
     c.availability_zone = "toronto".into();
     assert_eq!(
         when(&given(&[]), VolumeCommand::Create(c.clone().into()))
             .unwrap_err()
-            .code(),
-        "EVS.2054"
+            .reason(),
+        "snapshot_zone_mismatch"
     );
     let mut s = snap_source(4);
     s.status = crate::SnapshotStatus::Creating;
@@ -476,8 +476,8 @@ fn create_from_snapshot_checks_size_type_zone_and_status() {
     assert_eq!(
         when(&given(&[]), VolumeCommand::Create(c.into()))
             .unwrap_err()
-            .code(),
-        "EVS.2043"
+            .reason(),
+        "snapshot_not_available"
     );
 }
 
@@ -557,23 +557,37 @@ fn creation_metadata_rules() {
     assert_eq!(
         creation_metadata(&md("full_clone", "x"), true)
             .unwrap_err()
-            .code(),
-        "EVS.1063"
+            .field(),
+        Some("metadata.full_clone")
     );
     assert_eq!(
         creation_metadata(&md("hw:passthrough", "yes"), false)
             .unwrap_err()
-            .code(),
-        "EVS.1057"
+            .field(),
+        Some("metadata.hw:passthrough")
     );
     assert_eq!(
         creation_metadata(&md("hw:passthrough", "true"), true)
             .unwrap_err()
-            .code(),
-        "EVS.1043"
+            .field(),
+        Some("metadata.hw:passthrough")
     );
     assert_eq!(
         creation_metadata(&md("hw:passthrough", "true"), false),
         Ok(false)
     );
+}
+
+#[test]
+fn next_free_device_skips_the_root_disk_and_taken_ones() {
+    use crate::volume::next_free_device;
+    assert_eq!(next_free_device(&[]), "/dev/vdb");
+    assert_eq!(
+        next_free_device(&["/dev/vdb".into(), "/dev/vdc".into()]),
+        "/dev/vdd"
+    );
+    let all: Vec<String> = (b'b'..=b'z')
+        .map(|c| format!("/dev/vd{}", c as char))
+        .collect();
+    assert_eq!(next_free_device(&all), "/dev/vdaa");
 }

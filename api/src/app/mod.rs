@@ -1,0 +1,240 @@
+//! The application layer: one use case per operation, each a function that
+//! takes a dialect-neutral request and the caller, runs one write
+//! transaction, and returns a typed outcome (the shape of eventually-rs's
+//! `application.rs` and omicron's `nexus/src/app`). Dialect adapters parse,
+//! call one of these and render; they never open a transaction, run SQL or
+//! decide a rule. Rules are the domain's; what a use case adds is the
+//! orchestration across aggregates (read the facts a decider needs in the
+//! same transaction, decide every side before any appends) and the record
+//! of every refusal.
+
+pub mod image_catalog;
+pub mod image_upload;
+pub mod queries;
+pub mod quota_set;
+pub mod snapshot_actions;
+pub mod snapshot_create;
+pub mod snapshot_rollback;
+pub mod transfers;
+pub mod volume_actions;
+pub mod volume_create;
+pub mod volume_delete;
+pub mod volume_extend;
+
+use std::sync::Arc;
+
+use domain::{Aggregate, Catalog, DomainError, SnapshotAggregate, VolumeAggregate};
+use eventstore::aggregate::Decided;
+use eventstore::{rusqlite, EventStore, RecordedEvent, StoreError, WriteTx};
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+/// The log and the configured catalog: all a use case needs.
+#[derive(Clone)]
+pub struct App {
+    pub store: EventStore,
+    pub catalog: Arc<Catalog>,
+}
+
+/// Who is asking, as established by the dialect's authentication.
+#[derive(Clone, Debug)]
+pub struct Caller {
+    pub user_id: String,
+    pub project_id: String,
+    pub is_admin: bool,
+}
+
+impl Caller {
+    /// Whether the caller may touch a resource owned by `project`.
+    pub fn owns(&self, project: &str) -> bool {
+        self.is_admin || project == self.project_id
+    }
+}
+
+/// What goes into every event's metadata besides the caller.
+#[derive(Clone, Debug, Default)]
+pub struct RequestMeta {
+    pub request_id: String,
+    pub dialect: &'static str,
+    /// `METHOD /path`, as received.
+    pub route: String,
+    pub idempotency_key: Option<String>,
+}
+
+/// A refusal, with the stream it concerns (recorded as `CommandRejected`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub stream_id: String,
+    pub error: DomainError,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("refused: {}", .0.error)]
+    Refused(Refusal),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<rusqlite::Error> for AppError {
+    fn from(e: rusqlite::Error) -> Self {
+        AppError::Store(e.into())
+    }
+}
+
+impl AppError {
+    pub fn refused(stream_id: impl Into<String>, error: DomainError) -> Self {
+        AppError::Refused(Refusal {
+            stream_id: stream_id.into(),
+            error,
+        })
+    }
+}
+
+/// A new job id: 32 lowercase hex characters [5.1 #18]. Every asynchronous
+/// use case has one, whatever the dialect: it is the correlation id that
+/// ties the request to the executor's outcome.
+pub fn new_job_id() -> String {
+    Uuid::new_v4().simple().to_string()
+}
+
+/// One use case's view of the write transaction: decisions are made
+/// against the log as of this instant, with the caller's metadata.
+pub struct Tx<'a, 'b> {
+    pub w: &'a mut WriteTx<'b>,
+    pub caller: &'a Caller,
+    meta: &'a Value,
+}
+
+impl Tx<'_, '_> {
+    pub fn conn(&self) -> &rusqlite::Connection {
+        self.w.conn()
+    }
+
+    /// Decides `cmd` against aggregate `id` without appending (so several
+    /// aggregates can be decided before any of them is written).
+    pub fn decide<A: Aggregate>(&self, id: &str, cmd: A::Command) -> Result<Decided, AppError> {
+        self.w
+            .decide::<A>(id, cmd, self.meta)?
+            .map_err(|e| AppError::refused(A::stream_id(id), e))
+    }
+
+    pub fn commit(&mut self, decided: Vec<Decided>) -> Result<Vec<RecordedEvent>, AppError> {
+        Ok(self.w.commit(decided)?)
+    }
+
+    /// Decides and appends.
+    pub fn execute<A: Aggregate>(
+        &mut self,
+        id: &str,
+        cmd: A::Command,
+    ) -> Result<Vec<RecordedEvent>, AppError> {
+        let d = self.decide::<A>(id, cmd)?;
+        self.commit(vec![d])
+    }
+
+    /// The live volume `id` if the caller may touch it; another project's
+    /// volume is not found, exactly like a missing one, so ids do not leak.
+    pub fn volume(&self, id: Uuid) -> Result<domain::volume::Volume, AppError> {
+        let (st, _) = self.w.load::<VolumeAggregate>(&id.to_string())?;
+        match st.volume {
+            Some(v) if !st.deleted && self.caller.owns(&v.project_id) => Ok(v),
+            _ => Err(AppError::refused(
+                VolumeAggregate::stream_id(&id.to_string()),
+                DomainError::VolumeNotFound(id.to_string()),
+            )),
+        }
+    }
+
+    /// The live snapshot `id` if the caller may touch it.
+    pub fn snapshot(&self, id: Uuid) -> Result<domain::snapshot::Snapshot, AppError> {
+        let (st, _) = self.w.load::<SnapshotAggregate>(&id.to_string())?;
+        match st.snapshot {
+            Some(s) if !st.deleted && self.caller.owns(&s.project_id) => Ok(s),
+            _ => Err(AppError::refused(
+                SnapshotAggregate::stream_id(&id.to_string()),
+                DomainError::SnapshotNotFound(id.to_string()),
+            )),
+        }
+    }
+
+    /// A project's limits and usage, as of this transaction.
+    pub fn headroom(&self, project: &str) -> Result<domain::quota::Headroom, AppError> {
+        Ok(projections::quotas::headroom(self.conn(), project)?)
+    }
+
+    /// The volume's head snapshot (the parent of its next one), as of this
+    /// transaction.
+    pub fn head_snapshot(&self, volume: Uuid) -> Result<Option<Uuid>, AppError> {
+        Ok(
+            projections::snapshots::head_of(self.conn(), &volume.to_string())?
+                .and_then(|h| h.parse().ok()),
+        )
+    }
+}
+
+impl App {
+    /// Runs one use case in one write transaction. Whatever `f` appended is
+    /// undone if it refuses; the refusal itself is then recorded (the audit
+    /// trail shows who tried what) and committed.
+    pub async fn run<T, F>(
+        &self,
+        caller: &Caller,
+        meta: &RequestMeta,
+        correlation_id: Option<&str>,
+        f: F,
+    ) -> Result<T, AppError>
+    where
+        T: Send + 'static,
+        F: for<'a, 'b> FnOnce(&mut Tx<'a, 'b>) -> Result<T, AppError> + Send + 'static,
+    {
+        let metadata = json!({
+            "request_id": meta.request_id,
+            "project_id": caller.project_id,
+            "user_id": caller.user_id,
+            "dialect": meta.dialect,
+            "route": meta.route,
+            "idempotency_key": meta.idempotency_key,
+            "correlation_id": correlation_id,
+        });
+        let caller = caller.clone();
+        let outcome = self
+            .store
+            .write(
+                move |w: &mut WriteTx<'_>| -> Result<Result<T, AppError>, StoreError> {
+                    let result = w.atomically(|w| {
+                        let mut tx = Tx {
+                            w,
+                            caller: &caller,
+                            meta: &metadata,
+                        };
+                        f(&mut tx)
+                    });
+                    match result {
+                        Ok(v) => Ok(Ok(v)),
+                        Err(AppError::Refused(r)) => {
+                            w.reject(&r.stream_id, &r.error, &metadata)?;
+                            Ok(Err(AppError::Refused(r)))
+                        }
+                        Err(AppError::Store(e)) => Err(e),
+                    }
+                },
+            )
+            .await?;
+        outcome
+    }
+
+    /// Runs a read off the async runtime: SQLite calls block, and a slow
+    /// read must never park a tokio worker (mini-redis's `db.rs` rule).
+    pub async fn read<T, F>(&self, f: F) -> Result<T, AppError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&rusqlite::Connection) -> rusqlite::Result<T> + Send + 'static,
+    {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || store.read(f))
+            .await
+            .map_err(|e| StoreError::Batch(format!("read task: {e}")))?
+            .map_err(AppError::Store)
+    }
+}

@@ -1,0 +1,172 @@
+//! Reads for the adapters: each answers what the caller may see, off the
+//! async runtime. Another project's object is "not found", exactly like a
+//! missing one, so ids do not leak across projects in any dialect. Reads
+//! are not events: a refused read is not recorded.
+
+use domain::error::FieldReason;
+use domain::DomainError;
+use projections::images::ImageRow;
+use projections::jobs::JobRow;
+use projections::snapshots::{SnapshotQuery, SnapshotRow};
+use projections::transfers::TransferRow;
+use projections::{ListQuery, VolumeRow};
+use uuid::Uuid;
+
+use super::{App, AppError, Caller};
+
+fn refused(e: DomainError) -> AppError {
+    AppError::refused(String::new(), e)
+}
+
+fn marker_not_found() -> AppError {
+    refused(DomainError::invalid(
+        "marker",
+        FieldReason::NotFound,
+        "invalid filter marker! Marker not found.",
+    ))
+}
+
+pub async fn volume(app: &App, caller: &Caller, raw_id: &str) -> Result<VolumeRow, AppError> {
+    let not_found = || refused(DomainError::VolumeNotFound(raw_id.to_string()));
+    let id = Uuid::parse_str(raw_id).map_err(|_| not_found())?;
+    match app
+        .read(move |c| projections::volumes::get(c, &id.to_string()))
+        .await?
+    {
+        Some(v) if caller.owns(&v.project_id) => Ok(v),
+        _ => Err(not_found()),
+    }
+}
+
+/// One page and whether more follow.
+pub async fn volumes(app: &App, q: ListQuery) -> Result<(Vec<VolumeRow>, bool), AppError> {
+    match app
+        .read(move |c| Ok(projections::volumes::list(c, &q)))
+        .await?
+    {
+        Ok(page) => Ok(page),
+        Err(projections::volumes::ListError::MarkerNotFound(_)) => Err(marker_not_found()),
+        Err(projections::volumes::ListError::Sqlite(e)) => Err(e.into()),
+    }
+}
+
+pub async fn snapshot(app: &App, caller: &Caller, raw: &str) -> Result<SnapshotRow, AppError> {
+    let not_found = || refused(DomainError::SnapshotNotFound(raw.to_string()));
+    let id = Uuid::parse_str(raw).map_err(|_| not_found())?;
+    match app
+        .read(move |c| projections::snapshots::get(c, &id.to_string()))
+        .await?
+    {
+        Some(s) if caller.owns(&s.project_id) => Ok(s),
+        _ => Err(not_found()),
+    }
+}
+
+pub async fn snapshots(app: &App, q: SnapshotQuery) -> Result<(Vec<SnapshotRow>, bool), AppError> {
+    app.read(move |c| projections::snapshots::list(c, &q))
+        .await?
+        .ok_or_else(marker_not_found)
+}
+
+pub async fn transfer(app: &App, caller: &Caller, id: Uuid) -> Result<TransferRow, AppError> {
+    match app
+        .read(move |c| projections::transfers::get(c, &id.to_string()))
+        .await?
+    {
+        Some(t) if caller.owns(&t.project_id) => Ok(t),
+        _ => Err(refused(DomainError::TransferNotFound(id.to_string()))),
+    }
+}
+
+pub async fn transfers(
+    app: &App,
+    project: Option<String>,
+    limit: usize,
+    offset: usize,
+) -> Result<Vec<TransferRow>, AppError> {
+    app.read(move |c| projections::transfers::list(c, project.as_deref(), limit, offset))
+        .await
+}
+
+/// An image the caller may read: its own, or a public one.
+pub async fn image(app: &App, caller: &Caller, raw: &str) -> Result<ImageRow, AppError> {
+    let not_found = || refused(DomainError::ImageNotFound(raw.to_string()));
+    let id = Uuid::parse_str(raw).map_err(|_| not_found())?;
+    match app
+        .read(move |c| projections::images::get(c, &id.to_string()))
+        .await?
+    {
+        Some(i)
+            if caller.owns(&i.project_id)
+                || i.visibility == projections::images::Visibility::Public =>
+        {
+            Ok(i)
+        }
+        _ => Err(not_found()),
+    }
+}
+
+pub async fn images(
+    app: &App,
+    q: projections::images::ImageQuery,
+) -> Result<(Vec<ImageRow>, bool), AppError> {
+    app.read(move |c| projections::images::list(c, &q))
+        .await?
+        .ok_or_else(marker_not_found)
+}
+
+/// A job of a project the caller may see; `None` otherwise.
+pub async fn job(app: &App, caller: &Caller, id: String) -> Result<Option<JobRow>, AppError> {
+    Ok(app
+        .read(move |c| projections::jobs::get(c, &id))
+        .await?
+        .filter(|j| caller.owns(&j.project_id)))
+}
+
+/// A project's limits and usage by quota key.
+pub async fn quota(
+    app: &App,
+    project: String,
+) -> Result<
+    (
+        std::collections::BTreeMap<String, i64>,
+        std::collections::BTreeMap<String, i64>,
+    ),
+    AppError,
+> {
+    app.read(move |c| {
+        Ok((
+            projections::quotas::limits(c, &project)?,
+            projections::quotas::usage(c, &project)?,
+        ))
+    })
+    .await
+}
+
+/// The audit trail: events after `after`, of one stream or all, at most
+/// `limit`. Admin only.
+pub async fn events(
+    app: &App,
+    caller: &Caller,
+    after: u64,
+    stream: Option<String>,
+    limit: usize,
+) -> Result<Vec<eventstore::RecordedEvent>, AppError> {
+    if !caller.is_admin {
+        return Err(refused(DomainError::NotPermitted(
+            "the audit trail is admin only.".into(),
+        )));
+    }
+    let store = app.store.clone();
+    tokio::task::spawn_blocking(move || match stream {
+        Some(s) => store.read_stream_after(&s, after, limit),
+        None => store.read_from(after, limit),
+    })
+    .await
+    .map_err(|e| eventstore::StoreError::Batch(format!("read task: {e}")))?
+    .map_err(AppError::Store)
+}
+
+pub async fn gauges(app: &App) -> Result<projections::metrics::Gauges, AppError> {
+    app.read(projections::metrics::gauges).await
+}

@@ -1,0 +1,22 @@
+//! Snapshot operations on one aggregate: update, metadata, delete.
+
+use domain::{SnapshotAggregate, SnapshotCommand};
+use uuid::Uuid;
+
+use super::{App, AppError, Caller, RequestMeta};
+
+pub async fn command(
+    app: &App,
+    caller: &Caller,
+    meta: &RequestMeta,
+    id: Uuid,
+    cmd: SnapshotCommand,
+) -> Result<(), AppError> {
+    let correlation = matches!(cmd, SnapshotCommand::Delete).then(super::new_job_id);
+    app.run(caller, meta, correlation.as_deref(), move |tx| {
+        tx.snapshot(id)?;
+        tx.execute::<SnapshotAggregate>(&id.to_string(), cmd)?;
+        Ok(())
+    })
+    .await
+}

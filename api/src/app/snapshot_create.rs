@@ -1,0 +1,57 @@
+//! Snapshot a volume (CINDER-7.3.1): the volume's facts and its owner's
+//! quota are read in the same transaction as the snapshot's decision.
+
+use std::collections::BTreeMap;
+
+use domain::{SnapshotAggregate, SnapshotCommand, VolumeFacts};
+use uuid::Uuid;
+
+use super::{App, AppError, Caller, RequestMeta};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreateSnapshotRequest {
+    pub volume_id: Uuid,
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub metadata: BTreeMap<String, String>,
+    /// An in-use volume needs `force` [5.1 #22].
+    pub force: bool,
+    /// A client-chosen id (ZStack's `resourceUuid`); a fresh one otherwise.
+    pub snapshot_id: Option<Uuid>,
+}
+
+pub async fn create(
+    app: &App,
+    caller: &Caller,
+    meta: &RequestMeta,
+    r: CreateSnapshotRequest,
+) -> Result<Uuid, AppError> {
+    let snapshot_id = r.snapshot_id.unwrap_or_else(Uuid::new_v4);
+    let job = super::new_job_id();
+    app.run(caller, meta, Some(&job), move |tx| {
+        let v = tx.volume(r.volume_id)?;
+        let quota = tx.headroom(&v.project_id)?;
+        let volume = VolumeFacts {
+            id: v.id,
+            project_id: v.project_id,
+            status: v.status,
+            size: v.size,
+            volume_type: v.volume_type,
+            availability_zone: v.availability_zone,
+            head_snapshot: tx.head_snapshot(v.id)?,
+        };
+        let cmd = SnapshotCommand::Create {
+            snapshot_id,
+            volume,
+            user_id: tx.caller.user_id.clone(),
+            name: r.name,
+            description: r.description,
+            metadata: r.metadata,
+            force: r.force,
+            quota,
+        };
+        tx.execute::<SnapshotAggregate>(&snapshot_id.to_string(), cmd)?;
+        Ok(snapshot_id)
+    })
+    .await
+}

@@ -1,0 +1,75 @@
+//! The volume operations that touch one aggregate and need no facts from
+//! another: update, metadata, flags, reserve, attach and detach. Attach
+//! takes a device policy: a device the client names, or the next free one
+//! of the server (the small provider's `target=auto`, the Chinese cloud's
+//! attach without a mount point).
+
+use domain::volume::AttachMode;
+use domain::{VolumeAggregate, VolumeCommand};
+use uuid::Uuid;
+
+use super::{App, AppError, Caller, RequestMeta};
+
+/// Runs a single-volume command as the caller.
+pub async fn command(
+    app: &App,
+    caller: &Caller,
+    meta: &RequestMeta,
+    id: Uuid,
+    cmd: VolumeCommand,
+) -> Result<(), AppError> {
+    app.run(caller, meta, None, move |tx| {
+        tx.volume(id)?;
+        tx.execute::<VolumeAggregate>(&id.to_string(), cmd)?;
+        Ok(())
+    })
+    .await
+}
+
+/// Which device an attachment takes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DevicePolicy {
+    Given(String),
+    /// The first `/dev/vdX` no volume of the server is attached at.
+    NextFree,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttachRequest {
+    pub server_id: String,
+    pub host_name: Option<String>,
+    pub device: DevicePolicy,
+    pub mode: AttachMode,
+}
+
+/// CINDER-7.2.5: records an attachment (there are no VMs here); returns
+/// the attachment id and the device it took.
+pub async fn attach(
+    app: &App,
+    caller: &Caller,
+    meta: &RequestMeta,
+    id: Uuid,
+    r: AttachRequest,
+) -> Result<(Uuid, String), AppError> {
+    let attachment_id = Uuid::new_v4();
+    app.run(caller, meta, None, move |tx| {
+        tx.volume(id)?;
+        let device = match r.device {
+            DevicePolicy::Given(d) => d,
+            DevicePolicy::NextFree => {
+                let taken = projections::volumes::devices_of_server(tx.conn(), &r.server_id)?;
+                domain::volume::next_free_device(&taken)
+            }
+        };
+        let cmd = VolumeCommand::Attach {
+            attachment_id,
+            server_id: r.server_id,
+            host_name: r.host_name,
+            device: device.clone(),
+            mode: r.mode,
+        };
+        tx.execute::<VolumeAggregate>(&id.to_string(), cmd)?;
+        Ok((attachment_id, device))
+    })
+    .await
+}

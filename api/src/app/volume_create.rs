@@ -1,0 +1,263 @@
+//! Create one volume, or a batch (EVS `count`), empty or from a snapshot or
+//! an image. The request is dialect-neutral; the dialect says which
+//! `CreatePolicy` its document fixes. Sources are read in the same write
+//! transaction as the decision, so a snapshot deleted a moment earlier is
+//! refused instead of half-copied.
+
+use std::collections::BTreeMap;
+
+use domain::create_rules::{self, CreatePolicy, ImageFacts};
+use domain::error::FieldReason;
+use domain::volume::{CreateSource, ImageSourceFacts, SnapshotSource};
+use domain::{CreateVolume, DomainError, VolumeAggregate, VolumeCommand};
+use uuid::Uuid;
+
+use super::{App, AppError, Caller, RequestMeta, Tx};
+
+/// Where the first bytes come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceRef {
+    Snapshot(Uuid),
+    Image(Uuid),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreateVolumeRequest {
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub size: Option<i64>,
+    pub availability_zone: Option<String>,
+    pub volume_type: Option<String>,
+    pub metadata: BTreeMap<String, String>,
+    pub multiattach: bool,
+    pub source: Option<SourceRef>,
+    pub backup_id: Option<String>,
+    pub policy: CreatePolicy,
+}
+
+/// Checks what needs no transaction, so a malformed request is refused
+/// before anything is read (omicron's "validate before the saga").
+fn precheck(r: &CreateVolumeRequest, batch: bool) -> Result<(), DomainError> {
+    r.policy.check(
+        r.availability_zone.as_deref(),
+        r.volume_type.as_deref(),
+        &r.metadata,
+    )?;
+    create_rules::refuse_backup(r.backup_id.as_deref(), batch)?;
+    domain::volume::creation_metadata(&r.metadata, r.source.is_some())?;
+    if r.size.is_none() && r.source.is_none() {
+        return Err(DomainError::invalid(
+            "size",
+            FieldReason::Missing,
+            "invalid volume size! 'size' is required.",
+        ));
+    }
+    Ok(())
+}
+
+/// The command for volume `id`, with its source facts read in `tx`.
+fn command(
+    tx: &Tx<'_, '_>,
+    app: &App,
+    r: &CreateVolumeRequest,
+    id: Uuid,
+    name: Option<String>,
+    job_id: Option<String>,
+    batch_job_id: Option<String>,
+) -> Result<CreateVolume, AppError> {
+    let stream = format!("volume-{id}");
+    let refuse = |e: DomainError| AppError::refused(stream.clone(), e);
+    let linked =
+        domain::volume::creation_metadata(&r.metadata, r.source.is_some()).map_err(&refuse)?;
+    let mut inherited = None;
+    let source = match r.source {
+        None => None,
+        Some(SourceRef::Snapshot(sid)) => {
+            let s = tx.snapshot(sid).map_err(|_| {
+                refuse(DomainError::invalid(
+                    "snapshot_id",
+                    FieldReason::NotFound,
+                    "invalid snapshot_id!",
+                ))
+            })?;
+            inherited = Some((s.availability_zone.clone(), s.volume_type.clone()));
+            Some(CreateSource::Snapshot(SnapshotSource {
+                snapshot_id: s.id,
+                status: s.status,
+                size: s.size,
+                volume_type: s.volume_type,
+                availability_zone: s.availability_zone,
+                linked,
+            }))
+        }
+        Some(SourceRef::Image(iid)) => {
+            let row = projections::images::get(tx.conn(), &iid.to_string())?;
+            let Some(i) = row.filter(|i| {
+                tx.caller.owns(&i.project_id)
+                    || i.visibility == projections::images::Visibility::Public
+            }) else {
+                return Err(refuse(DomainError::invalid(
+                    "imageRef",
+                    FieldReason::NotFound,
+                    "invalid imageRef!",
+                )));
+            };
+            let status = i.status;
+            let metadata = create_rules::volume_image_metadata(&ImageFacts {
+                id: i.id.clone(),
+                name: i.name.clone(),
+                disk_format: i.disk_format.clone(),
+                container_format: i.container_format.clone(),
+                min_disk: i.min_disk,
+                size: i.size,
+                checksum_sha256: i.checksum_sha256.clone(),
+                os_type: i.os_type.clone(),
+            });
+            Some(CreateSource::Image(ImageSourceFacts {
+                image_id: iid,
+                status,
+                min_disk: i.min_disk,
+                virtual_size: i.virtual_size.unwrap_or(0).max(0) as u64,
+                metadata,
+            }))
+        }
+    };
+    let (availability_zone, volume_type) = create_rules::placement(
+        &app.catalog,
+        r.availability_zone.as_deref(),
+        r.volume_type.as_deref(),
+        inherited.as_ref().map(|(z, t)| (z.as_str(), t.as_str())),
+    )
+    .map_err(&refuse)?;
+    let size = match (r.size, &source) {
+        (Some(s), _) => s,
+        (None, Some(CreateSource::Snapshot(s))) => s.size,
+        (None, Some(CreateSource::Image(i))) => i.min_disk.max(1),
+        (None, None) => 0,
+    };
+    Ok(CreateVolume {
+        volume_id: id,
+        project_id: tx.caller.project_id.clone(),
+        user_id: tx.caller.user_id.clone(),
+        name,
+        description: r.description.clone(),
+        size,
+        availability_zone,
+        volume_type,
+        metadata: r.metadata.clone(),
+        multiattach: r.multiattach,
+        job_id,
+        batch_job_id,
+        source,
+        quota: tx.headroom(&tx.caller.project_id)?,
+    })
+}
+
+/// CINDER-7.1.1 / EVS-6.1.1 with `count` 1: the new volume's id.
+pub async fn create(
+    app: &App,
+    caller: &Caller,
+    meta: &RequestMeta,
+    r: CreateVolumeRequest,
+    job_id: String,
+) -> Result<Uuid, AppError> {
+    let id = Uuid::new_v4();
+    if let Err(e) = precheck(&r, false) {
+        return Err(record(app, caller, meta, &job_id, format!("volume-{id}"), e).await);
+    }
+    let a = app.clone();
+    app.run(caller, meta, Some(&job_id.clone()), move |tx| {
+        let name = r.name.clone();
+        let cmd = command(tx, &a, &r, id, name, Some(job_id), None)?;
+        tx.execute::<VolumeAggregate>(&id.to_string(), VolumeCommand::Create(Box::new(cmd)))?;
+        Ok(id)
+    })
+    .await
+}
+
+/// EVS-6.1.1 with `count` > 1: all or nothing. The whole batch is admitted
+/// against the quota first, then each volume is decided with the usage its
+/// predecessors left; each has a sub-job of the batch job.
+pub async fn create_batch(
+    app: &App,
+    caller: &Caller,
+    meta: &RequestMeta,
+    r: CreateVolumeRequest,
+    count: i64,
+    batch_job_id: String,
+) -> Result<Vec<Uuid>, AppError> {
+    let first = Uuid::new_v4();
+    let stream = format!("volume-{first}");
+    let checks = precheck(&r, count > 1)
+        .and_then(|_| create_rules::refuse_batch_source(r.source.is_some(), count))
+        .and_then(|_| create_rules::batch_names(r.name.as_deref(), count));
+    let names = match checks {
+        Ok(n) => n,
+        // Refusals before the transaction are recorded like any other.
+        Err(e) => return Err(record(app, caller, meta, &batch_job_id, stream, e).await),
+    };
+    let a = app.clone();
+    let job = batch_job_id.clone();
+    app.run(caller, meta, Some(&batch_job_id), move |tx| {
+        let size = r.size.unwrap_or(0);
+        let (_, volume_type) = create_rules::placement(
+            &a.catalog,
+            r.availability_zone.as_deref(),
+            r.volume_type.as_deref(),
+            None,
+        )
+        .map_err(|e| AppError::refused(stream.clone(), e))?;
+        let n = names.len() as i64;
+        let whole = domain::quota::Delta {
+            volume_type,
+            volumes: n,
+            gigabytes: n.saturating_mul(size),
+            snapshots: 0,
+            new_volume_size: Some(size),
+        };
+        tx.headroom(&tx.caller.project_id)?
+            .admit(&whole)
+            .map_err(|e| AppError::refused(stream.clone(), e))?;
+        let mut ids = Vec::with_capacity(names.len());
+        for (i, name) in names.into_iter().enumerate() {
+            let id = if i == 0 { first } else { Uuid::new_v4() };
+            let cmd = command(
+                tx,
+                &a,
+                &r,
+                id,
+                name,
+                Some(super::new_job_id()),
+                Some(job.clone()),
+            )?;
+            tx.execute::<VolumeAggregate>(&id.to_string(), VolumeCommand::Create(Box::new(cmd)))?;
+            ids.push(id);
+        }
+        Ok(ids)
+    })
+    .await
+}
+
+/// Records a refusal decided before any transaction, and returns it.
+pub(crate) async fn record(
+    app: &App,
+    caller: &Caller,
+    meta: &RequestMeta,
+    correlation: &str,
+    stream: String,
+    e: DomainError,
+) -> AppError {
+    let refusal = AppError::refused(stream.clone(), e.clone());
+    match app
+        .run(
+            caller,
+            meta,
+            Some(correlation),
+            move |_| -> Result<(), AppError> { Err(AppError::refused(stream, e)) },
+        )
+        .await
+    {
+        Err(AppError::Store(s)) => AppError::Store(s),
+        _ => refusal,
+    }
+}

@@ -1,0 +1,38 @@
+//! Delete a volume (CINDER-7.1.2, EVS-6.1.3); with `cascade` its snapshots
+//! go first, in the same transaction, all or nothing (DECISIONS.md,
+//! Cascade [5.1 #37]).
+
+use domain::{SnapshotAggregate, SnapshotCommand, VolumeAggregate, VolumeCommand};
+use uuid::Uuid;
+
+use super::{App, AppError, Caller, RequestMeta};
+
+pub async fn delete(
+    app: &App,
+    caller: &Caller,
+    meta: &RequestMeta,
+    id: Uuid,
+    cascade: bool,
+    job_id: String,
+) -> Result<(), AppError> {
+    app.run(caller, meta, Some(&job_id.clone()), move |tx| {
+        tx.volume(id)?;
+        let dependents = projections::snapshots::dependents_of(tx.conn(), &id.to_string())?;
+        let mut decided = Vec::new();
+        let mut remaining = dependents.len();
+        if cascade {
+            for s in &dependents {
+                decided.push(tx.decide::<SnapshotAggregate>(&s.id, SnapshotCommand::Delete)?);
+            }
+            remaining = 0;
+        }
+        let cmd = VolumeCommand::Delete {
+            job_id: Some(job_id),
+            dependent_snapshots: remaining,
+        };
+        decided.push(tx.decide::<VolumeAggregate>(&id.to_string(), cmd)?);
+        tx.commit(decided)?;
+        Ok(())
+    })
+    .await
+}

@@ -1,0 +1,30 @@
+//! Extend a volume (CINDER-7.2.1, EVS-6.1.7), against its owner's quota
+//! read in the same transaction (an admin's extend counts against the
+//! owner, not the admin).
+
+use domain::{VolumeAggregate, VolumeCommand};
+use uuid::Uuid;
+
+use super::{App, AppError, Caller, RequestMeta};
+
+pub async fn extend(
+    app: &App,
+    caller: &Caller,
+    meta: &RequestMeta,
+    id: Uuid,
+    new_size: i64,
+    job_id: String,
+) -> Result<(), AppError> {
+    app.run(caller, meta, Some(&job_id.clone()), move |tx| {
+        let v = tx.volume(id)?;
+        let quota = tx.headroom(&v.project_id)?;
+        let cmd = VolumeCommand::Extend {
+            new_size,
+            job_id: Some(job_id),
+            quota,
+        };
+        tx.execute::<VolumeAggregate>(&id.to_string(), cmd)?;
+        Ok(())
+    })
+    .await
+}

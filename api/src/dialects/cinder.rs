@@ -1,0 +1,63 @@
+//! The OpenStack dialect's refusals (DECISIONS.md, Errors [5.1 #4]): the
+//! upstream Cinder fault body `{"badRequest": {"message", "code": 400}}`,
+//! named by status as python-cinderclient and openstacksdk read it
+//! (CLIENTS.md, Errors). Also used by the Glance-style image routes and the
+//! operations routes, whose clients are the same OpenStack libraries.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::json;
+
+use super::Dialect;
+use crate::Problem;
+
+#[derive(Debug)]
+pub struct Cinder;
+
+pub static CINDER: Cinder = Cinder;
+
+/// The Cinder fault name for a status.
+pub fn fault_name(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        400 => "badRequest",
+        401 => "unauthorized",
+        403 => "forbidden",
+        404 => "itemNotFound",
+        405 => "badMethod",
+        409 => "conflictingRequest",
+        413 => "overLimit",
+        415 => "badMediaType",
+        _ => "computeFault",
+    }
+}
+
+impl Dialect for Cinder {
+    fn name(&self) -> &'static str {
+        "cinder"
+    }
+
+    fn render_error(&self, p: &Problem) -> Response {
+        let body = json!({
+            fault_name(p.status): { "message": p.message, "code": p.status.as_u16() }
+        });
+        (p.status, Json(body)).into_response()
+    }
+}
+
+/// The Glance-style image catalog under `/image`: OpenStack fault bodies as
+/// on the Cinder routes, but its own name in the log.
+#[derive(Debug)]
+pub struct Glance;
+
+pub static GLANCE: Glance = Glance;
+
+impl Dialect for Glance {
+    fn name(&self) -> &'static str {
+        "glance"
+    }
+
+    fn render_error(&self, p: &Problem) -> Response {
+        CINDER.render_error(p)
+    }
+}

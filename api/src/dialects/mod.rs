@@ -1,0 +1,139 @@
+//! Dialects are owned by the router, not guessed from the path: each
+//! dialect's routes are wrapped by `serve`, which tags every request with
+//! the dialect that matched (so `Ctx` knows who authenticates and who
+//! renders errors) and gives axum's own plain-text refusals (405, 413) the
+//! dialect's error body.
+//!
+//! A dialect is a small trait: how a caller proves who it is, how a refusal
+//! looks. Everything else a dialect does is translation in its adapter
+//! modules, on top of `crate::app`.
+
+pub mod cinder;
+pub mod evs;
+
+use axum::extract::Request;
+use axum::http::request::Parts;
+use axum::http::StatusCode;
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::Router;
+
+use crate::{Problem, Reason};
+
+/// Who a credential says the caller is (before any URL check).
+#[derive(Debug, Clone)]
+pub struct Principal {
+    pub user_id: String,
+    pub project_id: String,
+    pub is_admin: bool,
+}
+
+pub trait Dialect: Send + Sync + std::fmt::Debug + 'static {
+    /// Recorded in every event's metadata (`dialect`).
+    fn name(&self) -> &'static str;
+
+    /// Who is calling. The default is noauth mode (DECISIONS.md, Admin;
+    /// CLIENTS.md, noauth): `X-Auth-Token: <user>:<project>` names the
+    /// caller, or `X-User-Id` + `X-Project-Id`; the user `admin` has the
+    /// admin role.
+    fn authenticate(&self, parts: &Parts) -> Result<Principal, Problem> {
+        noauth(parts)
+    }
+
+    /// The refusal in this dialect's body, code and status.
+    fn render_error(&self, p: &Problem) -> Response;
+}
+
+/// The dialect a route belongs to, as a request extension.
+#[derive(Debug, Clone, Copy)]
+pub struct DialectRef(pub &'static dyn Dialect);
+
+impl DialectRef {
+    pub fn name(self) -> &'static str {
+        self.0.name()
+    }
+}
+
+pub fn header<'a>(parts: &'a Parts, name: &str) -> Option<&'a str> {
+    parts
+        .headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+}
+
+/// Longest user or project name a token may carry.
+const MAX_NAME_BYTES: usize = 255;
+
+fn noauth(parts: &Parts) -> Result<Principal, Problem> {
+    let token = header(parts, "x-auth-token");
+    let (user, project) = match token.and_then(|t| t.split_once(':')) {
+        Some((u, p)) if !u.is_empty() && !p.is_empty() => (u.to_string(), p.to_string()),
+        _ => match (header(parts, "x-user-id"), header(parts, "x-project-id")) {
+            (Some(u), Some(p)) => (u.to_string(), p.to_string()),
+            _ => return Err(Problem::unauthorized()),
+        },
+    };
+    if project.len() > MAX_NAME_BYTES || user.len() > MAX_NAME_BYTES {
+        return Err(Problem::unauthorized());
+    }
+    Ok(Principal {
+        is_admin: user == "admin",
+        user_id: user,
+        project_id: project,
+    })
+}
+
+/// Wraps a dialect's routes: every request they match carries the dialect.
+pub fn serve<S: Clone + Send + Sync + 'static>(
+    routes: Router<S>,
+    dialect: &'static dyn Dialect,
+) -> Router<S> {
+    routes.layer(middleware::from_fn(move |req: Request, next: Next| {
+        tag(DialectRef(dialect), req, next)
+    }))
+}
+
+async fn tag(dialect: DialectRef, mut req: Request, next: Next) -> Response {
+    req.extensions_mut().insert(dialect);
+    let resp = next.run(req).await;
+    refuse_plain(dialect, resp)
+}
+
+/// Rejections made by axum itself (a body over the size limit, a method a
+/// route does not serve) come as plain text: give them the dialect's error
+/// body like every other refusal.
+pub fn refuse_plain(dialect: DialectRef, resp: Response) -> Response {
+    let status = resp.status();
+    let is_json = resp
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return resp;
+    }
+    let (reason, message) = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => (Reason::BodyTooLarge, "Request body too large."),
+        StatusCode::METHOD_NOT_ALLOWED => (
+            Reason::MethodNotAllowed,
+            "Method not allowed on this resource.",
+        ),
+        StatusCode::NOT_FOUND => (Reason::NotFound, "The resource could not be found."),
+        s => (Reason::Internal, s.canonical_reason().unwrap_or("Error")),
+    };
+    dialect
+        .0
+        .render_error(&Problem::new(status, reason, message))
+}
+
+/// For a path no route matched there is no dialect to ask; the URL map's
+/// prefixes name the one whose error body a client there expects.
+pub fn for_unrouted(path: &str) -> DialectRef {
+    if path.contains("/cloudvolumes") || path.contains("/os-vendor-") || path.starts_with("/v1/") {
+        DialectRef(&evs::EVS)
+    } else {
+        DialectRef(&cinder::CINDER)
+    }
+}

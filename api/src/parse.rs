@@ -1,0 +1,175 @@
+//! Request parsing the OpenStack-family adapters (Cinder and EVS) share:
+//! a create body into a dialect-neutral request, list query strings into
+//! a `ListQuery`. Translation only: no rule is decided here.
+
+use std::collections::HashMap;
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::Query;
+use domain::create_rules::CreatePolicy;
+use domain::{DomainError, FieldReason};
+use projections::{ListQuery, SortDir, SortKey};
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+use crate::app::volume_create::{CreateVolumeRequest, SourceRef};
+use crate::{input, ApiError, Ctx};
+
+/// `name`, else its v1 spelling `display_name` (and so on).
+pub fn either(
+    v: &Map<String, Value>,
+    a: &'static str,
+    b: &'static str,
+) -> Result<Option<String>, DomainError> {
+    Ok(match input::opt_str(v, a)? {
+        Some(s) => Some(s),
+        None => input::opt_str(v, b)?,
+    })
+}
+
+fn source_id(raw: String, field: &'static str, message: &str) -> Result<Uuid, DomainError> {
+    input::uuid(&raw).ok_or_else(|| DomainError::invalid(field, FieldReason::Invalid, message))
+}
+
+/// The `volume` object of a create request.
+pub fn create_request(
+    v: &Map<String, Value>,
+    policy: CreatePolicy,
+) -> Result<CreateVolumeRequest, DomainError> {
+    let availability_zone = input::opt_str(v, "availability_zone")?;
+    let volume_type = input::opt_str(v, "volume_type")?;
+    let backup_id = input::opt_str(v, "backup_id")?;
+    let snapshot = input::opt_str(v, "snapshot_id")?;
+    let image = input::opt_str(v, "imageRef")?;
+    let source_volume = either(v, "source_volid", "source_replica")?;
+    domain::volume::check_single_source(&[
+        backup_id.is_some(),
+        snapshot.is_some(),
+        image.is_some(),
+        source_volume.is_some(),
+    ])?;
+    let source = match (snapshot, image, source_volume) {
+        (Some(s), _, _) => Some(SourceRef::Snapshot(source_id(
+            s,
+            "snapshot_id",
+            "invalid snapshot_id!",
+        )?)),
+        (_, Some(i), _) => Some(SourceRef::Image(source_id(
+            i,
+            "imageRef",
+            "invalid imageRef!",
+        )?)),
+        (_, _, Some(s)) => return Err(DomainError::VolumeNotFound(s)),
+        _ => None,
+    };
+    let multiattach = match input::opt_bool(v, "multiattach")? {
+        Some(m) => m,
+        None => input::opt_bool(v, "shareable")
+            .map_err(|_| {
+                DomainError::invalid(
+                    "shareable",
+                    FieldReason::WrongType,
+                    "invalid shareable parameter!",
+                )
+            })?
+            .unwrap_or(false),
+    };
+    Ok(CreateVolumeRequest {
+        name: either(v, "name", "display_name")?,
+        description: either(v, "description", "display_description")?,
+        size: input::size(v.get("size"), "size")?,
+        availability_zone,
+        volume_type,
+        metadata: input::metadata(v.get("metadata"))?,
+        multiattach,
+        source,
+        backup_id,
+        policy,
+    })
+}
+
+/// The query string, or 400 in the caller's dialect.
+pub fn query(
+    ctx: &Ctx,
+    q: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> Result<HashMap<String, String>, ApiError> {
+    q.map(|Query(q)| q).map_err(|_| {
+        ctx.err(DomainError::invalid(
+            "query",
+            FieldReason::Invalid,
+            "Malformed request url.",
+        ))
+    })
+}
+
+/// The path id as a UUID, or 404 in the caller's dialect.
+pub fn path_uuid(ctx: &Ctx, raw_id: &str) -> Result<Uuid, ApiError> {
+    input::uuid(raw_id).ok_or_else(|| ctx.err(DomainError::VolumeNotFound(raw_id.to_string())))
+}
+
+/// A `marker` that cannot name anything is refused before the query runs.
+pub fn check_marker(q: &HashMap<String, String>) -> Result<(), DomainError> {
+    match q.get("marker") {
+        Some(m) if input::uuid(m).is_none() => Err(DomainError::invalid(
+            "marker",
+            FieldReason::Invalid,
+            "invalid filter marker!",
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Parses the documented list filters and paging (API.md 3.4).
+pub fn list_query(ctx: &Ctx, q: &HashMap<String, String>) -> Result<ListQuery, DomainError> {
+    let all_tenants = input::all_tenants(q);
+    let bad_key = || DomainError::invalid("sort_key", FieldReason::Invalid, "invalid sort_key!");
+    let bad_dir = || DomainError::invalid("sort_dir", FieldReason::Invalid, "invalid sort_dir!");
+    let (mut sort_key, mut sort_dir) = (SortKey::default(), SortDir::default());
+    if let Some(sort) = q.get("sort") {
+        // Cinder's `sort=key[:dir]` form.
+        let (k, d) = sort.split_once(':').unwrap_or((sort.as_str(), "desc"));
+        sort_key = SortKey::parse(k).ok_or_else(bad_key)?;
+        sort_dir = SortDir::parse(d).ok_or_else(bad_dir)?;
+    }
+    if let Some(k) = q.get("sort_key") {
+        sort_key = SortKey::parse(k).ok_or_else(bad_key)?;
+    }
+    if let Some(d) = q.get("sort_dir") {
+        sort_dir = SortDir::parse(d).ok_or_else(bad_dir)?;
+    }
+    check_marker(q)?;
+    if let Some(s) = q.get("status") {
+        if !domain::VolumeStatus::is_documented(s) {
+            return Err(DomainError::invalid(
+                "status",
+                FieldReason::Invalid,
+                "Must specify a valid status.",
+            ));
+        }
+    }
+    let bad_md =
+        || DomainError::invalid("metadata", FieldReason::Invalid, "invalid metadata filter!");
+    let metadata = match q.get("metadata") {
+        None => Default::default(),
+        Some(raw) => {
+            let v: Value = serde_json::from_str(raw).map_err(|_| bad_md())?;
+            input::metadata(Some(&v)).map_err(|_| bad_md())?
+        }
+    };
+    Ok(ListQuery {
+        project_id: if all_tenants && ctx.is_admin {
+            None
+        } else {
+            Some(ctx.project_id.clone())
+        },
+        name: q.get("name").cloned(),
+        status: q.get("status").cloned(),
+        availability_zone: q.get("availability_zone").cloned(),
+        metadata,
+        marker: q.get("marker").cloned(),
+        limit: input::limit(q.get("limit").map(String::as_str))?,
+        offset: input::offset(q.get("offset").map(String::as_str))?,
+        sort_key,
+        sort_dir,
+    })
+}
