@@ -122,9 +122,9 @@ impl Executor {
         use std::sync::atomic::Ordering;
         let mut from = self.cursor.load(Ordering::Acquire);
         if from == NO_CURSOR {
-            from = self.store.checkpoint(CHECKPOINT)?;
+            from = self.store.checkpoint_async(CHECKPOINT).await?;
         }
-        let batch = self.store.read_from(from, BATCH)?;
+        let batch = self.store.read_from_async(from, BATCH).await?;
         for ev in &batch {
             if let Some(work) = work_of(ev) {
                 match work {
@@ -139,8 +139,11 @@ impl Executor {
         Ok(batch.len() == BATCH)
     }
 
-    fn state(&self, id: &str) -> Result<VolumeState, StoreError> {
-        let events = self.store.read_stream(&VolumeAggregate::stream_id(id))?;
+    async fn state(&self, id: &str) -> Result<VolumeState, StoreError> {
+        let events = self
+            .store
+            .read_stream_async(&VolumeAggregate::stream_id(id))
+            .await?;
         let decoded = events
             .iter()
             .map(decode::<VolumeAggregate>)
@@ -172,7 +175,7 @@ impl Executor {
         let Ok(id) = Uuid::parse_str(&id_str) else {
             return Ok(());
         };
-        let state = self.state(&id_str)?;
+        let state = self.state(&id_str).await?;
         let Some(v) = state.volume.as_ref().filter(|_| !state.deleted) else {
             return Ok(());
         };
@@ -273,7 +276,7 @@ impl Executor {
         let Ok(snap) = Uuid::parse_str(&id_str) else {
             return Ok(());
         };
-        let events = self.store.read_stream(&ev.stream_id)?;
+        let events = self.store.read_stream_async(&ev.stream_id).await?;
         let decoded = events
             .iter()
             .map(decode::<SnapshotAggregate>)
@@ -337,7 +340,7 @@ impl Executor {
         let Ok(image_id) = Uuid::parse_str(&id_str) else {
             return Ok(());
         };
-        let events = self.store.read_stream(&ev.stream_id)?;
+        let events = self.store.read_stream_async(&ev.stream_id).await?;
         let decoded = events
             .iter()
             .map(decode::<ImageAggregate>)
