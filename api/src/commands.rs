@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 
-use domain::volume::{check_single_source, CreateSource, SnapshotSource};
+use domain::volume::{check_single_source, CreateSource, Given, SnapshotSource, VolumeSourceFacts};
 use domain::{
     CreateVolume, DomainError, SnapshotAggregate, SnapshotCommand, VolumeAggregate, VolumeCommand,
 };
@@ -34,8 +34,12 @@ pub struct ParsedCreate {
     pub snapshot: Option<(Uuid, bool)>,
     /// The image to copy into the new volume (`imageRef`).
     pub image: Option<Uuid>,
+    /// The volume to clone (Cinder `source_volid` / `source_replica`).
+    pub source_volume: Option<Uuid>,
     pub zone_given: bool,
     pub type_given: bool,
+    /// False only for a clone, whose size defaults to the source's.
+    pub size_given: bool,
 }
 
 /// Parses the `volume` object of a create request into a command.
@@ -85,12 +89,23 @@ pub fn parse_create(
             input::uuid(&i).ok_or_else(|| DomainError::invalid("EVS.2046", "invalid imageRef!"))?,
         ),
     };
-    if let Some(s) = source {
-        return Err(DomainError::VolumeNotFound(s));
-    }
-    let size = input::size(v.get("size"), "size")?.ok_or_else(|| {
-        DomainError::invalid("EVS.1010", "invalid volume size! 'size' is required.")
-    })?;
+    // Clones are a Cinder feature (DECISIONS.md); EVS has no such field.
+    let source_volume = match source {
+        None => None,
+        Some(s) if rules == CreateRules::Evs => return Err(DomainError::VolumeNotFound(s)),
+        Some(s) => Some(input::uuid(&s).ok_or(DomainError::VolumeNotFound(s))?),
+    };
+    let size = match input::size(v.get("size"), "size")? {
+        Some(size) => Some(size),
+        // Filled in from the source volume in the write transaction.
+        None if source_volume.is_some() => None,
+        None => {
+            return Err(DomainError::invalid(
+                "EVS.1010",
+                "invalid volume size! 'size' is required.",
+            ))
+        }
+    };
     let name = match input::opt_str(v, "name")? {
         Some(n) => Some(n),
         None => input::opt_str(v, "display_name")?,
@@ -110,8 +125,10 @@ pub fn parse_create(
             )));
         }
     }
-    let linked =
-        domain::volume::creation_metadata(&metadata, snapshot.is_some() || image.is_some())?;
+    let linked = domain::volume::creation_metadata(
+        &metadata,
+        snapshot.is_some() || image.is_some() || source_volume.is_some(),
+    )?;
     let multiattach = match input::opt_bool(v, "multiattach")? {
         Some(m) => m,
         None => input::opt_bool(v, "shareable")
@@ -125,7 +142,7 @@ pub fn parse_create(
         user_id: ctx.user_id.clone(),
         name,
         description,
-        size,
+        size: size.unwrap_or(0),
         availability_zone: state.catalog.resolve_zone(zone.as_deref())?,
         volume_type: state.catalog.resolve_type(vtype.as_deref())?,
         metadata,
@@ -140,8 +157,10 @@ pub fn parse_create(
         cmd,
         snapshot: snapshot.map(|s| (s, linked)),
         image,
+        source_volume,
         zone_given,
         type_given,
+        size_given: size.is_some(),
     })
 }
 
@@ -315,6 +334,29 @@ pub async fn create_volume(state: &AppState, ctx: &Ctx, p: ParsedCreate) -> Resu
                     metadata: md,
                 }));
             }
+            if let Some(src_id) = p.source_volume {
+                // Another project's volume is not found, like a missing one.
+                let src = match volume_in_tx(tx, caller, src_id)? {
+                    Ok(v) => v,
+                    Err(e) => return Ok(Err(e)),
+                };
+                let facts = VolumeSourceFacts {
+                    volume_id: src.id,
+                    status: src.status,
+                    size: src.size,
+                    volume_type: src.volume_type,
+                    availability_zone: src.availability_zone,
+                };
+                facts.fill_defaults(
+                    &mut cmd,
+                    Given {
+                        size: p.size_given,
+                        volume_type: p.type_given,
+                        availability_zone: p.zone_given,
+                    },
+                );
+                cmd.source = Some(CreateSource::Volume(facts));
+            }
             if let Some((snap_id, linked)) = p.snapshot {
                 let s = match snapshot_in_tx(tx, caller, snap_id)? {
                     Ok(s) => s,
@@ -380,7 +422,7 @@ pub async fn create_volumes(
             return Ok(Err(e));
         }
         for p in batch {
-            if p.snapshot.is_some() {
+            if p.snapshot.is_some() || p.source_volume.is_some() {
                 return Ok(Err(DomainError::invalid(
                     "EVS.5400",
                     "batch creation from a snapshot is not supported; create one volume per snapshot",

@@ -62,6 +62,14 @@ pub enum DomainError {
     AttachWrongStatus(String),
     #[error("Invalid volume: volume must be in-use with an attachment to detach (status {0}).")]
     DetachWrongStatus(String),
+    #[error(
+        "Invalid volume: the source volume must be available or in-use to clone (status {0})."
+    )]
+    SourceVolumeNotAvailable(String),
+    #[error("the size param is less than source volume size! (size {size}, source volume {source_size})")]
+    SmallerThanSourceVolume { size: i64, source_size: i64 },
+    #[error("Cannot clone a volume into another availability zone! (source volume zone {0})")]
+    SourceVolumeZoneMismatch(String),
     #[error("Attachment {0} could not be found.")]
     AttachmentNotFound(String),
     #[error("Invalid volume: status must be available to transfer (status {0}).")]
@@ -160,6 +168,9 @@ impl DomainError {
             SmallerThanSnapshot { .. } => "EVS.1010",
             SnapshotTypeMismatch { .. } => "EVS.2096",
             SnapshotZoneMismatch(_) => "EVS.2054",
+            SourceVolumeNotAvailable(_) => "EVS.5400",
+            SmallerThanSourceVolume { .. } => "EVS.1010",
+            SourceVolumeZoneMismatch(_) => "EVS.2054",
             AttachWrongStatus(_) | DetachWrongStatus(_) => "EVS.5400",
             AttachmentNotFound(_) => "EVS.5404",
             TransferWrongStatus(_) => "EVS.5400",

@@ -192,22 +192,30 @@ impl Executor {
             .await?;
         let backend = self.backend.clone();
         let size = v.pending_size.unwrap_or(v.size).max(0) as u64 * GIB;
-        let (source, image) = match decode::<VolumeAggregate>(ev) {
+        let (source, image, source_volume) = match decode::<VolumeAggregate>(ev) {
             Ok(VolumeEvent::VolumeCreateRequested {
                 snapshot_id,
                 linked_clone,
                 image_id,
+                source_volume_id,
                 ..
-            }) => (snapshot_id.map(|s| (s, linked_clone)), image_id),
-            _ => (None, None),
+            }) => (
+                snapshot_id.map(|s| (s, linked_clone)),
+                image_id,
+                source_volume_id,
+            ),
+            _ => (None, None, None),
         };
         let images = self.images.clone();
         let mut report = self.reporter(id);
         let rollback_to = v.pending_rollback.as_ref().map(|(s, _)| *s);
         let result = tokio::task::spawn_blocking(move || match kind {
-            WorkKind::Create => match (source, image) {
-                (Some((snap, linked)), _) => backend.clone_from_snapshot(snap, id, size, linked),
-                (None, Some(img)) => images
+            WorkKind::Create => match (source_volume, source, image) {
+                (Some(src), _, _) => backend.clone_from_volume(src, id, size),
+                (None, Some((snap, linked)), _) => {
+                    backend.clone_from_snapshot(snap, id, size, linked)
+                }
+                (None, None, Some(img)) => images
                     .write_into_volume(
                         img,
                         &backend.volume_path(id),
@@ -216,7 +224,7 @@ impl Executor {
                         &mut report,
                     )
                     .map_err(|e| BackendError::Invalid(e.to_string())),
-                (None, None) => backend.create(id, size),
+                (None, None, None) => backend.create(id, size),
             },
             WorkKind::Extend => backend.extend(id, size),
             WorkKind::Delete => backend.delete(id),
