@@ -18,6 +18,7 @@ pub mod commands;
 pub mod context;
 pub mod error;
 pub mod evs;
+pub mod idempotency;
 pub mod images;
 pub mod input;
 pub mod metadata;
@@ -123,6 +124,7 @@ fn cinder_family(prefix: &str) -> Router<AppState> {
 }
 
 pub fn router(state: AppState) -> Router {
+    let idem = idempotency::Idempotency::new(state.store.clone());
     let v3 = cinder_family("/v3/{project_id}").layer(middleware::from_fn(microversion::negotiate));
     Router::new()
         .merge(versions::routes())
@@ -133,6 +135,7 @@ pub fn router(state: AppState) -> Router {
         .merge(images::routes())
         .merge(ops::routes())
         .fallback(fallback)
+        .layer(middleware::from_fn_with_state(idem, idempotency::enforce))
         .layer(middleware::from_fn(request_id))
         .with_state(state)
 }

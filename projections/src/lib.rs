@@ -7,6 +7,7 @@ use std::sync::Arc;
 use eventstore::rusqlite::{self, types::ValueRef, Connection};
 use eventstore::InlineProjection;
 
+pub mod idempotency;
 pub mod images;
 pub mod jobs;
 pub mod quotas;
@@ -28,6 +29,7 @@ pub fn all() -> Vec<Arc<dyn InlineProjection>> {
         Arc::new(quotas::QuotasProjection),
         Arc::new(transfers::TransfersProjection),
         Arc::new(images::ImagesProjection),
+        Arc::new(idempotency::IdempotencyProjection),
     ]
 }
 
