@@ -22,8 +22,7 @@ use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use eventstore::{ExpectedVersion, NewEvent, StoreError};
-use projections::idempotency::{CompletedRequest, COMPLETED, STREAM};
+use projections::idempotency::CompletedRequest;
 use sha2::{Digest, Sha256};
 
 use crate::dialects::{self, DialectRef};
@@ -38,14 +37,14 @@ const MAX_KEY_BYTES: usize = 255;
 /// What the middleware needs: the log, and the keys now being served.
 #[derive(Clone)]
 pub struct Idempotency {
-    store: eventstore::EventStore,
+    app: crate::app::App,
     in_flight: Arc<Mutex<HashSet<(String, String)>>>,
 }
 
 impl Idempotency {
-    pub fn new(store: eventstore::EventStore) -> Self {
+    pub fn new(app: crate::app::App) -> Self {
         Idempotency {
-            store,
+            app,
             in_flight: Arc::default(),
         }
     }
@@ -173,11 +172,7 @@ pub async fn enforce(State(idem): State<Idempotency>, req: Request, next: Next) 
         }
     };
     let (p, k) = (project.clone(), key.clone());
-    let done = match idem
-        .store
-        .query(move |c| projections::idempotency::get(c, &p, &k))
-        .await
-    {
+    let done = match crate::app::idempotency::lookup(&idem.app, p, k).await {
         Ok(done) => done,
         Err(e) => {
             return ApiError {
@@ -225,43 +220,9 @@ pub async fn enforce(State(idem): State<Idempotency>, req: Request, next: Next) 
             .and_then(|v| v.to_str().ok())
             .map(str::to_string),
     };
-    if let Err(e) = record(&idem.store, done, &project, request_id).await {
+    if let Err(e) = crate::app::idempotency::record(&idem.app, done, &project, request_id).await {
         // The request itself succeeded; only its replay is lost.
         tracing::error!(error = %e, "idempotency outcome not recorded");
     }
     Response::from_parts(resp_parts, Body::from(body))
-}
-
-async fn record(
-    store: &eventstore::EventStore,
-    done: CompletedRequest,
-    project: &str,
-    request_id: Option<String>,
-) -> Result<(), StoreError> {
-    let data = serde_json::to_value(&done)?;
-    let metadata = serde_json::json!({
-        "project_id": project,
-        "request_id": request_id,
-        "idempotency_key": done.key,
-    });
-    store
-        .write(move |tx| {
-            // The first outcome wins (see the view); skip a duplicate event.
-            if projections::idempotency::get(tx.conn(), &done.project_id, &done.key)?.is_some() {
-                return Ok(());
-            }
-            tx.append(
-                STREAM,
-                ExpectedVersion::Any,
-                vec![NewEvent {
-                    event_id: uuid::Uuid::new_v4(),
-                    event_type: COMPLETED.to_string(),
-                    v: 1,
-                    data,
-                    metadata,
-                }],
-            )
-            .map(drop)
-        })
-        .await
 }

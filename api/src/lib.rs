@@ -115,7 +115,7 @@ fn cinder_family(prefix: &str) -> Router<AppState> {
 
 pub fn router(state: AppState) -> Router {
     use dialects::{cinder::CINDER, cinder::GLANCE, evs::EVS, serve};
-    let idem = &idempotency::Idempotency::new(state.store.clone());
+    let idem = &idempotency::Idempotency::new(state.app());
     let v3 = cinder_family("/v3/{project_id}").layer(middleware::from_fn(microversion::negotiate));
     Router::new()
         .merge(versions::routes())

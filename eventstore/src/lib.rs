@@ -819,19 +819,24 @@ impl EventStore {
         )
     }
 
-    /// Events of one stream with position > `after_position`, at most `limit`.
-    pub fn read_stream_after(
+    /// Events of one stream with position > `after_position`, at most
+    /// `limit`, off the async runtime.
+    pub async fn read_stream_after_async(
         &self,
         stream_id: &str,
         after_position: u64,
         limit: usize,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let stream_id = stream_id.to_owned();
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        query_events(
-            &self.inner.readers.get(),
-            "WHERE stream_id = ?1 AND position > ?2 ORDER BY position LIMIT ?3",
-            params![stream_id, after_position, limit],
-        )
+        self.on_reader(move |c| {
+            query_events(
+                c,
+                "WHERE stream_id = ?1 AND position > ?2 ORDER BY position LIMIT ?3",
+                params![stream_id, after_position, limit],
+            )
+        })
+        .await
     }
 
     /// `read_stream` off the async runtime.
