@@ -9,6 +9,7 @@ use domain::Aggregate;
 use eventstore::rusqlite::{self, types::ValueRef, Connection, OptionalExtension};
 use eventstore::InlineProjection;
 
+pub mod idempotency;
 pub mod images;
 pub mod jobs;
 pub mod metrics;
@@ -31,6 +32,7 @@ pub fn all() -> Vec<Arc<dyn InlineProjection>> {
         Arc::new(quotas::QuotasProjection),
         Arc::new(transfers::TransfersProjection),
         Arc::new(images::ImagesProjection),
+        Arc::new(idempotency::IdempotencyProjection),
     ]
 }
 

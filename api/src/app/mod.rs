@@ -8,6 +8,7 @@
 //! same transaction, decide every side before any appends) and the record
 //! of every refusal.
 
+pub mod idempotency;
 pub mod image_catalog;
 pub mod image_upload;
 pub mod queries;
@@ -224,17 +225,14 @@ impl App {
         outcome
     }
 
-    /// Runs a read off the async runtime: SQLite calls block, and a slow
-    /// read must never park a tokio worker (mini-redis's `db.rs` rule).
+    /// Runs a read off the async runtime, on the store's pool of read
+    /// connections: SQLite calls block, and a slow read must never park a
+    /// tokio worker (mini-redis's `db.rs` rule).
     pub async fn read<T, F>(&self, f: F) -> Result<T, AppError>
     where
         T: Send + 'static,
         F: FnOnce(&rusqlite::Connection) -> rusqlite::Result<T> + Send + 'static,
     {
-        let store = self.store.clone();
-        tokio::task::spawn_blocking(move || store.read(f))
-            .await
-            .map_err(|e| StoreError::Batch(format!("read task: {e}")))?
-            .map_err(AppError::Store)
+        Ok(self.store.query(f).await?)
     }
 }

@@ -157,14 +157,10 @@ pub async fn events(
             "the audit trail is admin only.".into(),
         )));
     }
-    let store = app.store.clone();
-    tokio::task::spawn_blocking(move || match stream {
-        Some(s) => store.read_stream_after(&s, after, limit),
-        None => store.read_from(after, limit),
+    Ok(match stream {
+        Some(s) => app.store.read_stream_after_async(&s, after, limit).await?,
+        None => app.store.read_from_async(after, limit).await?,
     })
-    .await
-    .map_err(|e| eventstore::StoreError::Batch(format!("read task: {e}")))?
-    .map_err(AppError::Store)
 }
 
 pub async fn gauges(app: &App) -> Result<projections::metrics::Gauges, AppError> {
