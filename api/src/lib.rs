@@ -126,6 +126,7 @@ pub fn router(state: AppState) -> Router {
             &EVS,
             idem,
         ))
+        .merge(serve(dialects::idc::routes(), &dialects::idc::IDC, idem))
         .merge(serve(images::routes(), &GLANCE, idem))
         .merge(serve(ops::routes(), &CINDER, idem))
         .fallback(fallback)

@@ -173,5 +173,6 @@ pub fn list_query(ctx: &Ctx, q: &HashMap<String, String>) -> Result<ListQuery, D
         offset: input::offset(q.get("offset").map(String::as_str))?,
         sort_key,
         sort_dir,
+        ..Default::default()
     })
 }

@@ -249,6 +249,8 @@ pub fn evs_job_type(kind: JobKind) -> &'static str {
         JobKind::CreateSnapshot => "createSnapshot",
         JobKind::DeleteSnapshot => "deleteSnapshot",
         JobKind::ExportImage => "uploadVolumeToImage",
+        JobKind::AttachVolume => "attachVolume",
+        JobKind::DetachVolume => "detachVolume",
     }
 }
 

@@ -49,6 +49,15 @@ pub const DEFAULT_EXPORT_FORMAT: &str = "vhd";
 /// An image without `container_format` is `bare`.
 pub const DEFAULT_CONTAINER_FORMAT: &str = "bare";
 
+/// A snapshot can be exported only once its bytes exist and while nothing
+/// is rewriting them.
+pub fn check_snapshot_source(status: crate::SnapshotStatus) -> Result<(), DomainError> {
+    if status != crate::SnapshotStatus::Available {
+        return Err(DomainError::SnapshotNotAvailable(status.as_str().to_string()));
+    }
+    Ok(())
+}
+
 /// Only an administrator may publish an image to every project.
 pub fn may_publish(visibility: &str, is_admin: bool) -> Result<(), DomainError> {
     if visibility == "public" && !is_admin {

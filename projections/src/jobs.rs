@@ -41,6 +41,11 @@ pub enum JobKind {
     DeleteSnapshot,
     /// A volume or snapshot exported into the image catalog.
     ExportImage,
+    /// Attach and detach are immediate (no disk work): their jobs open and
+    /// end with the one event, for dialects that answer every call with a
+    /// job (the Chinese cloud).
+    AttachVolume,
+    DetachVolume,
 }
 
 /// Where a job is.
@@ -92,6 +97,8 @@ pub struct JobRow {
     pub end_time: Option<DateTime<Utc>>,
     /// The outcome's reason when the job failed.
     pub failure: Option<String>,
+    /// The request that opened the job.
+    pub request_id: Option<String>,
     pub sub_jobs: Vec<JobRow>,
 }
 
@@ -109,6 +116,8 @@ enum Step {
     },
     Start,
     End(Option<String>),
+    /// Requested and done in one event.
+    Done(JobKind),
 }
 
 fn volume_step(e: VolumeEvent) -> Option<Step> {
@@ -134,6 +143,8 @@ fn volume_step(e: VolumeEvent) -> Option<Step> {
         E::VolumeExtendRequested { job_id, .. } => open(JobKind::ExtendVolume, job_id),
         E::VolumeDeleteRequested { job_id } => open(JobKind::DeleteVolume, job_id),
         E::VolumeRollbackRequested { .. } => open(JobKind::RollbackVolume, None),
+        E::VolumeAttached { .. } => Step::Done(JobKind::AttachVolume),
+        E::VolumeDetached { .. } => Step::Done(JobKind::DetachVolume),
         E::VolumeWorkStarted { .. } => Step::Start,
         E::VolumeAllocated { .. }
         | E::VolumeExtended { .. }
@@ -226,7 +237,8 @@ impl InlineProjection for JobsProjection {
 
     /// 2: keyed by correlation, typed kind and failure, raw times.
     fn schema_version(&self) -> u32 {
-        2
+        // 3: the opening request's id.
+        3
     }
 
     fn drop_schema(&self, conn: &Connection) -> rusqlite::Result<()> {
@@ -245,7 +257,8 @@ impl InlineProjection for JobsProjection {
                 status TEXT NOT NULL,
                 begin_time TEXT NOT NULL,
                 end_time TEXT,
-                failure TEXT
+                failure TEXT,
+                request_id TEXT
             );
             CREATE INDEX IF NOT EXISTS jobs_by_parent ON jobs(parent_id);
             CREATE INDEX IF NOT EXISTS jobs_by_correlation ON jobs(correlation, stream_id);",
@@ -259,6 +272,7 @@ impl InlineProjection for JobsProjection {
         let now = stamp(&ev.recorded_at);
         let text = |v: &Value| v.as_str().map(str::to_string);
         let correlation = text(&ev.metadata["correlation_id"]);
+        let request_id = text(&ev.metadata["request_id"]);
         match step {
             Step::Open {
                 kind,
@@ -278,17 +292,29 @@ impl InlineProjection for JobsProjection {
                 if let Some(batch) = &batch {
                     conn.execute(
                         "INSERT OR IGNORE INTO jobs (job_id, correlation, stream_id, parent_id,
-                            project_id, kind, status, begin_time, end_time, failure)
-                         VALUES (?1, ?2, '', NULL, ?3, 'batch_create_volume', 'INIT', ?4, NULL, NULL)",
-                        params![batch, key, project, now],
+                            project_id, kind, status, begin_time, end_time, failure,
+                            request_id)
+                         VALUES (?1, ?2, '', NULL, ?3, 'batch_create_volume', 'INIT', ?4, NULL, NULL, ?5)",
+                        params![batch, key, project, now, request_id],
                     )?;
                 }
-                // A correlation that already opened a job (several requests
-                // in one transaction) keeps its first.
+                // A correlation that opens a second resource (one request
+                // acting on several volumes or snapshots) becomes a parent
+                // job: its first resource moves to a sub-job, like the next.
+                let parent = if batch.is_none() {
+                    split_into_parent(conn, &key, &ev.stream_id)?
+                } else {
+                    None
+                };
+                let (job_id, batch) = match parent {
+                    Some(p) => (ev.event_id.simple().to_string(), Some(p)),
+                    None => (job_id, batch),
+                };
                 conn.execute(
                     "INSERT OR IGNORE INTO jobs (job_id, correlation, stream_id, parent_id,
-                        project_id, kind, status, begin_time, end_time, failure)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'INIT', ?7, NULL, NULL)",
+                        project_id, kind, status, begin_time, end_time, failure,
+                        request_id)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'INIT', ?7, NULL, NULL, ?8)",
                     params![
                         job_id,
                         key,
@@ -296,7 +322,35 @@ impl InlineProjection for JobsProjection {
                         batch,
                         project,
                         serde_json::to_value(kind).ok().and_then(|v| text(&v)),
-                        now
+                        now,
+                        request_id
+                    ],
+                )?;
+            }
+            Step::Done(kind) => {
+                let Some(key) = correlation else {
+                    return Ok(());
+                };
+                let parent = split_into_parent(conn, &key, &ev.stream_id)?;
+                let job_id = match &parent {
+                    Some(_) => ev.event_id.simple().to_string(),
+                    None => key.clone(),
+                };
+                let project = owner(conn, &entity)?;
+                conn.execute(
+                    "INSERT OR IGNORE INTO jobs (job_id, correlation, stream_id, parent_id,
+                        project_id, kind, status, begin_time, end_time, failure,
+                        request_id)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'SUCCESS', ?7, ?7, NULL, ?8)",
+                    params![
+                        job_id,
+                        key,
+                        ev.stream_id,
+                        parent,
+                        project,
+                        serde_json::to_value(kind).ok().and_then(|v| text(&v)),
+                        now,
+                        request_id
                     ],
                 )?;
             }
@@ -322,7 +376,7 @@ impl InlineProjection for JobsProjection {
                             failure
                         ],
                     )?,
-                    Step::Open { .. } => 0,
+                    Step::Open { .. } | Step::Done(_) => 0,
                 };
             }
         }
@@ -338,6 +392,46 @@ impl InlineProjection for JobsProjection {
     }
 }
 
+/// If correlation `key` already has a job on another stream, makes job
+/// `key` a parent (no stream of its own) and moves its first resource to a
+/// sub-job; returns the parent's id when the new request is one more
+/// member.
+fn split_into_parent(
+    conn: &Connection,
+    key: &str,
+    stream_id: &str,
+) -> rusqlite::Result<Option<String>> {
+    let first: Option<(String, Option<String>)> = conn
+        .query_row(
+            "SELECT stream_id, parent_id FROM jobs WHERE job_id = ?1",
+            [key],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    match first {
+        None => Ok(None),
+        // Already a parent (a batch, or split before).
+        Some((s, _)) if s.is_empty() => Ok(Some(key.to_string())),
+        Some((s, _)) if s == stream_id => Ok(None),
+        Some(_) => {
+            let sub = format!("{key}-1");
+            conn.execute(
+                "INSERT INTO jobs (job_id, correlation, stream_id, parent_id, project_id, kind,
+                    status, begin_time, end_time, failure, request_id)
+                 SELECT ?2, correlation, stream_id, ?1, project_id, kind, status, begin_time,
+                    end_time, failure, request_id FROM jobs WHERE job_id = ?1",
+                params![key, sub],
+            )?;
+            conn.execute(
+                "UPDATE jobs SET stream_id = '', status = 'INIT', end_time = NULL,
+                    failure = NULL WHERE job_id = ?1",
+                [key],
+            )?;
+            Ok(Some(key.to_string()))
+        }
+    }
+}
+
 /// A job; a batch job carries its sub-jobs and a status derived from them:
 /// FAIL or SUCCESS once every sub-job has ended (FAIL if any failed),
 /// RUNNING while any has started, INIT before.
@@ -345,7 +439,7 @@ pub fn get(conn: &Connection, job_id: &str) -> rusqlite::Result<Option<JobRow>> 
     let Some(mut job) = get_one(conn, job_id)? else {
         return Ok(None);
     };
-    if job.kind == JobKind::BatchCreateVolume {
+    if job.entity == JobEntity::Batch {
         let mut stmt =
             conn.prepare("SELECT job_id FROM jobs WHERE parent_id = ?1 ORDER BY rowid")?;
         let ids: Vec<String> = stmt
@@ -381,7 +475,8 @@ pub fn get(conn: &Connection, job_id: &str) -> rusqlite::Result<Option<JobRow>> 
 
 fn get_one(conn: &Connection, job_id: &str) -> rusqlite::Result<Option<JobRow>> {
     conn.query_row(
-        "SELECT job_id, project_id, kind, status, stream_id, begin_time, end_time, failure
+        "SELECT job_id, project_id, kind, status, stream_id, begin_time, end_time, failure,
+            request_id
          FROM jobs WHERE job_id = ?1",
         [job_id],
         |r| {
@@ -401,6 +496,7 @@ fn get_one(conn: &Connection, job_id: &str) -> rusqlite::Result<Option<JobRow>> 
                 begin_time: time_at(r, 5)?,
                 end_time: opt_time_at(r, 6)?,
                 failure: r.get(7)?,
+                request_id: r.get(8)?,
                 sub_jobs: Vec::new(),
             })
         },

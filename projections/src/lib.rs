@@ -86,6 +86,28 @@ impl Filter {
     }
 
     /// Runs the query with `order` and returns one page and whether more remain.
+    /// `column IN (values…)` when values are given (an empty list filters
+    /// nothing).
+    pub(crate) fn one_of(&mut self, column: &str, values: &[String]) {
+        if values.is_empty() {
+            return;
+        }
+        let marks = vec!["?"; values.len()].join(", ");
+        self.and_all(
+            &format!("{column} IN ({marks})"),
+            values.iter().map(|v| v.clone().into()),
+        );
+    }
+
+    /// How many rows match, whatever the page.
+    pub(crate) fn count(&self, conn: &Connection) -> rusqlite::Result<i64> {
+        conn.query_row(
+            &format!("SELECT COUNT(*) FROM ({})", self.sql),
+            rusqlite::params_from_iter(self.args.iter()),
+            |r| r.get(0),
+        )
+    }
+
     pub(crate) fn page<T>(
         mut self,
         conn: &Connection,

@@ -419,3 +419,136 @@ pub fn chain(conn: &Connection, id: &str) -> rusqlite::Result<Option<ChainRow>> 
     )
     .optional()
 }
+
+/// A list over snapshots with their chain facts (the Chinese cloud's
+/// snapshot list): every filter optional.
+#[derive(Debug, Clone, Default)]
+pub struct ChainQuery {
+    pub project_id: Option<String>,
+    pub availability_zone: Option<String>,
+    /// Only these ids (empty: any).
+    pub ids: Vec<String>,
+    pub volume_id: Option<String>,
+    /// Any of these statuses (empty: any).
+    pub statuses: Vec<String>,
+    /// A substring of the name, or a prefix of the id.
+    pub search: Option<String>,
+    pub root_id: Option<String>,
+    /// Only snapshots whose metadata `is_full` is (or is not) "1".
+    pub full: Option<bool>,
+    pub limit: usize,
+    pub offset: usize,
+}
+
+/// One snapshot with its place in its chain and the chain's totals.
+#[derive(Debug, Clone)]
+pub struct SnapshotInChain {
+    pub snapshot: SnapshotRow,
+    pub chain: ChainRow,
+    /// On the path from the volume's head back to the root.
+    pub on_head_chain: bool,
+    /// Sum of the sizes and number of the live snapshots sharing its root.
+    pub chain_size: i64,
+    pub chain_count: i64,
+    pub latest_in_chain: DateTime<Utc>,
+}
+
+fn chain_filter(q: &ChainQuery) -> Filter {
+    let mut f = Filter::new(format!(
+        "SELECT {} FROM snapshots s JOIN snapshot_chain c ON c.id = s.id",
+        COLUMNS
+            .split(", ")
+            .map(|c| format!("s.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    ));
+    f.eq("s.project_id", q.project_id.as_ref());
+    f.eq("s.availability_zone", q.availability_zone.as_ref());
+    f.eq("s.volume_id", q.volume_id.as_ref());
+    f.eq("c.root_id", q.root_id.as_ref());
+    f.one_of("s.id", &q.ids);
+    f.one_of("s.status", &q.statuses);
+    if let Some(w) = &q.search {
+        f.and_all(
+            "(instr(COALESCE(s.name, ''), ?) > 0 OR instr(s.id, ?) = 1)",
+            [w.clone().into(), w.clone().into()],
+        );
+    }
+    if let Some(full) = q.full {
+        let clause = if full {
+            "json_extract(s.metadata, '$.is_full') = ?"
+        } else {
+            "COALESCE(json_extract(s.metadata, '$.is_full'), '0') != ?"
+        };
+        f.and(clause, "1".to_string());
+    }
+    f
+}
+
+/// One page (newest first) and the number of all matches.
+pub fn list_in_chains(
+    conn: &Connection,
+    q: &ChainQuery,
+) -> rusqlite::Result<(Vec<SnapshotInChain>, i64)> {
+    let total = chain_filter(q).count(conn)?;
+    let (rows, _) = chain_filter(q).page(
+        conn,
+        "s.seq DESC",
+        q.limit,
+        q.offset,
+        SnapshotRow::from_row,
+    )?;
+    let mut out = Vec::with_capacity(rows.len());
+    for s in rows {
+        let Some(c) = chain(conn, &s.id)? else {
+            continue;
+        };
+        // Times are stored as RFC 3339 UTC with micros: text order is time order.
+        let (chain_size, chain_count, latest) = conn.query_row(
+            "SELECT COALESCE(SUM(s.size), 0), COUNT(*), MAX(s.created_at)
+             FROM snapshot_chain c JOIN snapshots s ON s.id = c.id WHERE c.root_id = ?1",
+            [&c.root_id],
+            |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, i64>(1)?,
+                    crate::opt_time_at(r, 2)?,
+                ))
+            },
+        )?;
+        let on_head_chain = match head_of(conn, &c.volume_id)? {
+            None => false,
+            Some(head) => {
+                // Walk up from the head; chains are short (bounded).
+                let mut cur = Some(head);
+                let mut found = false;
+                for _ in 0..MAX_CHAIN_WALK {
+                    match cur {
+                        Some(ref id) if *id == c.id => {
+                            found = true;
+                            break;
+                        }
+                        Some(id) => {
+                            cur = chain(conn, &id)?.and_then(|r| r.parent_id);
+                        }
+                        None => break,
+                    }
+                }
+                found
+            }
+        };
+        out.push(SnapshotInChain {
+            latest_in_chain: latest.unwrap_or(s.created_at),
+            snapshot: s,
+            chain: c,
+            on_head_chain,
+            chain_size,
+            chain_count,
+        });
+    }
+    Ok((out, total))
+}
+
+/// The longest parent walk followed (a volume's snapshot quota is far
+/// smaller): a bound, so a damaged view cannot loop.
+const MAX_CHAIN_WALK: usize = 10_000;

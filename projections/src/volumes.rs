@@ -344,6 +344,13 @@ pub struct ListQuery {
     pub offset: usize,
     pub sort_key: SortKey,
     pub sort_dir: SortDir,
+    /// Only these ids (empty: any).
+    pub ids: Vec<String>,
+    /// Any of these statuses (empty: any).
+    pub statuses: Vec<String>,
+    /// A substring of the name, or a prefix of the id.
+    pub search: Option<String>,
+    pub volume_type: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -364,17 +371,23 @@ pub fn get(conn: &Connection, id: &str) -> rusqlite::Result<Option<VolumeRow>> {
 }
 
 /// One page of volumes; also says whether more remain after it.
-pub fn list(conn: &Connection, q: &ListQuery) -> Result<(Vec<VolumeRow>, bool), ListError> {
-    let col = q.sort_key.column();
-    let (cmp, dir) = match q.sort_dir {
-        SortDir::Asc => (">", "ASC"),
-        SortDir::Desc => ("<", "DESC"),
-    };
+/// The filters of `q`, without its paging.
+fn filter(q: &ListQuery) -> Filter {
     let mut f = Filter::new(format!("SELECT {COLUMNS} FROM volumes"));
     f.eq("project_id", q.project_id.as_ref());
     f.eq("name", q.name.as_ref());
     f.eq("status", q.status.as_ref());
     f.eq("availability_zone", q.availability_zone.as_ref());
+    f.eq("volume_type", q.volume_type.as_ref());
+    f.one_of("id", &q.ids);
+    f.one_of("status", &q.statuses);
+    if let Some(w) = &q.search {
+        // instr, not LIKE: the word is matched literally (no wildcards).
+        f.and_all(
+            "(instr(COALESCE(name, ''), ?) > 0 OR instr(id, ?) = 1)",
+            [w.clone().into(), w.clone().into()],
+        );
+    }
     for (k, v) in &q.metadata {
         let path = format!("$.\"{}\"", k.replace('"', ""));
         f.and_all(
@@ -382,6 +395,21 @@ pub fn list(conn: &Connection, q: &ListQuery) -> Result<(Vec<VolumeRow>, bool), 
             [path.into(), v.clone().into()],
         );
     }
+    f
+}
+
+/// How many volumes match `q`'s filters, whatever the page.
+pub fn count(conn: &Connection, q: &ListQuery) -> rusqlite::Result<i64> {
+    filter(q).count(conn)
+}
+
+pub fn list(conn: &Connection, q: &ListQuery) -> Result<(Vec<VolumeRow>, bool), ListError> {
+    let col = q.sort_key.column();
+    let (cmp, dir) = match q.sort_dir {
+        SortDir::Asc => (">", "ASC"),
+        SortDir::Desc => ("<", "DESC"),
+    };
+    let mut f = filter(q);
     if let Some(m) = &q.marker {
         let pos: Option<(rusqlite::types::Value, i64)> = conn
             .query_row(

@@ -15,6 +15,7 @@ pub mod queries;
 pub mod quota_set;
 pub mod snapshot_actions;
 pub mod snapshot_create;
+pub mod snapshot_export;
 pub mod snapshot_rollback;
 pub mod transfers;
 pub mod volume_actions;

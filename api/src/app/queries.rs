@@ -166,3 +166,17 @@ pub async fn events(
 pub async fn gauges(app: &App) -> Result<projections::metrics::Gauges, AppError> {
     app.read(projections::metrics::gauges).await
 }
+
+/// How many volumes match `q`'s filters, whatever the page.
+pub async fn count_volumes(app: &App, q: ListQuery) -> Result<i64, AppError> {
+    app.read(move |c| projections::volumes::count(c, &q)).await
+}
+
+/// One page of snapshots with their chain facts, and the number of matches.
+pub async fn snapshot_chains(
+    app: &App,
+    q: projections::snapshots::ChainQuery,
+) -> Result<(Vec<projections::snapshots::SnapshotInChain>, i64), AppError> {
+    app.read(move |c| projections::snapshots::list_in_chains(c, &q))
+        .await
+}

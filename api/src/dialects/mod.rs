@@ -10,6 +10,7 @@
 
 pub mod cinder;
 pub mod evs;
+pub mod idc;
 
 use axum::extract::Request;
 use axum::http::request::Parts;
