@@ -3,90 +3,8 @@
 
 mod support;
 
-use std::path::Path;
-use std::process::Command;
-
 use serde_json::{json, Value};
 use support::*;
-
-/// Writes `pattern` over the first 4 MiB of the volume behind `path`.
-fn write_pattern(format: &str, path: &Path, pattern: u8) {
-    if format == "raw" {
-        use std::io::{Seek, SeekFrom, Write};
-        let mut f = std::fs::OpenOptions::new().write(true).open(path).unwrap();
-        f.seek(SeekFrom::Start(0)).unwrap();
-        f.write_all(&vec![pattern; 4 << 20]).unwrap();
-        f.sync_all().unwrap();
-        return;
-    }
-    let out = Command::new("qemu-io")
-        .args(["-f", "qcow2", "-c", &format!("write -P {pattern:#x} 0 4M")])
-        .arg(path)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// True if the first 4 MiB of the volume behind `path` are all `pattern`.
-fn holds_pattern(format: &str, path: &Path, pattern: u8) -> bool {
-    if format == "raw" {
-        use std::io::Read;
-        let mut buf = vec![0u8; 4 << 20];
-        std::fs::File::open(path)
-            .unwrap()
-            .read_exact(&mut buf)
-            .unwrap();
-        return buf.iter().all(|b| *b == pattern);
-    }
-    let out = Command::new("qemu-io")
-        .args([
-            "-r",
-            "-f",
-            "qcow2",
-            "-c",
-            &format!("read -P {pattern:#x} 0 4M"),
-        ])
-        .arg(path)
-        .output()
-        .unwrap();
-    let text =
-        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
-    out.status.success() && !text.contains("verification failed")
-}
-
-fn qemu_img_check(path: &Path) {
-    let out = Command::new("qemu-img")
-        .args(["check", "-U"])
-        .arg(path)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "qemu-img check {}: {}{}",
-        path.display(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-async fn device_path(c: &Client, vol: &str) -> (String, std::path::PathBuf) {
-    let r = c
-        .post(
-            &format!("/v3/p1/volumes/{vol}/action"),
-            &json!({"os-initialize_connection": {"connector": {}}}),
-        )
-        .await;
-    assert_eq!(r.status, 200, "{}", r.body);
-    let info = &r.body["connection_info"];
-    assert_eq!(info["driver_volume_type"], "local");
-    let path = std::path::PathBuf::from(info["data"]["device_path"].as_str().unwrap());
-    assert!(path.is_absolute());
-    (info["data"]["format"].as_str().unwrap().to_string(), path)
-}
 
 async fn create_volume(c: &Client, body: Value) -> String {
     let r = c.post("/v3/p1/volumes", &body).await;
@@ -120,12 +38,12 @@ async fn data_round_trip(backend: &str) {
     let srv = Server::start_with(tmp.path(), backend);
     let c = srv.client("alice", "p1");
     let vol = create_volume(&c, json!({"volume": {"size": 1, "name": "src"}})).await;
-    let (format, path) = device_path(&c, &vol).await;
+    let (format, path) = device_path(&c, "p1", &vol).await;
     assert_eq!(format, backend);
     write_pattern(&format, &path, 0xaa);
     let snap = create_snapshot(&c, &vol).await;
     // The active file may change on a snapshot: ask again.
-    let (_, path) = device_path(&c, &vol).await;
+    let (_, path) = device_path(&c, "p1", &vol).await;
     write_pattern(&format, &path, 0xbb);
     assert!(holds_pattern(&format, &path, 0xbb));
 
@@ -144,7 +62,7 @@ async fn data_round_trip(backend: &str) {
     assert_eq!(v.body["volume"]["name"], "restored");
     let s = c.get(&format!("/v3/p1/snapshots/{snap}")).await;
     assert_eq!(s.body["snapshot"]["status"], "available");
-    let (_, path) = device_path(&c, &vol).await;
+    let (_, path) = device_path(&c, "p1", &vol).await;
     assert!(
         holds_pattern(&format, &path, 0xaa),
         "rollback restored the first pattern"
@@ -162,7 +80,7 @@ async fn data_round_trip(backend: &str) {
     assert_eq!(v.body["volume"]["size"], 2);
     write_pattern(&format, &path, 0xbb);
     for clone in [&linked, &full] {
-        let (_, p) = device_path(&c, clone).await;
+        let (_, p) = device_path(&c, "p1", clone).await;
         assert!(
             holds_pattern(&format, &p, 0xaa),
             "clone {clone} holds the snapshot's pattern"
@@ -184,7 +102,7 @@ async fn data_round_trip(backend: &str) {
         r.status == 404
     })
     .await;
-    let (_, lp) = device_path(&c, &linked).await;
+    let (_, lp) = device_path(&c, "p1", &linked).await;
     assert!(
         holds_pattern(&format, &lp, 0xaa),
         "linked clone readable after its snapshot is deleted"
@@ -290,10 +208,10 @@ async fn snapshot_and_rollback_survive_a_crash() {
     let c = srv.client("alice", "p1");
     let a = create_volume(&c, json!({"volume": {"size": 1}})).await;
     let b = create_volume(&c, json!({"volume": {"size": 1}})).await;
-    let (fmt, pa) = device_path(&c, &a).await;
+    let (fmt, pa) = device_path(&c, "p1", &a).await;
     write_pattern(&fmt, &pa, 0xaa);
     let snap_a = create_snapshot(&c, &a).await;
-    let (_, pa) = device_path(&c, &a).await;
+    let (_, pa) = device_path(&c, "p1", &a).await;
     write_pattern(&fmt, &pa, 0xbb);
     // In flight together: a rollback of a and a snapshot of b.
     let r = c
@@ -319,7 +237,7 @@ async fn snapshot_and_rollback_survive_a_crash() {
     .await;
     let s = c.get(&format!("/v3/p1/snapshots/{snap_a}")).await;
     assert_eq!(s.body["snapshot"]["status"], "available");
-    let (_, pa) = device_path(&c, &a).await;
+    let (_, pa) = device_path(&c, "p1", &a).await;
     assert!(holds_pattern(&fmt, &pa, 0xaa));
     drop(srv);
     let (ok, out) = verify(tmp.path());
@@ -468,7 +386,7 @@ async fn clone_of_a_volume(backend: &str) {
     let c = srv.client("alice", "p1");
     let usage = |r: &Reply, k: &str| r.body["quota_set"][k]["in_use"].as_i64().unwrap();
     let vol = create_volume(&c, json!({"volume": {"size": 1, "name": "src"}})).await;
-    let (format, path) = device_path(&c, &vol).await;
+    let (format, path) = device_path(&c, "p1", &vol).await;
     write_pattern(&format, &path, 0xaa);
 
     // Size, type and zone default to the source's.
@@ -492,10 +410,10 @@ async fn clone_of_a_volume(backend: &str) {
     assert_eq!(usage(&q, "gigabytes"), 4);
 
     // The source moves on; the clones keep its bytes as of the request.
-    let (_, path) = device_path(&c, &vol).await;
+    let (_, path) = device_path(&c, "p1", &vol).await;
     write_pattern(&format, &path, 0xbb);
     for v in [&clone, &bigger] {
-        let (_, p) = device_path(&c, v).await;
+        let (_, p) = device_path(&c, "p1", v).await;
         assert!(holds_pattern(&format, &p, 0xaa), "clone {v}");
     }
     assert!(holds_pattern(&format, &path, 0xbb));
@@ -534,7 +452,7 @@ async fn clone_of_a_volume(backend: &str) {
         r.status == 404
     })
     .await;
-    let (_, p) = device_path(&c, &clone).await;
+    let (_, p) = device_path(&c, "p1", &clone).await;
     assert!(holds_pattern(&format, &p, 0xaa));
     if format == "qcow2" {
         qemu_img_check(&p);

@@ -53,7 +53,9 @@ pub const DEFAULT_CONTAINER_FORMAT: &str = "bare";
 /// is rewriting them.
 pub fn check_snapshot_source(status: crate::SnapshotStatus) -> Result<(), DomainError> {
     if status != crate::SnapshotStatus::Available {
-        return Err(DomainError::SnapshotNotAvailable(status.as_str().to_string()));
+        return Err(DomainError::SnapshotNotAvailable(
+            status.as_str().to_string(),
+        ));
     }
     Ok(())
 }

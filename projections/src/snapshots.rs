@@ -491,13 +491,8 @@ pub fn list_in_chains(
     q: &ChainQuery,
 ) -> rusqlite::Result<(Vec<SnapshotInChain>, i64)> {
     let total = chain_filter(q).count(conn)?;
-    let (rows, _) = chain_filter(q).page(
-        conn,
-        "s.seq DESC",
-        q.limit,
-        q.offset,
-        SnapshotRow::from_row,
-    )?;
+    let (rows, _) =
+        chain_filter(q).page(conn, "s.seq DESC", q.limit, q.offset, SnapshotRow::from_row)?;
     let mut out = Vec::with_capacity(rows.len());
     for s in rows {
         let Some(c) = chain(conn, &s.id)? else {

@@ -123,6 +123,18 @@ pub struct Reply {
 
 impl Client {
     pub async fn send(&self, method: &str, path: &str, body: Option<&str>) -> Reply {
+        self.send_raw(method, path, body.map(|b| b.as_bytes().to_vec()))
+            .await
+    }
+
+    /// Any bytes as the body (not necessarily UTF-8 or JSON); an empty
+    /// body is sent as none.
+    pub async fn send_bytes(&self, method: &str, path: &str, body: Vec<u8>) -> Reply {
+        let body = (!body.is_empty()).then_some(body);
+        self.send_raw(method, path, body).await
+    }
+
+    async fn send_raw(&self, method: &str, path: &str, body: Option<Vec<u8>>) -> Reply {
         let m = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
         let mut req = self
             .http
@@ -130,7 +142,7 @@ impl Client {
             .header("X-Auth-Token", &self.token)
             .header("Content-Type", "application/json");
         if let Some(b) = body {
-            req = req.body(b.to_string());
+            req = req.body(b);
         }
         let resp = req.send().await.expect("request");
         let status = resp.status().as_u16();
@@ -344,4 +356,86 @@ pub fn redact_href(h: &str) -> String {
         }
     }
     out
+}
+
+// Disk helpers: what a volume's file holds, read and written the way a
+// guest would (qemu-io for qcow2, plain IO for raw).
+
+/// Writes `pattern` over the first 4 MiB of the volume behind `path`.
+pub fn write_pattern(format: &str, path: &Path, pattern: u8) {
+    if format == "raw" {
+        use std::io::{Seek, SeekFrom, Write};
+        let mut f = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+        f.seek(SeekFrom::Start(0)).unwrap();
+        f.write_all(&vec![pattern; 4 << 20]).unwrap();
+        f.sync_all().unwrap();
+        return;
+    }
+    let out = Command::new("qemu-io")
+        .args(["-f", "qcow2", "-c", &format!("write -P {pattern:#x} 0 4M")])
+        .arg(path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// True if the first 4 MiB of the volume behind `path` are all `pattern`.
+pub fn holds_pattern(format: &str, path: &Path, pattern: u8) -> bool {
+    if format == "raw" {
+        use std::io::Read;
+        let mut buf = vec![0u8; 4 << 20];
+        std::fs::File::open(path)
+            .unwrap()
+            .read_exact(&mut buf)
+            .unwrap();
+        return buf.iter().all(|b| *b == pattern);
+    }
+    let out = Command::new("qemu-io")
+        .args([
+            "-r",
+            "-f",
+            "qcow2",
+            "-c",
+            &format!("read -P {pattern:#x} 0 4M"),
+        ])
+        .arg(path)
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    out.status.success() && !text.contains("verification failed")
+}
+
+pub fn qemu_img_check(path: &Path) {
+    let out = Command::new("qemu-img")
+        .args(["check", "-U"])
+        .arg(path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "qemu-img check {}: {}{}",
+        path.display(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+pub async fn device_path(c: &Client, project: &str, vol: &str) -> (String, std::path::PathBuf) {
+    let r = c
+        .post(
+            &format!("/v3/{project}/volumes/{vol}/action"),
+            &serde_json::json!({"os-initialize_connection": {"connector": {}}}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let info = &r.body["connection_info"];
+    assert_eq!(info["driver_volume_type"], "local");
+    let path = std::path::PathBuf::from(info["data"]["device_path"].as_str().unwrap());
+    assert!(path.is_absolute());
+    (info["data"]["format"].as_str().unwrap().to_string(), path)
 }

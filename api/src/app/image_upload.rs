@@ -32,9 +32,8 @@ pub async fn upload(
         .unwrap_or_else(|| domain::image::DEFAULT_EXPORT_FORMAT.to_string());
     // Refuse bad formats before anything is recorded as started.
     if let Err(e) = domain::image::check_disk_format(&disk_format) {
-        let job = super::new_job_id();
         let stream = format!("image-{image_id}");
-        return Err(super::volume_create::record(app, caller, meta, &job, stream, e).await);
+        return Err(app.refuse(caller, meta, stream, e).await);
     }
     let job = super::new_job_id();
     app.run(caller, meta, Some(&job), move |tx| {

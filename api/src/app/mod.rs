@@ -226,6 +226,28 @@ impl App {
         outcome
     }
 
+    /// Records a refusal decided outside a use case's transaction (a
+    /// dialect that scopes objects by zone found the named one missing, or
+    /// a request failed a check before any transaction), and returns it.
+    pub async fn refuse(
+        &self,
+        caller: &Caller,
+        meta: &RequestMeta,
+        stream_id: String,
+        error: DomainError,
+    ) -> AppError {
+        let refusal = AppError::refused(stream_id.clone(), error.clone());
+        match self
+            .run(caller, meta, None, move |_| -> Result<(), AppError> {
+                Err(AppError::refused(stream_id, error))
+            })
+            .await
+        {
+            Err(AppError::Store(s)) => AppError::Store(s),
+            _ => refusal,
+        }
+    }
+
     /// Runs a read off the async runtime, on the store's pool of read
     /// connections: SQLite calls block, and a slow read must never park a
     /// tokio worker (mini-redis's `db.rs` rule).

@@ -181,7 +181,7 @@ pub async fn create(
 ) -> Result<Uuid, AppError> {
     let id = Uuid::new_v4();
     if let Err(e) = precheck(&r, false) {
-        return Err(record(app, caller, meta, &job_id, format!("volume-{id}"), e).await);
+        return Err(app.refuse(caller, meta, format!("volume-{id}"), e).await);
     }
     let a = app.clone();
     app.run(caller, meta, Some(&job_id.clone()), move |tx| {
@@ -212,7 +212,7 @@ pub async fn create_batch(
     let names = match checks {
         Ok(n) => n,
         // Refusals before the transaction are recorded like any other.
-        Err(e) => return Err(record(app, caller, meta, &batch_job_id, stream, e).await),
+        Err(e) => return Err(app.refuse(caller, meta, stream, e).await),
     };
     let a = app.clone();
     let job = batch_job_id.clone();
@@ -254,28 +254,4 @@ pub async fn create_batch(
         Ok(ids)
     })
     .await
-}
-
-/// Records a refusal decided before any transaction, and returns it.
-pub(crate) async fn record(
-    app: &App,
-    caller: &Caller,
-    meta: &RequestMeta,
-    correlation: &str,
-    stream: String,
-    e: DomainError,
-) -> AppError {
-    let refusal = AppError::refused(stream.clone(), e.clone());
-    match app
-        .run(
-            caller,
-            meta,
-            Some(correlation),
-            move |_| -> Result<(), AppError> { Err(AppError::refused(stream, e)) },
-        )
-        .await
-    {
-        Err(AppError::Store(s)) => AppError::Store(s),
-        _ => refusal,
-    }
 }

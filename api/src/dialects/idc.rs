@@ -134,13 +134,12 @@ fn query_pairs(ctx: &Ctx, raw: Option<String>) -> Result<Vec<(String, String)>, 
     Ok(pairs
         .into_iter()
         .map(|(k, v)| {
-            let base = k
-                .strip_suffix("[]")
-                .map(str::to_string)
-                .unwrap_or_else(|| match k.split_once('.') {
+            let base = k.strip_suffix("[]").map(str::to_string).unwrap_or_else(|| {
+                match k.split_once('.') {
                     Some((b, n)) if n.chars().all(|c| c.is_ascii_digit()) => b.to_string(),
                     _ => k.clone(),
-                });
+                }
+            });
             (base, v)
         })
         .collect())
@@ -163,7 +162,11 @@ fn int(q: &[(String, String)], key: &'static str) -> Result<Option<i64>, DomainE
     match one(q, key) {
         None => Ok(None),
         Some(v) => v.trim().parse::<i64>().map(Some).map_err(|_| {
-            DomainError::invalid(key, FieldReason::WrongType, format!("{key} must be an integer."))
+            DomainError::invalid(
+                key,
+                FieldReason::WrongType,
+                format!("{key} must be an integer."),
+            )
         }),
     }
 }
@@ -239,7 +242,11 @@ fn ids(
         .collect()
 }
 
-fn required_str(ctx: &Ctx, obj: &Map<String, Value>, key: &'static str) -> Result<String, ApiError> {
+fn required_str(
+    ctx: &Ctx,
+    obj: &Map<String, Value>,
+    key: &'static str,
+) -> Result<String, ApiError> {
     input::opt_str(obj, key).map_err(e(ctx))?.ok_or_else(|| {
         ctx.err(DomainError::invalid(
             key,
@@ -256,13 +263,20 @@ async fn volume_in_zone(
     zone: &str,
     id: &str,
 ) -> Result<VolumeRow, ApiError> {
-    let v = queries::volume(&state.app(), &ctx.caller(), id)
-        .await
-        .map_err(|err| ctx.err(err))?;
-    if v.availability_zone != zone {
-        return Err(ctx.err(DomainError::VolumeNotFound(id.to_string())));
+    let app = state.app();
+    match queries::volume(&app, &ctx.caller(), id).await {
+        Ok(v) if v.availability_zone == zone => Ok(v),
+        Err(crate::app::AppError::Store(s)) => Err(ctx.err(s)),
+        // Missing, another project's, or in another zone: refused, and the
+        // refusal recorded like any other.
+        _ => {
+            let err = DomainError::VolumeNotFound(id.to_string());
+            Err(ctx.err(
+                app.refuse(&ctx.caller(), &ctx.meta(), format!("volume-{id}"), err)
+                    .await,
+            ))
+        }
     }
-    Ok(v)
 }
 
 async fn snapshot_in_zone(
@@ -271,13 +285,18 @@ async fn snapshot_in_zone(
     zone: &str,
     id: &str,
 ) -> Result<projections::snapshots::SnapshotRow, ApiError> {
-    let s = queries::snapshot(&state.app(), &ctx.caller(), id)
-        .await
-        .map_err(|err| ctx.err(err))?;
-    if s.availability_zone != zone {
-        return Err(ctx.err(DomainError::SnapshotNotFound(id.to_string())));
+    let app = state.app();
+    match queries::snapshot(&app, &ctx.caller(), id).await {
+        Ok(s) if s.availability_zone == zone => Ok(s),
+        Err(crate::app::AppError::Store(s)) => Err(ctx.err(s)),
+        _ => {
+            let err = DomainError::SnapshotNotFound(id.to_string());
+            Err(ctx.err(
+                app.refuse(&ctx.caller(), &ctx.meta(), format!("snapshot-{id}"), err)
+                    .await,
+            ))
+        }
     }
-    Ok(s)
 }
 
 /// The action name a job shows (the family's verbs).
@@ -761,8 +780,7 @@ async fn delete_snapshot(
         )));
     }
     let s = snapshot_in_zone(&state, &ctx, &zone, &raw_id).await?;
-    let id =
-        input::uuid(&s.id).ok_or_else(|| ctx.err(DomainError::SnapshotNotFound(raw_id)))?;
+    let id = input::uuid(&s.id).ok_or_else(|| ctx.err(DomainError::SnapshotNotFound(raw_id)))?;
     let job_id = app::new_job_id();
     snapshot_actions::command_with_job(
         &state.app(),
@@ -904,7 +922,10 @@ async fn list_snapshots(
     let sq = ChainQuery {
         project_id: Some(ctx.project_id.clone()),
         availability_zone: Some(zone),
-        ids: all(&q, "snapshots").into_iter().map(str::to_string).collect(),
+        ids: all(&q, "snapshots")
+            .into_iter()
+            .map(str::to_string)
+            .collect(),
         volume_id: one(&q, "resource_id").map(str::to_string),
         statuses,
         search: one(&q, "search_word")
@@ -918,10 +939,7 @@ async fn list_snapshots(
     let (rows, total) = queries::snapshot_chains(&state.app(), sq)
         .await
         .map_err(|err| ctx.err(err))?;
-    let snapshots: Vec<Value> = rows
-        .iter()
-        .map(|c| render_snapshot(c, verbose))
-        .collect();
+    let snapshots: Vec<Value> = rows.iter().map(|c| render_snapshot(c, verbose)).collect();
     Ok(Json(json!({"snapshots": snapshots, "total_count": total})).into_response())
 }
 
