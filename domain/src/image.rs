@@ -95,6 +95,16 @@ pub fn check_image_name(name: &str) -> Result<(), DomainError> {
     Ok(())
 }
 
+/// A snapshot's bytes are exported only once they are frozen: the
+/// snapshot must be `available` (the small provider's
+/// `snapshot-replicate`, the Chinese cloud's capture from a snapshot).
+pub fn check_snapshot_exportable(status: crate::SnapshotStatus) -> Result<(), DomainError> {
+    if status != crate::SnapshotStatus::Available {
+        return Err(DomainError::SnapshotNotAvailable(status.as_str().into()));
+    }
+    Ok(())
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum ImageSource {

@@ -188,6 +188,7 @@ mod tests {
                     new_size: 10,
                     job_id: None,
                     quota: domain::quota::Headroom::unlimited(),
+                    policy: domain::volume::ExtendPolicy::OPEN,
                 },
                 VolumeCommand::FailWork {
                     kind: WorkKind::Extend,

@@ -31,11 +31,15 @@ pub struct VolumeRow {
     /// `[{attachment_id, server_id, host_name, device, mode, attached_at}]`.
     pub attachments: Vec<serde_json::Value>,
     pub image_metadata: Option<BTreeMap<String, String>>,
+    /// The log position of the volume's creation event: a number that is
+    /// stable across restarts and replays (the small provider's numeric
+    /// volume `id`).
+    pub seq: i64,
 }
 
 const COLUMNS: &str = "id, project_id, user_id, name, description, size, status, \
     availability_zone, volume_type, metadata, multiattach, bootable, created_at, updated_at, \
-    snapshot_id, attachments, image_metadata";
+    snapshot_id, attachments, image_metadata, seq";
 
 impl VolumeRow {
     fn from_row(r: &Row<'_>) -> rusqlite::Result<Self> {
@@ -60,6 +64,7 @@ impl VolumeRow {
             image_metadata: r
                 .get::<_, Option<String>>(16)?
                 .and_then(|m| serde_json::from_str(&m).ok()),
+            seq: r.get(17)?,
         })
     }
 }
@@ -96,7 +101,8 @@ impl InlineProjection for VolumesProjection {
                 image_metadata TEXT,
                 seq INTEGER NOT NULL
             );
-            CREATE INDEX IF NOT EXISTS volumes_by_project ON volumes(project_id, seq);",
+            CREATE INDEX IF NOT EXISTS volumes_by_project ON volumes(project_id, seq);
+            CREATE UNIQUE INDEX IF NOT EXISTS volumes_by_seq ON volumes(seq);",
         )
     }
 
@@ -379,6 +385,16 @@ pub fn get(conn: &Connection, id: &str) -> rusqlite::Result<Option<VolumeRow>> {
     conn.query_row(
         &format!("SELECT {COLUMNS} FROM volumes WHERE id = ?1"),
         [id],
+        VolumeRow::from_row,
+    )
+    .optional()
+}
+
+/// The live volume whose creation event is at log position `seq`.
+pub fn get_by_seq(conn: &Connection, seq: i64) -> rusqlite::Result<Option<VolumeRow>> {
+    conn.query_row(
+        &format!("SELECT {COLUMNS} FROM volumes WHERE seq = ?1"),
+        [seq],
         VolumeRow::from_row,
     )
     .optional()

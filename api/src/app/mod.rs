@@ -10,10 +10,12 @@
 
 pub mod image_catalog;
 pub mod image_upload;
+pub mod lookup;
 pub mod queries;
 pub mod quota_set;
 pub mod snapshot_actions;
 pub mod snapshot_create;
+pub mod snapshot_export;
 pub mod snapshot_rollback;
 pub mod transfers;
 pub mod volume_actions;
@@ -213,6 +215,27 @@ impl App {
             )
             .await?;
         outcome
+    }
+
+    /// Records a refusal decided before any use case ran (a reference that
+    /// names nothing the caller may touch) and returns it.
+    pub async fn refuse(
+        &self,
+        caller: &Caller,
+        meta: &RequestMeta,
+        stream_id: String,
+        error: DomainError,
+    ) -> AppError {
+        let refusal = AppError::refused(stream_id.clone(), error.clone());
+        match self
+            .run(caller, meta, None, move |_| -> Result<(), AppError> {
+                Err(AppError::refused(stream_id, error))
+            })
+            .await
+        {
+            Err(AppError::Store(s)) => AppError::Store(s),
+            _ => refusal,
+        }
     }
 
     /// Runs a read off the async runtime: SQLite calls block, and a slow
