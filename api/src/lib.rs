@@ -113,13 +113,14 @@ fn cinder_family(prefix: &str) -> Router<AppState> {
 }
 
 pub fn router(state: AppState) -> Router {
-    use dialects::{cinder::CINDER, cinder::GLANCE, evs::EVS, serve};
+    use dialects::{cinder::CINDER, cinder::GLANCE, evs::EVS, luna::LUNA, serve};
     let v3 = cinder_family("/v3/{project_id}").layer(middleware::from_fn(microversion::negotiate));
     Router::new()
         .merge(versions::routes())
         .merge(serve(cinder_family("/v2/{project_id}"), &CINDER))
         .merge(serve(v3, &CINDER))
         .merge(serve(snapshots::evs_routes().merge(evs::routes()), &EVS))
+        .merge(serve(dialects::luna::routes(), &LUNA))
         .merge(serve(images::routes(), &GLANCE))
         .merge(serve(ops::routes(), &CINDER))
         .fallback(fallback)
