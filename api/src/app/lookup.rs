@@ -106,6 +106,11 @@ pub async fn snapshot_row(
     raw: &str,
     zone: Option<&str>,
 ) -> Result<SnapshotRow, AppError> {
+    if let Some(z) = zone {
+        app.catalog
+            .resolve_zone(Some(z))
+            .map_err(|e| AppError::refused(String::new(), e))?;
+    }
     let row = match Uuid::parse_str(raw.trim()) {
         Ok(id) => {
             app.read(move |c| projections::snapshots::get(c, &id.to_string()))
