@@ -503,6 +503,37 @@ async fn a_volume_lives_its_whole_life_in_this_dialect() {
     assert!(!holds_pattern(&file, 0xbb));
     assert!(holds_pattern(&path, 0xbb), "the volume keeps its own");
 
+    // The optional sources of create: the snapshot, and the image made
+    // from it, both carry the snapshot's bytes.
+    for (zone, key, source) in [
+        ("montreal", "snapshot_id", sid.as_str()),
+        ("toronto", "image", image.as_str()),
+    ] {
+        let n = l
+            .ok(
+                "create",
+                &[
+                    ("region", zone),
+                    ("label", key),
+                    ("size", "2"),
+                    (key, source),
+                ],
+            )
+            .await["volume_id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let v = l
+            .wait_info(&n, "clone available", |v| v["status"] != "creating")
+            .await;
+        assert_eq!(v["status"], "available", "{key}: {v}");
+        let p = device_path(&c, v["identification"].as_str().unwrap()).await;
+        assert!(
+            holds_pattern(&p, 0xaa),
+            "a volume from the {key} holds its bytes"
+        );
+    }
+
     // Snapshot delete, then the volume; Cinder sees both go.
     l.ok(
         "snapshot-delete",
@@ -533,6 +564,10 @@ async fn a_volume_lives_its_whole_life_in_this_dialect() {
         .to_string();
     assert_ne!(next, id);
     assert_ne!(next, other);
+    assert_eq!(
+        l.ok("list", &[]).await["volumes"].as_array().unwrap().len(),
+        4
+    );
 
     // Numbers survive a restart and a replay.
     let mut srv = srv;
