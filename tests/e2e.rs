@@ -892,3 +892,118 @@ async fn audit_trail_and_metrics() {
     );
     assert!(m.contains("blockledger_log_head_position"));
 }
+
+/// A keyed POST with `Idempotency-Key`, for the idempotency test.
+async fn keyed_post(srv: &Server, path: &str, key: &str, body: &Value) -> (u16, String, bool) {
+    let resp = reqwest::Client::new()
+        .post(srv.url(path))
+        .header("X-Auth-Token", "alice:p1")
+        .header("Content-Type", "application/json")
+        .header("Idempotency-Key", key)
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    let replayed = resp.headers().contains_key("idempotent-replayed");
+    (status, resp.text().await.unwrap(), replayed)
+}
+
+async fn volume_count(c: &Client) -> usize {
+    let r = c.get("/v3/p1/volumes").await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    r.body["volumes"].as_array().unwrap().len()
+}
+
+/// A retried create with the same `Idempotency-Key` makes one volume and
+/// gets the first answer back, also after a restart; the same key on a
+/// different request is a 409 in the route's dialect.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idempotency_key_makes_retries_safe() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut srv = Server::start(tmp.path());
+    let alice = srv.client("alice", "p1");
+    let body = json!({"volume": {"size": 1, "name": "once"}});
+
+    let (s1, b1, r1) = keyed_post(&srv, "/v3/p1/volumes", "k-1", &body).await;
+    assert_eq!(s1, 202, "{b1}");
+    assert!(!r1);
+    let (s2, b2, r2) = keyed_post(&srv, "/v3/p1/volumes", "k-1", &body).await;
+    assert_eq!((s2, &b2), (s1, &b1));
+    assert!(r2, "the second answer is a replay");
+    assert_eq!(volume_count(&alice).await, 1);
+    let id = serde_json::from_str::<Value>(&b1).unwrap()["volume"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    alice
+        .wait_status(&format!("/v3/p1/volumes/{id}"), "available")
+        .await;
+
+    // A refusal is an outcome too: replayed, not retried.
+    let bad = json!({"volume": {"size": 0}});
+    let (s, b, _) = keyed_post(&srv, "/v3/p1/volumes", "k-bad", &bad).await;
+    assert_eq!(s, 400, "{b}");
+    assert_eq!(keyed_post(&srv, "/v3/p1/volumes", "k-bad", &bad).await.1, b);
+
+    srv.restart();
+    let alice = srv.client("alice", "p1");
+    let (s3, b3, r3) = keyed_post(&srv, "/v3/p1/volumes", "k-1", &body).await;
+    assert_eq!((s3, &b3), (s1, &b1), "the log remembers across a restart");
+    assert!(r3);
+    assert_eq!(volume_count(&alice).await, 1);
+
+    // Same key, another body: 409 with the route's fault body.
+    let other = json!({"volume": {"size": 2, "name": "once"}});
+    let (s4, b4, _) = keyed_post(&srv, "/v3/p1/volumes", "k-1", &other).await;
+    assert_eq!(s4, 409, "{b4}");
+    let b4: Value = serde_json::from_str(&b4).unwrap();
+    assert_eq!(b4["conflictingRequest"]["code"], 409, "{b4}");
+    let evs = json!({"volume": {"size": 1, "availability_zone": "az-dc-1", "volume_type": "SSD"}});
+    let (s5, b5, _) = keyed_post(&srv, "/v2/p1/cloudvolumes", "k-1", &evs).await;
+    assert_eq!(s5, 409, "{b5}");
+    let b5: Value = serde_json::from_str(&b5).unwrap();
+    assert_eq!(b5["error"]["code"], "EVS.5409", "{b5}");
+    assert_eq!(volume_count(&alice).await, 1);
+
+    // Keys are per project: another project's same key acts anew.
+    let resp = reqwest::Client::new()
+        .post(srv.url("/v3/p2/volumes"))
+        .header("X-Auth-Token", "bob:p2")
+        .header("Idempotency-Key", "k-1")
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 202);
+    assert!(!resp.headers().contains_key("idempotent-replayed"));
+
+    // Concurrent duplicates: one acts, the others are replays or 409s.
+    let mut tasks = Vec::new();
+    for _ in 0..4 {
+        let url = srv.url("/v3/p1/volumes");
+        let body = json!({"volume": {"size": 1, "name": "race"}}).to_string();
+        tasks.push(tokio::spawn(async move {
+            reqwest::Client::new()
+                .post(url)
+                .header("X-Auth-Token", "alice:p1")
+                .header("Idempotency-Key", "k-race")
+                .body(body)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }));
+    }
+    let mut codes = Vec::new();
+    for t in tasks {
+        codes.push(t.await.unwrap());
+    }
+    assert!(codes.iter().all(|c| *c == 202 || *c == 409), "{codes:?}");
+    assert!(codes.contains(&202), "{codes:?}");
+    assert_eq!(volume_count(&alice).await, 2);
+    drop(srv);
+    let (ok, out) = verify(tmp.path());
+    assert!(ok, "{out}");
+}

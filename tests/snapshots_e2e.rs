@@ -457,3 +457,114 @@ async fn snapshot_responses_match_the_documented_examples() {
         .await;
     assert_eq!(v.body["volume"]["name"], "test-001");
 }
+
+/// Cinder `source_volid` (and its alias `source_replica`): a clone holds the
+/// source's bytes as of the request, counts against the quota like any
+/// volume, and both volumes can then be deleted in any order, leaving no
+/// file behind.
+async fn clone_of_a_volume(backend: &str) {
+    let tmp = tempfile::tempdir().unwrap();
+    let srv = Server::start_with(tmp.path(), backend);
+    let c = srv.client("alice", "p1");
+    let usage = |r: &Reply, k: &str| r.body["quota_set"][k]["in_use"].as_i64().unwrap();
+    let vol = create_volume(&c, json!({"volume": {"size": 1, "name": "src"}})).await;
+    let (format, path) = device_path(&c, &vol).await;
+    write_pattern(&format, &path, 0xaa);
+
+    // Size, type and zone default to the source's.
+    let clone = create_volume(&c, json!({"volume": {"source_volid": vol, "name": "c"}})).await;
+    let (src_row, clone_row) = (
+        c.get(&format!("/v3/p1/volumes/{vol}")).await.body["volume"].clone(),
+        c.get(&format!("/v3/p1/volumes/{clone}")).await.body["volume"].clone(),
+    );
+    assert_eq!(clone_row["status"], "available");
+    assert_eq!(clone_row["size"], 1);
+    assert_eq!(clone_row["volume_type"], src_row["volume_type"]);
+    assert_eq!(clone_row["availability_zone"], src_row["availability_zone"]);
+    let bigger = create_volume(&c, json!({"volume": {"source_replica": vol, "size": 2}})).await;
+    assert_eq!(
+        c.get(&format!("/v3/p1/volumes/{bigger}")).await.body["volume"]["size"],
+        2
+    );
+    let q = c.get("/v2/p1/os-quota-sets/p1?usage=True").await;
+    assert_eq!(q.status, 200, "{}", q.body);
+    assert_eq!(usage(&q, "volumes"), 3);
+    assert_eq!(usage(&q, "gigabytes"), 4);
+
+    // The source moves on; the clones keep its bytes as of the request.
+    let (_, path) = device_path(&c, &vol).await;
+    write_pattern(&format, &path, 0xbb);
+    for v in [&clone, &bigger] {
+        let (_, p) = device_path(&c, v).await;
+        assert!(holds_pattern(&format, &p, 0xaa), "clone {v}");
+    }
+    assert!(holds_pattern(&format, &path, 0xbb));
+
+    // Refusals: smaller than the source, unknown and foreign sources.
+    let r = c
+        .post(
+            "/v3/p1/volumes",
+            &json!({"volume": {"source_volid": vol, "size": 0}}),
+        )
+        .await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    for missing in [uuid::Uuid::new_v4().to_string(), "not-a-uuid".to_string()] {
+        let r = c
+            .post(
+                "/v3/p1/volumes",
+                &json!({"volume": {"source_volid": missing, "size": 1}}),
+            )
+            .await;
+        assert_eq!(r.status, 404, "{}", r.body);
+        assert!(r.body.get("itemNotFound").is_some(), "{}", r.body);
+    }
+    let mallory = srv.client("mallory", "p2");
+    let r = mallory
+        .post(
+            "/v3/p2/volumes",
+            &json!({"volume": {"source_volid": vol, "size": 1}}),
+        )
+        .await;
+    assert_eq!(r.status, 404, "{}", r.body);
+
+    // Source first, then the clones; the clones stay readable meanwhile.
+    let r = c.delete(&format!("/v3/p1/volumes/{vol}")).await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    c.wait_until(&format!("/v3/p1/volumes/{vol}"), "source gone", |r| {
+        r.status == 404
+    })
+    .await;
+    let (_, p) = device_path(&c, &clone).await;
+    assert!(holds_pattern(&format, &p, 0xaa));
+    if format == "qcow2" {
+        qemu_img_check(&p);
+    }
+    for v in [&clone, &bigger] {
+        let r = c.delete(&format!("/v3/p1/volumes/{v}")).await;
+        assert_eq!(r.status, 202, "{}", r.body);
+        c.wait_until(&format!("/v3/p1/volumes/{v}"), "clone gone", |r| {
+            r.status == 404
+        })
+        .await;
+    }
+    for dir in ["volumes", "snapshots"] {
+        let left: Vec<_> = std::fs::read_dir(tmp.path().join(dir))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert!(left.is_empty(), "{dir}: {left:?}");
+    }
+    drop(srv);
+    let (ok, out) = verify(tmp.path());
+    assert!(ok, "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clone_of_a_volume_on_qcow2() {
+    clone_of_a_volume("qcow2").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clone_of_a_volume_on_raw() {
+    clone_of_a_volume("raw").await;
+}

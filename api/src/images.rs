@@ -14,7 +14,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use domain::image::ImageCommand;
+use domain::image::{ImageCommand, ImageStatus};
 use domain::{DomainError, FieldReason};
 use futures_util::StreamExt;
 use projections::images::{ImageQuery, ImageRow};
@@ -82,8 +82,8 @@ pub fn render(i: &ImageRow, progress: Option<u8>) -> Value {
     json!({
         "id": i.id,
         "name": i.name,
-        "status": i.status,
-        "visibility": i.visibility,
+        "status": i.status.as_str(),
+        "visibility": i.visibility.as_str(),
         "owner": i.project_id,
         "disk_format": i.disk_format,
         "container_format": i.container_format,
@@ -103,8 +103,8 @@ pub fn render(i: &ImageRow, progress: Option<u8>) -> Value {
         "source_snapshot_id": i.source_snapshot_id,
         "fail_reason": i.fail_reason,
         "progress": progress,
-        "created_at": i.created_at,
-        "updated_at": i.updated_at,
+        "created_at": crate::render::glance_time(&i.created_at),
+        "updated_at": crate::render::glance_time(&i.updated_at),
         "self": format!("/image/v2/images/{}", i.id),
         "file": format!("/image/v2/images/{}/file", i.id),
         "schema": "/image/v2/schemas/image",
@@ -233,7 +233,7 @@ async fn download(
     let raw = p.get("image_id").cloned().unwrap_or_default();
     let i = visible_image(&state, &ctx, &raw).await?;
     // Glance answers 204 No Content for an image without data yet.
-    if i.status != "active" {
+    if i.status != ImageStatus::Active {
         return Ok(StatusCode::NO_CONTENT.into_response());
     }
     let id = input::uuid(&i.id).ok_or_else(|| not_found(&ctx, &raw))?;

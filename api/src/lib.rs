@@ -21,6 +21,7 @@ pub mod context;
 pub mod dialects;
 pub mod error;
 pub mod evs;
+pub mod idempotency;
 pub mod images;
 pub mod input;
 pub mod metadata;
@@ -113,16 +114,22 @@ fn cinder_family(prefix: &str) -> Router<AppState> {
 }
 
 pub fn router(state: AppState) -> Router {
-    use dialects::{cinder::CINDER, cinder::GLANCE, evs::EVS, luna::LUNA, serve};
+    use dialects::{cinder::CINDER, cinder::GLANCE, evs::EVS, serve};
+    let idem = &idempotency::Idempotency::new(state.app());
     let v3 = cinder_family("/v3/{project_id}").layer(middleware::from_fn(microversion::negotiate));
     Router::new()
         .merge(versions::routes())
-        .merge(serve(cinder_family("/v2/{project_id}"), &CINDER))
-        .merge(serve(v3, &CINDER))
-        .merge(serve(snapshots::evs_routes().merge(evs::routes()), &EVS))
-        .merge(serve(dialects::luna::routes(), &LUNA))
-        .merge(serve(images::routes(), &GLANCE))
-        .merge(serve(ops::routes(), &CINDER))
+        .merge(serve(cinder_family("/v2/{project_id}"), &CINDER, idem))
+        .merge(serve(v3, &CINDER, idem))
+        .merge(serve(
+            snapshots::evs_routes().merge(evs::routes()),
+            &EVS,
+            idem,
+        ))
+        .merge(serve(dialects::idc::routes(), &dialects::idc::IDC, idem))
+        .merge(serve(dialects::luna::routes(), &dialects::luna::LUNA, idem))
+        .merge(serve(images::routes(), &GLANCE, idem))
+        .merge(serve(ops::routes(), &CINDER, idem))
         .fallback(fallback)
         .layer(middleware::from_fn(request_id))
         .with_state(state)

@@ -59,7 +59,9 @@ pub fn create_request(
             "imageRef",
             "invalid imageRef!",
         )?)),
-        (_, _, Some(s)) => return Err(DomainError::VolumeNotFound(s)),
+        (_, _, Some(s)) => Some(SourceRef::Volume(
+            input::uuid(&s).ok_or(DomainError::VolumeNotFound(s))?,
+        )),
         _ => None,
     };
     let multiattach = match input::opt_bool(v, "multiattach")? {
@@ -171,5 +173,6 @@ pub fn list_query(ctx: &Ctx, q: &HashMap<String, String>) -> Result<ListQuery, D
         offset: input::offset(q.get("offset").map(String::as_str))?,
         sort_key,
         sort_dir,
+        ..Default::default()
     })
 }

@@ -1,10 +1,28 @@
 //! Volume and job bodies, field for field as the documented examples print
 //! them (API.md 2.1.9; examples/CINDER-7.1.*.json, JOB-8.1.1).
 
+use chrono::{DateTime, Utc};
+use projections::jobs::{JobEntity, JobKind, JobStatus};
 use projections::{JobRow, SnapshotRow, VolumeRow};
 use serde_json::{json, Map, Value};
 
 use crate::Ctx;
+
+/// Cinder resources: `YYYY-MM-DDTHH:MM:SS.ffffff`, UTC, no zone suffix
+/// (DECISIONS.md [5.1 #17]).
+pub fn cinder_time(t: &DateTime<Utc>) -> String {
+    t.format("%Y-%m-%dT%H:%M:%S%.6f").to_string()
+}
+
+/// EVS jobs: `YYYY-MM-DDTHH:MM:SS.sssZ`.
+pub fn job_time(t: &DateTime<Utc>) -> String {
+    t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+}
+
+/// Glance: `YYYY-MM-DDTHH:MM:SSZ`.
+pub fn glance_time(t: &DateTime<Utc>) -> String {
+    t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
 
 /// `self` and `bookmark` links as Cinder writes them.
 pub fn links(ctx: &Ctx, collection: &str, id: &str) -> Value {
@@ -31,12 +49,12 @@ pub fn cinder_volume(ctx: &Ctx, v: &VolumeRow) -> Map<String, Value> {
         .iter()
         .map(|a| {
             json!({
-                "server_id": a["server_id"],
-                "attachment_id": a["attachment_id"],
-                "attached_at": a["attached_at"],
-                "host_name": a["host_name"],
+                "server_id": a.attachment.server_id,
+                "attachment_id": a.attachment.attachment_id,
+                "attached_at": cinder_time(&a.attached_at),
+                "host_name": a.attachment.host_name,
                 "volume_id": v.id,
-                "device": a["device"],
+                "device": a.attachment.device,
                 "id": v.id,
             })
         })
@@ -45,7 +63,7 @@ pub fn cinder_volume(ctx: &Ctx, v: &VolumeRow) -> Map<String, Value> {
     m.insert("availability_zone".into(), json!(v.availability_zone));
     m.insert("bootable".into(), json!(bool_str(v.bootable)));
     m.insert("consistencygroup_id".into(), Value::Null);
-    m.insert("created_at".into(), json!(v.created_at));
+    m.insert("created_at".into(), json!(cinder_time(&v.created_at)));
     m.insert("description".into(), json!(v.description));
     m.insert("encrypted".into(), json!(false));
     m.insert("id".into(), json!(v.id));
@@ -57,8 +75,11 @@ pub fn cinder_volume(ctx: &Ctx, v: &VolumeRow) -> Map<String, Value> {
     m.insert("size".into(), json!(v.size));
     m.insert("snapshot_id".into(), json!(v.snapshot_id));
     m.insert("source_volid".into(), Value::Null);
-    m.insert("status".into(), json!(v.status));
-    m.insert("updated_at".into(), json!(v.updated_at));
+    m.insert("status".into(), json!(v.status.as_str()));
+    m.insert(
+        "updated_at".into(),
+        json!(v.updated_at.as_ref().map(cinder_time)),
+    );
     m.insert("user_id".into(), json!(v.user_id));
     m.insert("volume_type".into(), json!(v.volume_type));
     m
@@ -217,22 +238,51 @@ pub fn cinder_volume_summary(ctx: &Ctx, v: &VolumeRow) -> Value {
     json!({"id": v.id, "links": links(ctx, "volumes", &v.id), "name": v.name})
 }
 
+/// The EVS name of a job kind (JOB-8.1.1 `job_type`).
+pub fn evs_job_type(kind: JobKind) -> &'static str {
+    match kind {
+        JobKind::CreateVolume => "createVolume",
+        JobKind::BatchCreateVolume => "batchCreateVolume",
+        JobKind::ExtendVolume => "extendVolume",
+        JobKind::DeleteVolume => "deleteVolume",
+        JobKind::RollbackVolume => "rollbackVolume",
+        JobKind::CreateSnapshot => "createSnapshot",
+        JobKind::DeleteSnapshot => "deleteSnapshot",
+        JobKind::ExportImage => "uploadVolumeToImage",
+        JobKind::AttachVolume => "attachVolume",
+        JobKind::DetachVolume => "detachVolume",
+    }
+}
+
+/// The EVS code of a failed job of `kind` (API.md: EVS.2024 create,
+/// EVS.2026 extend, EVS.2020 delete; the rest have none documented).
+fn evs_job_error_code(kind: JobKind) -> &'static str {
+    match kind {
+        JobKind::CreateVolume | JobKind::BatchCreateVolume => "EVS.2024",
+        JobKind::ExtendVolume => "EVS.2026",
+        JobKind::DeleteVolume => "EVS.2020",
+        _ => "EVS.5500",
+    }
+}
+
 /// JOB-8.1.1; a batch job lists its sub-jobs under `entities.sub_jobs`.
 pub fn job(j: &JobRow) -> Value {
-    let entities = if j.job_type == "batchCreateVolume" {
-        json!({"sub_jobs": j.sub_jobs.iter().map(job).collect::<Vec<_>>()})
-    } else {
-        j.entities.clone()
+    let entities = match &j.entity {
+        JobEntity::Batch => json!({"sub_jobs": j.sub_jobs.iter().map(job).collect::<Vec<_>>()}),
+        JobEntity::Volume(id) => json!({ "volume_id": id }),
+        JobEntity::Snapshot(id) => json!({ "snapshot_id": id }),
+        JobEntity::Image(id) => json!({ "image_id": id }),
     };
+    let failed = j.status == JobStatus::Fail;
     json!({
-        "status": j.status,
+        "status": j.status.as_str(),
         "entities": entities,
         "job_id": j.job_id,
-        "job_type": j.job_type,
-        "begin_time": j.begin_time,
-        "end_time": j.end_time,
-        "error_code": j.error_code,
-        "fail_reason": j.fail_reason,
+        "job_type": evs_job_type(j.kind),
+        "begin_time": job_time(&j.begin_time),
+        "end_time": j.end_time.as_ref().map(job_time).unwrap_or_default(),
+        "error_code": failed.then(|| evs_job_error_code(j.kind)),
+        "fail_reason": if failed { j.failure.clone() } else { None },
     })
 }
 
@@ -241,19 +291,36 @@ pub fn job(j: &JobRow) -> Value {
 /// none.
 pub fn snapshot(s: &SnapshotRow, detail: bool) -> Value {
     let mut m = json!({
-        "status": s.status,
+        "status": s.status.as_str(),
         "description": s.description,
-        "created_at": s.created_at,
+        "created_at": cinder_time(&s.created_at),
         "metadata": s.metadata,
         "volume_id": s.volume_id,
         "size": s.size,
         "id": s.id,
         "name": s.name,
-        "updated_at": s.updated_at,
+        "updated_at": s.updated_at.as_ref().map(cinder_time),
     });
     if detail {
         m["os-extended-snapshot-attributes:progress"] = json!(s.progress);
         m["os-extended-snapshot-attributes:project_id"] = json!(s.project_id);
     }
     m
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    #[test]
+    fn each_dialect_formats_the_raw_time_its_own_way() {
+        let t = chrono::Utc
+            .with_ymd_and_hms(2026, 1, 2, 3, 4, 5)
+            .unwrap()
+            .checked_add_signed(chrono::Duration::microseconds(123_456))
+            .unwrap();
+        assert_eq!(super::cinder_time(&t), "2026-01-02T03:04:05.123456");
+        assert_eq!(super::job_time(&t), "2026-01-02T03:04:05.123Z");
+        assert_eq!(super::glance_time(&t), "2026-01-02T03:04:05Z");
+    }
 }

@@ -57,7 +57,7 @@ fn render(ctx: &Ctx, t: &TransferRow, detail: bool) -> Value {
     let mut v =
         json!({"id": t.id, "name": t.name, "volume_id": t.volume_id, "links": links(ctx, &t.id)});
     if detail {
-        v["created_at"] = json!(t.created_at);
+        v["created_at"] = json!(crate::render::cinder_time(&t.created_at));
     }
     v
 }

@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use crate::app::image_upload::{self, UploadImageRequest};
 use crate::app::queries;
-use crate::{input, ApiError, AppState, Ctx};
+use crate::{input, render, ApiError, AppState, Ctx};
 use domain::{DomainError, FieldReason};
 
 pub async fn upload_image(
@@ -46,7 +46,7 @@ pub async fn upload_image(
         .iter()
         .find(|t| t.name == row.volume_type);
     Ok(json!({"os-volume_upload_image": {
-        "status": row.status,
+        "status": row.status.as_str(),
         "size": row.size,
         "id": row.id,
         "image_id": image.id,
@@ -55,8 +55,8 @@ pub async fn upload_image(
         "volume_type": {
             "description": null,
             "deleted": false,
-            "created_at": row.created_at,
-            "updated_at": row.updated_at,
+            "created_at": render::cinder_time(&row.created_at),
+            "updated_at": row.updated_at.as_ref().map(render::cinder_time),
             "extra_specs": {
                 "volume_backend_name": row.volume_type,
                 "availability-zone": row.availability_zone,
@@ -69,6 +69,6 @@ pub async fn upload_image(
         "container_format": image.container_format,
         "disk_format": image.disk_format,
         "display_description": row.description.clone().unwrap_or_default(),
-        "updated_at": row.updated_at,
+        "updated_at": row.updated_at.as_ref().map(render::cinder_time),
     }}))
 }

@@ -63,6 +63,14 @@ pub enum DomainError {
     AttachWrongStatus(String),
     #[error("Invalid volume: volume must be in-use with an attachment to detach (status {0}).")]
     DetachWrongStatus(String),
+    #[error(
+        "Invalid volume: the source volume must be available or in-use to clone (status {0})."
+    )]
+    SourceVolumeNotAvailable(String),
+    #[error("the size param is less than source volume size! (size {size}, source volume {source_size})")]
+    SmallerThanSourceVolume { size: i64, source_size: i64 },
+    #[error("Cannot clone a volume into another availability zone! (source volume zone {0})")]
+    SourceVolumeZoneMismatch(String),
     #[error("Attachment {0} could not be found.")]
     AttachmentNotFound(String),
     #[error("Invalid volume: status must be available to transfer (status {0}).")]
@@ -211,6 +219,9 @@ impl DomainError {
             SmallerThanSnapshot { .. } => "smaller_than_snapshot",
             SnapshotTypeMismatch { .. } => "snapshot_type_mismatch",
             SnapshotZoneMismatch(_) => "snapshot_zone_mismatch",
+            SourceVolumeNotAvailable(_) => "source_volume_not_available",
+            SmallerThanSourceVolume { .. } => "smaller_than_source_volume",
+            SourceVolumeZoneMismatch(_) => "source_volume_zone_mismatch",
             AttachWrongStatus(_) => "attach_wrong_status",
             DetachWrongStatus(_) => "detach_wrong_status",
             AttachmentNotFound(_) => "attachment_not_found",

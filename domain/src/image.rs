@@ -49,6 +49,17 @@ pub const DEFAULT_EXPORT_FORMAT: &str = "vhd";
 /// An image without `container_format` is `bare`.
 pub const DEFAULT_CONTAINER_FORMAT: &str = "bare";
 
+/// A snapshot can be exported only once its bytes exist and while nothing
+/// is rewriting them.
+pub fn check_snapshot_source(status: crate::SnapshotStatus) -> Result<(), DomainError> {
+    if status != crate::SnapshotStatus::Available {
+        return Err(DomainError::SnapshotNotAvailable(
+            status.as_str().to_string(),
+        ));
+    }
+    Ok(())
+}
+
 /// Only an administrator may publish an image to every project.
 pub fn may_publish(visibility: &str, is_admin: bool) -> Result<(), DomainError> {
     if visibility == "public" && !is_admin {
@@ -91,16 +102,6 @@ pub fn check_image_name(name: &str) -> Result<(), DomainError> {
         return Err(DomainError::invalid("image_name", crate::error::FieldReason::Invalid,
             "Invalid image_name: 1 to 128 letters, digits, '-', '.', '_' or spaces, not starting or ending with a space.",
         ));
-    }
-    Ok(())
-}
-
-/// A snapshot's bytes are exported only once they are frozen: the
-/// snapshot must be `available` (the small provider's
-/// `snapshot-replicate`, the Chinese cloud's capture from a snapshot).
-pub fn check_snapshot_exportable(status: crate::SnapshotStatus) -> Result<(), DomainError> {
-    if status != crate::SnapshotStatus::Available {
-        return Err(DomainError::SnapshotNotAvailable(status.as_str().into()));
     }
     Ok(())
 }

@@ -66,6 +66,10 @@ pub struct VolumeFacts {
     pub size: i64,
     pub volume_type: String,
     pub availability_zone: String,
+    /// The volume's head snapshot: the one its current bytes descend from
+    /// (the latest taken, or the one it was rolled back to). A new
+    /// snapshot's parent.
+    pub head_snapshot: Option<Uuid>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -128,6 +132,10 @@ pub enum SnapshotEvent {
         size: i64,
         volume_type: String,
         availability_zone: String,
+        /// The volume's head snapshot when this one was taken: its parent
+        /// in the volume's snapshot chain.
+        #[serde(default)]
+        parent_snapshot_id: Option<Uuid>,
     },
     SnapshotWorkStarted {
         kind: SnapshotWork,
@@ -154,7 +162,7 @@ pub enum SnapshotEvent {
     SnapshotRollbackEnded {},
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Snapshot {
     pub id: Uuid,
     pub volume_id: Uuid,
@@ -167,7 +175,7 @@ pub struct Snapshot {
     pub work_started: bool,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SnapshotState {
     pub snapshot: Option<Snapshot>,
     pub deleted: bool,
@@ -272,6 +280,7 @@ impl Aggregate for SnapshotAggregate {
                     size: volume.size,
                     volume_type: volume.volume_type,
                     availability_zone: volume.availability_zone,
+                    parent_snapshot_id: volume.head_snapshot,
                 }])
             }
             C::Update { name, description } => {
@@ -400,6 +409,7 @@ mod tests {
             size: 4,
             volume_type: "SSD".into(),
             availability_zone: "az-dc-1".into(),
+            head_snapshot: Some(Uuid::from_u128(3)),
         }
     }
 
@@ -426,7 +436,8 @@ mod tests {
             SnapshotAggregate::decide(&given(&[]), create(VolumeStatus::Available, false)).unwrap();
         assert!(matches!(
             &ev[..],
-            [SnapshotEvent::SnapshotCreateRequested { size: 4, .. }]
+            [SnapshotEvent::SnapshotCreateRequested { size: 4, parent_snapshot_id: Some(p), .. }]
+                if *p == Uuid::from_u128(3)
         ));
     }
 

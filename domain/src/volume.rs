@@ -167,10 +167,23 @@ pub struct ImageSourceFacts {
     pub metadata: BTreeMap<String, String>,
 }
 
+/// A volume to clone (`source_volid`), as read in the same transaction.
+/// The service makes the clone as an internal snapshot plus a linked clone
+/// (DECISIONS.md); the source keeps its status throughout.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VolumeSourceFacts {
+    pub volume_id: Uuid,
+    pub status: VolumeStatus,
+    pub size: i64,
+    pub volume_type: String,
+    pub availability_zone: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CreateSource {
     Snapshot(SnapshotSource),
     Image(ImageSourceFacts),
+    Volume(VolumeSourceFacts),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -292,6 +305,9 @@ pub enum VolumeEvent {
         /// `volume_image_metadata`; a volume made from an image boots.
         #[serde(default)]
         image_metadata: Option<BTreeMap<String, String>>,
+        /// `source_volid`: the volume whose bytes the new one starts with.
+        #[serde(default)]
+        source_volume_id: Option<Uuid>,
     },
     VolumeWorkStarted {
         kind: WorkKind,
@@ -397,7 +413,7 @@ pub struct Attachment {
 
 /// What the decider needs to know about a volume (not the view: the view is
 /// a projection with every documented field).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Volume {
     pub id: Uuid,
     pub project_id: String,
@@ -421,7 +437,7 @@ pub struct Volume {
     pub pending_rollback: Option<(Uuid, Option<String>)>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VolumeState {
     pub volume: Option<Volume>,
     pub deleted: bool,
@@ -664,8 +680,32 @@ impl Aggregate for VolumeAggregate {
                 c.quota
                     .admit(&crate::quota::Delta::volume(&c.volume_type, c.size))?;
                 let mut image = None;
+                let mut source_volume_id = None;
                 let (snapshot_id, linked_clone) = match &c.source {
                     None => (None, false),
+                    Some(CreateSource::Volume(v)) => {
+                        if !matches!(v.status, VolumeStatus::Available | VolumeStatus::InUse) {
+                            return Err(DomainError::SourceVolumeNotAvailable(
+                                v.status.as_str().into(),
+                            ));
+                        }
+                        if c.size < v.size {
+                            return Err(DomainError::SmallerThanSourceVolume {
+                                size: c.size,
+                                source_size: v.size,
+                            });
+                        }
+                        // Type may differ (the quota counts the new one);
+                        // the zone may not: the clone shares the source's
+                        // storage.
+                        if c.availability_zone != v.availability_zone {
+                            return Err(DomainError::SourceVolumeZoneMismatch(
+                                v.availability_zone.clone(),
+                            ));
+                        }
+                        source_volume_id = Some(v.volume_id);
+                        (None, false)
+                    }
                     Some(CreateSource::Image(i)) => {
                         if i.status != crate::image::ImageStatus::Active {
                             return Err(DomainError::ImageNotActive(i.image_id.to_string()));
@@ -723,6 +763,7 @@ impl Aggregate for VolumeAggregate {
                     batch_job_id: c.batch_job_id,
                     image_id: image.as_ref().map(|i| i.0),
                     image_metadata: image.map(|i| i.1),
+                    source_volume_id,
                 }])
             }
             C::Update {

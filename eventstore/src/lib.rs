@@ -18,12 +18,19 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
-use std::sync::{mpsc, Arc, Mutex, MutexGuard};
+use std::sync::{mpsc, Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use tokio::sync::watch;
 
 /// Max jobs per group commit: bounds the latency a single batch can add.
 const MAX_BATCH: usize = 256;
+
+/// Read-only connections in the pool. More than one, so that a slow read
+/// (an audit listing, `verify_projections`) does not queue every other read
+/// behind it; WAL lets them all read next to the writer. Few, because each
+/// holds its own page cache and they share the machine's cores with the
+/// writer thread and the executor's disk work anyway.
+const READERS: usize = 4;
 
 pub struct NewEvent {
     pub event_id: uuid::Uuid,
@@ -104,6 +111,23 @@ pub trait InlineProjection: Send + Sync + 'static {
     fn clear(&self, conn: &Connection) -> rusqlite::Result<()>;
     /// Every row, canonical text, deterministic order.
     fn dump(&self, conn: &Connection) -> rusqlite::Result<Vec<String>>;
+    /// The shape of this projection's tables; bump it when they change.
+    /// `open` rebuilds from the log a projection whose stored version
+    /// differs (after `drop_schema` and `init_schema`).
+    fn schema_version(&self) -> u32 {
+        1
+    }
+    /// `DROP TABLE IF EXISTS` every table it owns (for a schema change).
+    fn drop_schema(&self, _conn: &Connection) -> rusqlite::Result<()> {
+        Ok(())
+    }
+    /// A check of the stored view against the log that does not go through
+    /// this projection's own fold (e.g. each row's status against the
+    /// decider's state after its stream): Some(reason) on a disagreement.
+    /// `verify` runs it on the stored views.
+    fn audit(&self, _conn: &Connection) -> rusqlite::Result<Option<String>> {
+        Ok(None)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -128,6 +152,7 @@ CREATE TABLE IF NOT EXISTS events (
     UNIQUE(stream_id, stream_version)
 );
 CREATE TABLE IF NOT EXISTS checkpoints (name TEXT PRIMARY KEY, position INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS projection_versions (name TEXT PRIMARY KEY, version INTEGER NOT NULL);
 CREATE TRIGGER IF NOT EXISTS events_no_update BEFORE UPDATE ON events
     BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;
 CREATE TRIGGER IF NOT EXISTS events_no_delete BEFORE DELETE ON events
@@ -237,6 +262,29 @@ fn query_events(
     let mut stmt = conn.prepare_cached(&sql)?;
     let rows = stmt.query_map(params, row_to_event)?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+fn read_from(
+    conn: &Connection,
+    after_position: u64,
+    limit: usize,
+) -> Result<Vec<RecordedEvent>, StoreError> {
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    query_events(
+        conn,
+        "WHERE position > ?1 ORDER BY position LIMIT ?2",
+        params![after_position, limit],
+    )
+}
+
+fn checkpoint_of(conn: &Connection, name: &str) -> rusqlite::Result<u64> {
+    conn.query_row(
+        "SELECT position FROM checkpoints WHERE name = ?1",
+        [name],
+        |r| r.get(0),
+    )
+    .optional()
+    .map(Option::unwrap_or_default)
 }
 
 fn head_of(conn: &Connection) -> rusqlite::Result<u64> {
@@ -544,7 +592,7 @@ impl Writer {
 struct Inner {
     jobs: Mutex<Option<mpsc::Sender<Box<dyn Job>>>>,
     writer: Mutex<Option<JoinHandle<()>>>,
-    reader: Mutex<Connection>,
+    readers: ReadPool,
     head: Arc<watch::Sender<u64>>,
     projections: Vec<Arc<dyn InlineProjection>>,
 }
@@ -553,6 +601,69 @@ struct Inner {
 /// guarded values (a connection, a channel) stay usable.
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// A fixed set of read-only connections. Taking one blocks the calling
+/// thread until one is free: callers on the async runtime go through
+/// `EventStore::query`, which waits on a blocking-pool thread instead.
+struct ReadPool {
+    idle: Mutex<Vec<Connection>>,
+    freed: Condvar,
+}
+
+/// A connection taken from the pool; goes back on drop (also on unwind).
+struct Pooled<'a> {
+    pool: &'a ReadPool,
+    conn: Option<Connection>,
+}
+
+impl ReadPool {
+    fn open(path: &Path, n: usize) -> Result<Self, StoreError> {
+        let mut idle = Vec::with_capacity(n);
+        for _ in 0..n {
+            let conn = Connection::open_with_flags(
+                path,
+                OpenFlags::SQLITE_OPEN_READ_ONLY
+                    | OpenFlags::SQLITE_OPEN_NO_MUTEX
+                    | OpenFlags::SQLITE_OPEN_URI,
+            )?;
+            conn.busy_timeout(std::time::Duration::from_secs(5))?;
+            idle.push(conn);
+        }
+        Ok(ReadPool {
+            idle: Mutex::new(idle),
+            freed: Condvar::new(),
+        })
+    }
+
+    fn get(&self) -> Pooled<'_> {
+        let mut idle = lock(&self.idle);
+        loop {
+            if let Some(conn) = idle.pop() {
+                return Pooled {
+                    pool: self,
+                    conn: Some(conn),
+                };
+            }
+            idle = self.freed.wait(idle).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+}
+
+impl std::ops::Deref for Pooled<'_> {
+    type Target = Connection;
+    fn deref(&self) -> &Connection {
+        self.conn.as_ref().expect("present until drop")
+    }
+}
+
+impl Drop for Pooled<'_> {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            lock(&self.pool.idle).push(conn);
+            self.pool.freed.notify_one();
+        }
+    }
 }
 
 impl Inner {
@@ -595,20 +706,38 @@ impl EventStore {
         configure(&conn)?;
         let tx = conn.transaction()?;
         tx.execute_batch(SCHEMA)?;
+        // A projection whose tables changed shape (or that is new) is
+        // rebuilt from the log before anything reads it.
+        let mut stale = Vec::new();
         for p in &projections {
-            p.init_schema(&tx)?;
+            let stored: Option<u32> = tx
+                .query_row(
+                    "SELECT version FROM projection_versions WHERE name = ?1",
+                    [p.name()],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if stored != Some(p.schema_version()) {
+                p.drop_schema(&tx)?;
+                p.init_schema(&tx)?;
+                p.clear(&tx)?;
+                tx.execute(
+                    "INSERT OR REPLACE INTO projection_versions (name, version) VALUES (?1, ?2)",
+                    rusqlite::params![p.name(), p.schema_version()],
+                )?;
+                stale.push(p.clone());
+            } else {
+                p.init_schema(&tx)?;
+            }
+        }
+        if !stale.is_empty() {
+            replay(&tx, &tx, &stale)?;
         }
         tx.commit()?;
         let (head, _) = watch::channel(head_of(&conn)?);
         let head = Arc::new(head);
 
-        let reader = Connection::open_with_flags(
-            path,
-            OpenFlags::SQLITE_OPEN_READ_ONLY
-                | OpenFlags::SQLITE_OPEN_NO_MUTEX
-                | OpenFlags::SQLITE_OPEN_URI,
-        )?;
-        reader.busy_timeout(std::time::Duration::from_secs(5))?;
+        let readers = ReadPool::open(path, READERS)?;
 
         let (tx_jobs, rx_jobs) = mpsc::channel::<Box<dyn Job>>();
         let writer = Writer {
@@ -624,7 +753,7 @@ impl EventStore {
             inner: Arc::new(Inner {
                 jobs: Mutex::new(Some(tx_jobs)),
                 writer: Mutex::new(Some(handle)),
-                reader: Mutex::new(reader),
+                readers,
                 head,
                 projections,
             }),
@@ -685,35 +814,80 @@ impl EventStore {
             .unwrap_or_else(|_| Err(E::from(StoreError::Closed)))
     }
 
-    /// Runs `f` on the read-only connection (WAL: sees the last committed state).
+    /// Runs `f` on a pooled read-only connection (WAL: sees the last
+    /// committed state). Blocks the calling thread, also while waiting for
+    /// a free connection: async callers use `query`.
     pub fn read<T>(
         &self,
         f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
     ) -> Result<T, StoreError> {
-        Ok(f(&lock(&self.inner.reader))?)
+        Ok(f(&self.inner.readers.get())?)
+    }
+
+    /// Runs `f` on a pooled read-only connection on tokio's blocking pool,
+    /// so neither the wait for a connection nor SQLite's I/O holds up a
+    /// runtime worker. A panic in `f` is `StoreError::Panicked`.
+    pub async fn query<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    {
+        self.on_reader(move |c| Ok(f(c)?)).await
+    }
+
+    async fn on_reader<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || f(&inner.readers.get()))
+            .await
+            .map_err(|e| StoreError::Panicked(e.to_string()))?
     }
 
     pub fn read_stream(&self, stream_id: &str) -> Result<Vec<RecordedEvent>, StoreError> {
         query_events(
-            &lock(&self.inner.reader),
+            &self.inner.readers.get(),
             "WHERE stream_id = ?1 ORDER BY stream_version",
             [stream_id],
         )
     }
 
-    /// Events of one stream with position > `after_position`, at most `limit`.
-    pub fn read_stream_after(
+    /// Events of one stream with position > `after_position`, at most
+    /// `limit`, off the async runtime.
+    pub async fn read_stream_after_async(
         &self,
         stream_id: &str,
         after_position: u64,
         limit: usize,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let stream_id = stream_id.to_owned();
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        query_events(
-            &lock(&self.inner.reader),
-            "WHERE stream_id = ?1 AND position > ?2 ORDER BY position LIMIT ?3",
-            params![stream_id, after_position, limit],
-        )
+        self.on_reader(move |c| {
+            query_events(
+                c,
+                "WHERE stream_id = ?1 AND position > ?2 ORDER BY position LIMIT ?3",
+                params![stream_id, after_position, limit],
+            )
+        })
+        .await
+    }
+
+    /// `read_stream` off the async runtime.
+    pub async fn read_stream_async(
+        &self,
+        stream_id: &str,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let stream_id = stream_id.to_owned();
+        self.on_reader(move |c| {
+            query_events(
+                c,
+                "WHERE stream_id = ?1 ORDER BY stream_version",
+                [stream_id],
+            )
+        })
+        .await
     }
 
     /// Events with position > `after_position`, ascending, at most `limit`.
@@ -722,17 +896,22 @@ impl EventStore {
         after_position: u64,
         limit: usize,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        query_events(
-            &lock(&self.inner.reader),
-            "WHERE position > ?1 ORDER BY position LIMIT ?2",
-            params![after_position, limit],
-        )
+        read_from(&self.inner.readers.get(), after_position, limit)
+    }
+
+    /// `read_from` off the async runtime.
+    pub async fn read_from_async(
+        &self,
+        after_position: u64,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        self.on_reader(move |c| read_from(c, after_position, limit))
+            .await
     }
 
     /// Last position, 0 when empty.
     pub fn head(&self) -> Result<u64, StoreError> {
-        Ok(head_of(&lock(&self.inner.reader))?)
+        Ok(head_of(&self.inner.readers.get())?)
     }
 
     /// Head position, updated after each commit.
@@ -742,15 +921,13 @@ impl EventStore {
 
     /// 0 if none saved.
     pub fn checkpoint(&self, name: &str) -> Result<u64, StoreError> {
-        self.read(|c| {
-            c.query_row(
-                "SELECT position FROM checkpoints WHERE name = ?1",
-                [name],
-                |r| r.get(0),
-            )
-            .optional()
-            .map(Option::unwrap_or_default)
-        })
+        self.read(|c| checkpoint_of(c, name))
+    }
+
+    /// `checkpoint` off the async runtime.
+    pub async fn checkpoint_async(&self, name: &str) -> Result<u64, StoreError> {
+        let name = name.to_owned();
+        self.query(move |c| checkpoint_of(c, &name)).await
     }
 
     /// Goes through the writer (single writer, durable when it returns).
@@ -762,7 +939,7 @@ impl EventStore {
     /// Recomputes every hash from the stored columns. Note: a chain without an
     /// external anchor cannot detect removal of the newest events.
     pub fn verify_chain(&self) -> Result<ChainReport, StoreError> {
-        let reader = lock(&self.inner.reader);
+        let reader = self.inner.readers.get();
         let snap = Snapshot::begin(&reader)?; // one consistent view while writers go on
         let mut stmt = snap
             .0
@@ -838,10 +1015,15 @@ impl EventStore {
         for p in &self.inner.projections {
             p.init_schema(&fresh)?;
         }
-        let reader = lock(&self.inner.reader);
+        let reader = self.inner.readers.get();
         // Same snapshot for the log and the stored read models, else a
         // concurrent commit would show up as a false mismatch.
         let snap = Snapshot::begin(&reader)?;
+        for p in &self.inner.projections {
+            if let Some(reason) = p.audit(snap.0)? {
+                return Ok(Some(format!("projection {}: {reason}", p.name())));
+            }
+        }
         replay(snap.0, &fresh, &self.inner.projections)?;
         for p in &self.inner.projections {
             let (stored, replayed) = (p.dump(snap.0)?, p.dump(&fresh)?);

@@ -584,3 +584,75 @@ fn writer_survives_panic_and_drains_on_close() {
         Err(StoreError::Closed)
     ));
 }
+
+/// Many async reads at once all finish (the pool hands connections back and
+/// wakes waiters), and a slow read holds only its own connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pooled_reads_run_concurrently() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(&dir.path().join("es.db"));
+    append(&s, "a", ExpectedVersion::Any, vec![ev("X", json!({}))]).unwrap();
+
+    // Far more queries than pooled connections: none may deadlock.
+    let mut tasks = Vec::new();
+    for _ in 0..64 {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move {
+            s.query(|c| c.query_row("SELECT COUNT(*) FROM events", [], |r| r.get::<_, i64>(0)))
+                .await
+        }));
+    }
+    let all = tokio::time::timeout(std::time::Duration::from_secs(20), async {
+        let mut out = Vec::new();
+        for t in tasks {
+            out.push(t.await.unwrap().unwrap());
+        }
+        out
+    })
+    .await
+    .expect("concurrent queries deadlocked");
+    assert!(all.iter().all(|&n| n == 1));
+
+    // A slow query holds one connection; others, async and sync, go on.
+    let (started_tx, started_rx) = tokio::sync::oneshot::channel();
+    let slow = {
+        let s = s.clone();
+        tokio::spawn(async move {
+            s.query(move |c| {
+                let _ = started_tx.send(());
+                std::thread::sleep(std::time::Duration::from_secs(3));
+                c.query_row("SELECT COUNT(*) FROM events", [], |r| r.get::<_, i64>(0))
+            })
+            .await
+        })
+    };
+    started_rx.await.unwrap();
+    let t0 = std::time::Instant::now();
+    let fast = tokio::time::timeout(std::time::Duration::from_secs(2), s.read_stream_async("a"))
+        .await
+        .expect("a slow query blocked another one")
+        .unwrap();
+    assert_eq!(fast.len(), 1);
+    assert_eq!(s.read_from_async(0, 10).await.unwrap().len(), 1);
+    assert_eq!(s.checkpoint_async("executor").await.unwrap(), 0);
+    let s2 = s.clone();
+    let sync_head = tokio::task::spawn_blocking(move || s2.head().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(sync_head, 1);
+    assert!(t0.elapsed() < std::time::Duration::from_secs(2));
+    assert!(
+        !slow.is_finished(),
+        "the slow query should still be running"
+    );
+    assert_eq!(slow.await.unwrap().unwrap(), 1);
+
+    // A panicking query is an error, and its connection goes back.
+    let r = s
+        .query(|_| -> rusqlite::Result<()> { panic!("boom") })
+        .await;
+    assert!(matches!(r, Err(StoreError::Panicked(_))));
+    for _ in 0..8 {
+        assert_eq!(s.head().unwrap(), 1);
+    }
+}

@@ -122,9 +122,9 @@ impl Executor {
         use std::sync::atomic::Ordering;
         let mut from = self.cursor.load(Ordering::Acquire);
         if from == NO_CURSOR {
-            from = self.store.checkpoint(CHECKPOINT)?;
+            from = self.store.checkpoint_async(CHECKPOINT).await?;
         }
-        let batch = self.store.read_from(from, BATCH)?;
+        let batch = self.store.read_from_async(from, BATCH).await?;
         for ev in &batch {
             if let Some(work) = work_of(ev) {
                 match work {
@@ -139,8 +139,11 @@ impl Executor {
         Ok(batch.len() == BATCH)
     }
 
-    fn state(&self, id: &str) -> Result<VolumeState, StoreError> {
-        let events = self.store.read_stream(&VolumeAggregate::stream_id(id))?;
+    async fn state(&self, id: &str) -> Result<VolumeState, StoreError> {
+        let events = self
+            .store
+            .read_stream_async(&VolumeAggregate::stream_id(id))
+            .await?;
         let decoded = events
             .iter()
             .map(decode::<VolumeAggregate>)
@@ -172,7 +175,7 @@ impl Executor {
         let Ok(id) = Uuid::parse_str(&id_str) else {
             return Ok(());
         };
-        let state = self.state(&id_str)?;
+        let state = self.state(&id_str).await?;
         let Some(v) = state.volume.as_ref().filter(|_| !state.deleted) else {
             return Ok(());
         };
@@ -189,22 +192,30 @@ impl Executor {
             .await?;
         let backend = self.backend.clone();
         let size = v.pending_size.unwrap_or(v.size).max(0) as u64 * GIB;
-        let (source, image) = match decode::<VolumeAggregate>(ev) {
+        let (source, image, source_volume) = match decode::<VolumeAggregate>(ev) {
             Ok(VolumeEvent::VolumeCreateRequested {
                 snapshot_id,
                 linked_clone,
                 image_id,
+                source_volume_id,
                 ..
-            }) => (snapshot_id.map(|s| (s, linked_clone)), image_id),
-            _ => (None, None),
+            }) => (
+                snapshot_id.map(|s| (s, linked_clone)),
+                image_id,
+                source_volume_id,
+            ),
+            _ => (None, None, None),
         };
         let images = self.images.clone();
         let mut report = self.reporter(id);
         let rollback_to = v.pending_rollback.as_ref().map(|(s, _)| *s);
         let result = tokio::task::spawn_blocking(move || match kind {
-            WorkKind::Create => match (source, image) {
-                (Some((snap, linked)), _) => backend.clone_from_snapshot(snap, id, size, linked),
-                (None, Some(img)) => images
+            WorkKind::Create => match (source_volume, source, image) {
+                (Some(src), _, _) => backend.clone_from_volume(src, id, size),
+                (None, Some((snap, linked)), _) => {
+                    backend.clone_from_snapshot(snap, id, size, linked)
+                }
+                (None, None, Some(img)) => images
                     .write_into_volume(
                         img,
                         &backend.volume_path(id),
@@ -213,7 +224,7 @@ impl Executor {
                         &mut report,
                     )
                     .map_err(|e| BackendError::Invalid(e.to_string())),
-                (None, None) => backend.create(id, size),
+                (None, None, None) => backend.create(id, size),
             },
             WorkKind::Extend => backend.extend(id, size),
             WorkKind::Delete => backend.delete(id),
@@ -273,7 +284,7 @@ impl Executor {
         let Ok(snap) = Uuid::parse_str(&id_str) else {
             return Ok(());
         };
-        let events = self.store.read_stream(&ev.stream_id)?;
+        let events = self.store.read_stream_async(&ev.stream_id).await?;
         let decoded = events
             .iter()
             .map(decode::<SnapshotAggregate>)
@@ -337,7 +348,7 @@ impl Executor {
         let Ok(image_id) = Uuid::parse_str(&id_str) else {
             return Ok(());
         };
-        let events = self.store.read_stream(&ev.stream_id)?;
+        let events = self.store.read_stream_async(&ev.stream_id).await?;
         let decoded = events
             .iter()
             .map(decode::<ImageAggregate>)

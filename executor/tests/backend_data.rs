@@ -391,3 +391,91 @@ fn deleting_a_snapshot_while_a_full_clone_copies_it() {
     assert!(e.files_in("snapshots").is_empty());
     e.check_all();
 }
+
+/// A volume cloned from a volume holds the source's bytes as of the clone;
+/// writes to either side do not show in the other; the clone is idempotent
+/// (at-least-once executor); deleting the volumes in either order leaves no
+/// file behind.
+#[test]
+fn a_clone_of_a_volume_keeps_the_source_bytes_and_leaves_no_files() {
+    for kind in kinds() {
+        for source_first in [true, false] {
+            let e = env(kind);
+            let b = &e.b;
+            let (src, clone) = (Uuid::new_v4(), Uuid::new_v4());
+            b.create(src, 64 * MIB).unwrap();
+            e.write(&e.vol(src), 0xaa, 0, 4 * MIB);
+            e.write(&e.vol(src), 0xab, 32 * MIB, MIB);
+
+            b.clone_from_volume(src, clone, 128 * MIB).unwrap();
+            // Run twice, as a replayed request would.
+            b.clone_from_volume(src, clone, 128 * MIB).unwrap();
+            assert_eq!(b.virtual_size(clone).unwrap(), Some(128 * MIB));
+            assert!(
+                b.clone_from_volume(src, clone, 256 * MIB).is_err(),
+                "{kind}: an existing smaller clone is not silently reused"
+            );
+            // The internal snapshot is not in the catalogue.
+            assert!(!b.snapshot_exists(executor::backend::clone_base_id(clone)) || e.qcow2());
+
+            // The source changes afterwards; the clone keeps the old bytes.
+            e.write(&e.vol(src), 0xbb, 0, 4 * MIB);
+            assert!(e.holds(&e.vol(src), 0xbb, 0, 4 * MIB), "{kind}");
+            assert!(e.holds(&e.vol(clone), 0xaa, 0, 4 * MIB), "{kind}");
+            assert!(e.holds(&e.vol(clone), 0xab, 32 * MIB, MIB), "{kind}");
+            assert!(e.holds(&e.vol(clone), 0x00, 64 * MIB, 64 * MIB), "{kind}");
+            // And the other way round.
+            e.write(&e.vol(clone), 0xcc, MIB, MIB);
+            assert!(e.holds(&e.vol(src), 0xbb, 0, 4 * MIB), "{kind}");
+            assert!(e.holds(&e.vol(clone), 0xcc, MIB, MIB), "{kind}");
+            // A snapshot of the source taken later still works.
+            let snap = Uuid::new_v4();
+            b.snapshot_create(src, snap).unwrap();
+            b.snapshot_delete(snap).unwrap();
+            e.check_all();
+
+            let (first, second) = if source_first {
+                (src, clone)
+            } else {
+                (clone, src)
+            };
+            b.delete(first).unwrap();
+            e.check_all();
+            if second == clone {
+                assert!(e.holds(&e.vol(clone), 0xaa, 0, MIB), "{kind}");
+                assert!(e.holds(&e.vol(clone), 0xcc, MIB, MIB), "{kind}");
+            } else {
+                assert!(e.holds(&e.vol(src), 0xbb, 0, 4 * MIB), "{kind}");
+                assert!(e.holds(&e.vol(src), 0xab, 32 * MIB, MIB), "{kind}");
+            }
+            b.delete(second).unwrap();
+            assert!(e.files_in("volumes").is_empty(), "{kind}");
+            assert!(e.files_in("snapshots").is_empty(), "{kind}");
+        }
+    }
+}
+
+/// A crash after the internal snapshot and before the clone: the retry
+/// finishes the clone and still removes the snapshot from the catalogue.
+#[test]
+fn a_half_done_clone_of_a_volume_is_completed_by_the_retry() {
+    for kind in kinds() {
+        let e = env(kind);
+        let b = &e.b;
+        let (src, clone) = (Uuid::new_v4(), Uuid::new_v4());
+        b.create(src, 16 * MIB).unwrap();
+        e.write(&e.vol(src), 0x5a, 0, MIB);
+        let base = executor::backend::clone_base_id(clone);
+        assert_eq!(base, executor::backend::clone_base_id(clone));
+        if e.qcow2() {
+            b.snapshot_create(src, base).unwrap(); // the first attempt's step 1
+        }
+        b.clone_from_volume(src, clone, 16 * MIB).unwrap();
+        assert!(e.holds(&e.vol(clone), 0x5a, 0, MIB), "{kind}");
+        assert!(!b.snapshot_exists(base) || e.qcow2(), "{kind}");
+        b.delete(src).unwrap();
+        b.delete(clone).unwrap();
+        assert!(e.files_in("volumes").is_empty(), "{kind}");
+        assert!(e.files_in("snapshots").is_empty(), "{kind}");
+    }
+}

@@ -2,11 +2,13 @@
 //! deleted. Progress of a running copy is not in the log (the log records
 //! start and end, not every percent); the API asks the executor for it.
 
-use domain::image::{ImageEvent, ImageSource};
+use chrono::{DateTime, Utc};
+use domain::image::{ImageEvent, ImageSource, ImageStatus};
 use eventstore::rusqlite::{self, params, Connection, OptionalExtension, Row};
 use eventstore::{InlineProjection, RecordedEvent};
+use serde::{Deserialize, Serialize};
 
-use crate::{dump_table, Filter};
+use crate::{dump_table, enum_at, stamp, time_at, Filter};
 
 pub struct ImagesProjection;
 
@@ -15,8 +17,8 @@ pub struct ImageRow {
     pub id: String,
     pub project_id: String,
     pub name: String,
-    pub status: String,
-    pub visibility: String,
+    pub status: ImageStatus,
+    pub visibility: Visibility,
     pub disk_format: String,
     pub container_format: String,
     pub size: Option<i64>,
@@ -27,8 +29,25 @@ pub struct ImageRow {
     pub source_snapshot_id: Option<String>,
     pub os_type: Option<String>,
     pub fail_reason: Option<String>,
-    pub created_at: String,
-    pub updated_at: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Who sees an image besides its owner.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Visibility {
+    Private,
+    Public,
+}
+
+impl Visibility {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Visibility::Private => "private",
+            Visibility::Public => "public",
+        }
+    }
 }
 
 const COLUMNS: &str = "id, project_id, name, status, visibility, disk_format, container_format, \
@@ -40,8 +59,8 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<ImageRow> {
         id: r.get(0)?,
         project_id: r.get(1)?,
         name: r.get(2)?,
-        status: r.get(3)?,
-        visibility: r.get(4)?,
+        status: enum_at(r, 3)?,
+        visibility: enum_at(r, 4)?,
         disk_format: r.get(5)?,
         container_format: r.get(6)?,
         size: r.get(7)?,
@@ -52,19 +71,23 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<ImageRow> {
         source_snapshot_id: r.get(12)?,
         os_type: r.get(13)?,
         fail_reason: r.get(14)?,
-        created_at: r.get(15)?,
-        updated_at: r.get(16)?,
+        created_at: time_at(r, 15)?,
+        updated_at: time_at(r, 16)?,
     })
-}
-
-/// Glance writes `YYYY-MM-DDTHH:MM:SSZ`.
-fn glance_time(t: &chrono::DateTime<chrono::Utc>) -> String {
-    t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
 impl InlineProjection for ImagesProjection {
     fn name(&self) -> &'static str {
         "images"
+    }
+
+    /// 2: raw times.
+    fn schema_version(&self) -> u32 {
+        2
+    }
+
+    fn drop_schema(&self, conn: &Connection) -> rusqlite::Result<()> {
+        conn.execute_batch("DROP TABLE IF EXISTS images;")
     }
 
     fn init_schema(&self, conn: &Connection) -> rusqlite::Result<()> {
@@ -102,7 +125,7 @@ impl InlineProjection for ImagesProjection {
             return Ok(());
         };
         let id = ev.stream_id.trim_start_matches("image-");
-        let now = glance_time(&ev.recorded_at);
+        let now = stamp(&ev.recorded_at);
         match e {
             ImageEvent::ImageCreateRequested {
                 image_id,

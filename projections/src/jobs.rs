@@ -1,27 +1,233 @@
-//! The job view (Huawei JOB-8.1.1): a job is the set of events that carry
-//! its id. INIT when requested, RUNNING when the executor starts the work,
-//! SUCCESS or FAIL (with `error_code` and `fail_reason`) when it ends.
+//! The job view (DESIGN.md, Jobs): a job is the events that share a
+//! correlation id. The request event opens it (INIT), the executor's start
+//! makes it RUNNING, the outcome ends it (SUCCESS, or FAIL with the reason).
+//!
+//! Every asynchronous operation has a job: volume create, extend, delete and
+//! rollback, snapshot create and delete, export to an image, and a batch of
+//! creates (whose sub-jobs are its volumes' create jobs). The correlation id
+//! is `metadata.correlation_id` (the executor copies it onto the events it
+//! appends); a request made without one is correlated by its own event id,
+//! which the executor's events carry as `caused_by`. A request event that
+//! names its own job id (a batch's member) keys its job by that id.
+//!
+//! The view is dialect-neutral: kinds and statuses are typed, failure is the
+//! outcome's reason, times are raw; each dialect renders them its own way.
 
-use domain::VolumeEvent;
+use chrono::{DateTime, Utc};
+use domain::image::{ImageEvent, ImageSource};
+use domain::{SnapshotEvent, SnapshotState, VolumeEvent, VolumeState};
 use eventstore::rusqlite::{self, params, Connection, OptionalExtension};
 use eventstore::{InlineProjection, RecordedEvent};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
-use crate::{dump_table, time, volume_event};
+use crate::{
+    dump_table, enum_at, load_state, opt_time_at, snapshot_event, stamp, time_at, volume_event,
+};
 
 pub struct JobsProjection;
+
+/// What a job does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobKind {
+    CreateVolume,
+    /// Several creates requested together; its sub-jobs are their jobs.
+    BatchCreateVolume,
+    ExtendVolume,
+    DeleteVolume,
+    RollbackVolume,
+    CreateSnapshot,
+    DeleteSnapshot,
+    /// A volume or snapshot exported into the image catalog.
+    ExportImage,
+    /// Attach and detach are immediate (no disk work): their jobs open and
+    /// end with the one event, for dialects that answer every call with a
+    /// job (the Chinese cloud).
+    AttachVolume,
+    DetachVolume,
+}
+
+/// Where a job is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum JobStatus {
+    Init,
+    Running,
+    Success,
+    Fail,
+}
+
+impl JobStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobStatus::Init => "INIT",
+            JobStatus::Running => "RUNNING",
+            JobStatus::Success => "SUCCESS",
+            JobStatus::Fail => "FAIL",
+        }
+    }
+
+    pub fn ended(self) -> bool {
+        matches!(self, JobStatus::Success | JobStatus::Fail)
+    }
+}
+
+/// The resource a job works on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobEntity {
+    Volume(String),
+    Snapshot(String),
+    Image(String),
+    /// A batch: its sub-jobs carry the volumes.
+    Batch,
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JobRow {
     pub job_id: String,
+    /// The project of the resource (not of the caller): an admin's extend
+    /// of alice's volume is alice's job.
     pub project_id: String,
-    pub job_type: String,
-    pub status: String,
-    pub entities: serde_json::Value,
-    pub begin_time: String,
-    pub end_time: String,
-    pub error_code: Option<String>,
-    pub fail_reason: Option<String>,
+    pub kind: JobKind,
+    pub status: JobStatus,
+    pub entity: JobEntity,
+    pub begin_time: DateTime<Utc>,
+    /// None while the job runs.
+    pub end_time: Option<DateTime<Utc>>,
+    /// The outcome's reason when the job failed.
+    pub failure: Option<String>,
+    /// The request that opened the job.
+    pub request_id: Option<String>,
     pub sub_jobs: Vec<JobRow>,
+}
+
+/// How an event moves a job.
+enum Step {
+    /// A request: opens job `kind` for the resource of the event's stream.
+    Open {
+        kind: JobKind,
+        /// The job id the event names itself (EVS job ids).
+        own_id: Option<String>,
+        /// The batch this request is a member of.
+        batch: Option<String>,
+        /// The resource's project, when the event states it.
+        project: Option<String>,
+    },
+    Start,
+    End(Option<String>),
+    /// Requested and done in one event.
+    Done(JobKind),
+}
+
+fn volume_step(e: VolumeEvent) -> Option<Step> {
+    use VolumeEvent as E;
+    let open = |kind, own_id| Step::Open {
+        kind,
+        own_id,
+        batch: None,
+        project: None,
+    };
+    Some(match e {
+        E::VolumeCreateRequested {
+            job_id,
+            batch_job_id,
+            project_id,
+            ..
+        } => Step::Open {
+            kind: JobKind::CreateVolume,
+            own_id: job_id,
+            batch: batch_job_id,
+            project: Some(project_id),
+        },
+        E::VolumeExtendRequested { job_id, .. } => open(JobKind::ExtendVolume, job_id),
+        E::VolumeDeleteRequested { job_id } => open(JobKind::DeleteVolume, job_id),
+        E::VolumeRollbackRequested { .. } => open(JobKind::RollbackVolume, None),
+        E::VolumeAttached { .. } => Step::Done(JobKind::AttachVolume),
+        E::VolumeDetached { .. } => Step::Done(JobKind::DetachVolume),
+        E::VolumeWorkStarted { .. } => Step::Start,
+        E::VolumeAllocated { .. }
+        | E::VolumeExtended { .. }
+        | E::VolumeDeleted {}
+        | E::VolumeRolledBack { .. } => Step::End(None),
+        E::VolumeCreateFailed { reason }
+        | E::VolumeExtendFailed { reason }
+        | E::VolumeDeleteFailed { reason }
+        | E::VolumeRollbackFailed { reason } => Step::End(Some(reason)),
+        _ => return None,
+    })
+}
+
+fn snapshot_step(e: SnapshotEvent) -> Option<Step> {
+    use SnapshotEvent as E;
+    let open = |kind, project| Step::Open {
+        kind,
+        own_id: None,
+        batch: None,
+        project,
+    };
+    Some(match e {
+        E::SnapshotCreateRequested { project_id, .. } => {
+            open(JobKind::CreateSnapshot, Some(project_id))
+        }
+        E::SnapshotDeleteRequested {} => open(JobKind::DeleteSnapshot, None),
+        E::SnapshotWorkStarted { .. } => Step::Start,
+        E::SnapshotCreated {} | E::SnapshotDeleted {} => Step::End(None),
+        E::SnapshotCreateFailed { reason } | E::SnapshotDeleteFailed { reason } => {
+            Step::End(Some(reason))
+        }
+        _ => return None,
+    })
+}
+
+fn image_step(e: ImageEvent) -> Option<Step> {
+    Some(match e {
+        ImageEvent::ImageCreateRequested {
+            project_id,
+            source: ImageSource::Volume { .. } | ImageSource::Snapshot { .. },
+            ..
+        } => Step::Open {
+            kind: JobKind::ExportImage,
+            own_id: None,
+            batch: None,
+            project: Some(project_id),
+        },
+        ImageEvent::ImageSaving {} => Step::Start,
+        ImageEvent::ImageActive { .. } => Step::End(None),
+        ImageEvent::ImageKilled { reason } => Step::End(Some(reason)),
+        _ => return None,
+    })
+}
+
+fn step(ev: &RecordedEvent) -> Option<(Step, JobEntity)> {
+    let (prefix, rest) = ev.stream_id.split_once('-')?;
+    let id = rest.to_string();
+    match prefix {
+        "volume" => Some((volume_step(volume_event(ev)?)?, JobEntity::Volume(id))),
+        "snapshot" => Some((snapshot_step(snapshot_event(ev)?)?, JobEntity::Snapshot(id))),
+        "image" => {
+            let e = serde_json::from_value::<ImageEvent>(
+                serde_json::json!({"type": ev.event_type, "data": ev.data}),
+            )
+            .ok()?;
+            Some((image_step(e)?, JobEntity::Image(id)))
+        }
+        _ => None,
+    }
+}
+
+/// The project that owns the resource a request is about.
+fn owner(conn: &Connection, entity: &JobEntity) -> rusqlite::Result<String> {
+    Ok(match entity {
+        JobEntity::Volume(id) => load_state::<VolumeState>(conn, "volume_states", id)?
+            .volume
+            .map(|v| v.project_id),
+        JobEntity::Snapshot(id) => load_state::<SnapshotState>(conn, "snapshot_states", id)?
+            .snapshot
+            .map(|s| s.project_id),
+        JobEntity::Image(_) | JobEntity::Batch => None,
+    }
+    .unwrap_or_default())
 }
 
 impl InlineProjection for JobsProjection {
@@ -29,128 +235,150 @@ impl InlineProjection for JobsProjection {
         "jobs"
     }
 
+    /// 2: keyed by correlation, typed kind and failure, raw times.
+    fn schema_version(&self) -> u32 {
+        // 3: the opening request's id.
+        3
+    }
+
+    fn drop_schema(&self, conn: &Connection) -> rusqlite::Result<()> {
+        conn.execute_batch("DROP TABLE IF EXISTS jobs;")
+    }
+
     fn init_schema(&self, conn: &Connection) -> rusqlite::Result<()> {
         conn.execute_batch(
             "CREATE TABLE IF NOT EXISTS jobs (
                 job_id TEXT PRIMARY KEY,
+                correlation TEXT NOT NULL,
+                stream_id TEXT NOT NULL,
+                parent_id TEXT,
                 project_id TEXT NOT NULL,
-                job_type TEXT NOT NULL,
+                kind TEXT NOT NULL,
                 status TEXT NOT NULL,
-                entities TEXT NOT NULL,
                 begin_time TEXT NOT NULL,
-                end_time TEXT NOT NULL,
-                error_code TEXT,
-                fail_reason TEXT,
-                volume_id TEXT NOT NULL,
-                parent_id TEXT
+                end_time TEXT,
+                failure TEXT,
+                request_id TEXT
             );
             CREATE INDEX IF NOT EXISTS jobs_by_parent ON jobs(parent_id);
-            CREATE INDEX IF NOT EXISTS jobs_by_volume ON jobs(volume_id, status);",
+            CREATE INDEX IF NOT EXISTS jobs_by_correlation ON jobs(correlation, stream_id);",
         )
     }
 
     fn apply(&self, conn: &Connection, ev: &RecordedEvent) -> rusqlite::Result<()> {
-        let Some(event) = volume_event(ev) else {
+        let Some((step, entity)) = step(ev) else {
             return Ok(());
         };
-        let volume_id = ev.stream_id.trim_start_matches("volume-");
-        let now = time::job(&ev.recorded_at);
-        let project = ev.metadata["project_id"].as_str().unwrap_or_default();
-        let open = |job_id: &Option<String>,
-                    job_type: &str,
-                    project: &str,
-                    parent: Option<&str>| {
-            let Some(job_id) = job_id else {
-                return Ok(());
-            };
-            if let Some(parent) = parent {
-                // The batch's own row: its status is derived from its
-                // sub-jobs when read.
+        let now = stamp(&ev.recorded_at);
+        let text = |v: &Value| v.as_str().map(str::to_string);
+        let correlation = text(&ev.metadata["correlation_id"]);
+        let request_id = text(&ev.metadata["request_id"]);
+        match step {
+            Step::Open {
+                kind,
+                own_id,
+                batch,
+                project,
+            } => {
+                let key = correlation.unwrap_or_else(|| ev.event_id.to_string());
+                let project = match project {
+                    Some(p) => p,
+                    None => owner(conn, &entity)?,
+                };
+                let job_id = match &batch {
+                    Some(_) => own_id.unwrap_or_else(|| ev.event_id.simple().to_string()),
+                    None => key.clone(),
+                };
+                if let Some(batch) = &batch {
+                    conn.execute(
+                        "INSERT OR IGNORE INTO jobs (job_id, correlation, stream_id, parent_id,
+                            project_id, kind, status, begin_time, end_time, failure,
+                            request_id)
+                         VALUES (?1, ?2, '', NULL, ?3, 'batch_create_volume', 'INIT', ?4, NULL, NULL, ?5)",
+                        params![batch, key, project, now, request_id],
+                    )?;
+                }
+                // A correlation that opens a second resource (one request
+                // acting on several volumes or snapshots) becomes a parent
+                // job: its first resource moves to a sub-job, like the next.
+                let parent = if batch.is_none() {
+                    split_into_parent(conn, &key, &ev.stream_id)?
+                } else {
+                    None
+                };
+                let (job_id, batch) = match parent {
+                    Some(p) => (ev.event_id.simple().to_string(), Some(p)),
+                    None => (job_id, batch),
+                };
                 conn.execute(
-                    "INSERT OR IGNORE INTO jobs (job_id, project_id, job_type, status, entities,
-                        begin_time, end_time, error_code, fail_reason, volume_id, parent_id)
-                     VALUES (?1, ?2, 'batchCreateVolume', 'INIT', '{}', ?3, '', NULL, NULL, '', NULL)",
-                    params![parent, project, now],
+                    "INSERT OR IGNORE INTO jobs (job_id, correlation, stream_id, parent_id,
+                        project_id, kind, status, begin_time, end_time, failure,
+                        request_id)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'INIT', ?7, NULL, NULL, ?8)",
+                    params![
+                        job_id,
+                        key,
+                        ev.stream_id,
+                        batch,
+                        project,
+                        serde_json::to_value(kind).ok().and_then(|v| text(&v)),
+                        now,
+                        request_id
+                    ],
                 )?;
             }
-            conn.execute(
-                "INSERT INTO jobs (job_id, project_id, job_type, status, entities, begin_time,
-                    end_time, error_code, fail_reason, volume_id, parent_id)
-                 VALUES (?1, ?2, ?3, 'INIT', ?4, ?5, '', NULL, NULL, ?6, ?7)",
-                params![
-                    job_id,
-                    project,
-                    job_type,
-                    serde_json::json!({ "volume_id": volume_id }).to_string(),
-                    now,
-                    volume_id,
-                    parent
-                ],
-            )
-            .map(|_| ())
-        };
-        // The job of this volume that is still open, if any.
-        let finish = |status: &str, error: Option<(&str, &str)>| {
-            conn.execute(
-                "UPDATE jobs SET status = ?2, end_time = ?3, error_code = ?4, fail_reason = ?5
-                 WHERE volume_id = ?1 AND status IN ('INIT', 'RUNNING')",
-                params![
-                    volume_id,
-                    status,
-                    now,
-                    error.map(|e| e.0),
-                    error.map(|e| e.1)
-                ],
-            )
-            .map(|_| ())
-        };
-        match &event {
-            VolumeEvent::VolumeCreateRequested {
-                job_id,
-                project_id,
-                batch_job_id,
-                ..
-            } => open(job_id, "createVolume", project_id, batch_job_id.as_deref())?,
-            VolumeEvent::VolumeExtendRequested { job_id, .. } => {
-                open(job_id, "extendVolume", project, None)?
-            }
-            VolumeEvent::VolumeDeleteRequested { job_id } => {
-                open(job_id, "deleteVolume", project, None)?
-            }
-            VolumeEvent::VolumeWorkStarted { .. } => {
+            Step::Done(kind) => {
+                let Some(key) = correlation else {
+                    return Ok(());
+                };
+                let parent = split_into_parent(conn, &key, &ev.stream_id)?;
+                let job_id = match &parent {
+                    Some(_) => ev.event_id.simple().to_string(),
+                    None => key.clone(),
+                };
+                let project = owner(conn, &entity)?;
                 conn.execute(
-                    "UPDATE jobs SET status = 'RUNNING' WHERE volume_id = ?1 AND status = 'INIT'",
-                    params![volume_id],
+                    "INSERT OR IGNORE INTO jobs (job_id, correlation, stream_id, parent_id,
+                        project_id, kind, status, begin_time, end_time, failure,
+                        request_id)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'SUCCESS', ?7, ?7, NULL, ?8)",
+                    params![
+                        job_id,
+                        key,
+                        ev.stream_id,
+                        parent,
+                        project,
+                        serde_json::to_value(kind).ok().and_then(|v| text(&v)),
+                        now,
+                        request_id
+                    ],
                 )?;
             }
-            VolumeEvent::VolumeAllocated { .. }
-            | VolumeEvent::VolumeExtended { .. }
-            | VolumeEvent::VolumeDeleted {} => finish("SUCCESS", None)?,
-            VolumeEvent::VolumeCreateFailed { reason } => {
-                finish("FAIL", Some(("EVS.2024", reason)))?
+            Step::Start | Step::End(_) => {
+                let Some(key) = correlation.or_else(|| text(&ev.metadata["caused_by"])) else {
+                    return Ok(());
+                };
+                match step {
+                    Step::Start => conn.execute(
+                        "UPDATE jobs SET status = 'RUNNING'
+                         WHERE correlation = ?1 AND stream_id = ?2 AND status = 'INIT'",
+                        params![key, ev.stream_id],
+                    )?,
+                    Step::End(failure) => conn.execute(
+                        "UPDATE jobs SET status = ?3, end_time = ?4, failure = ?5
+                         WHERE correlation = ?1 AND stream_id = ?2
+                            AND status IN ('INIT', 'RUNNING')",
+                        params![
+                            key,
+                            ev.stream_id,
+                            if failure.is_some() { "FAIL" } else { "SUCCESS" },
+                            now,
+                            failure
+                        ],
+                    )?,
+                    Step::Open { .. } | Step::Done(_) => 0,
+                };
             }
-            VolumeEvent::VolumeExtendFailed { reason } => {
-                finish("FAIL", Some(("EVS.2026", reason)))?
-            }
-            VolumeEvent::VolumeDeleteFailed { reason } => {
-                finish("FAIL", Some(("EVS.2020", reason)))?
-            }
-            VolumeEvent::VolumeUpdated { .. }
-            | VolumeEvent::VolumeMetadataSet { .. }
-            | VolumeEvent::VolumeRollbackRequested { .. }
-            | VolumeEvent::VolumeRolledBack { .. }
-            | VolumeEvent::VolumeRollbackFailed { .. }
-            | VolumeEvent::VolumeAttached { .. }
-            | VolumeEvent::VolumeDetached { .. }
-            | VolumeEvent::VolumeReserved {}
-            | VolumeEvent::VolumeUnreserved {}
-            | VolumeEvent::VolumeBootableSet { .. }
-            | VolumeEvent::VolumeReadonlySet { .. }
-            | VolumeEvent::VolumeTransferStarted { .. }
-            | VolumeEvent::VolumeTransferCancelled { .. }
-            | VolumeEvent::VolumeTransferred { .. }
-            | VolumeEvent::VolumeUploadStarted { .. }
-            | VolumeEvent::VolumeUploadEnded { .. } => {}
         }
         Ok(())
     }
@@ -164,6 +392,46 @@ impl InlineProjection for JobsProjection {
     }
 }
 
+/// If correlation `key` already has a job on another stream, makes job
+/// `key` a parent (no stream of its own) and moves its first resource to a
+/// sub-job; returns the parent's id when the new request is one more
+/// member.
+fn split_into_parent(
+    conn: &Connection,
+    key: &str,
+    stream_id: &str,
+) -> rusqlite::Result<Option<String>> {
+    let first: Option<(String, Option<String>)> = conn
+        .query_row(
+            "SELECT stream_id, parent_id FROM jobs WHERE job_id = ?1",
+            [key],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    match first {
+        None => Ok(None),
+        // Already a parent (a batch, or split before).
+        Some((s, _)) if s.is_empty() => Ok(Some(key.to_string())),
+        Some((s, _)) if s == stream_id => Ok(None),
+        Some(_) => {
+            let sub = format!("{key}-1");
+            conn.execute(
+                "INSERT INTO jobs (job_id, correlation, stream_id, parent_id, project_id, kind,
+                    status, begin_time, end_time, failure, request_id)
+                 SELECT ?2, correlation, stream_id, ?1, project_id, kind, status, begin_time,
+                    end_time, failure, request_id FROM jobs WHERE job_id = ?1",
+                params![key, sub],
+            )?;
+            conn.execute(
+                "UPDATE jobs SET stream_id = '', status = 'INIT', end_time = NULL,
+                    failure = NULL WHERE job_id = ?1",
+                [key],
+            )?;
+            Ok(Some(key.to_string()))
+        }
+    }
+}
+
 /// A job; a batch job carries its sub-jobs and a status derived from them:
 /// FAIL or SUCCESS once every sub-job has ended (FAIL if any failed),
 /// RUNNING while any has started, INIT before.
@@ -171,7 +439,7 @@ pub fn get(conn: &Connection, job_id: &str) -> rusqlite::Result<Option<JobRow>> 
     let Some(mut job) = get_one(conn, job_id)? else {
         return Ok(None);
     };
-    if job.job_type == "batchCreateVolume" {
+    if job.entity == JobEntity::Batch {
         let mut stmt =
             conn.prepare("SELECT job_id FROM jobs WHERE parent_id = ?1 ORDER BY rowid")?;
         let ids: Vec<String> = stmt
@@ -183,30 +451,22 @@ pub fn get(conn: &Connection, job_id: &str) -> rusqlite::Result<Option<JobRow>> 
                 subs.push(s);
             }
         }
-        let ended = subs
-            .iter()
-            .all(|s| s.status == "SUCCESS" || s.status == "FAIL");
+        let ended = subs.iter().all(|s| s.status.ended());
+        let failed = subs.iter().find(|s| s.status == JobStatus::Fail);
         job.status = if subs.is_empty() {
-            "INIT".into()
-        } else if ended && subs.iter().any(|s| s.status == "FAIL") {
-            "FAIL".into()
+            JobStatus::Init
+        } else if ended && failed.is_some() {
+            JobStatus::Fail
         } else if ended {
-            "SUCCESS".into()
-        } else if subs.iter().any(|s| s.status != "INIT") {
-            "RUNNING".into()
+            JobStatus::Success
+        } else if subs.iter().any(|s| s.status != JobStatus::Init) {
+            JobStatus::Running
         } else {
-            "INIT".into()
+            JobStatus::Init
         };
         if ended {
-            job.end_time = subs
-                .iter()
-                .map(|s| s.end_time.clone())
-                .max()
-                .unwrap_or_default();
-            if let Some(f) = subs.iter().find(|s| s.status == "FAIL") {
-                job.error_code = f.error_code.clone();
-                job.fail_reason = f.fail_reason.clone();
-            }
+            job.end_time = subs.iter().filter_map(|s| s.end_time).max();
+            job.failure = failed.and_then(|f| f.failure.clone());
         }
         job.sub_jobs = subs;
     }
@@ -215,21 +475,28 @@ pub fn get(conn: &Connection, job_id: &str) -> rusqlite::Result<Option<JobRow>> 
 
 fn get_one(conn: &Connection, job_id: &str) -> rusqlite::Result<Option<JobRow>> {
     conn.query_row(
-        "SELECT job_id, project_id, job_type, status, entities, begin_time, end_time,
-            error_code, fail_reason FROM jobs WHERE job_id = ?1",
+        "SELECT job_id, project_id, kind, status, stream_id, begin_time, end_time, failure,
+            request_id
+         FROM jobs WHERE job_id = ?1",
         [job_id],
         |r| {
-            let entities: String = r.get(4)?;
+            let stream: String = r.get(4)?;
+            let entity = match stream.split_once('-') {
+                Some(("volume", id)) => JobEntity::Volume(id.into()),
+                Some(("snapshot", id)) => JobEntity::Snapshot(id.into()),
+                Some(("image", id)) => JobEntity::Image(id.into()),
+                _ => JobEntity::Batch,
+            };
             Ok(JobRow {
                 job_id: r.get(0)?,
                 project_id: r.get(1)?,
-                job_type: r.get(2)?,
-                status: r.get(3)?,
-                entities: serde_json::from_str(&entities).unwrap_or_default(),
-                begin_time: r.get(5)?,
-                end_time: r.get(6)?,
-                error_code: r.get(7)?,
-                fail_reason: r.get(8)?,
+                kind: enum_at(r, 2)?,
+                status: enum_at(r, 3)?,
+                entity,
+                begin_time: time_at(r, 5)?,
+                end_time: opt_time_at(r, 6)?,
+                failure: r.get(7)?,
+                request_id: r.get(8)?,
                 sub_jobs: Vec::new(),
             })
         },

@@ -5,7 +5,7 @@ use domain::transfer::TransferEvent;
 use eventstore::rusqlite::{self, params, Connection, OptionalExtension, Row};
 use eventstore::{InlineProjection, RecordedEvent};
 
-use crate::{dump_table, time};
+use crate::{dump_table, stamp, time_at};
 
 pub struct TransfersProjection;
 
@@ -15,7 +15,7 @@ pub struct TransferRow {
     pub project_id: String,
     pub volume_id: String,
     pub name: Option<String>,
-    pub created_at: String,
+    pub created_at: chrono::DateTime<chrono::Utc>,
 }
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<TransferRow> {
@@ -24,13 +24,22 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<TransferRow> {
         project_id: r.get(1)?,
         volume_id: r.get(2)?,
         name: r.get(3)?,
-        created_at: r.get(4)?,
+        created_at: time_at(r, 4)?,
     })
 }
 
 impl InlineProjection for TransfersProjection {
     fn name(&self) -> &'static str {
         "transfers"
+    }
+
+    /// 2: raw times.
+    fn schema_version(&self) -> u32 {
+        2
+    }
+
+    fn drop_schema(&self, conn: &Connection) -> rusqlite::Result<()> {
+        conn.execute_batch("DROP TABLE IF EXISTS transfers;")
     }
 
     fn init_schema(&self, conn: &Connection) -> rusqlite::Result<()> {
@@ -71,7 +80,7 @@ impl InlineProjection for TransfersProjection {
                         project_id,
                         volume_id.to_string(),
                         name,
-                        time::resource(&ev.recorded_at),
+                        stamp(&ev.recorded_at),
                         ev.position as i64
                     ],
                 )?;

@@ -3,11 +3,20 @@
 
 use std::collections::BTreeMap;
 
-use domain::VolumeEvent;
+use chrono::{DateTime, Utc};
+use domain::volume::Attachment;
+use domain::{Aggregate, VolumeAggregate, VolumeEvent, VolumeState, VolumeStatus};
 use eventstore::rusqlite::{self, params, Connection, OptionalExtension, Row};
 use eventstore::{InlineProjection, RecordedEvent};
+use serde::{Deserialize, Serialize};
 
-use crate::{dump_table, time, volume_event, Filter};
+use crate::{
+    audit_status, dump_table, enum_at, load_state, opt_time_at, save_state, stamp, time_at,
+    volume_event, Filter,
+};
+
+/// The domain's folded `VolumeState` per volume, as JSON.
+const STATES: &str = "volume_states";
 
 pub struct VolumesProjection;
 
@@ -19,22 +28,29 @@ pub struct VolumeRow {
     pub name: Option<String>,
     pub description: Option<String>,
     pub size: i64,
-    pub status: String,
+    pub status: VolumeStatus,
     pub availability_zone: String,
     pub volume_type: String,
     pub metadata: BTreeMap<String, String>,
     pub multiattach: bool,
     pub bootable: bool,
-    pub created_at: String,
-    pub updated_at: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: Option<DateTime<Utc>>,
     pub snapshot_id: Option<String>,
-    /// `[{attachment_id, server_id, host_name, device, mode, attached_at}]`.
-    pub attachments: Vec<serde_json::Value>,
+    pub attachments: Vec<AttachmentRow>,
     pub image_metadata: Option<BTreeMap<String, String>>,
     /// The log position of the volume's creation event: a number that is
     /// stable across restarts and replays (the small provider's numeric
     /// volume `id`).
     pub seq: i64,
+}
+
+/// One attachment and when it was made.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttachmentRow {
+    #[serde(flatten)]
+    pub attachment: Attachment,
+    pub attached_at: DateTime<Utc>,
 }
 
 const COLUMNS: &str = "id, project_id, user_id, name, description, size, status, \
@@ -51,14 +67,14 @@ impl VolumeRow {
             name: r.get(3)?,
             description: r.get(4)?,
             size: r.get(5)?,
-            status: r.get(6)?,
+            status: enum_at(r, 6)?,
             availability_zone: r.get(7)?,
             volume_type: r.get(8)?,
             metadata: serde_json::from_str(&md).unwrap_or_default(),
             multiattach: r.get(10)?,
             bootable: r.get(11)?,
-            created_at: r.get(12)?,
-            updated_at: r.get(13)?,
+            created_at: time_at(r, 12)?,
+            updated_at: opt_time_at(r, 13)?,
             snapshot_id: r.get(14)?,
             attachments: serde_json::from_str(&r.get::<_, String>(15)?).unwrap_or_default(),
             image_metadata: r
@@ -78,6 +94,15 @@ impl InlineProjection for VolumesProjection {
         "volumes"
     }
 
+    /// 2: status from the domain's fold (volume_states), raw times.
+    fn schema_version(&self) -> u32 {
+        2
+    }
+
+    fn drop_schema(&self, conn: &Connection) -> rusqlite::Result<()> {
+        conn.execute_batch("DROP TABLE IF EXISTS volumes; DROP TABLE IF EXISTS volume_states;")
+    }
+
     fn init_schema(&self, conn: &Connection) -> rusqlite::Result<()> {
         conn.execute_batch(
             "CREATE TABLE IF NOT EXISTS volumes (
@@ -88,7 +113,6 @@ impl InlineProjection for VolumesProjection {
                 description TEXT,
                 size INTEGER NOT NULL,
                 status TEXT NOT NULL,
-                prev_status TEXT NOT NULL,
                 availability_zone TEXT NOT NULL,
                 volume_type TEXT NOT NULL,
                 metadata TEXT NOT NULL,
@@ -102,7 +126,8 @@ impl InlineProjection for VolumesProjection {
                 seq INTEGER NOT NULL
             );
             CREATE INDEX IF NOT EXISTS volumes_by_project ON volumes(project_id, seq);
-            CREATE UNIQUE INDEX IF NOT EXISTS volumes_by_seq ON volumes(seq);",
+            CREATE UNIQUE INDEX IF NOT EXISTS volumes_by_seq ON volumes(seq);
+            CREATE TABLE IF NOT EXISTS volume_states (id TEXT PRIMARY KEY, state TEXT NOT NULL);",
         )
     }
 
@@ -111,14 +136,13 @@ impl InlineProjection for VolumesProjection {
             return Ok(());
         };
         let id = stream_volume_id(&ev.stream_id);
-        let now = time::resource(&ev.recorded_at);
-        let set_status = |status: &str| {
-            conn.execute(
-                "UPDATE volumes SET status = ?2, updated_at = ?3 WHERE id = ?1",
-                params![id, status, now],
-            )
-        };
-        match event {
+        let now = stamp(&ev.recorded_at);
+        // The status machine is the domain's: fold this event into the
+        // volume's state kept beside the view, then copy what it decided.
+        let before: VolumeState = load_state(conn, STATES, id)?;
+        let after = VolumeAggregate::evolve(before.clone(), &event);
+        save_state(conn, STATES, id, &after)?;
+        match &event {
             VolumeEvent::VolumeCreateRequested {
                 volume_id,
                 project_id,
@@ -136,9 +160,9 @@ impl InlineProjection for VolumesProjection {
             } => {
                 conn.execute(
                     "INSERT INTO volumes (id, project_id, user_id, name, description, size, status,
-                        prev_status, availability_zone, volume_type, metadata, multiattach, bootable,
+                        availability_zone, volume_type, metadata, multiattach, bootable,
                         created_at, updated_at, seq, snapshot_id, image_metadata)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'creating', 'creating', ?7, ?8, ?9, ?10, ?14, ?11, NULL, ?12, ?13, ?15)",
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'creating', ?7, ?8, ?9, ?10, ?14, ?11, NULL, ?12, ?13, ?15)",
                     params![
                         volume_id.to_string(),
                         project_id,
@@ -158,154 +182,109 @@ impl InlineProjection for VolumesProjection {
                     ],
                 )?;
             }
-            VolumeEvent::VolumeWorkStarted { .. } => {}
-            VolumeEvent::VolumeAllocated { .. } => {
-                set_status("available")?;
-            }
-            VolumeEvent::VolumeCreateFailed { .. } => {
-                set_status("error")?;
-            }
-            VolumeEvent::VolumeUpdated {
-                name,
-                description,
-                metadata,
-            } => {
-                let md =
-                    metadata.map(|m| serde_json::to_string(&m).unwrap_or_else(|_| "{}".into()));
-                conn.execute(
-                    "UPDATE volumes SET name = COALESCE(?2, name),
-                        description = COALESCE(?3, description),
-                        metadata = COALESCE(?4, metadata), updated_at = ?5 WHERE id = ?1",
-                    params![id, name, description, md, now],
-                )?;
-            }
-            VolumeEvent::VolumeExtendRequested { .. } => {
-                conn.execute(
-                    "UPDATE volumes SET prev_status = status, status = 'extending', updated_at = ?2
-                     WHERE id = ?1",
-                    params![id, now],
-                )?;
-            }
-            VolumeEvent::VolumeExtended { new_size } => {
-                conn.execute(
-                    "UPDATE volumes SET size = ?2, status = prev_status, updated_at = ?3 WHERE id = ?1",
-                    params![id, new_size, now],
-                )?;
-            }
-            VolumeEvent::VolumeExtendFailed { .. } => {
-                set_status("error_extending")?;
-            }
-            VolumeEvent::VolumeDeleteRequested { .. } => {
-                set_status("deleting")?;
-            }
             VolumeEvent::VolumeDeleted {} => {
                 conn.execute("DELETE FROM volumes WHERE id = ?1", params![id])?;
+                return Ok(());
             }
-            VolumeEvent::VolumeDeleteFailed { .. } => {
-                set_status("error_deleting")?;
-            }
-            VolumeEvent::VolumeMetadataSet { metadata } => {
+            VolumeEvent::VolumeUpdated {
+                name, description, ..
+            } => {
                 conn.execute(
-                    "UPDATE volumes SET metadata = ?2, updated_at = ?3 WHERE id = ?1",
-                    params![
-                        id,
-                        serde_json::to_string(&metadata).unwrap_or_else(|_| "{}".into()),
-                        now
-                    ],
+                    "UPDATE volumes SET name = COALESCE(?2, name),
+                        description = COALESCE(?3, description) WHERE id = ?1",
+                    params![id, name, description],
                 )?;
-            }
-            VolumeEvent::VolumeRollbackRequested { .. } => {
-                set_status("rollingback")?;
             }
             VolumeEvent::VolumeRolledBack { name, .. } => {
                 conn.execute(
-                    "UPDATE volumes SET status = 'available', name = COALESCE(?2, name), updated_at = ?3
-                     WHERE id = ?1",
-                    params![id, name, now],
+                    "UPDATE volumes SET name = COALESCE(?2, name) WHERE id = ?1",
+                    params![id, name],
                 )?;
             }
-            VolumeEvent::VolumeRollbackFailed { .. } => {
-                set_status("error_rollbacking")?;
-            }
             VolumeEvent::VolumeAttached { attachment } => {
-                let mut a = serde_json::to_value(&attachment).unwrap_or_default();
-                a["attached_at"] = serde_json::Value::String(now.clone());
+                let a = serde_json::to_value(AttachmentRow {
+                    attachment: attachment.clone(),
+                    attached_at: ev.recorded_at,
+                })
+                .unwrap_or_default();
                 conn.execute(
-                    "UPDATE volumes SET attachments = json_insert(attachments, '$[#]', json(?2)),
-                        status = 'in-use', updated_at = ?3 WHERE id = ?1",
-                    params![id, a.to_string(), now],
+                    "UPDATE volumes SET attachments = json_insert(attachments, '$[#]', json(?2))
+                     WHERE id = ?1",
+                    params![id, a.to_string()],
                 )?;
             }
             VolumeEvent::VolumeDetached { attachment_id } => {
                 conn.execute(
                     "UPDATE volumes SET attachments = (SELECT json_group_array(json(value))
                         FROM json_each(volumes.attachments)
-                        WHERE json_extract(value, '$.attachment_id') != ?2),
-                        updated_at = ?3 WHERE id = ?1",
-                    params![id, attachment_id.to_string(), now],
+                        WHERE json_extract(value, '$.attachment_id') != ?2) WHERE id = ?1",
+                    params![id, attachment_id.to_string()],
                 )?;
-                conn.execute(
-                    "UPDATE volumes SET status = 'available'
-                     WHERE id = ?1 AND json_array_length(attachments) = 0",
-                    params![id],
-                )?;
-            }
-            VolumeEvent::VolumeReserved {} => {
-                conn.execute(
-                    "UPDATE volumes SET status = 'attaching', updated_at = ?2
-                     WHERE id = ?1 AND status = 'available'",
-                    params![id, now],
-                )?;
-            }
-            VolumeEvent::VolumeUnreserved {} => {
-                set_status("available")?;
             }
             VolumeEvent::VolumeBootableSet { bootable } => {
                 conn.execute(
-                    "UPDATE volumes SET bootable = ?2, updated_at = ?3 WHERE id = ?1",
-                    params![id, bootable, now],
+                    "UPDATE volumes SET bootable = ?2 WHERE id = ?1",
+                    params![id, bootable],
                 )?;
             }
-            VolumeEvent::VolumeReadonlySet { readonly } => {
+            VolumeEvent::VolumeTransferred { to_user, .. } => {
                 conn.execute(
-                    "UPDATE volumes SET metadata = json_set(metadata, '$.readonly', ?2),
-                        updated_at = ?3 WHERE id = ?1",
-                    params![id, domain::volume::readonly_flag(readonly), now],
+                    "UPDATE volumes SET user_id = ?2 WHERE id = ?1",
+                    params![id, to_user],
                 )?;
             }
-            VolumeEvent::VolumeUploadStarted { .. } => {
-                set_status("uploading")?;
-            }
-            VolumeEvent::VolumeUploadEnded { previous, .. } => {
-                set_status(previous.as_str())?;
-            }
-            VolumeEvent::VolumeTransferStarted { .. } => {
-                set_status("awaiting-transfer")?;
-            }
-            VolumeEvent::VolumeTransferCancelled { .. } => {
-                set_status("available")?;
-            }
-            VolumeEvent::VolumeTransferred {
-                to_project,
-                to_user,
-                ..
-            } => {
-                conn.execute(
-                    "UPDATE volumes SET status = 'available', project_id = ?2, user_id = ?3,
-                        updated_at = ?4 WHERE id = ?1",
-                    params![id, to_project, to_user, now],
-                )?;
-            }
+            _ => {}
         }
+        let Some(v) = after.volume.as_ref() else {
+            return Ok(());
+        };
+        // Every event but the executor's start and a reservation that
+        // changed nothing touches `updated_at`.
+        let touched = match &event {
+            VolumeEvent::VolumeCreateRequested { .. } | VolumeEvent::VolumeWorkStarted { .. } => {
+                false
+            }
+            VolumeEvent::VolumeReserved {} => {
+                before.volume.as_ref().map(|b| b.status) != Some(v.status)
+            }
+            _ => true,
+        };
+        conn.execute(
+            "UPDATE volumes SET status = ?2, size = ?3, project_id = ?4, metadata = ?5,
+                updated_at = CASE WHEN ?6 THEN ?7 ELSE updated_at END
+             WHERE id = ?1",
+            params![
+                id,
+                v.status.as_str(),
+                v.size,
+                v.project_id,
+                serde_json::to_string(&v.metadata).unwrap_or_else(|_| "{}".into()),
+                touched,
+                now
+            ],
+        )?;
         Ok(())
     }
 
+    /// Each row's status is what the decider's own fold of the volume's
+    /// stream says (read from the log, not from the kept state).
+    fn audit(&self, conn: &Connection) -> rusqlite::Result<Option<String>> {
+        audit_status::<VolumeAggregate>(conn, "volume-", "volumes", |s| {
+            s.volume
+                .as_ref()
+                .filter(|_| !s.deleted)
+                .map(|v| v.status.as_str())
+        })
+    }
+
     fn clear(&self, conn: &Connection) -> rusqlite::Result<()> {
-        conn.execute("DELETE FROM volumes", []).map(|_| ())
+        conn.execute_batch("DELETE FROM volumes; DELETE FROM volume_states;")
     }
 
     fn dump(&self, conn: &Connection) -> rusqlite::Result<Vec<String>> {
-        dump_table(conn, "volumes", "id")
+        let mut rows = dump_table(conn, "volumes", "id")?;
+        rows.extend(dump_table(conn, STATES, "id")?);
+        Ok(rows)
     }
 }
 
@@ -371,6 +350,13 @@ pub struct ListQuery {
     pub offset: usize,
     pub sort_key: SortKey,
     pub sort_dir: SortDir,
+    /// Only these ids (empty: any).
+    pub ids: Vec<String>,
+    /// Any of these statuses (empty: any).
+    pub statuses: Vec<String>,
+    /// A substring of the name, or a prefix of the id.
+    pub search: Option<String>,
+    pub volume_type: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -401,17 +387,23 @@ pub fn get_by_seq(conn: &Connection, seq: i64) -> rusqlite::Result<Option<Volume
 }
 
 /// One page of volumes; also says whether more remain after it.
-pub fn list(conn: &Connection, q: &ListQuery) -> Result<(Vec<VolumeRow>, bool), ListError> {
-    let col = q.sort_key.column();
-    let (cmp, dir) = match q.sort_dir {
-        SortDir::Asc => (">", "ASC"),
-        SortDir::Desc => ("<", "DESC"),
-    };
+/// The filters of `q`, without its paging.
+fn filter(q: &ListQuery) -> Filter {
     let mut f = Filter::new(format!("SELECT {COLUMNS} FROM volumes"));
     f.eq("project_id", q.project_id.as_ref());
     f.eq("name", q.name.as_ref());
     f.eq("status", q.status.as_ref());
     f.eq("availability_zone", q.availability_zone.as_ref());
+    f.eq("volume_type", q.volume_type.as_ref());
+    f.one_of("id", &q.ids);
+    f.one_of("status", &q.statuses);
+    if let Some(w) = &q.search {
+        // instr, not LIKE: the word is matched literally (no wildcards).
+        f.and_all(
+            "(instr(COALESCE(name, ''), ?) > 0 OR instr(id, ?) = 1)",
+            [w.clone().into(), w.clone().into()],
+        );
+    }
     for (k, v) in &q.metadata {
         let path = format!("$.\"{}\"", k.replace('"', ""));
         f.and_all(
@@ -419,6 +411,21 @@ pub fn list(conn: &Connection, q: &ListQuery) -> Result<(Vec<VolumeRow>, bool), 
             [path.into(), v.clone().into()],
         );
     }
+    f
+}
+
+/// How many volumes match `q`'s filters, whatever the page.
+pub fn count(conn: &Connection, q: &ListQuery) -> rusqlite::Result<i64> {
+    filter(q).count(conn)
+}
+
+pub fn list(conn: &Connection, q: &ListQuery) -> Result<(Vec<VolumeRow>, bool), ListError> {
+    let col = q.sort_key.column();
+    let (cmp, dir) = match q.sort_dir {
+        SortDir::Asc => (">", "ASC"),
+        SortDir::Desc => ("<", "DESC"),
+    };
+    let mut f = filter(q);
     if let Some(m) = &q.marker {
         let pos: Option<(rusqlite::types::Value, i64)> = conn
             .query_row(

@@ -327,6 +327,24 @@ def run_sdk(checks, base):
         s["bs"].wait_for_delete(s["snap"], interval=1, wait=WAIT)
     checks.run("sdk_snapshot_delete", snap_delete, needs=["sdk_snapshot_create_wait"])
 
+    # --- clone of a volume (source_volid) ----------------------------------
+    def clone():
+        c = s["bs"].create_volume(source_volume_id=s["vol"].id, size=3,
+                                  name="sdk-clone-" + tag)
+        expect(c.id and c.id != s["vol"].id, "clone id %r" % c.id)
+        c = s["bs"].wait_for_status(c, status="available", failures=["error"],
+                                    interval=1, wait=WAIT)
+        expect(c.size == 3, "clone size %r" % c.size)
+        src = s["bs"].get_volume(s["vol"].id)
+        expect(src.status == "available", "source status %r" % src.status)
+        expect(c.volume_type == src.volume_type and
+               c.availability_zone == src.availability_zone,
+               "type/zone %r/%r vs source %r/%r" % (c.volume_type, c.availability_zone,
+                                                   src.volume_type, src.availability_zone))
+        s["bs"].delete_volume(c)
+        s["bs"].wait_for_delete(c, interval=1, wait=WAIT)
+    checks.run("sdk_volume_clone_from_volume", clone, needs=["sdk_volume_extend"])
+
     # --- endpoints the CLIs and other tools read --------------------------
     def types():
         list(s["bs"].types())

@@ -8,6 +8,7 @@
 //! same transaction, decide every side before any appends) and the record
 //! of every refusal.
 
+pub mod idempotency;
 pub mod image_catalog;
 pub mod image_upload;
 pub mod lookup;
@@ -164,6 +165,15 @@ impl Tx<'_, '_> {
     pub fn headroom(&self, project: &str) -> Result<domain::quota::Headroom, AppError> {
         Ok(projections::quotas::headroom(self.conn(), project)?)
     }
+
+    /// The volume's head snapshot (the parent of its next one), as of this
+    /// transaction.
+    pub fn head_snapshot(&self, volume: Uuid) -> Result<Option<Uuid>, AppError> {
+        Ok(
+            projections::snapshots::head_of(self.conn(), &volume.to_string())?
+                .and_then(|h| h.parse().ok()),
+        )
+    }
 }
 
 impl App {
@@ -238,17 +248,14 @@ impl App {
         }
     }
 
-    /// Runs a read off the async runtime: SQLite calls block, and a slow
-    /// read must never park a tokio worker (mini-redis's `db.rs` rule).
+    /// Runs a read off the async runtime, on the store's pool of read
+    /// connections: SQLite calls block, and a slow read must never park a
+    /// tokio worker (mini-redis's `db.rs` rule).
     pub async fn read<T, F>(&self, f: F) -> Result<T, AppError>
     where
         T: Send + 'static,
         F: FnOnce(&rusqlite::Connection) -> rusqlite::Result<T> + Send + 'static,
     {
-        let store = self.store.clone();
-        tokio::task::spawn_blocking(move || store.read(f))
-            .await
-            .map_err(|e| StoreError::Batch(format!("read task: {e}")))?
-            .map_err(AppError::Store)
+        Ok(self.store.query(f).await?)
     }
 }

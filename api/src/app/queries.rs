@@ -96,7 +96,12 @@ pub async fn image(app: &App, caller: &Caller, raw: &str) -> Result<ImageRow, Ap
         .read(move |c| projections::images::get(c, &id.to_string()))
         .await?
     {
-        Some(i) if caller.owns(&i.project_id) || i.visibility == "public" => Ok(i),
+        Some(i)
+            if caller.owns(&i.project_id)
+                || i.visibility == projections::images::Visibility::Public =>
+        {
+            Ok(i)
+        }
         _ => Err(not_found()),
     }
 }
@@ -152,14 +157,10 @@ pub async fn events(
             "the audit trail is admin only.".into(),
         )));
     }
-    let store = app.store.clone();
-    tokio::task::spawn_blocking(move || match stream {
-        Some(s) => store.read_stream_after(&s, after, limit),
-        None => store.read_from(after, limit),
+    Ok(match stream {
+        Some(s) => app.store.read_stream_after_async(&s, after, limit).await?,
+        None => app.store.read_from_async(after, limit).await?,
     })
-    .await
-    .map_err(|e| eventstore::StoreError::Batch(format!("read task: {e}")))?
-    .map_err(AppError::Store)
 }
 
 pub async fn gauges(app: &App) -> Result<projections::metrics::Gauges, AppError> {
@@ -216,4 +217,18 @@ pub async fn snapshots_in_zone(
             .collect()
     })
     .await
+}
+
+/// How many volumes match `q`'s filters, whatever the page.
+pub async fn count_volumes(app: &App, q: ListQuery) -> Result<i64, AppError> {
+    app.read(move |c| projections::volumes::count(c, &q)).await
+}
+
+/// One page of snapshots with their chain facts, and the number of matches.
+pub async fn snapshot_chains(
+    app: &App,
+    q: projections::snapshots::ChainQuery,
+) -> Result<(Vec<projections::snapshots::SnapshotInChain>, i64), AppError> {
+    app.read(move |c| projections::snapshots::list_in_chains(c, &q))
+        .await
 }

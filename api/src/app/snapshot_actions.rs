@@ -20,3 +20,21 @@ pub async fn command(
     })
     .await
 }
+
+/// A snapshot command under the caller's job id (a dialect that answers a
+/// job for it).
+pub async fn command_with_job(
+    app: &App,
+    caller: &Caller,
+    meta: &RequestMeta,
+    id: Uuid,
+    cmd: SnapshotCommand,
+    job_id: String,
+) -> Result<(), AppError> {
+    app.run(caller, meta, Some(&job_id), move |tx| {
+        tx.snapshot(id)?;
+        tx.execute::<SnapshotAggregate>(&id.to_string(), cmd)?;
+        Ok(())
+    })
+    .await
+}

@@ -38,6 +38,7 @@ pub async fn create(
             size: v.size,
             volume_type: v.volume_type,
             availability_zone: v.availability_zone,
+            head_snapshot: tx.head_snapshot(v.id)?,
         };
         let cmd = SnapshotCommand::Create {
             snapshot_id,
@@ -51,6 +52,48 @@ pub async fn create(
         };
         tx.execute::<SnapshotAggregate>(&snapshot_id.to_string(), cmd)?;
         Ok(snapshot_id)
+    })
+    .await
+}
+
+/// Snapshots several volumes under one job (the Chinese cloud's
+/// `resources[]`), all or nothing; the new snapshots' ids in order.
+pub async fn create_many(
+    app: &App,
+    caller: &Caller,
+    meta: &RequestMeta,
+    requests: Vec<CreateSnapshotRequest>,
+    job_id: String,
+) -> Result<Vec<Uuid>, AppError> {
+    app.run(caller, meta, Some(&job_id), move |tx| {
+        let mut ids = Vec::with_capacity(requests.len());
+        for r in requests {
+            let snapshot_id = r.snapshot_id.unwrap_or_else(Uuid::new_v4);
+            let v = tx.volume(r.volume_id)?;
+            let quota = tx.headroom(&v.project_id)?;
+            let volume = VolumeFacts {
+                id: v.id,
+                project_id: v.project_id,
+                status: v.status,
+                size: v.size,
+                volume_type: v.volume_type,
+                availability_zone: v.availability_zone,
+                head_snapshot: tx.head_snapshot(r.volume_id)?,
+            };
+            let cmd = SnapshotCommand::Create {
+                snapshot_id,
+                volume,
+                user_id: tx.caller.user_id.clone(),
+                name: r.name,
+                description: r.description,
+                metadata: r.metadata,
+                force: r.force,
+                quota,
+            };
+            tx.execute::<SnapshotAggregate>(&snapshot_id.to_string(), cmd)?;
+            ids.push(snapshot_id);
+        }
+        Ok(ids)
     })
     .await
 }

@@ -1,16 +1,16 @@
-//! Export a snapshot's frozen bytes as an image (the small provider's
-//! `snapshot-replicate`): a queued image with
-//! `ImageSource::Snapshot` is registered in one transaction, after the
-//! snapshot (the caller's, available, in the source zone) and the
-//! destination zone are checked; the executor converts the bytes and ends
-//! the image (`active`, or `killed` with a reason).
+//! Export a snapshot's bytes into the image catalog (the Chinese cloud's
+//! `capture_instance`, the small provider's `snapshot-replicate`): a queued
+//! image with the snapshot as its source, in the snapshot's project; the
+//! executor converts the bytes and activates it.
 //!
 //! The image catalog is one for the whole service (images carry no zone),
-//! so every configured zone sees the image: the destination zone is
-//! checked against the catalog and recorded in nothing else.
+//! so every configured zone sees the image: a destination zone is checked
+//! against the catalog and recorded nowhere else. A source zone, when the
+//! dialect names one, must be the snapshot's (another zone's snapshot is
+//! not found there).
 
 use domain::image::{ImageAggregate, ImageCommand, ImageSource, NewImage};
-use domain::{Aggregate, DomainError, SnapshotAggregate};
+use domain::{Aggregate, DomainError};
 use uuid::Uuid;
 
 use super::{App, AppError, Caller, RequestMeta};
@@ -18,12 +18,14 @@ use super::{App, AppError, Caller, RequestMeta};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExportSnapshotRequest {
     pub snapshot_id: Uuid,
-    /// The zone the client says the snapshot is in; another zone's
-    /// snapshot is not found there.
-    pub source_zone: Option<String>,
-    pub destination_zone: String,
     pub image_name: String,
-    pub disk_format: String,
+    /// Absent: `domain::image::DEFAULT_EXPORT_FORMAT`.
+    pub disk_format: Option<String>,
+    /// The zone the client says the snapshot is in (the small provider's
+    /// `region`).
+    pub source_zone: Option<String>,
+    /// The zone the image is for (the small provider's `dst_region`).
+    pub destination_zone: Option<String>,
 }
 
 /// The new image's id.
@@ -32,12 +34,15 @@ pub async fn export(
     caller: &Caller,
     meta: &RequestMeta,
     r: ExportSnapshotRequest,
+    job_id: String,
 ) -> Result<Uuid, AppError> {
     let image_id = Uuid::new_v4();
-    let job = super::new_job_id();
+    let disk_format = r
+        .disk_format
+        .unwrap_or_else(|| domain::image::DEFAULT_EXPORT_FORMAT.to_string());
     let catalog = app.catalog.clone();
-    app.run(caller, meta, Some(&job), move |tx| {
-        let stream = SnapshotAggregate::stream_id(&r.snapshot_id.to_string());
+    app.run(caller, meta, Some(&job_id), move |tx| {
+        let stream = ImageAggregate::stream_id(&image_id.to_string());
         let refuse = |e: DomainError| AppError::refused(stream.clone(), e);
         let s = tx.snapshot(r.snapshot_id)?;
         if r.source_zone
@@ -48,17 +53,15 @@ pub async fn export(
                 r.snapshot_id.to_string(),
             )));
         }
-        catalog
-            .resolve_zone(Some(&r.destination_zone))
-            .map_err(&refuse)?;
-        domain::image::check_snapshot_exportable(s.status).map_err(&refuse)?;
-        // The image belongs to the snapshot's project, also when an admin
-        // exports another project's snapshot.
+        if let Some(z) = &r.destination_zone {
+            catalog.resolve_zone(Some(z)).map_err(&refuse)?;
+        }
+        domain::image::check_snapshot_source(s.status).map_err(&refuse)?;
         let cmd = ImageCommand::Create(NewImage {
             image_id,
             project_id: s.project_id.clone(),
             name: r.image_name,
-            disk_format: r.disk_format,
+            disk_format,
             container_format: domain::image::DEFAULT_CONTAINER_FORMAT.to_string(),
             visibility: "private".into(),
             min_disk: s.size,

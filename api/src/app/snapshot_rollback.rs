@@ -36,3 +36,37 @@ pub async fn rollback(
     })
     .await
 }
+
+/// Rolls each snapshot's own volume back to it (the Chinese cloud's
+/// `apply`), all or nothing, under one job.
+pub async fn rollback_many(
+    app: &App,
+    caller: &Caller,
+    meta: &RequestMeta,
+    snapshot_ids: Vec<Uuid>,
+    job_id: String,
+) -> Result<(), AppError> {
+    app.run(caller, meta, Some(&job_id), move |tx| {
+        for snapshot_id in snapshot_ids {
+            let s = tx.snapshot(snapshot_id)?;
+            tx.volume(s.volume_id)?;
+            let vol = tx.decide::<VolumeAggregate>(
+                &s.volume_id.to_string(),
+                VolumeCommand::Rollback {
+                    snapshot_id,
+                    snapshot_volume_id: s.volume_id,
+                    name: None,
+                },
+            )?;
+            let snap = tx.decide::<SnapshotAggregate>(
+                &snapshot_id.to_string(),
+                SnapshotCommand::BeginRollback {
+                    volume_id: s.volume_id,
+                },
+            )?;
+            tx.commit(vec![snap, vol])?;
+        }
+        Ok(())
+    })
+    .await
+}

@@ -73,3 +73,67 @@ pub async fn attach(
     })
     .await
 }
+
+/// Attaches several volumes to one server (the Chinese cloud's `attach`),
+/// all or nothing, each at the server's next free device.
+pub async fn attach_many(
+    app: &App,
+    caller: &Caller,
+    meta: &RequestMeta,
+    ids: Vec<Uuid>,
+    server_id: String,
+    job_id: String,
+) -> Result<(), AppError> {
+    app.run(caller, meta, Some(&job_id), move |tx| {
+        let mut taken = projections::volumes::devices_of_server(tx.conn(), &server_id)?;
+        for id in ids {
+            tx.volume(id)?;
+            let device = domain::volume::next_free_device(&taken);
+            taken.push(device.clone());
+            let cmd = VolumeCommand::Attach {
+                attachment_id: Uuid::new_v4(),
+                server_id: server_id.clone(),
+                host_name: None,
+                device,
+                mode: AttachMode::Rw,
+            };
+            tx.execute::<VolumeAggregate>(&id.to_string(), cmd)?;
+        }
+        Ok(())
+    })
+    .await
+}
+
+/// Detaches several volumes from one server, all or nothing; a volume not
+/// attached to that server is refused.
+pub async fn detach_many(
+    app: &App,
+    caller: &Caller,
+    meta: &RequestMeta,
+    ids: Vec<Uuid>,
+    server_id: String,
+    job_id: String,
+) -> Result<(), AppError> {
+    app.run(caller, meta, Some(&job_id), move |tx| {
+        for id in ids {
+            let v = tx.volume(id)?;
+            let attachment_id = v
+                .attachments
+                .iter()
+                .find(|a| a.server_id == server_id)
+                .map(|a| a.attachment_id)
+                .ok_or_else(|| {
+                    super::AppError::refused(
+                        format!("volume-{id}"),
+                        domain::DomainError::AttachmentNotFound(server_id.clone()),
+                    )
+                })?;
+            let cmd = VolumeCommand::Detach {
+                attachment_id: Some(attachment_id),
+            };
+            tx.execute::<VolumeAggregate>(&id.to_string(), cmd)?;
+        }
+        Ok(())
+    })
+    .await
+}

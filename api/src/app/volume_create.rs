@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use domain::create_rules::{self, CreatePolicy, ImageFacts};
 use domain::error::FieldReason;
-use domain::volume::{CreateSource, ImageSourceFacts, SnapshotSource};
+use domain::volume::{CreateSource, ImageSourceFacts, SnapshotSource, VolumeSourceFacts};
 use domain::{CreateVolume, DomainError, VolumeAggregate, VolumeCommand};
 use uuid::Uuid;
 
@@ -19,6 +19,9 @@ use super::{App, AppError, Caller, RequestMeta, Tx};
 pub enum SourceRef {
     Snapshot(Uuid),
     Image(Uuid),
+    /// A clone (Cinder `source_volid`): the executor makes it an internal
+    /// snapshot plus a linked clone (DECISIONS.md, Clones from a volume).
+    Volume(Uuid),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,18 +93,33 @@ fn command(
                 linked,
             }))
         }
+        Some(SourceRef::Volume(vid)) => {
+            // Another project's volume is not found, like a missing one.
+            let v = tx
+                .volume(vid)
+                .map_err(|_| refuse(DomainError::VolumeNotFound(vid.to_string())))?;
+            inherited = Some((v.availability_zone.clone(), v.volume_type.clone()));
+            Some(CreateSource::Volume(VolumeSourceFacts {
+                volume_id: v.id,
+                status: v.status,
+                size: v.size,
+                volume_type: v.volume_type,
+                availability_zone: v.availability_zone,
+            }))
+        }
         Some(SourceRef::Image(iid)) => {
             let row = projections::images::get(tx.conn(), &iid.to_string())?;
-            let Some(i) = row.filter(|i| tx.caller.owns(&i.project_id) || i.visibility == "public")
-            else {
+            let Some(i) = row.filter(|i| {
+                tx.caller.owns(&i.project_id)
+                    || i.visibility == projections::images::Visibility::Public
+            }) else {
                 return Err(refuse(DomainError::invalid(
                     "imageRef",
                     FieldReason::NotFound,
                     "invalid imageRef!",
                 )));
             };
-            let status = domain::image::ImageStatus::parse(&i.status)
-                .unwrap_or(domain::image::ImageStatus::Queued);
+            let status = i.status;
             let metadata = create_rules::volume_image_metadata(&ImageFacts {
                 id: i.id.clone(),
                 name: i.name.clone(),
@@ -131,6 +149,7 @@ fn command(
     let size = match (r.size, &source) {
         (Some(s), _) => s,
         (None, Some(CreateSource::Snapshot(s))) => s.size,
+        (None, Some(CreateSource::Volume(v))) => v.size,
         (None, Some(CreateSource::Image(i))) => i.min_disk.max(1),
         (None, None) => 0,
     };

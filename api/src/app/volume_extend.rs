@@ -32,3 +32,32 @@ pub async fn extend(
     })
     .await
 }
+
+/// Extends several volumes to one size, all or nothing (the Chinese cloud's
+/// `resize`): every volume is decided against its owner's quota as the
+/// earlier ones in the batch left it, and nothing is appended unless all
+/// are accepted. One job (`job_id`) with a sub-job per volume.
+pub async fn extend_many(
+    app: &App,
+    caller: &Caller,
+    meta: &RequestMeta,
+    ids: Vec<Uuid>,
+    new_size: i64,
+    job_id: String,
+) -> Result<(), AppError> {
+    app.run(caller, meta, Some(&job_id.clone()), move |tx| {
+        for id in ids {
+            let v = tx.volume(id)?;
+            let quota = tx.headroom(&v.project_id)?;
+            let cmd = VolumeCommand::Extend {
+                new_size,
+                job_id: None,
+                quota,
+                policy: ExtendPolicy::OPEN,
+            };
+            tx.execute::<VolumeAggregate>(&id.to_string(), cmd)?;
+        }
+        Ok(())
+    })
+    .await
+}

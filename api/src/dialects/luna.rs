@@ -257,10 +257,8 @@ fn done() -> Reply {
 }
 
 /// `2018-12-17T01:00:15Z`, as the seed prints times (002:L32).
-fn time(t: &str) -> String {
-    chrono::NaiveDateTime::parse_from_str(t, "%Y-%m-%dT%H:%M:%S%.f")
-        .map(|d| d.format("%Y-%m-%dT%H:%M:%SZ").to_string())
-        .unwrap_or_else(|_| t.to_string())
+fn time(t: &chrono::DateTime<chrono::Utc>) -> String {
+    t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
 /// The list's word for a volume [5.3 #2]: `active` once it exists.
@@ -280,7 +278,7 @@ fn volume_item(v: &VolumeRow) -> Value {
         "name": v.name.clone().unwrap_or_default(),
         "region": v.availability_zone,
         "size": v.size.to_string(),
-        "status": list_status(&v.status),
+        "status": list_status(v.status.as_str()),
         "time_created": time(&v.created_at),
         "user_id": v.user_id,
     })
@@ -291,7 +289,7 @@ fn volume_info(v: &VolumeRow) -> Value {
     let attached = v
         .attachments
         .first()
-        .and_then(|a| a["server_id"].as_str())
+        .map(|a| a.attachment.server_id.as_str())
         .unwrap_or("");
     json!({
         "attached": attached,
@@ -302,7 +300,7 @@ fn volume_info(v: &VolumeRow) -> Value {
         "size": v.size.to_string(),
         // Info's word [5.3 #2]: `available` or `in-use` (any other state
         // as the volume is in).
-        "status": v.status,
+        "status": v.status.as_str(),
     })
 }
 
@@ -315,7 +313,7 @@ fn snapshot_item(s: &SnapshotRow, v: Option<&VolumeRow>) -> Value {
         "name": s.name.clone().unwrap_or_default(),
         "region": s.availability_zone,
         "size": s.size.to_string(),
-        "status": s.status,
+        "status": s.status.as_str(),
         "user_id": v.map(|v| v.user_id.as_str()).unwrap_or(""),
         "volume": v.map(volume_item).unwrap_or(Value::Null),
     })
@@ -571,13 +569,13 @@ async fn action(
             let r = ExportSnapshotRequest {
                 snapshot_id: sid,
                 source_zone: Some(zone),
-                destination_zone: dst,
+                destination_zone: Some(dst),
                 image_name,
                 // qcow2: the backend's own format, and it carries only the
                 // allocated data (the seed names no format).
-                disk_format: "qcow2".into(),
+                disk_format: Some("qcow2".into()),
             };
-            let image = snapshot_export::export(&app, &caller, &meta, r)
+            let image = snapshot_export::export(&app, &caller, &meta, r, app::new_job_id())
                 .await
                 .map_err(app_err)?;
             let mut out = Map::new();
@@ -663,7 +661,10 @@ mod tests {
 
     #[test]
     fn times_and_devices() {
-        assert_eq!(time("2018-12-17T01:00:15.123456"), "2018-12-17T01:00:15Z");
+        let t = chrono::DateTime::parse_from_rfc3339("2018-12-17T01:00:15.123456Z")
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+        assert_eq!(time(&t), "2018-12-17T01:00:15Z");
         assert!(is_device("/dev/vdb") && is_device("/dev/hda") && is_device("/dev/xvdaa"));
         assert!(!is_device("/dev/../etc") && !is_device("vdb") && !is_device("/dev/vd"));
     }

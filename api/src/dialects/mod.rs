@@ -10,6 +10,7 @@
 
 pub mod cinder;
 pub mod evs;
+pub mod idc;
 pub mod luna;
 
 use axum::extract::Request;
@@ -86,14 +87,22 @@ fn noauth(parts: &Parts) -> Result<Principal, Problem> {
     })
 }
 
-/// Wraps a dialect's routes: every request they match carries the dialect.
+/// Wraps a dialect's routes: every request they match carries the dialect,
+/// and a keyed retry is answered from the log (`idempotency`), refused in
+/// the dialect's own words when it must be.
 pub fn serve<S: Clone + Send + Sync + 'static>(
     routes: Router<S>,
     dialect: &'static dyn Dialect,
+    idem: &crate::idempotency::Idempotency,
 ) -> Router<S> {
-    routes.layer(middleware::from_fn(move |req: Request, next: Next| {
-        tag(DialectRef(dialect), req, next)
-    }))
+    routes
+        .layer(middleware::from_fn_with_state(
+            idem.clone(),
+            crate::idempotency::enforce,
+        ))
+        .layer(middleware::from_fn(move |req: Request, next: Next| {
+            tag(DialectRef(dialect), req, next)
+        }))
 }
 
 async fn tag(dialect: DialectRef, mut req: Request, next: Next) -> Response {

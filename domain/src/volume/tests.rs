@@ -631,3 +631,88 @@ fn unattached_only_policy_refuses_an_attached_volume() {
     )
     .is_ok());
 }
+
+fn vol_source(status: VolumeStatus, size: i64) -> VolumeSourceFacts {
+    VolumeSourceFacts {
+        volume_id: Uuid::parse_str("0b0c0d0e-0000-4000-8000-000000000001").unwrap(),
+        status,
+        size,
+        volume_type: "SSD".into(),
+        availability_zone: "az-dc-1".into(),
+    }
+}
+
+#[test]
+fn create_from_a_volume_checks_status_size_zone_and_quota() {
+    let create = |size: i64, src: VolumeSourceFacts| {
+        let mut c = create_cmd(size);
+        c.source = Some(CreateSource::Volume(src));
+        when(&given(&[]), VolumeCommand::Create(c.into()))
+    };
+    for ok in [VolumeStatus::Available, VolumeStatus::InUse] {
+        let events = create(10, vol_source(ok, 10)).unwrap();
+        let VolumeEvent::VolumeCreateRequested {
+            source_volume_id,
+            snapshot_id,
+            ..
+        } = &events[0]
+        else {
+            panic!("{events:?}")
+        };
+        assert_eq!(*source_volume_id, Some(vol_source(ok, 10).volume_id));
+        assert_eq!(*snapshot_id, None);
+    }
+    for bad in [
+        VolumeStatus::Creating,
+        VolumeStatus::Error,
+        VolumeStatus::Deleting,
+        VolumeStatus::Extending,
+    ] {
+        assert!(matches!(
+            create(10, vol_source(bad, 10)),
+            Err(DomainError::SourceVolumeNotAvailable(_))
+        ));
+    }
+    let e = create(5, vol_source(VolumeStatus::Available, 10)).unwrap_err();
+    assert_eq!(e.reason(), "smaller_than_source_volume");
+    let mut other_zone = vol_source(VolumeStatus::Available, 10);
+    other_zone.availability_zone = "az-dc-2".into();
+    assert!(matches!(
+        create(10, other_zone),
+        Err(DomainError::SourceVolumeZoneMismatch(_))
+    ));
+    // Counted against the quota like any new volume.
+    let mut c = create_cmd(10);
+    c.source = Some(CreateSource::Volume(vol_source(
+        VolumeStatus::Available,
+        10,
+    )));
+    c.quota = crate::quota::Headroom {
+        limits: [("gigabytes".to_string(), 15)].into(),
+        usage: [("gigabytes".to_string(), 10)].into(),
+        unchecked: false,
+    };
+    assert_eq!(
+        when(&given(&[]), VolumeCommand::Create(c.into()))
+            .unwrap_err()
+            .reason(),
+        "gigabytes_quota"
+    );
+}
+
+#[test]
+fn a_clone_event_without_the_source_field_still_decodes() {
+    // An old event without the field still decodes.
+    let old = serde_json::json!({"type": "VolumeCreateRequested", "data": {
+        "volume_id": vid(), "project_id": "p", "user_id": "u", "name": null,
+        "description": null, "size": 1, "availability_zone": "a", "volume_type": "t",
+        "metadata": {}, "multiattach": false, "job_id": null}});
+    let ev: VolumeEvent = serde_json::from_value(old).unwrap();
+    assert!(matches!(
+        ev,
+        VolumeEvent::VolumeCreateRequested {
+            source_volume_id: None,
+            ..
+        }
+    ));
+}
