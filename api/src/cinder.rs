@@ -218,6 +218,7 @@ async fn action(
                 id,
                 new_size,
                 app::new_job_id(),
+                domain::volume::ExtendPolicy::OPEN,
             )
             .await
             .map_err(|e| ctx.err(e))?;

@@ -162,6 +162,7 @@ async fn action(
         id,
         new_size,
         job_id.clone(),
+        domain::volume::ExtendPolicy::OPEN,
     )
     .await
     .map_err(|e| ctx.err(e))?;

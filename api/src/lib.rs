@@ -127,6 +127,7 @@ pub fn router(state: AppState) -> Router {
             idem,
         ))
         .merge(serve(dialects::idc::routes(), &dialects::idc::IDC, idem))
+        .merge(serve(dialects::luna::routes(), &dialects::luna::LUNA, idem))
         .merge(serve(images::routes(), &GLANCE, idem))
         .merge(serve(ops::routes(), &CINDER, idem))
         .fallback(fallback)

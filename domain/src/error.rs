@@ -122,6 +122,9 @@ pub enum DomainError {
         reason: FieldReason,
         message: String,
     },
+    /// The dialect extends only unattached volumes (the small provider).
+    #[error("volume is attached (status {0}): detach it before extending.")]
+    ExtendAttached(String),
 }
 
 /// Why a field was refused.
@@ -235,6 +238,7 @@ impl DomainError {
             NotPermitted(_) => "not_permitted",
             ImageNotUploadable(_) => "image_not_uploadable",
             InvalidField { .. } => "invalid_field",
+            ExtendAttached(_) => "extend_attached",
         }
     }
 

@@ -198,6 +198,8 @@ pub enum VolumeCommand {
         new_size: i64,
         job_id: Option<String>,
         quota: crate::quota::Headroom,
+        /// Which statuses the dialect's document lets an extend start from.
+        policy: ExtendPolicy,
     },
     Delete {
         job_id: Option<String>,
@@ -526,6 +528,35 @@ pub fn creation_metadata(
     }
 }
 
+/// What a dialect's extend may start from. Data, not code: a dialect picks
+/// one of the constants (as `CreatePolicy` for create).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ExtendPolicy {
+    /// Cinder and EVS extend an attached volume (DECISIONS.md, Extend
+    /// [5.1 #6]); the small provider documents "Extend the size of an
+    /// unattached volume" and refuses it (DECISIONS.md [5.3 #8]).
+    pub attached_refused: bool,
+}
+
+impl ExtendPolicy {
+    /// From `available` or `in-use` (Cinder, EVS).
+    pub const OPEN: ExtendPolicy = ExtendPolicy {
+        attached_refused: false,
+    };
+    /// Only an unattached volume (the small provider's `volume/extend`).
+    pub const UNATTACHED_ONLY: ExtendPolicy = ExtendPolicy {
+        attached_refused: true,
+    };
+
+    pub fn check(&self, status: VolumeStatus) -> Result<(), DomainError> {
+        if self.attached_refused && matches!(status, VolumeStatus::InUse | VolumeStatus::Attaching)
+        {
+            return Err(DomainError::ExtendAttached(status.as_str().into()));
+        }
+        Ok(())
+    }
+}
+
 /// The first `/dev/vdX` not in `taken` (`/dev/vda` is the server's root
 /// disk, so data volumes start at `/dev/vdb`); past `/dev/vdz` the names go
 /// on as `/dev/vdaa`, … as Linux names them.
@@ -759,8 +790,10 @@ impl Aggregate for VolumeAggregate {
                 new_size,
                 job_id,
                 quota,
+                policy,
             } => {
                 let v = state.live("")?;
+                policy.check(v.status)?;
                 match v.status {
                     S::Available => {}
                     S::InUse if v.multiattach => return Err(DomainError::ExtendMultiattachInUse),

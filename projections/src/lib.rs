@@ -558,6 +558,7 @@ mod tests {
             new_size: 2,
             job_id: Some("j1".into()),
             quota: domain::quota::Headroom::unlimited(),
+            policy: domain::volume::ExtendPolicy::OPEN,
         };
         let req = on_volume(&store, &vol, extend, admin);
         let job = store.read(|c| get(c, "j1")).unwrap().unwrap();
@@ -705,6 +706,7 @@ mod tests {
                     new_size: 10,
                     job_id: None,
                     quota: domain::quota::Headroom::unlimited(),
+                    policy: domain::volume::ExtendPolicy::OPEN,
                 },
                 VolumeCommand::FailWork {
                     kind: WorkKind::Extend,

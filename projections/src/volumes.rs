@@ -39,6 +39,10 @@ pub struct VolumeRow {
     pub snapshot_id: Option<String>,
     pub attachments: Vec<AttachmentRow>,
     pub image_metadata: Option<BTreeMap<String, String>>,
+    /// The log position of the volume's creation event: a number that is
+    /// stable across restarts and replays (the small provider's numeric
+    /// volume `id`).
+    pub seq: i64,
 }
 
 /// One attachment and when it was made.
@@ -51,7 +55,7 @@ pub struct AttachmentRow {
 
 const COLUMNS: &str = "id, project_id, user_id, name, description, size, status, \
     availability_zone, volume_type, metadata, multiattach, bootable, created_at, updated_at, \
-    snapshot_id, attachments, image_metadata";
+    snapshot_id, attachments, image_metadata, seq";
 
 impl VolumeRow {
     fn from_row(r: &Row<'_>) -> rusqlite::Result<Self> {
@@ -76,6 +80,7 @@ impl VolumeRow {
             image_metadata: r
                 .get::<_, Option<String>>(16)?
                 .and_then(|m| serde_json::from_str(&m).ok()),
+            seq: r.get(17)?,
         })
     }
 }
@@ -121,6 +126,7 @@ impl InlineProjection for VolumesProjection {
                 seq INTEGER NOT NULL
             );
             CREATE INDEX IF NOT EXISTS volumes_by_project ON volumes(project_id, seq);
+            CREATE UNIQUE INDEX IF NOT EXISTS volumes_by_seq ON volumes(seq);
             CREATE TABLE IF NOT EXISTS volume_states (id TEXT PRIMARY KEY, state TEXT NOT NULL);",
         )
     }
@@ -365,6 +371,16 @@ pub fn get(conn: &Connection, id: &str) -> rusqlite::Result<Option<VolumeRow>> {
     conn.query_row(
         &format!("SELECT {COLUMNS} FROM volumes WHERE id = ?1"),
         [id],
+        VolumeRow::from_row,
+    )
+    .optional()
+}
+
+/// The live volume whose creation event is at log position `seq`.
+pub fn get_by_seq(conn: &Connection, seq: i64) -> rusqlite::Result<Option<VolumeRow>> {
+    conn.query_row(
+        &format!("SELECT {COLUMNS} FROM volumes WHERE seq = ?1"),
+        [seq],
         VolumeRow::from_row,
     )
     .optional()

@@ -11,6 +11,7 @@
 pub mod idempotency;
 pub mod image_catalog;
 pub mod image_upload;
+pub mod lookup;
 pub mod queries;
 pub mod quota_set;
 pub mod snapshot_actions;

@@ -167,6 +167,58 @@ pub async fn gauges(app: &App) -> Result<projections::metrics::Gauges, AppError>
     app.read(projections::metrics::gauges).await
 }
 
+/// Every volume of the caller's project, oldest first, optionally in one
+/// zone (an unknown zone is refused).
+pub async fn volumes_in_zone(
+    app: &App,
+    caller: &Caller,
+    zone: Option<String>,
+) -> Result<Vec<VolumeRow>, AppError> {
+    if let Some(z) = &zone {
+        app.catalog.resolve_zone(Some(z)).map_err(refused)?;
+    }
+    let q = ListQuery {
+        project_id: Some(caller.project_id.clone()),
+        availability_zone: zone,
+        limit: ALL,
+        sort_key: projections::SortKey::CreatedAt,
+        sort_dir: projections::SortDir::Asc,
+        ..ListQuery::default()
+    };
+    Ok(volumes(app, q).await?.0)
+}
+
+/// No page limit: a whole project's list (its size is bounded by quota).
+const ALL: usize = (i64::MAX - 1) as usize;
+
+/// Every snapshot of the caller's project in `zone`, oldest first, each
+/// with its source volume.
+pub async fn snapshots_in_zone(
+    app: &App,
+    caller: &Caller,
+    zone: String,
+) -> Result<Vec<(SnapshotRow, Option<VolumeRow>)>, AppError> {
+    app.catalog.resolve_zone(Some(&zone)).map_err(refused)?;
+    let project = caller.project_id.clone();
+    app.read(move |c| {
+        let q = SnapshotQuery {
+            project_id: Some(project),
+            limit: ALL,
+            ..SnapshotQuery::default()
+        };
+        let (mut rows, _) = projections::snapshots::list(c, &q)?.unwrap_or_default();
+        rows.retain(|s| s.availability_zone == zone);
+        rows.reverse();
+        rows.into_iter()
+            .map(|s| {
+                let v = projections::volumes::get(c, &s.volume_id)?;
+                Ok((s, v))
+            })
+            .collect()
+    })
+    .await
+}
+
 /// How many volumes match `q`'s filters, whatever the page.
 pub async fn count_volumes(app: &App, q: ListQuery) -> Result<i64, AppError> {
     app.read(move |c| projections::volumes::count(c, &q)).await

@@ -2,9 +2,15 @@
 //! `capture_instance`, the small provider's `snapshot-replicate`): a queued
 //! image with the snapshot as its source, in the snapshot's project; the
 //! executor converts the bytes and activates it.
+//!
+//! The image catalog is one for the whole service (images carry no zone),
+//! so every configured zone sees the image: a destination zone is checked
+//! against the catalog and recorded nowhere else. A source zone, when the
+//! dialect names one, must be the snapshot's (another zone's snapshot is
+//! not found there).
 
 use domain::image::{ImageAggregate, ImageCommand, ImageSource, NewImage};
-use domain::Aggregate;
+use domain::{Aggregate, DomainError};
 use uuid::Uuid;
 
 use super::{App, AppError, Caller, RequestMeta};
@@ -15,6 +21,11 @@ pub struct ExportSnapshotRequest {
     pub image_name: String,
     /// Absent: `domain::image::DEFAULT_EXPORT_FORMAT`.
     pub disk_format: Option<String>,
+    /// The zone the client says the snapshot is in (the small provider's
+    /// `region`).
+    pub source_zone: Option<String>,
+    /// The zone the image is for (the small provider's `dst_region`).
+    pub destination_zone: Option<String>,
 }
 
 /// The new image's id.
@@ -29,11 +40,23 @@ pub async fn export(
     let disk_format = r
         .disk_format
         .unwrap_or_else(|| domain::image::DEFAULT_EXPORT_FORMAT.to_string());
+    let catalog = app.catalog.clone();
     app.run(caller, meta, Some(&job_id), move |tx| {
         let stream = ImageAggregate::stream_id(&image_id.to_string());
+        let refuse = |e: DomainError| AppError::refused(stream.clone(), e);
         let s = tx.snapshot(r.snapshot_id)?;
-        domain::image::check_snapshot_source(s.status)
-            .map_err(|e| AppError::refused(stream.clone(), e))?;
+        if r.source_zone
+            .as_ref()
+            .is_some_and(|z| *z != s.availability_zone)
+        {
+            return Err(refuse(DomainError::SnapshotNotFound(
+                r.snapshot_id.to_string(),
+            )));
+        }
+        if let Some(z) = &r.destination_zone {
+            catalog.resolve_zone(Some(z)).map_err(&refuse)?;
+        }
+        domain::image::check_snapshot_source(s.status).map_err(&refuse)?;
         let cmd = ImageCommand::Create(NewImage {
             image_id,
             project_id: s.project_id.clone(),

@@ -1,7 +1,9 @@
 //! Extend a volume (CINDER-7.2.1, EVS-6.1.7), against its owner's quota
 //! read in the same transaction (an admin's extend counts against the
-//! owner, not the admin).
+//! owner, not the admin). The dialect's `ExtendPolicy` says whether an
+//! attached volume may grow (the domain checks it).
 
+use domain::volume::ExtendPolicy;
 use domain::{VolumeAggregate, VolumeCommand};
 use uuid::Uuid;
 
@@ -14,6 +16,7 @@ pub async fn extend(
     id: Uuid,
     new_size: i64,
     job_id: String,
+    policy: ExtendPolicy,
 ) -> Result<(), AppError> {
     app.run(caller, meta, Some(&job_id.clone()), move |tx| {
         let v = tx.volume(id)?;
@@ -22,6 +25,7 @@ pub async fn extend(
             new_size,
             job_id: Some(job_id),
             quota,
+            policy,
         };
         tx.execute::<VolumeAggregate>(&id.to_string(), cmd)?;
         Ok(())
@@ -49,6 +53,7 @@ pub async fn extend_many(
                 new_size,
                 job_id: None,
                 quota,
+                policy: ExtendPolicy::OPEN,
             };
             tx.execute::<VolumeAggregate>(&id.to_string(), cmd)?;
         }

@@ -98,6 +98,8 @@ fn domain_code(e: &DomainError) -> &'static str {
         NotPermitted(_) => "EVS.5403",
         ImageNotUploadable(_) => "EVS.5409",
         InvalidField { field, reason, .. } => field_code(field, *reason),
+        // Not an EVS rule (EVS extends in-use volumes); the nearest code.
+        ExtendAttached(_) => "EVS.1064",
     }
 }
 

@@ -839,6 +839,9 @@ async fn capture_instance(
         snapshot_id,
         image_name: required_str(&ctx, &obj, "image_name")?,
         disk_format: input::opt_str(&obj, "disk_format").map_err(e(&ctx))?,
+        // `snapshot_in_zone` has checked the path's zone.
+        source_zone: None,
+        destination_zone: None,
     };
     domain::image::check_image_name(&r.image_name).map_err(e(&ctx))?;
     let job_id = app::new_job_id();

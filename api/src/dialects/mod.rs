@@ -11,6 +11,7 @@
 pub mod cinder;
 pub mod evs;
 pub mod idc;
+pub mod luna;
 
 use axum::extract::Request;
 use axum::http::request::Parts;
@@ -140,7 +141,12 @@ pub fn refuse_plain(dialect: DialectRef, resp: Response) -> Response {
 /// For a path no route matched there is no dialect to ask; the URL map's
 /// prefixes name the one whose error body a client there expects.
 pub fn for_unrouted(path: &str) -> DialectRef {
-    if path.contains("/cloudvolumes") || path.contains("/os-vendor-") || path.starts_with("/v1/") {
+    if path.starts_with("/api/") {
+        DialectRef(&luna::LUNA)
+    } else if path.contains("/cloudvolumes")
+        || path.contains("/os-vendor-")
+        || path.starts_with("/v1/")
+    {
         DialectRef(&evs::EVS)
     } else {
         DialectRef(&cinder::CINDER)

@@ -177,6 +177,7 @@ fn extend_requires_a_strictly_greater_size() {
                 new_size: new,
                 job_id: None,
                 quota: crate::quota::Headroom::unlimited(),
+                policy: crate::volume::ExtendPolicy::OPEN,
             },
         )
         .unwrap_err();
@@ -188,6 +189,7 @@ fn extend_requires_a_strictly_greater_size() {
             new_size: 40_000,
             job_id: None,
             quota: crate::quota::Headroom::unlimited(),
+            policy: crate::volume::ExtendPolicy::OPEN,
         },
     )
     .unwrap_err();
@@ -204,6 +206,7 @@ fn extend_goes_through_extending_and_back() {
                 new_size: 20,
                 job_id: None,
                 quota: crate::quota::Headroom::unlimited(),
+                policy: crate::volume::ExtendPolicy::OPEN,
             },
         )
         .unwrap(),
@@ -216,6 +219,7 @@ fn extend_goes_through_extending_and_back() {
             new_size: 30,
             job_id: None,
             quota: crate::quota::Headroom::unlimited(),
+            policy: crate::volume::ExtendPolicy::OPEN,
         },
     )
     .unwrap_err();
@@ -252,6 +256,7 @@ fn failed_extend_keeps_the_size_and_refuses_another_extend_with_evs_2026() {
                 new_size: 20,
                 job_id: None,
                 quota: crate::quota::Headroom::unlimited(),
+                policy: crate::volume::ExtendPolicy::OPEN,
             },
         )
         .unwrap(),
@@ -274,6 +279,7 @@ fn failed_extend_keeps_the_size_and_refuses_another_extend_with_evs_2026() {
             new_size: 30,
             job_id: None,
             quota: crate::quota::Headroom::unlimited(),
+            policy: crate::volume::ExtendPolicy::OPEN,
         },
     )
     .unwrap_err();
@@ -288,6 +294,7 @@ fn extend_refused_while_creating() {
             new_size: 2,
             job_id: None,
             quota: crate::quota::Headroom::unlimited(),
+            policy: crate::volume::ExtendPolicy::OPEN,
         },
     )
     .unwrap_err();
@@ -388,6 +395,7 @@ fn commands_on_a_missing_volume_are_not_found() {
             new_size: 2,
             job_id: None,
             quota: crate::quota::Headroom::unlimited(),
+            policy: crate::volume::ExtendPolicy::OPEN,
         },
         VolumeCommand::StartWork {
             kind: WorkKind::Create,
@@ -590,6 +598,38 @@ fn next_free_device_skips_the_root_disk_and_taken_ones() {
         .map(|c| format!("/dev/vd{}", c as char))
         .collect();
     assert_eq!(next_free_device(&all), "/dev/vdaa");
+}
+
+#[test]
+fn unattached_only_policy_refuses_an_attached_volume() {
+    let mut ev = available(10);
+    ev.extend(
+        when(
+            &given(&ev),
+            VolumeCommand::Attach {
+                attachment_id: Uuid::from_u128(7),
+                server_id: "srv".into(),
+                host_name: None,
+                device: "/dev/vdb".into(),
+                mode: AttachMode::Rw,
+            },
+        )
+        .unwrap(),
+    );
+    let extend = |policy| VolumeCommand::Extend {
+        new_size: 20,
+        job_id: None,
+        quota: crate::quota::Headroom::unlimited(),
+        policy,
+    };
+    let err = when(&given(&ev), extend(ExtendPolicy::UNATTACHED_ONLY)).unwrap_err();
+    assert_eq!(err.reason(), "extend_attached");
+    assert!(when(&given(&ev), extend(ExtendPolicy::OPEN)).is_ok());
+    assert!(when(
+        &given(&available(10)),
+        extend(ExtendPolicy::UNATTACHED_ONLY)
+    )
+    .is_ok());
 }
 
 fn vol_source(status: VolumeStatus, size: i64) -> VolumeSourceFacts {
