@@ -31,6 +31,11 @@ struct ServeArgs {
     /// Storage backend: qcow2 (default, needs qemu-img) or raw (sparse files).
     #[arg(long, default_value = "qcow2", value_parser = ["qcow2", "raw"])]
     backend: String,
+    /// How long a synchronous call (ZStack's CreateVolumeSnapshot) waits
+    /// for the disk work before answering 503 SYS.1005; the work goes on
+    /// in the background either way.
+    #[arg(long, default_value_t = 60_000)]
+    sync_deadline_ms: u64,
 }
 
 #[derive(clap::Args, Clone)]
@@ -123,12 +128,19 @@ fn serve(args: ServeArgs) -> Result<()> {
         let state = api::AppState {
             store: store.clone(),
             catalog: Arc::new(domain::Catalog::default()),
-            connector: Arc::new(move |id| api::Connection {
-                device_path: backend.active_path(id).to_string_lossy().into_owned(),
-                format: backend.format(),
+            connector: Arc::new({
+                let backend = backend.clone();
+                move |id| api::Connection {
+                    device_path: backend.active_path(id).to_string_lossy().into_owned(),
+                    format: backend.format(),
+                }
             }),
             images: Arc::new(Images(images)),
             progress: Arc::new(move |id| progress.lock().ok().and_then(|m| m.get(&id).copied())),
+            snapshot_file: Arc::new(move |id| {
+                backend.snapshot_file(id).to_string_lossy().into_owned()
+            }),
+            sync_deadline: std::time::Duration::from_millis(args.sync_deadline_ms),
         };
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await

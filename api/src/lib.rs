@@ -56,6 +56,13 @@ pub struct AppState {
     /// Percent done of a running image copy, held by the executor: the log
     /// records start and end, not every percent.
     pub progress: Arc<dyn Fn(uuid::Uuid) -> Option<u8> + Send + Sync>,
+    /// Where a snapshot's frozen bytes are (ZStack's
+    /// `primaryStorageInstallPath`): the backend's layout, reported only.
+    pub snapshot_file: Arc<dyn Fn(uuid::Uuid) -> String + Send + Sync>,
+    /// How long a dialect documented as synchronous (ZStack) waits for the
+    /// disk work before answering that it is still running (`serve
+    /// --sync-deadline-ms`).
+    pub sync_deadline: std::time::Duration,
 }
 
 impl AppState {
@@ -128,6 +135,12 @@ pub fn router(state: AppState) -> Router {
         ))
         .merge(serve(dialects::idc::routes(), &dialects::idc::IDC, idem))
         .merge(serve(dialects::luna::routes(), &dialects::luna::LUNA, idem))
+        .merge(serve(
+            dialects::zstack::routes(),
+            &dialects::zstack::ZSTACK,
+            idem,
+        ))
+        .merge(serve(dialects::nova::routes(), &dialects::nova::NOVA, idem))
         .merge(serve(images::routes(), &GLANCE, idem))
         .merge(serve(ops::routes(), &CINDER, idem))
         .fallback(fallback)

@@ -12,6 +12,7 @@ pub mod idempotency;
 pub mod image_catalog;
 pub mod image_upload;
 pub mod lookup;
+pub mod outcome;
 pub mod queries;
 pub mod quota_set;
 pub mod snapshot_actions;
@@ -23,6 +24,8 @@ pub mod volume_actions;
 pub mod volume_create;
 pub mod volume_delete;
 pub mod volume_extend;
+
+pub use outcome::{await_outcome, Outcome};
 
 use std::sync::Arc;
 
