@@ -251,10 +251,7 @@ async fn snapshots_form_a_chain_zstack_can_query() {
     assert_eq!(s2["parentUuid"], s1["uuid"]);
     assert_eq!(s2["treeUuid"], s1["treeUuid"]);
     assert_eq!(s2["latest"], true);
-    assert_eq!(
-        zs.show(&s1["uuid"].as_str().unwrap()).await["latest"],
-        false
-    );
+    assert_eq!(zs.show(s1["uuid"].as_str().unwrap()).await["latest"], false);
     let file2 = std::path::PathBuf::from(s2["primaryStorageInstallPath"].as_str().unwrap());
     assert!(file2.exists() && holds_pattern(&format, &file2, 0xbb));
 
@@ -681,7 +678,7 @@ async fn another_projects_objects_are_not_found() {
     assert_eq!(r.status, 404, "{}", r.body);
     let after = refusals(&admin).await;
     assert!(
-        after >= before + posts.len() + 1,
+        after > before + posts.len(),
         "each refusal is recorded: {before} → {after}"
     );
 

@@ -42,9 +42,21 @@ impl Dialect for Nova {
         "nova"
     }
 
-    /// Nova's faults are OpenStack's: the Cinder body, named by status.
+    /// Nova's faults are OpenStack's: the Cinder body, named by status. A
+    /// source a create names that does not exist (`snapshot_id`) is
+    /// `itemNotFound`, as Nova answers it (NOVA-os-volumes-create lists
+    /// 404).
     fn render_error(&self, p: &Problem) -> Response {
-        CINDER.render_error(p)
+        match &p.reason {
+            crate::Reason::Domain(DomainError::InvalidField {
+                reason: FieldReason::NotFound,
+                ..
+            }) => CINDER.render_error(&Problem {
+                status: StatusCode::NOT_FOUND,
+                ..p.clone()
+            }),
+            _ => CINDER.render_error(p),
+        }
     }
 }
 
