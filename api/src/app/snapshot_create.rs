@@ -26,34 +26,10 @@ pub async fn create(
     meta: &RequestMeta,
     r: CreateSnapshotRequest,
 ) -> Result<Uuid, AppError> {
-    let snapshot_id = r.snapshot_id.unwrap_or_else(Uuid::new_v4);
-    let job = super::new_job_id();
-    app.run(caller, meta, Some(&job), move |tx| {
-        let v = tx.volume(r.volume_id)?;
-        let quota = tx.headroom(&v.project_id)?;
-        let volume = VolumeFacts {
-            id: v.id,
-            project_id: v.project_id,
-            status: v.status,
-            size: v.size,
-            volume_type: v.volume_type,
-            availability_zone: v.availability_zone,
-            head_snapshot: tx.head_snapshot(v.id)?,
-        };
-        let cmd = SnapshotCommand::Create {
-            snapshot_id,
-            volume,
-            user_id: tx.caller.user_id.clone(),
-            name: r.name,
-            description: r.description,
-            metadata: r.metadata,
-            force: r.force,
-            quota,
-        };
-        tx.execute::<SnapshotAggregate>(&snapshot_id.to_string(), cmd)?;
-        Ok(snapshot_id)
-    })
-    .await
+    let ids = create_many(app, caller, meta, vec![r], super::new_job_id()).await?;
+    // One request, one snapshot: create_many answers an id per request.
+    assert_eq!(ids.len(), 1, "one snapshot per request");
+    Ok(ids[0])
 }
 
 /// Snapshots several volumes under one job (the Chinese cloud's
