@@ -178,7 +178,7 @@ async fn shutdown_signal() {
 /// The executor's image store as the API's view of image bytes.
 struct Images(Arc<executor::images::ImageStore>);
 
-impl api::images::ImageFiles for Images {
+impl api::ImageFiles for Images {
     fn import(
         &self,
         id: uuid::Uuid,

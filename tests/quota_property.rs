@@ -355,7 +355,7 @@ proptest! {
 /// This test uploads no image bytes; exports go through the executor.
 struct NoUploads(Arc<executor::images::ImageStore>);
 
-impl api::images::ImageFiles for NoUploads {
+impl api::ImageFiles for NoUploads {
     fn import(
         &self,
         _: uuid::Uuid,

@@ -597,6 +597,40 @@ async fn batch_create_and_evs_views() {
     );
 }
 
+/// Ids and times out, the decision in.
+fn normalized(v: &Value) -> Value {
+    match v {
+        Value::String(s)
+            if uuid::Uuid::parse_str(s).is_ok()
+                || (s.len() == 32 && s.chars().all(|c| c.is_ascii_hexdigit())) =>
+        {
+            json!("<id>")
+        }
+        Value::Object(m) => {
+            Value::Object(m.iter().map(|(k, v)| (k.clone(), normalized(v))).collect())
+        }
+        Value::Array(a) => Value::Array(a.iter().map(normalized).collect()),
+        other => other.clone(),
+    }
+}
+
+/// The events of one stream, ids out.
+async fn decided_events(admin: &Client, stream: &str) -> Vec<Value> {
+    let r = admin
+        .get(&format!("/v2/padmin/events?stream={stream}&limit=1000"))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    r.body["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            json!({"type": e["event_type"], "v": e["v"], "version": e["stream_version"],
+                   "data": normalized(&e["data"])})
+        })
+        .collect()
+}
+
 /// The same operation through two dialects decides the same events (issue
 /// 8): a rule copied into one adapter, or a field one adapter forgets,
 /// shows up here as a difference. Ids, job ids and times are replaced by
@@ -668,39 +702,10 @@ async fn dialects_decide_the_same_events() {
         id
     }
 
-    /// Ids and times out, the decision in.
-    fn normalized(v: &Value) -> Value {
-        match v {
-            Value::String(s)
-                if uuid::Uuid::parse_str(s).is_ok()
-                    || (s.len() == 32 && s.chars().all(|c| c.is_ascii_hexdigit())) =>
-            {
-                json!("<id>")
-            }
-            Value::Object(m) => {
-                Value::Object(m.iter().map(|(k, v)| (k.clone(), normalized(v))).collect())
-            }
-            Value::Array(a) => Value::Array(a.iter().map(normalized).collect()),
-            other => other.clone(),
-        }
-    }
-
     let mut decided = Vec::new();
     for dialect in ["cinder", "evs"] {
         let id = story(&c, dialect).await;
-        let r = admin
-            .get(&format!("/v2/padmin/events?stream=volume-{id}&limit=1000"))
-            .await;
-        assert_eq!(r.status, 200, "{}", r.body);
-        let events: Vec<Value> = r.body["events"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|e| {
-                json!({"type": e["event_type"], "v": e["v"], "version": e["stream_version"],
-                       "data": normalized(&e["data"])})
-            })
-            .collect();
+        let events = decided_events(&admin, &format!("volume-{id}")).await;
         assert!(events.len() >= 7, "{dialect}: {events:?}");
         decided.push((dialect, events));
     }
@@ -709,4 +714,106 @@ async fn dialects_decide_the_same_events() {
         "{} and {} decided different events",
         decided[0].0, decided[1].0
     );
+}
+
+/// Snapshot through Cinder, the Chinese cloud and the small provider, then
+/// roll back through EVS and the Chinese cloud: each dialect decides the
+/// same events for the same request (issue 8's differential test, for the
+/// operations more than one dialect exposes).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snapshot_and_rollback_decide_the_same_events_in_every_dialect() {
+    let tmp = tempfile::tempdir().unwrap();
+    let srv = Server::start(tmp.path());
+    let c = srv.client("alice", "p1");
+    let admin = srv.client("admin", "padmin");
+    let body = json!({"volume": {"size": 1, "name": "diff", "availability_zone": "az-dc-1"}});
+
+    let mut snapshots = Vec::new();
+    let mut rollbacks = Vec::new();
+    for (snap_dialect, rollback_dialect) in [("cinder", "evs"), ("idc", "idc"), ("luna", "evs")] {
+        let v = available(&c, "p1", body.clone()).await;
+        let sid = match snap_dialect {
+            "cinder" => {
+                let r = c
+                    .post(
+                        "/v3/p1/snapshots",
+                        &json!({"snapshot": {"volume_id": v, "name": "s", "force": true}}),
+                    )
+                    .await;
+                assert_eq!(r.status, 202, "{}", r.body);
+                r.body["snapshot"]["id"].as_str().unwrap().to_string()
+            }
+            "idc" => {
+                let r = c
+                    .post(
+                        "/v2/zone/az-dc-1/volume_snapshots",
+                        &json!({"resources": [v], "snapshot_name": "s"}),
+                    )
+                    .await;
+                assert_eq!(r.status, 200, "{}", r.body);
+                let extra: Value = serde_json::from_str(r.body["extra"].as_str().unwrap()).unwrap();
+                extra[0]["snapshot_id"].as_str().unwrap().to_string()
+            }
+            _ => {
+                let r = c
+                    .post(
+                        "/api/volume/snapshot-create",
+                        &json!({"volume_id": v, "label": "s"}),
+                    )
+                    .await;
+                assert_eq!(r.status, 200, "{}", r.body);
+                r.body["snapshot_id"].as_str().unwrap().to_string()
+            }
+        };
+        c.wait_until(&format!("/v3/p1/snapshots/{sid}"), "snapshot", |r| {
+            r.body["snapshot"]["status"] == "available"
+        })
+        .await;
+        let r = match rollback_dialect {
+            "evs" => {
+                c.post(
+                    &format!("/v2/p1/os-vendor-snapshots/{sid}/rollback"),
+                    &json!({"rollback": {"volume_id": v}}),
+                )
+                .await
+            }
+            _ => {
+                c.post(
+                    "/v2/zone/az-dc-1/volume_snapshots/apply",
+                    &json!({"snapshots": [sid]}),
+                )
+                .await
+            }
+        };
+        assert!(r.status == 202 || r.status == 200, "{}", r.body);
+        c.wait_status(&format!("/v3/p1/volumes/{v}"), "available")
+            .await;
+        c.wait_until(&format!("/v3/p1/snapshots/{sid}"), "snapshot back", |r| {
+            r.body["snapshot"]["status"] == "available"
+        })
+        .await;
+        snapshots.push((
+            snap_dialect,
+            decided_events(&admin, &format!("snapshot-{sid}")).await,
+        ));
+        rollbacks.push((
+            rollback_dialect,
+            decided_events(&admin, &format!("volume-{v}")).await,
+        ));
+    }
+    for (d, events) in &snapshots[1..] {
+        assert!(events.len() >= 3, "{d}: {events:?}");
+        assert_eq!(
+            &snapshots[0].1, events,
+            "{} and {d} decided different snapshot events",
+            snapshots[0].0
+        );
+    }
+    for (d, events) in &rollbacks[1..] {
+        assert_eq!(
+            &rollbacks[0].1, events,
+            "{} and {d} decided different rollback events",
+            rollbacks[0].0
+        );
+    }
 }

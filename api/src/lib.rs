@@ -15,26 +15,19 @@ use domain::Catalog;
 use eventstore::EventStore;
 
 pub mod app;
-pub mod catalog;
-pub mod cinder;
 pub mod context;
 pub mod dialects;
 pub mod error;
-pub mod evs;
 pub mod idempotency;
-pub mod images;
 pub mod input;
-pub mod metadata;
 pub mod microversion;
 pub mod ops;
 pub mod parse;
 pub mod render;
-pub mod snapshots;
-pub mod transfers;
-pub mod upload;
 pub mod versions;
 
 pub use context::Ctx;
+pub use dialects::glance::ImageFiles;
 pub use dialects::{Dialect, DialectRef};
 pub use error::{ApiError, Problem, Reason};
 
@@ -52,7 +45,7 @@ pub struct AppState {
     /// the storage backend knows its layout, the API only reports it.
     pub connector: Arc<dyn Fn(uuid::Uuid) -> Connection + Send + Sync>,
     /// Image bytes (the executor's image store).
-    pub images: Arc<dyn images::ImageFiles>,
+    pub images: Arc<dyn ImageFiles>,
     /// Percent done of a running image copy, held by the executor: the log
     /// records start and end, not every percent.
     pub progress: Arc<dyn Fn(uuid::Uuid) -> Option<u8> + Send + Sync>,
@@ -114,14 +107,15 @@ async fn fallback(req: Request) -> Response {
 
 /// Every Cinder route family under one version prefix.
 fn cinder_family(prefix: &str) -> Router<AppState> {
-    cinder::routes(prefix)
+    use dialects::cinder::{catalog, snapshots, transfers, volumes};
+    volumes::routes(prefix)
         .merge(snapshots::routes(prefix))
         .merge(catalog::routes(prefix))
         .merge(transfers::routes(prefix))
 }
 
 pub fn router(state: AppState) -> Router {
-    use dialects::{cinder::CINDER, cinder::GLANCE, evs::EVS, serve};
+    use dialects::{cinder::CINDER, evs, glance, serve};
     let idem = &idempotency::Idempotency::new(state.app());
     let v3 = cinder_family("/v3/{project_id}").layer(middleware::from_fn(microversion::negotiate));
     Router::new()
@@ -129,8 +123,8 @@ pub fn router(state: AppState) -> Router {
         .merge(serve(cinder_family("/v2/{project_id}"), &CINDER, idem))
         .merge(serve(v3, &CINDER, idem))
         .merge(serve(
-            snapshots::evs_routes().merge(evs::routes()),
-            &EVS,
+            evs::rollback::routes().merge(evs::volumes::routes()),
+            &evs::EVS,
             idem,
         ))
         .merge(serve(dialects::idc::routes(), &dialects::idc::IDC, idem))
@@ -141,7 +135,7 @@ pub fn router(state: AppState) -> Router {
             idem,
         ))
         .merge(serve(dialects::nova::routes(), &dialects::nova::NOVA, idem))
-        .merge(serve(images::routes(), &GLANCE, idem))
+        .merge(serve(glance::routes(), &glance::GLANCE, idem))
         .merge(serve(ops::routes(), &CINDER, idem))
         .fallback(fallback)
         .layer(middleware::from_fn(request_id))

@@ -68,33 +68,13 @@ pub async fn create_with_job(
     r: CreateSnapshotRequest,
     job: String,
 ) -> Result<Uuid, AppError> {
-    let snapshot_id = r.snapshot_id.unwrap_or_else(Uuid::new_v4);
-    app.run(caller, meta, Some(&job), move |tx| {
-        let v = tx.volume(r.volume_id)?;
-        let quota = tx.headroom(&v.project_id)?;
-        let volume = VolumeFacts {
-            id: v.id,
-            project_id: v.project_id,
-            status: v.status,
-            size: v.size,
-            volume_type: v.volume_type,
-            availability_zone: v.availability_zone,
-            head_snapshot: tx.head_snapshot(v.id)?,
-        };
-        let cmd = SnapshotCommand::Create {
-            snapshot_id,
-            volume,
-            user_id: tx.caller.user_id.clone(),
-            name: r.name,
-            description: r.description,
-            metadata: r.metadata,
-            force: r.force,
-            quota,
-        };
-        tx.execute::<SnapshotAggregate>(&snapshot_id.to_string(), cmd)?;
-        Ok(snapshot_id)
+    // One path for one and many: a single snapshot is a batch of one.
+    let ids = create_many(app, caller, meta, vec![r], job).await?;
+    ids.into_iter().next().ok_or_else(|| {
+        AppError::Store(eventstore::StoreError::Batch(
+            "a snapshot request answered no id".into(),
+        ))
     })
-    .await
 }
 
 /// Snapshots several volumes under one job (the Chinese cloud's

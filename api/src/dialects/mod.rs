@@ -10,6 +10,7 @@
 
 pub mod cinder;
 pub mod evs;
+pub mod glance;
 pub mod idc;
 pub mod luna;
 pub mod nova;
