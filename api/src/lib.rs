@@ -80,10 +80,21 @@ pub struct Connection {
 #[derive(Clone, Debug)]
 pub struct RequestId(pub String);
 
+/// Also the request's tracing span (everything logged while serving it
+/// carries the request id) and its access-log line (target `access`, so
+/// `RUST_LOG=info,access=off` silences it).
 async fn request_id(mut req: Request, next: Next) -> Response {
+    use tracing::Instrument;
     let id = format!("req-{}", uuid::Uuid::new_v4());
     req.extensions_mut().insert(RequestId(id.clone()));
-    let mut resp = next.run(req).await;
+    let (method, path) = (req.method().clone(), req.uri().path().to_string());
+    let span = tracing::info_span!("request", request_id = %id, %method, %path);
+    let started = std::time::Instant::now();
+    let mut resp = next.run(req).instrument(span.clone()).await;
+    let elapsed_us = started.elapsed().as_micros() as u64;
+    span.in_scope(|| {
+        tracing::info!(target: "access", status = resp.status().as_u16(), elapsed_us, "served");
+    });
     if let Ok(v) = HeaderValue::from_str(&id) {
         resp.headers_mut().insert("x-openstack-request-id", v);
     }

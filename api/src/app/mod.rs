@@ -29,6 +29,8 @@ pub use outcome::{await_outcome, Outcome};
 
 use std::sync::Arc;
 
+use tracing::Instrument;
+
 use domain::{Aggregate, Catalog, DomainError, SnapshotAggregate, VolumeAggregate};
 use eventstore::aggregate::Decided;
 use eventstore::{rusqlite, EventStore, RecordedEvent, StoreError, WriteTx};
@@ -204,6 +206,9 @@ impl App {
             "correlation_id": correlation_id,
         });
         let caller = caller.clone();
+        // Where a request's time goes: the wait for the writer, the
+        // decision and the commit, under the request's span.
+        let span = tracing::debug_span!("use_case", correlation_id = ?correlation_id);
         let outcome = self
             .store
             .write(
@@ -226,6 +231,7 @@ impl App {
                     }
                 },
             )
+            .instrument(span)
             .await?;
         outcome
     }
