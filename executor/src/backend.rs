@@ -121,6 +121,14 @@ pub trait StorageBackend: Send + Sync + 'static {
     fn active_path(&self, vol: Uuid) -> PathBuf;
     /// The snapshot's frozen file, absolute (the source of a snapshot export).
     fn snapshot_file(&self, snap: Uuid) -> PathBuf;
+    /// Makes snapshot `snap` a full copy: its file stands alone, with no
+    /// backing chain under it (the Chinese cloud's `is_full`). The content
+    /// is unchanged, so whatever stands on the snapshot keeps reading the
+    /// same bytes. Idempotent. The default (raw: every snapshot already is
+    /// a full copy) does nothing.
+    fn snapshot_flatten(&self, _snap: Uuid) -> Result<(), BackendError> {
+        Ok(())
+    }
 }
 
 /// The id of the internal snapshot `clone_from_volume` takes for `new_vol`:
@@ -700,6 +708,21 @@ impl StorageBackend for Qcow2Backend {
 
     fn snapshot_exists(&self, snap: Uuid) -> bool {
         self.snapshot_path(snap).exists() || self.tombstone_path(snap).exists()
+    }
+
+    fn snapshot_flatten(&self, snap: Uuid) -> Result<(), BackendError> {
+        let s = self.snapshot_path(snap);
+        if Self::backing_of(&s)?.is_none() {
+            return Ok(()); // Done before, or the volume's first snapshot.
+        }
+        // Copy the chain's content into one file beside it, then swap it in
+        // under the gc lock: the name (which overlays reference) stays.
+        let tmp = tmp_for(&self.snap_dir, snap);
+        let (src, dst) = (s.to_string_lossy(), tmp.to_string_lossy());
+        Self::qemu_img(&["convert", "-U", "-f", "qcow2", "-O", "qcow2", &src, &dst])?;
+        sync_file(&tmp)?;
+        let _pins = self.lock();
+        install(&tmp, &s)
     }
 
     fn active_path(&self, vol: Uuid) -> PathBuf {

@@ -479,3 +479,54 @@ fn a_half_done_clone_of_a_volume_is_completed_by_the_retry() {
         assert!(e.files_in("snapshots").is_empty(), "{kind}");
     }
 }
+
+/// A full snapshot (`is_full`) stands alone: no backing chain under its
+/// file, the same bytes, the volume and later snapshots unaffected, and
+/// the chain below it can go without it; flattening twice is flattening
+/// once.
+#[test]
+fn a_full_snapshot_stands_alone() {
+    for kind in kinds() {
+        let e = env(kind);
+        let b = &e.b;
+        let (vol, s1, s2) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+        b.create(vol, 16 * MIB).unwrap();
+        e.write(&e.vol(vol), 0xaa, 0, MIB);
+        b.snapshot_create(vol, s1).unwrap();
+        e.write(&e.vol(vol), 0xbb, MIB, MIB);
+        b.snapshot_create(vol, s2).unwrap();
+        b.snapshot_flatten(s2).unwrap();
+        b.snapshot_flatten(s2).unwrap();
+        e.write(&e.vol(vol), 0xcc, 2 * MIB, MIB);
+        let p2 = e.snap_path(s2);
+        if e.qcow2() {
+            let out = Command::new("qemu-img")
+                .args(["info", "-U", "--output=json"])
+                .arg(&p2)
+                .output()
+                .unwrap();
+            let info: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+            assert!(info["backing-filename"].is_null(), "{info}");
+        }
+        assert!(
+            e.holds(&p2, 0xaa, 0, MIB) && e.holds(&p2, 0xbb, MIB, MIB),
+            "{kind}"
+        );
+        let v = e.vol(vol);
+        assert!(e.holds(&v, 0xaa, 0, MIB), "{kind}");
+        assert!(e.holds(&v, 0xbb, MIB, MIB), "{kind}");
+        assert!(e.holds(&v, 0xcc, 2 * MIB, MIB), "{kind}");
+        // The layer below can go; s2 and the volume do not need it.
+        b.snapshot_delete(s1).unwrap();
+        b.rollback(vol, s2).unwrap();
+        assert!(
+            e.holds(&v, 0xbb, MIB, MIB) && e.holds(&v, 0, 2 * MIB, MIB),
+            "{kind}"
+        );
+        e.check_all();
+        b.snapshot_delete(s2).unwrap();
+        b.delete(vol).unwrap();
+        assert!(e.files_in("snapshots").is_empty(), "{kind}");
+        assert!(e.files_in("volumes").is_empty(), "{kind}");
+    }
+}
