@@ -715,6 +715,8 @@ struct Dispatcher {
     running_pos: HashMap<tokio::task::Id, u64>,
     /// Items waiting out their backoff (they hold their keys, not a worker).
     timers: JoinSet<u64>,
+    /// The checkpoint last written while idle.
+    flushed: u64,
 }
 
 impl Dispatcher {
@@ -727,6 +729,7 @@ impl Dispatcher {
             running: JoinSet::new(),
             running_pos: HashMap::new(),
             timers: JoinSet::new(),
+            flushed: 0,
         }
     }
 
@@ -761,8 +764,25 @@ impl Dispatcher {
                 continue;
             }
             self.start();
-            if shutdown.is_none() && !more && self.locks.len() == 0 {
-                return Ok(());
+            if !more && self.locks.len() == 0 {
+                // Idle: everything read is handled. Outcomes moved the
+                // checkpoint only as far as was safe when they committed;
+                // record the whole way once, so a restart re-reads nothing.
+                let read_to = self.exec.tracker.lock().read_to.unwrap_or(0);
+                if read_to > self.flushed {
+                    let r = self
+                        .exec
+                        .store
+                        .write(move |tx| tx.advance_checkpoint(CHECKPOINT, read_to))
+                        .await;
+                    match r {
+                        Ok(()) => self.flushed = read_to,
+                        Err(e) => tracing::warn!(error = %e, "executor checkpoint not saved"),
+                    }
+                }
+                if shutdown.is_none() {
+                    return Ok(());
+                }
             }
             let watching = shutdown.is_some();
             let stop = async {
