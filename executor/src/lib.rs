@@ -7,6 +7,15 @@
 //! crash between the disk work and the outcome replays the request after a
 //! restart, the backend operations are idempotent, and outcome commands on a
 //! volume that has moved on decide nothing.
+//!
+//! Work items run concurrently (issue 11): up to `ExecutorConfig::workers`
+//! at once, one aggregate's items (and a clone's or export's source's) in
+//! log order, so one long `qemu-img convert` no longer holds every create
+//! and delete behind it. The durable checkpoint is a low-water mark (see
+//! `schedule`). A step that fails (a store error, a panic; a backend
+//! failure is an outcome, not a failure of the step) is retried with
+//! backoff a bounded number of times, then recorded as failed through the
+//! resource's Fail command, and the executor moves on.
 
 pub mod backend;
 pub mod images;
