@@ -840,13 +840,12 @@ async fn zstack(srv: &Server, token: &str, method: &str, path: &str, body: Optio
     }
 }
 
+/// (name, size, status) as one dialect renders a volume.
+type View = Option<(String, i64, String)>;
+
 /// What each of the six dialects says about one volume: (name, size,
 /// status) as every one of them renders it, or None where it is gone.
-async fn six_views(
-    srv: &Server,
-    c: &Client,
-    v: &str,
-) -> Vec<(&'static str, Option<(String, i64, String)>)> {
+async fn six_views(srv: &Server, c: &Client, v: &str) -> Vec<(&'static str, View)> {
     let text = |x: &Value| x.as_str().map(str::to_string).unwrap_or_default();
     let num = |x: &Value| {
         x.as_i64()
@@ -934,7 +933,7 @@ async fn one_volume_through_all_six_dialects() {
     let tmp = tempfile::tempdir().unwrap();
     let srv = Server::start(tmp.path());
     let c = srv.client("alice", "p1");
-    let expect = |views: &[(&str, Option<(String, i64, String)>)], name: &str, size: i64| {
+    let expect = |views: &[(&str, View)], name: &str, size: i64| {
         for (d, v) in views.iter().filter(|(d, _)| *d != "zstack") {
             let (n, s, _) = v.clone().unwrap_or_else(|| panic!("{d} lost the volume"));
             assert_eq!((n.as_str(), s), (name, size), "{d}: {views:?}");
