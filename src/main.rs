@@ -36,6 +36,11 @@ struct ServeArgs {
     /// Default max(4, 2 × cores): most work waits on qemu-img or fsync.
     #[arg(long)]
     workers: Option<usize>,
+    /// How long a synchronous call (ZStack's CreateVolumeSnapshot) waits
+    /// for the disk work before answering 503 SYS.1005; the work goes on
+    /// in the background either way.
+    #[arg(long, default_value_t = 60_000)]
+    sync_deadline_ms: u64,
 }
 
 #[derive(clap::Args, Clone)]
@@ -138,12 +143,19 @@ fn serve(args: ServeArgs) -> Result<()> {
         let state = api::AppState {
             store: store.clone(),
             catalog: Arc::new(domain::Catalog::default()),
-            connector: Arc::new(move |id| api::Connection {
-                device_path: backend.active_path(id).to_string_lossy().into_owned(),
-                format: backend.format(),
+            connector: Arc::new({
+                let backend = backend.clone();
+                move |id| api::Connection {
+                    device_path: backend.active_path(id).to_string_lossy().into_owned(),
+                    format: backend.format(),
+                }
             }),
             images: Arc::new(Images(images)),
             progress: Arc::new(move |id| progress.lock().ok().and_then(|m| m.get(&id).copied())),
+            snapshot_file: Arc::new(move |id| {
+                backend.snapshot_file(id).to_string_lossy().into_owned()
+            }),
+            sync_deadline: std::time::Duration::from_millis(args.sync_deadline_ms),
         };
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
@@ -181,7 +193,7 @@ async fn shutdown_signal() {
 /// The executor's image store as the API's view of image bytes.
 struct Images(Arc<executor::images::ImageStore>);
 
-impl api::images::ImageFiles for Images {
+impl api::ImageFiles for Images {
     fn import(
         &self,
         id: uuid::Uuid,

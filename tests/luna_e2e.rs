@@ -5,9 +5,6 @@
 
 mod support;
 
-use std::path::Path;
-use std::process::Command;
-
 use serde_json::{json, Value};
 use support::*;
 
@@ -299,55 +296,6 @@ async fn responses_match_the_documented_examples() {
     hold("delete", &r);
 }
 
-/// Writes `pattern` over the first 4 MiB of the qcow2 file `path`.
-fn write_pattern(path: &Path, pattern: u8) {
-    let out = Command::new("qemu-io")
-        .args(["-f", "qcow2", "-c", &format!("write -P {pattern:#x} 0 4M")])
-        .arg(path)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// True if the first 4 MiB of the qcow2 file `path` are all `pattern`.
-fn holds_pattern(path: &Path, pattern: u8) -> bool {
-    let out = Command::new("qemu-io")
-        .args([
-            "-r",
-            "-f",
-            "qcow2",
-            "-c",
-            &format!("read -P {pattern:#x} 0 4M"),
-        ])
-        .arg(path)
-        .output()
-        .unwrap();
-    let text =
-        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
-    out.status.success() && !text.contains("verification failed")
-}
-
-/// The volume's active file (the only thing this dialect cannot say).
-async fn device_path(c: &Client, uuid: &str) -> std::path::PathBuf {
-    let r = c
-        .post(
-            &format!("/v3/p1/volumes/{uuid}/action"),
-            &json!({"os-initialize_connection": {"connector": {}}}),
-        )
-        .await;
-    assert_eq!(r.status, 200, "{}", r.body);
-    assert_eq!(r.body["connection_info"]["data"]["format"], "qcow2");
-    std::path::PathBuf::from(
-        r.body["connection_info"]["data"]["device_path"]
-            .as_str()
-            .unwrap(),
-    )
-}
-
 /// A volume's whole life in this dialect alone, each step read back
 /// through the Cinder routes, the snapshot's bytes carried into an image.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -437,8 +385,8 @@ async fn a_volume_lives_its_whole_life_in_this_dialect() {
     assert_eq!(l.info(&id).await["status"], "available");
 
     // Bytes before the snapshot, others after it.
-    let path = device_path(&c, &uuid).await;
-    write_pattern(&path, 0xaa);
+    let (_, path) = device_path(&c, "p1", &uuid).await;
+    write_pattern("qcow2", &path, 0xaa);
     let sid = l
         .ok("snapshot-create", &[("volume_id", &id), ("label", "snap")])
         .await["snapshot_id"]
@@ -458,9 +406,9 @@ async fn a_volume_lives_its_whole_life_in_this_dialect() {
         l.ok("snapshot-list", &[("region", "toronto")]).await["snapshots"],
         json!([])
     );
-    let path = device_path(&c, &uuid).await;
-    write_pattern(&path, 0xbb);
-    assert!(holds_pattern(&path, 0xbb));
+    let (_, path) = device_path(&c, "p1", &uuid).await;
+    write_pattern("qcow2", &path, 0xbb);
+    assert!(holds_pattern("qcow2", &path, 0xbb));
 
     // Rollback is not a LUNA action. Replicate the snapshot into an image.
     let image = l
@@ -497,11 +445,14 @@ async fn a_volume_lives_its_whole_life_in_this_dialect() {
     let file = tmp.path().join("downloaded.qcow2");
     std::fs::write(&file, &bytes).unwrap();
     assert!(
-        holds_pattern(&file, 0xaa),
+        holds_pattern("qcow2", &file, 0xaa),
         "the image holds the snapshot's bytes"
     );
-    assert!(!holds_pattern(&file, 0xbb));
-    assert!(holds_pattern(&path, 0xbb), "the volume keeps its own");
+    assert!(!holds_pattern("qcow2", &file, 0xbb));
+    assert!(
+        holds_pattern("qcow2", &path, 0xbb),
+        "the volume keeps its own"
+    );
 
     // The optional sources of create: the snapshot, and the image made
     // from it, both carry the snapshot's bytes.
@@ -527,9 +478,9 @@ async fn a_volume_lives_its_whole_life_in_this_dialect() {
             .wait_info(&n, "clone available", |v| v["status"] != "creating")
             .await;
         assert_eq!(v["status"], "available", "{key}: {v}");
-        let p = device_path(&c, v["identification"].as_str().unwrap()).await;
+        let (_, p) = device_path(&c, "p1", v["identification"].as_str().unwrap()).await;
         assert!(
-            holds_pattern(&p, 0xaa),
+            holds_pattern("qcow2", &p, 0xaa),
             "a volume from the {key} holds its bytes"
         );
     }

@@ -76,12 +76,19 @@ impl World {
         let state = api::AppState {
             store: store.clone(),
             catalog: Arc::new(domain::Catalog::default()),
-            connector: Arc::new(move |id| api::Connection {
-                device_path: backend.volume_path(id).to_string_lossy().into_owned(),
-                format: backend.format(),
+            connector: Arc::new({
+                let backend = backend.clone();
+                move |id| api::Connection {
+                    device_path: backend.volume_path(id).to_string_lossy().into_owned(),
+                    format: backend.format(),
+                }
             }),
             images: Arc::new(NoUploads(images)),
             progress: Arc::new(|_| None),
+            snapshot_file: Arc::new(move |id| {
+                backend.snapshot_file(id).to_string_lossy().into_owned()
+            }),
+            sync_deadline: std::time::Duration::from_secs(60),
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
@@ -348,7 +355,7 @@ proptest! {
 /// This test uploads no image bytes; exports go through the executor.
 struct NoUploads(Arc<executor::images::ImageStore>);
 
-impl api::images::ImageFiles for NoUploads {
+impl api::ImageFiles for NoUploads {
     fn import(
         &self,
         _: uuid::Uuid,

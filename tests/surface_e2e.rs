@@ -597,6 +597,40 @@ async fn batch_create_and_evs_views() {
     );
 }
 
+/// Ids and times out, the decision in.
+fn normalized(v: &Value) -> Value {
+    match v {
+        Value::String(s)
+            if uuid::Uuid::parse_str(s).is_ok()
+                || (s.len() == 32 && s.chars().all(|c| c.is_ascii_hexdigit())) =>
+        {
+            json!("<id>")
+        }
+        Value::Object(m) => {
+            Value::Object(m.iter().map(|(k, v)| (k.clone(), normalized(v))).collect())
+        }
+        Value::Array(a) => Value::Array(a.iter().map(normalized).collect()),
+        other => other.clone(),
+    }
+}
+
+/// The events of one stream, ids out.
+async fn decided_events(admin: &Client, stream: &str) -> Vec<Value> {
+    let r = admin
+        .get(&format!("/v2/padmin/events?stream={stream}&limit=1000"))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    r.body["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            json!({"type": e["event_type"], "v": e["v"], "version": e["stream_version"],
+                   "data": normalized(&e["data"])})
+        })
+        .collect()
+}
+
 /// The same operation through two dialects decides the same events (issue
 /// 8): a rule copied into one adapter, or a field one adapter forgets,
 /// shows up here as a difference. Ids, job ids and times are replaced by
@@ -668,39 +702,10 @@ async fn dialects_decide_the_same_events() {
         id
     }
 
-    /// Ids and times out, the decision in.
-    fn normalized(v: &Value) -> Value {
-        match v {
-            Value::String(s)
-                if uuid::Uuid::parse_str(s).is_ok()
-                    || (s.len() == 32 && s.chars().all(|c| c.is_ascii_hexdigit())) =>
-            {
-                json!("<id>")
-            }
-            Value::Object(m) => {
-                Value::Object(m.iter().map(|(k, v)| (k.clone(), normalized(v))).collect())
-            }
-            Value::Array(a) => Value::Array(a.iter().map(normalized).collect()),
-            other => other.clone(),
-        }
-    }
-
     let mut decided = Vec::new();
     for dialect in ["cinder", "evs"] {
         let id = story(&c, dialect).await;
-        let r = admin
-            .get(&format!("/v2/padmin/events?stream=volume-{id}&limit=1000"))
-            .await;
-        assert_eq!(r.status, 200, "{}", r.body);
-        let events: Vec<Value> = r.body["events"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|e| {
-                json!({"type": e["event_type"], "v": e["v"], "version": e["stream_version"],
-                       "data": normalized(&e["data"])})
-            })
-            .collect();
+        let events = decided_events(&admin, &format!("volume-{id}")).await;
         assert!(events.len() >= 7, "{dialect}: {events:?}");
         decided.push((dialect, events));
     }
@@ -709,4 +714,474 @@ async fn dialects_decide_the_same_events() {
         "{} and {} decided different events",
         decided[0].0, decided[1].0
     );
+}
+
+/// Snapshot through Cinder, the Chinese cloud and the small provider, then
+/// roll back through EVS and the Chinese cloud: each dialect decides the
+/// same events for the same request (issue 8's differential test, for the
+/// operations more than one dialect exposes).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snapshot_and_rollback_decide_the_same_events_in_every_dialect() {
+    let tmp = tempfile::tempdir().unwrap();
+    let srv = Server::start(tmp.path());
+    let c = srv.client("alice", "p1");
+    let admin = srv.client("admin", "padmin");
+    let body = json!({"volume": {"size": 1, "name": "diff", "availability_zone": "az-dc-1"}});
+
+    let mut snapshots = Vec::new();
+    let mut rollbacks = Vec::new();
+    for (snap_dialect, rollback_dialect) in [("cinder", "evs"), ("idc", "idc"), ("luna", "evs")] {
+        let v = available(&c, "p1", body.clone()).await;
+        let sid = match snap_dialect {
+            "cinder" => {
+                let r = c
+                    .post(
+                        "/v3/p1/snapshots",
+                        &json!({"snapshot": {"volume_id": v, "name": "s", "force": true}}),
+                    )
+                    .await;
+                assert_eq!(r.status, 202, "{}", r.body);
+                r.body["snapshot"]["id"].as_str().unwrap().to_string()
+            }
+            "idc" => {
+                let r = c
+                    .post(
+                        "/v2/zone/az-dc-1/volume_snapshots",
+                        &json!({"resources": [v], "snapshot_name": "s"}),
+                    )
+                    .await;
+                assert_eq!(r.status, 200, "{}", r.body);
+                let extra: Value = serde_json::from_str(r.body["extra"].as_str().unwrap()).unwrap();
+                extra[0]["snapshot_id"].as_str().unwrap().to_string()
+            }
+            _ => {
+                let r = c
+                    .post(
+                        "/api/volume/snapshot-create",
+                        &json!({"volume_id": v, "label": "s"}),
+                    )
+                    .await;
+                assert_eq!(r.status, 200, "{}", r.body);
+                r.body["snapshot_id"].as_str().unwrap().to_string()
+            }
+        };
+        c.wait_until(&format!("/v3/p1/snapshots/{sid}"), "snapshot", |r| {
+            r.body["snapshot"]["status"] == "available"
+        })
+        .await;
+        let r = match rollback_dialect {
+            "evs" => {
+                c.post(
+                    &format!("/v2/p1/os-vendor-snapshots/{sid}/rollback"),
+                    &json!({"rollback": {"volume_id": v}}),
+                )
+                .await
+            }
+            _ => {
+                c.post(
+                    "/v2/zone/az-dc-1/volume_snapshots/apply",
+                    &json!({"snapshots": [sid]}),
+                )
+                .await
+            }
+        };
+        assert!(r.status == 202 || r.status == 200, "{}", r.body);
+        c.wait_status(&format!("/v3/p1/volumes/{v}"), "available")
+            .await;
+        c.wait_until(&format!("/v3/p1/snapshots/{sid}"), "snapshot back", |r| {
+            r.body["snapshot"]["status"] == "available"
+        })
+        .await;
+        snapshots.push((
+            snap_dialect,
+            decided_events(&admin, &format!("snapshot-{sid}")).await,
+        ));
+        rollbacks.push((
+            rollback_dialect,
+            decided_events(&admin, &format!("volume-{v}")).await,
+        ));
+    }
+    for (d, events) in &snapshots[1..] {
+        assert!(events.len() >= 3, "{d}: {events:?}");
+        assert_eq!(
+            &snapshots[0].1, events,
+            "{} and {d} decided different snapshot events",
+            snapshots[0].0
+        );
+    }
+    for (d, events) in &rollbacks[1..] {
+        assert_eq!(
+            &rollbacks[0].1, events,
+            "{} and {d} decided different rollback events",
+            rollbacks[0].0
+        );
+    }
+}
+
+/// A ZStack call: its credential is `Authorization: OAuth <token>`.
+async fn zstack(srv: &Server, token: &str, method: &str, path: &str, body: Option<Value>) -> Reply {
+    let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+    let mut req = reqwest::Client::new()
+        .request(m, srv.url(path))
+        .header("Authorization", format!("OAuth {token}"));
+    if let Some(b) = body {
+        req = req
+            .header("Content-Type", "application/json")
+            .body(b.to_string());
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let text = resp.text().await.unwrap();
+    Reply {
+        status,
+        headers,
+        body: serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    }
+}
+
+/// (name, size, status) as one dialect renders a volume.
+type View = Option<(String, i64, String)>;
+
+/// What each of the six dialects says about one volume: (name, size,
+/// status) as every one of them renders it, or None where it is gone.
+async fn six_views(srv: &Server, c: &Client, v: &str) -> Vec<(&'static str, View)> {
+    let text = |x: &Value| x.as_str().map(str::to_string).unwrap_or_default();
+    let num = |x: &Value| {
+        x.as_i64()
+            .or_else(|| x.as_str().and_then(|s| s.parse().ok()))
+            .unwrap_or(-1)
+    };
+    let mut out = Vec::new();
+    let r = c.get(&format!("/v3/p1/volumes/{v}")).await;
+    out.push((
+        "cinder",
+        (r.status == 200).then(|| {
+            let b = &r.body["volume"];
+            (text(&b["name"]), num(&b["size"]), text(&b["status"]))
+        }),
+    ));
+    let r = c.get(&format!("/v2/p1/os-vendor-volumes/{v}")).await;
+    out.push((
+        "evs",
+        (r.status == 200).then(|| {
+            let b = &r.body["volume"];
+            (text(&b["name"]), num(&b["size"]), text(&b["status"]))
+        }),
+    ));
+    let r = c
+        .get(&format!("/v2/zone/az-dc-1/volumes?volumes={v}"))
+        .await;
+    out.push((
+        "idc",
+        r.body["volumes"].get(0).map(|b| {
+            let status = match text(&b["transition_status"]).as_str() {
+                "" => text(&b["status"]),
+                t => t.to_string(),
+            };
+            (text(&b["volume_name"]), num(&b["size"]), status)
+        }),
+    ));
+    let r = c.get(&format!("/api/volume/info?volume_id={v}")).await;
+    out.push((
+        "luna",
+        (r.body["success"] == "yes").then(|| {
+            let b = &r.body["volume"];
+            (text(&b["name"]), num(&b["size"]), text(&b["status"]))
+        }),
+    ));
+    let r = c.get(&format!("/v2.1/p1/os-volumes/{v}")).await;
+    out.push((
+        "nova",
+        (r.status == 200).then(|| {
+            let b = &r.body["volume"];
+            (text(&b["displayName"]), num(&b["size"]), text(&b["status"]))
+        }),
+    ));
+    // ZStack shows volumes through their snapshots: the volume's size in
+    // bytes on each of its snapshots.
+    let r = zstack(
+        srv,
+        "alice:p1",
+        "GET",
+        &format!(
+            "/zstack/v1/volume-snapshots?q=volumeUuid={}",
+            v.replace('-', "")
+        ),
+        None,
+    )
+    .await;
+    out.push((
+        "zstack",
+        r.body["inventories"].get(0).map(|s| {
+            (
+                text(&s["volumeUuid"]),
+                num(&s["size"]) >> 30,
+                text(&s["status"]),
+            )
+        }),
+    ));
+    out
+}
+
+/// One volume through all six dialects in turn (issue 10): created in Nova,
+/// renamed in the small provider, extended in the Chinese cloud,
+/// snapshotted in ZStack, rolled back in EVS, deleted in Cinder; after
+/// each step every dialect shows the change at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_volume_through_all_six_dialects() {
+    let tmp = tempfile::tempdir().unwrap();
+    let srv = Server::start(tmp.path());
+    let c = srv.client("alice", "p1");
+    let expect = |views: &[(&str, View)], name: &str, size: i64| {
+        for (d, v) in views.iter().filter(|(d, _)| *d != "zstack") {
+            let (n, s, _) = v.clone().unwrap_or_else(|| panic!("{d} lost the volume"));
+            assert_eq!((n.as_str(), s), (name, size), "{d}: {views:?}");
+        }
+    };
+
+    // 1. Nova creates.
+    let r = c
+        .post(
+            "/v2.1/p1/os-volumes",
+            &json!({"volume": {"size": 1, "display_name": "six", "availability_zone": "az-dc-1"}}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let v = r.body["volume"]["id"].as_str().unwrap().to_string();
+    c.wait_status(&format!("/v3/p1/volumes/{v}"), "available")
+        .await;
+    expect(&six_views(&srv, &c, &v).await, "six", 1);
+
+    // 2. The small provider renames: every dialect shows it at once.
+    let r = c
+        .post(
+            "/api/volume/rename",
+            &json!({"volume_id": v, "name": "renamed"}),
+        )
+        .await;
+    assert_eq!(r.body["success"], "yes", "{}", r.body);
+    expect(&six_views(&srv, &c, &v).await, "renamed", 1);
+
+    // 3. The Chinese cloud extends.
+    let r = c
+        .post(
+            "/v2/zone/az-dc-1/volumes/resize",
+            &json!({"volumes": [v], "size": 2}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    c.wait_until(&format!("/v3/p1/volumes/{v}"), "extended", |r| {
+        r.body["volume"]["size"] == 2 && r.body["volume"]["status"] == "available"
+    })
+    .await;
+    expect(&six_views(&srv, &c, &v).await, "renamed", 2);
+
+    // 4. ZStack snapshots (synchronously: the snapshot exists on answer).
+    let r = zstack(
+        &srv,
+        "alice:p1",
+        "POST",
+        &format!("/zstack/v1/volumes/{}/volume-snapshots", v.replace('-', "")),
+        Some(json!({"params": {"name": "zs-snap"}})),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let snap_hex = r.body["inventory"]["uuid"].as_str().unwrap().to_string();
+    let snap = uuid::Uuid::parse_str(&snap_hex).unwrap().to_string();
+    let views = six_views(&srv, &c, &v).await;
+    expect(&views, "renamed", 2);
+    let zs = views
+        .iter()
+        .find(|(d, _)| *d == "zstack")
+        .unwrap()
+        .1
+        .clone()
+        .unwrap();
+    assert_eq!((zs.0, zs.1), (v.replace('-', ""), 2), "{views:?}");
+    let s = c.get(&format!("/v3/p1/snapshots/{snap}")).await;
+    assert_eq!(s.body["snapshot"]["status"], "available", "{}", s.body);
+    let r = c
+        .get(&format!(
+            "/v2/zone/az-dc-1/volume_snapshots?snapshots={snap}"
+        ))
+        .await;
+    assert_eq!(r.body["snapshots"][0]["is_head"], 1, "{}", r.body);
+    let r = c.get("/v2.1/p1/os-snapshots").await;
+    assert!(
+        r.body["snapshots"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["id"] == snap.as_str()),
+        "{}",
+        r.body
+    );
+
+    // 5. EVS rolls back to it.
+    let r = c
+        .post(
+            &format!("/v2/p1/os-vendor-snapshots/{snap}/rollback"),
+            &json!({"rollback": {"volume_id": v}}),
+        )
+        .await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    c.wait_status(&format!("/v3/p1/volumes/{v}"), "available")
+        .await;
+    for (d, view) in six_views(&srv, &c, &v).await {
+        let status = view.unwrap_or_else(|| panic!("{d} lost the volume")).2;
+        // ZStack's view is the snapshot's (`Ready`), the rest the volume's.
+        assert!(
+            matches!(status.as_str(), "available" | "active" | "Ready"),
+            "{d}: {status}"
+        );
+    }
+    let r = zstack(
+        &srv,
+        "alice:p1",
+        "GET",
+        &format!("/zstack/v1/volume-snapshots/{snap_hex}"),
+        None,
+    )
+    .await;
+    assert_eq!(r.body["inventories"][0]["latest"], true, "{}", r.body);
+
+    // 6. Cinder deletes (snapshots first, as the rules require).
+    let r = c.delete(&format!("/v3/p1/volumes/{v}?cascade=true")).await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    c.wait_until(&format!("/v3/p1/volumes/{v}"), "gone", |r| r.status == 404)
+        .await;
+    for (d, view) in six_views(&srv, &c, &v).await {
+        assert!(view.is_none(), "{d} still shows the volume: {view:?}");
+    }
+    let (ok, out) = verify(tmp.path());
+    assert!(ok, "{out}");
+}
+
+/// No dialect lets project B see or touch project A's volume or snapshot,
+/// and every refused change, in any dialect, is in the log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_dialect_crosses_projects() {
+    let tmp = tempfile::tempdir().unwrap();
+    let srv = Server::start(tmp.path());
+    let a = srv.client("alice", "p1");
+    let b = srv.client("bob", "p2");
+    let admin = srv.client("admin", "padmin");
+    let v = available(&a, "p1", json!({"volume": {"size": 1, "name": "a-only"}})).await;
+    let r = a
+        .post("/v3/p1/snapshots", &json!({"snapshot": {"volume_id": v}}))
+        .await;
+    let s = r.body["snapshot"]["id"].as_str().unwrap().to_string();
+    a.wait_until(&format!("/v3/p1/snapshots/{s}"), "snapshot", |r| {
+        r.body["snapshot"]["status"] == "available"
+    })
+    .await;
+    let (vh, sh) = (v.replace('-', ""), s.replace('-', ""));
+
+    // Reads: nothing of p1's shows to p2 anywhere.
+    for path in [
+        format!("/v3/p2/volumes/{v}"),
+        format!("/v2/p2/os-vendor-volumes/{v}"),
+        format!("/v2.1/p2/os-volumes/{v}"),
+        format!("/v3/p2/snapshots/{s}"),
+        format!("/v2.1/p2/os-snapshots/{s}"),
+    ] {
+        assert_eq!(b.get(&path).await.status, 404, "{path}");
+    }
+    let r = b
+        .get(&format!("/v2/zone/az-dc-1/volumes?volumes={v}"))
+        .await;
+    assert_eq!(r.body["total_count"], 0, "{}", r.body);
+    let r = b.get(&format!("/api/volume/info?volume_id={v}")).await;
+    assert_eq!(r.body["success"], "no", "{}", r.body);
+    let r = zstack(
+        &srv,
+        "bob:p2",
+        "GET",
+        &format!("/zstack/v1/volume-snapshots/{sh}"),
+        None,
+    )
+    .await;
+    assert!(
+        r.status == 404
+            || r.body["inventories"]
+                .as_array()
+                .is_some_and(|a| a.is_empty()),
+        "{}",
+        r.body
+    );
+
+    // Changes: refused in each dialect's words, each refusal recorded.
+    let count = || async {
+        let r = admin
+            .get("/v2/padmin/events?stream=requests&limit=1000")
+            .await;
+        r.body["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["event_type"] == "CommandRejected" && e["metadata"]["project_id"] == "p2")
+            .count()
+    };
+    let before = count().await;
+    let mut tried = 0;
+    for (path, body) in [
+        (
+            format!("/v3/p2/volumes/{v}/action"),
+            json!({"os-extend": {"new_size": 3}}),
+        ),
+        (
+            format!("/v2/p2/cloudvolumes/{v}/action"),
+            json!({"os-extend": {"new_size": 3}}),
+        ),
+        (
+            "/v2/zone/az-dc-1/volumes/resize".to_string(),
+            json!({"volumes": [v], "size": 3}),
+        ),
+        (
+            "/api/volume/rename".to_string(),
+            json!({"volume_id": v, "name": "mine now"}),
+        ),
+        (
+            format!("/v2/p2/os-vendor-snapshots/{s}/rollback"),
+            json!({"rollback": {"volume_id": v}}),
+        ),
+    ] {
+        let r = b.post(&path, &body).await;
+        assert!(
+            matches!(r.status, 400 | 404),
+            "{path}: {} {}",
+            r.status,
+            r.body
+        );
+        tried += 1;
+    }
+    for path in [
+        format!("/v3/p2/volumes/{v}"),
+        format!("/v2.1/p2/os-volumes/{v}"),
+        format!("/v2.1/p2/os-snapshots/{s}"),
+    ] {
+        let r = b.delete(&path).await;
+        assert_eq!(r.status, 404, "{path}: {}", r.body);
+        tried += 1;
+    }
+    let r = zstack(
+        &srv,
+        "bob:p2",
+        "POST",
+        &format!("/zstack/v1/volumes/{vh}/volume-snapshots"),
+        Some(json!({"params": {"name": "steal"}})),
+    )
+    .await;
+    assert_eq!(r.status, 404, "{}", r.body);
+    assert!(r.body["error"]["code"].is_string(), "{}", r.body);
+    tried += 1;
+    let after = count().await;
+    assert!(
+        after >= before + tried,
+        "refusals recorded: {before} → {after} for {tried} attempts"
+    );
+    let r = a.get(&format!("/v3/p1/volumes/{v}")).await;
+    assert_eq!(r.body["volume"]["name"], "a-only");
+    assert_eq!(r.body["volume"]["size"], 1);
 }

@@ -15,26 +15,19 @@ use domain::Catalog;
 use eventstore::EventStore;
 
 pub mod app;
-pub mod catalog;
-pub mod cinder;
 pub mod context;
 pub mod dialects;
 pub mod error;
-pub mod evs;
 pub mod idempotency;
-pub mod images;
 pub mod input;
-pub mod metadata;
 pub mod microversion;
 pub mod ops;
 pub mod parse;
 pub mod render;
-pub mod snapshots;
-pub mod transfers;
-pub mod upload;
 pub mod versions;
 
 pub use context::Ctx;
+pub use dialects::glance::ImageFiles;
 pub use dialects::{Dialect, DialectRef};
 pub use error::{ApiError, Problem, Reason};
 
@@ -52,10 +45,17 @@ pub struct AppState {
     /// the storage backend knows its layout, the API only reports it.
     pub connector: Arc<dyn Fn(uuid::Uuid) -> Connection + Send + Sync>,
     /// Image bytes (the executor's image store).
-    pub images: Arc<dyn images::ImageFiles>,
+    pub images: Arc<dyn ImageFiles>,
     /// Percent done of a running image copy, held by the executor: the log
     /// records start and end, not every percent.
     pub progress: Arc<dyn Fn(uuid::Uuid) -> Option<u8> + Send + Sync>,
+    /// Where a snapshot's frozen bytes are (ZStack's
+    /// `primaryStorageInstallPath`): the backend's layout, reported only.
+    pub snapshot_file: Arc<dyn Fn(uuid::Uuid) -> String + Send + Sync>,
+    /// How long a dialect documented as synchronous (ZStack) waits for the
+    /// disk work before answering that it is still running (`serve
+    /// --sync-deadline-ms`).
+    pub sync_deadline: std::time::Duration,
 }
 
 impl AppState {
@@ -80,10 +80,21 @@ pub struct Connection {
 #[derive(Clone, Debug)]
 pub struct RequestId(pub String);
 
+/// Also the request's tracing span (everything logged while serving it
+/// carries the request id) and its access-log line (target `access`, so
+/// `RUST_LOG=info,access=off` silences it).
 async fn request_id(mut req: Request, next: Next) -> Response {
+    use tracing::Instrument;
     let id = format!("req-{}", uuid::Uuid::new_v4());
     req.extensions_mut().insert(RequestId(id.clone()));
-    let mut resp = next.run(req).await;
+    let (method, path) = (req.method().clone(), req.uri().path().to_string());
+    let span = tracing::info_span!("request", request_id = %id, %method, %path);
+    let started = std::time::Instant::now();
+    let mut resp = next.run(req).instrument(span.clone()).await;
+    let elapsed_us = started.elapsed().as_micros() as u64;
+    span.in_scope(|| {
+        tracing::info!(target: "access", status = resp.status().as_u16(), elapsed_us, "served");
+    });
     if let Ok(v) = HeaderValue::from_str(&id) {
         resp.headers_mut().insert("x-openstack-request-id", v);
     }
@@ -107,14 +118,15 @@ async fn fallback(req: Request) -> Response {
 
 /// Every Cinder route family under one version prefix.
 fn cinder_family(prefix: &str) -> Router<AppState> {
-    cinder::routes(prefix)
+    use dialects::cinder::{catalog, snapshots, transfers, volumes};
+    volumes::routes(prefix)
         .merge(snapshots::routes(prefix))
         .merge(catalog::routes(prefix))
         .merge(transfers::routes(prefix))
 }
 
 pub fn router(state: AppState) -> Router {
-    use dialects::{cinder::CINDER, cinder::GLANCE, evs::EVS, serve};
+    use dialects::{cinder::CINDER, evs, glance, serve};
     let idem = &idempotency::Idempotency::new(state.app());
     let v3 = cinder_family("/v3/{project_id}").layer(middleware::from_fn(microversion::negotiate));
     Router::new()
@@ -122,13 +134,19 @@ pub fn router(state: AppState) -> Router {
         .merge(serve(cinder_family("/v2/{project_id}"), &CINDER, idem))
         .merge(serve(v3, &CINDER, idem))
         .merge(serve(
-            snapshots::evs_routes().merge(evs::routes()),
-            &EVS,
+            evs::rollback::routes().merge(evs::volumes::routes()),
+            &evs::EVS,
             idem,
         ))
         .merge(serve(dialects::idc::routes(), &dialects::idc::IDC, idem))
         .merge(serve(dialects::luna::routes(), &dialects::luna::LUNA, idem))
-        .merge(serve(images::routes(), &GLANCE, idem))
+        .merge(serve(
+            dialects::zstack::routes(),
+            &dialects::zstack::ZSTACK,
+            idem,
+        ))
+        .merge(serve(dialects::nova::routes(), &dialects::nova::NOVA, idem))
+        .merge(serve(glance::routes(), &glance::GLANCE, idem))
         .merge(serve(ops::routes(), &CINDER, idem))
         .fallback(fallback)
         .layer(middleware::from_fn(request_id))

@@ -1,16 +1,62 @@
-//! Microversion negotiation on `/v3` (CLIENTS.md, Microversions). This
-//! server serves 3.0 only (min = max = 3.0), which is correct until higher
-//! versions are implemented with their exact semantics.
+//! Microversion negotiation (CLIENTS.md, Microversions), one negotiation
+//! parameterized by service: Cinder's `volume` on `/v3` and Nova's
+//! `compute` on the `/v2.1` os-volumes proxy.
+//!
+//! - `volume`: this server serves 3.0 only (min = max = 3.0), which is
+//!   correct until higher versions are implemented with their exact
+//!   semantics; anything else is 406.
+//! - `compute`: the proxy behaves as microversion 2.35 (DECISIONS.md, Nova
+//!   proxy): 2.1–2.35 are served (default 2.1, as Nova); from 2.36 on
+//!   (`latest` included) the proxy APIs are gone, 404 as Nova answers; a
+//!   version Nova never had (1.x, 3.x) is 406.
 
 use axum::extract::Request;
-use axum::http::{HeaderValue, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use crate::{ApiError, DialectRef, Problem, Reason};
 
-pub const MIN: (u32, u32) = (3, 0);
-pub const MAX: (u32, u32) = (3, 0);
+/// One service's microversions.
+#[derive(Debug)]
+pub struct Service {
+    /// The word in `OpenStack-API-Version: <name> X.Y`.
+    pub name: &'static str,
+    /// The service's legacy header, asked and answered.
+    pub legacy_header: &'static str,
+    pub min: (u32, u32),
+    pub max: (u32, u32),
+    /// Served when the client asks for none.
+    pub default: (u32, u32),
+    /// Versions past `max` with the same major exist but no longer serve
+    /// these routes: 404 instead of 406 (Nova's removed proxy APIs).
+    pub gone_after_max: bool,
+    /// Whose error body a refusal takes.
+    pub dialect: DialectRef,
+}
+
+pub static VOLUME: Service = Service {
+    name: "volume",
+    legacy_header: "x-openstack-volume-api-version",
+    min: (3, 0),
+    max: (3, 0),
+    default: (3, 0),
+    gone_after_max: false,
+    dialect: DialectRef(&crate::dialects::cinder::CINDER),
+};
+
+pub static COMPUTE: Service = Service {
+    name: "compute",
+    legacy_header: "x-openstack-nova-api-version",
+    min: (2, 1),
+    max: (2, 35),
+    default: (2, 1),
+    gone_after_max: true,
+    dialect: DialectRef(&crate::dialects::nova::NOVA),
+};
+
+pub const MIN: (u32, u32) = VOLUME.min;
+pub const MAX: (u32, u32) = VOLUME.max;
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum Asked {
@@ -19,21 +65,27 @@ pub enum Asked {
 }
 
 /// Reads the requested volume microversion; None when the client sent none.
-pub fn requested(req_headers: &axum::http::HeaderMap) -> Result<Option<Asked>, String> {
+pub fn requested(req_headers: &HeaderMap) -> Result<Option<Asked>, String> {
+    requested_of(&VOLUME, req_headers)
+}
+
+/// Reads the microversion the client asks of `svc`; None when it sent none.
+pub fn requested_of(svc: &Service, req_headers: &HeaderMap) -> Result<Option<Asked>, String> {
+    let prefix = format!("{} ", svc.name);
     let raw = if let Some(v) = req_headers.get("openstack-api-version") {
         let s = v.to_str().map_err(|_| "unreadable OpenStack-API-Version")?;
         // "volume 3.0" or several services: "compute 2.1, volume 3.0".
         match s
             .split(',')
             .map(str::trim)
-            .find_map(|part| part.strip_prefix("volume "))
+            .find_map(|part| part.strip_prefix(prefix.as_str()))
         {
             Some(v) => v.trim().to_string(),
             None => return Ok(None),
         }
-    } else if let Some(v) = req_headers.get("x-openstack-volume-api-version") {
+    } else if let Some(v) = req_headers.get(svc.legacy_header) {
         v.to_str()
-            .map_err(|_| "unreadable X-OpenStack-Volume-API-Version")?
+            .map_err(|_| format!("unreadable {}", svc.legacy_header))?
             .trim()
             .to_string()
     } else {
@@ -55,43 +107,157 @@ pub fn requested(req_headers: &axum::http::HeaderMap) -> Result<Option<Asked>, S
     Ok(Some(Asked::Version(parse(maj)?, parse(min)?)))
 }
 
-pub async fn negotiate(req: Request, next: Next) -> Response {
-    let served = match requested(req.headers()) {
-        Err(msg) => {
-            return ApiError {
-                dialect: DialectRef(&crate::dialects::cinder::CINDER),
-                problem: Problem::new(StatusCode::BAD_REQUEST, Reason::MalformedUrl, msg),
-            }
-            .into_response()
-        }
-        Ok(None) | Ok(Some(Asked::Latest)) => MAX,
-        Ok(Some(Asked::Version(a, b))) if (a, b) >= MIN && (a, b) <= MAX => (a, b),
-        Ok(Some(Asked::Version(a, b))) => {
-            let mut resp = ApiError {
-                dialect: DialectRef(&crate::dialects::cinder::CINDER),
-                problem: Problem::new(
-                    StatusCode::NOT_ACCEPTABLE,
-                    Reason::Internal,
-                    format!(
-                        "Version {a}.{b} is not supported by the API. Minimum is {}.{} and maximum is {}.{}.",
-                        MIN.0, MIN.1, MAX.0, MAX.1
-                    ),
-                ),
-            }
-            .into_response();
-            stamp(&mut resp, MAX);
-            return resp;
-        }
-    };
-    let mut resp = next.run(req).await;
-    stamp(&mut resp, served);
-    resp
+/// What to do with a request to `svc`.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Negotiated {
+    Serve((u32, u32)),
+    /// The routes are gone at this version (404).
+    Gone((u32, u32)),
+    /// No such version (406), or an unreadable header (400).
+    NotAcceptable(String),
+    Malformed(String),
 }
 
-fn stamp(resp: &mut Response, v: (u32, u32)) {
-    if let Ok(h) = HeaderValue::from_str(&format!("volume {}.{}", v.0, v.1)) {
+pub fn negotiate_of(svc: &Service, headers: &HeaderMap) -> Negotiated {
+    match requested_of(svc, headers) {
+        Err(msg) => Negotiated::Malformed(msg),
+        Ok(None) => Negotiated::Serve(svc.default),
+        Ok(Some(Asked::Latest)) if svc.gone_after_max => Negotiated::Gone(svc.max),
+        Ok(Some(Asked::Latest)) => Negotiated::Serve(svc.max),
+        Ok(Some(Asked::Version(a, b))) if (a, b) >= svc.min && (a, b) <= svc.max => {
+            Negotiated::Serve((a, b))
+        }
+        Ok(Some(Asked::Version(a, b))) if svc.gone_after_max && a == svc.max.0 && b > svc.max.1 => {
+            Negotiated::Gone((a, b))
+        }
+        Ok(Some(Asked::Version(a, b))) => Negotiated::NotAcceptable(format!(
+            "Version {a}.{b} is not supported by the API. Minimum is {}.{} and maximum is {}.{}.",
+            svc.min.0, svc.min.1, svc.max.0, svc.max.1
+        )),
+    }
+}
+
+/// The `/v3` (volume) negotiation.
+pub async fn negotiate(req: Request, next: Next) -> Response {
+    negotiate_service(&VOLUME, req, next).await
+}
+
+/// The `/v2.1` (compute) negotiation.
+pub async fn negotiate_compute(req: Request, next: Next) -> Response {
+    negotiate_service(&COMPUTE, req, next).await
+}
+
+pub async fn negotiate_service(svc: &'static Service, req: Request, next: Next) -> Response {
+    let refuse = |status, reason, msg: String, v: (u32, u32)| {
+        let mut resp = ApiError {
+            dialect: svc.dialect,
+            problem: Problem::new(status, reason, msg),
+        }
+        .into_response();
+        stamp(svc, &mut resp, v);
+        resp
+    };
+    match negotiate_of(svc, req.headers()) {
+        Negotiated::Serve(v) => {
+            let mut resp = next.run(req).await;
+            stamp(svc, &mut resp, v);
+            resp
+        }
+        Negotiated::Malformed(msg) => {
+            let mut resp = ApiError {
+                dialect: svc.dialect,
+                problem: Problem::new(StatusCode::BAD_REQUEST, Reason::MalformedUrl, msg),
+            }
+            .into_response();
+            if svc.gone_after_max {
+                stamp(svc, &mut resp, svc.default);
+            }
+            resp
+        }
+        Negotiated::Gone(v) => refuse(
+            StatusCode::NOT_FOUND,
+            Reason::NotFound,
+            "The resource could not be found.".into(),
+            v,
+        ),
+        Negotiated::NotAcceptable(msg) => {
+            refuse(StatusCode::NOT_ACCEPTABLE, Reason::Internal, msg, svc.max)
+        }
+    }
+}
+
+fn stamp(svc: &Service, resp: &mut Response, v: (u32, u32)) {
+    if let Ok(h) = HeaderValue::from_str(&format!("{} {}.{}", svc.name, v.0, v.1)) {
         resp.headers_mut().insert("openstack-api-version", h);
     }
-    resp.headers_mut()
-        .insert("vary", HeaderValue::from_static("OpenStack-API-Version"));
+    if svc.gone_after_max {
+        // Nova answers its legacy header too.
+        if let Ok(h) = HeaderValue::from_str(&format!("{}.{}", v.0, v.1)) {
+            resp.headers_mut().insert(svc.legacy_header, h);
+        }
+        resp.headers_mut().insert(
+            "vary",
+            HeaderValue::from_static("OpenStack-API-Version, X-OpenStack-Nova-API-Version"),
+        );
+    } else {
+        resp.headers_mut()
+            .insert("vary", HeaderValue::from_static("OpenStack-API-Version"));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn h(name: &'static str, v: &'static str) -> HeaderMap {
+        let mut m = HeaderMap::new();
+        m.insert(name, HeaderValue::from_static(v));
+        m
+    }
+
+    #[test]
+    fn compute_serves_up_to_2_35() {
+        let n = |name, v| negotiate_of(&COMPUTE, &h(name, v));
+        assert_eq!(
+            negotiate_of(&COMPUTE, &HeaderMap::new()),
+            Negotiated::Serve((2, 1))
+        );
+        assert_eq!(
+            n("openstack-api-version", "compute 2.35"),
+            Negotiated::Serve((2, 35))
+        );
+        assert_eq!(
+            n("x-openstack-nova-api-version", "2.10"),
+            Negotiated::Serve((2, 10))
+        );
+        assert_eq!(
+            n("openstack-api-version", "compute 2.36"),
+            Negotiated::Gone((2, 36))
+        );
+        assert_eq!(
+            n("x-openstack-nova-api-version", "latest"),
+            Negotiated::Gone((2, 35))
+        );
+        assert!(matches!(
+            n("openstack-api-version", "compute 3.0"),
+            Negotiated::NotAcceptable(_)
+        ));
+        assert!(matches!(
+            n("openstack-api-version", "compute 2.x"),
+            Negotiated::Malformed(_)
+        ));
+        // Another service's version is not ours.
+        assert_eq!(
+            n("openstack-api-version", "volume 3.70"),
+            Negotiated::Serve((2, 1))
+        );
+    }
+
+    #[test]
+    fn volume_is_3_0_only() {
+        let n = |v| negotiate_of(&VOLUME, &h("openstack-api-version", v));
+        assert_eq!(n("volume 3.0"), Negotiated::Serve((3, 0)));
+        assert_eq!(n("volume latest"), Negotiated::Serve((3, 0)));
+        assert!(matches!(n("volume 3.1"), Negotiated::NotAcceptable(_)));
+    }
 }

@@ -5,7 +5,7 @@ use serde::{de::DeserializeOwned, Serialize};
 
 /// A consistency boundary: one event stream, one state, one decider.
 pub trait Aggregate {
-    type State: Default;
+    type State: Default + Serialize + DeserializeOwned;
     type Command;
     type Event: Serialize + DeserializeOwned;
 
@@ -19,6 +19,11 @@ pub trait Aggregate {
     fn event_type(event: &Self::Event) -> &'static str;
     /// Schema version of the stored event payload.
     const EVENT_VERSION: u32 = 1;
+    /// Version of `State`'s shape and of `evolve`: the command runner keeps
+    /// each aggregate's folded state beside the log so a command does not
+    /// fold the whole stream; bump this when either changes, and cached
+    /// states of the old version are folded afresh.
+    const STATE_VERSION: u32 = 1;
 
     fn fold<'a>(events: impl IntoIterator<Item = &'a Self::Event>) -> Self::State
     where

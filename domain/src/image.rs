@@ -179,7 +179,7 @@ pub enum ImageEvent {
     ImageDeleted {},
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Image {
     pub id: Uuid,
     pub project_id: String,
@@ -191,7 +191,7 @@ pub struct Image {
     pub virtual_size: u64,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ImageState {
     pub image: Option<Image>,
     pub deleted: bool,

@@ -159,7 +159,7 @@ impl Headroom {
 /// Limits of one project: `quota-<project>`.
 pub struct QuotaAggregate;
 
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct QuotaState {
     pub limits: BTreeMap<String, i64>,
 }

@@ -13,14 +13,14 @@ pub fn hash_key(auth_key: &str) -> String {
     hex::encode(Sha256::digest(auth_key.as_bytes()))
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum TransferStatus {
     Pending,
     Accepted,
     Deleted,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Transfer {
     pub id: Uuid,
     pub volume_id: Uuid,
@@ -29,7 +29,7 @@ pub struct Transfer {
     pub status: TransferStatus,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TransferState {
     pub transfer: Option<Transfer>,
 }

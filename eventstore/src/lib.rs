@@ -357,6 +357,19 @@ impl WriteTx<'_> {
         )
     }
 
+    /// The stream's events after `version`, in order.
+    pub fn read_stream_after_version(
+        &self,
+        stream_id: &str,
+        version: u64,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        query_events(
+            self.conn,
+            "WHERE stream_id = ?1 AND stream_version > ?2 ORDER BY stream_version",
+            params![stream_id, version],
+        )
+    }
+
     /// Last version of the stream, 0 if it does not exist.
     pub fn stream_version(&self, stream_id: &str) -> Result<u64, StoreError> {
         Ok(self.conn.query_row(
@@ -719,6 +732,7 @@ impl EventStore {
         configure(&conn)?;
         let tx = conn.transaction()?;
         tx.execute_batch(SCHEMA)?;
+        tx.execute_batch(aggregate::STATE_CACHE_SCHEMA)?;
         // A projection whose tables changed shape (or that is new) is
         // rebuilt from the log before anything reads it.
         let mut stale = Vec::new();

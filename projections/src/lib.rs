@@ -636,6 +636,51 @@ mod tests {
         assert_eq!(head, Some(snap));
     }
 
+    /// The command runner's cached fold (eventstore::aggregate) equals a
+    /// fold of the whole stream after many commands, and a cache of another
+    /// state version is ignored, not trusted.
+    #[test]
+    fn the_cached_fold_equals_a_fresh_fold() {
+        use domain::metadata::MetadataEdit;
+        use domain::Aggregate;
+        let (tmp, store, vol, _) = store_with_volume_and_snapshot();
+        for i in 0..200 {
+            let mut md = std::collections::BTreeMap::new();
+            md.insert(format!("k{}", i % 7), format!("v{i}"));
+            on_volume(
+                &store,
+                &vol,
+                VolumeCommand::EditMetadata(MetadataEdit::Merge(md)),
+                json!({}),
+            );
+        }
+        let fresh = |store: &EventStore| {
+            let events: Vec<_> = store
+                .read_stream(&format!("volume-{vol}"))
+                .unwrap()
+                .iter()
+                .map(|e| super::volume_event(e).unwrap())
+                .collect();
+            VolumeAggregate::fold(&events)
+        };
+        let loaded = |store: &EventStore| {
+            let id = vol.clone();
+            store
+                .write_blocking(move |tx| tx.load::<VolumeAggregate>(&id))
+                .unwrap()
+        };
+        let (state, version) = loaded(&store);
+        assert_eq!(state, fresh(&store));
+        assert_eq!(version, 202);
+        // A cache row of another shape is folded afresh.
+        tamper(
+            &tmp,
+            "UPDATE aggregate_states SET state_version = 999, state = '{}'",
+        );
+        let (state, version) = loaded(&store);
+        assert_eq!((state, version), (fresh(&store), 202));
+    }
+
     #[test]
     fn a_clean_log_verifies() {
         let (_tmp, store, _, _) = store_with_volume_and_snapshot();

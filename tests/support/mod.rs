@@ -25,6 +25,11 @@ impl Server {
     }
 
     pub fn start_with(data_dir: &Path, backend: &str) -> Server {
+        Self::start_args(data_dir, backend, &[])
+    }
+
+    /// With extra `serve` flags (e.g. `--sync-deadline-ms`).
+    pub fn start_args(data_dir: &Path, backend: &str, extra: &[&str]) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_blockledger"))
             .args([
                 "serve",
@@ -35,6 +40,7 @@ impl Server {
                 "--data-dir",
             ])
             .arg(data_dir)
+            .args(extra)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

@@ -12,6 +12,7 @@ pub mod idempotency;
 pub mod image_catalog;
 pub mod image_upload;
 pub mod lookup;
+pub mod outcome;
 pub mod queries;
 pub mod quota_set;
 pub mod snapshot_actions;
@@ -24,7 +25,11 @@ pub mod volume_create;
 pub mod volume_delete;
 pub mod volume_extend;
 
+pub use outcome::{await_outcome, Outcome};
+
 use std::sync::Arc;
+
+use tracing::Instrument;
 
 use domain::{Aggregate, Catalog, DomainError, SnapshotAggregate, VolumeAggregate};
 use eventstore::aggregate::Decided;
@@ -201,6 +206,9 @@ impl App {
             "correlation_id": correlation_id,
         });
         let caller = caller.clone();
+        // Where a request's time goes: the wait for the writer, the
+        // decision and the commit, under the request's span.
+        let span = tracing::debug_span!("use_case", correlation_id = ?correlation_id);
         let outcome = self
             .store
             .write(
@@ -223,6 +231,7 @@ impl App {
                     }
                 },
             )
+            .instrument(span)
             .await?;
         outcome
     }

@@ -232,3 +232,73 @@ pub async fn snapshot_chains(
     app.read(move |c| projections::snapshots::list_in_chains(c, &q))
         .await
 }
+
+/// Which snapshots `snapshots_in_chains` answers; every filter optional
+/// and exact.
+#[derive(Debug, Clone, Default)]
+pub struct ChainFilter {
+    /// Any of these ids (empty: any).
+    pub ids: Vec<Uuid>,
+    pub volume_id: Option<Uuid>,
+    pub name: Option<String>,
+}
+
+/// The caller's project's snapshots matching `f`, newest first, each with
+/// its place in its volume's chain and its source volume.
+pub async fn snapshots_in_chains(
+    app: &App,
+    caller: &Caller,
+    f: ChainFilter,
+) -> Result<Vec<(projections::snapshots::SnapshotInChain, Option<VolumeRow>)>, AppError> {
+    let project = caller.project_id.clone();
+    app.read(move |c| {
+        let q = projections::snapshots::ChainQuery {
+            project_id: Some(project),
+            ids: f.ids.iter().map(Uuid::to_string).collect(),
+            volume_id: f.volume_id.map(|v| v.to_string()),
+            limit: ALL,
+            ..Default::default()
+        };
+        let (mut rows, _) = projections::snapshots::list_in_chains(c, &q)?;
+        if let Some(name) = &f.name {
+            rows.retain(|r| r.snapshot.name.as_deref() == Some(name.as_str()));
+        }
+        rows.into_iter()
+            .map(|r| {
+                let v = projections::volumes::get(c, &r.snapshot.volume_id)?;
+                Ok((r, v))
+            })
+            .collect()
+    })
+    .await
+}
+
+/// One snapshot the caller may see, with its chain facts and its volume.
+pub async fn snapshot_in_chain(
+    app: &App,
+    caller: &Caller,
+    id: Uuid,
+) -> Result<(projections::snapshots::SnapshotInChain, Option<VolumeRow>), AppError> {
+    let not_found = || refused(DomainError::SnapshotNotFound(id.simple().to_string()));
+    let row = app
+        .read(move |c| {
+            let q = projections::snapshots::ChainQuery {
+                ids: vec![id.to_string()],
+                limit: 1,
+                ..Default::default()
+            };
+            let (rows, _) = projections::snapshots::list_in_chains(c, &q)?;
+            match rows.into_iter().next() {
+                Some(r) => {
+                    let v = projections::volumes::get(c, &r.snapshot.volume_id)?;
+                    Ok(Some((r, v)))
+                }
+                None => Ok(None),
+            }
+        })
+        .await?;
+    match row {
+        Some((r, v)) if caller.owns(&r.snapshot.project_id) => Ok((r, v)),
+        _ => Err(not_found()),
+    }
+}

@@ -18,25 +18,13 @@ pub async fn extend(
     job_id: String,
     policy: ExtendPolicy,
 ) -> Result<(), AppError> {
-    app.run(caller, meta, Some(&job_id.clone()), move |tx| {
-        let v = tx.volume(id)?;
-        let quota = tx.headroom(&v.project_id)?;
-        let cmd = VolumeCommand::Extend {
-            new_size,
-            job_id: Some(job_id),
-            quota,
-            policy,
-        };
-        tx.execute::<VolumeAggregate>(&id.to_string(), cmd)?;
-        Ok(())
-    })
-    .await
+    extend_many(app, caller, meta, vec![id], new_size, job_id, policy).await
 }
 
 /// Extends several volumes to one size, all or nothing (the Chinese cloud's
 /// `resize`): every volume is decided against its owner's quota as the
 /// earlier ones in the batch left it, and nothing is appended unless all
-/// are accepted. One job (`job_id`) with a sub-job per volume.
+/// are accepted. One job (`job_id`), a sub-job per volume when several.
 pub async fn extend_many(
     app: &App,
     caller: &Caller,
@@ -44,6 +32,7 @@ pub async fn extend_many(
     ids: Vec<Uuid>,
     new_size: i64,
     job_id: String,
+    policy: ExtendPolicy,
 ) -> Result<(), AppError> {
     app.run(caller, meta, Some(&job_id.clone()), move |tx| {
         for id in ids {
@@ -51,9 +40,9 @@ pub async fn extend_many(
             let quota = tx.headroom(&v.project_id)?;
             let cmd = VolumeCommand::Extend {
                 new_size,
-                job_id: None,
+                job_id: Some(job_id.clone()),
                 quota,
-                policy: ExtendPolicy::OPEN,
+                policy,
             };
             tx.execute::<VolumeAggregate>(&id.to_string(), cmd)?;
         }

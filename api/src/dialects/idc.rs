@@ -644,6 +644,7 @@ async fn resize(
         ids,
         size,
         job_id.clone(),
+        domain::volume::ExtendPolicy::OPEN,
     )
     .await
     .map_err(|err| ctx.err(err))?;

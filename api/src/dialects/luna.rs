@@ -159,6 +159,11 @@ impl FromRequest<AppState> for Params {
             })
         })?;
         let first = body.iter().find(|b| !b.is_ascii_whitespace()).copied();
+        // No body is no parameters, whatever the Content-Type says (HTTP
+        // libraries send a default one on GET too).
+        if body.is_empty() {
+            return Ok(Params(out));
+        }
         let json = match content_type.as_deref() {
             Some("application/json") => true,
             Some("application/x-www-form-urlencoded") => false,

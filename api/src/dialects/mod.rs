@@ -10,8 +10,11 @@
 
 pub mod cinder;
 pub mod evs;
+pub mod glance;
 pub mod idc;
 pub mod luna;
+pub mod nova;
+pub mod zstack;
 
 use axum::extract::Request;
 use axum::http::request::Parts;
@@ -143,6 +146,10 @@ pub fn refuse_plain(dialect: DialectRef, resp: Response) -> Response {
 pub fn for_unrouted(path: &str) -> DialectRef {
     if path.starts_with("/api/") {
         DialectRef(&luna::LUNA)
+    } else if path.starts_with("/zstack/") {
+        DialectRef(&zstack::ZSTACK)
+    } else if path.starts_with("/v2.1/") || path == "/v2.1" {
+        DialectRef(&nova::NOVA)
     } else if path.contains("/cloudvolumes")
         || path.contains("/os-vendor-")
         || path.starts_with("/v1/")

@@ -90,9 +90,9 @@ async fn current(
 ) -> Result<Metadata, ApiError> {
     let raw = p.get(t.param()).map(String::as_str).unwrap_or_default();
     Ok(match t {
-        Target::Volume => crate::cinder::visible(state, ctx, raw).await?.metadata,
+        Target::Volume => super::volumes::visible(state, ctx, raw).await?.metadata,
         Target::Snapshot => {
-            crate::snapshots::visible_snapshot(state, ctx, raw)
+            super::snapshots::visible_snapshot(state, ctx, raw)
                 .await?
                 .metadata
         }

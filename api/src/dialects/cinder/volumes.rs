@@ -44,9 +44,9 @@ pub fn routes(prefix: &str) -> Router<AppState> {
             &format!("{prefix}/volumes/{{volume_id}}/action"),
             post(action),
         )
-        .merge(crate::metadata::routes(
+        .merge(super::metadata::routes(
             prefix,
-            crate::metadata::Target::Volume,
+            super::metadata::Target::Volume,
         ))
 }
 
@@ -335,7 +335,7 @@ async fn action(
         // CINDER-7.2.4: export the volume's bytes as an image; 202.
         "os-volume_upload_image" => {
             let b = input::member(&obj, "os-volume_upload_image").map_err(|e| ctx.err(e))?;
-            let body = crate::upload::upload_image(&state, &ctx, id, b).await?;
+            let body = super::upload::upload_image(&state, &ctx, id, b).await?;
             Ok((StatusCode::ACCEPTED, Json(body)).into_response())
         }
         // Connection info for os-brick's local connector (issue 5): the

@@ -15,7 +15,7 @@ use domain::{DomainError, FieldReason, VolumeCommand};
 use serde_json::json;
 
 use crate::app::{self, queries, volume_actions, volume_create, volume_delete, volume_extend};
-use crate::cinder::{extend_size, visible};
+use crate::dialects::cinder::volumes::{extend_size, visible};
 use crate::parse::{self, path_uuid};
 use crate::{input, render, ApiError, AppState, Ctx, Problem, QueryParams, Reason};
 

@@ -22,12 +22,30 @@ use serde_json::{json, Value};
 use tokio::io::AsyncReadExt;
 use uuid::Uuid;
 
+use super::Dialect;
 use crate::app::image_catalog::{self, RegisterImageRequest};
 use crate::app::queries;
 use crate::parse::{check_marker, query};
 use crate::{input, ApiError, AppState, Ctx, Problem};
 
 type Reply = Result<Response, ApiError>;
+
+/// The Glance-style image catalog under `/image`: OpenStack fault bodies as
+/// on the Cinder routes, but its own name in the log.
+#[derive(Debug)]
+pub struct Glance;
+
+pub static GLANCE: Glance = Glance;
+
+impl Dialect for Glance {
+    fn name(&self) -> &'static str {
+        "glance"
+    }
+
+    fn render_error(&self, p: &Problem) -> Response {
+        super::cinder::CINDER.render_error(p)
+    }
+}
 
 /// Where image bytes live: implemented by the executor's image store and
 /// handed to the API, which never decides a file layout itself.

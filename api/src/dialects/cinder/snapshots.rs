@@ -17,7 +17,7 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use crate::app::snapshot_create::{self, CreateSnapshotRequest};
-use crate::app::{queries, snapshot_actions, snapshot_rollback};
+use crate::app::{queries, snapshot_actions};
 use crate::parse::{self, either as pick, path_uuid, query};
 use crate::{input, render, ApiError, AppState, Ctx, QueryParams};
 
@@ -40,17 +40,10 @@ pub fn routes(prefix: &str) -> Router<AppState> {
             &format!("{prefix}/snapshots/{{snapshot_id}}"),
             get(show).put(update).delete(delete),
         )
-        .merge(crate::metadata::routes(
+        .merge(super::metadata::routes(
             prefix,
-            crate::metadata::Target::Snapshot,
+            super::metadata::Target::Snapshot,
         ))
-}
-
-pub fn evs_routes() -> Router<AppState> {
-    Router::new().route(
-        "/v2/{project_id}/os-vendor-snapshots/{snapshot_id}/rollback",
-        post(rollback),
-    )
 }
 
 /// The snapshot `raw` if it exists and the caller may see it.
@@ -142,7 +135,7 @@ async fn list_page(
             } else {
                 "snapshots"
             };
-            crate::cinder::next_link(&ctx, path, &q, &last.id)
+            super::volumes::next_link(&ctx, path, &q, &last.id)
         }
         _ => Value::Null,
     };
@@ -215,43 +208,4 @@ async fn delete(
     .await
     .map_err(|e| ctx.err(e))?;
     Ok(StatusCode::ACCEPTED.into_response())
-}
-
-/// EVS-6.2.1: 202 `{"rollback": {"volume_id"}}`; the volume goes
-/// `rollingback` and the snapshot `rollbacking` until the executor is done.
-async fn rollback(
-    State(state): State<AppState>,
-    ctx: Ctx,
-    Path(p): Path<HashMap<String, String>>,
-    body: Bytes,
-) -> Reply {
-    let (snap_id, _) = snapshot_id(&ctx, &p)?;
-    let obj = input::json_object(&body).map_err(|e| ctx.err(e))?;
-    let r = input::member(&obj, "rollback").map_err(|e| ctx.err(e))?;
-    let raw_vol = input::opt_str(r, "volume_id")
-        .map_err(|e| ctx.err(e))?
-        .ok_or_else(|| {
-            ctx.err(DomainError::invalid(
-                "volume_id",
-                FieldReason::Missing,
-                "Malformed request body: 'rollback.volume_id' is required.",
-            ))
-        })?;
-    let volume_id = path_uuid(&ctx, &raw_vol)?;
-    let name = input::opt_str(r, "name").map_err(|e| ctx.err(e))?;
-    snapshot_rollback::rollback(
-        &state.app(),
-        &ctx.caller(),
-        &ctx.meta(),
-        snap_id,
-        volume_id,
-        name,
-    )
-    .await
-    .map_err(|e| ctx.err(e))?;
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(json!({"rollback": {"volume_id": volume_id}})),
-    )
-        .into_response())
 }

@@ -12,6 +12,13 @@ use serde_json::json;
 use super::Dialect;
 use crate::Problem;
 
+pub mod catalog;
+pub mod metadata;
+pub mod snapshots;
+pub mod transfers;
+pub mod upload;
+pub mod volumes;
+
 #[derive(Debug)]
 pub struct Cinder;
 
@@ -42,22 +49,5 @@ impl Dialect for Cinder {
             fault_name(p.status): { "message": p.message, "code": p.status.as_u16() }
         });
         (p.status, Json(body)).into_response()
-    }
-}
-
-/// The Glance-style image catalog under `/image`: OpenStack fault bodies as
-/// on the Cinder routes, but its own name in the log.
-#[derive(Debug)]
-pub struct Glance;
-
-pub static GLANCE: Glance = Glance;
-
-impl Dialect for Glance {
-    fn name(&self) -> &'static str {
-        "glance"
-    }
-
-    fn render_error(&self, p: &Problem) -> Response {
-        CINDER.render_error(p)
     }
 }

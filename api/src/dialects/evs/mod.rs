@@ -12,6 +12,9 @@ use serde_json::json;
 use super::Dialect;
 use crate::{Problem, Reason};
 
+pub mod rollback;
+pub mod volumes;
+
 #[derive(Debug)]
 pub struct Evs;
 
