@@ -835,8 +835,25 @@ impl Dispatcher {
         let full = batch.len() == BATCH;
         for ev in batch {
             let pos = ev.position;
+            let mut plan = work_of(&ev);
+            if let Some((Work::Snapshot(SnapshotWork::Delete), keys)) = plan.as_mut() {
+                // A snapshot's deletion changes its volume's chain, and a
+                // cascade delete of the volume comes after it in the log:
+                // the volume's work waits for it. The request does not name
+                // the volume; the snapshot's first event does.
+                let first = self
+                    .exec
+                    .store
+                    .read_stream_after_async(&ev.stream_id, 0, 1)
+                    .await?;
+                if let Some(Ok(SnapshotEvent::SnapshotCreateRequested { volume_id, .. })) =
+                    first.first().map(decode::<SnapshotAggregate>)
+                {
+                    keys.push(Key::Volume(volume_id));
+                }
+            }
             let mut t = self.exec.tracker.lock();
-            if let Some((work, keys)) = work_of(&ev) {
+            if let Some((work, keys)) = plan {
                 t.outstanding.insert(pos);
                 if self.locks.admit(pos, keys) {
                     self.ready.insert(pos);
