@@ -92,6 +92,9 @@ pub enum SnapshotCommand {
         description: Option<String>,
         metadata: BTreeMap<String, String>,
         force: bool,
+        /// A self-contained copy of the volume's bytes instead of a layer
+        /// over its chain (the Chinese cloud's `is_full` [5.2 #8]).
+        full: bool,
         quota: crate::quota::Headroom,
     },
     Update {
@@ -136,6 +139,9 @@ pub enum SnapshotEvent {
         /// in the volume's snapshot chain.
         #[serde(default)]
         parent_snapshot_id: Option<Uuid>,
+        /// A full copy rather than a layer (absent in older events: false).
+        #[serde(default)]
+        full: bool,
     },
     SnapshotWorkStarted {
         kind: SnapshotWork,
@@ -243,6 +249,7 @@ impl Aggregate for SnapshotAggregate {
                 description,
                 metadata,
                 force,
+                full,
                 quota,
             } => {
                 if state.snapshot.is_some() {
@@ -281,6 +288,7 @@ impl Aggregate for SnapshotAggregate {
                     volume_type: volume.volume_type,
                     availability_zone: volume.availability_zone,
                     parent_snapshot_id: volume.head_snapshot,
+                    full,
                 }])
             }
             C::Update { name, description } => {
@@ -422,6 +430,7 @@ mod tests {
             description: None,
             metadata: BTreeMap::new(),
             force,
+            full: false,
             quota: crate::quota::Headroom::unlimited(),
         }
     }

@@ -366,6 +366,7 @@ mod tests {
                 description: None,
                 metadata: Default::default(),
                 force: false,
+                full: false,
                 quota: domain::quota::Headroom::unlimited(),
             },
             SnapshotCommand::CompleteWork {
@@ -429,6 +430,7 @@ mod tests {
                     description: None,
                     metadata: Default::default(),
                     force: false,
+                    full: false,
                     quota: domain::quota::Headroom::unlimited(),
                 };
                 let meta = json!({"project_id": "p1"});

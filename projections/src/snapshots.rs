@@ -34,10 +34,12 @@ pub struct SnapshotRow {
     pub availability_zone: String,
     pub created_at: DateTime<Utc>,
     pub updated_at: Option<DateTime<Utc>>,
+    /// A full copy, not a layer over its volume's chain.
+    pub full: bool,
 }
 
 const COLUMNS: &str = "id, project_id, volume_id, name, description, status, size, metadata, \
-    progress, volume_type, availability_zone, created_at, updated_at";
+    progress, volume_type, availability_zone, created_at, updated_at, full";
 
 impl SnapshotRow {
     fn from_row(r: &Row<'_>) -> rusqlite::Result<Self> {
@@ -56,6 +58,7 @@ impl SnapshotRow {
             availability_zone: r.get(10)?,
             created_at: time_at(r, 11)?,
             updated_at: opt_time_at(r, 12)?,
+            full: r.get(13)?,
         })
     }
 }
@@ -66,8 +69,9 @@ impl InlineProjection for SnapshotsProjection {
     }
 
     /// 2: status from the domain's fold (snapshot_states), raw times.
+    /// 3: `full`.
     fn schema_version(&self) -> u32 {
-        2
+        3
     }
 
     fn drop_schema(&self, conn: &Connection) -> rusqlite::Result<()> {
@@ -90,7 +94,8 @@ impl InlineProjection for SnapshotsProjection {
                 availability_zone TEXT NOT NULL,
                 created_at TEXT NOT NULL,
                 updated_at TEXT,
-                seq INTEGER NOT NULL
+                seq INTEGER NOT NULL,
+                full INTEGER NOT NULL DEFAULT 0
             );
             CREATE INDEX IF NOT EXISTS snapshots_by_project ON snapshots(project_id, seq);
             CREATE INDEX IF NOT EXISTS snapshots_by_volume ON snapshots(volume_id);
@@ -119,13 +124,14 @@ impl InlineProjection for SnapshotsProjection {
                 size,
                 volume_type,
                 availability_zone,
+                full,
                 ..
             } => {
                 conn.execute(
                     "INSERT INTO snapshots (id, project_id, volume_id, name, description, status,
                         size, metadata, progress, volume_type, availability_zone, created_at,
-                        updated_at, seq)
-                     VALUES (?1, ?2, ?3, ?4, ?5, 'creating', ?6, ?7, '0%', ?8, ?9, ?10, ?10, ?11)",
+                        updated_at, seq, full)
+                     VALUES (?1, ?2, ?3, ?4, ?5, 'creating', ?6, ?7, '0%', ?8, ?9, ?10, ?10, ?11, ?12)",
                     params![
                         snapshot_id.to_string(),
                         project_id,
@@ -137,7 +143,8 @@ impl InlineProjection for SnapshotsProjection {
                         volume_type,
                         availability_zone,
                         now,
-                        ev.position as i64
+                        ev.position as i64,
+                        full
                     ],
                 )?;
                 return Ok(());
@@ -434,7 +441,7 @@ pub struct ChainQuery {
     /// A substring of the name, or a prefix of the id.
     pub search: Option<String>,
     pub root_id: Option<String>,
-    /// Only snapshots whose metadata `is_full` is (or is not) "1".
+    /// Only full copies (or only layers).
     pub full: Option<bool>,
     pub limit: usize,
     pub offset: usize,
@@ -475,12 +482,7 @@ fn chain_filter(q: &ChainQuery) -> Filter {
         );
     }
     if let Some(full) = q.full {
-        let clause = if full {
-            "json_extract(s.metadata, '$.is_full') = ?"
-        } else {
-            "COALESCE(json_extract(s.metadata, '$.is_full'), '0') != ?"
-        };
-        f.and(clause, "1".to_string());
+        f.and("s.full = ?", full);
     }
     f
 }

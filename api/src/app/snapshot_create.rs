@@ -16,6 +16,8 @@ pub struct CreateSnapshotRequest {
     pub metadata: BTreeMap<String, String>,
     /// An in-use volume needs `force` [5.1 #22].
     pub force: bool,
+    /// A full copy instead of a layer over the volume's chain (`is_full`).
+    pub full: bool,
     /// A client-chosen id (ZStack's `resourceUuid`); a fresh one otherwise.
     pub snapshot_id: Option<Uuid>,
 }
@@ -109,6 +111,7 @@ pub async fn create_many(
                 description: r.description,
                 metadata: r.metadata,
                 force: r.force,
+                full: r.full,
                 quota,
             };
             tx.execute::<SnapshotAggregate>(&snapshot_id.to_string(), cmd)?;

@@ -702,10 +702,9 @@ async fn detach(
 }
 
 /// IDC-snapshots-create: one snapshot of each of `resources[]`, named
-/// `snapshot_name`. `is_full` 1 asks for a full copy [5.2 #8]; this
-/// service's snapshots are crash-consistent layers of the volume's chain,
-/// which serve rollback, clones and export alike, so the flag is accepted
-/// and shown as the snapshot's `snapshot_type`.
+/// `snapshot_name`. `is_full` 1 asks for a full copy instead of a layer
+/// over the volume's chain [5.2 #8]: the executor flattens the snapshot's
+/// file so it stands alone; `snapshot_type` shows which.
 async fn create_snapshots(
     State(state): State<AppState>,
     ctx: Ctx,
@@ -733,19 +732,16 @@ async fn create_snapshots(
             }
         },
     };
-    let mut metadata = std::collections::BTreeMap::new();
-    if full {
-        metadata.insert("is_full".to_string(), "1".to_string());
-    }
     let requests = ids
         .into_iter()
         .map(|volume_id| CreateSnapshotRequest {
             volume_id,
             name: name.clone(),
             description: None,
-            metadata: metadata.clone(),
+            metadata: Default::default(),
             // The family snapshots attached disks too.
             force: true,
+            full,
             snapshot_id: None,
         })
         .collect();
@@ -955,7 +951,7 @@ fn render_snapshot(c: &SnapshotInChain, verbose: bool) -> Value {
         domain::SnapshotStatus::Rollbacking => ("available", "applying"),
         other => (other.as_str(), ""),
     };
-    let full = s.metadata.get("is_full").is_some_and(|f| f == "1");
+    let full = s.full;
     let mut out = json!({
         "snapshot_id": s.id,
         "snapshot_name": s.name.clone().unwrap_or_default(),

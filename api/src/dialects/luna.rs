@@ -525,6 +525,7 @@ async fn action(
                 description: None,
                 metadata: Default::default(),
                 force: true,
+                full: false,
                 snapshot_id: None,
             };
             let sid = snapshot_create::create(&app, &caller, &meta, r)

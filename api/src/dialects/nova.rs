@@ -344,6 +344,7 @@ async fn snapshot_create(State(state): State<AppState>, ctx: Ctx, body: Bytes) -
         description,
         metadata: Default::default(),
         force,
+        full: false,
         snapshot_id: None,
     };
     let caller = ctx.caller();

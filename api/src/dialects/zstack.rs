@@ -232,6 +232,7 @@ fn create_request(raw: &Bytes, volume: Uuid) -> Result<CreateSnapshotRequest, Do
         metadata,
         // ZStack snapshots a volume whether or not a VM uses it.
         force: true,
+        full: false,
         snapshot_id,
     })
 }

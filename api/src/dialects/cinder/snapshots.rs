@@ -79,6 +79,7 @@ async fn create(State(state): State<AppState>, ctx: Ctx, body: Bytes) -> Reply {
         force: input::opt_bool(s, "force")
             .map_err(|e| ctx.err(e))?
             .unwrap_or(false),
+        full: false,
         snapshot_id: None,
     };
     let snapshot_id = snapshot_create::create(&state.app(), &ctx.caller(), &ctx.meta(), r)
