@@ -335,6 +335,7 @@ fn snapshot(snap: Uuid, vol: Uuid) -> (String, serde_json::Value) {
         volume_type: "standard".into(),
         availability_zone: "nova".into(),
         parent_snapshot_id: None,
+        full: false,
     };
     (stream("snapshot", snap), serde_json::to_value(ev).unwrap())
 }
