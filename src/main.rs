@@ -31,6 +31,11 @@ struct ServeArgs {
     /// Storage backend: qcow2 (default, needs qemu-img) or raw (sparse files).
     #[arg(long, default_value = "qcow2", value_parser = ["qcow2", "raw"])]
     backend: String,
+    /// Executor work items running at once (on different volumes,
+    /// snapshots, images; one aggregate's work stays in log order).
+    /// Default max(4, 2 × cores): most work waits on qemu-img or fsync.
+    #[arg(long)]
+    workers: Option<usize>,
     /// How long a synchronous call (ZStack's CreateVolumeSnapshot) waits
     /// for the disk work before answering 503 SYS.1005; the work goes on
     /// in the background either way.
@@ -120,8 +125,18 @@ fn serve(args: ServeArgs) -> Result<()> {
         let backend: Arc<dyn executor::StorageBackend> = Arc::from(backend);
         let images = Arc::new(executor::images::ImageStore::open(&data_dir)?);
         images.cleanup_temps()?;
-        let exec = executor::Executor::new(store.clone(), backend.clone(), images.clone());
+        let mut config = executor::ExecutorConfig::default();
+        if let Some(n) = args.workers {
+            config.workers = n;
+        }
+        let exec = executor::Executor::with_config(
+            store.clone(),
+            backend.clone(),
+            images.clone(),
+            config,
+        );
         let progress = exec.progress();
+        let workers = exec.config().workers;
         let (stop_tx, stop_rx) = watch::channel(false);
         let exec_task = tokio::spawn(exec.run(stop_rx));
 
@@ -148,7 +163,7 @@ fn serve(args: ServeArgs) -> Result<()> {
         let addr = listener.local_addr()?;
         // Tests and scripts read this line to find a port-0 listener.
         println!("listening on http://{addr}");
-        tracing::info!(%addr, data_dir = %args.data.data_dir.display(), backend = %args.backend, "serving");
+        tracing::info!(%addr, data_dir = %args.data.data_dir.display(), backend = %args.backend, workers, "serving");
         axum::serve(listener, api::router(state))
             .with_graceful_shutdown(shutdown_signal())
             .await?;

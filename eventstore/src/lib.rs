@@ -312,6 +312,19 @@ impl WriteTx<'_> {
         Ok(())
     }
 
+    /// Moves a subscriber's checkpoint forward to `position` in this
+    /// transaction, never back: for subscribers whose outcomes commit out
+    /// of order (the parallel executor's low-water mark), where a later
+    /// transaction may carry an older, still safe, bound.
+    pub fn advance_checkpoint(&self, name: &str, position: u64) -> Result<(), StoreError> {
+        self.conn().execute(
+            "INSERT INTO checkpoints (name, position) VALUES (?1, ?2)
+             ON CONFLICT(name) DO UPDATE SET position = MAX(position, excluded.position)",
+            params![name, position],
+        )?;
+        Ok(())
+    }
+
     pub fn conn(&self) -> &Connection {
         self.conn
     }

@@ -7,13 +7,24 @@
 //! crash between the disk work and the outcome replays the request after a
 //! restart, the backend operations are idempotent, and outcome commands on a
 //! volume that has moved on decide nothing.
+//!
+//! Work items run concurrently (issue 11): up to `ExecutorConfig::workers`
+//! at once, one aggregate's items (and a clone's or export's source's) in
+//! log order, so one long `qemu-img convert` no longer holds every create
+//! and delete behind it. The durable checkpoint is a low-water mark (see
+//! `schedule`). A step that fails (a store error, a panic; a backend
+//! failure is an outcome, not a failure of the step) is retried with
+//! backoff a bounded number of times, then recorded as failed through the
+//! resource's Fail command, and the executor moves on.
 
 pub mod backend;
 pub mod images;
+mod schedule;
 pub mod sparse;
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use domain::image::{ImageAggregate, ImageCommand, ImageEvent, ImageSource, ImageStatus};
 use images::{DiskFormat, ImageStore};
@@ -23,9 +34,12 @@ use domain::{
     VolumeCommand, VolumeEvent, VolumeState, WorkKind,
 };
 use eventstore::aggregate::decode;
-use eventstore::{EventStore, RecordedEvent, StoreError};
+use eventstore::{EventStore, RecordedEvent, StoreError, WriteTx};
+use schedule::{Key, LockTable, SharedTracker};
 use serde_json::json;
 use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tracing::Instrument;
 use uuid::Uuid;
 
 pub use backend::{open_backend, BackendError, StorageBackend};
@@ -33,11 +47,52 @@ pub use backend::{open_backend, BackendError, StorageBackend};
 const CHECKPOINT: &str = "executor";
 /// Events read per catch-up step: bounds memory whatever the backlog.
 const BATCH: usize = 256;
+/// Work items held in memory (running, queued behind their aggregate, or
+/// waiting for a worker); reading stops while the backlog is this long.
+const MAX_BACKLOG: usize = 4096;
 const GIB: u64 = 1 << 30;
 
 /// Percent done of running image copies, by image (exports) or volume
 /// (creates from an image). Shown by the API; never written to the log.
 pub type Progress = Arc<Mutex<HashMap<Uuid, u8>>>;
+
+/// How the executor runs its work items.
+#[derive(Debug, Clone)]
+pub struct ExecutorConfig {
+    /// Work items running at once (for different aggregates).
+    pub workers: usize,
+    /// Attempts of an item whose step fails (a store error or a panic, not
+    /// a backend failure, which is an outcome) before it is recorded as
+    /// failed and the executor moves on.
+    pub max_attempts: u32,
+    /// Delay before the second attempt; doubled for each further one.
+    pub backoff: Duration,
+}
+
+impl ExecutorConfig {
+    /// `max(4, 2 × cores)`. Most of a work item's time is spent waiting,
+    /// not computing: on a `qemu-img` child process, on an fsync, on the
+    /// store's group commit. So more items than cores can make progress at
+    /// once; the few CPU-heavy ones (hashing an export, a full convert) are
+    /// bounded by the same number, which stays small enough not to starve
+    /// the API's threads.
+    pub fn default_workers() -> usize {
+        let cores = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1);
+        (2 * cores).max(4)
+    }
+}
+
+impl Default for ExecutorConfig {
+    fn default() -> Self {
+        ExecutorConfig {
+            workers: Self::default_workers(),
+            max_attempts: 5,
+            backoff: Duration::from_millis(200),
+        }
+    }
+}
 
 #[derive(Clone)]
 pub struct Executor {
@@ -45,14 +100,13 @@ pub struct Executor {
     backend: Arc<dyn StorageBackend>,
     images: Arc<ImageStore>,
     progress: Progress,
-    /// Position read up to, in memory. The durable checkpoint moves only
-    /// inside outcome transactions (the outcome and "handled" commit
-    /// together); events that need no work are re-read after a restart,
-    /// which costs a read and saves a write per event.
-    cursor: Arc<std::sync::atomic::AtomicU64>,
+    config: ExecutorConfig,
+    /// What has been read and which items are outstanding: the low-water
+    /// mark (see `schedule`). The durable checkpoint moves only inside
+    /// outcome transactions; events that need no work are re-read after a
+    /// restart, which costs a read and saves a write per event.
+    tracker: SharedTracker,
 }
-
-const NO_CURSOR: u64 = u64::MAX;
 
 impl Executor {
     pub fn new(
@@ -60,13 +114,32 @@ impl Executor {
         backend: Arc<dyn StorageBackend>,
         images: Arc<ImageStore>,
     ) -> Self {
+        Self::with_config(store, backend, images, ExecutorConfig::default())
+    }
+
+    pub fn with_config(
+        store: EventStore,
+        backend: Arc<dyn StorageBackend>,
+        images: Arc<ImageStore>,
+        config: ExecutorConfig,
+    ) -> Self {
+        let config = ExecutorConfig {
+            workers: config.workers.max(1),
+            max_attempts: config.max_attempts.max(1),
+            ..config
+        };
         Executor {
             store,
             backend,
             images,
             progress: Progress::default(),
-            cursor: Arc::new(std::sync::atomic::AtomicU64::new(NO_CURSOR)),
+            config,
+            tracker: SharedTracker::default(),
         }
+    }
+
+    pub fn config(&self) -> &ExecutorConfig {
+        &self.config
     }
 
     pub fn progress(&self) -> Progress {
@@ -93,50 +166,118 @@ impl Executor {
         &self.backend
     }
 
-    /// Runs until `shutdown` turns true: catch up from the checkpoint, then
-    /// wait for the head to move.
-    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
-        let mut head = self.store.subscribe();
-        loop {
-            if *shutdown.borrow() {
-                return;
-            }
-            match self.catch_up().await {
-                Ok(true) => continue,
-                Ok(false) => {}
-                Err(e) => {
-                    tracing::error!(error = %e, "executor step failed; retrying");
-                    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-                    continue;
-                }
-            }
-            tokio::select! {
-                r = head.changed() => if r.is_err() { return },
-                _ = shutdown.changed() => {}
-            }
+    /// Runs until `shutdown` turns true: read from the checkpoint, run work
+    /// items as their aggregates allow, wait for the head to move. At
+    /// shutdown, running items finish; queued ones are redone after the
+    /// restart (the checkpoint is below them).
+    pub async fn run(self, shutdown: watch::Receiver<bool>) {
+        let _ = Dispatcher::new(self).drive(Some(shutdown)).await;
+    }
+
+    /// Handles everything up to the current head (concurrently, as `run`
+    /// does) and returns once all of it is handled. Always `Ok(false)`
+    /// ("nothing more"), for callers that loop until caught up.
+    pub async fn catch_up(&self) -> Result<bool, StoreError> {
+        Dispatcher::new(self.clone()).drive(None).await?;
+        Ok(false)
+    }
+
+    /// Loads the durable checkpoint into the tracker once.
+    async fn read_position(&self) -> Result<u64, StoreError> {
+        if let Some(p) = self.tracker.lock().read_to {
+            return Ok(p);
+        }
+        let p = self.store.checkpoint_async(CHECKPOINT).await?;
+        let mut t = self.tracker.lock();
+        Ok(*t.read_to.get_or_insert(p))
+    }
+
+    /// One attempt at one work item.
+    async fn step(&self, ev: &RecordedEvent, work: Work) -> Result<(), StoreError> {
+        match work {
+            Work::Volume(kind) => self.perform(ev, kind).await,
+            Work::Snapshot(kind) => self.perform_snapshot(ev, kind).await,
+            Work::Export => self.perform_export(ev).await,
+            Work::DeleteImage => self.delete_image(ev).await,
         }
     }
 
-    /// Handles one batch after the checkpoint; true if there may be more.
-    pub async fn catch_up(&self) -> Result<bool, StoreError> {
-        use std::sync::atomic::Ordering;
-        let mut from = self.cursor.load(Ordering::Acquire);
-        if from == NO_CURSOR {
-            from = self.store.checkpoint_async(CHECKPOINT).await?;
-        }
-        let batch = self.store.read_from_async(from, BATCH).await?;
-        for ev in &batch {
-            if let Some(work) = work_of(ev) {
+    /// Gives up on a poisoned item: records the failure through the
+    /// resource's own Fail command (it ends in its documented error status
+    /// with `reason`) and moves the checkpoint, in one transaction.
+    async fn give_up(&self, ev: &RecordedEvent, work: Work, reason: String) {
+        let id = resource_id(ev);
+        let meta = self.meta(ev);
+        let handled = ev.position;
+        let tracker = self.tracker.clone();
+        let decoded = ev.clone();
+        let r = self
+            .store
+            .write(move |tx| {
+                let id_s = id.to_string();
                 match work {
-                    Work::Volume(kind) => self.perform(ev, kind).await?,
-                    Work::Snapshot(kind) => self.perform_snapshot(ev, kind).await?,
-                    Work::Export => self.perform_export(ev).await?,
-                    Work::DeleteImage => self.delete_image(ev).await?,
+                    Work::Volume(kind) => {
+                        let _ = tx.execute::<VolumeAggregate>(
+                            &id_s,
+                            VolumeCommand::FailWork {
+                                kind,
+                                reason: reason.clone(),
+                            },
+                            &meta,
+                        )?;
+                        if let Ok(VolumeEvent::VolumeRollbackRequested { snapshot_id, .. }) =
+                            decode::<VolumeAggregate>(&decoded)
+                        {
+                            let _ = tx.execute::<SnapshotAggregate>(
+                                &snapshot_id.to_string(),
+                                SnapshotCommand::EndRollback,
+                                &meta,
+                            )?;
+                        }
+                    }
+                    Work::Snapshot(kind) => {
+                        let _ = tx.execute::<SnapshotAggregate>(
+                            &id_s,
+                            SnapshotCommand::FailWork {
+                                kind,
+                                reason: reason.clone(),
+                            },
+                            &meta,
+                        )?;
+                    }
+                    Work::Export => {
+                        let _ = tx.execute::<ImageAggregate>(
+                            &id_s,
+                            ImageCommand::Fail {
+                                reason: reason.clone(),
+                            },
+                            &meta,
+                        )?;
+                        if let Ok(ImageEvent::ImageCreateRequested {
+                            source: ImageSource::Volume { volume_id },
+                            ..
+                        }) = decode::<ImageAggregate>(&decoded)
+                        {
+                            let _ = tx.execute::<VolumeAggregate>(
+                                &volume_id.to_string(),
+                                VolumeCommand::EndUpload { image_id: id },
+                                &meta,
+                            )?;
+                        }
+                    }
+                    // Nothing to fail: the catalogue entry is gone already;
+                    // at worst the file stays behind.
+                    Work::DeleteImage => {}
                 }
-            }
-            self.cursor.store(ev.position, Ordering::Release);
+                mark_handled(&tracker, tx, handled)
+            })
+            .await;
+        if let Err(e) = r {
+            // Even the failure cannot be recorded (e.g. the aggregate's
+            // stream does not decode). Move on anyway: the item leaves the
+            // outstanding set and the next outcome's checkpoint passes it.
+            tracing::error!(error = %e, "poisoned work item could not be recorded as failed; skipped");
         }
-        Ok(batch.len() == BATCH)
     }
 
     async fn state(&self, id: &str) -> Result<VolumeState, StoreError> {
@@ -251,11 +392,12 @@ impl Executor {
         let snap_end = rollback_to.filter(|_| kind == WorkKind::Rollback);
         let meta = self.meta(ev);
         let handled = ev.position;
+        let tracker = self.tracker.clone();
         let outcome = self
             .store
             .write(move |tx| {
                 let r = tx.execute::<VolumeAggregate>(&id_str, cmd, &meta)?;
-                tx.set_checkpoint(CHECKPOINT, handled)?;
+                mark_handled(&tracker, tx, handled)?;
                 if let Some(snap) = snap_end {
                     // EndRollback never refuses a live snapshot; a deleted
                     // one has nothing left to end.
@@ -327,11 +469,12 @@ impl Executor {
             }
         };
         let handled = ev.position;
+        let tracker = self.tracker.clone();
         if let Err(e) = self
             .store
             .write(move |tx| {
                 let r = tx.execute::<SnapshotAggregate>(&id_str, cmd, &meta)?;
-                tx.set_checkpoint(CHECKPOINT, handled)?;
+                mark_handled(&tracker, tx, handled)?;
                 Ok::<_, StoreError>(r)
             })
             .await?
@@ -403,10 +546,11 @@ impl Executor {
             };
             let (k, m) = (id_str.clone(), meta.clone());
             let handled = ev.position;
+            let tracker = self.tracker.clone();
             self.store
                 .write(move |tx| {
                     let r = tx.execute::<ImageAggregate>(&k, cmd, &m)?;
-                    tx.set_checkpoint(CHECKPOINT, handled)?;
+                    mark_handled(&tracker, tx, handled)?;
                     if let Some(vol) = volume {
                         let _ = tx.execute::<VolumeAggregate>(
                             &vol.to_string(),
@@ -459,6 +603,22 @@ impl Executor {
     }
 }
 
+/// Moves the durable checkpoint in an outcome transaction: to the low-water
+/// mark with `handled` counted as done, computed now, on the writer thread
+/// (so every item whose outcome committed earlier is counted as done too).
+fn mark_handled(tracker: &SharedTracker, tx: &WriteTx<'_>, handled: u64) -> Result<(), StoreError> {
+    let mark = tracker.lock().low_water(handled);
+    tx.advance_checkpoint(CHECKPOINT, mark)
+}
+
+/// The id in an event's stream id (`volume-<uuid>`, …); nil if none.
+fn resource_id(ev: &RecordedEvent) -> Uuid {
+    ev.stream_id
+        .split_once('-')
+        .and_then(|(_, id)| Uuid::parse_str(id).ok())
+        .unwrap_or_default()
+}
+
 /// Disk work an event asks for.
 #[derive(Debug, Clone, Copy)]
 enum Work {
@@ -468,35 +628,329 @@ enum Work {
     DeleteImage,
 }
 
-/// The disk work an event asks for, if any.
-fn work_of(ev: &RecordedEvent) -> Option<Work> {
+/// The disk work an event asks for, if any, and its lock set: the
+/// aggregates it touches (its target first, then its source).
+fn work_of(ev: &RecordedEvent) -> Option<(Work, Vec<Key>)> {
+    let id = resource_id(ev);
     if ev.stream_id.starts_with("volume-") {
+        let me = Key::Volume(id);
         return match decode::<VolumeAggregate>(ev).ok()? {
-            VolumeEvent::VolumeCreateRequested { .. } => Some(Work::Volume(WorkKind::Create)),
-            VolumeEvent::VolumeExtendRequested { .. } => Some(Work::Volume(WorkKind::Extend)),
-            VolumeEvent::VolumeDeleteRequested { .. } => Some(Work::Volume(WorkKind::Delete)),
-            VolumeEvent::VolumeRollbackRequested { .. } => Some(Work::Volume(WorkKind::Rollback)),
+            VolumeEvent::VolumeCreateRequested {
+                snapshot_id,
+                image_id,
+                source_volume_id,
+                ..
+            } => {
+                // A clone reads its source: the source's earlier work
+                // (a snapshot being taken, a rollback) must be done, and its
+                // later work (a delete, a snapshot deletion) must wait.
+                let mut keys = vec![me];
+                keys.extend(source_volume_id.map(Key::Volume));
+                keys.extend(snapshot_id.map(Key::Snapshot));
+                keys.extend(image_id.map(Key::Image));
+                Some((Work::Volume(WorkKind::Create), keys))
+            }
+            VolumeEvent::VolumeExtendRequested { .. } => {
+                Some((Work::Volume(WorkKind::Extend), vec![me]))
+            }
+            VolumeEvent::VolumeDeleteRequested { .. } => {
+                Some((Work::Volume(WorkKind::Delete), vec![me]))
+            }
+            VolumeEvent::VolumeRollbackRequested { snapshot_id, .. } => Some((
+                Work::Volume(WorkKind::Rollback),
+                vec![me, Key::Snapshot(snapshot_id)],
+            )),
             _ => None,
         };
     }
     if ev.stream_id.starts_with("image-") {
+        let me = Key::Image(id);
         return match decode::<ImageAggregate>(ev).ok()? {
             ImageEvent::ImageCreateRequested {
-                source: ImageSource::Volume { .. } | ImageSource::Snapshot { .. },
+                source: ImageSource::Volume { volume_id },
                 ..
-            } => Some(Work::Export),
-            ImageEvent::ImageDeleted {} => Some(Work::DeleteImage),
+            } => Some((Work::Export, vec![me, Key::Volume(volume_id)])),
+            ImageEvent::ImageCreateRequested {
+                source: ImageSource::Snapshot { snapshot_id },
+                ..
+            } => Some((Work::Export, vec![me, Key::Snapshot(snapshot_id)])),
+            ImageEvent::ImageDeleted {} => Some((Work::DeleteImage, vec![me])),
             _ => None,
         };
     }
     if ev.stream_id.starts_with("snapshot-") {
+        let me = Key::Snapshot(id);
         return match decode::<SnapshotAggregate>(ev).ok()? {
-            SnapshotEvent::SnapshotCreateRequested { .. } => {
-                Some(Work::Snapshot(SnapshotWork::Create))
+            // Taking a snapshot of V changes V's file (qcow2: renames it).
+            SnapshotEvent::SnapshotCreateRequested { volume_id, .. } => Some((
+                Work::Snapshot(SnapshotWork::Create),
+                vec![me, Key::Volume(volume_id)],
+            )),
+            SnapshotEvent::SnapshotDeleteRequested {} => {
+                Some((Work::Snapshot(SnapshotWork::Delete), vec![me]))
             }
-            SnapshotEvent::SnapshotDeleteRequested {} => Some(Work::Snapshot(SnapshotWork::Delete)),
             _ => None,
         };
     }
     None
+}
+
+/// One work item read from the log.
+struct Item {
+    ev: Arc<RecordedEvent>,
+    work: Work,
+    attempts: u32,
+    last_error: String,
+}
+
+/// What a finished task reports.
+enum Done {
+    /// Handled (or given up on): release its keys.
+    Handled,
+    /// The step failed; retry or give up.
+    Failed(String),
+}
+
+/// Runs work items: reads the log after the low-water mark, queues items
+/// per aggregate (`schedule::LockTable`), runs up to `workers` of them at
+/// once, retries failing ones with backoff and gives up on poisoned ones.
+struct Dispatcher {
+    exec: Executor,
+    items: HashMap<u64, Item>,
+    locks: LockTable,
+    /// Items whose keys are free, waiting for a worker, in log order.
+    ready: BTreeSet<u64>,
+    running: JoinSet<(u64, Done)>,
+    running_pos: HashMap<tokio::task::Id, u64>,
+    /// Items waiting out their backoff (they hold their keys, not a worker).
+    timers: JoinSet<u64>,
+    /// The checkpoint last written while idle.
+    flushed: u64,
+}
+
+impl Dispatcher {
+    fn new(exec: Executor) -> Self {
+        Dispatcher {
+            exec,
+            items: HashMap::new(),
+            locks: LockTable::default(),
+            ready: BTreeSet::new(),
+            running: JoinSet::new(),
+            running_pos: HashMap::new(),
+            timers: JoinSet::new(),
+            flushed: 0,
+        }
+    }
+
+    /// Until shutdown (`Some`), or until everything up to the head is
+    /// handled (`None`).
+    async fn drive(
+        mut self,
+        mut shutdown: Option<watch::Receiver<bool>>,
+    ) -> Result<(), StoreError> {
+        let mut head = self.exec.store.subscribe();
+        let mut more = true;
+        loop {
+            if shutdown.as_ref().is_some_and(|s| *s.borrow()) {
+                // Let running items record their outcomes (as the
+                // sequential executor finished its item); items waiting for
+                // a worker or a retry are redone after the restart.
+                self.timers.abort_all();
+                while self.running.join_next().await.is_some() {}
+                return Ok(());
+            }
+            if more && self.locks.len() < MAX_BACKLOG {
+                match self.read().await {
+                    Ok(full) => more = full,
+                    Err(e) if shutdown.is_none() => return Err(e),
+                    Err(e) => {
+                        // The log cannot be read: nothing to do but wait.
+                        tracing::error!(error = %e, "executor cannot read the log; retrying");
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                    }
+                }
+                self.start();
+                continue;
+            }
+            self.start();
+            if !more && self.locks.len() == 0 {
+                // Idle: everything read is handled. Outcomes moved the
+                // checkpoint only as far as was safe when they committed;
+                // record the whole way once, so a restart re-reads nothing.
+                let read_to = self.exec.tracker.lock().read_to.unwrap_or(0);
+                if read_to > self.flushed {
+                    let r = self
+                        .exec
+                        .store
+                        .write(move |tx| tx.advance_checkpoint(CHECKPOINT, read_to))
+                        .await;
+                    match r {
+                        Ok(()) => self.flushed = read_to,
+                        Err(e) => tracing::warn!(error = %e, "executor checkpoint not saved"),
+                    }
+                }
+                if shutdown.is_none() {
+                    return Ok(());
+                }
+            }
+            let watching = shutdown.is_some();
+            let stop = async {
+                match shutdown.as_mut() {
+                    Some(s) => {
+                        let _ = s.changed().await;
+                    }
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                Some(r) = self.running.join_next_with_id(), if !self.running.is_empty() => {
+                    let (pos, done) = match r {
+                        Ok((id, out)) => {
+                            self.running_pos.remove(&id);
+                            out
+                        }
+                        Err(e) => {
+                            let pos = self.running_pos.remove(&e.id()).unwrap_or_default();
+                            (pos, Done::Failed(format!("work item panicked: {e}")))
+                        }
+                    };
+                    self.finished(pos, done);
+                }
+                Some(Ok(pos)) = self.timers.join_next(), if !self.timers.is_empty() => {
+                    self.ready.insert(pos);
+                }
+                r = head.changed(), if watching => {
+                    if r.is_err() { return Ok(()); }
+                    more = true;
+                }
+                _ = stop => {}
+            }
+        }
+    }
+
+    /// Reads one batch after the read position; true if it was full.
+    async fn read(&mut self) -> Result<bool, StoreError> {
+        let from = self.exec.read_position().await?;
+        let batch = self.exec.store.read_from_async(from, BATCH).await?;
+        let full = batch.len() == BATCH;
+        for ev in batch {
+            let pos = ev.position;
+            let mut plan = work_of(&ev);
+            if let Some((Work::Snapshot(SnapshotWork::Delete), keys)) = plan.as_mut() {
+                // A snapshot's deletion changes its volume's chain, and a
+                // cascade delete of the volume comes after it in the log:
+                // the volume's work waits for it. The request does not name
+                // the volume; the snapshot's first event does.
+                let first = self
+                    .exec
+                    .store
+                    .read_stream_after_async(&ev.stream_id, 0, 1)
+                    .await?;
+                if let Some(Ok(SnapshotEvent::SnapshotCreateRequested { volume_id, .. })) =
+                    first.first().map(decode::<SnapshotAggregate>)
+                {
+                    keys.push(Key::Volume(volume_id));
+                }
+            }
+            let mut t = self.exec.tracker.lock();
+            if let Some((work, keys)) = plan {
+                t.outstanding.insert(pos);
+                if self.locks.admit(pos, keys) {
+                    self.ready.insert(pos);
+                }
+                self.items.insert(
+                    pos,
+                    Item {
+                        ev: Arc::new(ev),
+                        work,
+                        attempts: 0,
+                        last_error: String::new(),
+                    },
+                );
+            }
+            t.read_to = Some(pos);
+        }
+        Ok(full)
+    }
+
+    /// Starts ready items while workers are free, oldest first.
+    fn start(&mut self) {
+        while self.running.len() < self.exec.config.workers {
+            let Some(pos) = self.ready.pop_first() else {
+                return;
+            };
+            let Some(item) = self.items.get_mut(&pos) else {
+                continue;
+            };
+            item.attempts += 1;
+            let (ev, work, attempt) = (item.ev.clone(), item.work, item.attempts);
+            let give_up = attempt > self.exec.config.max_attempts;
+            let last_error = item.last_error.clone();
+            let exec = self.exec.clone();
+            let span = tracing::info_span!(
+                "executor_step",
+                position = pos,
+                resource = %ev.stream_id,
+                correlation_id = %ev.metadata["correlation_id"].as_str().unwrap_or(""),
+                work = ?work,
+                attempt,
+            );
+            let task = async move {
+                if give_up {
+                    let reason = format!(
+                        "executor gave up after {} attempts: {last_error}",
+                        attempt - 1
+                    );
+                    tracing::error!(%reason, "poisoned work item recorded as failed");
+                    exec.give_up(&ev, work, reason).await;
+                    return (pos, Done::Handled);
+                }
+                match exec.step(&ev, work).await {
+                    Ok(()) => (pos, Done::Handled),
+                    Err(e) => (pos, Done::Failed(e.to_string())),
+                }
+            };
+            let handle = self.running.spawn(task.instrument(span));
+            self.running_pos.insert(handle.id(), pos);
+        }
+    }
+
+    fn finished(&mut self, pos: u64, done: Done) {
+        match done {
+            Done::Handled => {
+                self.items.remove(&pos);
+                self.exec.tracker.lock().outstanding.remove(&pos);
+                for next in self.locks.release(pos) {
+                    self.ready.insert(next);
+                }
+            }
+            Done::Failed(error) => {
+                let Some(item) = self.items.get_mut(&pos) else {
+                    return;
+                };
+                tracing::warn!(
+                    position = pos,
+                    resource = %item.ev.stream_id,
+                    attempt = item.attempts,
+                    %error,
+                    "executor step failed; will retry"
+                );
+                item.last_error = error;
+                if item.attempts >= self.exec.config.max_attempts {
+                    // The next start records the failure.
+                    self.ready.insert(pos);
+                    return;
+                }
+                let delay = self
+                    .exec
+                    .config
+                    .backoff
+                    .saturating_mul(1 << (item.attempts - 1).min(10));
+                self.timers.spawn(async move {
+                    tokio::time::sleep(delay).await;
+                    pos
+                });
+            }
+        }
+    }
 }

@@ -1,0 +1,561 @@
+//! The parallel executor (issue 11): work on different aggregates runs at
+//! once, work on one aggregate (and on a clone's source) keeps log order,
+//! the durable checkpoint is a low-water mark, and a poisoned item ends in
+//! an error status instead of blocking everything behind it.
+//!
+//! A gated backend wraps the raw backend: operations on chosen ids block
+//! until the test opens the gate (a long `qemu-img convert`, made
+//! deterministic), panic on chosen ids (a poisoned step), and every
+//! operation is logged with its start and end, so ordering and overlap can
+//! be asserted.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::PathBuf;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use domain::snapshot::SnapshotStatus;
+use domain::{
+    Aggregate, SnapshotAggregate, SnapshotEvent, SnapshotState, VolumeAggregate, VolumeEvent,
+    VolumeState, VolumeStatus,
+};
+use eventstore::aggregate::decode;
+use eventstore::{EventStore, ExpectedVersion, NewEvent, StoreError};
+use executor::backend::{open_backend, BackendError, StorageBackend};
+use executor::images::ImageStore;
+use executor::{Executor, ExecutorConfig};
+use serde_json::json;
+use tokio::sync::watch;
+use uuid::Uuid;
+
+const GIB: u64 = 1 << 30;
+const DEADLINE: Duration = Duration::from_secs(30);
+
+#[derive(Debug, Clone, PartialEq)]
+struct Op {
+    start: bool,
+    name: &'static str,
+    ids: Vec<Uuid>,
+}
+
+struct Gate {
+    inner: Box<dyn StorageBackend>,
+    held: Mutex<HashSet<Uuid>>,
+    open: Mutex<bool>,
+    opened: Condvar,
+    panics: Mutex<HashSet<Uuid>>,
+    log: Mutex<Vec<Op>>,
+}
+
+impl Gate {
+    fn new(inner: Box<dyn StorageBackend>) -> Self {
+        Gate {
+            inner,
+            held: Mutex::default(),
+            open: Mutex::new(false),
+            opened: Condvar::new(),
+            panics: Mutex::default(),
+            log: Mutex::default(),
+        }
+    }
+
+    fn hold(&self, id: Uuid) {
+        self.held.lock().unwrap().insert(id);
+    }
+
+    fn poison(&self, id: Uuid) {
+        self.panics.lock().unwrap().insert(id);
+    }
+
+    fn release(&self) {
+        *self.open.lock().unwrap() = true;
+        self.opened.notify_all();
+    }
+
+    /// Runs `f` as operation `name` on `ids`: logged, blocked while the
+    /// gate is closed if any id is held, a panic if any id is poisoned.
+    fn op<T>(&self, name: &'static str, ids: &[Uuid], f: impl FnOnce() -> T) -> T {
+        self.log.lock().unwrap().push(Op {
+            start: true,
+            name,
+            ids: ids.to_vec(),
+        });
+        if ids.iter().any(|i| self.panics.lock().unwrap().contains(i)) {
+            panic!("poisoned work on {ids:?}");
+        }
+        if ids.iter().any(|i| self.held.lock().unwrap().contains(i)) {
+            // Opens by itself after the deadline, so a failing test ends
+            // instead of hanging on a blocked worker thread.
+            let (open, _) = self
+                .opened
+                .wait_timeout_while(self.open.lock().unwrap(), DEADLINE, |open| !*open)
+                .unwrap();
+            drop(open);
+        }
+        let r = f();
+        self.log.lock().unwrap().push(Op {
+            start: false,
+            name,
+            ids: ids.to_vec(),
+        });
+        r
+    }
+
+    fn ops(&self) -> Vec<Op> {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Index in the log of the start (or end) of `name` on `id`.
+    fn at(&self, start: bool, name: &str, id: Uuid) -> Option<usize> {
+        self.ops()
+            .iter()
+            .position(|o| o.start == start && o.name == name && o.ids.contains(&id))
+    }
+}
+
+impl StorageBackend for Gate {
+    fn format(&self) -> &'static str {
+        self.inner.format()
+    }
+    fn volume_path(&self, id: Uuid) -> PathBuf {
+        self.inner.volume_path(id)
+    }
+    fn create(&self, id: Uuid, size: u64) -> Result<(), BackendError> {
+        self.op("create", &[id], || self.inner.create(id, size))
+    }
+    fn extend(&self, id: Uuid, size: u64) -> Result<(), BackendError> {
+        self.op("extend", &[id], || self.inner.extend(id, size))
+    }
+    fn delete(&self, id: Uuid) -> Result<(), BackendError> {
+        self.op("delete", &[id], || self.inner.delete(id))
+    }
+    fn virtual_size(&self, id: Uuid) -> Result<Option<u64>, BackendError> {
+        self.inner.virtual_size(id)
+    }
+    fn snapshot_create(&self, vol: Uuid, snap: Uuid) -> Result<(), BackendError> {
+        self.op("snapshot_create", &[vol, snap], || {
+            self.inner.snapshot_create(vol, snap)
+        })
+    }
+    fn rollback(&self, vol: Uuid, snap: Uuid) -> Result<(), BackendError> {
+        self.op("rollback", &[vol, snap], || self.inner.rollback(vol, snap))
+    }
+    fn clone_from_snapshot(
+        &self,
+        snap: Uuid,
+        new_vol: Uuid,
+        size: u64,
+        linked: bool,
+    ) -> Result<(), BackendError> {
+        self.op("clone_from_snapshot", &[snap, new_vol], || {
+            self.inner.clone_from_snapshot(snap, new_vol, size, linked)
+        })
+    }
+    fn clone_from_volume(&self, src: Uuid, new_vol: Uuid, size: u64) -> Result<(), BackendError> {
+        self.op("clone_from_volume", &[src, new_vol], || {
+            self.inner.clone_from_volume(src, new_vol, size)
+        })
+    }
+    fn snapshot_delete(&self, snap: Uuid) -> Result<(), BackendError> {
+        self.op("snapshot_delete", &[snap], || {
+            self.inner.snapshot_delete(snap)
+        })
+    }
+    fn snapshot_exists(&self, snap: Uuid) -> bool {
+        self.inner.snapshot_exists(snap)
+    }
+    fn active_path(&self, vol: Uuid) -> PathBuf {
+        self.inner.active_path(vol)
+    }
+    fn snapshot_file(&self, snap: Uuid) -> PathBuf {
+        self.inner.snapshot_file(snap)
+    }
+}
+
+struct Env {
+    _tmp: tempfile::TempDir,
+    store: EventStore,
+    gate: Arc<Gate>,
+    stop: watch::Sender<bool>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Env {
+    fn new(config: ExecutorConfig) -> Env {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = EventStore::open(&tmp.path().join("b.db"), vec![]).unwrap();
+        let gate = Arc::new(Gate::new(open_backend("raw", tmp.path()).unwrap()));
+        let images = Arc::new(ImageStore::open(tmp.path()).unwrap());
+        let exec = Executor::with_config(store.clone(), gate.clone(), images, config);
+        let (stop, rx) = watch::channel(false);
+        let task = Some(tokio::spawn(exec.run(rx)));
+        Env {
+            _tmp: tmp,
+            store,
+            gate,
+            stop,
+            task,
+        }
+    }
+
+    /// Appends request events as the API would, in one transaction:
+    /// (stream, event) pairs, each event serialized as the domain does.
+    async fn append(&self, events: Vec<(String, serde_json::Value)>) {
+        self.store
+            .write(move |tx| {
+                for (stream, ev) in events {
+                    let data = ev["data"].clone();
+                    let event_type = ev["type"].as_str().unwrap_or("Bogus").to_string();
+                    tx.append(
+                        &stream,
+                        ExpectedVersion::Any,
+                        vec![NewEvent {
+                            event_id: Uuid::new_v4(),
+                            event_type,
+                            v: 1,
+                            data,
+                            metadata: json!({"correlation_id": Uuid::new_v4().to_string()}),
+                        }],
+                    )?;
+                }
+                Ok::<_, StoreError>(())
+            })
+            .await
+            .unwrap();
+    }
+
+    fn volume(&self, id: Uuid) -> VolumeState {
+        let evs = self
+            .store
+            .read_stream(&VolumeAggregate::stream_id(&id.to_string()))
+            .unwrap();
+        let decoded: Vec<VolumeEvent> = evs
+            .iter()
+            .map(|e| decode::<VolumeAggregate>(e).unwrap())
+            .collect();
+        VolumeAggregate::fold(&decoded)
+    }
+
+    fn status(&self, id: Uuid) -> Option<VolumeStatus> {
+        let s = self.volume(id);
+        if s.deleted {
+            return None;
+        }
+        s.volume.map(|v| v.status)
+    }
+
+    fn snapshot(&self, id: Uuid) -> SnapshotState {
+        let evs = self
+            .store
+            .read_stream(&SnapshotAggregate::stream_id(&id.to_string()))
+            .unwrap();
+        let decoded: Vec<SnapshotEvent> = evs
+            .iter()
+            .map(|e| decode::<SnapshotAggregate>(e).unwrap())
+            .collect();
+        SnapshotAggregate::fold(&decoded)
+    }
+
+    async fn wait(&self, what: &str, pred: impl Fn(&Env) -> bool) {
+        let deadline = Instant::now() + DEADLINE;
+        while !pred(self) {
+            assert!(Instant::now() < deadline, "{what}: not reached in time");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    async fn shutdown(mut self) {
+        let _ = self.stop.send(true);
+        if let Some(t) = self.task.take() {
+            t.await.unwrap();
+        }
+        self.store.close();
+    }
+}
+
+fn stream(kind: &str, id: Uuid) -> String {
+    format!("{kind}-{id}")
+}
+
+fn create(id: Uuid) -> (String, serde_json::Value) {
+    create_from(id, None, None)
+}
+
+fn create_from(
+    id: Uuid,
+    snapshot: Option<Uuid>,
+    source: Option<Uuid>,
+) -> (String, serde_json::Value) {
+    let ev = VolumeEvent::VolumeCreateRequested {
+        volume_id: id,
+        project_id: "p1".into(),
+        user_id: "u".into(),
+        name: None,
+        description: None,
+        size: 1,
+        availability_zone: "nova".into(),
+        volume_type: "standard".into(),
+        metadata: BTreeMap::new(),
+        multiattach: false,
+        job_id: None,
+        snapshot_id: snapshot,
+        linked_clone: false,
+        batch_job_id: None,
+        image_id: None,
+        image_metadata: None,
+        source_volume_id: source,
+    };
+    (stream("volume", id), serde_json::to_value(ev).unwrap())
+}
+
+fn extend(id: Uuid, to: i64) -> (String, serde_json::Value) {
+    let ev = VolumeEvent::VolumeExtendRequested {
+        old_size: 1,
+        new_size: to,
+        job_id: None,
+    };
+    (stream("volume", id), serde_json::to_value(ev).unwrap())
+}
+
+fn delete(id: Uuid) -> (String, serde_json::Value) {
+    let ev = VolumeEvent::VolumeDeleteRequested { job_id: None };
+    (stream("volume", id), serde_json::to_value(ev).unwrap())
+}
+
+fn snapshot(snap: Uuid, vol: Uuid) -> (String, serde_json::Value) {
+    let ev = SnapshotEvent::SnapshotCreateRequested {
+        snapshot_id: snap,
+        volume_id: vol,
+        project_id: "p1".into(),
+        user_id: "u".into(),
+        name: None,
+        description: None,
+        metadata: BTreeMap::new(),
+        size: 1,
+        volume_type: "standard".into(),
+        availability_zone: "nova".into(),
+        parent_snapshot_id: None,
+        full: false,
+    };
+    (stream("snapshot", snap), serde_json::to_value(ev).unwrap())
+}
+
+fn config(workers: usize) -> ExecutorConfig {
+    ExecutorConfig {
+        workers,
+        max_attempts: 3,
+        backoff: Duration::from_millis(10),
+    }
+}
+
+/// Two long operations (blocked until the test releases them) and fifty
+/// creates requested at once: the creates all finish while the long ones
+/// are still running, and the durable checkpoint stays below the oldest
+/// unfinished item until it finishes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn creates_do_not_wait_for_long_operations() {
+    let env = Env::new(config(4));
+    let long: Vec<Uuid> = (0..2).map(|_| Uuid::new_v4()).collect();
+    for l in &long {
+        env.gate.hold(*l);
+    }
+    let quick: Vec<Uuid> = (0..50).map(|_| Uuid::new_v4()).collect();
+    let mut evs: Vec<_> = long.iter().map(|l| create(*l)).collect();
+    evs.extend(quick.iter().map(|q| create(*q)));
+    env.append(evs).await;
+
+    env.wait("the fifty creates", |e| {
+        quick
+            .iter()
+            .all(|q| e.status(*q) == Some(VolumeStatus::Available))
+    })
+    .await;
+    // The long ones are still running (started, blocked in the backend).
+    for l in &long {
+        assert_eq!(env.status(*l), Some(VolumeStatus::Creating));
+        assert!(env.gate.at(true, "create", *l).is_some(), "started");
+        assert!(env.gate.at(false, "create", *l).is_none(), "not finished");
+    }
+    // Low-water mark: the first long create (position 1) is not handled,
+    // so nothing at or above it is durably "handled".
+    assert_eq!(env.store.checkpoint("executor").unwrap(), 0);
+
+    env.gate.release();
+    env.wait("the long creates", |e| {
+        long.iter()
+            .all(|l| e.status(*l) == Some(VolumeStatus::Available))
+    })
+    .await;
+    for v in long.iter().chain(&quick) {
+        assert_eq!(env.gate.inner.virtual_size(*v).unwrap(), Some(GIB));
+    }
+    // Once idle, the mark passes every request (positions 1..=52).
+    env.wait("the checkpoint past every request", |e| {
+        e.store.checkpoint("executor").unwrap() >= 52
+    })
+    .await;
+    env.shutdown().await;
+}
+
+/// A step that panics every time is retried a bounded number of times,
+/// then recorded as failed (the volume ends in `error` with the reason);
+/// a stream that no longer decodes is skipped. Later work goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poisoned_item_ends_in_error_and_the_executor_moves_on() {
+    let env = Env::new(config(2));
+    let poisoned = Uuid::new_v4();
+    env.gate.poison(poisoned);
+    let undecodable = Uuid::new_v4();
+    let later: Vec<Uuid> = (0..5).map(|_| Uuid::new_v4()).collect();
+    let mut evs = vec![
+        create(poisoned),
+        create(undecodable),
+        (
+            stream("volume", undecodable),
+            json!({"type": "NoSuchEvent", "data": {}}),
+        ),
+    ];
+    evs.extend(later.iter().map(|v| create(*v)));
+    env.append(evs).await;
+
+    env.wait("later creates and the poisoned one's failure", |e| {
+        later
+            .iter()
+            .all(|v| e.status(*v) == Some(VolumeStatus::Available))
+            && e.status(poisoned) == Some(VolumeStatus::Error)
+    })
+    .await;
+    let evs = env.store.read_stream(&stream("volume", poisoned)).unwrap();
+    let failed = evs
+        .iter()
+        .find(|e| e.event_type == "VolumeCreateFailed")
+        .expect("failure recorded");
+    let reason = failed.data["reason"].as_str().unwrap();
+    assert!(reason.contains("gave up after 3 attempts"), "{reason}");
+    assert!(reason.contains("panic"), "{reason}");
+    let attempts = env
+        .gate
+        .ops()
+        .iter()
+        .filter(|o| o.start && o.ids == vec![poisoned])
+        .count();
+    assert_eq!(attempts, 3, "bounded retries");
+
+    // After both poisoned items, new work still runs.
+    let next = Uuid::new_v4();
+    env.append(vec![create(next)]).await;
+    env.wait("a create after the poison", |e| {
+        e.status(next) == Some(VolumeStatus::Available)
+    })
+    .await;
+    env.shutdown().await;
+}
+
+/// Under concurrency, work on one aggregate keeps log order, and so does
+/// work that reads another aggregate: for each source volume B, in one
+/// transaction, a snapshot of B (held long for the first), a clone of B, a
+/// create from that snapshot, and an extend of B. Out of order, the clone
+/// would see the extended B (and fail: smaller than its source) and the
+/// create from the snapshot would find no snapshot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn per_aggregate_order_is_kept_under_concurrency() {
+    let env = Env::new(config(8));
+    let sources: Vec<Uuid> = (0..6).map(|_| Uuid::new_v4()).collect();
+    env.append(sources.iter().map(|b| create(*b)).collect())
+        .await;
+    env.wait("sources", |e| {
+        sources
+            .iter()
+            .all(|b| e.status(*b) == Some(VolumeStatus::Available))
+    })
+    .await;
+
+    let snaps: Vec<Uuid> = sources.iter().map(|_| Uuid::new_v4()).collect();
+    let clones: Vec<Uuid> = sources.iter().map(|_| Uuid::new_v4()).collect();
+    let from_snap: Vec<Uuid> = sources.iter().map(|_| Uuid::new_v4()).collect();
+    let unrelated: Vec<Uuid> = (0..10).map(|_| Uuid::new_v4()).collect();
+    // The first source's snapshot takes long.
+    env.gate.hold(snaps[0]);
+    let mut evs = Vec::new();
+    for i in 0..sources.len() {
+        evs.push(snapshot(snaps[i], sources[i]));
+        evs.push(create_from(clones[i], None, Some(sources[i])));
+        evs.push(create_from(from_snap[i], Some(snaps[i]), None));
+        evs.push(extend(sources[i], 2));
+    }
+    evs.extend(unrelated.iter().map(|v| create(*v)));
+    env.append(evs).await;
+
+    // Everything not behind the held snapshot finishes meanwhile.
+    env.wait("work not behind the held snapshot", |e| {
+        (1..sources.len()).all(|i| {
+            e.status(clones[i]) == Some(VolumeStatus::Available)
+                && e.status(from_snap[i]) == Some(VolumeStatus::Available)
+                && e.status(sources[i]) == Some(VolumeStatus::Available)
+        }) && unrelated
+            .iter()
+            .all(|v| e.status(*v) == Some(VolumeStatus::Available))
+    })
+    .await;
+    // The first source's later work waits behind its snapshot.
+    assert!(env.gate.at(true, "clone_from_volume", clones[0]).is_none());
+    assert!(env
+        .gate
+        .at(true, "clone_from_snapshot", from_snap[0])
+        .is_none());
+    assert!(env.gate.at(true, "extend", sources[0]).is_none());
+    assert_eq!(env.status(sources[0]), Some(VolumeStatus::Extending));
+
+    env.gate.release();
+    env.wait("everything", |e| {
+        (0..sources.len()).all(|i| {
+            e.status(clones[i]) == Some(VolumeStatus::Available)
+                && e.status(from_snap[i]) == Some(VolumeStatus::Available)
+                && e.status(sources[i]) == Some(VolumeStatus::Available)
+                && e.snapshot(snaps[i]).snapshot.map(|s| s.status)
+                    == Some(SnapshotStatus::Available)
+        })
+    })
+    .await;
+    for i in 0..sources.len() {
+        let g = &env.gate;
+        let snap_end = g.at(false, "snapshot_create", snaps[i]).unwrap();
+        let clone_start = g.at(true, "clone_from_volume", clones[i]).unwrap();
+        let clone_end = g.at(false, "clone_from_volume", clones[i]).unwrap();
+        let from_start = g.at(true, "clone_from_snapshot", from_snap[i]).unwrap();
+        let extend_start = g.at(true, "extend", sources[i]).unwrap();
+        assert!(snap_end < clone_start, "clone after the source's snapshot");
+        assert!(snap_end < from_start, "create from a snapshot after it");
+        assert!(clone_end < extend_start, "extend after the clone of it");
+        // The clone holds B's size at the time of its request.
+        assert_eq!(g.inner.virtual_size(clones[i]).unwrap(), Some(GIB));
+        assert_eq!(g.inner.virtual_size(sources[i]).unwrap(), Some(2 * GIB));
+    }
+    assert_no_overlap(&env.gate.ops());
+
+    // Extend then delete of one volume: the delete's file removal comes
+    // after the extend.
+    let v = unrelated[0];
+    env.append(vec![extend(v, 3)]).await;
+    env.wait("extended", |e| e.status(v) == Some(VolumeStatus::Available))
+        .await;
+    env.append(vec![delete(v)]).await;
+    env.wait("deleted", |e| e.status(v).is_none()).await;
+    let g = &env.gate;
+    assert!(g.at(false, "extend", v).unwrap() < g.at(true, "delete", v).unwrap());
+    env.shutdown().await;
+}
+
+/// No two backend operations on one aggregate ever run at the same time.
+fn assert_no_overlap(ops: &[Op]) {
+    let mut busy: HashSet<Uuid> = HashSet::new();
+    for o in ops {
+        for id in &o.ids {
+            if o.start {
+                assert!(busy.insert(*id), "{} overlaps other work on {id}", o.name);
+            } else {
+                busy.remove(id);
+            }
+        }
+    }
+}
