@@ -284,6 +284,50 @@ async fn a_volume_lives_its_whole_life_in_this_dialect() {
     ];
     want.sort();
     assert_eq!(keys, want);
+    // `is_full` 1: a full copy, standing alone on disk [5.2 #8].
+    let job = post_ok(
+        &c,
+        "/volume_snapshots",
+        json!({"resources": [v1], "snapshot_name": "full", "is_full": 1}),
+    )
+    .await;
+    let s3 = job_ids(&job, "snapshot_id").remove(0);
+    let r = c
+        .get(&format!("{Z}/volume_snapshots?snapshot_type=1"))
+        .await;
+    assert_eq!(r.body["total_count"], 1, "{}", r.body);
+    assert_eq!(r.body["snapshots"][0]["snapshot_id"], s3.as_str());
+    assert_eq!(r.body["snapshots"][0]["snapshot_type"], 1);
+    let inv: Value = reqwest::Client::new()
+        .get(srv.url(&format!("/zstack/v1/volume-snapshots/{s3}")))
+        .header("Authorization", "OAuth alice:p1")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let file = inv["inventories"][0]["primaryStorageInstallPath"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    if format == "qcow2" {
+        let out = Command::new("qemu-img")
+            .args(["info", "-U", "--output=json", &file])
+            .output()
+            .unwrap();
+        let info: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert!(
+            info["backing-filename"].is_null(),
+            "a full snapshot has no backing: {info}"
+        );
+    }
+    assert!(holds_pattern(&format, std::path::Path::new(&file), 0xbb));
+    let r = c
+        .send("DELETE", &format!("{Z}/volume_snapshots/{s3}"), None)
+        .await;
+    job_done(&c, &r.body).await;
+
     let job = post_ok(&c, "/volume_snapshots/apply", json!({"snapshots": [s1]})).await;
     assert_eq!(job["action"], "ApplySnapshots");
     snap("IDC-snapshots-apply.job", &job);

@@ -179,6 +179,9 @@ pub struct Snapshot {
     pub availability_zone: String,
     pub metadata: BTreeMap<String, String>,
     pub work_started: bool,
+    /// A full copy, not a layer (states cached before the field: false).
+    #[serde(default)]
+    pub full: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -366,6 +369,7 @@ impl Aggregate for SnapshotAggregate {
             volume_type,
             availability_zone,
             metadata,
+            full,
             ..
         } = event
         {
@@ -379,6 +383,7 @@ impl Aggregate for SnapshotAggregate {
                 availability_zone: availability_zone.clone(),
                 metadata: metadata.clone(),
                 work_started: false,
+                full: *full,
             });
             return state;
         }

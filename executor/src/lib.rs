@@ -451,8 +451,13 @@ impl Executor {
             .await?
             .ok();
         let backend = self.backend.clone();
-        let vol = s.volume_id;
+        let (vol, full) = (s.volume_id, s.full);
         let result = tokio::task::spawn_blocking(move || match kind {
+            // A full snapshot is a layer first, then made to stand alone:
+            // both steps are idempotent, so a retry after a crash finishes.
+            SnapshotWork::Create if full => backend
+                .snapshot_create(vol, snap)
+                .and_then(|()| backend.snapshot_flatten(snap)),
             SnapshotWork::Create => backend.snapshot_create(vol, snap),
             SnapshotWork::Delete => backend.snapshot_delete(snap),
         })
