@@ -22,7 +22,7 @@ pub mod images;
 mod schedule;
 pub mod sparse;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -706,6 +706,30 @@ struct Item {
     work: Work,
     attempts: u32,
     last_error: String,
+    /// A long copy (see `is_long`): it may not take the last free worker.
+    long: bool,
+}
+
+/// Work that copies data and may run for minutes: an export, a volume made
+/// from an image, a full (not linked) clone of a snapshot. Everything else
+/// (creating, extending, deleting, snapshotting, linked clones, rollback)
+/// is a header write or a rename.
+fn is_long(ev: &RecordedEvent, work: Work) -> bool {
+    match work {
+        Work::Export => true,
+        Work::Volume(WorkKind::Create) => matches!(
+            decode::<VolumeAggregate>(ev),
+            Ok(VolumeEvent::VolumeCreateRequested {
+                image_id: Some(_),
+                ..
+            }) | Ok(VolumeEvent::VolumeCreateRequested {
+                snapshot_id: Some(_),
+                linked_clone: false,
+                ..
+            })
+        ),
+        _ => false,
+    }
 }
 
 /// What a finished task reports.
@@ -727,6 +751,9 @@ struct Dispatcher {
     ready: BTreeSet<u64>,
     running: JoinSet<(u64, Done)>,
     running_pos: HashMap<tokio::task::Id, u64>,
+    /// Long copies running now: at most `workers - 1` of them, so a create
+    /// or delete of another volume always finds a worker (issue 11).
+    running_long: HashSet<u64>,
     /// Items waiting out their backoff (they hold their keys, not a worker).
     timers: JoinSet<u64>,
     /// The checkpoint last written while idle.
@@ -742,6 +769,7 @@ impl Dispatcher {
             ready: BTreeSet::new(),
             running: JoinSet::new(),
             running_pos: HashMap::new(),
+            running_long: HashSet::new(),
             timers: JoinSet::new(),
             flushed: 0,
         }
@@ -863,6 +891,7 @@ impl Dispatcher {
                 if self.locks.admit(pos, keys) {
                     self.ready.insert(pos);
                 }
+                let long = is_long(&ev, work);
                 self.items.insert(
                     pos,
                     Item {
@@ -870,6 +899,7 @@ impl Dispatcher {
                         work,
                         attempts: 0,
                         last_error: String::new(),
+                        long,
                     },
                 );
             }
@@ -878,15 +908,25 @@ impl Dispatcher {
         Ok(full)
     }
 
-    /// Starts ready items while workers are free, oldest first.
+    /// Starts ready items while workers are free, oldest first; a long
+    /// copy waits (in log order) while long copies hold all workers but one.
     fn start(&mut self) {
+        let long_cap = self.exec.config.workers.saturating_sub(1).max(1);
+        let mut waiting_long = Vec::new();
         while self.running.len() < self.exec.config.workers {
             let Some(pos) = self.ready.pop_first() else {
-                return;
+                break;
             };
             let Some(item) = self.items.get_mut(&pos) else {
                 continue;
             };
+            if item.long {
+                if self.running_long.len() >= long_cap {
+                    waiting_long.push(pos);
+                    continue;
+                }
+                self.running_long.insert(pos);
+            }
             item.attempts += 1;
             let (ev, work, attempt) = (item.ev.clone(), item.work, item.attempts);
             let give_up = attempt > self.exec.config.max_attempts;
@@ -918,9 +958,11 @@ impl Dispatcher {
             let handle = self.running.spawn(task.instrument(span));
             self.running_pos.insert(handle.id(), pos);
         }
+        self.ready.extend(waiting_long);
     }
 
     fn finished(&mut self, pos: u64, done: Done) {
+        self.running_long.remove(&pos);
         match done {
             Done::Handled => {
                 self.items.remove(&pos);

@@ -397,6 +397,64 @@ async fn creates_do_not_wait_for_long_operations() {
     env.shutdown().await;
 }
 
+/// Long copies (full clones here) never take the last worker: with two
+/// workers and three blocked full clones, one clone runs and creates of
+/// other volumes still go through the other worker (issue 11: a long copy
+/// never delays a create of another volume).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn long_copies_leave_a_worker_for_short_work() {
+    let env = Env::new(config(2));
+    // Three snapshots, so the clones share no lock with each other.
+    let src = Uuid::new_v4();
+    let snaps: Vec<Uuid> = (0..3).map(|_| Uuid::new_v4()).collect();
+    env.append(vec![create(src)]).await;
+    env.wait("the source", |e| {
+        e.status(src) == Some(VolumeStatus::Available)
+    })
+    .await;
+    env.append(snaps.iter().map(|s| snapshot(*s, src)).collect())
+        .await;
+    env.wait("the snapshots", |e| {
+        snaps.iter().all(|s| {
+            e.snapshot(*s)
+                .snapshot
+                .is_some_and(|s| s.status == domain::SnapshotStatus::Available)
+        })
+    })
+    .await;
+    let clones: Vec<Uuid> = (0..3).map(|_| Uuid::new_v4()).collect();
+    for c in &clones {
+        env.gate.hold(*c);
+    }
+    let quick: Vec<Uuid> = (0..5).map(|_| Uuid::new_v4()).collect();
+    let mut evs: Vec<_> = clones
+        .iter()
+        .zip(&snaps)
+        .map(|(c, s)| create_from(*c, Some(*s), None))
+        .collect();
+    evs.extend(quick.iter().map(|q| create(*q)));
+    env.append(evs).await;
+    env.wait("the quick creates", |e| {
+        quick
+            .iter()
+            .all(|q| e.status(*q) == Some(VolumeStatus::Available))
+    })
+    .await;
+    let started = clones
+        .iter()
+        .filter(|c| env.gate.at(true, "clone_from_snapshot", **c).is_some())
+        .count();
+    assert_eq!(started, 1, "one long copy at a time with two workers");
+    env.gate.release();
+    env.wait("the clones", |e| {
+        clones
+            .iter()
+            .all(|c| e.status(*c) == Some(VolumeStatus::Available))
+    })
+    .await;
+    env.shutdown().await;
+}
+
 /// A step that panics every time is retried a bounded number of times,
 /// then recorded as failed (the volume ends in `error` with the reason);
 /// a stream that no longer decodes is skipped. Later work goes on.
