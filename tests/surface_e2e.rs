@@ -1185,3 +1185,49 @@ async fn no_dialect_crosses_projects() {
     assert_eq!(r.body["volume"]["name"], "a-only");
     assert_eq!(r.body["volume"]["size"], 1);
 }
+
+/// DECISIONS.md, `/v2` and `/v3`: on `/v3` a size that is not a whole
+/// number is a 400 (as Cinder's schema: an integer or a string of digits);
+/// on `/v2` decimals are truncated as the Huawei seed documents [5.1 #39].
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn v3_sizes_are_whole_numbers_v2_truncates() {
+    let tmp = tempfile::tempdir().unwrap();
+    let srv = Server::start(tmp.path());
+    let c = srv.client("alice", "p1");
+    let before = c.get("/v3/p1/volumes/detail").await.body;
+    for bad in [
+        json!(1.5),
+        json!("1e3"),
+        json!(" 7 "),
+        json!("1.0"),
+        json!(true),
+    ] {
+        let r = c
+            .post("/v3/p1/volumes", &json!({"volume": {"size": bad}}))
+            .await;
+        assert_eq!(r.status, 400, "{bad}: {}", r.body);
+        assert_eq!(r.body["badRequest"]["code"], 400, "{bad}");
+    }
+    assert_eq!(c.get("/v3/p1/volumes/detail").await.body, before);
+    let r = c
+        .post("/v3/p1/volumes", &json!({"volume": {"size": "2"}}))
+        .await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    let v = r.body["volume"]["id"].as_str().unwrap().to_string();
+    assert_eq!(r.body["volume"]["size"], 2);
+    c.wait_status(&format!("/v3/p1/volumes/{v}"), "available")
+        .await;
+    let r = c
+        .post(
+            &format!("/v3/p1/volumes/{v}/action"),
+            &json!({"os-extend": {"new_size": 3.5}}),
+        )
+        .await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    // /v2 keeps the seed's truncation.
+    let r = c
+        .post("/v2/p1/volumes", &json!({"volume": {"size": 1.9}}))
+        .await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    assert_eq!(r.body["volume"]["size"], 1);
+}

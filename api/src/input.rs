@@ -43,6 +43,28 @@ pub fn opt_str(obj: &Map<String, Value>, key: &'static str) -> Result<Option<Str
     }
 }
 
+/// `/v3` takes a size as Cinder's schema does (DECISIONS.md, `/v2` and
+/// `/v3`: "400 for a size that is not a whole number"): a JSON integer or a
+/// string of decimal digits; a fraction, an exponent or padding is refused
+/// before anything is decided. Absent is fine (the caller decides).
+pub fn check_whole_size(v: Option<&Value>, key: &'static str) -> Result<(), DomainError> {
+    let whole = match v {
+        None | Some(Value::Null) => true,
+        Some(Value::Number(n)) => n.is_i64() || n.is_u64(),
+        Some(Value::String(s)) => !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()),
+        Some(_) => false,
+    };
+    if whole {
+        Ok(())
+    } else {
+        Err(DomainError::invalid(
+            key,
+            FieldReason::WrongType,
+            format!("Invalid input for field/attribute {key}: must be a whole number."),
+        ))
+    }
+}
+
 /// An integer size in GiB. Decimals are truncated as documented [5.1 #39];
 /// numeric strings are accepted as Cinder does; anything out of i64 range
 /// saturates so the domain can refuse it with EVS.1010.

@@ -54,6 +54,9 @@ pub fn routes(prefix: &str) -> Router<AppState> {
 async fn create(State(state): State<AppState>, ctx: Ctx, body: Bytes) -> Reply {
     let obj = input::json_object(&body).map_err(|e| ctx.err(e))?;
     let v = input::member(&obj, "volume").map_err(|e| ctx.err(e))?;
+    if ctx.api_version == "v3" {
+        input::check_whole_size(v.get("size"), "size").map_err(|e| ctx.err(e))?;
+    }
     let r = parse::create_request(v, CreatePolicy::OPEN).map_err(|e| ctx.err(e))?;
     let (app, caller) = (state.app(), ctx.caller());
     let id = volume_create::create(&app, &caller, &ctx.meta(), r, app::new_job_id())
@@ -210,6 +213,10 @@ async fn action(
     match name {
         // CINDER-7.2.1
         "os-extend" => {
+            if ctx.api_version == "v3" {
+                let given = obj.get("os-extend").and_then(|e| e.get("new_size"));
+                input::check_whole_size(given, "new_size").map_err(|e| ctx.err(e))?;
+            }
             let new_size = extend_size(&obj).map_err(|e| ctx.err(e))?;
             volume_extend::extend(
                 &state.app(),
