@@ -499,19 +499,6 @@ async fn projects_are_kept_apart() {
     assert_eq!(r.body["volume"]["status"], "available");
 }
 
-async fn refusals(admin: &Client) -> usize {
-    let r = admin
-        .get("/v2/padmin/events?stream=requests&limit=1000")
-        .await;
-    assert_eq!(r.status, 200, "{}", r.body);
-    r.body["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["event_type"] == "CommandRejected")
-        .count()
-}
-
 /// Bad input: each gets `{"ret_code", "message"}` and a 4xx, never a 500,
 /// and changes nothing a client sees.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -635,19 +635,6 @@ async fn bad_input_is_refused_with_nova_faults() {
     assert_eq!(r.body, json!({"snapshots": []}));
 }
 
-async fn refusals(admin: &Client) -> usize {
-    let r = admin
-        .get("/v2/padmin/events?stream=requests&limit=1000")
-        .await;
-    assert_eq!(r.status, 200, "{}", r.body);
-    r.body["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["event_type"] == "CommandRejected")
-        .count()
-}
-
 /// Another project's volume and snapshot are not found through the proxy,
 /// exactly like missing ones; each refused change is recorded.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -629,19 +629,6 @@ async fn srv_get_with(srv: &Server, header: &str, value: &str) -> (u16, Value) {
     (status, r.json().await.unwrap_or(Value::Null))
 }
 
-async fn refusals(admin: &Client) -> usize {
-    let r = admin
-        .get("/v2/padmin/events?stream=requests&limit=1000")
-        .await;
-    assert_eq!(r.status, 200, "{}", r.body);
-    r.body["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["event_type"] == "CommandRejected")
-        .count()
-}
-
 /// Another project's volume and snapshots are not found, exactly like
 /// missing ones; each refused change is recorded as `CommandRejected`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -114,12 +114,6 @@ impl From<eventstore::StoreError> for Problem {
     }
 }
 
-impl From<eventstore::rusqlite::Error> for Problem {
-    fn from(e: eventstore::rusqlite::Error) -> Self {
-        Problem::internal(e)
-    }
-}
-
 impl From<crate::app::AppError> for Problem {
     fn from(e: crate::app::AppError) -> Self {
         match e {

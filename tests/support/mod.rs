@@ -445,3 +445,18 @@ pub async fn device_path(c: &Client, project: &str, vol: &str) -> (String, std::
     assert!(path.is_absolute());
     (info["data"]["format"].as_str().unwrap().to_string(), path)
 }
+
+/// How many refusals (`CommandRejected`) the log holds, read by an admin
+/// client of project `padmin` through the audit trail.
+pub async fn refusals(admin: &Client) -> usize {
+    let r = admin
+        .get("/v2/padmin/events?stream=requests&limit=1000")
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    r.body["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["event_type"] == "CommandRejected")
+        .count()
+}

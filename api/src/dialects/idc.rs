@@ -79,8 +79,22 @@ pub fn routes() -> Router<AppState> {
         )
         .route(&format!("{z}/volumes/{{vol_id}}"), delete(delete_volume))
         .route(&format!("{z}/volumes/resize"), post(resize))
-        .route(&format!("{z}/volumes/attach"), post(attach))
-        .route(&format!("{z}/volumes/detach"), post(detach))
+        .route(
+            &format!("{z}/volumes/attach"),
+            post(
+                |s: State<AppState>, c: Ctx, p: Path<HashMap<String, String>>, b: Bytes| {
+                    attachment(s.0, c, p.0, b, true)
+                },
+            ),
+        )
+        .route(
+            &format!("{z}/volumes/detach"),
+            post(
+                |s: State<AppState>, c: Ctx, p: Path<HashMap<String, String>>, b: Bytes| {
+                    attachment(s.0, c, p.0, b, false)
+                },
+            ),
+        )
         .route(
             &format!("{z}/volume_snapshots"),
             get(list_snapshots).post(create_snapshots),
@@ -651,53 +665,27 @@ async fn resize(
     job_reply(&state, &ctx, job_id).await
 }
 
-/// IDC-volumes-attach: each volume at the instance's next free device.
-async fn attach(
-    State(state): State<AppState>,
+/// IDC-volumes-attach (each volume at the instance's next free device)
+/// and IDC-volumes-detach: one body, one job.
+async fn attachment(
+    state: AppState,
     ctx: Ctx,
-    Path(p): Path<HashMap<String, String>>,
+    p: HashMap<String, String>,
     b: Bytes,
+    attach: bool,
 ) -> Reply {
     let zone = zone(&state, &ctx, &p)?;
     let obj = body(&ctx, &b)?;
     let instance = required_str(&ctx, &obj, "instance_id")?;
     let ids = zone_volumes(&state, &ctx, &zone, &obj).await?;
     let job_id = app::new_job_id();
-    volume_actions::attach_many(
-        &state.app(),
-        &ctx.caller(),
-        &ctx.meta(),
-        ids,
-        instance,
-        job_id.clone(),
-    )
-    .await
-    .map_err(|err| ctx.err(err))?;
-    job_reply(&state, &ctx, job_id).await
-}
-
-/// IDC-volumes-detach.
-async fn detach(
-    State(state): State<AppState>,
-    ctx: Ctx,
-    Path(p): Path<HashMap<String, String>>,
-    b: Bytes,
-) -> Reply {
-    let zone = zone(&state, &ctx, &p)?;
-    let obj = body(&ctx, &b)?;
-    let instance = required_str(&ctx, &obj, "instance_id")?;
-    let ids = zone_volumes(&state, &ctx, &zone, &obj).await?;
-    let job_id = app::new_job_id();
-    volume_actions::detach_many(
-        &state.app(),
-        &ctx.caller(),
-        &ctx.meta(),
-        ids,
-        instance,
-        job_id.clone(),
-    )
-    .await
-    .map_err(|err| ctx.err(err))?;
+    let (app, caller, meta) = (state.app(), ctx.caller(), ctx.meta());
+    let done = if attach {
+        volume_actions::attach_many(&app, &caller, &meta, ids, instance, job_id.clone()).await
+    } else {
+        volume_actions::detach_many(&app, &caller, &meta, ids, instance, job_id.clone()).await
+    };
+    done.map_err(|err| ctx.err(err))?;
     job_reply(&state, &ctx, job_id).await
 }
 
