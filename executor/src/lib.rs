@@ -19,6 +19,7 @@
 
 pub mod backend;
 pub mod images;
+pub mod qcow2;
 mod schedule;
 pub mod sparse;
 
