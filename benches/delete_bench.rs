@@ -10,8 +10,12 @@
 //!   `qemu-img create` for the same file, each without and with the fsync
 //!   the backend needs before a rename.
 //!
-//!     cargo bench --bench delete_bench
-//!     BENCH_RUNS=101 BENCH_DIR=/work cargo bench --bench delete_bench
+//! Run with:
+//!
+//! ```text
+//! cargo bench --bench delete_bench
+//! BENCH_RUNS=101 BENCH_DIR=/work cargo bench --bench delete_bench
+//! ```
 
 use std::fs::File;
 use std::path::Path;
