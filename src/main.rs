@@ -277,6 +277,11 @@ fn serve(args: ServeArgs) -> Result<()> {
         let backend: Arc<dyn executor::StorageBackend> = Arc::from(backend);
         let images = Arc::new(executor::images::ImageStore::open(&data_dir)?);
         images.cleanup_temps()?;
+        // Bound before the executor starts, so a taken address refuses
+        // before any disk work begins.
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .map_err(|e| Refusal::Listen(args.listen, e.to_string()))?;
         let mut config = executor::ExecutorConfig::default();
         if let Some(n) = args.workers {
             config.workers = n;
@@ -309,9 +314,6 @@ fn serve(args: ServeArgs) -> Result<()> {
             }),
             sync_deadline: std::time::Duration::from_millis(args.sync_deadline_ms),
         };
-        let listener = tokio::net::TcpListener::bind(args.listen)
-            .await
-            .map_err(|e| Refusal::Listen(args.listen, e.to_string()))?;
         let limits = api::server::Limits {
             max_connections: args
                 .conn

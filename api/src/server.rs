@@ -54,6 +54,11 @@ use tower::ServiceExt;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
+/// At shutdown, how long a request waiting for its body may have heard
+/// nothing from the client before its connection is closed rather than
+/// drained.
+const STALLED_MS: u64 = 1000;
+
 /// What one client may hold; `serve --max-connections` etc.
 #[derive(Debug, Clone)]
 pub struct Limits {
@@ -89,6 +94,15 @@ impl ConnState {
     fn evictable(&self) -> bool {
         let busy = self.in_flight.load(Ordering::Acquire);
         busy == 0 || self.waiting_body.load(Ordering::Acquire) >= busy
+    }
+
+    /// Its requests only wait for a client that has sent nothing for a
+    /// while: at shutdown, nothing would be lost by closing it.
+    fn stalled(&self, now_ms: u64) -> bool {
+        let busy = self.in_flight.load(Ordering::Acquire);
+        busy > 0
+            && self.waiting_body.load(Ordering::Acquire) >= busy
+            && now_ms.saturating_sub(self.last_read.load(Ordering::Relaxed)) >= STALLED_MS
     }
 }
 
@@ -287,12 +301,17 @@ impl Connection {
             }
             _ = &mut evicted => {}
             _ = async { let _ = self.stop.wait_for(|s| *s).await; } => {
-                if self.state.in_flight.load(Ordering::Acquire) > 0 {
-                    // Let the running request finish; no further one.
-                    conn.as_mut().graceful_shutdown();
+                // Let a running request finish; no further one. A
+                // connection with nothing running, or whose request only
+                // waits for a silent client's body, is closed now.
+                conn.as_mut().graceful_shutdown();
+                while self.state.in_flight.load(Ordering::Acquire) > 0
+                    && !self.state.stalled(self.registry.now_ms())
+                {
                     tokio::select! {
-                        _ = conn.as_mut() => {}
-                        _ = &mut evicted => {}
+                        _ = conn.as_mut() => break,
+                        _ = &mut evicted => break,
+                        _ = tokio::time::sleep(Duration::from_millis(100)) => {}
                     }
                 }
             }
