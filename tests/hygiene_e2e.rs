@@ -173,9 +173,12 @@ fn a_thousand_slow_connections_do_not_slow_healthz() {
         "the test needs ~1,100 descriptors of its own"
     );
     let dir = tempfile::tempdir().unwrap();
-    // Default flags: the cap follows the 1,024 limit (512), timeouts of
-    // seconds, longer than this test's healthz phase.
-    let (_server, addr) = start_with_nofile_1024(dir.path(), &[]);
+    // The cap follows the 1,024 limit (512, the default). Timeouts longer
+    // than the test: only the cap can close a slow connection here.
+    let (_server, addr) = start_with_nofile_1024(
+        dir.path(),
+        &["--header-timeout-ms", "60000", "--body-timeout-ms", "60000"],
+    );
     let mut slow: Vec<TcpStream> = (0..1000).map(|i| slow_connection(&addr, i)).collect();
 
     // The server holds no more than its cap: it closes the longest-idle
