@@ -321,6 +321,50 @@ fn sigterm_with_slow_connections_open_stops_promptly() {
     assert!(took < Duration::from_secs(3), "stop took {took:?}");
 }
 
+#[test]
+fn sigterm_lets_a_running_request_finish_and_refuses_new_connections() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start_with(dir.path(), "raw");
+    let addr = server.base.trim_start_matches("http://").to_string();
+    let body = br#"{"volume": {"size": 1, "name": "drained"}}"#;
+    let mut s = TcpStream::connect(&addr).unwrap();
+    write!(
+        s,
+        "POST /v3/p1/volumes HTTP/1.1\r\nHost: x\r\nX-Auth-Token: a:p1\r\n\
+         Content-Type: application/json\r\nExpect: 100-continue\r\n\
+         Content-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    // hyper answers 100 Continue when the handler asks for the body: from
+    // here the request is running.
+    let mut cont = [0u8; 25];
+    s.set_read_timeout(Some(DEADLINE)).unwrap();
+    s.read_exact(&mut cont).unwrap();
+    assert_eq!(&cont, b"HTTP/1.1 100 Continue\r\n\r\n");
+    s.write_all(&body[..10]).unwrap();
+
+    let stopper = std::thread::spawn(move || {
+        let started = Instant::now();
+        server.stop();
+        started.elapsed()
+    });
+    // Shutdown has begun once the listener is gone.
+    let deadline = Instant::now() + DEADLINE;
+    while TcpStream::connect(&addr).is_ok() {
+        assert!(Instant::now() < deadline, "still accepting after SIGTERM");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    s.write_all(&body[10..]).unwrap();
+    let (sent, _) = read_until_closed(&mut s, Duration::from_secs(5));
+    assert!(
+        sent.starts_with("HTTP/1.1 202"),
+        "the running request: {sent:?}"
+    );
+    let took = stopper.join().unwrap();
+    eprintln!("SIGTERM with a request running: stopped in {took:?}");
+}
+
 /// Runs `serve` expecting a refusal: the exit code, its one line on
 /// stderr, and that it never printed a listening line.
 fn refused(cmd: &mut Command) -> (i32, String) {
