@@ -142,9 +142,18 @@ fn probe_data_dir(data_dir: &Path) -> Result<(), Refusal> {
 }
 
 fn open_store(data_dir: &Path) -> Result<EventStore> {
+    open_store_with(data_dir, EventStore::open)
+}
+
+type Opener = fn(
+    &Path,
+    Vec<Arc<dyn eventstore::InlineProjection>>,
+) -> Result<EventStore, eventstore::StoreError>;
+
+fn open_store_with(data_dir: &Path, open: Opener) -> Result<EventStore> {
     probe_data_dir(data_dir)?;
     let db = data_dir.join("blockledger.db");
-    EventStore::open(&db, projections::all()).map_err(|e| {
+    open(&db, projections::all()).map_err(|e| {
         use eventstore::StoreError as E;
         let dir = data_dir.to_path_buf();
         match e {
@@ -243,7 +252,9 @@ fn verify(data_dir: &Path) -> Result<()> {
             data_dir.join("blockledger.db").display()
         );
     }
-    let store = open_store(data_dir)?;
+    // The whole chain is checked below; a broken head is reported there,
+    // with its position, rather than refused at open.
+    let store = open_store_with(data_dir, EventStore::open_for_audit)?;
     let chain = store.verify_chain()?;
     if let Some((pos, why)) = chain.first_bad {
         bail!("hash chain broken at position {pos}: {why}");

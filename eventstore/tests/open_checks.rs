@@ -82,8 +82,12 @@ fn a_changed_event_at_the_head_is_corrupt() {
     .unwrap();
     drop(c);
     match EventStore::open(&db, vec![]) {
-        Err(StoreError::Corrupt(m)) => assert!(m.contains("event 9"), "{m}"),
+        Err(StoreError::Corrupt(m)) => assert!(m.contains("position 9"), "{m}"),
         Err(e) => panic!("wrong error: {e}"),
         Ok(_) => panic!("a changed head was opened"),
     }
+    // verify's open leaves the whole chain to verify_chain.
+    let s = EventStore::open_for_audit(&db, vec![]).unwrap();
+    assert_eq!(s.verify_chain().unwrap().first_bad.map(|b| b.0), Some(9));
+    s.close();
 }
