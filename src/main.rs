@@ -2,9 +2,11 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use clap::{Parser, Subcommand};
 use eventstore::EventStore;
 use tokio::sync::watch;
@@ -41,6 +43,34 @@ struct ServeArgs {
     /// in the background either way.
     #[arg(long, default_value_t = 60_000)]
     sync_deadline_ms: u64,
+    #[command(flatten)]
+    conn: ConnArgs,
+}
+
+/// What one client connection may hold (api::server::Limits).
+#[derive(clap::Args, Clone)]
+struct ConnArgs {
+    /// Client connections open at once; at the cap the longest-idle one
+    /// is closed to admit a new one. Default: half the open-file limit,
+    /// at most 8192 (512 under the common limit of 1024).
+    #[arg(long)]
+    max_connections: Option<usize>,
+    /// A request head must be complete this long after the connection
+    /// opened or its previous response; also the keep-alive idle timeout.
+    #[arg(long, default_value_t = 5_000)]
+    header_timeout_ms: u64,
+    /// Longest silence while a request body is read; then 408 and close.
+    #[arg(long, default_value_t = 10_000)]
+    body_timeout_ms: u64,
+    /// Largest buffered request body (413 beyond it); image uploads are
+    /// streamed and not limited. Idempotency keys fingerprint bodies of
+    /// at most 2 MiB.
+    #[arg(long, default_value_t = 2 * 1024 * 1024)]
+    max_body_bytes: usize,
+    /// On SIGTERM, how long running requests may go on before their
+    /// connections are closed.
+    #[arg(long, default_value_t = 5_000)]
+    drain_timeout_ms: u64,
 }
 
 #[derive(clap::Args, Clone)]
@@ -60,15 +90,128 @@ enum Cmd {
     Replay(DataArgs),
 }
 
-fn open_store(data_dir: &Path) -> Result<EventStore> {
-    std::fs::create_dir_all(data_dir)
-        .with_context(|| format!("cannot create data dir {}", data_dir.display()))?;
-    let db = data_dir.join("blockledger.db");
-    EventStore::open(&db, projections::all())
-        .with_context(|| format!("cannot open event store {}", db.display()))
+/// Why blockledger would not start: each has its own exit code, so a
+/// supervisor can tell a condition to fix from one to retry (README.md).
+#[derive(Debug, thiserror::Error)]
+enum Refusal {
+    #[error("data dir {0} is not writable: {1}")]
+    NotWritable(PathBuf, String),
+    #[error("no space left in data dir {0}: {1}")]
+    DiskFull(PathBuf, String),
+    #[error("event log {0} was written by a newer blockledger: {1}")]
+    FutureFormat(PathBuf, String),
+    #[error("event log {0} is damaged (restore it from a backup): {1}")]
+    Corrupt(PathBuf, String),
+    #[error("the qcow2 backend needs qemu-img, which cannot be run: {0} (install qemu-utils, or serve --backend raw)")]
+    NoQemuImg(String),
+    #[error("cannot listen on {0}: {1}")]
+    Listen(SocketAddr, String),
 }
 
-fn main() -> Result<()> {
+impl Refusal {
+    fn exit_code(&self) -> u8 {
+        match self {
+            Refusal::NotWritable(..) => 3,
+            Refusal::DiskFull(..) => 4,
+            Refusal::FutureFormat(..) => 5,
+            Refusal::Corrupt(..) => 6,
+            Refusal::NoQemuImg(..) => 7,
+            Refusal::Listen(..) => 8,
+        }
+    }
+}
+
+/// The data dir exists and takes a small durable write: a read-only or
+/// full disk is named before anything else starts.
+fn probe_data_dir(data_dir: &Path) -> Result<(), Refusal> {
+    use std::io::Write;
+    let refuse = |e: std::io::Error| match e.raw_os_error() {
+        Some(libc::ENOSPC) | Some(libc::EDQUOT) => {
+            Refusal::DiskFull(data_dir.to_path_buf(), e.to_string())
+        }
+        _ => Refusal::NotWritable(data_dir.to_path_buf(), e.to_string()),
+    };
+    std::fs::create_dir_all(data_dir).map_err(refuse)?;
+    let probe = data_dir.join(".blockledger-probe");
+    let written = std::fs::File::create(&probe).and_then(|mut f| {
+        f.write_all(&[0u8; 4096])?;
+        f.sync_all()
+    });
+    let _ = std::fs::remove_file(&probe);
+    written.map_err(refuse)
+}
+
+fn open_store(data_dir: &Path) -> Result<EventStore> {
+    open_store_with(data_dir, EventStore::open)
+}
+
+type Opener = fn(
+    &Path,
+    Vec<Arc<dyn eventstore::InlineProjection>>,
+) -> Result<EventStore, eventstore::StoreError>;
+
+fn open_store_with(data_dir: &Path, open: Opener) -> Result<EventStore> {
+    probe_data_dir(data_dir)?;
+    let db = data_dir.join("blockledger.db");
+    open(&db, projections::all()).map_err(|e| {
+        use eventstore::StoreError as E;
+        let dir = data_dir.to_path_buf();
+        match e {
+            E::FutureFormat { .. } => Refusal::FutureFormat(db, e.to_string()).into(),
+            E::Corrupt(why) => Refusal::Corrupt(db, why).into(),
+            E::DiskFull(why) => Refusal::DiskFull(dir, why).into(),
+            E::NotWritable(why) => Refusal::NotWritable(dir, why).into(),
+            e => anyhow::Error::new(e).context(format!("cannot open event store {}", db.display())),
+        }
+    })
+}
+
+/// The qcow2 backend runs qemu-img for every volume; without it every
+/// create would fail later, one by one.
+fn check_qemu_img() -> Result<(), Refusal> {
+    match std::process::Command::new("qemu-img")
+        .arg("--version")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+    {
+        Ok(s) if s.success() => Ok(()),
+        Ok(s) => Err(Refusal::NoQemuImg(format!(
+            "qemu-img --version exited with {s}"
+        ))),
+        Err(e) => Err(Refusal::NoQemuImg(e.to_string())),
+    }
+}
+
+/// Raises the soft open-file limit to the hard one: every client
+/// connection is a descriptor, and the default soft limit (often 1024) is
+/// far below what the hard limit allows. Returns the soft limit in force.
+fn raise_nofile_limit() -> u64 {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit only read and write the struct passed.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return 1024;
+    }
+    let before = lim.rlim_cur;
+    if lim.rlim_cur < lim.rlim_max {
+        let raised = libc::rlimit {
+            rlim_cur: lim.rlim_max,
+            rlim_max: lim.rlim_max,
+        };
+        // SAFETY: as above.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
+            lim.rlim_cur = lim.rlim_max;
+        }
+    }
+    tracing::info!(before, now = lim.rlim_cur, "open-file limit");
+    lim.rlim_cur
+}
+
+fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
@@ -76,6 +219,18 @@ fn main() -> Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // One line: the cause chain joined with ": ".
+            eprintln!("blockledger: {e:#}");
+            let code = e.downcast_ref::<Refusal>().map_or(1, Refusal::exit_code);
+            ExitCode::from(code)
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
     match cli.command {
         None => serve(cli.serve),
         Some(Cmd::Serve(args)) => serve(args),
@@ -97,7 +252,9 @@ fn verify(data_dir: &Path) -> Result<()> {
             data_dir.join("blockledger.db").display()
         );
     }
-    let store = open_store(data_dir)?;
+    // The whole chain is checked below; a broken head is reported there,
+    // with its position, rather than refused at open.
+    let store = open_store_with(data_dir, EventStore::open_for_audit)?;
     let chain = store.verify_chain()?;
     if let Some((pos, why)) = chain.first_bad {
         bail!("hash chain broken at position {pos}: {why}");
@@ -118,6 +275,12 @@ fn serve(args: ServeArgs) -> Result<()> {
         .enable_all()
         .build()?;
     rt.block_on(async move {
+        // Every check that can refuse to start runs before anything
+        // starts: a refusal never leaves a half-started server.
+        let nofile = raise_nofile_limit();
+        if args.backend == "qcow2" {
+            check_qemu_img()?;
+        }
         let store = open_store(&args.data.data_dir)?;
         // Absolute, so connection info names a path any consumer can open.
         let data_dir = std::fs::canonicalize(&args.data.data_dir)?;
@@ -125,6 +288,11 @@ fn serve(args: ServeArgs) -> Result<()> {
         let backend: Arc<dyn executor::StorageBackend> = Arc::from(backend);
         let images = Arc::new(executor::images::ImageStore::open(&data_dir)?);
         images.cleanup_temps()?;
+        // Bound before the executor starts, so a taken address refuses
+        // before any disk work begins.
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .map_err(|e| Refusal::Listen(args.listen, e.to_string()))?;
         let mut config = executor::ExecutorConfig::default();
         if let Some(n) = args.workers {
             config.workers = n;
@@ -157,16 +325,22 @@ fn serve(args: ServeArgs) -> Result<()> {
             }),
             sync_deadline: std::time::Duration::from_millis(args.sync_deadline_ms),
         };
-        let listener = tokio::net::TcpListener::bind(args.listen)
-            .await
-            .with_context(|| format!("cannot listen on {}", args.listen))?;
+        let limits = api::server::Limits {
+            max_connections: args
+                .conn
+                .max_connections
+                .unwrap_or_else(|| api::server::Limits::connections_for(nofile))
+                .max(1),
+            header_timeout: Duration::from_millis(args.conn.header_timeout_ms),
+            body_timeout: Duration::from_millis(args.conn.body_timeout_ms),
+            max_body_bytes: args.conn.max_body_bytes,
+            drain_timeout: Duration::from_millis(args.conn.drain_timeout_ms),
+        };
         let addr = listener.local_addr()?;
         // Tests and scripts read this line to find a port-0 listener.
         println!("listening on http://{addr}");
-        tracing::info!(%addr, data_dir = %args.data.data_dir.display(), backend = %args.backend, workers, "serving");
-        axum::serve(listener, api::router(state))
-            .with_graceful_shutdown(shutdown_signal())
-            .await?;
+        tracing::info!(%addr, data_dir = %args.data.data_dir.display(), backend = %args.backend, workers, max_connections = limits.max_connections, "serving");
+        api::server::serve(listener, api::router(state), limits, shutdown_signal()).await?;
         tracing::info!("shutting down");
         let _ = stop_tx.send(true);
         let _ = exec_task.await;

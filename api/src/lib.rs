@@ -24,6 +24,7 @@ pub mod microversion;
 pub mod ops;
 pub mod parse;
 pub mod render;
+pub mod server;
 pub mod versions;
 
 pub use context::Ctx;

@@ -84,6 +84,20 @@ pub enum StoreError {
     /// SQLite failure, reported to every job of the batch.
     #[error("batch failed: {0}")]
     Batch(String),
+    /// `open`: the log was written by a newer blockledger (its format
+    /// number, `PRAGMA user_version`, is above `LOG_FORMAT`).
+    #[error("the log has format {found}; this blockledger reads format {supported} at most (written by a newer version?)")]
+    FutureFormat { found: u32, supported: u32 },
+    /// `open`: the file is not a database, is truncated, or its newest
+    /// events do not verify.
+    #[error("the log is damaged: {0}")]
+    Corrupt(String),
+    /// `open`: no space left to write the log.
+    #[error("no space left for the log: {0}")]
+    DiskFull(String),
+    /// `open`: the log or its directory cannot be written.
+    #[error("the log cannot be written: {0}")]
+    NotWritable(String),
 }
 
 impl StoreError {
@@ -99,7 +113,38 @@ impl StoreError {
             other => StoreError::Batch(other.to_string()),
         }
     }
+
+    /// What went wrong at `open`, for an operator: SQLite's codes for a
+    /// damaged file, a full disk or a read-only one get their own variants.
+    fn at_open(self) -> StoreError {
+        use rusqlite::ErrorCode as C;
+        let StoreError::Sqlite(rusqlite::Error::SqliteFailure(f, _)) = &self else {
+            return self;
+        };
+        let what = self.to_string();
+        // A file cut short reads back short (SQLITE_IOERR_SHORT_READ).
+        const SHORT_READ: std::os::raw::c_int = 522;
+        match f.code {
+            C::NotADatabase | C::DatabaseCorrupt => StoreError::Corrupt(what),
+            C::SystemIoFailure if f.extended_code == SHORT_READ => StoreError::Corrupt(what),
+            C::DiskFull => StoreError::DiskFull(what),
+            C::ReadOnly | C::CannotOpen | C::PermissionDenied => StoreError::NotWritable(what),
+            _ => self,
+        }
+    }
 }
+
+/// The layout of the log's own tables, recorded as `PRAGMA user_version`
+/// (0 in logs made before it was recorded: the same layout as 1). A log of a
+/// higher number was written by a newer blockledger and is refused, not
+/// guessed at. Projections carry their own versions (`projection_versions`)
+/// and are rebuilt, not refused.
+pub const LOG_FORMAT: u32 = 1;
+
+/// How many of the newest events `open` re-hashes: enough to catch a log
+/// cut short or damaged at its head, cheap at any log size (`verify` checks
+/// the whole chain).
+const TAIL_CHECK: u32 = 64;
 
 /// A read model updated inside the append transaction (read-your-writes), rebuildable from position 0.
 pub trait InlineProjection: Send + Sync + 'static {
@@ -285,6 +330,76 @@ fn checkpoint_of(conn: &Connection, name: &str) -> rusqlite::Result<u64> {
     )
     .optional()
     .map(Option::unwrap_or_default)
+}
+
+/// Re-hashes one stored row (read as raw columns: tampering may leave text
+/// that no longer parses) against the previous row's hash; its own hash if
+/// it verifies.
+fn check_row(prev: &str, position: u64, r: &Row) -> Result<String, String> {
+    let text = |i: usize| {
+        r.get::<_, String>(i)
+            .map_err(|e| format!("column {i}: {e}"))
+    };
+    let int = |i: usize| r.get::<_, u64>(i).map_err(|e| format!("column {i}: {e}"));
+    let json = |i: usize| {
+        serde_json::from_str::<Value>(&text(i)?).map_err(|e| format!("column {i} is not JSON: {e}"))
+    };
+    let v = u32::try_from(int(5)?).map_err(|e| format!("column v: {e}"))?;
+    let (stream_id, event_id, event_type, recorded_at) = (text(1)?, text(3)?, text(4)?, text(8)?);
+    let (data, metadata) = (json(6)?, json(7)?);
+    let c = Canon {
+        position,
+        stream_id: &stream_id,
+        stream_version: int(2)?,
+        event_id: &event_id,
+        event_type: &event_type,
+        v,
+        data: &data,
+        metadata: &metadata,
+        recorded_at: &recorded_at,
+    };
+    let stored = text(9)?;
+    if chain_hash(prev, &c) == stored {
+        Ok(stored)
+    } else {
+        Err("hash mismatch (row changed or link broken)".into())
+    }
+}
+
+/// The newest `TAIL_CHECK` events follow each other without a gap and each
+/// hash verifies against its predecessor's (the first one read is taken as
+/// given, unless it is position 1). Reading them also walks the pages a cut
+/// short file loses first. Nothing to check in a new log.
+fn check_tail(conn: &Connection) -> Result<(), StoreError> {
+    let exists: bool = conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'events')",
+        [],
+        |r| r.get(0),
+    )?;
+    if !exists {
+        return Ok(());
+    }
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {COLUMNS} FROM events WHERE position > \
+         (SELECT COALESCE(MAX(position), 0) FROM events) - ?1 ORDER BY position"
+    ))?;
+    let mut rows = stmt.query([TAIL_CHECK + 1])?;
+    let mut prev: Option<(u64, String)> = None;
+    while let Some(r) = rows.next()? {
+        let position: u64 = r.get(0)?;
+        let bad = |why: String| {
+            StoreError::Corrupt(format!("hash chain broken at position {position}: {why}"))
+        };
+        match &prev {
+            None if position == 1 => prev = Some((1, check_row("", 1, r).map_err(bad)?)),
+            None => prev = Some((position, r.get(9)?)),
+            Some((p, _)) if *p + 1 != position => {
+                return Err(bad(format!("follows event {p}")));
+            }
+            Some((_, h)) => prev = Some((position, check_row(h, position, r).map_err(bad)?)),
+        }
+    }
+    Ok(())
 }
 
 fn head_of(conn: &Connection) -> rusqlite::Result<u64> {
@@ -724,14 +839,48 @@ fn configure(conn: &Connection) -> rusqlite::Result<()> {
 }
 
 impl EventStore {
+    /// Opens (or creates) the log. Refuses a log of a newer format
+    /// (`FutureFormat`), a damaged one (`Corrupt`: not a database, cut
+    /// short, or its newest events not verifying), and says so when the
+    /// disk is full or read-only.
     pub fn open(
         path: &Path,
         projections: Vec<Arc<dyn InlineProjection>>,
     ) -> Result<Self, StoreError> {
+        Self::open_checked(path, projections, true).map_err(StoreError::at_open)
+    }
+
+    /// Like `open`, without re-hashing the newest events: for `verify`,
+    /// which checks the whole chain and names the first bad position.
+    pub fn open_for_audit(
+        path: &Path,
+        projections: Vec<Arc<dyn InlineProjection>>,
+    ) -> Result<Self, StoreError> {
+        Self::open_checked(path, projections, false).map_err(StoreError::at_open)
+    }
+
+    fn open_checked(
+        path: &Path,
+        projections: Vec<Arc<dyn InlineProjection>>,
+        tail_check: bool,
+    ) -> Result<Self, StoreError> {
         let mut conn = Connection::open(path)?;
         configure(&conn)?;
+        let format: u32 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        if format > LOG_FORMAT {
+            return Err(StoreError::FutureFormat {
+                found: format,
+                supported: LOG_FORMAT,
+            });
+        }
+        if tail_check {
+            check_tail(&conn)?;
+        }
         let tx = conn.transaction()?;
         tx.execute_batch(SCHEMA)?;
+        if format < LOG_FORMAT {
+            tx.pragma_update(None, "user_version", LOG_FORMAT)?;
+        }
         tx.execute_batch(aggregate::STATE_CACHE_SCHEMA)?;
         // A projection whose tables changed shape (or that is new) is
         // rebuilt from the log before anything reads it.
@@ -983,40 +1132,7 @@ impl EventStore {
                 first_bad = Some((position, format!("position gap: expected {events}")));
                 continue;
             }
-            // Read raw columns: tampering may leave text that no longer parses.
-            let check = || -> Result<String, String> {
-                let text = |i: usize| {
-                    r.get::<_, String>(i)
-                        .map_err(|e| format!("column {i}: {e}"))
-                };
-                let int = |i: usize| r.get::<_, u64>(i).map_err(|e| format!("column {i}: {e}"));
-                let json = |i: usize| {
-                    serde_json::from_str::<Value>(&text(i)?)
-                        .map_err(|e| format!("column {i} is not JSON: {e}"))
-                };
-                let v = u32::try_from(int(5)?).map_err(|e| format!("column v: {e}"))?;
-                let (stream_id, event_id, event_type, recorded_at) =
-                    (text(1)?, text(3)?, text(4)?, text(8)?);
-                let (data, metadata) = (json(6)?, json(7)?);
-                let c = Canon {
-                    position,
-                    stream_id: &stream_id,
-                    stream_version: int(2)?,
-                    event_id: &event_id,
-                    event_type: &event_type,
-                    v,
-                    data: &data,
-                    metadata: &metadata,
-                    recorded_at: &recorded_at,
-                };
-                let stored = text(9)?;
-                if chain_hash(&prev, &c) == stored {
-                    Ok(stored)
-                } else {
-                    Err("hash mismatch (row changed or link broken)".into())
-                }
-            };
-            match check() {
+            match check_row(&prev, position, r) {
                 Ok(hash) => prev = hash,
                 Err(reason) => first_bad = Some((position, reason)),
             }
