@@ -654,10 +654,32 @@ async fn bad_input_is_refused_in_this_dialect() {
     }
     assert_eq!(c.get("/v3/p1/volumes/detail").await.body, before);
 
-    // Names are stored verbatim, whatever they hold, and never become paths.
+    // Control characters are refused (issue 15 item 4), and nothing changes.
+    let stored = c.get(&format!("/v3/p1/volumes/{v}")).await.body;
     for name in [
         "nul\u{0}byte",
         "two\nlines",
+        "esc\u{1b}[31m",
+        "del\u{7f}",
+        "c1\u{85}",
+    ] {
+        let r = c
+            .put(
+                &format!("{Z}/volumes"),
+                &json!({"volume": v, "volume_name": name}),
+            )
+            .await;
+        assert_eq!(r.status, 400, "{name:?}: {}", r.body);
+        assert!(
+            r.body["ret_code"].as_i64().is_some_and(|n| n != 0),
+            "{}",
+            r.body
+        );
+        assert_eq!(c.get(&format!("/v3/p1/volumes/{v}")).await.body, stored);
+    }
+    // Other names are stored verbatim, whatever they hold, and never
+    // become paths.
+    for name in [
         "100%",
         "{{ 7*7 }}",
         "'; DROP TABLE volumes; --",

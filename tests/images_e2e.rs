@@ -217,7 +217,7 @@ async fn export_rules_and_the_catalog() {
     );
     assert_eq!(c.get("/image/v2/images").await.body["images"], json!([]));
     // In use: only with force.
-    let att = json!({"os-attach": {"instance_uuid": "vm-1", "mountpoint": "/dev/vdb"}});
+    let att = json!({"os-attach": {"instance_uuid": "0b8e2f4a-1c3d-4e5f-8a9b-0c1d2e3f4a5b", "mountpoint": "/dev/vdb"}});
     assert_eq!(
         c.post(&format!("/v2/p1/volumes/{vol}/action"), &att)
             .await

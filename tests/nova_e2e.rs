@@ -165,7 +165,7 @@ async fn a_volume_and_snapshot_through_the_proxy() {
     let r = c
         .post(
             &format!("/v3/p1/volumes/{id}/action"),
-            &json!({"os-attach": {"instance_uuid": "vm-1", "mountpoint": "/dev/vdb"}}),
+            &json!({"os-attach": {"instance_uuid": "0b8e2f4a-1c3d-4e5f-8a9b-0c1d2e3f4a5b", "mountpoint": "/dev/vdb"}}),
         )
         .await;
     assert_eq!(r.status, 202, "{}", r.body);
@@ -175,7 +175,7 @@ async fn a_volume_and_snapshot_through_the_proxy() {
     let att = &r.body["volume"]["attachments"][0];
     assert_eq!(att["volumeId"], id.as_str());
     assert_eq!(att["id"], id.as_str());
-    assert_eq!(att["serverId"], "vm-1");
+    assert_eq!(att["serverId"], "0b8e2f4a-1c3d-4e5f-8a9b-0c1d2e3f4a5b");
     assert_eq!(att["device"], "/dev/vdb");
     assert_same_shape(
         &json!({"volume": nova_volume(true)}),

@@ -96,7 +96,7 @@ async fn volume_actions() {
         json!({"volume": {"size": 1, "multiattach": true}}),
     )
     .await;
-    for srv_id in ["s-1", "s-2"] {
+    for srv_id in [S1, S2] {
         let r = action(
             &c,
             &m,
@@ -128,6 +128,10 @@ async fn volume_actions() {
     drop(srv);
     assert!(verify(tmp.path()).0);
 }
+
+/// Two servers' UUIDs (`instance_uuid` must be one, issue 15 item 4).
+const S1: &str = "5b1c3f0e-6a7d-4e2b-9c8a-1f2e3d4c5b6a";
+const S2: &str = "7e9d8c6b-5a4f-4e3d-8c2b-1a0f9e8d7c6b";
 
 /// CINDER-7.1.10 … 7.1.15 against the documented bodies.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1187,8 +1191,9 @@ async fn no_dialect_crosses_projects() {
 }
 
 /// DECISIONS.md, `/v2` and `/v3`: on `/v3` a size that is not a whole
-/// number is a 400 (as Cinder's schema: an integer or a string of digits);
-/// on `/v2` decimals are truncated as the Huawei seed documents [5.1 #39].
+/// number is a 400, and so is any string (issue 15 item 4: a JSON integer
+/// only); on `/v2` decimals are truncated as the Huawei seed documents
+/// [5.1 #39], and strings are refused there too.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn v3_sizes_are_whole_numbers_v2_truncates() {
     let tmp = tempfile::tempdir().unwrap();
@@ -1200,17 +1205,26 @@ async fn v3_sizes_are_whole_numbers_v2_truncates() {
         json!("1e3"),
         json!(" 7 "),
         json!("1.0"),
+        json!("2"),
         json!(true),
     ] {
-        let r = c
-            .post("/v3/p1/volumes", &json!({"volume": {"size": bad}}))
-            .await;
-        assert_eq!(r.status, 400, "{bad}: {}", r.body);
-        assert_eq!(r.body["badRequest"]["code"], 400, "{bad}");
+        for ver in ["v3", "v2"] {
+            if ver == "v2" && bad.is_number() {
+                continue;
+            }
+            let r = c
+                .post(
+                    &format!("/{ver}/p1/volumes"),
+                    &json!({"volume": {"size": bad}}),
+                )
+                .await;
+            assert_eq!(r.status, 400, "{ver} {bad}: {}", r.body);
+            assert_eq!(r.body["badRequest"]["code"], 400, "{bad}");
+        }
     }
     assert_eq!(c.get("/v3/p1/volumes/detail").await.body, before);
     let r = c
-        .post("/v3/p1/volumes", &json!({"volume": {"size": "2"}}))
+        .post("/v3/p1/volumes", &json!({"volume": {"size": 2}}))
         .await;
     assert_eq!(r.status, 202, "{}", r.body);
     let v = r.body["volume"]["id"].as_str().unwrap().to_string();

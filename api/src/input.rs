@@ -43,33 +43,67 @@ pub fn opt_str(obj: &Map<String, Value>, key: &'static str) -> Result<Option<Str
     }
 }
 
-/// `/v3` takes a size as Cinder's schema does (DECISIONS.md, `/v2` and
-/// `/v3`: "400 for a size that is not a whole number"): a JSON integer or a
-/// string of decimal digits; a fraction, an exponent or padding is refused
-/// before anything is decided. Absent is fine (the caller decides).
-pub fn check_whole_size(v: Option<&Value>, key: &'static str) -> Result<(), DomainError> {
-    let whole = match v {
-        None | Some(Value::Null) => true,
-        Some(Value::Number(n)) => n.is_i64() || n.is_u64(),
-        Some(Value::String(s)) => !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()),
-        Some(_) => false,
-    };
-    if whole {
-        Ok(())
-    } else {
-        Err(DomainError::invalid(
+/// An optional string that, when given, may not be null (Glance's schema:
+/// `disk_format: null` is a 400, not the default).
+pub fn opt_str_not_null(
+    obj: &Map<String, Value>,
+    key: &'static str,
+) -> Result<Option<String>, DomainError> {
+    match obj.get(key) {
+        Some(Value::Null) => Err(DomainError::invalid(
             key,
             FieldReason::WrongType,
-            format!("Invalid input for field/attribute {key}: must be a whole number."),
-        ))
+            format!("Invalid input for field/attribute {key}: None is not of type 'string'."),
+        )),
+        _ => opt_str(obj, key),
     }
 }
 
-/// An integer size in GiB. Decimals are truncated as documented [5.1 #39];
-/// numeric strings are accepted as Cinder does; anything out of i64 range
-/// saturates so the domain can refuse it with EVS.1010.
+/// `/v3` takes a size as Cinder's schema types it, an integer (DECISIONS.md,
+/// `/v2` and `/v3`: "400 for a size that is not a whole number"): a JSON
+/// integer and nothing else (issue 15 item 4: no `"1"`, `" 7 "`, `"1e3"`,
+/// `1.0`), refused before anything is decided. Absent is fine (the caller
+/// decides).
+pub fn check_whole_size(v: Option<&Value>, key: &'static str) -> Result<(), DomainError> {
+    match v {
+        None | Some(Value::Null) => Ok(()),
+        Some(Value::Number(n)) if n.is_i64() || n.is_u64() => Ok(()),
+        Some(_) => Err(DomainError::invalid(
+            key,
+            FieldReason::WrongType,
+            format!("Invalid input for field/attribute {key}: must be a whole number."),
+        )),
+    }
+}
+
+fn not_integer(key: &'static str) -> DomainError {
+    DomainError::invalid(
+        key,
+        FieldReason::WrongType,
+        format!("Invalid input for field/attribute {key}: must be an integer."),
+    )
+}
+
+/// A field documented as an integer (counts, limits, `min_disk`, IDC and
+/// Nova sizes): a JSON integer only. Beyond i64 it saturates, so the rule
+/// that bounds the field refuses it with its own error.
+pub fn integer(v: Option<&Value>, key: &'static str) -> Result<Option<i64>, DomainError> {
+    match v {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Number(n)) => match (n.as_i64(), n.as_u64()) {
+            (Some(i), _) => Ok(Some(i)),
+            (None, Some(_)) => Ok(Some(i64::MAX)),
+            _ => Err(not_integer(key)),
+        },
+        Some(_) => Err(not_integer(key)),
+    }
+}
+
+/// A size in GiB on `/v2` and the EVS routes: a JSON number, decimals
+/// truncated as documented [5.1 #39]; a string is refused (issue 15 item 4:
+/// `"1e3"` made a 1000 GiB volume). Out of i64 range saturates so the
+/// domain refuses it with EVS.1010.
 pub fn size(v: Option<&Value>, key: &'static str) -> Result<Option<i64>, DomainError> {
-    let bad = || DomainError::InvalidSize { got: 0 };
     match v {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Number(n)) => {
@@ -78,38 +112,32 @@ pub fn size(v: Option<&Value>, key: &'static str) -> Result<Option<i64>, DomainE
             } else if n.as_u64().is_some() {
                 Ok(Some(i64::MAX))
             } else {
-                let f = n.as_f64().ok_or_else(bad)?;
+                let f = n.as_f64().ok_or_else(|| not_integer(key))?;
                 Ok(Some(
                     f.trunc().clamp(i64::MIN as f64, i64::MAX as f64) as i64
-                ))
-            }
-        }
-        Some(Value::String(s)) => {
-            let t = s.trim();
-            if let Ok(i) = t.parse::<i64>() {
-                Ok(Some(i))
-            } else if let Ok(f) = t.parse::<f64>() {
-                if f.is_finite() {
-                    Ok(Some(
-                        f.trunc().clamp(i64::MIN as f64, i64::MAX as f64) as i64
-                    ))
-                } else {
-                    Err(bad())
-                }
-            } else {
-                Err(DomainError::invalid(
-                    key,
-                    FieldReason::WrongType,
-                    format!("invalid volume size! '{key}' must be an integer."),
                 ))
             }
         }
         Some(_) => Err(DomainError::invalid(
             key,
             FieldReason::WrongType,
-            format!("invalid volume size! '{key}' must be an integer."),
+            format!("invalid volume size! '{key}' must be a number."),
         )),
     }
+}
+
+/// A number a dialect documents as a string of decimal digits (the small
+/// provider's form parameters): ASCII digits only, no sign, no spaces, no
+/// exponent; an overlong one saturates.
+pub fn digits(raw: &str, key: &'static str) -> Result<i64, DomainError> {
+    if raw.is_empty() || !raw.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(DomainError::invalid(
+            key,
+            FieldReason::WrongType,
+            format!("Invalid input for field/attribute {key}: must be a string of digits."),
+        ));
+    }
+    Ok(raw.parse::<i64>().unwrap_or(i64::MAX))
 }
 
 /// A boolean that clients send as true/false or "true"/"false".
@@ -138,7 +166,11 @@ pub fn metadata(v: Option<&Value>) -> Result<BTreeMap<String, String>, DomainErr
                 Value::Null => Err(DomainError::InvalidMetadata(format!(
                     "metadata value of '{k}' can not be null"
                 ))),
-                other => Ok((k.clone(), other.to_string())),
+                // Never stringified: `{"a": 1}` is not `{"a": "1"}`
+                // (every seed types metadata values as strings).
+                _ => Err(DomainError::InvalidMetadata(format!(
+                    "metadata value of '{k}' must be a string"
+                ))),
             })
             .collect(),
         Some(_) => Err(DomainError::InvalidMetadata(
@@ -152,7 +184,7 @@ pub fn limit(raw: Option<&str>) -> Result<usize, DomainError> {
     let Some(raw) = raw else {
         return Ok(domain::limits::MAX_PAGE_LIMIT as usize);
     };
-    let n: i64 = raw.trim().parse().map_err(|_| {
+    let n = query_int(raw).ok_or_else(|| {
         DomainError::invalid(
             "limit",
             FieldReason::WrongType,
@@ -180,7 +212,7 @@ pub fn limit(raw: Option<&str>) -> Result<usize, DomainError> {
 pub fn offset(raw: Option<&str>) -> Result<usize, DomainError> {
     match raw {
         None => Ok(0),
-        Some(r) => match r.trim().parse::<i64>() {
+        Some(r) => match query_int(r).ok_or(()) {
             Ok(n) if n >= 0 => Ok(n.min(u32::MAX as i64) as usize),
             Ok(_) => Err(DomainError::invalid(
                 "offset",
@@ -196,6 +228,20 @@ pub fn offset(raw: Option<&str>) -> Result<usize, DomainError> {
     }
 }
 
+/// An integer in a query string: an optional `-` and decimal digits, no
+/// spaces, no `+`; beyond i64 it saturates (the range check refuses it).
+pub fn query_int(raw: &str) -> Option<i64> {
+    let (neg, digits) = match raw.strip_prefix('-') {
+        Some(d) => (true, d),
+        None => (false, raw),
+    };
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let n = digits.parse::<i64>().unwrap_or(i64::MAX);
+    Some(if neg { -n } else { n })
+}
+
 /// `all_tenants=1|true|True`: admin asks to see every project (as Cinder).
 pub fn all_tenants(q: &std::collections::HashMap<String, String>) -> bool {
     matches!(
@@ -204,9 +250,10 @@ pub fn all_tenants(q: &std::collections::HashMap<String, String>) -> bool {
     )
 }
 
-/// A path id that must be a UUID; anything else cannot exist.
+/// An id in its one canonical spelling (lowercase, hyphenated); any other
+/// spelling cannot name anything (`domain::text::canonical_uuid`).
 pub fn uuid(raw: &str) -> Option<uuid::Uuid> {
-    uuid::Uuid::parse_str(raw).ok()
+    domain::text::canonical_uuid(raw)
 }
 
 #[cfg(test)]
@@ -218,7 +265,21 @@ mod tests {
     fn sizes_truncate_and_saturate() {
         assert_eq!(size(Some(&json!(10)), "size").unwrap(), Some(10));
         assert_eq!(size(Some(&json!(10.9)), "size").unwrap(), Some(10));
-        assert_eq!(size(Some(&json!("12")), "size").unwrap(), Some(12));
+        assert!(size(Some(&json!("12")), "size").is_err());
+        assert!(size(Some(&json!("1e3")), "size").is_err());
+        assert!(check_whole_size(Some(&json!("1")), "size").is_err());
+        assert!(check_whole_size(Some(&json!(1.0)), "size").is_err());
+        assert!(check_whole_size(Some(&json!(7)), "size").is_ok());
+        assert_eq!(integer(Some(&json!(3)), "n").unwrap(), Some(3));
+        assert!(integer(Some(&json!(0.9)), "n").is_err());
+        assert!(integer(Some(&json!("1")), "n").is_err());
+        assert_eq!(digits("0012", "n").unwrap(), 12);
+        for bad in ["", " 7", "1e3", "+1", "-1", "7 "] {
+            assert!(digits(bad, "n").is_err(), "{bad:?}");
+        }
+        assert!(metadata(Some(&json!({"a": 1}))).is_err());
+        assert!(metadata(Some(&json!({"a": {"b": "c"}}))).is_err());
+        assert!(metadata(Some(&json!({"a": true}))).is_err());
         assert_eq!(size(Some(&json!(1e300)), "size").unwrap(), Some(i64::MAX));
         assert_eq!(
             size(Some(&json!(u64::MAX)), "size").unwrap(),
@@ -236,6 +297,12 @@ mod tests {
         assert_eq!(code(limit(Some("0")).unwrap_err()), "EVS.1023");
         assert_eq!(code(limit(Some("1001")).unwrap_err()), "EVS.2142");
         assert_eq!(code(limit(Some("x")).unwrap_err()), "EVS.5400");
+        assert_eq!(code(limit(Some(" 5")).unwrap_err()), "EVS.5400");
+        assert_eq!(code(limit(Some("+5")).unwrap_err()), "EVS.5400");
+        assert_eq!(
+            code(limit(Some("99999999999999999999")).unwrap_err()),
+            "EVS.2142"
+        );
         assert_eq!(code(offset(Some("-1")).unwrap_err()), "EVS.5400");
     }
 

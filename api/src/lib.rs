@@ -131,7 +131,8 @@ pub fn router(state: AppState) -> Router {
     let idem = &idempotency::Idempotency::new(state.app());
     let v3 = cinder_family("/v3/{project_id}").layer(middleware::from_fn(microversion::negotiate));
     Router::new()
-        .merge(versions::routes())
+        // Tagged too, so a 405 there is a JSON fault like any other.
+        .merge(serve(versions::routes(), &CINDER, idem))
         .merge(serve(cinder_family("/v2/{project_id}"), &CINDER, idem))
         .merge(serve(v3, &CINDER, idem))
         .merge(serve(

@@ -13,6 +13,7 @@ pub mod limits;
 pub mod metadata;
 pub mod quota;
 pub mod snapshot;
+pub mod text;
 pub mod transfer;
 pub mod volume;
 

@@ -478,6 +478,9 @@ pub fn validate_name(name: Option<&str>) -> Result<(), DomainError> {
             "name must be at most {} bytes",
             limits::MAX_NAME_BYTES
         ))),
+        Some(n) if crate::text::has_control(n, false) => Err(DomainError::InvalidName(
+            "name must not contain control characters".into(),
+        )),
         _ => Ok(()),
     }
 }
@@ -490,6 +493,10 @@ pub fn validate_description(desc: Option<&str>) -> Result<(), DomainError> {
                 limits::MAX_DESCRIPTION_BYTES
             )))
         }
+        // Line breaks are content in free text (see `text`).
+        Some(d) if crate::text::has_control(d, true) => Err(DomainError::InvalidDescription(
+            "description must not contain control characters other than tab and line breaks".into(),
+        )),
         _ => Ok(()),
     }
 }
@@ -613,6 +620,11 @@ pub fn validate_metadata(md: &BTreeMap<String, String>) -> Result<(), DomainErro
                 "metadata value of '{k}' must be at most {} bytes",
                 limits::MAX_METADATA_VALUE_BYTES
             )));
+        }
+        if crate::text::has_control(k, false) || crate::text::has_control(v, false) {
+            return Err(DomainError::InvalidMetadata(
+                "metadata keys and values must not contain control characters".into(),
+            ));
         }
         total += k.len() + v.len();
     }
@@ -868,6 +880,13 @@ impl Aggregate for VolumeAggregate {
                 device,
                 mode,
             } => {
+                // What a client wrote is checked before any state is read:
+                // the same refusal whatever the volume's status.
+                crate::text::check_line("instance_uuid", &server_id)?;
+                crate::text::check_device("mountpoint", &device)?;
+                if let Some(h) = &host_name {
+                    crate::text::check_line("host_name", h)?;
+                }
                 let v = state.live("")?;
                 match v.status {
                     S::Available | S::Attaching => {}

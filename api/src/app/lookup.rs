@@ -25,15 +25,21 @@ pub enum VolumeRef {
 }
 
 impl VolumeRef {
+    /// Canonical spellings only (issue 15 item 4): the sequence number as
+    /// decimal digits without a leading zero, or the lowercase hyphenated
+    /// UUID; padding, signs and other UUID spellings name nothing.
     pub fn parse(raw: &str) -> VolumeRef {
-        let raw = raw.trim();
-        if !raw.is_empty() && raw.len() <= 18 && raw.bytes().all(|b| b.is_ascii_digit()) {
+        if !raw.is_empty()
+            && raw.len() <= 18
+            && !raw.starts_with('0')
+            && raw.bytes().all(|b| b.is_ascii_digit())
+        {
             return raw
                 .parse()
                 .map(VolumeRef::Seq)
                 .unwrap_or(VolumeRef::Invalid);
         }
-        Uuid::parse_str(raw)
+        crate::input::uuid(raw)
             .map(VolumeRef::Id)
             .unwrap_or(VolumeRef::Invalid)
     }
@@ -111,12 +117,12 @@ pub async fn snapshot_row(
             .resolve_zone(Some(z))
             .map_err(|e| AppError::refused(String::new(), e))?;
     }
-    let row = match Uuid::parse_str(raw.trim()) {
-        Ok(id) => {
+    let row = match crate::input::uuid(raw) {
+        Some(id) => {
             app.read(move |c| projections::snapshots::get(c, &id.to_string()))
                 .await?
         }
-        Err(_) => None,
+        None => None,
     };
     match row {
         Some(s) if caller.owns(&s.project_id) && zone.is_none_or(|z| z == s.availability_zone) => {

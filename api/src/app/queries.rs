@@ -28,7 +28,7 @@ fn marker_not_found() -> AppError {
 
 pub async fn volume(app: &App, caller: &Caller, raw_id: &str) -> Result<VolumeRow, AppError> {
     let not_found = || refused(DomainError::VolumeNotFound(raw_id.to_string()));
-    let id = Uuid::parse_str(raw_id).map_err(|_| not_found())?;
+    let id = crate::input::uuid(raw_id).ok_or_else(not_found)?;
     match app
         .read(move |c| projections::volumes::get(c, &id.to_string()))
         .await?
@@ -52,7 +52,7 @@ pub async fn volumes(app: &App, q: ListQuery) -> Result<(Vec<VolumeRow>, bool), 
 
 pub async fn snapshot(app: &App, caller: &Caller, raw: &str) -> Result<SnapshotRow, AppError> {
     let not_found = || refused(DomainError::SnapshotNotFound(raw.to_string()));
-    let id = Uuid::parse_str(raw).map_err(|_| not_found())?;
+    let id = crate::input::uuid(raw).ok_or_else(not_found)?;
     match app
         .read(move |c| projections::snapshots::get(c, &id.to_string()))
         .await?
@@ -91,7 +91,7 @@ pub async fn transfers(
 /// An image the caller may read: its own, or a public one.
 pub async fn image(app: &App, caller: &Caller, raw: &str) -> Result<ImageRow, AppError> {
     let not_found = || refused(DomainError::ImageNotFound(raw.to_string()));
-    let id = Uuid::parse_str(raw).map_err(|_| not_found())?;
+    let id = crate::input::uuid(raw).ok_or_else(not_found)?;
     match app
         .read(move |c| projections::images::get(c, &id.to_string()))
         .await?

@@ -196,18 +196,21 @@ async fn create(State(state): State<AppState>, ctx: Ctx, body: Bytes) -> Reply {
     let name = input::opt_str(&obj, "name")
         .map_err(|e| ctx.err(e))?
         .unwrap_or_default();
-    let disk_format = input::opt_str(&obj, "disk_format")
+    // As Glance's image schema: the enumerations are strings and never
+    // null, the minimums non-negative JSON integers (issue 15 item 4:
+    // `min_disk` `0.9` or `"1e3"`, `visibility` `null` were accepted).
+    let disk_format = input::opt_str_not_null(&obj, "disk_format")
         .map_err(|e| ctx.err(e))?
         .unwrap_or_else(|| "raw".into());
-    let container_format = input::opt_str(&obj, "container_format")
+    let container_format = input::opt_str_not_null(&obj, "container_format")
         .map_err(|e| ctx.err(e))?
         .unwrap_or_else(|| "bare".into());
-    let visibility = input::opt_str(&obj, "visibility")
+    let visibility = input::opt_str_not_null(&obj, "visibility")
         .map_err(|e| ctx.err(e))?
         .unwrap_or_else(|| "private".into());
-    let min_disk = input::size(obj.get("min_disk"), "min_disk")
-        .map_err(|e| ctx.err(e))?
-        .unwrap_or(0);
+    let min_disk = minimum(&obj, "min_disk").map_err(|e| ctx.err(e))?;
+    // Accepted and checked as Glance does; nothing here uses memory sizes.
+    minimum(&obj, "min_ram").map_err(|e| ctx.err(e))?;
     let r = RegisterImageRequest {
         name,
         disk_format,
@@ -220,6 +223,24 @@ async fn create(State(state): State<AppState>, ctx: Ctx, body: Bytes) -> Reply {
         .map_err(|e| ctx.err(e))?;
     let i = visible_image(&state, &ctx, &id.to_string()).await?;
     Ok((StatusCode::CREATED, Json(render(&i, None))).into_response())
+}
+
+/// `min_disk`/`min_ram`: a non-negative JSON integer, 0 when absent; null
+/// is refused as Glance's schema refuses it.
+fn minimum(obj: &serde_json::Map<String, Value>, key: &'static str) -> Result<i64, DomainError> {
+    let v = obj.get(key);
+    let n = match v {
+        Some(Value::Null) => None,
+        _ => Some(input::integer(v, key)?.unwrap_or(0)),
+    };
+    match n {
+        Some(n) if n >= 0 => Ok(n),
+        _ => Err(DomainError::invalid(
+            key,
+            domain::FieldReason::Invalid,
+            format!("Invalid input for field/attribute {key}: must be a non-negative integer."),
+        )),
+    }
 }
 
 /// `DELETE`: 204; the executor removes the file.

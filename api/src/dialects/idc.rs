@@ -175,7 +175,7 @@ fn one<'a>(q: &'a [(String, String)], key: &str) -> Option<&'a str> {
 fn int(q: &[(String, String)], key: &'static str) -> Result<Option<i64>, DomainError> {
     match one(q, key) {
         None => Ok(None),
-        Some(v) => v.trim().parse::<i64>().map(Some).map_err(|_| {
+        Some(v) => input::query_int(v).map(Some).ok_or_else(|| {
             DomainError::invalid(
                 key,
                 FieldReason::WrongType,
@@ -429,10 +429,10 @@ fn render_volume(v: &VolumeRow, verbose: bool) -> Value {
 /// `volume_type` is an Int in the seed: the catalog's types by position
 /// (0 = the first); a type's name is taken too.
 fn volume_type(state: &AppState, raw: &str) -> Result<String, DomainError> {
-    let by_index = raw
-        .trim()
-        .parse::<usize>()
-        .ok()
+    let digits = !raw.is_empty() && raw.len() < 10 && raw.bytes().all(|b| b.is_ascii_digit());
+    let by_index = digits
+        .then(|| raw.parse::<usize>().ok())
+        .flatten()
         .and_then(|i| state.catalog.types.get(i))
         .map(|t| t.name.clone());
     match by_index {
@@ -515,12 +515,15 @@ async fn create(
 ) -> Reply {
     let zone = zone(&state, &ctx, &p)?;
     let obj = body(&ctx, &b)?;
-    let count = input::size(obj.get("count"), "count")
+    // The seed types these Int: a JSON integer only (issue 15 item 4).
+    let count = input::integer(obj.get("count"), "count")
         .map_err(e(&ctx))?
         .unwrap_or(1);
     let vtype = match obj.get("volume_type") {
         None | Some(Value::Null) => None,
-        Some(Value::Number(n)) => Some(volume_type(&state, &n.to_string()).map_err(e(&ctx))?),
+        Some(Value::Number(n)) if n.is_u64() => {
+            Some(volume_type(&state, &n.to_string()).map_err(e(&ctx))?)
+        }
         Some(Value::String(s)) => Some(volume_type(&state, s).map_err(e(&ctx))?),
         Some(_) => {
             return Err(ctx.err(DomainError::invalid(
@@ -530,7 +533,7 @@ async fn create(
             )))
         }
     };
-    let size = input::size(obj.get("size"), "size").map_err(e(&ctx))?;
+    let size = input::integer(obj.get("size"), "size").map_err(e(&ctx))?;
     let r = CreateVolumeRequest {
         name: input::opt_str(&obj, "volume_name").map_err(e(&ctx))?,
         description: input::opt_str(&obj, "description").map_err(e(&ctx))?,
@@ -640,7 +643,7 @@ async fn resize(
 ) -> Reply {
     let zone = zone(&state, &ctx, &p)?;
     let obj = body(&ctx, &b)?;
-    let size = input::size(obj.get("size"), "size")
+    let size = input::integer(obj.get("size"), "size")
         .map_err(e(&ctx))?
         .ok_or_else(|| {
             ctx.err(DomainError::invalid(

@@ -212,7 +212,7 @@ fn id(p: &Map<String, Value>, key: &'static str) -> Result<String, DomainError> 
     }
 }
 
-/// A size in whole GB: an integer, or a string of one. Decimals are
+/// A size in whole GB: a JSON integer, or a string of digits. Decimals are
 /// refused, not truncated (the provider documents no truncation); the range
 /// is the domain's (1–32768).
 fn size(p: &Map<String, Value>, key: &'static str) -> Result<i64, DomainError> {
@@ -230,19 +230,9 @@ fn size(p: &Map<String, Value>, key: &'static str) -> Result<i64, DomainError> {
             (None, Some(_)) => Ok(i64::MAX),
             _ => Err(not_whole()),
         },
-        Some(Value::String(s)) => {
-            let t = s.trim();
-            let digits = t.strip_prefix('-').unwrap_or(t);
-            if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-                return Err(not_whole());
-            }
-            // Too many digits for any integer: out of range, saturated.
-            Ok(t.parse::<i64>().unwrap_or(if t.starts_with('-') {
-                i64::MIN
-            } else {
-                i64::MAX
-            }))
-        }
+        // A form parameter is a string: plain decimal digits only (no
+        // sign, padding or exponent; issue 15 item 4).
+        Some(Value::String(s)) => input::digits(s, key).map_err(|_| not_whole()),
         Some(_) => Err(not_whole()),
     }
 }
@@ -651,9 +641,13 @@ mod tests {
         };
         assert_eq!(p(json!("150")).unwrap(), 150);
         assert_eq!(p(json!(150)).unwrap(), 150);
-        assert_eq!(p(json!("-3")).unwrap(), -3);
+        assert_eq!(p(json!(-3)).unwrap(), -3);
         assert_eq!(p(json!("99999999999999999999")).unwrap(), i64::MAX);
         for bad in [
+            json!("-3"),
+            json!(" 7 "),
+            json!("1e3"),
+            json!("+1"),
             json!("1.5"),
             json!(1.5),
             json!("ten"),

@@ -167,31 +167,24 @@ fn member(
     Ok(m)
 }
 
-/// `size`: a whole number, or a string of digits (Nova's schema).
+/// `size`: a JSON integer, as the seed's parameters type it (issue 15
+/// item 4: no strings, no fractions).
 fn size(v: &Map<String, Value>) -> Result<i64, DomainError> {
-    let bad = || {
-        DomainError::invalid(
-            "size",
-            FieldReason::WrongType,
-            "Invalid input for field/attribute size. 'size' must be a whole number.",
-        )
-    };
-    match v.get("size") {
-        None | Some(Value::Null) => Err(DomainError::invalid(
-            "size",
-            FieldReason::Missing,
-            "Invalid input for field/attribute volume. 'size' is a required property.",
-        )),
-        Some(Value::Number(n)) => match (n.as_i64(), n.as_u64()) {
-            (Some(i), _) => Ok(i),
-            (None, Some(_)) => Ok(i64::MAX),
-            _ => Err(bad()),
-        },
-        Some(Value::String(s)) if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) => {
-            Ok(s.parse().unwrap_or(i64::MAX))
-        }
-        Some(_) => Err(bad()),
-    }
+    input::integer(v.get("size"), "size")
+        .map_err(|_| {
+            DomainError::invalid(
+                "size",
+                FieldReason::WrongType,
+                "Invalid input for field/attribute size. 'size' must be a whole number.",
+            )
+        })?
+        .ok_or_else(|| {
+            DomainError::invalid(
+                "size",
+                FieldReason::Missing,
+                "Invalid input for field/attribute volume. 'size' is a required property.",
+            )
+        })
 }
 
 /// NOVA-os-volumes-create: 200 with the volume `creating`.
@@ -417,10 +410,10 @@ mod tests {
         assert!(member(&b, "volume", &["size"]).is_err());
         let b = Bytes::from_static(br#"{"volume": {"size": 1}, "x": 1}"#);
         assert!(member(&b, "volume", &["size"]).is_err());
-        let b = Bytes::from_static(br#"{"volume": {"size": "2"}}"#);
+        let b = Bytes::from_static(br#"{"volume": {"size": 2}}"#);
         let m = member(&b, "volume", &["size"]).unwrap();
         assert_eq!(size(&m).unwrap(), 2);
-        for bad in [json!(1.5), json!("1.5"), json!(""), json!(true)] {
+        for bad in [json!(1.5), json!("1.5"), json!("2"), json!(""), json!(true)] {
             let mut m = Map::new();
             m.insert("size".into(), bad);
             assert!(size(&m).is_err());

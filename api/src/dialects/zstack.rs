@@ -126,15 +126,11 @@ pub fn routes() -> Router<AppState> {
 
 type Reply = Result<Response, ApiError>;
 
-/// A path or query id: 32 hex digits (ZStack's spelling) or a dashed UUID.
-/// Anything else names nothing.
+/// A path or query id: 32 lowercase hex digits (ZStack's spelling) or the
+/// canonical dashed UUID. Anything else (uppercase, braces, `urn:uuid:`)
+/// names nothing (issue 15 item 4).
 fn zs_id(raw: &str) -> Option<Uuid> {
-    let ok = match raw.len() {
-        32 => raw.bytes().all(|b| b.is_ascii_hexdigit()),
-        36 => true,
-        _ => false,
-    };
-    ok.then(|| Uuid::parse_str(raw).ok()).flatten()
+    domain::text::canonical_simple_uuid(raw).or_else(|| domain::text::canonical_uuid(raw))
 }
 
 /// ZStack's spelling of an id.
@@ -160,10 +156,14 @@ fn tags(body: &Map<String, Value>, key: &'static str) -> Result<Vec<String>, Dom
         Some(Value::Array(a)) => a
             .iter()
             .map(|t| match t {
-                Value::String(s) if !s.is_empty() => Ok(s.clone()),
+                Value::String(s) if !s.is_empty() && !domain::text::has_control(s, false) => {
+                    Ok(s.clone())
+                }
                 _ => Err(invalid(
                     key,
-                    format!("'{key}' must be a list of non-empty strings."),
+                    format!(
+                        "'{key}' must be a list of non-empty strings without control characters."
+                    ),
                 )),
             })
             .collect(),
@@ -488,6 +488,8 @@ mod tests {
         assert_eq!(zs_id("../../etc/passwd"), None);
         assert_eq!(zs_id(&format!("{{{u}}}")), None);
         assert_eq!(zs_id("123"), None);
+        assert_eq!(zs_id(&u.to_string().to_uppercase()), None);
+        assert_eq!(zs_id(&u.simple().to_string().to_uppercase()), None);
     }
 
     #[test]

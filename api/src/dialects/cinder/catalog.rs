@@ -206,16 +206,19 @@ async fn quota_update(
         if k == "id" || k == "tenant_id" {
             continue;
         }
-        let n = input::size(Some(v), "quota_set")
-            .ok()
-            .flatten()
-            .ok_or_else(|| {
-                ctx.err(DomainError::invalid(
-                    "quota_set",
-                    FieldReason::WrongType,
-                    format!("Quota '{k}' must be an integer."),
-                ))
-            })?;
+        // An integer; `/v2` truncates a decimal as it does sizes.
+        let n = if ctx.api_version == "v3" {
+            input::integer(Some(v), "quota_set")
+        } else {
+            input::size(Some(v), "quota_set")
+        };
+        let n = n.ok().flatten().ok_or_else(|| {
+            ctx.err(DomainError::invalid(
+                "quota_set",
+                FieldReason::WrongType,
+                format!("Quota '{k}' must be an integer."),
+            ))
+        })?;
         changes.insert(k.clone(), n);
     }
     let app = state.app();

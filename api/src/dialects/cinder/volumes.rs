@@ -306,6 +306,15 @@ async fn action(
                     )))
                 }
             };
+            // CINDER-7.2.5 documents a UUID (any case: the Huawei seed's
+            // example is uppercase); the device path is the domain's rule.
+            if !domain::text::is_hyphenated_uuid(&server_id) {
+                return Err(ctx.err(DomainError::invalid(
+                    "instance_uuid",
+                    FieldReason::Invalid,
+                    "Invalid input for field/attribute instance_uuid: must be a UUID.",
+                )));
+            }
             let r = AttachRequest {
                 server_id,
                 host_name,
