@@ -324,6 +324,10 @@ fn serve(args: ServeArgs) -> Result<()> {
                 backend.snapshot_file(id).to_string_lossy().into_owned()
             }),
             sync_deadline: std::time::Duration::from_millis(args.sync_deadline_ms),
+            capacity: Arc::new({
+                let dir = data_dir.clone();
+                move || fs_capacity(&dir)
+            }),
         };
         let limits = api::server::Limits {
             max_connections: args
@@ -347,6 +351,23 @@ fn serve(args: ServeArgs) -> Result<()> {
         store.close();
         Ok(())
     })
+}
+
+/// Bytes (total, free to unprivileged users) of the file system at `dir`.
+fn fs_capacity(dir: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+    let mut st = std::mem::MaybeUninit::<libc::statvfs>::uninit();
+    // SAFETY: `path` is a valid NUL-terminated string and `st` is written
+    // by statvfs before it is read (only on success).
+    let st = unsafe {
+        if libc::statvfs(path.as_ptr(), st.as_mut_ptr()) != 0 {
+            return None;
+        }
+        st.assume_init()
+    };
+    let frag = st.f_frsize as u64;
+    Some((st.f_blocks as u64 * frag, st.f_bavail as u64 * frag))
 }
 
 async fn shutdown_signal() {

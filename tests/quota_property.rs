@@ -89,6 +89,7 @@ impl World {
                 backend.snapshot_file(id).to_string_lossy().into_owned()
             }),
             sync_deadline: std::time::Duration::from_secs(60),
+            capacity: Arc::new(|| None),
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());

@@ -168,6 +168,16 @@ async fn cascade_and_refusals() {
             &json!({"volume": {"size": 1, "snapshot_id": unknown}}),
         )
         .await;
+    // DECISIONS.md (Everywhere): `/v3` answers an unknown source snapshot
+    // as Cinder does, 404 itemNotFound; the seed's `/v2` says 400.
+    assert_eq!(r.status, 404, "{}", r.body);
+    assert!(r.body.get("itemNotFound").is_some(), "{}", r.body);
+    let r = c
+        .post(
+            "/v2/p1/volumes",
+            &json!({"volume": {"size": 1, "snapshot_id": unknown}}),
+        )
+        .await;
     assert_eq!(r.status, 400, "{}", r.body);
     // Another project sees nothing.
     let bob = srv.client("bob", "p2");

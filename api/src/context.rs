@@ -10,7 +10,9 @@ use axum::http::request::Parts;
 
 use crate::app::{Caller, RequestMeta};
 use crate::dialects::{self, DialectRef};
-use crate::{ApiError, AppState, Problem, RequestId};
+use crate::{ApiError, AppState, Problem, Reason, RequestId};
+use axum::http::StatusCode;
+use domain::{DomainError, FieldReason};
 
 #[derive(Debug, Clone)]
 pub struct Ctx {
@@ -30,9 +32,23 @@ pub struct Ctx {
 
 impl Ctx {
     pub fn err(&self, p: impl Into<Problem>) -> ApiError {
+        let mut problem = p.into();
+        // `/v3` answers as Cinder does: a named thing that does not exist
+        // (a marker, a source snapshot or volume, a volume type) is a 404
+        // `itemNotFound`, where the Huawei seed's `/v2` documents a 400
+        // (DECISIONS.md, Everywhere).
+        if self.is_v3() {
+            if let Reason::Domain(DomainError::InvalidField {
+                reason: FieldReason::NotFound,
+                ..
+            }) = problem.reason
+            {
+                problem.status = StatusCode::NOT_FOUND;
+            }
+        }
         ApiError {
             dialect: self.dialect,
-            problem: p.into(),
+            problem,
         }
     }
 
@@ -51,6 +67,11 @@ impl Ctx {
             route: self.route.clone(),
             idempotency_key: self.idempotency_key.clone(),
         }
+    }
+
+    /// `/v3`: upstream Cinder's shapes, where `/v2` keeps the seed's.
+    pub fn is_v3(&self) -> bool {
+        self.api_version == "v3"
     }
 
     /// Whether the caller may see a resource owned by `owner`.

@@ -57,6 +57,9 @@ pub struct AppState {
     /// disk work before answering that it is still running (`serve
     /// --sync-deadline-ms`).
     pub sync_deadline: std::time::Duration,
+    /// Bytes (total, free) of the file system the volumes live on, for
+    /// the admin pool and capability views (`/scheduler-stats/get_pools`).
+    pub capacity: Arc<dyn Fn() -> Option<(u64, u64)> + Send + Sync>,
 }
 
 impl AppState {
@@ -119,11 +122,13 @@ async fn fallback(req: Request) -> Response {
 
 /// Every Cinder route family under one version prefix.
 fn cinder_family(prefix: &str) -> Router<AppState> {
-    use dialects::cinder::{catalog, snapshots, transfers, volumes};
+    use dialects::cinder::{admin, catalog, limits, snapshots, transfers, volumes};
     volumes::routes(prefix)
         .merge(snapshots::routes(prefix))
         .merge(catalog::routes(prefix))
         .merge(transfers::routes(prefix))
+        .merge(limits::routes(prefix))
+        .merge(admin::routes(prefix))
 }
 
 pub fn router(state: AppState) -> Router {

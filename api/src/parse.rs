@@ -121,17 +121,26 @@ pub fn check_marker(q: &HashMap<String, String>) -> Result<(), DomainError> {
     }
 }
 
-/// Parses the documented list filters and paging (API.md 3.4).
-pub fn list_query(ctx: &Ctx, q: &HashMap<String, String>) -> Result<ListQuery, DomainError> {
-    let all_tenants = input::all_tenants(q);
+/// The list order: Cinder's `sort=key[:dir][,key[:dir]…]` (what
+/// openstacksdk and the CLI send) or the older `sort_key`/`sort_dir`.
+/// Every key named is checked; the first orders the page and creation
+/// order breaks ties (later keys only matter between rows equal on the
+/// first, which for `id` never happens).
+pub fn sort(ctx: &Ctx, q: &HashMap<String, String>) -> Result<(SortKey, SortDir), DomainError> {
     let bad_key = || DomainError::invalid("sort_key", FieldReason::Invalid, "invalid sort_key!");
     let bad_dir = || DomainError::invalid("sort_dir", FieldReason::Invalid, "invalid sort_dir!");
     let (mut sort_key, mut sort_dir) = (SortKey::default(), SortDir::default());
     if let Some(sort) = q.get("sort") {
-        // Cinder's `sort=key[:dir]` form.
-        let (k, d) = sort.split_once(':').unwrap_or((sort.as_str(), "desc"));
-        sort_key = SortKey::parse(k).ok_or_else(bad_key)?;
-        sort_dir = SortDir::parse(d).ok_or_else(bad_dir)?;
+        let mut first = None;
+        for part in sort.split(',') {
+            let (k, d) = part.split_once(':').unwrap_or((part, "desc"));
+            let key = SortKey::parse(k.trim()).ok_or_else(bad_key)?;
+            let dir = SortDir::parse(d.trim()).ok_or_else(bad_dir)?;
+            first.get_or_insert((key, dir));
+        }
+        if let Some((k, d)) = first {
+            (sort_key, sort_dir) = (k, d);
+        }
     }
     if let Some(k) = q.get("sort_key") {
         sort_key = SortKey::parse(k).ok_or_else(bad_key)?;
@@ -139,6 +148,90 @@ pub fn list_query(ctx: &Ctx, q: &HashMap<String, String>) -> Result<ListQuery, D
     if let Some(d) = q.get("sort_dir") {
         sort_dir = SortDir::parse(d).ok_or_else(bad_dir)?;
     }
+    // The seed documents id, status, size and created_at (API.md 3.4);
+    // `name` is upstream Cinder's, so `/v3` only.
+    if sort_key == SortKey::Name && !ctx.is_v3() {
+        return Err(bad_key());
+    }
+    Ok((sort_key, sort_dir))
+}
+
+/// A list's page size. `/v2` keeps the seed's 1..=1000 (EVS.1023);
+/// `/v3` answers as Cinder does: any non-negative number, capped at the
+/// largest page (1000), 0 an empty page.
+pub fn limit(ctx: &Ctx, q: &HashMap<String, String>) -> Result<usize, DomainError> {
+    let raw = q.get("limit").map(String::as_str);
+    if !ctx.is_v3() {
+        return input::limit(raw);
+    }
+    let Some(raw) = raw else {
+        return Ok(domain::limits::MAX_PAGE_LIMIT as usize);
+    };
+    match input::query_int(raw) {
+        Some(n) if n >= 0 => Ok(n.min(domain::limits::MAX_PAGE_LIMIT) as usize),
+        Some(_) => Err(DomainError::invalid(
+            "limit",
+            FieldReason::Invalid,
+            "limit param must be positive",
+        )),
+        None => Err(DomainError::invalid(
+            "limit",
+            FieldReason::WrongType,
+            "limit param must be an integer",
+        )),
+    }
+}
+
+/// The `metadata` list filter: a JSON object of strings, or the Python
+/// dict literal python-cinderclient and tempest send (`{'k': 'v'}`, which
+/// Cinder reads with `ast.literal_eval`).
+pub fn metadata_filter(raw: &str) -> Option<std::collections::BTreeMap<String, String>> {
+    if let Ok(v) = serde_json::from_str::<Value>(raw) {
+        return input::metadata(Some(&v)).ok();
+    }
+    let mut out = std::collections::BTreeMap::new();
+    let mut rest = raw.trim().strip_prefix('{')?.strip_suffix('}')?.trim();
+    // One quoted string (single or double quotes, backslash escapes).
+    fn quoted(s: &str) -> Option<(String, &str)> {
+        let mut chars = s.char_indices();
+        let (_, q) = chars.next()?;
+        if q != '\'' && q != '"' {
+            return None;
+        }
+        let mut text = String::new();
+        let mut escaped = false;
+        for (i, c) in chars {
+            match (escaped, c) {
+                (true, c) => {
+                    text.push(c);
+                    escaped = false;
+                }
+                (false, '\\') => escaped = true,
+                (false, c) if c == q => return Some((text, &s[i + c.len_utf8()..])),
+                (false, c) => text.push(c),
+            }
+        }
+        None
+    }
+    while !rest.is_empty() {
+        let (k, after) = quoted(rest)?;
+        let after = after.trim_start().strip_prefix(':')?.trim_start();
+        let (v, after) = quoted(after)?;
+        out.insert(k, v);
+        let after = after.trim_start();
+        rest = match after.strip_prefix(',') {
+            Some(r) => r.trim_start(),
+            None if after.is_empty() => after,
+            None => return None,
+        };
+    }
+    Some(out)
+}
+
+/// Parses the documented list filters and paging (API.md 3.4).
+pub fn list_query(ctx: &Ctx, q: &HashMap<String, String>) -> Result<ListQuery, DomainError> {
+    let all_tenants = input::all_tenants(q);
+    let (sort_key, sort_dir) = sort(ctx, q)?;
     check_marker(q)?;
     if let Some(s) = q.get("status") {
         if !domain::VolumeStatus::is_documented(s) {
@@ -153,14 +246,13 @@ pub fn list_query(ctx: &Ctx, q: &HashMap<String, String>) -> Result<ListQuery, D
         || DomainError::invalid("metadata", FieldReason::Invalid, "invalid metadata filter!");
     let metadata = match q.get("metadata") {
         None => Default::default(),
-        Some(raw) => {
-            let v: Value = serde_json::from_str(raw).map_err(|_| bad_md())?;
-            input::metadata(Some(&v)).map_err(|_| bad_md())?
-        }
+        Some(raw) => metadata_filter(raw).ok_or_else(bad_md)?,
     };
     Ok(ListQuery {
         project_id: if all_tenants && ctx.is_admin {
-            None
+            // An admin listing every project may narrow to one (Cinder's
+            // `project_id` filter, what tempest and `--project` send).
+            q.get("project_id").cloned()
         } else {
             Some(ctx.project_id.clone())
         },
@@ -169,7 +261,7 @@ pub fn list_query(ctx: &Ctx, q: &HashMap<String, String>) -> Result<ListQuery, D
         availability_zone: q.get("availability_zone").cloned(),
         metadata,
         marker: q.get("marker").cloned(),
-        limit: input::limit(q.get("limit").map(String::as_str))?,
+        limit: limit(ctx, q)?,
         offset: input::offset(q.get("offset").map(String::as_str))?,
         sort_key,
         sort_dir,

@@ -13,14 +13,22 @@ use crate::{Aggregate, DomainError};
 pub const UNLIMITED: i64 = -1;
 
 /// Cinder's defaults for the keys every project has.
-pub const DEFAULTS: [(&str, i64); 6] = [
+/// `groups` (volume groups) is Cinder's too; the Huawei seed's quota body
+/// does not list it, so `/v2` leaves it out ([`in_seed`]).
+pub const DEFAULTS: [(&str, i64); 7] = [
     ("volumes", 10),
     ("snapshots", 10),
     ("gigabytes", 1000),
     ("backups", 10),
     ("backup_gigabytes", 1000),
     ("per_volume_gigabytes", UNLIMITED),
+    ("groups", 10),
 ];
+
+/// Whether a key is one the Huawei seed's quota body (CINDER-7.1.9) prints.
+pub fn in_seed(key: &str) -> bool {
+    key != "groups"
+}
 
 /// Every quota key for the given volume types, in a stable order.
 pub fn keys(types: &[String]) -> Vec<String> {
@@ -171,6 +179,9 @@ pub enum QuotaCommand {
         changes: BTreeMap<String, i64>,
         known: Vec<String>,
     },
+    /// Admin `DELETE /os-quota-sets/{project_id}`: the project's own
+    /// limits go; the defaults (the `default` quota class) apply again.
+    Reset,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -180,6 +191,99 @@ pub enum QuotaEvent {
         project_id: String,
         changes: BTreeMap<String, i64>,
     },
+    QuotaLimitsReset {
+        project_id: String,
+    },
+}
+
+/// Checks a set of limit changes: at least one, known keys, each -1 or more.
+fn check_changes(changes: &BTreeMap<String, i64>, known: &[String]) -> Result<(), DomainError> {
+    if changes.is_empty() {
+        return Err(DomainError::invalid(
+            "quota_set",
+            crate::error::FieldReason::Missing,
+            "quota_set must name at least one quota.",
+        ));
+    }
+    for (k, v) in changes {
+        if !known.iter().any(|x| x == k) {
+            return Err(DomainError::invalid(
+                "quota_set",
+                crate::error::FieldReason::Invalid,
+                format!("Bad key(s) in quota set: {k}"),
+            ));
+        }
+        if *v < UNLIMITED {
+            return Err(DomainError::invalid(
+                "quota_set",
+                crate::error::FieldReason::OutOfRange,
+                format!("Quota limit {v} for {k} must be -1 or greater."),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The class whose limits are every project's defaults (Cinder's
+/// `default` quota class); other classes are stored but bind no project.
+pub const DEFAULT_CLASS: &str = "default";
+
+/// Limits of one quota class: `quota_class-<name>` (`/os-quota-class-sets`).
+pub struct QuotaClassAggregate;
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QuotaClassState {
+    pub limits: BTreeMap<String, i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "data")]
+pub enum QuotaClassEvent {
+    QuotaClassLimitsSet {
+        class_name: String,
+        changes: BTreeMap<String, i64>,
+    },
+}
+
+impl Aggregate for QuotaClassAggregate {
+    type State = QuotaClassState;
+    /// (class name, changes, known keys).
+    type Command = (String, BTreeMap<String, i64>, Vec<String>);
+    type Event = QuotaClassEvent;
+
+    fn stream_id(id: &str) -> String {
+        format!("quota_class-{id}")
+    }
+
+    fn event_type(_: &QuotaClassEvent) -> &'static str {
+        "QuotaClassLimitsSet"
+    }
+
+    fn decide(
+        _: &QuotaClassState,
+        (class_name, changes, known): Self::Command,
+    ) -> Result<Vec<QuotaClassEvent>, DomainError> {
+        if class_name.is_empty() || class_name.len() > 255 {
+            return Err(DomainError::invalid(
+                "quota_class_set",
+                crate::error::FieldReason::Invalid,
+                "A quota class name is 1 to 255 characters.",
+            ));
+        }
+        check_changes(&changes, &known)?;
+        Ok(vec![QuotaClassEvent::QuotaClassLimitsSet {
+            class_name,
+            changes,
+        }])
+    }
+
+    fn evolve(mut state: QuotaClassState, event: &QuotaClassEvent) -> QuotaClassState {
+        let QuotaClassEvent::QuotaClassLimitsSet { changes, .. } = event;
+        state
+            .limits
+            .extend(changes.iter().map(|(k, v)| (k.clone(), *v)));
+        state
+    }
 }
 
 impl Aggregate for QuotaAggregate {
@@ -191,49 +295,36 @@ impl Aggregate for QuotaAggregate {
         format!("quota-{id}")
     }
 
-    fn event_type(_: &QuotaEvent) -> &'static str {
-        "QuotaLimitsSet"
+    fn event_type(e: &QuotaEvent) -> &'static str {
+        match e {
+            QuotaEvent::QuotaLimitsSet { .. } => "QuotaLimitsSet",
+            QuotaEvent::QuotaLimitsReset { .. } => "QuotaLimitsReset",
+        }
     }
 
     fn decide(
         _: &QuotaState,
         (project_id, cmd): (String, QuotaCommand),
     ) -> Result<Vec<QuotaEvent>, DomainError> {
-        let QuotaCommand::SetLimits { changes, known } = cmd;
-        if changes.is_empty() {
-            return Err(DomainError::invalid(
-                "quota_set",
-                crate::error::FieldReason::Missing,
-                "quota_set must name at least one quota.",
-            ));
-        }
-        for (k, v) in &changes {
-            if !known.iter().any(|x| x == k) {
-                return Err(DomainError::invalid(
-                    "quota_set",
-                    crate::error::FieldReason::Invalid,
-                    format!("Bad key(s) in quota set: {k}"),
-                ));
+        match cmd {
+            QuotaCommand::SetLimits { changes, known } => {
+                check_changes(&changes, &known)?;
+                Ok(vec![QuotaEvent::QuotaLimitsSet {
+                    project_id,
+                    changes,
+                }])
             }
-            if *v < UNLIMITED {
-                return Err(DomainError::invalid(
-                    "quota_set",
-                    crate::error::FieldReason::OutOfRange,
-                    format!("Quota limit {v} for {k} must be -1 or greater."),
-                ));
-            }
+            QuotaCommand::Reset => Ok(vec![QuotaEvent::QuotaLimitsReset { project_id }]),
         }
-        Ok(vec![QuotaEvent::QuotaLimitsSet {
-            project_id,
-            changes,
-        }])
     }
 
     fn evolve(mut state: QuotaState, event: &QuotaEvent) -> QuotaState {
-        let QuotaEvent::QuotaLimitsSet { changes, .. } = event;
-        state
-            .limits
-            .extend(changes.iter().map(|(k, v)| (k.clone(), *v)));
+        match event {
+            QuotaEvent::QuotaLimitsSet { changes, .. } => state
+                .limits
+                .extend(changes.iter().map(|(k, v)| (k.clone(), *v))),
+            QuotaEvent::QuotaLimitsReset { .. } => state.limits.clear(),
+        }
         state
     }
 }
@@ -291,5 +382,64 @@ mod tests {
         assert!(QuotaAggregate::decide(&s, ("p".into(), set("volumes_SSD", 3))).is_ok());
         assert!(QuotaAggregate::decide(&s, ("p".into(), set("volumes_GOLD", 3))).is_err());
         assert!(QuotaAggregate::decide(&s, ("p".into(), set("volumes", -2))).is_err());
+    }
+
+    #[test]
+    fn reset_drops_the_projects_own_limits() {
+        let known = keys(&[]);
+        let mut st = QuotaState::default();
+        let cmd = QuotaCommand::SetLimits {
+            changes: [("volumes".to_string(), 3)].into(),
+            known: known.clone(),
+        };
+        for e in QuotaAggregate::decide(&st, ("p".into(), cmd)).unwrap() {
+            st = QuotaAggregate::evolve(st, &e);
+        }
+        assert_eq!(st.limits.get("volumes"), Some(&3));
+        let events = QuotaAggregate::decide(&st, ("p".into(), QuotaCommand::Reset)).unwrap();
+        assert_eq!(
+            events,
+            vec![QuotaEvent::QuotaLimitsReset {
+                project_id: "p".into()
+            }]
+        );
+        for e in events {
+            st = QuotaAggregate::evolve(st, &e);
+        }
+        assert!(st.limits.is_empty());
+    }
+
+    #[test]
+    fn class_limits_are_checked_like_project_limits() {
+        let known = keys(&[]);
+        let st = QuotaClassState::default();
+        let bad = QuotaClassAggregate::decide(
+            &st,
+            (
+                "default".into(),
+                [("nope".to_string(), 1)].into(),
+                known.clone(),
+            ),
+        );
+        assert!(bad.is_err());
+        let low = QuotaClassAggregate::decide(
+            &st,
+            (
+                "default".into(),
+                [("volumes".to_string(), -2)].into(),
+                known.clone(),
+            ),
+        );
+        assert!(low.is_err());
+        let ok = QuotaClassAggregate::decide(
+            &st,
+            (
+                "default".into(),
+                [("volumes".to_string(), 20)].into(),
+                known,
+            ),
+        )
+        .unwrap();
+        assert_eq!(ok.len(), 1);
     }
 }

@@ -99,6 +99,36 @@ impl Filter {
         );
     }
 
+    /// Keyset paging: keeps the rows of `table` that come after `marker`
+    /// in `key`/`dir` order (ties broken by `seq`, the creation position,
+    /// so the order is total). False when no row of `table` is `marker`.
+    pub(crate) fn after_marker(
+        &mut self,
+        conn: &Connection,
+        table: &str,
+        key: volumes::SortKey,
+        dir: volumes::SortDir,
+        marker: &str,
+    ) -> rusqlite::Result<bool> {
+        let col = key.column();
+        let cmp = dir.comparison();
+        let pos: Option<(rusqlite::types::Value, i64)> = conn
+            .query_row(
+                &format!("SELECT {col}, seq FROM {table} WHERE id = ?1"),
+                [marker],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        let Some((k, seq)) = pos else {
+            return Ok(false);
+        };
+        self.and_all(
+            &format!("({col} {cmp} ? OR ({col} = ? AND seq {cmp} ?))"),
+            [k.clone(), k, seq.into()],
+        );
+        Ok(true)
+    }
+
     /// How many rows match, whatever the page.
     pub(crate) fn count(&self, conn: &Connection) -> rusqlite::Result<i64> {
         conn.query_row(

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use domain::quota::{Headroom, QuotaEvent};
+use domain::quota::{Headroom, QuotaClassEvent, QuotaEvent, DEFAULT_CLASS};
 use domain::{SnapshotEvent, VolumeEvent};
 use eventstore::rusqlite::{self, params, Connection};
 use eventstore::{InlineProjection, RecordedEvent};
@@ -16,6 +16,13 @@ pub struct QuotasProjection;
 
 fn quota_event(ev: &RecordedEvent) -> Option<QuotaEvent> {
     if !ev.stream_id.starts_with("quota-") {
+        return None;
+    }
+    serde_json::from_value(serde_json::json!({"type": ev.event_type, "data": ev.data})).ok()
+}
+
+fn quota_class_event(ev: &RecordedEvent) -> Option<QuotaClassEvent> {
+    if !ev.stream_id.starts_with("quota_class-") {
         return None;
     }
     serde_json::from_value(serde_json::json!({"type": ev.event_type, "data": ev.data})).ok()
@@ -42,6 +49,12 @@ impl InlineProjection for QuotasProjection {
                 resource TEXT NOT NULL,
                 hard_limit INTEGER NOT NULL,
                 PRIMARY KEY (project_id, resource)
+            );
+            CREATE TABLE IF NOT EXISTS quota_class_limits (
+                class_name TEXT NOT NULL,
+                resource TEXT NOT NULL,
+                hard_limit INTEGER NOT NULL,
+                PRIMARY KEY (class_name, resource)
             );",
         )
     }
@@ -111,16 +124,37 @@ impl InlineProjection for QuotasProjection {
                 }
                 _ => {}
             }
-        } else if let Some(QuotaEvent::QuotaLimitsSet {
-            project_id,
+        } else if let Some(e) = quota_event(ev) {
+            match e {
+                QuotaEvent::QuotaLimitsSet {
+                    project_id,
+                    changes,
+                } => {
+                    for (k, v) in changes {
+                        conn.execute(
+                            "INSERT INTO quota_limits VALUES (?1, ?2, ?3)
+                             ON CONFLICT (project_id, resource) DO UPDATE SET hard_limit = excluded.hard_limit",
+                            params![project_id, k, v],
+                        )?;
+                    }
+                }
+                QuotaEvent::QuotaLimitsReset { project_id } => {
+                    conn.execute(
+                        "DELETE FROM quota_limits WHERE project_id = ?1",
+                        params![project_id],
+                    )?;
+                }
+            }
+        } else if let Some(QuotaClassEvent::QuotaClassLimitsSet {
+            class_name,
             changes,
-        }) = quota_event(ev)
+        }) = quota_class_event(ev)
         {
             for (k, v) in changes {
                 conn.execute(
-                    "INSERT INTO quota_limits VALUES (?1, ?2, ?3)
-                     ON CONFLICT (project_id, resource) DO UPDATE SET hard_limit = excluded.hard_limit",
-                    params![project_id, k, v],
+                    "INSERT INTO quota_class_limits VALUES (?1, ?2, ?3)
+                     ON CONFLICT (class_name, resource) DO UPDATE SET hard_limit = excluded.hard_limit",
+                    params![class_name, k, v],
                 )?;
             }
         }
@@ -128,12 +162,19 @@ impl InlineProjection for QuotasProjection {
     }
 
     fn clear(&self, conn: &Connection) -> rusqlite::Result<()> {
-        conn.execute_batch("DELETE FROM quota_ledger; DELETE FROM quota_limits;")
+        conn.execute_batch(
+            "DELETE FROM quota_ledger; DELETE FROM quota_limits; DELETE FROM quota_class_limits;",
+        )
     }
 
     fn dump(&self, conn: &Connection) -> rusqlite::Result<Vec<String>> {
         let mut rows = dump_table(conn, "quota_ledger", "id")?;
         rows.extend(dump_table(conn, "quota_limits", "project_id, resource")?);
+        rows.extend(dump_table(
+            conn,
+            "quota_class_limits",
+            "class_name, resource",
+        )?);
         Ok(rows)
     }
 }
@@ -168,11 +209,34 @@ pub fn usage(conn: &Connection, project_id: &str) -> rusqlite::Result<BTreeMap<S
     Ok(out)
 }
 
-/// Explicit limits set for a project (defaults apply to the rest).
+/// The limits that bind a project beyond the built-in defaults: the
+/// `default` quota class's, overridden by the project's own.
 pub fn limits(conn: &Connection, project_id: &str) -> rusqlite::Result<BTreeMap<String, i64>> {
+    let mut out = class_limits(conn, DEFAULT_CLASS)?;
+    out.extend(project_limits(conn, project_id)?);
+    Ok(out)
+}
+
+/// The limits an admin set for the project itself.
+pub fn project_limits(
+    conn: &Connection,
+    project_id: &str,
+) -> rusqlite::Result<BTreeMap<String, i64>> {
     let mut stmt =
-        conn.prepare("SELECT resource, hard_limit FROM quota_limits WHERE project_id = ?1")?;
+        conn.prepare_cached("SELECT resource, hard_limit FROM quota_limits WHERE project_id = ?1")?;
     let rows = stmt.query_map([project_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    rows.collect()
+}
+
+/// The limits set for a quota class (built-in defaults apply to the rest).
+pub fn class_limits(
+    conn: &Connection,
+    class_name: &str,
+) -> rusqlite::Result<BTreeMap<String, i64>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT resource, hard_limit FROM quota_class_limits WHERE class_name = ?1",
+    )?;
+    let rows = stmt.query_map([class_name], |r| Ok((r.get(0)?, r.get(1)?)))?;
     rows.collect()
 }
 
@@ -183,4 +247,35 @@ pub fn headroom(conn: &Connection, project_id: &str) -> rusqlite::Result<Headroo
         usage: usage(conn, project_id)?,
         unchecked: false,
     })
+}
+
+/// One project's volumes and snapshots of one volume type (a backend in
+/// Cinder's `/os-hosts/{host}` view).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TypeUsage {
+    pub project_id: String,
+    pub volumes: i64,
+    pub volume_gb: i64,
+    pub snapshots: i64,
+    pub snapshot_gb: i64,
+}
+
+/// Usage of one volume type, per project.
+pub fn usage_of_type(conn: &Connection, volume_type: &str) -> rusqlite::Result<Vec<TypeUsage>> {
+    let mut stmt = conn.prepare(
+        "SELECT project_id,
+                SUM(kind = 'volume'), COALESCE(SUM(CASE WHEN kind = 'volume' THEN size END), 0),
+                SUM(kind = 'snapshot'), COALESCE(SUM(CASE WHEN kind = 'snapshot' THEN size END), 0)
+         FROM quota_ledger WHERE volume_type = ?1 GROUP BY project_id ORDER BY project_id",
+    )?;
+    let rows = stmt.query_map([volume_type], |r| {
+        Ok(TypeUsage {
+            project_id: r.get(0)?,
+            volumes: r.get(1)?,
+            volume_gb: r.get(2)?,
+            snapshots: r.get(3)?,
+            snapshot_gb: r.get(4)?,
+        })
+    })?;
+    rows.collect()
 }

@@ -9,6 +9,7 @@ use domain::{
 use eventstore::rusqlite::{self, params, Connection, OptionalExtension, Row};
 use eventstore::{InlineProjection, RecordedEvent};
 
+use crate::volumes::{order_by, SortDir, SortKey};
 use crate::{
     audit_status, dump_table, enum_at, load_state, opt_time_at, save_state, snapshot_event, stamp,
     time_at, Filter,
@@ -233,9 +234,12 @@ pub struct SnapshotQuery {
     pub marker: Option<String>,
     pub limit: usize,
     pub offset: usize,
+    pub sort_key: SortKey,
+    pub sort_dir: SortDir,
 }
 
-/// One page, newest first, and whether more remain. None: unknown marker.
+/// One page in the asked order (newest first by default), and whether more
+/// remain. None: unknown marker.
 pub fn list(
     conn: &Connection,
     q: &SnapshotQuery,
@@ -246,16 +250,18 @@ pub fn list(
     f.eq("status", q.status.as_ref());
     f.eq("volume_id", q.volume_id.as_ref());
     if let Some(m) = &q.marker {
-        let seq: Option<i64> = conn
-            .query_row("SELECT seq FROM snapshots WHERE id = ?1", [m], |r| r.get(0))
-            .optional()?;
-        let Some(seq) = seq else {
+        if !f.after_marker(conn, "snapshots", q.sort_key, q.sort_dir, m)? {
             return Ok(None);
-        };
-        f.and("seq < ?", seq);
+        }
     }
-    f.page(conn, "seq DESC", q.limit, q.offset, SnapshotRow::from_row)
-        .map(Some)
+    f.page(
+        conn,
+        &order_by(q.sort_key, q.sort_dir),
+        q.limit,
+        q.offset,
+        SnapshotRow::from_row,
+    )
+    .map(Some)
 }
 
 /// The snapshot chains, computed from events alone: per volume its head

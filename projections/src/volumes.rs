@@ -37,6 +37,8 @@ pub struct VolumeRow {
     pub created_at: DateTime<Utc>,
     pub updated_at: Option<DateTime<Utc>>,
     pub snapshot_id: Option<String>,
+    /// The volume this one was cloned from (Cinder `source_volid`).
+    pub source_volid: Option<String>,
     pub attachments: Vec<AttachmentRow>,
     pub image_metadata: Option<BTreeMap<String, String>>,
     /// The log position of the volume's creation event: a number that is
@@ -55,7 +57,7 @@ pub struct AttachmentRow {
 
 const COLUMNS: &str = "id, project_id, user_id, name, description, size, status, \
     availability_zone, volume_type, metadata, multiattach, bootable, created_at, updated_at, \
-    snapshot_id, attachments, image_metadata, seq";
+    snapshot_id, attachments, image_metadata, seq, source_volid";
 
 impl VolumeRow {
     fn from_row(r: &Row<'_>) -> rusqlite::Result<Self> {
@@ -81,6 +83,7 @@ impl VolumeRow {
                 .get::<_, Option<String>>(16)?
                 .and_then(|m| serde_json::from_str(&m).ok()),
             seq: r.get(17)?,
+            source_volid: r.get(18)?,
         })
     }
 }
@@ -95,8 +98,9 @@ impl InlineProjection for VolumesProjection {
     }
 
     /// 2: status from the domain's fold (volume_states), raw times.
+    /// 3: `source_volid` (clones).
     fn schema_version(&self) -> u32 {
-        2
+        3
     }
 
     fn drop_schema(&self, conn: &Connection) -> rusqlite::Result<()> {
@@ -123,7 +127,8 @@ impl InlineProjection for VolumesProjection {
                 snapshot_id TEXT,
                 attachments TEXT NOT NULL DEFAULT '[]',
                 image_metadata TEXT,
-                seq INTEGER NOT NULL
+                seq INTEGER NOT NULL,
+                source_volid TEXT
             );
             CREATE INDEX IF NOT EXISTS volumes_by_project ON volumes(project_id, seq);
             CREATE UNIQUE INDEX IF NOT EXISTS volumes_by_seq ON volumes(seq);
@@ -156,13 +161,14 @@ impl InlineProjection for VolumesProjection {
                 multiattach,
                 snapshot_id,
                 image_metadata,
+                source_volume_id,
                 ..
             } => {
                 conn.execute(
                     "INSERT INTO volumes (id, project_id, user_id, name, description, size, status,
                         availability_zone, volume_type, metadata, multiattach, bootable,
-                        created_at, updated_at, seq, snapshot_id, image_metadata)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'creating', ?7, ?8, ?9, ?10, ?14, ?11, NULL, ?12, ?13, ?15)",
+                        created_at, updated_at, seq, snapshot_id, image_metadata, source_volid)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'creating', ?7, ?8, ?9, ?10, ?14, ?11, NULL, ?12, ?13, ?15, ?16)",
                     params![
                         volume_id.to_string(),
                         project_id,
@@ -178,7 +184,8 @@ impl InlineProjection for VolumesProjection {
                         ev.position as i64,
                         snapshot_id.map(|s| s.to_string()),
                         image_metadata.is_some(),
-                        image_metadata.as_ref().and_then(|m| serde_json::to_string(m).ok())
+                        image_metadata.as_ref().and_then(|m| serde_json::to_string(m).ok()),
+                        source_volume_id.map(|s| s.to_string())
                     ],
                 )?;
             }
@@ -291,6 +298,7 @@ impl InlineProjection for VolumesProjection {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum SortKey {
     Id,
+    Name,
     Status,
     Size,
     #[default]
@@ -301,6 +309,9 @@ impl SortKey {
     pub fn parse(s: &str) -> Option<Self> {
         match s {
             "id" => Some(SortKey::Id),
+            // `name` (and the v1 spelling) is what `openstack volume list
+            // --sort name:asc` sends.
+            "name" | "display_name" => Some(SortKey::Name),
             "status" => Some(SortKey::Status),
             "size" => Some(SortKey::Size),
             "created_at" => Some(SortKey::CreatedAt),
@@ -308,9 +319,12 @@ impl SortKey {
         }
     }
 
-    fn column(self) -> &'static str {
+    /// The SQL expression rows are ordered by; never NULL, so keyset
+    /// comparisons after a marker hold.
+    pub(crate) fn column(self) -> &'static str {
         match self {
             SortKey::Id => "id",
+            SortKey::Name => "COALESCE(name, '')",
             SortKey::Status => "status",
             SortKey::Size => "size",
             // seq orders exactly as created_at does, without ties.
@@ -334,6 +348,27 @@ impl SortDir {
             _ => None,
         }
     }
+
+    pub(crate) fn sql(self) -> &'static str {
+        match self {
+            SortDir::Asc => "ASC",
+            SortDir::Desc => "DESC",
+        }
+    }
+
+    /// How a row after the marker compares with it.
+    pub(crate) fn comparison(self) -> &'static str {
+        match self {
+            SortDir::Asc => ">",
+            SortDir::Desc => "<",
+        }
+    }
+}
+
+/// `ORDER BY` for a sort: the key, then creation order.
+pub(crate) fn order_by(key: SortKey, dir: SortDir) -> String {
+    let d = dir.sql();
+    format!("{} {d}, seq {d}", key.column())
 }
 
 /// A validated list request (the adapter has checked ranges and spellings).
@@ -420,31 +455,15 @@ pub fn count(conn: &Connection, q: &ListQuery) -> rusqlite::Result<i64> {
 }
 
 pub fn list(conn: &Connection, q: &ListQuery) -> Result<(Vec<VolumeRow>, bool), ListError> {
-    let col = q.sort_key.column();
-    let (cmp, dir) = match q.sort_dir {
-        SortDir::Asc => (">", "ASC"),
-        SortDir::Desc => ("<", "DESC"),
-    };
     let mut f = filter(q);
     if let Some(m) = &q.marker {
-        let pos: Option<(rusqlite::types::Value, i64)> = conn
-            .query_row(
-                &format!("SELECT {col}, seq FROM volumes WHERE id = ?1"),
-                [m],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()?;
-        let Some((key, seq)) = pos else {
+        if !f.after_marker(conn, "volumes", q.sort_key, q.sort_dir, m)? {
             return Err(ListError::MarkerNotFound(m.clone()));
-        };
-        f.and_all(
-            &format!("({col} {cmp} ? OR ({col} = ? AND seq {cmp} ?))"),
-            [key.clone(), key, seq.into()],
-        );
+        }
     }
     Ok(f.page(
         conn,
-        &format!("{col} {dir}, seq {dir}"),
+        &order_by(q.sort_key, q.sort_dir),
         q.limit,
         q.offset,
         VolumeRow::from_row,

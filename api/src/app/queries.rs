@@ -143,6 +143,24 @@ pub async fn quota(
     .await
 }
 
+/// A quota class's own limits (built-in defaults apply to the rest).
+pub async fn quota_class(
+    app: &App,
+    class_name: String,
+) -> Result<std::collections::BTreeMap<String, i64>, AppError> {
+    app.read(move |c| projections::quotas::class_limits(c, &class_name))
+        .await
+}
+
+/// Per project, the volumes and snapshots of one volume type.
+pub async fn usage_of_type(
+    app: &App,
+    volume_type: String,
+) -> Result<Vec<projections::quotas::TypeUsage>, AppError> {
+    app.read(move |c| projections::quotas::usage_of_type(c, &volume_type))
+        .await
+}
+
 /// The audit trail: events after `after`, of one stream or all, at most
 /// `limit`. Admin only.
 pub async fn events(

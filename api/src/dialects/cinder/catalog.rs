@@ -29,7 +29,9 @@ pub fn routes(prefix: &str) -> Router<AppState> {
         .route(&format!("{prefix}/extensions"), get(extensions))
         .route(
             &format!("{prefix}/os-quota-sets/{{target_project_id}}"),
-            get(quota_show).put(quota_update),
+            get(quota_show)
+                .put(quota_update)
+                .delete(super::limits::quota_delete),
         )
         .route(
             &format!("{prefix}/os-quota-sets/{{target_project_id}}/defaults"),
@@ -114,12 +116,18 @@ async fn extensions(_ctx: Ctx) -> Reply {
         ext("ExtendedSnapshotAttributes", "os-extended-snapshot-attributes", "Extended SnapshotAttributes support."),
         ext("VolumeTransfer", "os-volume-transfer", "Volume transfer management support."),
         ext("VolumeImageMetadata", "os-vol-image-meta", "Show image metadata associated with the volume."),
+        ext("Hosts", "os-hosts", "Admin-only host administration."),
+        ext("Services", "os-services", "Services support."),
+        ext("QuotaClasses", "os-quota-class-sets", "Quota classes management support."),
+        ext("UsedLimits", "os-used-limits", "Provide data on limited resources that are being used."),
+        ext("Scheduler_stats", "scheduler-stats", "Scheduler stats support."),
+        ext("Capabilities", "capabilities", "Capabilities support."),
     ]}))
     .into_response())
 }
 
 /// Non-admins may only read their own project's quotas.
-fn target(ctx: &Ctx, p: &HashMap<String, String>) -> Result<String, ApiError> {
+pub(super) fn target(ctx: &Ctx, p: &HashMap<String, String>) -> Result<String, ApiError> {
     let t = p.get("target_project_id").cloned().unwrap_or_default();
     if !ctx.is_admin && t != ctx.project_id {
         return Err(ctx.err(Problem::forbidden(
@@ -129,9 +137,14 @@ fn target(ctx: &Ctx, p: &HashMap<String, String>) -> Result<String, ApiError> {
     Ok(t)
 }
 
-fn quota_keys(state: &AppState) -> Vec<String> {
+/// The keys a quota body prints: Cinder's on `/v3`, the seed's on `/v2`.
+pub(super) fn quota_keys(state: &AppState, ctx: &Ctx) -> Vec<String> {
     let names: Vec<String> = state.catalog.types.iter().map(|t| t.name.clone()).collect();
-    quota::keys(&names)
+    let mut keys = quota::keys(&names);
+    if !ctx.is_v3() {
+        keys.retain(|k| quota::in_seed(k));
+    }
+    keys
 }
 
 /// CINDER-7.1.9: with `usage=true|True` each key is
@@ -160,7 +173,7 @@ async fn quota_show(
         .map_err(|e| ctx.err(e))?;
     let mut set = Map::new();
     set.insert("id".into(), json!(project));
-    for k in quota_keys(&state) {
+    for k in quota_keys(&state, &ctx) {
         let limit = quota::limit_of(&limits, &k);
         set.insert(
             k.clone(),
@@ -180,10 +193,13 @@ async fn quota_defaults(
     Path(p): Path<HashMap<String, String>>,
 ) -> Reply {
     let project = target(&ctx, &p)?;
+    let defaults = queries::quota_class(&state.app(), quota::DEFAULT_CLASS.into())
+        .await
+        .map_err(|e| ctx.err(e))?;
     let mut set = Map::new();
     set.insert("id".into(), json!(project));
-    for k in quota_keys(&state) {
-        set.insert(k.clone(), json!(quota::limit_of(&BTreeMap::new(), &k)));
+    for k in quota_keys(&state, &ctx) {
+        set.insert(k.clone(), json!(quota::limit_of(&defaults, &k)));
     }
     Ok(Json(json!({"quota_set": set})).into_response())
 }
@@ -199,28 +215,7 @@ async fn quota_update(
         return Err(ctx.err(Problem::forbidden("Policy check failed.")));
     }
     let project = p.get("target_project_id").cloned().unwrap_or_default();
-    let obj = input::json_object(&body).map_err(|e| ctx.err(e))?;
-    let set = input::member(&obj, "quota_set").map_err(|e| ctx.err(e))?;
-    let mut changes = BTreeMap::new();
-    for (k, v) in set {
-        if k == "id" || k == "tenant_id" {
-            continue;
-        }
-        // An integer; `/v2` truncates a decimal as it does sizes.
-        let n = if ctx.api_version == "v3" {
-            input::integer(Some(v), "quota_set")
-        } else {
-            input::size(Some(v), "quota_set")
-        };
-        let n = n.ok().flatten().ok_or_else(|| {
-            ctx.err(DomainError::invalid(
-                "quota_set",
-                FieldReason::WrongType,
-                format!("Quota '{k}' must be an integer."),
-            ))
-        })?;
-        changes.insert(k.clone(), n);
-    }
+    let changes = limit_changes(&ctx, &body, "quota_set")?;
     let app = state.app();
     quota_set::set(&app, &ctx.caller(), &ctx.meta(), project.clone(), changes)
         .await
@@ -229,8 +224,40 @@ async fn quota_update(
         .await
         .map_err(|e| ctx.err(e))?;
     let mut out = Map::new();
-    for k in quota_keys(&state) {
+    for k in quota_keys(&state, &ctx) {
         out.insert(k.clone(), json!(quota::limit_of(&limits, &k)));
     }
     Ok(Json(json!({"quota_set": out})).into_response())
+}
+
+/// The limits named in a `{"<wrapper>": {"key": n, …}}` body (`id` and
+/// `tenant_id` are echoes, not limits).
+pub(super) fn limit_changes(
+    ctx: &Ctx,
+    body: &Bytes,
+    wrapper: &'static str,
+) -> Result<BTreeMap<String, i64>, ApiError> {
+    let obj = input::json_object(body).map_err(|e| ctx.err(e))?;
+    let set = input::member(&obj, wrapper).map_err(|e| ctx.err(e))?;
+    let mut changes = BTreeMap::new();
+    for (k, v) in set {
+        if k == "id" || k == "tenant_id" {
+            continue;
+        }
+        // An integer; `/v2` truncates a decimal as it does sizes.
+        let n = if ctx.is_v3() {
+            input::integer(Some(v), wrapper)
+        } else {
+            input::size(Some(v), wrapper)
+        };
+        let n = n.ok().flatten().ok_or_else(|| {
+            ctx.err(DomainError::invalid(
+                wrapper,
+                FieldReason::WrongType,
+                format!("Quota '{k}' must be an integer."),
+            ))
+        })?;
+        changes.insert(k.clone(), n);
+    }
+    Ok(changes)
 }

@@ -12,7 +12,9 @@ use serde_json::json;
 use super::Dialect;
 use crate::Problem;
 
+pub mod admin;
 pub mod catalog;
+pub mod limits;
 pub mod metadata;
 pub mod snapshots;
 pub mod transfers;

@@ -1,0 +1,333 @@
+//! Cinder's admin information routes, describing this service as it is:
+//! `/os-services`, `/os-hosts`, `/scheduler-stats/get_pools` and
+//! `/capabilities/{host}` (tempest's admin tests and `openstack volume
+//! service list`, `cinder get-pools` read them).
+//!
+//! What they describe: one host (`blockledger`) running a scheduler and,
+//! per volume type, a volume backend `blockledger@<type>` (the types'
+//! `extra_specs.volume_backend_name` already name the type), whose pools
+//! are the availability zones: `blockledger@<type>#<zone>`, the name a
+//! volume's `os-vol-host-attr:host` carries on `/v3`. The executor runs in
+//! this process, so when this answers every service is up. Capacity is the
+//! file system the volumes live on.
+
+use std::collections::HashMap;
+
+use axum::body::Bytes;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, put};
+use axum::{Json, Router};
+use chrono::Utc;
+use domain::{DomainError, FieldReason};
+use serde_json::{json, Value};
+
+use crate::app::queries;
+use crate::parse::query;
+use crate::render::{cinder_time, pool_name, HOST};
+use crate::{input, ApiError, AppState, Ctx, Problem, Reason};
+
+type Reply = Result<Response, ApiError>;
+
+pub fn routes(prefix: &str) -> Router<AppState> {
+    Router::new()
+        .route(&format!("{prefix}/os-services"), get(services))
+        .route(
+            &format!("{prefix}/os-services/{{action}}"),
+            put(service_action),
+        )
+        .route(&format!("{prefix}/os-hosts"), get(hosts))
+        .route(&format!("{prefix}/os-hosts/{{host}}"), get(host_show))
+        .route(&format!("{prefix}/scheduler-stats/get_pools"), get(pools))
+        .route(
+            &format!("{prefix}/capabilities/{{host}}"),
+            get(capabilities),
+        )
+}
+
+const SCHEDULER: &str = "cinder-scheduler";
+const VOLUME: &str = "cinder-volume";
+const VENDOR: &str = "blockledger";
+const DRIVER_VERSION: &str = env!("CARGO_PKG_VERSION");
+/// Volumes are files a consumer opens by path (os-brick's local connector).
+const PROTOCOL: &str = "file";
+
+fn admin_only(ctx: &Ctx) -> Result<(), ApiError> {
+    if ctx.is_admin {
+        Ok(())
+    } else {
+        Err(ctx.err(Problem::forbidden("Policy doesn't allow this operation.")))
+    }
+}
+
+/// One service: (binary, host, zone).
+fn all_services(state: &AppState) -> Vec<(&'static str, String, String)> {
+    let zone = state.catalog.default_zone().to_string();
+    let mut out = vec![(SCHEDULER, HOST.to_string(), zone.clone())];
+    for t in &state.catalog.types {
+        out.push((VOLUME, backend_host(&t.name), zone.clone()));
+    }
+    out
+}
+
+fn backend_host(volume_type: &str) -> String {
+    format!("{HOST}@{volume_type}")
+}
+
+/// The host part of `host[@backend[#pool]]`.
+fn host_part(h: &str) -> &str {
+    h.split(['@', '#']).next().unwrap_or(h)
+}
+
+fn not_found(ctx: &Ctx, what: String) -> ApiError {
+    ctx.err(Problem::new(StatusCode::NOT_FOUND, Reason::NotFound, what))
+}
+
+/// `GET /os-services[?host=&binary=]`.
+async fn services(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    q: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> Reply {
+    admin_only(&ctx)?;
+    let q = query(&ctx, q)?;
+    let now = cinder_time(&Utc::now());
+    let list: Vec<Value> = all_services(&state)
+        .into_iter()
+        .filter(|(_, host, _)| {
+            q.get("host")
+                .is_none_or(|h| h == host || host_part(host) == h)
+        })
+        .filter(|(binary, _, _)| q.get("binary").is_none_or(|b| b == binary))
+        .map(|(binary, host, zone)| {
+            json!({
+                "binary": binary,
+                "host": host,
+                "zone": zone,
+                "status": "enabled",
+                "state": "up",
+                "updated_at": now,
+                "disabled_reason": null,
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "services": list })).into_response())
+}
+
+/// `PUT /os-services/{enable|disable|disable-log-reason|freeze|thaw}`.
+/// Services here cannot be switched off (the executor is part of this
+/// process): an unknown host or binary is refused as Cinder refuses it,
+/// a known one with a clear 400.
+async fn service_action(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Path(p): Path<HashMap<String, String>>,
+    body: Bytes,
+) -> Reply {
+    admin_only(&ctx)?;
+    let action = p.get("action").cloned().unwrap_or_default();
+    let obj = input::json_object(&body).map_err(|e| ctx.err(e))?;
+    let host = input::opt_str(&obj, "host").map_err(|e| ctx.err(e))?;
+    let known = all_services(&state);
+    let host_known = |h: &str| known.iter().any(|(_, s, _)| s == h || host_part(s) == h);
+    let bad = |m: String| ctx.err(DomainError::invalid("host", FieldReason::Invalid, m));
+    match action.as_str() {
+        "freeze" | "thaw" => {
+            let h = host.unwrap_or_default();
+            if !host_known(&h) {
+                return Err(bad(format!("Host {h} is not a volume backend host.")));
+            }
+            Err(bad(format!("Host {h} cannot be frozen or thawed here.")))
+        }
+        "enable" | "disable" | "disable-log-reason" => {
+            let h = host.unwrap_or_default();
+            let binary = input::opt_str(&obj, "binary")
+                .map_err(|e| ctx.err(e))?
+                .unwrap_or_default();
+            if action == "disable-log-reason"
+                && input::opt_str(&obj, "disabled_reason")
+                    .map_err(|e| ctx.err(e))?
+                    .is_none_or(|r| r.trim().is_empty())
+            {
+                return Err(ctx.err(DomainError::invalid(
+                    "disabled_reason",
+                    FieldReason::Missing,
+                    "Disabled reason contains invalid characters or is too long",
+                )));
+            }
+            if !host_known(&h) {
+                return Err(not_found(&ctx, format!("Host {h} could not be found.")));
+            }
+            if !known
+                .iter()
+                .any(|(b, s, _)| *b == binary && (*s == h || host_part(s) == h))
+            {
+                return Err(not_found(
+                    &ctx,
+                    format!("Service {binary} on host {h} could not be found."),
+                ));
+            }
+            Err(bad(format!(
+                "Service {binary} on {h} runs inside blockledger and cannot be {action}d."
+            )))
+        }
+        _ => Err(not_found(&ctx, "The resource could not be found.".into())),
+    }
+}
+
+/// `GET /os-hosts`.
+async fn hosts(State(state): State<AppState>, ctx: Ctx) -> Reply {
+    admin_only(&ctx)?;
+    let now = cinder_time(&Utc::now());
+    let list: Vec<Value> = all_services(&state)
+        .into_iter()
+        .map(|(binary, host, zone)| {
+            json!({
+                "service-status": "available",
+                "service": binary,
+                "zone": zone,
+                "service-state": "enabled",
+                "host_name": host,
+                "last-update": now,
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "hosts": list })).into_response())
+}
+
+/// `GET /os-hosts/{host}`: usage on one volume backend, in total and per
+/// project (Cinder prints counts as strings).
+async fn host_show(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Path(p): Path<HashMap<String, String>>,
+) -> Reply {
+    admin_only(&ctx)?;
+    let host = p.get("host").cloned().unwrap_or_default();
+    let Some(t) = state
+        .catalog
+        .types
+        .iter()
+        .find(|t| backend_host(&t.name) == host)
+    else {
+        return Err(not_found(&ctx, format!("Host {host} could not be found.")));
+    };
+    let usage = queries::usage_of_type(&state.app(), t.name.clone())
+        .await
+        .map_err(|e| ctx.err(e))?;
+    let row = |project: &str, vols: i64, vgb: i64, snaps: i64, sgb: i64| {
+        json!({"resource": {
+            "host": host,
+            "project": project,
+            "volume_count": vols.to_string(),
+            "total_volume_gb": vgb.to_string(),
+            "snapshot_count": snaps.to_string(),
+            "total_snapshot_gb": sgb.to_string(),
+        }})
+    };
+    let total = usage.iter().fold((0, 0, 0, 0), |a, u| {
+        (
+            a.0 + u.volumes,
+            a.1 + u.volume_gb,
+            a.2 + u.snapshots,
+            a.3 + u.snapshot_gb,
+        )
+    });
+    let mut out = vec![row("(total)", total.0, total.1, total.2, total.3)];
+    out.extend(usage.iter().map(|u| {
+        row(
+            &u.project_id,
+            u.volumes,
+            u.volume_gb,
+            u.snapshots,
+            u.snapshot_gb,
+        )
+    }));
+    Ok(Json(json!({ "host": out })).into_response())
+}
+
+/// A backend's capabilities as a pool reports them.
+fn pool_capabilities(state: &AppState, volume_type: &str) -> Value {
+    let gib = |b: u64| (b as f64 / (1u64 << 30) as f64 * 100.0).floor() / 100.0;
+    let (total, free) = match (state.capacity)() {
+        Some((t, f)) => (json!(gib(t)), json!(gib(f))),
+        None => (json!("unknown"), json!("unknown")),
+    };
+    json!({
+        "volume_backend_name": volume_type,
+        "vendor_name": VENDOR,
+        "driver_version": DRIVER_VERSION,
+        "storage_protocol": PROTOCOL,
+        "total_capacity_gb": total,
+        "free_capacity_gb": free,
+        "reserved_percentage": 0,
+        "QoS_support": false,
+        "timestamp": cinder_time(&Utc::now()),
+    })
+}
+
+/// `GET /scheduler-stats/get_pools[?detail=true]`.
+async fn pools(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    q: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> Reply {
+    admin_only(&ctx)?;
+    let q = query(&ctx, q)?;
+    let detail = q
+        .get("detail")
+        .is_some_and(|d| matches!(d.to_ascii_lowercase().as_str(), "true" | "1" | "yes"));
+    let mut list = Vec::new();
+    for t in &state.catalog.types {
+        for zone in &state.catalog.zones {
+            let mut pool = json!({ "name": pool_name(zone, &t.name) });
+            if detail {
+                pool["capabilities"] = pool_capabilities(&state, &t.name);
+            }
+            list.push(pool);
+        }
+    }
+    Ok(Json(json!({ "pools": list })).into_response())
+}
+
+/// `GET /capabilities/{host}`: a backend's (`host@backend`, a pool suffix
+/// ignored) capabilities and the properties a volume type may pin.
+async fn capabilities(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Path(p): Path<HashMap<String, String>>,
+) -> Reply {
+    admin_only(&ctx)?;
+    let raw = p.get("host").cloned().unwrap_or_default();
+    let host = raw.split('#').next().unwrap_or_default();
+    let Some(t) = state
+        .catalog
+        .types
+        .iter()
+        .find(|t| backend_host(&t.name) == host)
+    else {
+        return Err(not_found(&ctx, format!("Host {raw} could not be found.")));
+    };
+    Ok(Json(json!({
+        "namespace": format!("OS::Storage::Capabilities::{host}"),
+        "vendor_name": VENDOR,
+        "volume_backend_name": t.name,
+        "pool_name": null,
+        "driver_version": DRIVER_VERSION,
+        "storage_protocol": PROTOCOL,
+        "display_name": null,
+        "description": null,
+        "visibility": null,
+        "replication_targets": [],
+        "properties": {
+            "thin_provisioning": {
+                "title": "Thin Provisioning",
+                "description": "Volumes are sparse qcow2 or raw files.",
+                "type": "boolean"
+            }
+        },
+    }))
+    .into_response())
+}

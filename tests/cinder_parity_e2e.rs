@@ -1,0 +1,397 @@
+//! `/v3` as upstream Cinder answers it (issue 12; DECISIONS.md, Everywhere):
+//! bodies with exactly Cinder's fields, `sort=key:dir`, Cinder's paging and
+//! not-found statuses, `/limits`, quota classes and quota reset, and the
+//! admin information routes (`/os-services`, `/os-hosts`,
+//! `/scheduler-stats/get_pools`, `/capabilities`) describing this service.
+//! `/v2` keeps the Huawei seed's shapes, checked beside each change.
+
+mod support;
+
+use serde_json::{json, Value};
+use support::*;
+
+async fn volume(c: &Client, p: &str, body: Value) -> String {
+    let r = c.post(&format!("/v3/{p}/volumes"), &body).await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    let id = r.body["volume"]["id"].as_str().unwrap().to_string();
+    c.wait_status(&format!("/v3/{p}/volumes/{id}"), "available")
+        .await;
+    id
+}
+
+fn ids(v: &Value, key: &str) -> Vec<String> {
+    v[key]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// `host@backend#pool`, the pattern tempest's volume schema checks.
+fn is_cinder_host(h: &str) -> bool {
+    matches!(h.split_once('@'), Some((a, rest)) if !a.is_empty()
+        && matches!(rest.split_once('#'), Some((b, c)) if !b.is_empty() && !c.is_empty()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn v3_bodies_carry_cinders_fields_and_v2_the_seeds() {
+    let tmp = tempfile::tempdir().unwrap();
+    let srv = Server::start(tmp.path());
+    let c = srv.client("alice", "p1");
+    let id = volume(&c, "p1", json!({"volume": {"size": 1, "name": "a"}})).await;
+
+    let v3 = c.get(&format!("/v3/p1/volumes/{id}")).await.body["volume"].clone();
+    assert!(v3.get("os-volume-replication:extended_status").is_none());
+    assert!(is_cinder_host(
+        v3["os-vol-host-attr:host"].as_str().unwrap()
+    ));
+    // No image: Cinder prints no `volume_image_metadata`, in show and list
+    // alike, so the detail list's item equals the show body.
+    assert!(v3.get("volume_image_metadata").is_none());
+    let list = c.get("/v3/p1/volumes/detail").await.body;
+    assert_eq!(list["volumes"][0], v3);
+
+    let v2 = c.get(&format!("/v2/p1/volumes/{id}")).await.body["volume"].clone();
+    assert!(v2.get("os-volume-replication:extended_status").is_some());
+    assert_eq!(v2["os-vol-host-attr:host"], "az-dc-1#SATA", "{v2}");
+
+    // A clone names its source.
+    let clone = volume(&c, "p1", json!({"volume": {"source_volid": id}})).await;
+    let cl = c.get(&format!("/v3/p1/volumes/{clone}")).await.body;
+    assert_eq!(cl["volume"]["source_volid"], id.as_str());
+
+    // Snapshot create and update bodies carry no extended attributes on
+    // `/v3`; show does.
+    let r = c
+        .post(
+            "/v3/p1/snapshots",
+            &json!({"snapshot": {"volume_id": id, "name": "s"}}),
+        )
+        .await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    assert!(r.body["snapshot"]
+        .get("os-extended-snapshot-attributes:progress")
+        .is_none());
+    let snap = r.body["snapshot"]["id"].as_str().unwrap().to_string();
+    let shown = c
+        .wait_until(&format!("/v3/p1/snapshots/{snap}"), "available", |r| {
+            r.body["snapshot"]["status"] == "available"
+        })
+        .await;
+    assert!(shown.body["snapshot"]
+        .get("os-extended-snapshot-attributes:project_id")
+        .is_some());
+    let r = c
+        .put(
+            &format!("/v3/p1/snapshots/{snap}"),
+            &json!({"snapshot": {"name": "t"}}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.body["snapshot"]
+        .get("os-extended-snapshot-attributes:progress")
+        .is_none());
+    // Cinder looks a missing volume_id up as `None`: 404 on /v3.
+    let r = c.post("/v3/p1/snapshots", &json!({"snapshot": {}})).await;
+    assert_eq!(r.status, 404, "{}", r.body);
+    let r = c.post("/v2/p1/snapshots", &json!({"snapshot": {}})).await;
+    assert_eq!(r.status, 400, "{}", r.body);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lists_sort_page_and_filter_as_cinder() {
+    let tmp = tempfile::tempdir().unwrap();
+    let srv = Server::start(tmp.path());
+    let c = srv.client("alice", "p1");
+    let mut made = Vec::new();
+    for name in ["b", "c", "a"] {
+        let md = json!({"Type": if name == "c" { "home" } else { "work" }});
+        made.push(
+            volume(
+                &c,
+                "p1",
+                json!({"volume": {"size": 1, "name": name, "metadata": md}}),
+            )
+            .await,
+        );
+    }
+    let names = |v: &Value| -> Vec<String> {
+        v["volumes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let r = c.get("/v3/p1/volumes?sort=name:asc").await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(names(&r.body), ["a", "b", "c"]);
+    let r = c.get("/v3/p1/volumes?sort=name:desc,id:asc").await;
+    assert_eq!(names(&r.body), ["c", "b", "a"]);
+    // Keyset paging in name order.
+    let r = c.get("/v3/p1/volumes?sort=name:asc&limit=2").await;
+    assert_eq!(names(&r.body), ["a", "b"]);
+    let next = r.body["volumes_links"][0]["href"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let path = next.split_once("/v3/").unwrap().1;
+    let r = c.get(&format!("/v3/{path}")).await;
+    assert_eq!(names(&r.body), ["c"]);
+    for bad in ["sort=nope:asc", "sort=name:sideways", "sort_key=invalid"] {
+        let r = c.get(&format!("/v3/p1/volumes?{bad}")).await;
+        assert_eq!(r.status, 400, "{bad}: {}", r.body);
+        let r = c.get(&format!("/v3/p1/snapshots?{bad}")).await;
+        assert_eq!(r.status, 400, "{bad}: {}", r.body);
+    }
+    // A full page on /v3 links to the next one, even when it is empty.
+    let r = c.get("/v3/p1/volumes?limit=3").await;
+    assert_eq!(ids(&r.body, "volumes").len(), 3);
+    assert!(r.body["volumes_links"][0]["href"].is_string(), "{}", r.body);
+    let r = c.get("/v2/p1/volumes?limit=3").await;
+    assert!(r.body.get("volumes_links").is_none(), "{}", r.body);
+    // limit 0 is an empty page and a huge limit is capped, on /v3; the
+    // seed's /v2 refuses both.
+    let r = c.get("/v3/p1/snapshots?limit=0").await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["snapshots"], json!([]));
+    assert_eq!(c.get("/v3/p1/volumes?limit=1000000").await.status, 200);
+    assert_eq!(c.get("/v2/p1/volumes?limit=0").await.status, 400);
+    // An unknown marker: 404 on /v3, 400 on /v2.
+    let unknown = "5c6e9c34-0c5e-4b3a-9d8a-1c2f3e4d5a6b";
+    let r = c.get(&format!("/v3/p1/snapshots?marker={unknown}")).await;
+    assert_eq!(r.status, 404, "{}", r.body);
+    assert!(r.body.get("itemNotFound").is_some());
+    let r = c.get(&format!("/v3/p1/volumes?marker={unknown}")).await;
+    assert_eq!(r.status, 404, "{}", r.body);
+    let r = c.get(&format!("/v2/p1/volumes?marker={unknown}")).await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    // The metadata filter as JSON and as the Python literal tempest sends.
+    for f in [r#"{"Type":"work"}"#, "{'Type': 'work'}"] {
+        let q: String = f
+            .bytes()
+            .map(|b| match b {
+                b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' => (b as char).to_string(),
+                _ => format!("%{b:02X}"),
+            })
+            .collect();
+        let r = c.get(&format!("/v3/p1/volumes/detail?metadata={q}")).await;
+        assert_eq!(r.status, 200, "{f}: {}", r.body);
+        let mut got = ids(&r.body, "volumes");
+        got.sort();
+        let mut want = vec![made[0].clone(), made[2].clone()];
+        want.sort();
+        assert_eq!(got, want, "{f}");
+    }
+    let r = c.get("/v3/p1/volumes?metadata=%7B'Type'").await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    // Admin narrows an all-projects list to one project.
+    let bob = srv.client("bob", "p2");
+    volume(&bob, "p2", json!({"volume": {"size": 1}})).await;
+    let admin = srv.client("admin", "adm");
+    let r = admin
+        .get("/v3/adm/volumes/detail?all_tenants=1&project_id=p1")
+        .await;
+    let mut got = ids(&r.body, "volumes");
+    got.sort();
+    made.sort();
+    assert_eq!(got, made);
+    let r = admin.get("/v3/adm/volumes?all_tenants=1").await;
+    assert_eq!(ids(&r.body, "volumes").len(), 4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn limits_quota_reset_and_quota_classes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let srv = Server::start(tmp.path());
+    let c = srv.client("alice", "p1");
+    let admin = srv.client("admin", "adm");
+    volume(&c, "p1", json!({"volume": {"size": 2}})).await;
+
+    let r = c.get("/v3/p1/limits").await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let abs = &r.body["limits"]["absolute"];
+    assert_eq!(abs["totalVolumesUsed"], 1);
+    assert_eq!(abs["totalGigabytesUsed"], 2);
+    assert_eq!(abs["maxTotalVolumes"], 10);
+    assert_eq!(abs["maxTotalVolumeGigabytes"], 1000);
+    assert_eq!(r.body["limits"]["rate"], json!([]));
+
+    // `groups` is Cinder's; the seed's /v2 quota body has no such key.
+    let q3 = c.get("/v3/p1/os-quota-sets/p1").await.body;
+    assert_eq!(q3["quota_set"]["groups"], 10);
+    let q2 = c.get("/v2/p1/os-quota-sets/p1").await.body;
+    assert!(q2["quota_set"].get("groups").is_none());
+
+    // The project's own limit, then DELETE: back to the defaults.
+    let r = admin
+        .put(
+            "/v3/adm/os-quota-sets/p1",
+            &json!({"quota_set": {"volumes": 3}}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        c.get("/v3/p1/limits").await.body["limits"]["absolute"]["maxTotalVolumes"],
+        3
+    );
+    assert_eq!(c.delete("/v3/p1/os-quota-sets/p1").await.status, 403);
+    let r = admin.delete("/v3/adm/os-quota-sets/p1").await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        c.get("/v3/p1/limits").await.body["limits"]["absolute"]["maxTotalVolumes"],
+        10
+    );
+
+    // The default class sets every project's defaults; a project's own
+    // limit still wins.
+    let r = admin.get("/v3/adm/os-quota-class-sets/default").await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["quota_class_set"]["id"], "default");
+    assert_eq!(r.body["quota_class_set"]["volumes"], 10);
+    let r = admin
+        .put(
+            "/v3/adm/os-quota-class-sets/default",
+            &json!({"quota_class_set": {"volumes": 1, "snapshots": 7}}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["quota_class_set"]["volumes"], 1);
+    assert!(r.body["quota_class_set"].get("id").is_none());
+    let d = c.get("/v3/p1/os-quota-sets/p1/defaults").await.body;
+    assert_eq!(d["quota_set"]["volumes"], 1);
+    let r = c
+        .post("/v3/p1/volumes", &json!({"volume": {"size": 1}}))
+        .await;
+    assert_eq!(r.status, 413, "the class limit binds: {}", r.body);
+    let bob = srv.client("bob", "p2");
+    admin
+        .put(
+            "/v3/adm/os-quota-sets/p2",
+            &json!({"quota_set": {"volumes": 5}}),
+        )
+        .await;
+    volume(&bob, "p2", json!({"volume": {"size": 1}})).await;
+    volume(&bob, "p2", json!({"volume": {"size": 1}})).await;
+    // Refusals and non-admins change nothing.
+    let r = admin
+        .put(
+            "/v3/adm/os-quota-class-sets/default",
+            &json!({"quota_class_set": {"nope": 1}}),
+        )
+        .await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    let r = c
+        .put(
+            "/v3/p1/os-quota-class-sets/default",
+            &json!({"quota_class_set": {"volumes": 100}}),
+        )
+        .await;
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert_eq!(
+        c.get("/v3/p1/os-quota-class-sets/default").await.status,
+        403
+    );
+    let r = admin.get("/v3/adm/os-quota-class-sets/default").await;
+    assert_eq!(r.body["quota_class_set"]["volumes"], 1);
+    drop(srv);
+    let (ok, out) = verify(tmp.path());
+    assert!(ok, "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_routes_describe_this_service() {
+    let tmp = tempfile::tempdir().unwrap();
+    let srv = Server::start(tmp.path());
+    let c = srv.client("alice", "p1");
+    let admin = srv.client("admin", "adm");
+    let id = volume(
+        &c,
+        "p1",
+        json!({"volume": {"size": 3, "volume_type": "SSD"}}),
+    )
+    .await;
+    for path in [
+        "/v3/p1/os-services",
+        "/v3/p1/os-hosts",
+        "/v3/p1/scheduler-stats/get_pools",
+    ] {
+        assert_eq!(c.get(path).await.status, 403, "{path}");
+    }
+
+    let r = admin.get("/v3/adm/os-services").await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let services = r.body["services"].as_array().unwrap().clone();
+    assert!(services
+        .iter()
+        .all(|s| s["state"] == "up" && s["status"] == "enabled"));
+    assert!(services.iter().any(|s| s["binary"] == "cinder-scheduler"));
+    // The volume's host names a cinder-volume service.
+    let host = c.get(&format!("/v3/p1/volumes/{id}")).await.body["volume"]["os-vol-host-attr:host"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let backend = host.split('#').next().unwrap();
+    let short = backend.split('@').next().unwrap();
+    let r = admin
+        .get(&format!(
+            "/v3/adm/os-services?host={short}&binary=cinder-volume"
+        ))
+        .await;
+    let found = r.body["services"].as_array().unwrap();
+    assert!(found.iter().any(|s| s["host"] == backend), "{}", r.body);
+    assert!(found.iter().all(|s| s["binary"] == "cinder-volume"));
+    let r = admin
+        .put(
+            "/v3/adm/os-services/enable",
+            &json!({"host": "invalid_host", "binary": "cinder-volume"}),
+        )
+        .await;
+    assert_eq!(r.status, 404, "{}", r.body);
+
+    let r = admin.get("/v3/adm/os-hosts").await;
+    assert!(r.body["hosts"].as_array().unwrap().len() >= 2, "{}", r.body);
+    let r = admin.get(&format!("/v3/adm/os-hosts/{backend}")).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let total = &r.body["host"][0]["resource"];
+    assert_eq!(total["project"], "(total)");
+    assert_eq!(total["volume_count"], "1");
+    assert_eq!(total["total_volume_gb"], "3");
+    assert_eq!(r.body["host"][1]["resource"]["project"], "p1");
+    assert_eq!(admin.get("/v3/adm/os-hosts/nowhere").await.status, 404);
+
+    let r = admin
+        .get("/v3/adm/scheduler-stats/get_pools?detail=true")
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let pools = r.body["pools"].as_array().unwrap();
+    let pool = pools
+        .iter()
+        .find(|p| p["name"] == host.as_str())
+        .expect("volume's pool listed");
+    let caps = &pool["capabilities"];
+    assert_eq!(caps["vendor_name"], "blockledger");
+    assert!(caps["total_capacity_gb"].as_f64().unwrap() > 0.0, "{caps}");
+    assert!(
+        caps["free_capacity_gb"].as_f64().unwrap() <= caps["total_capacity_gb"].as_f64().unwrap()
+    );
+    let r = admin.get("/v3/adm/scheduler-stats/get_pools").await;
+    assert!(r.body["pools"][0].get("capabilities").is_none());
+
+    let r = admin.get(&format!("/v3/adm/capabilities/{backend}")).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["volume_backend_name"], caps["volume_backend_name"]);
+    assert_eq!(r.body["storage_protocol"], caps["storage_protocol"]);
+    assert!(r.body["namespace"]
+        .as_str()
+        .unwrap()
+        .starts_with("OS::Storage::Capabilities::"));
+
+    let ext = c.get("/v3/p1/extensions").await.body;
+    assert!(ext["extensions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e["name"] == "Hosts"));
+}
