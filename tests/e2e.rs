@@ -891,6 +891,57 @@ async fn audit_trail_and_metrics() {
         "{m}"
     );
     assert!(m.contains("blockledger_log_head_position"));
+    // Recorded by the process: each family has a sample with a non-zero
+    // count, requests labelled by route template (never the raw path).
+    let sample = |family: &str, labels: &[&str]| -> f64 {
+        m.lines()
+            .filter(|l| l.starts_with(family) && labels.iter().all(|x| l.contains(x)))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .fold(0.0, f64::max)
+    };
+    let created = sample(
+        "blockledger_http_request_duration_seconds_count",
+        &[
+            "route=\"/v2/{project_id}/volumes\"",
+            "method=\"POST\"",
+            "status=\"202\"",
+        ],
+    );
+    assert!(created >= 1.0, "{m}");
+    let refused = sample(
+        "blockledger_http_request_duration_seconds_count",
+        &[
+            "route=\"/v2/{project_id}/volumes/{volume_id}/action\"",
+            "status=\"400\"",
+        ],
+    );
+    assert!(refused >= 1.0, "{m}");
+    assert!(
+        !m.contains(&format!("/v2/p1/volumes/{id}")),
+        "raw paths never label a series"
+    );
+    let steps = sample(
+        "blockledger_executor_step_seconds_count",
+        &["kind=\"Volume(Create)\"", "outcome=\"handled\""],
+    );
+    assert!(steps >= 1.0, "{m}");
+    assert!(
+        sample("blockledger_eventstore_batch_jobs_count", &[]) >= 1.0,
+        "{m}"
+    );
+    assert!(
+        sample("blockledger_eventstore_batch_jobs_bucket", &["le=\"1\""]) >= 1.0,
+        "{m}"
+    );
+    assert!(m.contains("blockledger_executor_queue_depth"), "{m}");
+    assert!(
+        m.contains("blockledger_checkpoint_lag_events{name=\"executor\"}"),
+        "{m}"
+    );
+    assert!(
+        m.contains("blockledger_checkpoint_lag_events{name=\"projections\"} 0"),
+        "{m}"
+    );
 }
 
 /// A keyed POST with `Idempotency-Key`, for the idempotency test.

@@ -577,7 +577,12 @@ impl Writer {
                     Err(_) => break,
                 }
             }
+            let started = std::time::Instant::now();
             let commit = self.run_batch(&mut batch);
+            // How much each fsync is shared, and what a batch costs.
+            metrics::histogram!("blockledger_eventstore_batch_jobs").record(batch.len() as f64);
+            metrics::histogram!("blockledger_eventstore_batch_seconds")
+                .record(started.elapsed().as_secs_f64());
             tracing::trace!(jobs = batch.len(), ok = commit.is_ok(), "eventstore batch");
             if let Err(e) = &commit {
                 tracing::error!(error = %e, jobs = batch.len(), "eventstore batch failed");
