@@ -14,14 +14,14 @@ pub struct Gauges {
 }
 
 pub fn gauges(c: &Connection) -> rusqlite::Result<Gauges> {
-    let head: i64 = c.query_row("SELECT COALESCE(MAX(position), 0) FROM events", [], |r| {
-        r.get(0)
-    })?;
-    let executor_checkpoint: i64 = c.query_row(
-        "SELECT COALESCE(MAX(position), 0) FROM checkpoints WHERE name = 'executor'",
-        [],
-        |r| r.get(0),
-    )?;
+    let head: i64 = c
+        .prepare_cached("SELECT COALESCE(MAX(position), 0) FROM events")?
+        .query_row([], |r| r.get(0))?;
+    let executor_checkpoint: i64 = c
+        .prepare_cached(
+            "SELECT COALESCE(MAX(position), 0) FROM checkpoints WHERE name = 'executor'",
+        )?
+        .query_row([], |r| r.get(0))?;
     let checkpoints = {
         let mut stmt = c.prepare("SELECT name, position FROM checkpoints ORDER BY name")?;
         let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
