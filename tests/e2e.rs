@@ -1058,3 +1058,53 @@ async fn idempotency_key_makes_retries_safe() {
     let (ok, out) = verify(tmp.path());
     assert!(ok, "{out}");
 }
+
+/// `blockledger bench --quick` (a smoke run of the bench): it starts its
+/// own server, prints every row of issue 11's table beside its target, and
+/// the log it leaves verifies.
+#[test]
+fn bench_smoke_run_prints_every_row() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_blockledger"))
+        .args(["bench", "--quick", "--dir"])
+        .arg(tmp.path())
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for row in [
+        "create→available→delete→gone, 1 clients",
+        "create→available→delete→gone, 64 clients",
+        "RSS with",
+        "GET /volumes/detail?limit=1000",
+        "durable POST …/metadata over",
+        "paced at",
+        "on one volume, 64 clients",
+        "fresh vs after",
+        "snapshot → available, 1 GiB",
+        "snapshot → available, 1 TiB",
+        "blockledger replay of",
+        "cold start with",
+    ] {
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("| ") && l.contains(row))
+            .unwrap_or_else(|| panic!("no row {row:?} in\n{text}"));
+        assert!(!line.contains("| 0.0 cycles/s"), "{line}");
+    }
+    assert!(
+        text.contains("| blockledger verify after the bench | ok:"),
+        "{text}"
+    );
+    assert!(
+        text.contains("64 clients (64 cycles) | ") && text.contains(", 0 errors |"),
+        "{text}"
+    );
+    // Nothing left behind in the bench's own directory.
+    assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0);
+}
