@@ -11,6 +11,8 @@ use clap::{Parser, Subcommand};
 use eventstore::EventStore;
 use tokio::sync::watch;
 
+mod bench;
+
 #[derive(Parser)]
 #[command(
     name = "blockledger",
@@ -88,6 +90,9 @@ enum Cmd {
     Verify(DataArgs),
     /// Rebuild every view from position 0.
     Replay(DataArgs),
+    /// Issue 11's table in one run: starts this binary as a server on a
+    /// temporary data dir and measures every row against its target.
+    Bench(bench::BenchArgs),
 }
 
 /// Why blockledger would not start: each has its own exit code, so a
@@ -235,6 +240,7 @@ fn run(cli: Cli) -> Result<()> {
         None => serve(cli.serve),
         Some(Cmd::Serve(args)) => serve(args),
         Some(Cmd::Verify(args)) => verify(&args.data_dir),
+        Some(Cmd::Bench(args)) => bench::run(args),
         Some(Cmd::Replay(args)) => {
             let store = open_store(&args.data_dir)?;
             let n = store.rebuild_projections()?;

@@ -891,6 +891,57 @@ async fn audit_trail_and_metrics() {
         "{m}"
     );
     assert!(m.contains("blockledger_log_head_position"));
+    // Recorded by the process: each family has a sample with a non-zero
+    // count, requests labelled by route template (never the raw path).
+    let sample = |family: &str, labels: &[&str]| -> f64 {
+        m.lines()
+            .filter(|l| l.starts_with(family) && labels.iter().all(|x| l.contains(x)))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .fold(0.0, f64::max)
+    };
+    let created = sample(
+        "blockledger_http_request_duration_seconds_count",
+        &[
+            "route=\"/v2/{project_id}/volumes\"",
+            "method=\"POST\"",
+            "status=\"202\"",
+        ],
+    );
+    assert!(created >= 1.0, "{m}");
+    let refused = sample(
+        "blockledger_http_request_duration_seconds_count",
+        &[
+            "route=\"/v2/{project_id}/volumes/{volume_id}/action\"",
+            "status=\"400\"",
+        ],
+    );
+    assert!(refused >= 1.0, "{m}");
+    assert!(
+        !m.contains(&format!("/v2/p1/volumes/{id}")),
+        "raw paths never label a series"
+    );
+    let steps = sample(
+        "blockledger_executor_step_seconds_count",
+        &["kind=\"Volume(Create)\"", "outcome=\"handled\""],
+    );
+    assert!(steps >= 1.0, "{m}");
+    assert!(
+        sample("blockledger_eventstore_batch_jobs_count", &[]) >= 1.0,
+        "{m}"
+    );
+    assert!(
+        sample("blockledger_eventstore_batch_jobs_bucket", &["le=\"1\""]) >= 1.0,
+        "{m}"
+    );
+    assert!(m.contains("blockledger_executor_queue_depth"), "{m}");
+    assert!(
+        m.contains("blockledger_checkpoint_lag_events{name=\"executor\"}"),
+        "{m}"
+    );
+    assert!(
+        m.contains("blockledger_checkpoint_lag_events{name=\"projections\"} 0"),
+        "{m}"
+    );
 }
 
 /// A keyed POST with `Idempotency-Key`, for the idempotency test.
@@ -1006,4 +1057,54 @@ async fn idempotency_key_makes_retries_safe() {
     drop(srv);
     let (ok, out) = verify(tmp.path());
     assert!(ok, "{out}");
+}
+
+/// `blockledger bench --quick` (a smoke run of the bench): it starts its
+/// own server, prints every row of issue 11's table beside its target, and
+/// the log it leaves verifies.
+#[test]
+fn bench_smoke_run_prints_every_row() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_blockledger"))
+        .args(["bench", "--quick", "--dir"])
+        .arg(tmp.path())
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for row in [
+        "create→available→delete→gone, 1 clients",
+        "create→available→delete→gone, 64 clients",
+        "RSS with",
+        "GET /volumes/detail?limit=1000",
+        "durable POST …/metadata over",
+        "paced at",
+        "on one volume, 64 clients",
+        "fresh vs after",
+        "snapshot → available, 1 GiB",
+        "snapshot → available, 1 TiB",
+        "blockledger replay of",
+        "cold start with",
+    ] {
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("| ") && l.contains(row))
+            .unwrap_or_else(|| panic!("no row {row:?} in\n{text}"));
+        assert!(!line.contains("| 0.0 cycles/s"), "{line}");
+    }
+    assert!(
+        text.contains("| blockledger verify after the bench | ok:"),
+        "{text}"
+    );
+    assert!(
+        text.contains("64 clients (64 cycles) | ") && text.contains(", 0 errors |"),
+        "{text}"
+    );
+    // Nothing left behind in the bench's own directory.
+    assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0);
 }

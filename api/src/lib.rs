@@ -20,6 +20,7 @@ pub mod dialects;
 pub mod error;
 pub mod idempotency;
 pub mod input;
+pub mod metrics;
 pub mod microversion;
 pub mod ops;
 pub mod parse;
@@ -95,7 +96,9 @@ async fn request_id(mut req: Request, next: Next) -> Response {
     let span = tracing::info_span!("request", request_id = %id, %method, %path);
     let started = std::time::Instant::now();
     let mut resp = next.run(req).instrument(span.clone()).await;
-    let elapsed_us = started.elapsed().as_micros() as u64;
+    let elapsed = started.elapsed();
+    metrics::record_request(method.as_str(), &resp, elapsed);
+    let elapsed_us = elapsed.as_micros() as u64;
     span.in_scope(|| {
         tracing::info!(target: "access", status = resp.status().as_u16(), elapsed_us, "served");
     });
@@ -133,6 +136,8 @@ fn cinder_family(prefix: &str) -> Router<AppState> {
 
 pub fn router(state: AppState) -> Router {
     use dialects::{cinder::CINDER, evs, glance, serve};
+    // Installed before the first request, so every route is recorded.
+    metrics::handle();
     let idem = &idempotency::Idempotency::new(state.app());
     let v3 = cinder_family("/v3/{project_id}").layer(middleware::from_fn(microversion::negotiate));
     Router::new()
@@ -155,6 +160,7 @@ pub fn router(state: AppState) -> Router {
         .merge(serve(dialects::nova::routes(), &dialects::nova::NOVA, idem))
         .merge(serve(glance::routes(), &glance::GLANCE, idem))
         .merge(serve(ops::routes(), &CINDER, idem))
+        .route_layer(middleware::from_fn(metrics::tag_route))
         .fallback(fallback)
         .layer(middleware::from_fn(request_id))
         .with_state(state)

@@ -24,8 +24,13 @@ pub fn routes() -> Router<AppState> {
         .route("/v2/{project_id}/events", get(events))
 }
 
-/// Prometheus text: the log's head, the executor's durable checkpoint, and
-/// the views' sizes by status.
+/// Prometheus text, open like `/healthz` (no ids, no names: counts and
+/// timings only). First what the database says at this instant: the log's
+/// head, each subscriber's durable checkpoint and how far it lags (the
+/// views are inline projections, applied in the append's own transaction,
+/// so theirs is the head by construction), and the views' sizes by status;
+/// then what the process recorded (`crate::metrics`): request latencies
+/// per route and status, executor queue and steps, group-commit batches.
 async fn metrics(State(state): State<AppState>) -> Response {
     match queries::gauges(&state.app()).await {
         Ok(g) => {
@@ -37,8 +42,29 @@ async fn metrics(State(state): State<AppState>) -> Response {
                 "blockledger_executor_checkpoint_position {}\n",
                 g.executor_checkpoint
             ));
+            let mut checkpoints = vec![("projections".to_owned(), g.head)];
+            checkpoints.extend(g.checkpoints);
+            out.push_str("# TYPE blockledger_checkpoint_position gauge\n");
+            for (name, pos) in &checkpoints {
+                out.push_str(&format!(
+                    "blockledger_checkpoint_position{{name=\"{name}\"}} {pos}\n"
+                ));
+            }
+            out.push_str(
+                "# HELP blockledger_checkpoint_lag_events Log head minus the checkpoint.\n",
+            );
+            out.push_str("# TYPE blockledger_checkpoint_lag_events gauge\n");
+            for (name, pos) in &checkpoints {
+                out.push_str(&format!(
+                    "blockledger_checkpoint_lag_events{{name=\"{name}\"}} {}\n",
+                    g.head - pos
+                ));
+            }
             for (view, status, n) in g.by_status {
                 out.push_str(&format!("blockledger_{view}{{status=\"{status}\"}} {n}\n"));
+            }
+            if let Some(h) = crate::metrics::handle() {
+                out.push_str(&h.render());
             }
             ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
         }

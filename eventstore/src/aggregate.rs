@@ -50,12 +50,11 @@ impl WriteTx<'_> {
         let stream = A::stream_id(id);
         let cached: Option<(u32, u64, String)> = self
             .conn()
-            .query_row(
+            .prepare_cached(
                 "SELECT state_version, stream_version, state FROM aggregate_states
                  WHERE stream_id = ?1",
-                [&stream],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-            )
+            )?
+            .query_row([&stream], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
             .optional()?;
         let (mut state, mut version) = match cached {
             Some((v, at, text)) if v == A::STATE_VERSION => {
@@ -71,18 +70,19 @@ impl WriteTx<'_> {
             version = ev.stream_version;
         }
         if !newer.is_empty() {
-            self.conn().execute(
-                "INSERT INTO aggregate_states (stream_id, state_version, stream_version, state)
+            self.conn()
+                .prepare_cached(
+                    "INSERT INTO aggregate_states (stream_id, state_version, stream_version, state)
                  VALUES (?1, ?2, ?3, ?4)
                  ON CONFLICT(stream_id) DO UPDATE SET state_version = excluded.state_version,
                     stream_version = excluded.stream_version, state = excluded.state",
-                params![
+                )?
+                .execute(params![
                     stream,
                     A::STATE_VERSION,
                     version,
                     serde_json::to_string(&state)?
-                ],
-            )?;
+                ])?;
         }
         Ok((state, version))
     }

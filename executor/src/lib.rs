@@ -956,10 +956,26 @@ impl Dispatcher {
                     Err(e) => (pos, Done::Failed(e.to_string())),
                 }
             };
-            let handle = self.running.spawn(task.instrument(span));
+            let kind = format!("{work:?}");
+            let timed = async move {
+                let started = std::time::Instant::now();
+                let out = task.await;
+                let outcome = match out.1 {
+                    Done::Handled => "handled",
+                    Done::Failed(_) => "failed",
+                };
+                metrics::histogram!("blockledger_executor_step_seconds", "kind" => kind, "outcome" => outcome)
+                    .record(started.elapsed().as_secs_f64());
+                out
+            };
+            let handle = self.running.spawn(timed.instrument(span));
             self.running_pos.insert(handle.id(), pos);
         }
         self.ready.extend(waiting_long);
+        // Items read and not yet handled (running, ready, waiting on a
+        // key or a retry), and those holding a worker now.
+        metrics::gauge!("blockledger_executor_queue_depth").set(self.locks.len() as f64);
+        metrics::gauge!("blockledger_executor_running").set(self.running.len() as f64);
     }
 
     fn finished(&mut self, pos: u64, done: Done) {

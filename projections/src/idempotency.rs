@@ -54,20 +54,20 @@ impl InlineProjection for IdempotencyProjection {
             return Ok(());
         };
         // The first outcome wins: that is what every retry is answered with.
-        conn.execute(
+        conn.prepare_cached(
             "INSERT INTO idempotent_requests
                  (project_id, key, fingerprint, status, body, content_type)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)
              ON CONFLICT (project_id, key) DO NOTHING",
-            params![
-                r.project_id,
-                r.key,
-                r.fingerprint,
-                r.status,
-                r.body,
-                r.content_type
-            ],
-        )
+        )?
+        .execute(params![
+            r.project_id,
+            r.key,
+            r.fingerprint,
+            r.status,
+            r.body,
+            r.content_type
+        ])
         .map(drop)
     }
 
@@ -86,20 +86,19 @@ pub fn get(
     project_id: &str,
     key: &str,
 ) -> rusqlite::Result<Option<CompletedRequest>> {
-    conn.query_row(
+    conn.prepare_cached(
         "SELECT fingerprint, status, body, content_type FROM idempotent_requests
          WHERE project_id = ?1 AND key = ?2",
-        params![project_id, key],
-        |r| {
-            Ok(CompletedRequest {
-                key: key.to_string(),
-                project_id: project_id.to_string(),
-                fingerprint: r.get(0)?,
-                status: r.get(1)?,
-                body: r.get(2)?,
-                content_type: r.get(3)?,
-            })
-        },
-    )
+    )?
+    .query_row(params![project_id, key], |r| {
+        Ok(CompletedRequest {
+            key: key.to_string(),
+            project_id: project_id.to_string(),
+            fingerprint: r.get(0)?,
+            status: r.get(1)?,
+            body: r.get(2)?,
+            content_type: r.get(3)?,
+        })
+    })
     .optional()
 }

@@ -143,30 +143,30 @@ impl InlineProjection for ImagesProjection {
                     ImageSource::Snapshot { snapshot_id } => (None, Some(snapshot_id.to_string())),
                     ImageSource::Upload => (None, None),
                 };
-                conn.execute(
+                conn.prepare_cached(
                     "INSERT INTO images VALUES (?1, ?2, ?3, 'queued', ?4, ?5, ?6, NULL, NULL, ?7,
                         NULL, ?8, ?9, ?10, NULL, ?11, ?11, ?12)",
-                    params![
-                        image_id.to_string(),
-                        project_id,
-                        name,
-                        visibility,
-                        disk_format,
-                        container_format,
-                        min_disk,
-                        vol,
-                        snap,
-                        os_type,
-                        now,
-                        ev.position as i64
-                    ],
-                )?;
+                )?
+                .execute(params![
+                    image_id.to_string(),
+                    project_id,
+                    name,
+                    visibility,
+                    disk_format,
+                    container_format,
+                    min_disk,
+                    vol,
+                    snap,
+                    os_type,
+                    now,
+                    ev.position as i64
+                ])?;
             }
             ImageEvent::ImageSaving {} => {
-                conn.execute(
+                conn.prepare_cached(
                     "UPDATE images SET status = 'saving', updated_at = ?2 WHERE id = ?1",
-                    params![id, now],
-                )?;
+                )?
+                .execute(params![id, now])?;
             }
             ImageEvent::ImageActive {
                 size,
@@ -174,34 +174,35 @@ impl InlineProjection for ImagesProjection {
                 checksum_sha256,
                 min_disk,
             } => {
-                conn.execute(
+                conn.prepare_cached(
                     "UPDATE images SET status = 'active', size = ?2, virtual_size = ?3,
                         checksum_sha256 = ?4, min_disk = ?5, updated_at = ?6 WHERE id = ?1",
-                    params![
-                        id,
-                        size as i64,
-                        virtual_size as i64,
-                        checksum_sha256,
-                        min_disk,
-                        now
-                    ],
-                )?;
+                )?
+                .execute(params![
+                    id,
+                    size as i64,
+                    virtual_size as i64,
+                    checksum_sha256,
+                    min_disk,
+                    now
+                ])?;
             }
             ImageEvent::ImageKilled { reason } => {
-                conn.execute(
-                    "UPDATE images SET status = 'killed', fail_reason = ?2, updated_at = ?3 WHERE id = ?1",
-                    params![id, reason, now],
+                conn.prepare_cached("UPDATE images SET status = 'killed', fail_reason = ?2, updated_at = ?3 WHERE id = ?1")?.execute(params![id, reason, now],
                 )?;
             }
             ImageEvent::ImageDeleted {} => {
-                conn.execute("DELETE FROM images WHERE id = ?1", params![id])?;
+                conn.prepare_cached("DELETE FROM images WHERE id = ?1")?
+                    .execute(params![id])?;
             }
         }
         Ok(())
     }
 
     fn clear(&self, conn: &Connection) -> rusqlite::Result<()> {
-        conn.execute("DELETE FROM images", []).map(|_| ())
+        conn.prepare_cached("DELETE FROM images")?
+            .execute([])
+            .map(|_| ())
     }
 
     fn dump(&self, conn: &Connection) -> rusqlite::Result<Vec<String>> {
@@ -242,7 +243,8 @@ pub fn list(conn: &Connection, q: &ImageQuery) -> rusqlite::Result<Option<(Vec<I
     f.eq("disk_format", q.disk_format.as_ref());
     if let Some(m) = &q.marker {
         let seq: Option<i64> = conn
-            .query_row("SELECT seq FROM images WHERE id = ?1", [m], |r| r.get(0))
+            .prepare_cached("SELECT seq FROM images WHERE id = ?1")?
+            .query_row([m], |r| r.get(0))
             .optional()?;
         let Some(seq) = seq else {
             return Ok(None);

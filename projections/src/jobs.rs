@@ -290,12 +290,10 @@ impl InlineProjection for JobsProjection {
                     None => key.clone(),
                 };
                 if let Some(batch) = &batch {
-                    conn.execute(
-                        "INSERT OR IGNORE INTO jobs (job_id, correlation, stream_id, parent_id,
+                    conn.prepare_cached("INSERT OR IGNORE INTO jobs (job_id, correlation, stream_id, parent_id,
                             project_id, kind, status, begin_time, end_time, failure,
                             request_id)
-                         VALUES (?1, ?2, '', NULL, ?3, 'batch_create_volume', 'INIT', ?4, NULL, NULL, ?5)",
-                        params![batch, key, project, now, request_id],
+                         VALUES (?1, ?2, '', NULL, ?3, 'batch_create_volume', 'INIT', ?4, NULL, NULL, ?5)")?.execute(params![batch, key, project, now, request_id],
                     )?;
                 }
                 // A correlation that opens a second resource (one request
@@ -310,22 +308,22 @@ impl InlineProjection for JobsProjection {
                     Some(p) => (ev.event_id.simple().to_string(), Some(p)),
                     None => (job_id, batch),
                 };
-                conn.execute(
+                conn.prepare_cached(
                     "INSERT OR IGNORE INTO jobs (job_id, correlation, stream_id, parent_id,
                         project_id, kind, status, begin_time, end_time, failure,
                         request_id)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'INIT', ?7, NULL, NULL, ?8)",
-                    params![
-                        job_id,
-                        key,
-                        ev.stream_id,
-                        batch,
-                        project,
-                        serde_json::to_value(kind).ok().and_then(|v| text(&v)),
-                        now,
-                        request_id
-                    ],
-                )?;
+                )?
+                .execute(params![
+                    job_id,
+                    key,
+                    ev.stream_id,
+                    batch,
+                    project,
+                    serde_json::to_value(kind).ok().and_then(|v| text(&v)),
+                    now,
+                    request_id
+                ])?;
             }
             Step::Done(kind) => {
                 let Some(key) = correlation else {
@@ -337,45 +335,47 @@ impl InlineProjection for JobsProjection {
                     None => key.clone(),
                 };
                 let project = owner(conn, &entity)?;
-                conn.execute(
+                conn.prepare_cached(
                     "INSERT OR IGNORE INTO jobs (job_id, correlation, stream_id, parent_id,
                         project_id, kind, status, begin_time, end_time, failure,
                         request_id)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'SUCCESS', ?7, ?7, NULL, ?8)",
-                    params![
-                        job_id,
-                        key,
-                        ev.stream_id,
-                        parent,
-                        project,
-                        serde_json::to_value(kind).ok().and_then(|v| text(&v)),
-                        now,
-                        request_id
-                    ],
-                )?;
+                )?
+                .execute(params![
+                    job_id,
+                    key,
+                    ev.stream_id,
+                    parent,
+                    project,
+                    serde_json::to_value(kind).ok().and_then(|v| text(&v)),
+                    now,
+                    request_id
+                ])?;
             }
             Step::Start | Step::End(_) => {
                 let Some(key) = correlation.or_else(|| text(&ev.metadata["caused_by"])) else {
                     return Ok(());
                 };
                 match step {
-                    Step::Start => conn.execute(
-                        "UPDATE jobs SET status = 'RUNNING'
+                    Step::Start => conn
+                        .prepare_cached(
+                            "UPDATE jobs SET status = 'RUNNING'
                          WHERE correlation = ?1 AND stream_id = ?2 AND status = 'INIT'",
-                        params![key, ev.stream_id],
-                    )?,
-                    Step::End(failure) => conn.execute(
-                        "UPDATE jobs SET status = ?3, end_time = ?4, failure = ?5
+                        )?
+                        .execute(params![key, ev.stream_id])?,
+                    Step::End(failure) => conn
+                        .prepare_cached(
+                            "UPDATE jobs SET status = ?3, end_time = ?4, failure = ?5
                          WHERE correlation = ?1 AND stream_id = ?2
                             AND status IN ('INIT', 'RUNNING')",
-                        params![
+                        )?
+                        .execute(params![
                             key,
                             ev.stream_id,
                             if failure.is_some() { "FAIL" } else { "SUCCESS" },
                             now,
                             failure
-                        ],
-                    )?,
+                        ])?,
                     Step::Open { .. } | Step::Done(_) => 0,
                 };
             }
@@ -384,7 +384,9 @@ impl InlineProjection for JobsProjection {
     }
 
     fn clear(&self, conn: &Connection) -> rusqlite::Result<()> {
-        conn.execute("DELETE FROM jobs", []).map(|_| ())
+        conn.prepare_cached("DELETE FROM jobs")?
+            .execute([])
+            .map(|_| ())
     }
 
     fn dump(&self, conn: &Connection) -> rusqlite::Result<Vec<String>> {
@@ -402,11 +404,8 @@ fn split_into_parent(
     stream_id: &str,
 ) -> rusqlite::Result<Option<String>> {
     let first: Option<(String, Option<String>)> = conn
-        .query_row(
-            "SELECT stream_id, parent_id FROM jobs WHERE job_id = ?1",
-            [key],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
+        .prepare_cached("SELECT stream_id, parent_id FROM jobs WHERE job_id = ?1")?
+        .query_row([key], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?;
     match first {
         None => Ok(None),
@@ -415,18 +414,18 @@ fn split_into_parent(
         Some((s, _)) if s == stream_id => Ok(None),
         Some(_) => {
             let sub = format!("{key}-1");
-            conn.execute(
+            conn.prepare_cached(
                 "INSERT INTO jobs (job_id, correlation, stream_id, parent_id, project_id, kind,
                     status, begin_time, end_time, failure, request_id)
                  SELECT ?2, correlation, stream_id, ?1, project_id, kind, status, begin_time,
                     end_time, failure, request_id FROM jobs WHERE job_id = ?1",
-                params![key, sub],
-            )?;
-            conn.execute(
+            )?
+            .execute(params![key, sub])?;
+            conn.prepare_cached(
                 "UPDATE jobs SET stream_id = '', status = 'INIT', end_time = NULL,
                     failure = NULL WHERE job_id = ?1",
-                [key],
-            )?;
+            )?
+            .execute([key])?;
             Ok(Some(key.to_string()))
         }
     }
@@ -474,32 +473,31 @@ pub fn get(conn: &Connection, job_id: &str) -> rusqlite::Result<Option<JobRow>> 
 }
 
 fn get_one(conn: &Connection, job_id: &str) -> rusqlite::Result<Option<JobRow>> {
-    conn.query_row(
+    conn.prepare_cached(
         "SELECT job_id, project_id, kind, status, stream_id, begin_time, end_time, failure,
             request_id
          FROM jobs WHERE job_id = ?1",
-        [job_id],
-        |r| {
-            let stream: String = r.get(4)?;
-            let entity = match stream.split_once('-') {
-                Some(("volume", id)) => JobEntity::Volume(id.into()),
-                Some(("snapshot", id)) => JobEntity::Snapshot(id.into()),
-                Some(("image", id)) => JobEntity::Image(id.into()),
-                _ => JobEntity::Batch,
-            };
-            Ok(JobRow {
-                job_id: r.get(0)?,
-                project_id: r.get(1)?,
-                kind: enum_at(r, 2)?,
-                status: enum_at(r, 3)?,
-                entity,
-                begin_time: time_at(r, 5)?,
-                end_time: opt_time_at(r, 6)?,
-                failure: r.get(7)?,
-                request_id: r.get(8)?,
-                sub_jobs: Vec::new(),
-            })
-        },
-    )
+    )?
+    .query_row([job_id], |r| {
+        let stream: String = r.get(4)?;
+        let entity = match stream.split_once('-') {
+            Some(("volume", id)) => JobEntity::Volume(id.into()),
+            Some(("snapshot", id)) => JobEntity::Snapshot(id.into()),
+            Some(("image", id)) => JobEntity::Image(id.into()),
+            _ => JobEntity::Batch,
+        };
+        Ok(JobRow {
+            job_id: r.get(0)?,
+            project_id: r.get(1)?,
+            kind: enum_at(r, 2)?,
+            status: enum_at(r, 3)?,
+            entity,
+            begin_time: time_at(r, 5)?,
+            end_time: opt_time_at(r, 6)?,
+            failure: r.get(7)?,
+            request_id: r.get(8)?,
+            sub_jobs: Vec::new(),
+        })
+    })
     .optional()
 }

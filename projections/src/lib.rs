@@ -113,19 +113,18 @@ impl Filter {
         let col = key.column();
         let cmp = dir.comparison();
         let pos: Option<(rusqlite::types::Value, i64)> = conn
-            .query_row(
-                &format!("SELECT {col}, seq FROM {table} WHERE id = ?1"),
-                [marker],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
+            .prepare_cached(&format!("SELECT {col}, seq FROM {table} WHERE id = ?1"))?
+            .query_row([marker], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()?;
         let Some((k, seq)) = pos else {
             return Ok(false);
         };
-        self.and_all(
-            &format!("({col} {cmp} ? OR ({col} = ? AND seq {cmp} ?))"),
-            [k.clone(), k, seq.into()],
-        );
+        if key.is_unique() {
+            self.and(&format!("{col} {cmp} ?"), k);
+        } else {
+            // A row value, so an index on (…, col, seq) serves the range.
+            self.and_all(&format!("({col}, seq) {cmp} (?, ?)"), [k, seq.into()]);
+        }
         Ok(true)
     }
 
@@ -234,11 +233,8 @@ pub(crate) fn load_state<S: serde::de::DeserializeOwned + Default>(
     id: &str,
 ) -> rusqlite::Result<S> {
     let json: Option<String> = conn
-        .query_row(
-            &format!("SELECT state FROM {table} WHERE id = ?1"),
-            [id],
-            |r| r.get(0),
-        )
+        .prepare_cached(&format!("SELECT state FROM {table} WHERE id = ?1"))?
+        .query_row([id], |r| r.get(0))
         .optional()?;
     Ok(json
         .and_then(|j| serde_json::from_str(&j).ok())
@@ -253,10 +249,13 @@ pub(crate) fn save_state<S: serde::Serialize>(
 ) -> rusqlite::Result<()> {
     let json = serde_json::to_string(state)
         .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
-    conn.execute(
-        &format!("INSERT OR REPLACE INTO {table} (id, state) VALUES (?1, ?2)"),
-        rusqlite::params![id, json],
-    )?;
+    // An upsert rewrites the state in place; INSERT OR REPLACE deleted
+    // and re-inserted the row and its key's index entry every event.
+    conn.prepare_cached(&format!(
+        "INSERT INTO {table} (id, state) VALUES (?1, ?2)
+         ON CONFLICT(id) DO UPDATE SET state = excluded.state"
+    ))?
+    .execute(rusqlite::params![id, json])?;
     Ok(())
 }
 
@@ -328,7 +327,10 @@ pub(crate) fn snapshot_event(ev: &eventstore::RecordedEvent) -> Option<domain::S
     if !ev.stream_id.starts_with("snapshot-") {
         return None;
     }
-    serde_json::from_value(serde_json::json!({"type": ev.event_type, "data": ev.data})).ok()
+    thread_local! {
+        static LAST: Decoded<domain::SnapshotEvent> = const { std::cell::RefCell::new(None) };
+    }
+    decode_once(&LAST, ev)
 }
 
 /// Decodes a stored event of the volume stream, or None for other streams.
@@ -336,7 +338,41 @@ pub(crate) fn volume_event(ev: &eventstore::RecordedEvent) -> Option<domain::Vol
     if !ev.stream_id.starts_with("volume-") {
         return None;
     }
-    serde_json::from_value(serde_json::json!({"type": ev.event_type, "data": ev.data})).ok()
+    thread_local! {
+        static LAST: Decoded<domain::VolumeEvent> = const { std::cell::RefCell::new(None) };
+    }
+    decode_once(&LAST, ev)
+}
+
+/// The last event decoded on this thread, by event id.
+type Decoded<E> = std::cell::RefCell<Option<(uuid::Uuid, Option<E>)>>;
+
+/// Every projection of a volume or snapshot event decodes it; the JSON is
+/// decoded once (projections run one after the other on the writer
+/// thread, and a replay's thread) and the others get a copy. Keyed by the
+/// event's unique id, so an event rolled back with its savepoint can never
+/// be answered for another.
+fn decode_once<E: serde::de::DeserializeOwned + Clone>(
+    last: &'static std::thread::LocalKey<Decoded<E>>,
+    ev: &eventstore::RecordedEvent,
+) -> Option<E> {
+    last.with(|cell| {
+        if let Some((id, e)) = &*cell.borrow() {
+            if *id == ev.event_id {
+                return e.clone();
+            }
+        }
+        let data = serde_json::Map::from_iter([
+            (
+                "type".to_owned(),
+                serde_json::Value::String(ev.event_type.clone()),
+            ),
+            ("data".to_owned(), ev.data.clone()),
+        ]);
+        let e: Option<E> = serde_json::from_value(serde_json::Value::Object(data)).ok();
+        *cell.borrow_mut() = Some((ev.event_id, e.clone()));
+        e
+    })
 }
 
 #[cfg(test)]

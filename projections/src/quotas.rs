@@ -69,39 +69,34 @@ impl InlineProjection for QuotasProjection {
                     size,
                     ..
                 } => {
-                    conn.execute(
+                    conn.prepare_cached(
                         "INSERT INTO quota_ledger VALUES (?1, 'volume', ?2, ?3, ?4, ?4)",
-                        params![id, project_id, volume_type, size],
-                    )?;
+                    )?
+                    .execute(params![id, project_id, volume_type, size])?;
                 }
                 // Reserved at request (so two requests cannot both pass a
                 // limit), released if the work fails.
                 VolumeEvent::VolumeExtendRequested { new_size, .. } => {
-                    conn.execute(
+                    conn.prepare_cached(
                         "UPDATE quota_ledger SET prev_size = size, size = ?2 WHERE id = ?1",
-                        params![id, new_size],
-                    )?;
+                    )?
+                    .execute(params![id, new_size])?;
                 }
                 VolumeEvent::VolumeExtended { .. } => {
-                    conn.execute(
-                        "UPDATE quota_ledger SET prev_size = size WHERE id = ?1",
-                        params![id],
-                    )?;
+                    conn.prepare_cached("UPDATE quota_ledger SET prev_size = size WHERE id = ?1")?
+                        .execute(params![id])?;
                 }
                 VolumeEvent::VolumeExtendFailed { .. } => {
-                    conn.execute(
-                        "UPDATE quota_ledger SET size = prev_size WHERE id = ?1",
-                        params![id],
-                    )?;
+                    conn.prepare_cached("UPDATE quota_ledger SET size = prev_size WHERE id = ?1")?
+                        .execute(params![id])?;
                 }
                 VolumeEvent::VolumeDeleted {} => {
-                    conn.execute("DELETE FROM quota_ledger WHERE id = ?1", params![id])?;
+                    conn.prepare_cached("DELETE FROM quota_ledger WHERE id = ?1")?
+                        .execute(params![id])?;
                 }
                 VolumeEvent::VolumeTransferred { to_project, .. } => {
-                    conn.execute(
-                        "UPDATE quota_ledger SET project_id = ?2 WHERE id = ?1",
-                        params![id, to_project],
-                    )?;
+                    conn.prepare_cached("UPDATE quota_ledger SET project_id = ?2 WHERE id = ?1")?
+                        .execute(params![id, to_project])?;
                 }
                 _ => {}
             }
@@ -114,13 +109,14 @@ impl InlineProjection for QuotasProjection {
                     size,
                     ..
                 } => {
-                    conn.execute(
+                    conn.prepare_cached(
                         "INSERT INTO quota_ledger VALUES (?1, 'snapshot', ?2, ?3, ?4, ?4)",
-                        params![id, project_id, volume_type, size],
-                    )?;
+                    )?
+                    .execute(params![id, project_id, volume_type, size])?;
                 }
                 SnapshotEvent::SnapshotDeleted {} => {
-                    conn.execute("DELETE FROM quota_ledger WHERE id = ?1", params![id])?;
+                    conn.prepare_cached("DELETE FROM quota_ledger WHERE id = ?1")?
+                        .execute(params![id])?;
                 }
                 _ => {}
             }
@@ -151,10 +147,11 @@ impl InlineProjection for QuotasProjection {
         }) = quota_class_event(ev)
         {
             for (k, v) in changes {
-                conn.execute(
+                conn.prepare_cached(
                     "INSERT INTO quota_class_limits VALUES (?1, ?2, ?3)
                      ON CONFLICT (class_name, resource) DO UPDATE SET hard_limit = excluded.hard_limit",
-                    params![class_name, k, v],
+                )?
+                .execute(params![class_name, k, v],
                 )?;
             }
         }

@@ -128,12 +128,10 @@ impl InlineProjection for SnapshotsProjection {
                 full,
                 ..
             } => {
-                conn.execute(
-                    "INSERT INTO snapshots (id, project_id, volume_id, name, description, status,
+                conn.prepare_cached("INSERT INTO snapshots (id, project_id, volume_id, name, description, status,
                         size, metadata, progress, volume_type, availability_zone, created_at,
                         updated_at, seq, full)
-                     VALUES (?1, ?2, ?3, ?4, ?5, 'creating', ?6, ?7, '0%', ?8, ?9, ?10, ?10, ?11, ?12)",
-                    params![
+                     VALUES (?1, ?2, ?3, ?4, ?5, 'creating', ?6, ?7, '0%', ?8, ?9, ?10, ?10, ?11, ?12)")?.execute(params![
                         snapshot_id.to_string(),
                         project_id,
                         volume_id.to_string(),
@@ -152,36 +150,35 @@ impl InlineProjection for SnapshotsProjection {
             }
             SnapshotEvent::SnapshotWorkStarted { .. } => return Ok(()),
             SnapshotEvent::SnapshotCreated {} => {
-                conn.execute(
-                    "UPDATE snapshots SET progress = '100%' WHERE id = ?1",
-                    params![id],
-                )?;
+                conn.prepare_cached("UPDATE snapshots SET progress = '100%' WHERE id = ?1")?
+                    .execute(params![id])?;
             }
             SnapshotEvent::SnapshotUpdated { name, description } => {
-                conn.execute(
+                conn.prepare_cached(
                     "UPDATE snapshots SET name = COALESCE(?2, name),
                         description = COALESCE(?3, description) WHERE id = ?1",
-                    params![id, name, description],
-                )?;
+                )?
+                .execute(params![id, name, description])?;
             }
             // The view no longer shows it; the file may outlive it while
             // clones depend on it (the backend's business).
             SnapshotEvent::SnapshotDeleted {} => {
-                conn.execute("DELETE FROM snapshots WHERE id = ?1", params![id])?;
+                conn.prepare_cached("DELETE FROM snapshots WHERE id = ?1")?
+                    .execute(params![id])?;
                 return Ok(());
             }
             _ => {}
         }
         if let Some(s) = after.snapshot.as_ref() {
-            conn.execute(
+            conn.prepare_cached(
                 "UPDATE snapshots SET status = ?2, metadata = ?3, updated_at = ?4 WHERE id = ?1",
-                params![
-                    id,
-                    s.status.as_str(),
-                    serde_json::to_string(&s.metadata).unwrap_or_else(|_| "{}".into()),
-                    now
-                ],
-            )?;
+            )?
+            .execute(params![
+                id,
+                s.status.as_str(),
+                serde_json::to_string(&s.metadata).unwrap_or_else(|_| "{}".into()),
+                now
+            ])?;
         }
         Ok(())
     }
@@ -336,10 +333,8 @@ impl InlineProjection for SnapshotChainProjection {
                     .map_or((id.to_string(), id.to_string()), |p| {
                         (p.root_id.clone(), p.tree_id.clone())
                     });
-                conn.execute(
-                    "INSERT OR REPLACE INTO snapshot_chain (id, volume_id, parent_id, root_id, tree_id)
-                     VALUES (?1, ?2, ?3, ?4, ?5)",
-                    params![id, volume_id.to_string(), parent.map(|p| p.id), root, tree],
+                conn.prepare_cached("INSERT OR REPLACE INTO snapshot_chain (id, volume_id, parent_id, root_id, tree_id)
+                     VALUES (?1, ?2, ?3, ?4, ?5)")?.execute(params![id, volume_id.to_string(), parent.map(|p| p.id), root, tree],
                 )?;
                 set_head(conn, &volume_id.to_string(), Some(id))?;
             }
@@ -354,26 +349,27 @@ impl InlineProjection for SnapshotChainProjection {
                     let rows = stmt.query_map([id], |r| r.get(0))?;
                     rows.collect::<Result<_, _>>()?
                 };
-                conn.execute(
+                conn.prepare_cached(
                     "UPDATE snapshot_chain SET parent_id = ?2 WHERE parent_id = ?1",
-                    params![id, gone.parent_id],
-                )?;
+                )?
+                .execute(params![id, gone.parent_id])?;
                 if gone.parent_id.is_none() {
                     // A root went: each child roots its own subtree.
                     for child in &children {
-                        conn.execute(
+                        conn.prepare_cached(
                             "WITH RECURSIVE sub(id) AS (
                                 SELECT ?1 UNION ALL
                                 SELECT c.id FROM snapshot_chain c JOIN sub ON c.parent_id = sub.id)
                              UPDATE snapshot_chain SET root_id = ?1 WHERE id IN sub",
-                            [child],
-                        )?;
+                        )?
+                        .execute([child])?;
                     }
                 }
                 if gone.is_head {
                     set_head(conn, &gone.volume_id, gone.parent_id.as_deref())?;
                 }
-                conn.execute("DELETE FROM snapshot_chain WHERE id = ?1", [id])?;
+                conn.prepare_cached("DELETE FROM snapshot_chain WHERE id = ?1")?
+                    .execute([id])?;
             }
             _ => {}
         }
@@ -393,32 +389,30 @@ impl InlineProjection for SnapshotChainProjection {
 
 fn set_head(conn: &Connection, volume_id: &str, head: Option<&str>) -> rusqlite::Result<()> {
     match head {
-        Some(h) => conn.execute(
-            "INSERT OR REPLACE INTO volume_heads (volume_id, head_id) VALUES (?1, ?2)",
-            params![volume_id, h],
-        )?,
-        None => conn.execute("DELETE FROM volume_heads WHERE volume_id = ?1", [volume_id])?,
+        Some(h) => conn
+            .prepare_cached(
+                "INSERT OR REPLACE INTO volume_heads (volume_id, head_id) VALUES (?1, ?2)",
+            )?
+            .execute(params![volume_id, h])?,
+        None => conn
+            .prepare_cached("DELETE FROM volume_heads WHERE volume_id = ?1")?
+            .execute([volume_id])?,
     };
     Ok(())
 }
 
 /// The volume's head snapshot, if it has one: the parent of its next one.
 pub fn head_of(conn: &Connection, volume_id: &str) -> rusqlite::Result<Option<String>> {
-    conn.query_row(
-        "SELECT head_id FROM volume_heads WHERE volume_id = ?1",
-        [volume_id],
-        |r| r.get(0),
-    )
-    .optional()
+    conn.prepare_cached("SELECT head_id FROM volume_heads WHERE volume_id = ?1")?
+        .query_row([volume_id], |r| r.get(0))
+        .optional()
 }
 
 /// Snapshot `id`'s place in its chain, while it exists.
 pub fn chain(conn: &Connection, id: &str) -> rusqlite::Result<Option<ChainRow>> {
-    conn.query_row(
-        "SELECT c.id, c.volume_id, c.parent_id, c.root_id, c.tree_id,
+    conn.prepare_cached("SELECT c.id, c.volume_id, c.parent_id, c.root_id, c.tree_id,
             EXISTS(SELECT 1 FROM volume_heads h WHERE h.volume_id = c.volume_id AND h.head_id = c.id)
-         FROM snapshot_chain c WHERE c.id = ?1",
-        [id],
+         FROM snapshot_chain c WHERE c.id = ?1")?.query_row([id],
         |r| {
             Ok(ChainRow {
                 id: r.get(0)?,
@@ -507,18 +501,18 @@ pub fn list_in_chains(
             continue;
         };
         // Times are stored as RFC 3339 UTC with micros: text order is time order.
-        let (chain_size, chain_count, latest) = conn.query_row(
-            "SELECT COALESCE(SUM(s.size), 0), COUNT(*), MAX(s.created_at)
+        let (chain_size, chain_count, latest) = conn
+            .prepare_cached(
+                "SELECT COALESCE(SUM(s.size), 0), COUNT(*), MAX(s.created_at)
              FROM snapshot_chain c JOIN snapshots s ON s.id = c.id WHERE c.root_id = ?1",
-            [&c.root_id],
-            |r| {
+            )?
+            .query_row([&c.root_id], |r| {
                 Ok((
                     r.get::<_, i64>(0)?,
                     r.get::<_, i64>(1)?,
                     crate::opt_time_at(r, 2)?,
                 ))
-            },
-        )?;
+            })?;
         let on_head_chain = match head_of(conn, &c.volume_id)? {
             None => false,
             Some(head) => {

@@ -73,27 +73,28 @@ impl InlineProjection for TransfersProjection {
                 name,
                 ..
             } => {
-                conn.execute(
-                    "INSERT INTO transfers VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                    params![
+                conn.prepare_cached("INSERT INTO transfers VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?
+                    .execute(params![
                         transfer_id.to_string(),
                         project_id,
                         volume_id.to_string(),
                         name,
                         stamp(&ev.recorded_at),
                         ev.position as i64
-                    ],
-                )?;
+                    ])?;
             }
             TransferEvent::TransferAccepted { .. } | TransferEvent::TransferDeleted {} => {
-                conn.execute("DELETE FROM transfers WHERE id = ?1", params![id])?;
+                conn.prepare_cached("DELETE FROM transfers WHERE id = ?1")?
+                    .execute(params![id])?;
             }
         }
         Ok(())
     }
 
     fn clear(&self, conn: &Connection) -> rusqlite::Result<()> {
-        conn.execute("DELETE FROM transfers", []).map(|_| ())
+        conn.prepare_cached("DELETE FROM transfers")?
+            .execute([])
+            .map(|_| ())
     }
 
     fn dump(&self, conn: &Connection) -> rusqlite::Result<Vec<String>> {
@@ -102,11 +103,10 @@ impl InlineProjection for TransfersProjection {
 }
 
 pub fn get(conn: &Connection, id: &str) -> rusqlite::Result<Option<TransferRow>> {
-    conn.query_row(
+    conn.prepare_cached(
         "SELECT id, project_id, volume_id, name, created_at FROM transfers WHERE id = ?1",
-        [id],
-        from_row,
-    )
+    )?
+    .query_row([id], from_row)
     .optional()
 }
 

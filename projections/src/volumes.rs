@@ -131,6 +131,12 @@ impl InlineProjection for VolumesProjection {
                 source_volid TEXT
             );
             CREATE INDEX IF NOT EXISTS volumes_by_project ON volumes(project_id, seq);
+            -- The documented sorts (status, size, id; created_at is seq) and
+            -- the status filter within a project, each read in index order:
+            -- a page of 1,000 never sorts the whole project.
+            CREATE INDEX IF NOT EXISTS volumes_by_project_status ON volumes(project_id, status, seq);
+            CREATE INDEX IF NOT EXISTS volumes_by_project_size ON volumes(project_id, size, seq);
+            CREATE INDEX IF NOT EXISTS volumes_by_project_id ON volumes(project_id, id);
             CREATE UNIQUE INDEX IF NOT EXISTS volumes_by_seq ON volumes(seq);
             CREATE TABLE IF NOT EXISTS volume_states (id TEXT PRIMARY KEY, state TEXT NOT NULL);",
         )
@@ -164,12 +170,10 @@ impl InlineProjection for VolumesProjection {
                 source_volume_id,
                 ..
             } => {
-                conn.execute(
-                    "INSERT INTO volumes (id, project_id, user_id, name, description, size, status,
+                conn.prepare_cached("INSERT INTO volumes (id, project_id, user_id, name, description, size, status,
                         availability_zone, volume_type, metadata, multiattach, bootable,
                         created_at, updated_at, seq, snapshot_id, image_metadata, source_volid)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'creating', ?7, ?8, ?9, ?10, ?14, ?11, NULL, ?12, ?13, ?15, ?16)",
-                    params![
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'creating', ?7, ?8, ?9, ?10, ?14, ?11, NULL, ?12, ?13, ?15, ?16)")?.execute(params![
                         volume_id.to_string(),
                         project_id,
                         user_id,
@@ -190,23 +194,22 @@ impl InlineProjection for VolumesProjection {
                 )?;
             }
             VolumeEvent::VolumeDeleted {} => {
-                conn.execute("DELETE FROM volumes WHERE id = ?1", params![id])?;
+                conn.prepare_cached("DELETE FROM volumes WHERE id = ?1")?
+                    .execute(params![id])?;
                 return Ok(());
             }
             VolumeEvent::VolumeUpdated {
                 name, description, ..
             } => {
-                conn.execute(
+                conn.prepare_cached(
                     "UPDATE volumes SET name = COALESCE(?2, name),
                         description = COALESCE(?3, description) WHERE id = ?1",
-                    params![id, name, description],
-                )?;
+                )?
+                .execute(params![id, name, description])?;
             }
             VolumeEvent::VolumeRolledBack { name, .. } => {
-                conn.execute(
-                    "UPDATE volumes SET name = COALESCE(?2, name) WHERE id = ?1",
-                    params![id, name],
-                )?;
+                conn.prepare_cached("UPDATE volumes SET name = COALESCE(?2, name) WHERE id = ?1")?
+                    .execute(params![id, name])?;
             }
             VolumeEvent::VolumeAttached { attachment } => {
                 let a = serde_json::to_value(AttachmentRow {
@@ -214,31 +217,27 @@ impl InlineProjection for VolumesProjection {
                     attached_at: ev.recorded_at,
                 })
                 .unwrap_or_default();
-                conn.execute(
+                conn.prepare_cached(
                     "UPDATE volumes SET attachments = json_insert(attachments, '$[#]', json(?2))
                      WHERE id = ?1",
-                    params![id, a.to_string()],
-                )?;
+                )?
+                .execute(params![id, a.to_string()])?;
             }
             VolumeEvent::VolumeDetached { attachment_id } => {
-                conn.execute(
+                conn.prepare_cached(
                     "UPDATE volumes SET attachments = (SELECT json_group_array(json(value))
                         FROM json_each(volumes.attachments)
                         WHERE json_extract(value, '$.attachment_id') != ?2) WHERE id = ?1",
-                    params![id, attachment_id.to_string()],
-                )?;
+                )?
+                .execute(params![id, attachment_id.to_string()])?;
             }
             VolumeEvent::VolumeBootableSet { bootable } => {
-                conn.execute(
-                    "UPDATE volumes SET bootable = ?2 WHERE id = ?1",
-                    params![id, bootable],
-                )?;
+                conn.prepare_cached("UPDATE volumes SET bootable = ?2 WHERE id = ?1")?
+                    .execute(params![id, bootable])?;
             }
             VolumeEvent::VolumeTransferred { to_user, .. } => {
-                conn.execute(
-                    "UPDATE volumes SET user_id = ?2 WHERE id = ?1",
-                    params![id, to_user],
-                )?;
+                conn.prepare_cached("UPDATE volumes SET user_id = ?2 WHERE id = ?1")?
+                    .execute(params![id, to_user])?;
             }
             _ => {}
         }
@@ -256,20 +255,35 @@ impl InlineProjection for VolumesProjection {
             }
             _ => true,
         };
-        conn.execute(
+        let metadata = serde_json::to_string(&v.metadata).unwrap_or_else(|_| "{}".into());
+        let same_keys = before.volume.as_ref().is_some_and(|b| {
+            (b.status, b.size, &b.project_id) == (v.status, v.size, &v.project_id)
+        });
+        if same_keys {
+            // Metadata and times only (most events): the indexed columns
+            // are left out of the SET, so SQLite leaves their indexes be.
+            conn.prepare_cached(
+                "UPDATE volumes SET metadata = ?2,
+                    updated_at = CASE WHEN ?3 THEN ?4 ELSE updated_at END
+                 WHERE id = ?1",
+            )?
+            .execute(params![id, metadata, touched, now])?;
+            return Ok(());
+        }
+        conn.prepare_cached(
             "UPDATE volumes SET status = ?2, size = ?3, project_id = ?4, metadata = ?5,
                 updated_at = CASE WHEN ?6 THEN ?7 ELSE updated_at END
              WHERE id = ?1",
-            params![
-                id,
-                v.status.as_str(),
-                v.size,
-                v.project_id,
-                serde_json::to_string(&v.metadata).unwrap_or_else(|_| "{}".into()),
-                touched,
-                now
-            ],
-        )?;
+        )?
+        .execute(params![
+            id,
+            v.status.as_str(),
+            v.size,
+            v.project_id,
+            metadata,
+            touched,
+            now
+        ])?;
         Ok(())
     }
 
@@ -319,6 +333,11 @@ impl SortKey {
         }
     }
 
+    /// Whether no two rows share the key (no tie to break).
+    pub(crate) fn is_unique(self) -> bool {
+        matches!(self, SortKey::CreatedAt | SortKey::Id)
+    }
+
     /// The SQL expression rows are ordered by; never NULL, so keyset
     /// comparisons after a marker hold.
     pub(crate) fn column(self) -> &'static str {
@@ -365,10 +384,17 @@ impl SortDir {
     }
 }
 
-/// `ORDER BY` for a sort: the key, then creation order.
+/// `ORDER BY` for a sort: the key, then creation order to break ties.
+/// `seq` and `id` are unique and get no second term (a repeated `seq DESC`
+/// made SQLite sort each page in a temporary b-tree instead of reading
+/// the index in order).
 pub(crate) fn order_by(key: SortKey, dir: SortDir) -> String {
     let d = dir.sql();
-    format!("{} {d}, seq {d}", key.column())
+    if key.is_unique() {
+        format!("{} {d}", key.column())
+    } else {
+        format!("{} {d}, seq {d}", key.column())
+    }
 }
 
 /// A validated list request (the adapter has checked ranges and spellings).
@@ -403,22 +429,16 @@ pub enum ListError {
 }
 
 pub fn get(conn: &Connection, id: &str) -> rusqlite::Result<Option<VolumeRow>> {
-    conn.query_row(
-        &format!("SELECT {COLUMNS} FROM volumes WHERE id = ?1"),
-        [id],
-        VolumeRow::from_row,
-    )
-    .optional()
+    conn.prepare_cached(&format!("SELECT {COLUMNS} FROM volumes WHERE id = ?1"))?
+        .query_row([id], VolumeRow::from_row)
+        .optional()
 }
 
 /// The live volume whose creation event is at log position `seq`.
 pub fn get_by_seq(conn: &Connection, seq: i64) -> rusqlite::Result<Option<VolumeRow>> {
-    conn.query_row(
-        &format!("SELECT {COLUMNS} FROM volumes WHERE seq = ?1"),
-        [seq],
-        VolumeRow::from_row,
-    )
-    .optional()
+    conn.prepare_cached(&format!("SELECT {COLUMNS} FROM volumes WHERE seq = ?1"))?
+        .query_row([seq], VolumeRow::from_row)
+        .optional()
 }
 
 /// One page of volumes; also says whether more remain after it.
@@ -468,6 +488,30 @@ pub fn list(conn: &Connection, q: &ListQuery) -> Result<(Vec<VolumeRow>, bool), 
         q.offset,
         VolumeRow::from_row,
     )?)
+}
+
+/// The live volumes among `ids`, by id, in one query per 500 ids (a page
+/// of snapshots renders each with its volume without a query per row).
+pub fn get_many(
+    conn: &Connection,
+    ids: &[&str],
+) -> rusqlite::Result<std::collections::HashMap<String, VolumeRow>> {
+    let mut ids: Vec<&str> = ids.to_vec();
+    ids.sort_unstable();
+    ids.dedup();
+    let mut out = std::collections::HashMap::with_capacity(ids.len());
+    for chunk in ids.chunks(500) {
+        let marks = vec!["?"; chunk.len()].join(", ");
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {COLUMNS} FROM volumes WHERE id IN ({marks})"
+        ))?;
+        let rows = stmt.query_map(rusqlite::params_from_iter(chunk), VolumeRow::from_row)?;
+        for row in rows {
+            let row = row?;
+            out.insert(row.id.clone(), row);
+        }
+    }
+    Ok(out)
 }
 
 /// The devices a server's attachments hold, across all live volumes (for

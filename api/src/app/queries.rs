@@ -227,12 +227,15 @@ pub async fn snapshots_in_zone(
         let (mut rows, _) = projections::snapshots::list(c, &q)?.unwrap_or_default();
         rows.retain(|s| s.availability_zone == zone);
         rows.reverse();
-        rows.into_iter()
+        let ids: Vec<&str> = rows.iter().map(|s| s.volume_id.as_str()).collect();
+        let vols = projections::volumes::get_many(c, &ids)?;
+        Ok(rows
+            .into_iter()
             .map(|s| {
-                let v = projections::volumes::get(c, &s.volume_id)?;
-                Ok((s, v))
+                let v = vols.get(&s.volume_id).cloned();
+                (s, v)
             })
-            .collect()
+            .collect())
     })
     .await
 }
@@ -281,12 +284,15 @@ pub async fn snapshots_in_chains(
         if let Some(name) = &f.name {
             rows.retain(|r| r.snapshot.name.as_deref() == Some(name.as_str()));
         }
-        rows.into_iter()
+        let ids: Vec<&str> = rows.iter().map(|r| r.snapshot.volume_id.as_str()).collect();
+        let vols = projections::volumes::get_many(c, &ids)?;
+        Ok(rows
+            .into_iter()
             .map(|r| {
-                let v = projections::volumes::get(c, &r.snapshot.volume_id)?;
-                Ok((r, v))
+                let v = vols.get(&r.snapshot.volume_id).cloned();
+                (r, v)
             })
-            .collect()
+            .collect())
     })
     .await
 }

@@ -1,0 +1,761 @@
+//! `blockledger bench`: every row of issue 11's table in one run, each
+//! beside its target. It starts this very executable as the server
+//! (`serve --backend qcow2` on a temporary data dir and a random port), so
+//! a release build measures a release server; it speaks HTTP to it like any
+//! client, and runs `replay` and `verify` as subprocesses on the data dir
+//! it leaves behind. `--quick` shrinks every row to a smoke run (a test).
+//!
+//! The server runs with `RUST_LOG=warn` unless RUST_LOG is set: the access
+//! log is a line per request, which a load test would mostly measure.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+use reqwest::Method;
+use serde_json::{json, Value};
+
+#[derive(clap::Args, Clone)]
+pub struct BenchArgs {
+    /// A smoke run: every row, with tiny counts and fractions of a second.
+    #[arg(long)]
+    quick: bool,
+    /// Parent of the temporary data dir (default: the system's temp dir).
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// Seconds spent creating volumes for the RSS row (at most 100,000).
+    #[arg(long, default_value_t = 40)]
+    volume_seconds: u64,
+    /// Seconds spent growing the log before the replay and cold-start rows.
+    #[arg(long, default_value_t = 60)]
+    log_seconds: u64,
+    /// Seconds each durable-request row runs.
+    #[arg(long, default_value_t = 5)]
+    durable_seconds: u64,
+}
+
+const PROJECT: &str = "bench";
+const USER_TOKEN: &str = "bench:bench";
+const ADMIN_TOKEN: &str = "admin:bench";
+
+pub fn run(args: BenchArgs) -> Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let parent = args.dir.clone().unwrap_or_else(std::env::temp_dir);
+    let data = parent.join(format!("blockledger-bench-{}", std::process::id()));
+    if data.exists() {
+        std::fs::remove_dir_all(&data)?;
+    }
+    std::fs::create_dir_all(&data)?;
+    let out = rt.block_on(Bench::new(args, data.clone()).run());
+    let _ = std::fs::remove_dir_all(&data);
+    out
+}
+
+/// One row of the table.
+struct Row {
+    what: String,
+    measured: String,
+    target: &'static str,
+}
+
+struct Bench {
+    args: BenchArgs,
+    data: PathBuf,
+    rows: Vec<Row>,
+}
+
+/// How much each row does: (full, quick).
+fn pick<T>(quick: bool, full: T, small: T) -> T {
+    if quick {
+        small
+    } else {
+        full
+    }
+}
+
+impl Bench {
+    fn new(args: BenchArgs, data: PathBuf) -> Self {
+        Bench {
+            args,
+            data,
+            rows: Vec::new(),
+        }
+    }
+
+    fn row(&mut self, what: impl Into<String>, measured: impl Into<String>, target: &'static str) {
+        let row = Row {
+            what: what.into(),
+            measured: measured.into(),
+            target,
+        };
+        println!("  {} | {} | {}", row.what, row.measured, row.target);
+        let _ = std::io::stdout().flush();
+        self.rows.push(row);
+    }
+
+    async fn run(mut self) -> Result<()> {
+        let q = self.args.quick;
+        println!(
+            "blockledger bench{} — server: {} serve --backend qcow2, data {}",
+            if q { " --quick" } else { "" },
+            std::env::current_exe()?.display(),
+            self.data.display()
+        );
+        let (srv, _) = Server::start(&self.data)?;
+        let api = Api::new(&srv.base)?;
+        let quota = json!({"quota_set": {"volumes": -1, "gigabytes": -1, "snapshots": -1}});
+        let (s, b) = api
+            .call(
+                Method::PUT,
+                &format!("/v2/{PROJECT}/os-quota-sets/{PROJECT}"),
+                Some(&quota),
+                ADMIN_TOKEN,
+            )
+            .await?;
+        if s != 200 {
+            bail!("raising the quota: {s} {}", String::from_utf8_lossy(&b));
+        }
+
+        // Create → available → delete → gone, as control_plane.py does.
+        for (clients, full, small) in [(1, 40, 3), (4, 200, 8), (16, 300, 16), (64, 400, 64)] {
+            let n = pick(q, full, small);
+            let r = cycles(&api, clients, n).await?;
+            self.row(
+                format!("create→available→delete→gone, {clients} clients ({n} cycles)"),
+                format!(
+                    "{:.1} cycles/s, available p50 {}, {} errors",
+                    r.per_s,
+                    ms(r.available_p50),
+                    r.errors
+                ),
+                match clients {
+                    4 => "≥ 106 cycles/s (20× Cinder's best)",
+                    64 => "grows with clients; zero errors at 64",
+                    _ => "grows with clients until the CPU is full",
+                },
+            );
+        }
+
+        // Many volumes: the list and RSS rows, and 400 of them for the
+        // durable rows.
+        let secs = pick(q, self.args.volume_seconds, 1);
+        let (made, took) = create_many(&api, Duration::from_secs(secs), 100_000).await?;
+        let rss = srv.rss_kib().unwrap_or(0);
+        self.row(
+            format!(
+                "RSS with {made} volumes (created in {:.0} s)",
+                took.as_secs_f64()
+            ),
+            format!("{:.0} MiB", rss as f64 / 1024.0),
+            "— (issue: with 100,000 volumes)",
+        );
+        let ids = volume_ids(&api, 400).await?;
+
+        let mut lat = Vec::new();
+        let mut listed = 0;
+        for _ in 0..pick(q, 200, 5) {
+            let t = Instant::now();
+            let (s, body) = api
+                .call(
+                    Method::GET,
+                    &format!("/v3/{PROJECT}/volumes/detail?limit=1000&sort=created_at:desc"),
+                    None,
+                    USER_TOKEN,
+                )
+                .await?;
+            lat.push(t.elapsed());
+            if s != 200 {
+                bail!("list: {s}");
+            }
+            listed = serde_json::from_slice::<Value>(&body)?["volumes"]
+                .as_array()
+                .map_or(0, Vec::len);
+        }
+        self.row(
+            format!("GET /volumes/detail?limit=1000 ({listed} rows)"),
+            format!(
+                "p50 {}, p99 {}",
+                ms(pct(&mut lat, 0.5)),
+                ms(pct(&mut lat, 0.99))
+            ),
+            "p99 < 20 ms",
+        );
+
+        // Durable metadata updates.
+        let d = Duration::from_millis(pick(q, self.args.durable_seconds * 1000, 300));
+        for clients in [1, 8, 64] {
+            let r = durable(&api, &ids, clients, d, None).await?;
+            self.row(
+                format!(
+                    "durable POST …/metadata over {} volumes, {clients} clients",
+                    ids.len()
+                ),
+                format!("{:.0}/s, p50 {}, p99 {}", r.per_s, ms(r.p50), ms(r.p99)),
+                if clients == 64 { "≥ 10,000/s" } else { "—" },
+            );
+        }
+        let r = durable(&api, &ids, 16, d, Some(pick(q, 1000.0, 200.0))).await?;
+        self.row(
+            format!(
+                "durable POST …/metadata paced at {:.0}/s",
+                pick(q, 1000.0, 200.0)
+            ),
+            format!("{:.0}/s, p50 {}, p99 {}", r.per_s, ms(r.p50), ms(r.p99)),
+            "p99 < 10 ms at 1,000/s",
+        );
+        let one = create_volume(&api, 1).await?;
+        wait_volume(&api, &one, "available").await?;
+        let fresh = durable(&api, std::slice::from_ref(&one), 1, d, None).await?;
+        for clients in [1, 8, 64] {
+            let r = durable(&api, std::slice::from_ref(&one), clients, d, None).await?;
+            self.row(
+                format!("durable POST …/metadata on one volume, {clients} clients"),
+                format!("{:.0}/s, p50 {}, p99 {}", r.per_s, ms(r.p50), ms(r.p99)),
+                "—",
+            );
+        }
+        let after = durable(&api, std::slice::from_ref(&one), 1, d, None).await?;
+        let stream_len = stream_length(&api, &one).await?;
+        self.row(
+            format!("one volume, 1 client: fresh vs after {stream_len} events in its stream"),
+            format!(
+                "{:.0}/s → {:.0}/s, ratio {:.2}",
+                fresh.per_s,
+                after.per_s,
+                after.per_s / fresh.per_s.max(1e-9)
+            ),
+            "ratio ≥ 0.7",
+        );
+
+        // Snapshot → available at 1 GiB and 1 TiB.
+        for (size, label) in [(1, "1 GiB"), (1024, "1 TiB")] {
+            let vol = create_volume(&api, size).await?;
+            wait_volume(&api, &vol, "available").await?;
+            let mut lat = Vec::new();
+            for _ in 0..pick(q, 30, 3) {
+                lat.push(snapshot(&api, &vol).await?);
+            }
+            let n = lat.len();
+            self.row(
+                format!("snapshot → available, {label} volume ({n} snapshots)"),
+                format!("p50 {}", ms(pct(&mut lat, 0.5))),
+                "median < 20 ms",
+            );
+        }
+
+        // A large log: as many durable events as fit the time given.
+        let secs = pick(q, self.args.log_seconds, 1);
+        durable(&api, &ids, 64, Duration::from_secs(secs), None).await?;
+        let head = log_head(&api).await?;
+        srv.stop()?;
+
+        let t = Instant::now();
+        let out = Command::new(std::env::current_exe()?)
+            .args(["replay", "--data-dir"])
+            .arg(&self.data)
+            .env("RUST_LOG", "warn")
+            .output()?;
+        let took = t.elapsed();
+        if !out.status.success() {
+            bail!("replay: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        let text = String::from_utf8_lossy(&out.stdout);
+        let n: u64 = text
+            .split_whitespace()
+            .nth(1)
+            .and_then(|w| w.parse().ok())
+            .ok_or_else(|| anyhow!("unexpected replay output {text:?}"))?;
+        self.row(
+            format!("blockledger replay of {n} events (process, open to exit)"),
+            format!(
+                "{:.2} s = {:.0} events/s",
+                took.as_secs_f64(),
+                n as f64 / took.as_secs_f64()
+            ),
+            "≥ 300,000 events/s",
+        );
+
+        let t = Instant::now();
+        let (srv2, listening) = Server::start(&self.data)?;
+        let api2 = Api::new(&srv2.base)?;
+        let (s, _) = api2
+            .call(
+                Method::GET,
+                &format!("/v3/{PROJECT}/volumes/detail?limit=1000"),
+                None,
+                USER_TOKEN,
+            )
+            .await?;
+        if s != 200 {
+            bail!("list after restart: {s}");
+        }
+        let served = t.elapsed();
+        self.row(
+            format!("cold start with {head} events"),
+            format!(
+                "listening after {}, first list served after {}",
+                ms(listening),
+                ms(served)
+            ),
+            "— (issue: with 1 M events)",
+        );
+        srv2.stop()?;
+
+        let out = Command::new(std::env::current_exe()?)
+            .args(["verify", "--data-dir"])
+            .arg(&self.data)
+            .env("RUST_LOG", "warn")
+            .output()?;
+        let verdict = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        let ok = out.status.success();
+        self.row(
+            "blockledger verify after the bench",
+            if ok {
+                verdict
+            } else {
+                format!("FAILED: {}", String::from_utf8_lossy(&out.stderr).trim())
+            },
+            "ok",
+        );
+
+        println!();
+        println!("| what | measured | target |");
+        println!("| --- | --- | --- |");
+        for r in &self.rows {
+            println!("| {} | {} | {} |", r.what, r.measured, r.target);
+        }
+        if !ok {
+            bail!("verify failed after the bench");
+        }
+        Ok(())
+    }
+}
+
+/// The server under test: this executable's `serve`.
+struct Server {
+    child: Option<Child>,
+    base: String,
+}
+
+impl Server {
+    /// Starts it and returns with the time until it printed its address.
+    fn start(data: &Path) -> Result<(Server, Duration)> {
+        let t = Instant::now();
+        let mut child = Command::new(std::env::current_exe()?)
+            .args(["serve", "--listen", "127.0.0.1:0", "--backend", "qcow2"])
+            .arg("--data-dir")
+            .arg(data)
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
+            )
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .context("starting the server")?;
+        let stdout = child.stdout.take().context("server stdout")?;
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line)?;
+        let listening = t.elapsed();
+        let base = line
+            .trim()
+            .strip_prefix("listening on ")
+            .ok_or_else(|| anyhow!("unexpected first line from the server: {line:?}"))?
+            .to_string();
+        Ok((
+            Server {
+                child: Some(child),
+                base,
+            },
+            listening,
+        ))
+    }
+
+    /// Resident memory of the server process, in KiB.
+    fn rss_kib(&self) -> Option<u64> {
+        let pid = self.child.as_ref()?.id();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+        status
+            .lines()
+            .find(|l| l.starts_with("VmRSS:"))?
+            .split_whitespace()
+            .nth(1)?
+            .parse()
+            .ok()
+    }
+
+    /// SIGTERM, then wait for it to finish its work and exit.
+    fn stop(mut self) -> Result<()> {
+        if let Some(mut c) = self.child.take() {
+            Command::new("kill")
+                .args(["-TERM", &c.id().to_string()])
+                .status()?;
+            c.wait()?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+#[derive(Clone)]
+struct Api {
+    c: reqwest::Client,
+    base: String,
+}
+
+impl Api {
+    fn new(base: &str) -> Result<Self> {
+        Ok(Api {
+            c: reqwest::Client::builder()
+                .pool_max_idle_per_host(256)
+                .timeout(Duration::from_secs(120))
+                .build()?,
+            base: base.to_string(),
+        })
+    }
+
+    async fn call(
+        &self,
+        m: Method,
+        path: &str,
+        body: Option<&Value>,
+        token: &str,
+    ) -> Result<(u16, Vec<u8>)> {
+        let mut r = self
+            .c
+            .request(m, format!("{}{path}", self.base))
+            .header("X-Auth-Token", token);
+        if let Some(b) = body {
+            r = r.json(b);
+        }
+        let resp = r.send().await?;
+        let s = resp.status().as_u16();
+        Ok((s, resp.bytes().await?.to_vec()))
+    }
+
+    async fn json(&self, m: Method, path: &str, body: Option<&Value>) -> Result<(u16, Value)> {
+        let (s, b) = self.call(m, path, body, USER_TOKEN).await?;
+        Ok((s, serde_json::from_slice(&b).unwrap_or(Value::Null)))
+    }
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1e3)
+}
+
+fn pct(v: &mut [Duration], p: f64) -> Duration {
+    if v.is_empty() {
+        return Duration::ZERO;
+    }
+    v.sort_unstable();
+    v[((v.len() as f64 * p) as usize).min(v.len() - 1)]
+}
+
+async fn create_volume(api: &Api, size: u64) -> Result<String> {
+    let body = json!({"volume": {"size": size, "name": "bench"}});
+    let (s, b) = api
+        .json(Method::POST, &format!("/v3/{PROJECT}/volumes"), Some(&body))
+        .await?;
+    if s != 202 {
+        bail!("create: {s} {b}");
+    }
+    b["volume"]["id"]
+        .as_str()
+        .map(str::to_string)
+        .ok_or_else(|| anyhow!("create answered without an id: {b}"))
+}
+
+/// Polls every 5 ms (control_plane.py --poll 0.005) until the volume has
+/// `want` ("gone": 404), fails on an error status or after two minutes.
+async fn wait_volume(api: &Api, id: &str, want: &str) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while Instant::now() < deadline {
+        let (s, b) = api
+            .json(Method::GET, &format!("/v3/{PROJECT}/volumes/{id}"), None)
+            .await?;
+        let status = if s == 404 {
+            "gone"
+        } else {
+            b["volume"]["status"].as_str().unwrap_or("")
+        };
+        if status == want {
+            return Ok(());
+        }
+        if status.starts_with("error") {
+            bail!("volume {id} went {status}");
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    bail!("volume {id} never {want}")
+}
+
+struct Cycles {
+    per_s: f64,
+    available_p50: Duration,
+    errors: usize,
+}
+
+async fn cycles(api: &Api, clients: usize, n: usize) -> Result<Cycles> {
+    let left = Arc::new(AtomicUsize::new(n));
+    let avail = Arc::new(Mutex::new(Vec::new()));
+    let errors = Arc::new(AtomicUsize::new(0));
+    let t = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..clients {
+        let (api, left, avail, errors) = (api.clone(), left.clone(), avail.clone(), errors.clone());
+        tasks.spawn(async move {
+            while left
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |l| l.checked_sub(1))
+                .is_ok()
+            {
+                let t0 = Instant::now();
+                let one = async {
+                    let id = create_volume(&api, 1).await?;
+                    wait_volume(&api, &id, "available").await?;
+                    let a = t0.elapsed();
+                    let (s, _) = api
+                        .call(
+                            Method::DELETE,
+                            &format!("/v3/{PROJECT}/volumes/{id}"),
+                            None,
+                            USER_TOKEN,
+                        )
+                        .await?;
+                    if s != 202 {
+                        bail!("delete: {s}");
+                    }
+                    wait_volume(&api, &id, "gone").await?;
+                    Ok::<_, anyhow::Error>(a)
+                };
+                match one.await {
+                    Ok(a) => avail.lock().unwrap_or_else(|p| p.into_inner()).push(a),
+                    Err(e) => {
+                        eprintln!("cycle failed: {e:#}");
+                        errors.fetch_add(1, Ordering::SeqCst);
+                    }
+                }
+            }
+        });
+    }
+    while tasks.join_next().await.is_some() {}
+    let wall = t.elapsed();
+    let mut avail = std::mem::take(&mut *avail.lock().unwrap_or_else(|p| p.into_inner()));
+    Ok(Cycles {
+        per_s: avail.len() as f64 / wall.as_secs_f64(),
+        available_p50: pct(&mut avail, 0.5),
+        errors: errors.load(Ordering::SeqCst),
+    })
+}
+
+/// Creates volumes with 64 clients for `budget` (at most `cap`), then waits
+/// until none is still being created. Returns how many and how long.
+async fn create_many(api: &Api, budget: Duration, cap: usize) -> Result<(usize, Duration)> {
+    let t = Instant::now();
+    let made = Arc::new(AtomicUsize::new(0));
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..64 {
+        let (api, made) = (api.clone(), made.clone());
+        tasks.spawn(async move {
+            while t.elapsed() < budget && made.load(Ordering::SeqCst) < cap {
+                create_volume(&api, 1).await?;
+                made.fetch_add(1, Ordering::SeqCst);
+            }
+            Ok::<_, anyhow::Error>(())
+        });
+    }
+    while let Some(r) = tasks.join_next().await {
+        r??;
+    }
+    let deadline = Instant::now() + Duration::from_secs(600);
+    loop {
+        let (s, b) = api
+            .json(
+                Method::GET,
+                &format!("/v3/{PROJECT}/volumes?status=creating&limit=1"),
+                None,
+            )
+            .await?;
+        if s == 200 && b["volumes"].as_array().is_some_and(Vec::is_empty) {
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!("volumes still creating after ten minutes");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    Ok((made.load(Ordering::SeqCst), t.elapsed()))
+}
+
+/// Up to `n` available volumes' ids.
+async fn volume_ids(api: &Api, n: usize) -> Result<Vec<String>> {
+    let (s, b) = api
+        .json(
+            Method::GET,
+            &format!("/v3/{PROJECT}/volumes?status=available&limit={n}"),
+            None,
+        )
+        .await?;
+    if s != 200 {
+        bail!("list: {s} {b}");
+    }
+    let ids: Vec<String> = b["volumes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v["id"].as_str().map(str::to_string))
+        .collect();
+    if ids.is_empty() {
+        bail!("no available volume to update");
+    }
+    Ok(ids)
+}
+
+struct Durable {
+    per_s: f64,
+    p50: Duration,
+    p99: Duration,
+}
+
+/// `clients` loops of POST …/metadata over `ids` for `d`; with `rate`, the
+/// requests are spread over time at that many per second in all (each
+/// latency counted from its scheduled start, so a stall is not hidden).
+async fn durable(
+    api: &Api,
+    ids: &[String],
+    clients: usize,
+    d: Duration,
+    rate: Option<f64>,
+) -> Result<Durable> {
+    let ids = Arc::new(ids.to_vec());
+    let next = Arc::new(AtomicU64::new(0));
+    let t = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..clients {
+        let (api, ids, next) = (api.clone(), ids.clone(), next.clone());
+        tasks.spawn(async move {
+            let mut lat = Vec::new();
+            loop {
+                let k = next.fetch_add(1, Ordering::SeqCst);
+                let start = match rate {
+                    Some(r) => {
+                        let at = t + Duration::from_secs_f64(k as f64 / r);
+                        tokio::time::sleep_until(at.into()).await;
+                        at
+                    }
+                    None => Instant::now(),
+                };
+                if start.duration_since(t) >= d {
+                    break;
+                }
+                let id = &ids[(k as usize) % ids.len()];
+                let body = json!({"metadata": {"bench": k.to_string()}});
+                let (s, b) = api
+                    .call(
+                        Method::POST,
+                        &format!("/v3/{PROJECT}/volumes/{id}/metadata"),
+                        Some(&body),
+                        USER_TOKEN,
+                    )
+                    .await?;
+                if s != 200 {
+                    bail!("metadata: {s} {}", String::from_utf8_lossy(&b));
+                }
+                lat.push(start.elapsed());
+            }
+            Ok::<_, anyhow::Error>(lat)
+        });
+    }
+    let mut lat = Vec::new();
+    while let Some(r) = tasks.join_next().await {
+        lat.extend(r??);
+    }
+    let wall = t.elapsed();
+    Ok(Durable {
+        per_s: lat.len() as f64 / wall.as_secs_f64(),
+        p50: pct(&mut lat, 0.5),
+        p99: pct(&mut lat, 0.99),
+    })
+}
+
+/// Events in a volume's stream (its last version), from the audit trail.
+async fn stream_length(api: &Api, id: &str) -> Result<u64> {
+    let mut after = 0u64;
+    let mut last = 0u64;
+    loop {
+        let (s, b) = api
+            .call(
+                Method::GET,
+                &format!("/v2/{PROJECT}/events?stream=volume-{id}&after={after}&limit=1000"),
+                None,
+                ADMIN_TOKEN,
+            )
+            .await?;
+        if s != 200 {
+            bail!("events: {s}");
+        }
+        let b: Value = serde_json::from_slice(&b)?;
+        let events = b["events"].as_array().cloned().unwrap_or_default();
+        let Some(e) = events.last() else {
+            return Ok(last);
+        };
+        last = e["stream_version"].as_u64().unwrap_or(last);
+        after = e["position"].as_u64().unwrap_or(u64::MAX);
+    }
+}
+
+/// POST a snapshot of `vol` and poll (every millisecond) until it is
+/// available: the time from the request to the status.
+async fn snapshot(api: &Api, vol: &str) -> Result<Duration> {
+    let t = Instant::now();
+    let body = json!({"snapshot": {"volume_id": vol, "force": true, "name": "bench"}});
+    let (s, b) = api
+        .json(
+            Method::POST,
+            &format!("/v3/{PROJECT}/snapshots"),
+            Some(&body),
+        )
+        .await?;
+    if s != 202 {
+        bail!("snapshot: {s} {b}");
+    }
+    let id = b["snapshot"]["id"]
+        .as_str()
+        .ok_or_else(|| anyhow!("snapshot without an id: {b}"))?
+        .to_string();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while Instant::now() < deadline {
+        let (_, b) = api
+            .json(Method::GET, &format!("/v3/{PROJECT}/snapshots/{id}"), None)
+            .await?;
+        match b["snapshot"]["status"].as_str() {
+            Some("available") => return Ok(t.elapsed()),
+            Some(s) if s.starts_with("error") => bail!("snapshot {id} went {s}"),
+            _ => tokio::time::sleep(Duration::from_millis(1)).await,
+        }
+    }
+    bail!("snapshot {id} never available")
+}
+
+/// The log's head, from /metrics.
+async fn log_head(api: &Api) -> Result<u64> {
+    let (_, b) = api.call(Method::GET, "/metrics", None, USER_TOKEN).await?;
+    let text = String::from_utf8_lossy(&b);
+    text.lines()
+        .find_map(|l| l.strip_prefix("blockledger_log_head_position "))
+        .and_then(|v| v.trim().parse().ok())
+        .ok_or_else(|| anyhow!("no log head in /metrics"))
+}
