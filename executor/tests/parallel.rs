@@ -345,6 +345,7 @@ fn config(workers: usize) -> ExecutorConfig {
         workers,
         max_attempts: 3,
         backoff: Duration::from_millis(10),
+        ..ExecutorConfig::default()
     }
 }
 
