@@ -565,12 +565,22 @@ fn choose(
                 .as_ref()
                 .filter(|(v, _)| !keep.contains(v))
                 .map(|(v, _)| {
-                    (
-                        "DELETE",
-                        format!("/v3/{p}/volumes/{v}"),
-                        Value::Null,
-                        "delete volume",
-                    )
+                    // A third with cascade: the volume's snapshots go too.
+                    if rng.chance(33) {
+                        (
+                            "DELETE",
+                            format!("/v3/{p}/volumes/{v}?cascade=true"),
+                            Value::Null,
+                            "delete volume (cascade)",
+                        )
+                    } else {
+                        (
+                            "DELETE",
+                            format!("/v3/{p}/volumes/{v}"),
+                            Value::Null,
+                            "delete volume",
+                        )
+                    }
                 }),
             88..=94 => snap
                 .as_ref()
@@ -623,8 +633,12 @@ fn learn(world: &Mutex<World>, p: &str, path: &str, body: Option<&str>, reply: &
             v.2 = v.2.max(ext);
         }
     } else if body.is_null() && path.contains("/volumes/") {
+        let (path, query) = path.split_once('?').unwrap_or((path, ""));
         let id = path.rsplit('/').next().unwrap_or_default().to_string();
         w.volumes.retain(|v| v.1 != id);
+        if query.contains("cascade=true") {
+            w.snapshots.retain(|s| s.2 != id);
+        }
     } else if body.is_null() && path.contains("/snapshots/") {
         let id = path.rsplit('/').next().unwrap_or_default().to_string();
         w.snapshots.retain(|s| s.1 != id);

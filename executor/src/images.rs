@@ -372,7 +372,8 @@ impl ImageStore {
         // Same naming as the backend's temporaries (`<vol>.tmp.<rand>`), so
         // its `delete` cleans ours too. Leftovers of a crashed attempt are
         // garbage (nothing else builds this volume while it is created):
-        // remove them, as startup does not sweep volumes/.
+        // remove them now rather than wait for the next startup's sweep
+        // (`Executor::sweep_temps`).
         remove_tmps_named(dir, &name)?;
         let tmp = Temp {
             path: dir.join(format!("{name}.tmp.{}", Uuid::new_v4().simple())),

@@ -922,7 +922,8 @@ impl Dispatcher {
     /// after the restart. Past the drain, running items are abandoned: their
     /// tasks are aborted (so no outcome is recorded and they too are redone)
     /// and then their helper processes killed, which ends the blocking
-    /// threads still waiting on them.
+    /// threads still waiting on them. (The helper registry is per process:
+    /// the server has one executor, so these are its helpers.)
     async fn stop(&mut self) {
         self.timers.abort_all();
         let drain = self.exec.config.drain;
