@@ -952,6 +952,7 @@ async fn sigterm_stops_within_the_bound_and_ends_helpers() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
     let (code, took) = srv.stop_timed();
+    println!("SIGTERM with a hung helper: exit code {code:?} after {took:?}");
     assert_eq!(code, Some(0), "exit code after SIGTERM");
     assert!(took < STOP_BOUND, "the stop took {took:?}");
     let deadline = Instant::now() + Duration::from_secs(3);
