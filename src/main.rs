@@ -197,7 +197,7 @@ fn serve(args: ServeArgs) -> Result<()> {
 }
 
 /// The longest a graceful stop may take, from the signal to the exit.
-const STOP_BOUND: std::time::Duration = std::time::Duration::from_millis(9_500);
+const STOP_BOUND: std::time::Duration = std::time::Duration::from_secs(9);
 
 /// Ends the process `STOP_BOUND` after a stop was requested, whatever is
 /// still running: an HTTP request that outlives its drain (a slow upload, a

@@ -1196,3 +1196,67 @@ async fn failing_helper_steps(with_snapshot: bool) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// SIGTERM while an HTTP request waits on disk work that hangs (ZStack's
+/// synchronous CreateVolumeSnapshot, whose overlay `qemu-img create` never
+/// ends): the request outlives the executor's drain, so the backstop ends
+/// the process, still within the bound and with exit code 0; after a
+/// restart the snapshot is taken.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_is_bounded_even_with_a_request_in_flight() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut srv = Server::start(tmp.path());
+    let c = srv.client("alice", "p1");
+    let r = c
+        .post("/v3/p1/volumes", &json!({"volume": {"size": 1}}))
+        .await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    let vol = r.body["volume"]["id"].as_str().unwrap().to_string();
+    c.wait_status(&format!("/v3/p1/volumes/{vol}"), "available")
+        .await;
+    srv.kill();
+
+    let bin = tempfile::tempdir().unwrap();
+    let path = fake_qemu_img(bin.path(), &["create"], &[]);
+    let mut srv = Server::start_env(tmp.path(), "qcow2", &[], &[("PATH", path)]);
+    let url = srv.url(&format!(
+        "/zstack/v1/volumes/{}/volume-snapshots",
+        vol.replace('-', "")
+    ));
+    let request = tokio::spawn(async move {
+        reqwest::Client::new()
+            .post(url)
+            .header("Authorization", "OAuth alice:p1")
+            .header("Content-Type", "application/json;charset=UTF-8")
+            .body(json!({"params": {"name": "s"}}).to_string())
+            .send()
+            .await
+            .map(|r| r.status().as_u16())
+    });
+    let pid = srv.pid().unwrap();
+    let deadline = Instant::now() + DEADLINE;
+    while !children_of(pid).iter().any(|(_, c)| c.contains("sleep")) {
+        assert!(
+            Instant::now() < deadline,
+            "the snapshot's helper never started"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (code, took) = srv.stop_timed();
+    println!("SIGTERM with a request in flight: exit code {code:?} after {took:?}");
+    assert_eq!(code, Some(0));
+    assert!(took < STOP_BOUND, "the stop took {took:?}");
+    // The client saw the connection end, not an answer.
+    assert!(request.await.unwrap().is_err());
+
+    let srv = Server::start(tmp.path());
+    let c = srv.client("alice", "p1");
+    c.wait_until("/v3/p1/snapshots/detail", "snapshot redone", |r| {
+        r.body["snapshots"]
+            .as_array()
+            .is_some_and(|a| a.len() == 1 && a[0]["status"] == "available")
+    })
+    .await;
+    c.wait_status(&format!("/v3/p1/volumes/{vol}"), "available")
+        .await;
+}
