@@ -280,7 +280,7 @@ fn serve(args: ServeArgs) -> Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    rt.block_on(async move {
+    let served: Result<()> = rt.block_on(async move {
         // Every check that can refuse to start runs before anything
         // starts: a refusal never leaves a half-started server.
         let nofile = raise_nofile_limit();
@@ -313,6 +313,19 @@ fn serve(args: ServeArgs) -> Result<()> {
         let workers = exec.config().workers;
         let (stop_tx, stop_rx) = watch::channel(false);
         let exec_task = tokio::spawn(exec.run(stop_rx));
+        // At SIGTERM or Ctrl-C the executor stops taking work at once, in
+        // parallel with the HTTP drain below (which stops accepting), and a
+        // backstop bounds the whole stop (issue 15).
+        let stop_tx = Arc::new(stop_tx);
+        tokio::spawn({
+            let stop_tx = stop_tx.clone();
+            async move {
+                shutdown_signal().await;
+                tracing::info!("stop requested: no new requests or work");
+                let _ = stop_tx.send(true);
+                backstop();
+            }
+        });
 
         let state = api::AppState {
             store: store.clone(),
@@ -352,11 +365,36 @@ fn serve(args: ServeArgs) -> Result<()> {
         tracing::info!(%addr, data_dir = %args.data.data_dir.display(), backend = %args.backend, workers, max_connections = limits.max_connections, "serving");
         api::server::serve(listener, api::router(state), limits, shutdown_signal()).await?;
         tracing::info!("shutting down");
+        // (Already sent if a signal ended the serve.) Running steps get the
+        // executor's drain time, then are abandoned and their helpers
+        // killed; the restart redoes them from the checkpoint.
         let _ = stop_tx.send(true);
         let _ = exec_task.await;
         store.close();
         Ok(())
-    })
+    });
+    // An abandoned step that runs no helper (a raw backend's copy) may still
+    // hold a blocking thread: do not wait for it; its work is redone after
+    // the restart, under a fresh temporary name.
+    rt.shutdown_timeout(std::time::Duration::from_millis(500));
+    served
+}
+
+/// The longest a graceful stop may take, from the signal to the exit.
+const STOP_BOUND: std::time::Duration = std::time::Duration::from_secs(9);
+
+/// Ends the process `STOP_BOUND` after a stop was requested, whatever is
+/// still running: an HTTP request that outlives its drain (a slow upload, a
+/// synchronous call waiting on disk work) or a step stuck outside a helper.
+/// Exit 0, as for any requested stop: everything acknowledged is in the log
+/// already, and the executor redoes unfinished work after the restart
+/// (helpers die with the process, `executor::tool`).
+fn backstop() {
+    std::thread::spawn(|| {
+        std::thread::sleep(STOP_BOUND);
+        tracing::warn!(bound = ?STOP_BOUND, "graceful stop out of time; exiting now");
+        std::process::exit(0);
+    });
 }
 
 /// Bytes (total, free to unprivileged users) of the file system at `dir`.

@@ -27,7 +27,6 @@ use std::fs;
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
@@ -458,20 +457,13 @@ impl Qcow2Backend {
     }
 
     fn qemu_img(args: &[&str]) -> Result<Vec<u8>, BackendError> {
-        let out = Command::new("qemu-img")
-            .args(args)
+        // Dies with the server, killed past its deadline (crate::tool).
+        crate::tool::Tool::qemu_img(args)
             .output()
             .map_err(|e| BackendError::Tool {
                 args: args.join(" "),
-                stderr: format!("cannot run qemu-img: {e}"),
-            })?;
-        if !out.status.success() {
-            return Err(BackendError::Tool {
-                args: args.join(" "),
-                stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
-            });
-        }
-        Ok(out.stdout)
+                stderr: e.to_string(),
+            })
     }
 
     fn image_path(&self, image: Image) -> PathBuf {

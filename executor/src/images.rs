@@ -32,11 +32,13 @@ use std::fmt;
 use std::fs;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+
+use crate::tool::Tool;
 use uuid::Uuid;
 
 /// Image file formats the catalogue stores. `Vhd` is qemu's `vpc`.
@@ -370,7 +372,8 @@ impl ImageStore {
         // Same naming as the backend's temporaries (`<vol>.tmp.<rand>`), so
         // its `delete` cleans ours too. Leftovers of a crashed attempt are
         // garbage (nothing else builds this volume while it is created):
-        // remove them, as startup does not sweep volumes/.
+        // remove them now rather than wait for the next startup's sweep
+        // (`Executor::sweep_temps`).
         remove_tmps_named(dir, &name)?;
         let tmp = Temp {
             path: dir.join(format!("{name}.tmp.{}", Uuid::new_v4().simple())),
@@ -534,21 +537,13 @@ fn tool_err(args: &[String], stderr: impl Into<String>) -> ImageError {
 
 fn run(args: &[&str]) -> Result<Vec<u8>, ImageError> {
     let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-    output(Command::new("qemu-img").args(&args), &args)
+    output(Tool::qemu_img(&args), &args)
 }
 
-fn output(cmd: &mut Command, args: &[String]) -> Result<Vec<u8>, ImageError> {
-    let out = cmd
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| tool_err(args, format!("cannot run qemu-img: {e}")))?;
-    if !out.status.success() {
-        return Err(tool_err(
-            args,
-            String::from_utf8_lossy(&out.stderr).trim().to_string(),
-        ));
-    }
-    Ok(out.stdout)
+/// Runs a helper (crate::tool: it dies with the server and is killed past
+/// its deadline); its stdout, or the failure with the tool's reason.
+fn output(tool: Tool, args: &[String]) -> Result<Vec<u8>, ImageError> {
+    tool.output().map_err(|e| tool_err(args, e.to_string()))
 }
 
 /// Runs `qemu-img <args>` (which must contain `-p`) and turns its progress
@@ -559,54 +554,24 @@ fn output(cmd: &mut Command, args: &[String]) -> Result<Vec<u8>, ImageError> {
 /// start, a qcow2 output grows only with the allocated data, which is
 /// unknown in advance), whereas qemu-img knows how far it is through the
 /// source. With `-p` it writes `    (NN.NN/100%)\r` to stdout (a pipe works;
-/// it flushes each update), so we split stdout on `\r`/`\n`. stderr is
-/// drained on another thread so neither pipe can fill up and block the tool.
+/// it flushes each update), so we split stdout on `\r`/`\n`. `Tool` drains
+/// stderr on another thread so neither pipe can fill up and block the tool.
 fn run_with_progress(args: &[String], progress: &mut dyn FnMut(u8)) -> Result<(), ImageError> {
-    let mut child = Command::new("qemu-img")
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| tool_err(args, format!("cannot run qemu-img: {e}")))?;
-    let mut stderr = child.stderr.take().expect("piped");
-    let errs = std::thread::spawn(move || {
-        let mut s = Vec::new();
-        let _ = stderr.read_to_end(&mut s);
-        s
-    });
-    let mut stdout = child.stdout.take().expect("piped");
-    let mut buf = [0u8; 4096];
     let mut line = Vec::new();
-    loop {
-        let n = match stdout.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(_) => break,
-        };
-        for &b in &buf[..n] {
-            if b == b'\r' || b == b'\n' {
-                if let Some(p) = parse_progress(&line) {
-                    progress(p);
+    Tool::qemu_img(args)
+        .run(&mut |chunk| {
+            for &b in chunk {
+                if b == b'\r' || b == b'\n' {
+                    if let Some(p) = parse_progress(&line) {
+                        progress(p);
+                    }
+                    line.clear();
+                } else if line.len() < 256 {
+                    line.push(b);
                 }
-                line.clear();
-            } else if line.len() < 256 {
-                line.push(b);
             }
-        }
-    }
-    let status = child
-        .wait()
-        .map_err(|e| tool_err(args, format!("wait: {e}")))?;
-    let stderr = errs.join().unwrap_or_default();
-    if !status.success() {
-        return Err(tool_err(
-            args,
-            String::from_utf8_lossy(&stderr).trim().to_string(),
-        ));
-    }
-    Ok(())
+        })
+        .map_err(|e| tool_err(args, e.to_string()))
 }
 
 /// `    (42.17/100%)` → 42.
@@ -652,10 +617,9 @@ fn check_upload(path: &Path, declared: DiskFormat) -> Result<u64, ImageError> {
             args.extend(["-f".into(), f.into()]);
         }
         args.push(p.clone());
-        let mut cmd = Command::new("qemu-img");
-        cmd.args(&args);
-        limit_resources(&mut cmd);
-        let out = output(&mut cmd, &args)?;
+        let mut tool = Tool::qemu_img(&args);
+        limit_resources(tool.command());
+        let out = output(tool, &args)?;
         serde_json::from_slice(&out).map_err(|e| tool_err(&args, format!("unreadable JSON: {e}")))
     };
     let mut info = probe(None)?;

@@ -22,6 +22,7 @@ pub mod images;
 pub mod qcow2;
 mod schedule;
 pub mod sparse;
+pub mod tool;
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -68,6 +69,11 @@ pub struct ExecutorConfig {
     pub max_attempts: u32,
     /// Delay before the second attempt; doubled for each further one.
     pub backoff: Duration,
+    /// At shutdown, how long running steps may take to finish before they
+    /// are abandoned (no outcome recorded: they are redone after the
+    /// restart) and their helper processes killed. Together with the HTTP
+    /// drain this keeps a graceful stop under 10 s (issue 15).
+    pub drain: Duration,
 }
 
 impl ExecutorConfig {
@@ -91,6 +97,7 @@ impl Default for ExecutorConfig {
             workers: Self::default_workers(),
             max_attempts: 5,
             backoff: Duration::from_millis(200),
+            drain: Duration::from_secs(8),
         }
     }
 }
@@ -167,12 +174,65 @@ impl Executor {
         &self.backend
     }
 
-    /// Runs until `shutdown` turns true: read from the checkpoint, run work
-    /// items as their aggregates allow, wait for the head to move. At
-    /// shutdown, running items finish; queued ones are redone after the
-    /// restart (the checkpoint is below them).
+    /// Runs until `shutdown` turns true: sweep the temporary files of
+    /// crashed work, then read from the checkpoint, run work items as their
+    /// aggregates allow, wait for the head to move. At shutdown no new item
+    /// starts; running items get `config.drain` to finish, then are
+    /// abandoned and their helpers killed. Queued and abandoned ones are
+    /// redone after the restart (the checkpoint is below them).
     pub async fn run(self, shutdown: watch::Receiver<bool>) {
+        let me = self.clone();
+        match tokio::task::spawn_blocking(move || me.sweep_temps()).await {
+            Ok(0) | Err(_) => {}
+            Ok(n) => tracing::info!(removed = n, "swept temporary files of unfinished work"),
+        }
         let _ = Dispatcher::new(self).drive(Some(shutdown)).await;
+    }
+
+    /// Removes the temporary files (`<uuid>.tmp…`) under the backend's
+    /// volume and snapshot dirs; returns how many. Only for startup, before
+    /// any work runs: every temporary belongs to work that is not in flight
+    /// (the executor redoes unfinished work from its checkpoint, under a
+    /// fresh temporary name, and the helpers of a killed server died with
+    /// it, see `tool`). The image store sweeps its own
+    /// (`ImageStore::cleanup_temps`).
+    pub fn sweep_temps(&self) -> usize {
+        let nil = Uuid::nil();
+        let dirs: BTreeSet<std::path::PathBuf> = [
+            self.backend.volume_path(nil),
+            self.backend.snapshot_file(nil),
+        ]
+        .iter()
+        .filter_map(|p| p.parent().map(|d| d.to_path_buf()))
+        .collect();
+        let mut removed = 0;
+        for dir in dirs {
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                let name = entry.file_name();
+                let name = name.to_string_lossy();
+                let is_tmp = name.len() > 36
+                    && name.is_char_boundary(36)
+                    && Uuid::parse_str(&name[..36]).is_ok()
+                    && name[36..].starts_with(".tmp");
+                if !is_tmp {
+                    continue;
+                }
+                match std::fs::remove_file(entry.path()) {
+                    Ok(()) => removed += 1,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => {
+                        tracing::warn!(path = %entry.path().display(), error = %e, "temporary file not removed")
+                    }
+                }
+            }
+            if let Ok(d) = std::fs::File::open(&dir) {
+                let _ = d.sync_all();
+            }
+        }
+        removed
     }
 
     /// Handles everything up to the current head (concurrently, as `run`
@@ -786,11 +846,7 @@ impl Dispatcher {
         let mut more = true;
         loop {
             if shutdown.as_ref().is_some_and(|s| *s.borrow()) {
-                // Let running items record their outcomes (as the
-                // sequential executor finished its item); items waiting for
-                // a worker or a retry are redone after the restart.
-                self.timers.abort_all();
-                while self.running.join_next().await.is_some() {}
+                self.stop().await;
                 return Ok(());
             }
             if more && self.locks.len() < MAX_BACKLOG {
@@ -859,6 +915,35 @@ impl Dispatcher {
                 }
                 _ = stop => {}
             }
+        }
+    }
+
+    /// Shutdown: running items may record their outcomes for up to
+    /// `config.drain`; items waiting for a worker or a retry are redone
+    /// after the restart. Past the drain, running items are abandoned: their
+    /// tasks are aborted (so no outcome is recorded and they too are redone)
+    /// and then their helper processes killed, which ends the blocking
+    /// threads still waiting on them. (The helper registry is per process:
+    /// the server has one executor, so these are its helpers.)
+    async fn stop(&mut self) {
+        self.timers.abort_all();
+        let drain = self.exec.config.drain;
+        let running = &mut self.running;
+        let drained = tokio::time::timeout(drain, async {
+            while running.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            let abandoned = self.running.len();
+            self.running.abort_all();
+            while self.running.join_next().await.is_some() {}
+            let killed = tool::kill_all();
+            tracing::warn!(
+                abandoned,
+                killed,
+                ?drain,
+                "running steps abandoned at shutdown (redone after the restart)"
+            );
         }
     }
 

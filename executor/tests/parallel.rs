@@ -7,7 +7,9 @@
 //! until the test opens the gate (a long `qemu-img convert`, made
 //! deterministic), panic on chosen ids (a poisoned step), and every
 //! operation is logged with its start and end, so ordering and overlap can
-//! be asserted.
+//! be asserted. It can also run every operation twice in a row (a step
+//! redone after a crash between the disk work and its recorded outcome),
+//! to show each step is idempotent through the executor's real calls.
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
@@ -45,6 +47,8 @@ struct Gate {
     opened: Condvar,
     panics: Mutex<HashSet<Uuid>>,
     log: Mutex<Vec<Op>>,
+    /// Run every operation twice; the second run's result is the answer.
+    twice: std::sync::atomic::AtomicBool,
 }
 
 impl Gate {
@@ -56,6 +60,7 @@ impl Gate {
             opened: Condvar::new(),
             panics: Mutex::default(),
             log: Mutex::default(),
+            twice: Default::default(),
         }
     }
 
@@ -74,7 +79,12 @@ impl Gate {
 
     /// Runs `f` as operation `name` on `ids`: logged, blocked while the
     /// gate is closed if any id is held, a panic if any id is poisoned.
-    fn op<T>(&self, name: &'static str, ids: &[Uuid], f: impl FnOnce() -> T) -> T {
+    fn op(
+        &self,
+        name: &'static str,
+        ids: &[Uuid],
+        f: impl Fn() -> Result<(), BackendError>,
+    ) -> Result<(), BackendError> {
         self.log.lock().unwrap().push(Op {
             start: true,
             name,
@@ -92,7 +102,11 @@ impl Gate {
                 .unwrap();
             drop(open);
         }
-        let r = f();
+        let r = if self.twice.load(std::sync::atomic::Ordering::Relaxed) {
+            f().and_then(|()| f())
+        } else {
+            f()
+        };
         self.log.lock().unwrap().push(Op {
             start: false,
             name,
@@ -164,6 +178,11 @@ impl StorageBackend for Gate {
     fn snapshot_exists(&self, snap: Uuid) -> bool {
         self.inner.snapshot_exists(snap)
     }
+    fn snapshot_flatten(&self, snap: Uuid) -> Result<(), BackendError> {
+        self.op("snapshot_flatten", &[snap], || {
+            self.inner.snapshot_flatten(snap)
+        })
+    }
     fn active_path(&self, vol: Uuid) -> PathBuf {
         self.inner.active_path(vol)
     }
@@ -173,7 +192,7 @@ impl StorageBackend for Gate {
 }
 
 struct Env {
-    _tmp: tempfile::TempDir,
+    tmp: tempfile::TempDir,
     store: EventStore,
     gate: Arc<Gate>,
     stop: watch::Sender<bool>,
@@ -182,15 +201,21 @@ struct Env {
 
 impl Env {
     fn new(config: ExecutorConfig) -> Env {
+        Self::with_backend(config, "raw", false)
+    }
+
+    fn with_backend(config: ExecutorConfig, backend: &str, twice: bool) -> Env {
         let tmp = tempfile::tempdir().unwrap();
         let store = EventStore::open(&tmp.path().join("b.db"), vec![]).unwrap();
-        let gate = Arc::new(Gate::new(open_backend("raw", tmp.path()).unwrap()));
+        let gate = Arc::new(Gate::new(open_backend(backend, tmp.path()).unwrap()));
+        gate.twice
+            .store(twice, std::sync::atomic::Ordering::Relaxed);
         let images = Arc::new(ImageStore::open(tmp.path()).unwrap());
         let exec = Executor::with_config(store.clone(), gate.clone(), images, config);
         let (stop, rx) = watch::channel(false);
         let task = Some(tokio::spawn(exec.run(rx)));
         Env {
-            _tmp: tmp,
+            tmp,
             store,
             gate,
             stop,
@@ -345,6 +370,7 @@ fn config(workers: usize) -> ExecutorConfig {
         workers,
         max_attempts: 3,
         backoff: Duration::from_millis(10),
+        ..ExecutorConfig::default()
     }
 }
 
@@ -615,5 +641,108 @@ fn assert_no_overlap(ops: &[Op]) {
                 busy.remove(id);
             }
         }
+    }
+}
+
+fn full_snapshot(snap: Uuid, vol: Uuid) -> (String, serde_json::Value) {
+    let (stream, mut ev) = snapshot(snap, vol);
+    ev["data"]["full"] = json!(true);
+    (stream, ev)
+}
+
+fn delete_snapshot(snap: Uuid) -> (String, serde_json::Value) {
+    let ev = SnapshotEvent::SnapshotDeleteRequested {};
+    (stream("snapshot", snap), serde_json::to_value(ev).unwrap())
+}
+
+fn rollback(vol: Uuid, snap: Uuid) -> (String, serde_json::Value) {
+    let ev = VolumeEvent::VolumeRollbackRequested {
+        snapshot_id: snap,
+        name: None,
+    };
+    (stream("volume", vol), serde_json::to_value(ev).unwrap())
+}
+
+/// Every backend step run twice in a row (as after a crash between the
+/// disk work and its recorded outcome, issue 15): creates, an extend,
+/// snapshots (a layer and a full one), clones (full and from a volume), a
+/// rollback, a snapshot delete and the deletes all end exactly as if run
+/// once, and nothing is left on disk. On both backends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_step_run_twice_ends_as_if_run_once() {
+    for backend in ["raw", "qcow2"] {
+        let env = Env::with_backend(config(4), backend, true);
+        let (a, b, c) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+        let (s1, s2) = (Uuid::new_v4(), Uuid::new_v4());
+        let available = |id: Uuid| move |e: &Env| e.status(id) == Some(VolumeStatus::Available);
+        let snap_available = |id: Uuid| {
+            move |e: &Env| {
+                e.snapshot(id)
+                    .snapshot
+                    .is_some_and(|s| s.status == SnapshotStatus::Available)
+            }
+        };
+        env.append(vec![create(a)]).await;
+        env.wait("create", available(a)).await;
+        env.append(vec![extend(a, 2)]).await;
+        env.wait("extend", |e| {
+            e.volume(a)
+                .volume
+                .is_some_and(|v| v.status == VolumeStatus::Available && v.size == 2)
+        })
+        .await;
+        env.append(vec![snapshot(s1, a)]).await;
+        env.wait("snapshot", snap_available(s1)).await;
+        env.append(vec![full_snapshot(s2, a)]).await;
+        env.wait("full snapshot", snap_available(s2)).await;
+        // Clones have at least their source's (extended) size.
+        let (mut clone_of_s1, mut clone_of_a) = (
+            create_from(b, Some(s1), None),
+            create_from(c, None, Some(a)),
+        );
+        clone_of_s1.1["data"]["size"] = json!(2);
+        clone_of_a.1["data"]["size"] = json!(2);
+        env.append(vec![clone_of_s1, clone_of_a]).await;
+        env.wait("clones", |e| available(b)(e) && available(c)(e))
+            .await;
+        env.append(vec![rollback(a, s1)]).await;
+        env.wait("rollback", available(a)).await;
+        let sizes = |id: Uuid| env.gate.inner.virtual_size(id).unwrap();
+        for v in [a, b, c] {
+            assert_eq!(sizes(v), Some(2 * GIB), "{backend}: {v}");
+        }
+        env.append(vec![delete_snapshot(s1), delete_snapshot(s2)])
+            .await;
+        env.wait("snapshot deletes", |e| {
+            e.snapshot(s1).deleted && e.snapshot(s2).deleted
+        })
+        .await;
+        // The clone of s1 still reads its data (qcow2: from a tombstone).
+        assert_eq!(sizes(b), Some(2 * GIB), "{backend}");
+        env.append(vec![delete(a), delete(b), delete(c)]).await;
+        env.wait("deletes", |e| {
+            [a, b, c].iter().all(|v| e.status(*v).is_none())
+        })
+        .await;
+        // Every step ran (each twice), and nothing failed.
+        let ops = env.gate.ops();
+        assert!(ops.iter().any(|o| o.name == "rollback"), "{backend}");
+        for id in [a, b, c] {
+            assert!(env.volume(id).deleted, "{backend}: {id} not deleted");
+        }
+        let left: Vec<String> = ["volumes", "snapshots"]
+            .iter()
+            .flat_map(|d| {
+                std::fs::read_dir(env.tmp.path().join(d))
+                    .map(|r| {
+                        r.flatten()
+                            .map(|e| format!("{d}/{}", e.file_name().to_string_lossy()))
+                            .collect::<Vec<_>>()
+                    })
+                    .unwrap_or_default()
+            })
+            .collect();
+        assert!(left.is_empty(), "{backend}: left on disk: {left:?}");
+        env.shutdown().await;
     }
 }

@@ -460,3 +460,251 @@ pub async fn refusals(admin: &Client) -> usize {
         .filter(|e| e["event_type"] == "CommandRejected")
         .count()
 }
+
+// Crash and shutdown helpers (issue 15).
+
+impl Server {
+    /// With extra `serve` flags and environment variables (e.g. a `PATH`
+    /// whose first `qemu-img` is a test double, or helper deadlines).
+    pub fn start_env(
+        data_dir: &Path,
+        backend: &str,
+        extra: &[&str],
+        env: &[(&str, String)],
+    ) -> Server {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_blockledger"));
+        cmd.args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--backend",
+            backend,
+            "--data-dir",
+        ])
+        .arg(data_dir)
+        .args(extra)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("start blockledger");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("read listening line");
+        let base = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
+            .to_string();
+        Server {
+            child: Some(child),
+            base,
+            data_dir: data_dir.to_path_buf(),
+            backend: backend.to_string(),
+        }
+    }
+
+    /// The server's process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
+    }
+
+    /// SIGTERM; the exit code (None if killed by a signal) and how long
+    /// the stop took. Panics if it has not exited after `DEADLINE`.
+    pub fn stop_timed(&mut self) -> (Option<i32>, Duration) {
+        let mut c = self.child.take().expect("running");
+        let started = Instant::now();
+        let _ = Command::new("kill")
+            .args(["-TERM", &c.id().to_string()])
+            .status();
+        while started.elapsed() < DEADLINE {
+            if let Ok(Some(status)) = c.try_wait() {
+                return (status.code(), started.elapsed());
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let _ = c.kill();
+        let _ = c.wait();
+        panic!("server did not stop on SIGTERM within {DEADLINE:?}");
+    }
+}
+
+impl Client {
+    /// Like `send`, but a transport failure (the server died) is an `Err`
+    /// instead of a panic.
+    pub async fn try_send(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<String>,
+    ) -> Result<Reply, String> {
+        let m = reqwest::Method::from_bytes(method.as_bytes()).map_err(|e| e.to_string())?;
+        let mut req = self
+            .http
+            .request(m, format!("{}{}", self.base, path))
+            .header("X-Auth-Token", &self.token)
+            .header("Content-Type", "application/json");
+        if let Some(b) = body {
+            req = req.body(b);
+        }
+        let resp = req.send().await.map_err(|e| e.to_string())?;
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let text = resp.text().await.map_err(|e| e.to_string())?;
+        let body = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        Ok(Reply {
+            status,
+            headers,
+            body,
+        })
+    }
+
+    /// A copy sharing the connection pool.
+    pub fn cloned(&self) -> Client {
+        Client {
+            http: self.http.clone(),
+            base: self.base.clone(),
+            token: self.token.clone(),
+        }
+    }
+}
+
+/// Every event's metadata `request_id` in the log, read page by page
+/// through the audit trail by `admin` (an admin client).
+pub async fn logged_request_ids(admin: &Client) -> std::collections::HashSet<String> {
+    let mut ids = std::collections::HashSet::new();
+    let mut after = 0u64;
+    loop {
+        let r = admin
+            .get(&format!("/v2/padmin/events?after={after}&limit=1000"))
+            .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        let events = r.body["events"].as_array().cloned().unwrap_or_default();
+        if events.is_empty() {
+            return ids;
+        }
+        for e in &events {
+            if let Some(id) = e["metadata"]["request_id"].as_str() {
+                ids.insert(id.to_string());
+            }
+        }
+        match r.body["next_after"].as_u64() {
+            Some(n) if n > after => after = n,
+            _ => return ids,
+        }
+    }
+}
+
+/// Running processes (not zombies) whose command line contains every one
+/// of `needles`: (pid, command line).
+pub fn processes_matching(needles: &[&str]) -> Vec<(u32, String)> {
+    let mut out = Vec::new();
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return out;
+    };
+    for entry in dir.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if process_state(pid).is_none_or(|s| s == 'Z' || s == 'X') {
+            continue;
+        }
+        let Ok(raw) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let cmdline = String::from_utf8_lossy(&raw).replace('\0', " ");
+        if needles.iter().all(|n| cmdline.contains(n)) {
+            out.push((pid, cmdline.trim().to_string()));
+        }
+    }
+    out
+}
+
+/// The state letter of a process (`R`, `S`, `Z`, …), None if it is gone.
+pub fn process_state(pid: u32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name is in parentheses and may contain spaces.
+    stat.rsplit_once(')')?.1.trim_start().chars().next()
+}
+
+/// Children of `parent` that are still running: (pid, command line).
+pub fn children_of(parent: u32) -> Vec<(u32, String)> {
+    let mut out = Vec::new();
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return out;
+    };
+    for entry in dir.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        let Some((_, rest)) = stat.rsplit_once(')') else {
+            continue;
+        };
+        let mut f = rest.split_whitespace();
+        let state = f.next().unwrap_or("X");
+        let ppid = f.next().and_then(|p| p.parse::<u32>().ok());
+        if ppid == Some(parent) && state != "Z" {
+            let cmdline = std::fs::read(entry.path().join("cmdline"))
+                .map(|r| String::from_utf8_lossy(&r).replace('\0', " "))
+                .unwrap_or_default();
+            out.push((pid, cmdline.trim().to_string()));
+        }
+    }
+    out
+}
+
+/// Writes an executable `qemu-img` test double into `dir` (put `dir` first
+/// on the server's `PATH`): subcommands in `hang` sleep (as the same
+/// process, so killing it ends it), those in `fail` exit 1 with a message,
+/// everything else runs the real `qemu-img`.
+pub fn fake_qemu_img(dir: &Path, hang: &[&str], fail: &[&str]) -> String {
+    let real = String::from_utf8(
+        Command::new("sh")
+            .args(["-c", "command -v qemu-img"])
+            .output()
+            .expect("sh")
+            .stdout,
+    )
+    .expect("path")
+    .trim()
+    .to_string();
+    assert!(!real.is_empty(), "qemu-img not found");
+    let mut script = String::from("#!/bin/sh\ncase \"$1\" in\n");
+    for h in hang {
+        script.push_str(&format!("  {h}) exec sleep 600 ;;\n"));
+    }
+    for f in fail {
+        script.push_str(&format!(
+            "  {f}) echo \"injected failure of qemu-img {f}\" >&2; exit 1 ;;\n"
+        ));
+    }
+    script.push_str(&format!("esac\nexec {real} \"$@\"\n"));
+    let path = dir.join("qemu-img");
+    std::fs::write(&path, script).expect("write fake qemu-img");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    format!(
+        "{}:{}",
+        dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    )
+}
