@@ -982,16 +982,29 @@ async fn sigterm_stops_within_the_bound_and_ends_helpers() {
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
 
-/// A helper that exits non-zero, and one that hangs past its deadline:
-/// the volume ends in `error` with the helper's reason, and a delete then
-/// removes it (issue 15, executor step discipline).
+/// A helper that exits non-zero, and one that hangs past its deadline
+/// (`qemu-img resize`, the step that still runs a helper; empty images,
+/// overlays, snapshots and rollbacks are written natively, their failure
+/// path tested in the backend): the volume ends `error_extending` with the
+/// helper's reason, keeps its file, and a delete then removes it (issue
+/// 15, executor step discipline).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_or_hanging_helper_ends_in_error_and_a_delete_recovers() {
     for (hang, fail, reason) in [
-        (&[][..], &["create"][..], "injected failure"),
-        (&["create"][..], &[][..], "deadline"),
+        (&[][..], &["resize"][..], "injected failure"),
+        (&["resize"][..], &[][..], "deadline"),
     ] {
         let tmp = tempfile::tempdir().unwrap();
+        let srv = Server::start(tmp.path());
+        let c = srv.client("alice", "p1");
+        let r = c
+            .post("/v3/p1/volumes", &json!({"volume": {"size": 1}}))
+            .await;
+        assert_eq!(r.status, 202, "{}", r.body);
+        let vol = r.body["volume"]["id"].as_str().unwrap().to_string();
+        c.wait_status(&format!("/v3/p1/volumes/{vol}"), "available")
+            .await;
+        drop(srv);
         let bin = tempfile::tempdir().unwrap();
         let path = fake_qemu_img(bin.path(), hang, fail);
         let srv = Server::start_env(
@@ -1005,12 +1018,18 @@ async fn a_failing_or_hanging_helper_ends_in_error_and_a_delete_recovers() {
         );
         let c = srv.client("alice", "p1");
         let r = c
-            .post("/v3/p1/volumes", &json!({"volume": {"size": 1}}))
+            .post(
+                &format!("/v3/p1/volumes/{vol}/action"),
+                &json!({"os-extend": {"new_size": 2}}),
+            )
             .await;
         assert_eq!(r.status, 202, "{}", r.body);
-        let vol = r.body["volume"]["id"].as_str().unwrap().to_string();
-        c.wait_status(&format!("/v3/p1/volumes/{vol}"), "error")
+        c.wait_status(&format!("/v3/p1/volumes/{vol}"), "error_extending")
             .await;
+        assert!(
+            tmp.path().join("volumes").join(&vol).exists(),
+            "kept its file"
+        );
         // The reason is recorded with the failure.
         let admin = srv.client("admin", "padmin");
         let r = admin
@@ -1020,7 +1039,7 @@ async fn a_failing_or_hanging_helper_ends_in_error_and_a_delete_recovers() {
             .as_array()
             .unwrap()
             .iter()
-            .find(|e| e["event_type"] == "VolumeCreateFailed")
+            .find(|e| e["event_type"] == "VolumeExtendFailed")
             .cloned()
             .unwrap_or_else(|| panic!("no failure recorded: {}", r.body));
         assert!(
@@ -1041,222 +1060,4 @@ async fn a_failing_or_hanging_helper_ends_in_error_and_a_delete_recovers() {
         let left: Vec<String> = names(&tmp.path().join("volumes"));
         assert!(left.is_empty(), "{left:?}");
     }
-}
-
-/// A helper failing in each other step: an extend ends `error_extending`,
-/// a rollback `error_rollbacking`, each with the helper's reason, and the
-/// volumes keep their files; with a working helper again, deletes remove
-/// everything (issue 15, step discipline).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_failing_helper_in_extend_or_rollback_ends_in_its_error_status() {
-    failing_helper_steps(false).await;
-}
-
-/// The same for a snapshot: it ends `error` with the reason, and its volume
-/// must keep its file. It does not yet: `Qcow2Backend::snapshot_create`
-/// renames `volumes/V` to `snapshots/S` before it makes V's new overlay,
-/// and when that fails nothing renames it back, so V stays `available`
-/// without a file, and deleting the failed snapshot deletes V's data.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "finds a bug in Qcow2Backend::snapshot_create's failure path (backend.rs, not this branch's): the volume's file is left renamed to the failed snapshot"]
-async fn a_failing_helper_in_a_snapshot_leaves_the_volume_its_file() {
-    failing_helper_steps(true).await;
-}
-
-async fn failing_helper_steps(with_snapshot: bool) {
-    let tmp = tempfile::tempdir().unwrap();
-    let mut srv = Server::start(tmp.path());
-    let c = srv.client("alice", "p1");
-    let mut vols = Vec::new();
-    for _ in 0..3 {
-        let r = c
-            .post("/v3/p1/volumes", &json!({"volume": {"size": 1}}))
-            .await;
-        assert_eq!(r.status, 202, "{}", r.body);
-        let v = r.body["volume"]["id"].as_str().unwrap().to_string();
-        c.wait_status(&format!("/v3/p1/volumes/{v}"), "available")
-            .await;
-        vols.push(v);
-    }
-    let (ext, snapped, rolled) = (vols[0].clone(), vols[1].clone(), vols[2].clone());
-    let r = c
-        .post(
-            "/v3/p1/snapshots",
-            &json!({"snapshot": {"volume_id": rolled, "name": "before"}}),
-        )
-        .await;
-    assert_eq!(r.status, 202, "{}", r.body);
-    let before = r.body["snapshot"]["id"].as_str().unwrap().to_string();
-    c.wait_until(&format!("/v3/p1/snapshots/{before}"), "snapshot", |r| {
-        r.body["snapshot"]["status"] == "available"
-    })
-    .await;
-    srv.kill();
-
-    // Every `create` (overlays) and `resize` now fails.
-    let bin = tempfile::tempdir().unwrap();
-    let path = fake_qemu_img(bin.path(), &[], &["create", "resize"]);
-    let mut srv = Server::start_env(tmp.path(), "qcow2", &[], &[("PATH", path)]);
-    let c = srv.client("alice", "p1");
-    let r = c
-        .post(
-            &format!("/v3/p1/volumes/{ext}/action"),
-            &json!({"os-extend": {"new_size": 2}}),
-        )
-        .await;
-    assert_eq!(r.status, 202, "{}", r.body);
-    c.wait_status(&format!("/v3/p1/volumes/{ext}"), "error_extending")
-        .await;
-    let mut failing = None;
-    if with_snapshot {
-        let r = c
-            .post(
-                "/v3/p1/snapshots",
-                &json!({"snapshot": {"volume_id": snapped, "name": "failing"}}),
-            )
-            .await;
-        assert_eq!(r.status, 202, "{}", r.body);
-        let id = r.body["snapshot"]["id"].as_str().unwrap().to_string();
-        c.wait_until(&format!("/v3/p1/snapshots/{id}"), "snapshot error", |r| {
-            r.body["snapshot"]["status"] == "error"
-        })
-        .await;
-        failing = Some(id);
-    }
-    let r = c
-        .post(
-            &format!("/v2/p1/os-vendor-snapshots/{before}/rollback"),
-            &json!({"rollback": {"volume_id": rolled}}),
-        )
-        .await;
-    assert_eq!(r.status, 202, "{}", r.body);
-    c.wait_status(&format!("/v3/p1/volumes/{rolled}"), "error_rollbacking")
-        .await;
-    let admin = srv.client("admin", "padmin");
-    let mut expected = vec![
-        (format!("volume-{ext}"), "VolumeExtendFailed"),
-        (format!("volume-{rolled}"), "VolumeRollbackFailed"),
-    ];
-    if let Some(f) = &failing {
-        expected.push((format!("snapshot-{f}"), "SnapshotCreateFailed"));
-    }
-    for (stream, event) in expected {
-        let r = admin
-            .get(&format!("/v2/padmin/events?stream={stream}&limit=100"))
-            .await;
-        let reason = r.body["events"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|e| e["event_type"] == event)
-            .and_then(|e| e["data"]["reason"].as_str().map(str::to_string))
-            .unwrap_or_else(|| panic!("no {event} in {stream}: {}", r.body));
-        assert!(reason.contains("injected failure"), "{event}: {reason}");
-    }
-    // The failed steps took nothing away: every volume still has its file.
-    for v in &vols {
-        assert!(
-            tmp.path().join("volumes").join(v).exists(),
-            "volume {v} lost its file"
-        );
-    }
-    srv.kill();
-
-    // A working helper again: deletes recover every resource.
-    let srv = Server::start(tmp.path());
-    let c = srv.client("alice", "p1");
-    if let Some(f) = &failing {
-        let r = c.delete(&format!("/v3/p1/snapshots/{f}")).await;
-        assert_eq!(r.status, 202, "{}", r.body);
-        c.wait_until(&format!("/v3/p1/snapshots/{f}"), "gone", |r| {
-            r.status == 404
-        })
-        .await;
-    }
-    for v in &vols {
-        let r = c.delete(&format!("/v3/p1/volumes/{v}?cascade=true")).await;
-        assert_eq!(r.status, 202, "{v}: {}", r.body);
-    }
-    for v in &vols {
-        c.wait_until(&format!("/v3/p1/volumes/{v}"), "deleted", |r| {
-            r.status == 404
-        })
-        .await;
-    }
-    let deadline = Instant::now() + DEADLINE;
-    loop {
-        let left: Vec<String> = ["volumes", "snapshots"]
-            .iter()
-            .flat_map(|d| names(&tmp.path().join(d)))
-            .collect();
-        if left.is_empty() {
-            break;
-        }
-        assert!(Instant::now() < deadline, "left on disk: {left:?}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-/// SIGTERM while an HTTP request waits on disk work that hangs (ZStack's
-/// synchronous CreateVolumeSnapshot, whose overlay `qemu-img create` never
-/// ends): the request outlives the executor's drain, so the backstop ends
-/// the process, still within the bound and with exit code 0; after a
-/// restart the snapshot is taken.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigterm_is_bounded_even_with_a_request_in_flight() {
-    let tmp = tempfile::tempdir().unwrap();
-    let mut srv = Server::start(tmp.path());
-    let c = srv.client("alice", "p1");
-    let r = c
-        .post("/v3/p1/volumes", &json!({"volume": {"size": 1}}))
-        .await;
-    assert_eq!(r.status, 202, "{}", r.body);
-    let vol = r.body["volume"]["id"].as_str().unwrap().to_string();
-    c.wait_status(&format!("/v3/p1/volumes/{vol}"), "available")
-        .await;
-    srv.kill();
-
-    let bin = tempfile::tempdir().unwrap();
-    let path = fake_qemu_img(bin.path(), &["create"], &[]);
-    let mut srv = Server::start_env(tmp.path(), "qcow2", &[], &[("PATH", path)]);
-    let url = srv.url(&format!(
-        "/zstack/v1/volumes/{}/volume-snapshots",
-        vol.replace('-', "")
-    ));
-    let request = tokio::spawn(async move {
-        reqwest::Client::new()
-            .post(url)
-            .header("Authorization", "OAuth alice:p1")
-            .header("Content-Type", "application/json;charset=UTF-8")
-            .body(json!({"params": {"name": "s"}}).to_string())
-            .send()
-            .await
-            .map(|r| r.status().as_u16())
-    });
-    let pid = srv.pid().unwrap();
-    let deadline = Instant::now() + DEADLINE;
-    while !children_of(pid).iter().any(|(_, c)| c.contains("sleep")) {
-        assert!(
-            Instant::now() < deadline,
-            "the snapshot's helper never started"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let (code, took) = srv.stop_timed();
-    println!("SIGTERM with a request in flight: exit code {code:?} after {took:?}");
-    assert_eq!(code, Some(0));
-    assert!(took < STOP_BOUND, "the stop took {took:?}");
-    // The client saw the connection end, not an answer.
-    assert!(request.await.unwrap().is_err());
-
-    let srv = Server::start(tmp.path());
-    let c = srv.client("alice", "p1");
-    c.wait_until("/v3/p1/snapshots/detail", "snapshot redone", |r| {
-        r.body["snapshots"]
-            .as_array()
-            .is_some_and(|a| a.len() == 1 && a[0]["status"] == "available")
-    })
-    .await;
-    c.wait_status(&format!("/v3/p1/volumes/{vol}"), "available")
-        .await;
 }

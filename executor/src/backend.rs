@@ -700,8 +700,21 @@ impl StorageBackend for Qcow2Backend {
         sync_dir(&self.dir)?;
         // Step 2: a new empty overlay under a temporary name, renamed in
         // place, so `volumes/V` never names a half-made file.
-        Self::make_overlay(&tmp, snap, h.virtual_size)?;
-        install(&tmp, &v)?;
+        if let Err(e) =
+            Self::make_overlay(&tmp, snap, h.virtual_size).and_then(|()| install(&tmp, &v))
+        {
+            // The snapshot failed, not the volume: step 1 is undone so V
+            // keeps its bytes (and deleting the failed snapshot cannot take
+            // them). A crash here instead leaves S and no V, which a retry
+            // finishes above.
+            let _ = fs::remove_file(&tmp);
+            fs::rename(&s, &v).map_err(io_err(&v))?;
+            ch.set(Image::Volume(vol), backing_snapshot(&h));
+            ch.set(Image::Snapshot(snap), None);
+            sync_dir(&self.snap_dir)?;
+            sync_dir(&self.dir)?;
+            return Err(e);
+        }
         ch.set(Image::Volume(vol), Some(snap));
         Ok(())
     }
@@ -1226,6 +1239,52 @@ mod conformance {
         b.delete(Uuid::new_v4()).unwrap();
         assert!(!b.snapshot_exists(snap));
         assert!(!b.snapshot_path(snap).exists());
+    }
+
+    /// A snapshot whose new overlay cannot be made fails without taking
+    /// the volume's file: the freeze (volumes/V -> snapshots/S) is undone,
+    /// and the map still equals the files. The overlay is made to fail by
+    /// a volume header claiming more than qcow2's largest size, which the
+    /// writer refuses (as a full disk would refuse the write).
+    #[test]
+    fn a_failed_snapshot_gives_the_volume_its_file_back() {
+        let tmp = tempfile::tempdir().unwrap();
+        for d in ["volumes", "snapshots"] {
+            fs::create_dir_all(tmp.path().join(d)).unwrap();
+        }
+        let b = Qcow2Backend::open(tmp.path().join("volumes")).unwrap();
+        let (v, s0, s) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+        b.create(v, GIB).unwrap();
+        b.snapshot_create(v, s0).unwrap();
+        // The qcow2 header's virtual size: 8 bytes big-endian at offset 24.
+        let f = fs::OpenOptions::new()
+            .write(true)
+            .open(b.volume_path(v))
+            .unwrap();
+        f.write_all_at(&(8u64 << 50).to_be_bytes(), 24).unwrap();
+        drop(f);
+        let before = fs::read(b.volume_path(v)).unwrap();
+        assert!(b.snapshot_create(v, s).is_err());
+        assert_eq!(
+            fs::read(b.volume_path(v)).unwrap(),
+            before,
+            "V kept its file"
+        );
+        assert!(!b.snapshot_path(s).exists(), "no half-made snapshot");
+        assert!(b.lock().backing.get(&Image::Volume(v)) == Some(&s0));
+        assert_in_sync(&b, "failed snapshot");
+        assert_eq!(names_with(&tmp.path().join("volumes"), ".tmp"), 0);
+    }
+
+    fn names_with(dir: &Path, part: &str) -> usize {
+        fs::read_dir(dir)
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .map(|e| e.file_name().to_string_lossy().contains(part))
+                    .unwrap_or(false)
+            })
+            .count()
     }
 
     /// The map kept up to date operation by operation equals the one a
