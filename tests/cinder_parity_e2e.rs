@@ -395,3 +395,96 @@ async fn admin_routes_describe_this_service() {
         .iter()
         .any(|e| e["name"] == "Hosts"));
 }
+
+/// The snapshot actions (`POST /snapshots/{id}/action`): an admin resets a
+/// status and forces a delete from any status; the owner reports progress
+/// from `creating` only, as Cinder allows; refusals change nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snapshot_actions_reset_update_and_force_delete() {
+    let tmp = tempfile::tempdir().unwrap();
+    let srv = Server::start(tmp.path());
+    let c = srv.client("alice", "p1");
+    let admin = srv.client("admin", "p1");
+    let vol = volume(&c, "p1", json!({"volume": {"size": 1}})).await;
+    let snap = |name: &'static str| {
+        let c = &c;
+        let vol = vol.clone();
+        async move {
+            let r = c
+                .post(
+                    "/v3/p1/snapshots",
+                    &json!({"snapshot": {"volume_id": vol, "name": name}}),
+                )
+                .await;
+            assert_eq!(r.status, 202, "{}", r.body);
+            let id = r.body["snapshot"]["id"].as_str().unwrap().to_string();
+            c.wait_until(&format!("/v3/p1/snapshots/{id}"), "available", |r| {
+                r.body["snapshot"]["status"] == "available"
+            })
+            .await;
+            id
+        }
+    };
+    let s = snap("s").await;
+    let act = |who: &Client, id: &str, body: Value| {
+        let path = format!("/v3/p1/snapshots/{id}/action");
+        let who = Client {
+            http: who.http.clone(),
+            base: who.base.clone(),
+            token: who.token.clone(),
+        };
+        async move { who.post(&path, &body).await }
+    };
+    let show = |id: &str| {
+        let path = format!("/v3/p1/snapshots/{id}");
+        let c = &c;
+        async move { c.get(&path).await.body["snapshot"].clone() }
+    };
+    // Members may not reset or force; unknown actions and statuses are 400.
+    let r = act(&c, &s, json!({"os-reset_status": {"status": "creating"}})).await;
+    assert_eq!(r.status, 403, "{}", r.body);
+    let r = act(&c, &s, json!({"os-force_delete": {}})).await;
+    assert_eq!(r.status, 403, "{}", r.body);
+    let r = act(&admin, &s, json!({"os-reset_status": {"status": "frozen"}})).await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    let r = act(&admin, &s, json!({"os-nothing": {}})).await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    // Progress only from creating.
+    let upd = json!({"os-update_snapshot_status": {"status": "error", "progress": "80%"}});
+    let r = act(&c, &s, upd.clone()).await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert_eq!(show(&s).await["status"], "available");
+    let r = act(
+        &admin,
+        &s,
+        json!({"os-reset_status": {"status": "creating"}}),
+    )
+    .await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    assert_eq!(show(&s).await["status"], "creating");
+    let r = act(&c, &s, upd).await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    let shown = show(&s).await;
+    assert_eq!(shown["status"], "error");
+    assert_eq!(shown["os-extended-snapshot-attributes:progress"], "80%");
+    // Force delete from a status a plain delete refuses.
+    let t = snap("t").await;
+    act(
+        &admin,
+        &t,
+        json!({"os-reset_status": {"status": "deleting"}}),
+    )
+    .await;
+    assert_eq!(c.delete(&format!("/v3/p1/snapshots/{t}")).await.status, 400);
+    for id in [&s, &t] {
+        let r = act(&admin, id, json!({"os-force_delete": {}})).await;
+        assert_eq!(r.status, 202, "{}", r.body);
+        c.wait_until(&format!("/v3/p1/snapshots/{id}"), "gone", |r| {
+            r.status == 404
+        })
+        .await;
+    }
+    drop(srv);
+    let (ok, out) = verify(tmp.path());
+    assert!(ok, "{out}");
+}

@@ -50,6 +50,11 @@ impl SnapshotStatus {
         }
     }
 
+    /// The status a name spells, if any.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+
     /// A.4 names, including `backing-up`, which this service never sets.
     pub fn is_documented(s: &str) -> bool {
         Self::ALL.iter().any(|k| k.as_str() == s) || s == "backing-up"
@@ -103,6 +108,20 @@ pub enum SnapshotCommand {
     },
     EditMetadata(MetadataEdit),
     Delete,
+    /// Admin `os-force_delete`: delete whatever the status.
+    ForceDelete,
+    /// Admin `os-reset_status`: the operator says what the status is (no
+    /// disk work; the next work item is judged against the new status).
+    ResetStatus {
+        status: SnapshotStatus,
+    },
+    /// `os-update_snapshot_status` (Nova's assisted snapshots report their
+    /// progress): only from `creating` (to creating, available or error)
+    /// or `deleting` (to deleting or error_deleting), as Cinder allows.
+    UpdateStatus {
+        status: SnapshotStatus,
+        progress: Option<String>,
+    },
     /// The snapshot's side of a rollback: checks it can serve as a source.
     BeginRollback {
         volume_id: Uuid,
@@ -166,6 +185,13 @@ pub enum SnapshotEvent {
         volume_id: Uuid,
     },
     SnapshotRollbackEnded {},
+    SnapshotStatusReset {
+        status: SnapshotStatus,
+    },
+    SnapshotStatusUpdated {
+        status: SnapshotStatus,
+        progress: Option<String>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -233,6 +259,8 @@ impl Aggregate for SnapshotAggregate {
             SnapshotDeleteFailed { .. } => "SnapshotDeleteFailed",
             SnapshotRollbackStarted { .. } => "SnapshotRollbackStarted",
             SnapshotRollbackEnded {} => "SnapshotRollbackEnded",
+            SnapshotStatusReset { .. } => "SnapshotStatusReset",
+            SnapshotStatusUpdated { .. } => "SnapshotStatusUpdated",
         }
     }
 
@@ -320,6 +348,57 @@ impl Aggregate for SnapshotAggregate {
                     )),
                 }
             }
+            C::ForceDelete => {
+                // Whatever the status, even `deleting` (a reset status may
+                // say so with no delete queued): the executor's delete is
+                // idempotent, so asking again is safe.
+                state.live()?;
+                Ok(vec![E::SnapshotDeleteRequested {}])
+            }
+            C::ResetStatus { status } => {
+                state.live()?;
+                if status == S::Rollbacking {
+                    return Err(DomainError::invalid(
+                        "status",
+                        crate::error::FieldReason::Invalid,
+                        "Invalid status: rollbacking is set by a rollback only.",
+                    ));
+                }
+                Ok(vec![E::SnapshotStatusReset { status }])
+            }
+            C::UpdateStatus { status, progress } => {
+                let s = state.live()?;
+                let allowed: &[SnapshotStatus] = match s.status {
+                    S::Creating => &[S::Creating, S::Available, S::Error],
+                    S::Deleting => &[S::Deleting, S::ErrorDeleting],
+                    _ => &[],
+                };
+                if !allowed.contains(&status) {
+                    return Err(DomainError::invalid(
+                        "status",
+                        crate::error::FieldReason::Invalid,
+                        format!(
+                            "Provided snapshot status {} not allowed for snapshot with status {}.",
+                            status.as_str(),
+                            s.status.as_str()
+                        ),
+                    ));
+                }
+                if let Some(p) = &progress {
+                    let ok = p
+                        .strip_suffix('%')
+                        .and_then(|n| n.parse::<u8>().ok())
+                        .is_some_and(|n| n <= 100);
+                    if !ok {
+                        return Err(DomainError::invalid(
+                            "progress",
+                            crate::error::FieldReason::Invalid,
+                            "progress must be a percentage from 0% to 100%.",
+                        ));
+                    }
+                }
+                Ok(vec![E::SnapshotStatusUpdated { status, progress }])
+            }
             C::BeginRollback { volume_id } => {
                 let s = state.live()?;
                 if s.volume_id != volume_id {
@@ -405,6 +484,9 @@ impl Aggregate for SnapshotAggregate {
             E::SnapshotDeleteFailed { .. } => set(S::ErrorDeleting),
             E::SnapshotRollbackStarted { .. } => set(S::Rollbacking),
             E::SnapshotRollbackEnded {} => set(S::Available),
+            E::SnapshotStatusReset { status } | E::SnapshotStatusUpdated { status, .. } => {
+                set(*status)
+            }
         }
         state
     }
@@ -518,5 +600,70 @@ mod tests {
             given(&ev).snapshot.unwrap().status,
             SnapshotStatus::Available
         );
+    }
+
+    #[test]
+    fn reset_update_and_force_delete_follow_cinder() {
+        let created = vec![
+            SnapshotEvent::SnapshotCreateRequested {
+                snapshot_id: Uuid::nil(),
+                volume_id: Uuid::nil(),
+                project_id: "p".into(),
+                user_id: "u".into(),
+                name: None,
+                description: None,
+                metadata: BTreeMap::new(),
+                size: 1,
+                volume_type: "SSD".into(),
+                availability_zone: "az".into(),
+                parent_snapshot_id: None,
+                full: false,
+            },
+            SnapshotEvent::SnapshotCreated {},
+        ];
+        let fold = |evs: &[SnapshotEvent]| {
+            evs.iter()
+                .fold(SnapshotState::default(), SnapshotAggregate::evolve)
+        };
+        let st = fold(&created);
+        // update_snapshot_status only from creating (or deleting).
+        let upd = |status, p: &str| SnapshotCommand::UpdateStatus {
+            status,
+            progress: Some(p.into()),
+        };
+        assert!(SnapshotAggregate::decide(&st, upd(SnapshotStatus::Error, "80%")).is_err());
+        let reset = SnapshotAggregate::decide(
+            &st,
+            SnapshotCommand::ResetStatus {
+                status: SnapshotStatus::Creating,
+            },
+        )
+        .unwrap();
+        let mut evs = created.clone();
+        evs.extend(reset);
+        let st = fold(&evs);
+        assert_eq!(st.live().unwrap().status, SnapshotStatus::Creating);
+        assert!(SnapshotAggregate::decide(&st, upd(SnapshotStatus::Error, "180%")).is_err());
+        assert!(SnapshotAggregate::decide(&st, upd(SnapshotStatus::Deleting, "80%")).is_err());
+        let ok = SnapshotAggregate::decide(&st, upd(SnapshotStatus::Error, "80%")).unwrap();
+        evs.extend(ok);
+        assert_eq!(fold(&evs).live().unwrap().status, SnapshotStatus::Error);
+        // A plain delete refuses `deleting`; force delete does not.
+        evs.push(SnapshotEvent::SnapshotStatusReset {
+            status: SnapshotStatus::Deleting,
+        });
+        let st = fold(&evs);
+        assert!(SnapshotAggregate::decide(&st, SnapshotCommand::Delete).is_err());
+        assert_eq!(
+            SnapshotAggregate::decide(&st, SnapshotCommand::ForceDelete).unwrap(),
+            vec![SnapshotEvent::SnapshotDeleteRequested {}]
+        );
+        assert!(SnapshotAggregate::decide(
+            &st,
+            SnapshotCommand::ResetStatus {
+                status: SnapshotStatus::Rollbacking
+            }
+        )
+        .is_err());
     }
 }

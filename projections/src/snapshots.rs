@@ -153,6 +153,12 @@ impl InlineProjection for SnapshotsProjection {
                 conn.prepare_cached("UPDATE snapshots SET progress = '100%' WHERE id = ?1")?
                     .execute(params![id])?;
             }
+            SnapshotEvent::SnapshotStatusUpdated {
+                progress: Some(p), ..
+            } => {
+                conn.prepare_cached("UPDATE snapshots SET progress = ?2 WHERE id = ?1")?
+                    .execute(params![id, p])?;
+            }
             SnapshotEvent::SnapshotUpdated { name, description } => {
                 conn.prepare_cached(
                     "UPDATE snapshots SET name = COALESCE(?2, name),

@@ -1,6 +1,6 @@
 //! Snapshot operations on one aggregate: update, metadata, delete.
 
-use domain::{SnapshotAggregate, SnapshotCommand};
+use domain::{Aggregate, SnapshotAggregate, SnapshotCommand};
 use uuid::Uuid;
 
 use super::{App, AppError, Caller, RequestMeta};
@@ -12,8 +12,23 @@ pub async fn command(
     id: Uuid,
     cmd: SnapshotCommand,
 ) -> Result<(), AppError> {
-    let correlation = matches!(cmd, SnapshotCommand::Delete).then(super::new_job_id);
+    let correlation = matches!(cmd, SnapshotCommand::Delete | SnapshotCommand::ForceDelete)
+        .then(super::new_job_id);
+    // Cinder's policy: resetting a status and forcing a delete are an
+    // administrator's (the owner may report progress, Nova-style).
+    let admin_only = matches!(
+        cmd,
+        SnapshotCommand::ForceDelete | SnapshotCommand::ResetStatus { .. }
+    );
     app.run(caller, meta, correlation.as_deref(), move |tx| {
+        if admin_only && !tx.caller.is_admin {
+            return Err(AppError::refused(
+                SnapshotAggregate::stream_id(&id.to_string()),
+                domain::DomainError::NotPermitted(
+                    "Policy doesn't allow this snapshot action.".into(),
+                ),
+            ));
+        }
         tx.snapshot(id)?;
         tx.execute::<SnapshotAggregate>(&id.to_string(), cmd)?;
         Ok(())

@@ -40,6 +40,10 @@ pub fn routes(prefix: &str) -> Router<AppState> {
             &format!("{prefix}/snapshots/{{snapshot_id}}"),
             get(show).put(update).delete(delete),
         )
+        .route(
+            &format!("{prefix}/snapshots/{{snapshot_id}}/action"),
+            post(action),
+        )
         .merge(super::metadata::routes(
             prefix,
             super::metadata::Target::Snapshot,
@@ -219,5 +223,60 @@ async fn delete(
     )
     .await
     .map_err(|e| ctx.err(e))?;
+    Ok(StatusCode::ACCEPTED.into_response())
+}
+
+/// `POST /snapshots/{id}/action`: Cinder's snapshot actions, 202 with no
+/// body. `os-reset_status` and `os-force_delete` are an admin's (refused
+/// in the application layer); `os-update_snapshot_status` reports
+/// progress as Nova's assisted snapshots do.
+async fn action(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Path(p): Path<HashMap<String, String>>,
+    body: Bytes,
+) -> Reply {
+    let (id, _) = snapshot_id(&ctx, &p)?;
+    let obj = input::json_object(&body).map_err(|e| ctx.err(e))?;
+    let status_of =
+        |a: &serde_json::Map<String, Value>| -> Result<domain::SnapshotStatus, ApiError> {
+            let raw = input::opt_str(a, "status")
+                .map_err(|e| ctx.err(e))?
+                .unwrap_or_default();
+            domain::SnapshotStatus::parse(&raw).ok_or_else(|| {
+                ctx.err(DomainError::invalid(
+                    "status",
+                    FieldReason::Invalid,
+                    format!("Invalid status '{raw}'."),
+                ))
+            })
+        };
+    let cmd = match obj.iter().next().map(|(k, v)| (k.as_str(), v)) {
+        Some(("os-force_delete", _)) if obj.len() == 1 => SnapshotCommand::ForceDelete,
+        Some(("os-reset_status", _)) if obj.len() == 1 => {
+            let a = input::member(&obj, "os-reset_status").map_err(|e| ctx.err(e))?;
+            SnapshotCommand::ResetStatus {
+                status: status_of(a)?,
+            }
+        }
+        Some(("os-update_snapshot_status", _)) if obj.len() == 1 => {
+            let a = input::member(&obj, "os-update_snapshot_status").map_err(|e| ctx.err(e))?;
+            SnapshotCommand::UpdateStatus {
+                status: status_of(a)?,
+                progress: input::opt_str(a, "progress").map_err(|e| ctx.err(e))?,
+            }
+        }
+        _ => {
+            return Err(ctx.err(DomainError::invalid(
+                "action",
+                FieldReason::Unsupported,
+                "There is no such action: the body names exactly one of os-reset_status, \
+                 os-update_snapshot_status, os-force_delete.",
+            )))
+        }
+    };
+    snapshot_actions::command(&state.app(), &ctx.caller(), &ctx.meta(), id, cmd)
+        .await
+        .map_err(|e| ctx.err(e))?;
     Ok(StatusCode::ACCEPTED.into_response())
 }
