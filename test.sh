@@ -15,3 +15,7 @@ cargo test --workspace
 # The real OpenStack clients (openstacksdk, the cinder and openstack CLIs) against
 # the release binary on a random local port; needs python3 >= 3.10 and PyPI.
 bash tests/clients/run.sh
+
+# OpenStack's own conformance suite (tempest.api.volume) against the release
+# binary; fails on any failure not listed in tests/tempest/expected-failures.txt.
+bash tests/tempest/run.sh
