@@ -92,9 +92,14 @@ async fn v3_bodies_carry_cinders_fields_and_v2_the_seeds() {
     assert!(r.body["snapshot"]
         .get("os-extended-snapshot-attributes:progress")
         .is_none());
-    // Cinder looks a missing volume_id up as `None`: 404 on /v3.
+    // Cinder looks a missing volume_id up as `None`: 404 on /v3. Its
+    // errors carry the request id under both names python-cinderclient
+    // and openstacksdk read.
     let r = c.post("/v3/p1/snapshots", &json!({"snapshot": {}})).await;
     assert_eq!(r.status, 404, "{}", r.body);
+    let id = r.headers["x-openstack-request-id"].to_str().unwrap();
+    assert!(id.starts_with("req-"), "{id}");
+    assert_eq!(r.headers["x-compute-request-id"].to_str().unwrap(), id);
     let r = c.post("/v2/p1/snapshots", &json!({"snapshot": {}})).await;
     assert_eq!(r.status, 400, "{}", r.body);
 }

@@ -80,7 +80,8 @@ pub struct Connection {
     pub format: &'static str,
 }
 
-/// Request ids: every response carries `x-openstack-request-id: req-<uuid>`,
+/// Request ids: every response carries `x-openstack-request-id: req-<uuid>`
+/// (and Cinder's, `x-compute-request-id` too),
 /// and the same id goes into the metadata of the events the request appends.
 #[derive(Clone, Debug)]
 pub struct RequestId(pub String);
@@ -103,6 +104,11 @@ async fn request_id(mut req: Request, next: Next) -> Response {
         tracing::info!(target: "access", status = resp.status().as_u16(), elapsed_us, "served");
     });
     if let Ok(v) = HeaderValue::from_str(&id) {
+        // Cinder's routes also carry the id as `x-compute-request-id`, the
+        // header python-cinderclient reports with an error (issue 12).
+        if path.starts_with("/v3/") || path.starts_with("/v2/") {
+            resp.headers_mut().insert("x-compute-request-id", v.clone());
+        }
         resp.headers_mut().insert("x-openstack-request-id", v);
     }
     resp
