@@ -30,38 +30,7 @@ impl Server {
 
     /// With extra `serve` flags (e.g. `--sync-deadline-ms`).
     pub fn start_args(data_dir: &Path, backend: &str, extra: &[&str]) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_blockledger"))
-            .args([
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-                "--backend",
-                backend,
-                "--data-dir",
-            ])
-            .arg(data_dir)
-            .args(extra)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start blockledger");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut line = String::new();
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .expect("read listening line");
-        let base = line
-            .trim()
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
-            .to_string();
-        Server {
-            child: Some(child),
-            base,
-            data_dir: data_dir.to_path_buf(),
-            backend: backend.to_string(),
-        }
+        Self::start_env(data_dir, backend, extra, &[])
     }
 
     /// SIGTERM and wait: a graceful stop.

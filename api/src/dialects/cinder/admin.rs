@@ -76,6 +76,15 @@ fn backend_host(volume_type: &str) -> String {
     format!("{HOST}@{volume_type}")
 }
 
+/// The volume type whose backend is `host` (`blockledger@<type>`).
+fn backend_type<'a>(state: &'a AppState, host: &str) -> Option<&'a domain::catalog::VolumeType> {
+    state
+        .catalog
+        .types
+        .iter()
+        .find(|t| backend_host(&t.name) == host)
+}
+
 /// The host part of `host[@backend[#pool]]`.
 fn host_part(h: &str) -> &str {
     h.split(['@', '#']).next().unwrap_or(h)
@@ -206,12 +215,7 @@ async fn host_show(
 ) -> Reply {
     admin_only(&ctx)?;
     let host = p.get("host").cloned().unwrap_or_default();
-    let Some(t) = state
-        .catalog
-        .types
-        .iter()
-        .find(|t| backend_host(&t.name) == host)
-    else {
+    let Some(t) = backend_type(&state, &host) else {
         return Err(not_found(&ctx, format!("Host {host} could not be found.")));
     };
     let usage = queries::usage_of_type(&state.app(), t.name.clone())
@@ -302,12 +306,7 @@ async fn capabilities(
     admin_only(&ctx)?;
     let raw = p.get("host").cloned().unwrap_or_default();
     let host = raw.split('#').next().unwrap_or_default();
-    let Some(t) = state
-        .catalog
-        .types
-        .iter()
-        .find(|t| backend_host(&t.name) == host)
-    else {
+    let Some(t) = backend_type(&state, host) else {
         return Err(not_found(&ctx, format!("Host {raw} could not be found.")));
     };
     Ok(Json(json!({
