@@ -14,7 +14,8 @@
 //!
 //! Seeded: the seed is printed, `CRASH_SEED=<n>` replays a run, and
 //! `CRASH_TRIALS=<n>` sets the number of trials (10 by default, the CI
-//! form). A table of the counts is printed at the end; any lost, stuck,
+//! form); `CRASH_KEEP=1` keeps the data dir of a trial that found anything
+//! (an error status included) and prints where. A table of the counts is printed at the end; any lost, stuck,
 //! orphaned or unverified outcome fails the test.
 //!
 //! The file also holds the tests of the pieces the trials rely on: the
@@ -364,6 +365,18 @@ async fn trial(n: u64, rng: &mut Rng) -> Tally {
         caught_up.as_secs_f64(),
         took.as_secs_f64(),
     );
+    let bad = tally.lost
+        + tally.stuck
+        + tally.errors
+        + tally.verify_failures
+        + tally.orphan_files
+        + tally.missing_files
+        + tally.orphan_processes
+        + tally.bad_stops;
+    if bad > 0 && std::env::var_os("CRASH_KEEP").is_some() {
+        // For a post-mortem: the log, the views and the files as they were.
+        println!("trial {n}: data dir kept at {}", tmp.keep().display());
+    }
     tally
 }
 

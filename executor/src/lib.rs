@@ -341,7 +341,9 @@ impl Executor {
         }
     }
 
-    async fn state(&self, id: &str) -> Result<VolumeState, StoreError> {
+    /// The volume's state, and the stream version of its latest request
+    /// for disk work (see `latest_request`).
+    async fn state(&self, id: &str) -> Result<(VolumeState, u64), StoreError> {
         let events = self
             .store
             .read_stream_async(&VolumeAggregate::stream_id(id))
@@ -350,7 +352,16 @@ impl Executor {
             .iter()
             .map(decode::<VolumeAggregate>)
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(VolumeAggregate::fold(&decoded))
+        let latest = latest_request(&events, &decoded, |e| {
+            matches!(
+                e,
+                VolumeEvent::VolumeCreateRequested { .. }
+                    | VolumeEvent::VolumeExtendRequested { .. }
+                    | VolumeEvent::VolumeDeleteRequested { .. }
+                    | VolumeEvent::VolumeRollbackRequested { .. }
+            )
+        });
+        Ok((VolumeAggregate::fold(&decoded), latest))
     }
 
     async fn command(
@@ -377,10 +388,18 @@ impl Executor {
         let Ok(id) = Uuid::parse_str(&id_str) else {
             return Ok(());
         };
-        let state = self.state(&id_str).await?;
+        let (state, latest) = self.state(&id_str).await?;
         let Some(v) = state.volume.as_ref().filter(|_| !state.deleted) else {
             return Ok(());
         };
+        if ev.stream_version != latest {
+            // A later request on this volume supersedes this one: this
+            // item's own work is done (a redo after a restart; the status
+            // only says that *some* work of this kind is pending, e.g. the
+            // next extend, whose own item does it in its place in the log,
+            // after what comes between, such as a clone of this volume).
+            return Ok(());
+        }
         let pending = match kind {
             WorkKind::Create => v.status == domain::VolumeStatus::Creating,
             WorkKind::Extend => v.status == domain::VolumeStatus::Extending,
@@ -492,10 +511,22 @@ impl Executor {
             .iter()
             .map(decode::<SnapshotAggregate>)
             .collect::<Result<Vec<_>, _>>()?;
+        let latest = latest_request(&events, &decoded, |e| {
+            matches!(
+                e,
+                SnapshotEvent::SnapshotCreateRequested { .. }
+                    | SnapshotEvent::SnapshotDeleteRequested {}
+            )
+        });
         let state = SnapshotAggregate::fold(&decoded);
         let Some(s) = state.snapshot.as_ref().filter(|_| !state.deleted) else {
             return Ok(());
         };
+        if ev.stream_version != latest {
+            // Superseded by a later request (e.g. a delete asked again
+            // after error_deleting): that one's item does the work.
+            return Ok(());
+        }
         let pending = match kind {
             SnapshotWork::Create => s.status == domain::SnapshotStatus::Creating,
             SnapshotWork::Delete => s.status == domain::SnapshotStatus::Deleting,
@@ -675,6 +706,31 @@ impl Executor {
 fn mark_handled(tracker: &SharedTracker, tx: &WriteTx<'_>, handled: u64) -> Result<(), StoreError> {
     let mark = tracker.lock().low_water(handled);
     tx.advance_checkpoint(CHECKPOINT, mark)
+}
+
+/// The stream version of the last event of `events` that asks for disk
+/// work (0 if none).
+///
+/// A work item acts only if its event is that request. The status alone
+/// cannot tell: after a restart the executor redoes items from its
+/// low-water mark, and an old item (an extend to 2 GiB, done and recorded
+/// before the crash) would find the volume `extending` again because of a
+/// later request (an extend to 3 GiB) and do *that* work, ahead of the
+/// items queued between the two in the log: a clone of the volume, sized
+/// at 2 GiB, then found a 3 GiB source and failed (the crash trials'
+/// "clone … is smaller than snapshot <derived base>").
+fn latest_request<E>(
+    events: &[RecordedEvent],
+    decoded: &[E],
+    asks_for_work: impl Fn(&E) -> bool,
+) -> u64 {
+    events
+        .iter()
+        .zip(decoded)
+        .filter(|(_, e)| asks_for_work(e))
+        .map(|(r, _)| r.stream_version)
+        .last()
+        .unwrap_or(0)
 }
 
 /// The id in an event's stream id (`volume-<uuid>`, …); nil if none.
