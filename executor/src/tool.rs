@@ -102,7 +102,7 @@ pub enum ToolError {
 static SHORT_MS: AtomicU64 = AtomicU64::new(0);
 static LONG_MS: AtomicU64 = AtomicU64::new(0);
 
-fn env_secs(name: &str) -> Option<Duration> {
+pub(crate) fn env_secs(name: &str) -> Option<Duration> {
     let v = std::env::var(name).ok()?;
     match v.trim().parse::<f64>() {
         Ok(s) if s.is_finite() && s > 0.0 => Some(Duration::from_secs_f64(s)),
