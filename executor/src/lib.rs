@@ -52,6 +52,9 @@ const BATCH: usize = 256;
 /// Work items held in memory (running, queued behind their aggregate, or
 /// waiting for a worker); reading stops while the backlog is this long.
 const MAX_BACKLOG: usize = 4096;
+/// How long the executor stays idle before it records that everything read
+/// is handled (`Dispatcher::drive`).
+const IDLE_FLUSH: Duration = Duration::from_secs(1);
 const GIB: u64 = 1 << 30;
 
 /// Percent done of running image copies, by image (exports) or volume
@@ -412,8 +415,6 @@ impl Executor {
         if !pending {
             return Ok(()); // already done: a replay after a restart
         }
-        self.command(&id_str, VolumeCommand::StartWork { kind }, ev)
-            .await?;
         let backend = self.backend.clone();
         let size = v.pending_size.unwrap_or(v.size).max(0) as u64 * GIB;
         let (source, image, source_volume) = match decode::<VolumeAggregate>(ev) {
@@ -430,6 +431,16 @@ impl Executor {
             ),
             _ => (None, None, None),
         };
+        // "Work started" is recorded before the work only where the work
+        // takes long enough for a client to see it (a job RUNNING): copies
+        // of data. A header write or a rename takes milliseconds; its start
+        // is recorded in the outcome's transaction, which saves a durable
+        // write (an fsync on the single writer) per step (issue 11).
+        let long = image.is_some() || matches!(source, Some((_, false)));
+        if long {
+            self.command(&id_str, VolumeCommand::StartWork { kind }, ev)
+                .await?;
+        }
         let images = self.images.clone();
         let mut report = self.reporter(id);
         let rollback_to = v.pending_rollback.as_ref().map(|(s, _)| *s);
@@ -479,6 +490,14 @@ impl Executor {
         let outcome = self
             .store
             .write(move |tx| {
+                if !long {
+                    // Decides nothing (never refuses a live volume).
+                    let _ = tx.execute::<VolumeAggregate>(
+                        &id_str,
+                        VolumeCommand::StartWork { kind },
+                        &meta,
+                    )?;
+                }
                 let r = tx.execute::<VolumeAggregate>(&id_str, cmd, &meta)?;
                 mark_handled(&tracker, tx, handled)?;
                 if let Some(snap) = snap_end {
@@ -538,15 +557,20 @@ impl Executor {
             return Ok(());
         }
         let meta = self.meta(ev);
-        let (k, m) = (id_str.clone(), meta.clone());
-        self.store
-            .write(move |tx| {
-                tx.execute::<SnapshotAggregate>(&k, SnapshotCommand::StartWork { kind }, &m)
-            })
-            .await?
-            .ok();
-        let backend = self.backend.clone();
         let (vol, full) = (s.volume_id, s.full);
+        // As for volumes: the start is recorded ahead only for a copy of
+        // data (a full snapshot's flattening).
+        let long = full && kind == SnapshotWork::Create;
+        if long {
+            let (k, m) = (id_str.clone(), meta.clone());
+            self.store
+                .write(move |tx| {
+                    tx.execute::<SnapshotAggregate>(&k, SnapshotCommand::StartWork { kind }, &m)
+                })
+                .await?
+                .ok();
+        }
+        let backend = self.backend.clone();
         let result = tokio::task::spawn_blocking(move || match kind {
             // A full snapshot is a layer first, then made to stand alone:
             // both steps are idempotent, so a retry after a crash finishes.
@@ -573,6 +597,13 @@ impl Executor {
         if let Err(e) = self
             .store
             .write(move |tx| {
+                if !long {
+                    let _ = tx.execute::<SnapshotAggregate>(
+                        &id_str,
+                        SnapshotCommand::StartWork { kind },
+                        &meta,
+                    )?;
+                }
                 let r = tx.execute::<SnapshotAggregate>(&id_str, cmd, &meta)?;
                 mark_handled(&tracker, tx, handled)?;
                 Ok::<_, StoreError>(r)
@@ -903,8 +934,13 @@ impl Dispatcher {
     ) -> Result<(), StoreError> {
         let mut head = self.exec.store.subscribe();
         let mut more = true;
+        // When the idle checkpoint is due (see below).
+        let mut flush_at: Option<tokio::time::Instant> = None;
         loop {
             if shutdown.as_ref().is_some_and(|s| *s.borrow()) {
+                if self.locks.len() == 0 {
+                    self.flush().await;
+                }
                 self.stop().await;
                 return Ok(());
             }
@@ -924,23 +960,27 @@ impl Dispatcher {
             self.start();
             if !more && self.locks.len() == 0 {
                 // Idle: everything read is handled. Outcomes moved the
-                // checkpoint only as far as was safe when they committed;
-                // record the whole way once, so a restart re-reads nothing.
-                let read_to = self.exec.tracker.lock().read_to.unwrap_or(0);
-                if read_to > self.flushed {
-                    let r = self
-                        .exec
-                        .store
-                        .write(move |tx| tx.advance_checkpoint(CHECKPOINT, read_to))
-                        .await;
-                    match r {
-                        Ok(()) => self.flushed = read_to,
-                        Err(e) => tracing::warn!(error = %e, "executor checkpoint not saved"),
-                    }
+                // checkpoint only as far as was safe when they committed
+                // (and not past their own events); record the whole way,
+                // so a restart re-reads nothing. Not at once: under a
+                // steady trickle of requests the executor goes idle after
+                // nearly every item, and a durable write each time was a
+                // third of the writer's commits (issue 11). After
+                // `IDLE_FLUSH` of idleness, or at shutdown; a crash before
+                // that re-reads at most those events, which need no work.
+                let due = flush_at.is_some_and(|t| t <= tokio::time::Instant::now());
+                if shutdown.is_none() || due {
+                    self.flush().await;
+                    flush_at = None;
+                } else if flush_at.is_none() && self.pending_flush() {
+                    flush_at = Some(tokio::time::Instant::now() + IDLE_FLUSH);
                 }
                 if shutdown.is_none() {
                     return Ok(());
                 }
+            } else {
+                // Busy: the outcomes move the mark.
+                flush_at = None;
             }
             let watching = shutdown.is_some();
             let stop = async {
@@ -972,8 +1012,31 @@ impl Dispatcher {
                     if r.is_err() { return Ok(()); }
                     more = true;
                 }
+                _ = tokio::time::sleep_until(flush_at.unwrap_or_else(tokio::time::Instant::now)), if flush_at.is_some() => {}
                 _ = stop => {}
             }
+        }
+    }
+
+    fn pending_flush(&self) -> bool {
+        self.exec.tracker.lock().read_to.unwrap_or(0) > self.flushed
+    }
+
+    /// Records the checkpoint at the read position (call only when every
+    /// item read is handled).
+    async fn flush(&mut self) {
+        let read_to = self.exec.tracker.lock().read_to.unwrap_or(0);
+        if read_to <= self.flushed {
+            return;
+        }
+        let r = self
+            .exec
+            .store
+            .write(move |tx| tx.advance_checkpoint(CHECKPOINT, read_to))
+            .await;
+        match r {
+            Ok(()) => self.flushed = read_to,
+            Err(e) => tracing::warn!(error = %e, "executor checkpoint not saved"),
         }
     }
 
