@@ -36,6 +36,14 @@ pub struct BenchArgs {
     /// Seconds each durable-request row runs.
     #[arg(long, default_value_t = 5)]
     durable_seconds: u64,
+    /// Only these groups of rows (comma-separated: cycles, list, durable,
+    /// one, snapshot, replay), to measure one change quickly; the volumes
+    /// the later rows need are always created, and verify always runs.
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
+    /// Keep the data dir (to profile `replay` or a cold start on it).
+    #[arg(long)]
+    keep: bool,
 }
 
 const PROJECT: &str = "bench";
@@ -52,8 +60,13 @@ pub fn run(args: BenchArgs) -> Result<()> {
         std::fs::remove_dir_all(&data)?;
     }
     std::fs::create_dir_all(&data)?;
+    let keep = args.keep;
     let out = rt.block_on(Bench::new(args, data.clone()).run());
-    let _ = std::fs::remove_dir_all(&data);
+    if keep {
+        eprintln!("data dir kept: {}", data.display());
+    } else {
+        let _ = std::fs::remove_dir_all(&data);
+    }
     out
 }
 
@@ -86,6 +99,11 @@ impl Bench {
             data,
             rows: Vec::new(),
         }
+    }
+
+    /// Whether the group of rows `what` runs.
+    fn wants(&self, what: &str) -> bool {
+        self.args.only.is_empty() || self.args.only.iter().any(|o| o == what)
     }
 
     fn row(&mut self, what: impl Into<String>, measured: impl Into<String>, target: &'static str) {
@@ -124,6 +142,9 @@ impl Bench {
 
         // Create → available → delete → gone, as control_plane.py does.
         for (clients, full, small) in [(1, 40, 3), (4, 200, 8), (16, 300, 16), (64, 400, 64)] {
+            if !self.wants("cycles") {
+                break;
+            }
             let n = pick(q, full, small);
             let r = cycles(&api, clients, n).await?;
             self.row(
@@ -159,7 +180,12 @@ impl Bench {
 
         let mut lat = Vec::new();
         let mut listed = 0;
-        for _ in 0..pick(q, 200, 5) {
+        let lists = if self.wants("list") {
+            pick(q, 200, 5)
+        } else {
+            0
+        };
+        for _ in 0..lists {
             let t = Instant::now();
             let (s, body) = api
                 .call(
@@ -177,64 +203,86 @@ impl Bench {
                 .as_array()
                 .map_or(0, Vec::len);
         }
-        self.row(
-            format!("GET /volumes/detail?limit=1000 ({listed} rows)"),
-            format!(
-                "p50 {}, p99 {}",
-                ms(pct(&mut lat, 0.5)),
-                ms(pct(&mut lat, 0.99))
-            ),
-            "p99 < 20 ms",
-        );
+        if lists > 0 {
+            self.row(
+                format!("GET /volumes/detail?limit=1000 ({listed} rows)"),
+                format!(
+                    "p50 {}, p99 {}",
+                    ms(pct(&mut lat, 0.5)),
+                    ms(pct(&mut lat, 0.99))
+                ),
+                "p99 < 20 ms",
+            );
+        }
 
         // Durable metadata updates.
         let d = Duration::from_millis(pick(q, self.args.durable_seconds * 1000, 300));
         for clients in [1, 8, 64] {
+            if !self.wants("durable") {
+                break;
+            }
+            let before = Batches::now(&api).await?;
+            let cpu = srv.cpu();
             let r = durable(&api, &ids, clients, d, None).await?;
+            let cpu = (srv.cpu() - cpu).as_secs_f64() / (r.per_s * d.as_secs_f64()).max(1.0);
+            let batches = before.since(&api).await?;
             self.row(
                 format!(
                     "durable POST …/metadata over {} volumes, {clients} clients",
                     ids.len()
                 ),
-                format!("{:.0}/s, p50 {}, p99 {}", r.per_s, ms(r.p50), ms(r.p99)),
+                format!(
+                    "{:.0}/s, p50 {}, p99 {} ({batches}; server CPU {:.0} µs/request)",
+                    r.per_s,
+                    ms(r.p50),
+                    ms(r.p99),
+                    cpu * 1e6
+                ),
                 if clients == 64 { "≥ 10,000/s" } else { "—" },
             );
         }
-        let r = durable(&api, &ids, 16, d, Some(pick(q, 1000.0, 200.0))).await?;
-        self.row(
-            format!(
-                "durable POST …/metadata paced at {:.0}/s",
-                pick(q, 1000.0, 200.0)
-            ),
-            format!("{:.0}/s, p50 {}, p99 {}", r.per_s, ms(r.p50), ms(r.p99)),
-            "p99 < 10 ms at 1,000/s",
-        );
-        let one = create_volume(&api, 1).await?;
-        wait_volume(&api, &one, "available").await?;
-        let fresh = durable(&api, std::slice::from_ref(&one), 1, d, None).await?;
-        for clients in [1, 8, 64] {
-            let r = durable(&api, std::slice::from_ref(&one), clients, d, None).await?;
+        if self.wants("durable") {
+            let r = durable(&api, &ids, 16, d, Some(pick(q, 1000.0, 200.0))).await?;
             self.row(
-                format!("durable POST …/metadata on one volume, {clients} clients"),
+                format!(
+                    "durable POST …/metadata paced at {:.0}/s",
+                    pick(q, 1000.0, 200.0)
+                ),
                 format!("{:.0}/s, p50 {}, p99 {}", r.per_s, ms(r.p50), ms(r.p99)),
-                "—",
+                "p99 < 10 ms at 1,000/s",
             );
         }
-        let after = durable(&api, std::slice::from_ref(&one), 1, d, None).await?;
-        let stream_len = stream_length(&api, &one).await?;
-        self.row(
-            format!("one volume, 1 client: fresh vs after {stream_len} events in its stream"),
-            format!(
-                "{:.0}/s → {:.0}/s, ratio {:.2}",
-                fresh.per_s,
-                after.per_s,
-                after.per_s / fresh.per_s.max(1e-9)
-            ),
-            "ratio ≥ 0.7",
-        );
+        if self.wants("one") {
+            let one = create_volume(&api, 1).await?;
+            wait_volume(&api, &one, "available").await?;
+            let fresh = durable(&api, std::slice::from_ref(&one), 1, d, None).await?;
+            for clients in [1, 8, 64] {
+                let r = durable(&api, std::slice::from_ref(&one), clients, d, None).await?;
+                self.row(
+                    format!("durable POST …/metadata on one volume, {clients} clients"),
+                    format!("{:.0}/s, p50 {}, p99 {}", r.per_s, ms(r.p50), ms(r.p99)),
+                    "—",
+                );
+            }
+            let after = durable(&api, std::slice::from_ref(&one), 1, d, None).await?;
+            let stream_len = stream_length(&api, &one).await?;
+            self.row(
+                format!("one volume, 1 client: fresh vs after {stream_len} events in its stream"),
+                format!(
+                    "{:.0}/s → {:.0}/s, ratio {:.2}",
+                    fresh.per_s,
+                    after.per_s,
+                    after.per_s / fresh.per_s.max(1e-9)
+                ),
+                "ratio ≥ 0.7",
+            );
+        }
 
         // Snapshot → available at 1 GiB and 1 TiB.
         for (size, label) in [(1, "1 GiB"), (1024, "1 TiB")] {
+            if !self.wants("snapshot") {
+                break;
+            }
             let vol = create_volume(&api, size).await?;
             wait_volume(&api, &vol, "available").await?;
             let mut lat = Vec::new();
@@ -250,62 +298,67 @@ impl Bench {
         }
 
         // A large log: as many durable events as fit the time given.
-        let secs = pick(q, self.args.log_seconds, 1);
+        let secs = if self.wants("replay") {
+            pick(q, self.args.log_seconds, 1)
+        } else {
+            0
+        };
         durable(&api, &ids, 64, Duration::from_secs(secs), None).await?;
         let head = log_head(&api).await?;
         srv.stop()?;
+        if self.wants("replay") {
+            let t = Instant::now();
+            let out = Command::new(std::env::current_exe()?)
+                .args(["replay", "--data-dir"])
+                .arg(&self.data)
+                .env("RUST_LOG", "warn")
+                .output()?;
+            let took = t.elapsed();
+            if !out.status.success() {
+                bail!("replay: {}", String::from_utf8_lossy(&out.stderr));
+            }
+            let text = String::from_utf8_lossy(&out.stdout);
+            let n: u64 = text
+                .split_whitespace()
+                .nth(1)
+                .and_then(|w| w.parse().ok())
+                .ok_or_else(|| anyhow!("unexpected replay output {text:?}"))?;
+            self.row(
+                format!("blockledger replay of {n} events (process, open to exit)"),
+                format!(
+                    "{:.2} s = {:.0} events/s",
+                    took.as_secs_f64(),
+                    n as f64 / took.as_secs_f64()
+                ),
+                "≥ 300,000 events/s",
+            );
 
-        let t = Instant::now();
-        let out = Command::new(std::env::current_exe()?)
-            .args(["replay", "--data-dir"])
-            .arg(&self.data)
-            .env("RUST_LOG", "warn")
-            .output()?;
-        let took = t.elapsed();
-        if !out.status.success() {
-            bail!("replay: {}", String::from_utf8_lossy(&out.stderr));
+            let t = Instant::now();
+            let (srv2, listening) = Server::start(&self.data)?;
+            let api2 = Api::new(&srv2.base)?;
+            let (s, _) = api2
+                .call(
+                    Method::GET,
+                    &format!("/v3/{PROJECT}/volumes/detail?limit=1000"),
+                    None,
+                    USER_TOKEN,
+                )
+                .await?;
+            if s != 200 {
+                bail!("list after restart: {s}");
+            }
+            let served = t.elapsed();
+            self.row(
+                format!("cold start with {head} events"),
+                format!(
+                    "listening after {}, first list served after {}",
+                    ms(listening),
+                    ms(served)
+                ),
+                "— (issue: with 1 M events)",
+            );
+            srv2.stop()?;
         }
-        let text = String::from_utf8_lossy(&out.stdout);
-        let n: u64 = text
-            .split_whitespace()
-            .nth(1)
-            .and_then(|w| w.parse().ok())
-            .ok_or_else(|| anyhow!("unexpected replay output {text:?}"))?;
-        self.row(
-            format!("blockledger replay of {n} events (process, open to exit)"),
-            format!(
-                "{:.2} s = {:.0} events/s",
-                took.as_secs_f64(),
-                n as f64 / took.as_secs_f64()
-            ),
-            "≥ 300,000 events/s",
-        );
-
-        let t = Instant::now();
-        let (srv2, listening) = Server::start(&self.data)?;
-        let api2 = Api::new(&srv2.base)?;
-        let (s, _) = api2
-            .call(
-                Method::GET,
-                &format!("/v3/{PROJECT}/volumes/detail?limit=1000"),
-                None,
-                USER_TOKEN,
-            )
-            .await?;
-        if s != 200 {
-            bail!("list after restart: {s}");
-        }
-        let served = t.elapsed();
-        self.row(
-            format!("cold start with {head} events"),
-            format!(
-                "listening after {}, first list served after {}",
-                ms(listening),
-                ms(served)
-            ),
-            "— (issue: with 1 M events)",
-        );
-        srv2.stop()?;
 
         let out = Command::new(std::env::current_exe()?)
             .args(["verify", "--data-dir"])
@@ -375,6 +428,24 @@ impl Server {
             },
             listening,
         ))
+    }
+
+    /// CPU time the server process has used so far (user + system).
+    fn cpu(&self) -> Duration {
+        let Some(c) = self.child.as_ref() else {
+            return Duration::ZERO;
+        };
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", c.id())).unwrap_or_default();
+        // Fields after the command name, which is in parentheses.
+        let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+        let f: Vec<u64> = rest
+            .split_whitespace()
+            .map(|w| w.parse().unwrap_or(0))
+            .collect();
+        // utime and stime are fields 14 and 15 of stat (11 and 12 here), in
+        // clock ticks (100 per second on Linux).
+        let ticks = f.get(11).copied().unwrap_or(0) + f.get(12).copied().unwrap_or(0);
+        Duration::from_millis(ticks * 10)
     }
 
     /// Resident memory of the server process, in KiB.
@@ -748,6 +819,49 @@ async fn snapshot(api: &Api, vol: &str) -> Result<Duration> {
         }
     }
     bail!("snapshot {id} never available")
+}
+
+/// The sum and count of a histogram in /metrics (0, 0 when absent).
+async fn histogram(api: &Api, name: &str) -> Result<(f64, f64)> {
+    let (_, b) = api.call(Method::GET, "/metrics", None, USER_TOKEN).await?;
+    let text = String::from_utf8_lossy(&b);
+    let find = |suffix: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}_{suffix} ")))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    Ok((find("sum"), find("count")))
+}
+
+/// Group commits while `f` ran: how many jobs shared a commit and how
+/// long a commit took, on average (from the writer's histograms).
+struct Batches {
+    jobs: (f64, f64),
+    secs: (f64, f64),
+}
+
+impl Batches {
+    async fn now(api: &Api) -> Result<Self> {
+        Ok(Batches {
+            jobs: histogram(api, "blockledger_eventstore_batch_jobs").await?,
+            secs: histogram(api, "blockledger_eventstore_batch_seconds").await?,
+        })
+    }
+
+    /// "N commits of J jobs, S ms each" since `self`.
+    async fn since(&self, api: &Api) -> Result<String> {
+        let now = Batches::now(api).await?;
+        let n = now.jobs.1 - self.jobs.1;
+        if n <= 0.0 {
+            return Ok("no commits".into());
+        }
+        Ok(format!(
+            "{n:.0} commits of {:.1} jobs, {:.2} ms each",
+            (now.jobs.0 - self.jobs.0) / n,
+            (now.secs.0 - self.secs.0) / n * 1e3
+        ))
+    }
 }
 
 /// The log's head, from /metrics.

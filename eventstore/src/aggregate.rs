@@ -5,6 +5,9 @@
 //! This is the one place where the pure `domain` meets the log, shared by
 //! the API (client commands) and the executor (outcome commands).
 
+use std::any::Any;
+use std::collections::HashMap;
+
 use domain::{Aggregate, DomainError};
 use serde_json::{json, Value};
 
@@ -20,6 +23,54 @@ pub struct Decided {
     pub stream_id: String,
     pub expected: ExpectedVersion,
     pub events: Vec<NewEvent>,
+    /// The aggregate's state after these events (the decider's own fold
+    /// of what it decided), kept in the writer's memory once appended.
+    after: Option<Box<dyn Any + Send>>,
+    /// The same state as stored JSON, when it is time to write a stored
+    /// snapshot of the fold (every `SNAPSHOT_EVERY` events of a stream).
+    snapshot: Option<(u32, String)>,
+}
+
+/// Streams whose folded state the writer keeps in memory. A state is a
+/// few hundred bytes to a few KiB; past this many the map is emptied and
+/// refills from the stored snapshots (bounded memory with 100,000
+/// volumes, and no bookkeeping on the hot path).
+const CACHED_STREAMS: usize = 50_000;
+
+/// A stored snapshot of a fold is written once its stream has grown this
+/// many events past the previous one: after a restart a command folds at
+/// most this many events, and between restarts the memory cache serves
+/// (the stored row cost an upsert and a JSON encoding per command).
+const SNAPSHOT_EVERY: u64 = 64;
+
+/// The writer's folded states, by stream: each with the version and hash
+/// of the last event it folds. `load` trusts an entry only when that is
+/// still the stream's last event in the transaction (one indexed read):
+/// a savepoint rolled back after the entry was made, or an event appended
+/// that did not go through `commit`, shows as another version or hash,
+/// and the state is folded from the stored snapshot instead. So the cache
+/// needs no undo log and can never answer for a version that is not the
+/// log's (the append's expected-version check stays the arbiter).
+#[derive(Default)]
+pub(crate) struct StateCache {
+    map: HashMap<String, CachedState>,
+}
+
+struct CachedState {
+    version: u64,
+    hash: String,
+    /// The version of the stored snapshot as far as this writer knows.
+    stored: u64,
+    state: Box<dyn Any + Send>,
+}
+
+impl StateCache {
+    fn put(&mut self, stream: String, entry: CachedState) {
+        if self.map.len() >= CACHED_STREAMS && !self.map.contains_key(&stream) {
+            self.map.clear();
+        }
+        self.map.insert(stream, entry);
+    }
 }
 
 /// Decodes a stored event back into the aggregate's event type.
@@ -43,11 +94,41 @@ pub const STATE_CACHE_SCHEMA: &str = "CREATE TABLE IF NOT EXISTS aggregate_state
 )";
 
 impl WriteTx<'_> {
-    /// The aggregate's current state and stream version: the cached fold
-    /// plus the events appended after it (all of them if nothing is cached
-    /// or the cache is of another `STATE_VERSION`).
-    pub fn load<A: Aggregate>(&self, id: &str) -> Result<(A::State, u64), StoreError> {
+    /// The aggregate's current state and stream version: the writer's
+    /// in-memory fold when it is at the stream's last event, else the
+    /// stored fold plus the events appended after it (all of them if
+    /// nothing is stored or the stored state is of another
+    /// `STATE_VERSION`).
+    pub fn load<A: Aggregate>(&self, id: &str) -> Result<(A::State, u64), StoreError>
+    where
+        A::State: Clone + Send + 'static,
+    {
+        Ok(self.load_with_stored::<A>(id)?.0)
+    }
+
+    fn load_with_stored<A: Aggregate>(&self, id: &str) -> Result<((A::State, u64), u64), StoreError>
+    where
+        A::State: Clone + Send + 'static,
+    {
         let stream = A::stream_id(id);
+        let tip: Option<(u64, String)> = self
+            .conn()
+            .prepare_cached(
+                "SELECT stream_version, hash FROM events WHERE stream_id = ?1
+                 ORDER BY stream_version DESC LIMIT 1",
+            )?
+            .query_row([&stream], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        let Some((tip_version, tip_hash)) = tip else {
+            return Ok(((A::State::default(), 0), 0));
+        };
+        if let Some(c) = self.states.borrow().map.get(&stream) {
+            if c.version == tip_version && c.hash == tip_hash {
+                if let Some(state) = c.state.downcast_ref::<A::State>() {
+                    return Ok(((state.clone(), tip_version), c.stored));
+                }
+            }
+        }
         let cached: Option<(u32, u64, String)> = self
             .conn()
             .prepare_cached(
@@ -62,6 +143,7 @@ impl WriteTx<'_> {
             }
             _ => (A::State::default(), 0),
         };
+        let mut stored = version;
         let newer = self.read_stream_after_version(&stream, version)?;
         for ev in &newer {
             // Both sides of the fold agree on where the stream is.
@@ -69,7 +151,7 @@ impl WriteTx<'_> {
             state = A::evolve(state, &decode::<A>(ev)?);
             version = ev.stream_version;
         }
-        if !newer.is_empty() {
+        if version - stored >= SNAPSHOT_EVERY {
             self.conn()
                 .prepare_cached(
                     "INSERT INTO aggregate_states (stream_id, state_version, stream_version, state)
@@ -83,8 +165,20 @@ impl WriteTx<'_> {
                     version,
                     serde_json::to_string(&state)?
                 ])?;
+            stored = version;
         }
-        Ok((state, version))
+        if version == tip_version {
+            self.states.borrow_mut().put(
+                stream,
+                CachedState {
+                    version,
+                    hash: tip_hash,
+                    stored,
+                    state: Box::new(state.clone()),
+                },
+            );
+        }
+        Ok(((state, version), stored))
     }
 
     /// Decides `cmd` against aggregate `id` without appending: several
@@ -95,11 +189,22 @@ impl WriteTx<'_> {
         id: &str,
         cmd: A::Command,
         metadata: &Value,
-    ) -> Result<Result<Decided, DomainError>, StoreError> {
-        let (state, version) = self.load::<A>(id)?;
+    ) -> Result<Result<Decided, DomainError>, StoreError>
+    where
+        A::State: Clone + Send + 'static,
+    {
+        let ((state, version), stored) = self.load_with_stored::<A>(id)?;
         let events = match A::decide(&state, cmd) {
             Ok(events) => events,
             Err(e) => return Ok(Err(e)),
+        };
+        // The decider's state after its own events: what a fold of the
+        // stream will say once they are appended.
+        let after = events.iter().fold(state, |s, e| A::evolve(s, e));
+        let snapshot = if version + events.len() as u64 - stored >= SNAPSHOT_EVERY {
+            Some((A::STATE_VERSION, serde_json::to_string(&after)?))
+        } else {
+            None
         };
         let new = events
             .iter()
@@ -122,6 +227,8 @@ impl WriteTx<'_> {
                 ExpectedVersion::Exact(version)
             },
             events: new,
+            after: Some(Box::new(after)),
+            snapshot,
         }))
     }
 
@@ -131,7 +238,10 @@ impl WriteTx<'_> {
         id: &str,
         cmd: A::Command,
         metadata: &Value,
-    ) -> Result<Result<Decided, DomainError>, StoreError> {
+    ) -> Result<Result<Decided, DomainError>, StoreError>
+    where
+        A::State: Clone + Send + 'static,
+    {
         let decided = self.decide::<A>(id, cmd, metadata)?;
         if let Err(e) = &decided {
             self.reject(&A::stream_id(id), e, metadata)?;
@@ -140,12 +250,58 @@ impl WriteTx<'_> {
     }
 
     /// Appends decisions in order, each with the version it was decided at.
+    /// The writer keeps each stream's new state in memory, and every
+    /// `SNAPSHOT_EVERY` events a stored snapshot of it.
     pub fn commit(&mut self, decided: Vec<Decided>) -> Result<Vec<RecordedEvent>, StoreError> {
         let mut out = Vec::new();
         for d in decided {
-            out.extend(self.append(&d.stream_id, d.expected, d.events)?);
+            let ids: Vec<uuid::Uuid> = d.events.iter().map(|e| e.event_id).collect();
+            let recorded = self.append(&d.stream_id, d.expected, d.events)?;
+            // Only events this call appended (not an idempotent replay of
+            // earlier ones) are the ones `after` folds.
+            let fresh = recorded.iter().map(|e| e.event_id).eq(ids.iter().copied());
+            if let (true, Some(last), Some(after)) = (fresh, recorded.last(), d.after) {
+                let mut stored = self
+                    .states
+                    .borrow()
+                    .map
+                    .get(&d.stream_id)
+                    .map_or(0, |c| c.stored);
+                if let Some((state_version, text)) = d.snapshot {
+                    self.save_snapshot(&d.stream_id, state_version, last.stream_version, &text)?;
+                    stored = last.stream_version;
+                }
+                self.states.borrow_mut().put(
+                    d.stream_id.clone(),
+                    CachedState {
+                        version: last.stream_version,
+                        hash: last.hash.clone(),
+                        stored,
+                        state: after,
+                    },
+                );
+            }
+            out.extend(recorded);
         }
         Ok(out)
+    }
+
+    fn save_snapshot(
+        &self,
+        stream: &str,
+        state_version: u32,
+        version: u64,
+        state: &str,
+    ) -> Result<(), StoreError> {
+        self.conn()
+            .prepare_cached(
+                "INSERT INTO aggregate_states (stream_id, state_version, stream_version, state)
+                 VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT(stream_id) DO UPDATE SET state_version = excluded.state_version,
+                    stream_version = excluded.stream_version, state = excluded.state",
+            )?
+            .execute(params![stream, state_version, version, state])?;
+        Ok(())
     }
 
     /// Records a refused command in the `requests` stream (the audit trail
@@ -185,7 +341,10 @@ impl WriteTx<'_> {
         id: &str,
         cmd: A::Command,
         metadata: &Value,
-    ) -> Result<Result<Vec<RecordedEvent>, DomainError>, StoreError> {
+    ) -> Result<Result<Vec<RecordedEvent>, DomainError>, StoreError>
+    where
+        A::State: Clone + Send + 'static,
+    {
         match self.decide_or_reject::<A>(id, cmd, metadata)? {
             Ok(d) => Ok(Ok(self.commit(vec![d])?)),
             Err(err) => Ok(Err(err)),

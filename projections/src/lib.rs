@@ -749,6 +749,55 @@ mod tests {
         assert_eq!((state, version), (fresh(&store), 202));
     }
 
+    /// The writer's in-memory fold (eventstore::aggregate) never answers
+    /// for events a savepoint rolled back: a command decided, appended and
+    /// cached, then undone, and another appended at the same version
+    /// behind the cache's back; the next load is the fold of what the log
+    /// holds.
+    #[test]
+    fn the_memory_fold_never_outlives_a_rollback() {
+        use domain::metadata::MetadataEdit;
+        use domain::Aggregate;
+        let (_tmp, store, vol, _) = store_with_volume_and_snapshot();
+        let edit = |k: &str| {
+            let mut md = std::collections::BTreeMap::new();
+            md.insert(k.to_string(), "v".to_string());
+            VolumeCommand::EditMetadata(MetadataEdit::Merge(md))
+        };
+        let (gone, kept) = (edit("gone"), edit("kept"));
+        let id = vol.clone();
+        let (before, after) = store
+            .write_blocking(move |tx| {
+                let meta = json!({});
+                let before = tx.load::<VolumeAggregate>(&id)?;
+                // Decided now, appended after the undo, around `commit`:
+                // the cache is not told of it.
+                let d = tx.decide::<VolumeAggregate>(&id, kept, &meta)?.unwrap();
+                let undone: Result<(), eventstore::StoreError> = tx.atomically(|tx| {
+                    tx.execute::<VolumeAggregate>(&id, gone, &meta)?.unwrap();
+                    Err(eventstore::StoreError::Batch("undo".into()))
+                });
+                assert!(undone.is_err());
+                // The undone entry has this version too, but not this hash.
+                tx.append(&d.stream_id, d.expected, d.events)?;
+                let after = tx.load::<VolumeAggregate>(&id)?;
+                Ok::<_, eventstore::StoreError>((before, after))
+            })
+            .unwrap();
+        let keys = |s: &domain::VolumeState| s.volume.as_ref().unwrap().metadata.clone();
+        assert!(keys(&before.0).is_empty(), "{:?}", before.0);
+        assert_eq!(keys(&after.0).keys().collect::<Vec<_>>(), ["kept"]);
+        assert_eq!(after.1, before.1 + 1);
+        let events: Vec<_> = store
+            .read_stream(&format!("volume-{vol}"))
+            .unwrap()
+            .iter()
+            .map(|e| super::volume_event(e).unwrap())
+            .collect();
+        assert_eq!(after.0, VolumeAggregate::fold(&events));
+        assert_eq!(store.verify_projections().unwrap(), None);
+    }
+
     #[test]
     fn a_clean_log_verifies() {
         let (_tmp, store, _, _) = store_with_volume_and_snapshot();

@@ -121,7 +121,10 @@ impl Tx<'_, '_> {
 
     /// Decides `cmd` against aggregate `id` without appending (so several
     /// aggregates can be decided before any of them is written).
-    pub fn decide<A: Aggregate>(&self, id: &str, cmd: A::Command) -> Result<Decided, AppError> {
+    pub fn decide<A: Aggregate>(&self, id: &str, cmd: A::Command) -> Result<Decided, AppError>
+    where
+        A::State: Clone + Send + 'static,
+    {
         self.w
             .decide::<A>(id, cmd, self.meta)?
             .map_err(|e| AppError::refused(A::stream_id(id), e))
@@ -136,7 +139,10 @@ impl Tx<'_, '_> {
         &mut self,
         id: &str,
         cmd: A::Command,
-    ) -> Result<Vec<RecordedEvent>, AppError> {
+    ) -> Result<Vec<RecordedEvent>, AppError>
+    where
+        A::State: Clone + Send + 'static,
+    {
         let d = self.decide::<A>(id, cmd)?;
         self.commit(vec![d])
     }
