@@ -123,10 +123,12 @@ pub fn cinder_volume_detail(ctx: &Ctx, v: &VolumeRow, in_list: bool) -> Value {
 /// naming this service's one host, the type's backend and the zone's pool,
 /// the same names `/os-services` and `/scheduler-stats/get_pools` list.
 pub fn volume_host(ctx: &Ctx, v: &VolumeRow) -> String {
+    // The type's backend: a retype without migration keeps the host.
+    let backend = domain::catalog::backend_of(&v.volume_type);
     if ctx.is_v3() {
-        pool_name(&v.availability_zone, &v.volume_type)
+        pool_name(&v.availability_zone, backend)
     } else {
-        format!("{}#{}", v.availability_zone, v.volume_type)
+        format!("{}#{}", v.availability_zone, backend)
     }
 }
 
