@@ -109,6 +109,11 @@ pub fn cinder_volume_detail(ctx: &Ctx, v: &VolumeRow, in_list: bool) -> Value {
     }
     m.insert("os-vol-mig-status-attr:migstat".into(), Value::Null);
     m.insert("os-vol-mig-status-attr:name_id".into(), Value::Null);
+    // Cinder's v3 detail shows admin the migration status (none here: a
+    // retype never migrates; tempest's retype test reads it as admin).
+    if ctx.is_v3() && ctx.is_admin {
+        m.insert("migration_status".into(), Value::Null);
+    }
     m.insert("os-vol-tenant-attr:tenant_id".into(), json!(v.project_id));
     // A Huawei-only field: `/v3` bodies carry exactly Cinder's fields
     // (DECISIONS.md, Everywhere; tempest's schemas forbid any other).
