@@ -493,3 +493,420 @@ async fn snapshot_actions_reset_update_and_force_delete() {
     let (ok, out) = verify(tmp.path());
     assert!(ok, "{out}");
 }
+
+fn names(v: &Value, key: &str) -> Vec<String> {
+    v[key]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// Volume type management as events (issue 12): admin-only changes (403
+/// otherwise), a private type visible and usable only to its projects, an
+/// admin-created type usable in another dialect, Cinder's 404/409/400, and
+/// the types surviving a restart with the log verifying.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn volume_types_are_managed_by_admin_as_events() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut srv = Server::start(tmp.path());
+    let c = srv.client("alice", "p1");
+    let admin = srv.client("admin", "adm");
+    let gold = json!({"volume_type": {"name": "gold", "description": "fast",
+        "extra_specs": {"vendor_name": "blockledger"},
+        "os-volume-type-access:is_public": false}});
+
+    // Only admin manages types.
+    let r = c.post("/v3/p1/types", &gold).await;
+    assert_eq!(r.status, 403, "{}", r.body);
+    let r = admin.post("/v3/adm/types", &gold).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let t = r.body["volume_type"].clone();
+    let gid = t["id"].as_str().unwrap().to_string();
+    assert_eq!(t["is_public"], false);
+    assert_eq!(t["os-volume-type-access:is_public"], false);
+    assert_eq!(t["extra_specs"], json!({"vendor_name": "blockledger"}));
+    assert!(t.get("qos_specs_id").is_none(), "types_manage view: {t}");
+    // The same name again is a conflict; an empty name a bad request.
+    assert_eq!(admin.post("/v3/adm/types", &gold).await.status, 409);
+    let empty = json!({"volume_type": {"name": ""}});
+    assert_eq!(admin.post("/v3/adm/types", &empty).await.status, 400);
+
+    // Private: alice neither sees nor uses it (404 on /v3, the seed's 400 on /v2).
+    assert!(!names(&c.get("/v3/p1/types").await.body, "volume_types").contains(&"gold".into()));
+    assert_eq!(c.get(&format!("/v3/p1/types/{gid}")).await.status, 404);
+    let mk = json!({"volume": {"size": 1, "volume_type": gid}});
+    assert_eq!(c.post("/v3/p1/volumes", &mk).await.status, 404);
+    assert_eq!(c.post("/v2/p1/volumes", &mk).await.status, 400);
+    // Shared with p1, it is.
+    let add = json!({"addProjectAccess": {"project": "p1"}});
+    let r = admin
+        .post(&format!("/v3/adm/types/{gid}/action"), &add)
+        .await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    assert_eq!(
+        admin
+            .post(&format!("/v3/adm/types/{gid}/action"), &add)
+            .await
+            .status,
+        409
+    );
+    let r = admin
+        .get(&format!("/v3/adm/types/{gid}/os-volume-type-access"))
+        .await;
+    assert_eq!(
+        r.body,
+        json!({"volume_type_access": [{"volume_type_id": gid, "project_id": "p1"}]})
+    );
+    assert!(names(&c.get("/v3/p1/types").await.body, "volume_types").contains(&"gold".into()));
+    let vol = volume(&c, "p1", mk.clone()).await;
+    let shown = c.get(&format!("/v3/p1/volumes/{vol}")).await.body;
+    assert_eq!(shown["volume"]["volume_type"], "gold");
+
+    // In use: not deleted, not renamed.
+    let r = admin.delete(&format!("/v3/adm/types/{gid}")).await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    let rename = json!({"volume_type": {"name": "platinum"}});
+    assert_eq!(
+        admin
+            .put(&format!("/v3/adm/types/{gid}"), &rename)
+            .await
+            .status,
+        400
+    );
+    // Description and visibility change; the update view has no access flag.
+    let r = admin
+        .put(
+            &format!("/v3/adm/types/{gid}"),
+            &json!({"volume_type": {"description": "faster", "is_public": true}}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["volume_type"]["description"], "faster");
+    assert!(r.body["volume_type"]
+        .get("os-volume-type-access:is_public")
+        .is_none());
+
+    // Extra specs: merge, show one, update exactly one, delete, 404s.
+    let specs = format!("/v3/adm/types/{gid}/extra_specs");
+    let r = admin
+        .post(&specs, &json!({"extra_specs": {"a": "1", "b": "2"}}))
+        .await;
+    assert_eq!(r.body, json!({"extra_specs": {"a": "1", "b": "2"}}));
+    let r = admin.put(&format!("{specs}/a"), &json!({"a": "3"})).await;
+    assert_eq!((r.status, r.body.clone()), (200, json!({"a": "3"})));
+    assert_eq!(
+        admin
+            .put(&format!("{specs}/a"), &json!({"b": "3"}))
+            .await
+            .status,
+        400
+    );
+    assert_eq!(
+        admin
+            .post(&specs, &json!({"extra_specs": ["x"]}))
+            .await
+            .status,
+        400
+    );
+    assert_eq!(
+        admin.get(&format!("{specs}/a")).await.body,
+        json!({"a": "3"})
+    );
+    assert_eq!(admin.delete(&format!("{specs}/a")).await.status, 202);
+    assert_eq!(admin.get(&format!("{specs}/a")).await.status, 404);
+    assert_eq!(
+        admin.get(&specs).await.body,
+        json!({"extra_specs": {"vendor_name": "blockledger", "b": "2"}})
+    );
+    assert_eq!(admin.delete(&format!("{specs}/a")).await.status, 404);
+    let nobody = "/v3/adm/types/00000000-0000-4000-8000-000000000000";
+    assert_eq!(
+        admin.get(&format!("{nobody}/extra_specs")).await.status,
+        404
+    );
+    assert_eq!(admin.delete(nobody).await.status, 404);
+    assert_eq!(
+        c.post(
+            &specs.replace("adm", "p1"),
+            &json!({"extra_specs": {"z": "1"}})
+        )
+        .await
+        .status,
+        403
+    );
+
+    // The default type: shown, and not deletable.
+    let r = c.get("/v3/p1/types/default").await;
+    assert_eq!(r.body["volume_type"]["name"], "SATA");
+    let sata = r.body["volume_type"]["id"].as_str().unwrap().to_string();
+    assert_eq!(
+        admin.delete(&format!("/v3/adm/types/{sata}")).await.status,
+        400
+    );
+
+    // A type an admin created is usable in another dialect (EVS).
+    let silver = admin
+        .post("/v3/adm/types", &json!({"volume_type": {"name": "silver"}}))
+        .await;
+    assert_eq!(silver.status, 200, "{}", silver.body);
+    let r = c
+        .post(
+            "/v2/p1/cloudvolumes",
+            &json!({"volume": {"size": 1, "name": "evs-silver",
+                "availability_zone": "az-dc-1", "volume_type": "silver"}}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "EVS-6.1.1 answers a job: {}", r.body);
+    let listed = c
+        .wait_until(
+            "/v3/p1/volumes/detail?name=evs-silver",
+            "the EVS volume",
+            |r| r.body["volumes"][0]["status"] == "available",
+        )
+        .await;
+    assert_eq!(listed.body["volumes"][0]["volume_type"], "silver");
+    // A deleted type is gone, and a create naming it is refused.
+    let unused = admin
+        .post("/v3/adm/types", &json!({"volume_type": {"name": "brief"}}))
+        .await
+        .body["volume_type"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        admin
+            .delete(&format!("/v3/adm/types/{unused}"))
+            .await
+            .status,
+        202
+    );
+    assert_eq!(
+        admin.get(&format!("/v3/adm/types/{unused}")).await.status,
+        404
+    );
+    let r = c
+        .post(
+            "/v3/p1/volumes",
+            &json!({"volume": {"size": 1, "volume_type": "brief"}}),
+        )
+        .await;
+    assert_eq!(r.status, 404, "{}", r.body);
+
+    // After a restart: the same types (the seed is not appended twice),
+    // and the views rebuilt from the log equal the live ones.
+    let before = names(
+        &admin.get("/v3/adm/types?is_public=none").await.body,
+        "volume_types",
+    );
+    assert_eq!(before, ["SSD", "SAS", "SATA", "gold", "silver"]);
+    srv.restart();
+    let admin = srv.client("admin", "adm");
+    let after = names(
+        &admin.get("/v3/adm/types?is_public=none").await.body,
+        "volume_types",
+    );
+    assert_eq!(before, after);
+    srv.stop();
+    let (ok, out) = verify(tmp.path());
+    assert!(ok, "{out}");
+}
+
+/// `os-retype` without migration (issue 12): the type changes, the host
+/// (backend) does not; a type on another backend is refused; the per-type
+/// quota usage moves with the volume.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retype_without_migration_keeps_the_backend() {
+    let tmp = tempfile::tempdir().unwrap();
+    let srv = Server::start(tmp.path());
+    let c = srv.client("alice", "p1");
+    let admin = srv.client("admin", "adm");
+    for n in ["t1", "t2"] {
+        let r = admin
+            .post("/v3/adm/types", &json!({"volume_type": {"name": n}}))
+            .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+    let v = volume(
+        &c,
+        "p1",
+        json!({"volume": {"size": 2, "volume_type": "t1"}}),
+    )
+    .await;
+    let path = format!("/v3/p1/volumes/{v}");
+    let before = c.get(&path).await.body["volume"].clone();
+    let act = format!("{path}/action");
+    let retype = |t: &str| json!({"os-retype": {"new_type": t, "migration_policy": "never"}});
+    let r = c.post(&act, &retype("t2")).await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    let after = c.get(&path).await.body["volume"].clone();
+    assert_eq!(after["volume_type"], "t2");
+    assert_eq!(after["status"], "available");
+    assert_eq!(
+        after["os-vol-host-attr:host"],
+        before["os-vol-host-attr:host"]
+    );
+    // Admin sees Cinder's `migration_status`: none, nothing migrated.
+    assert!(
+        after.get("migration_status").is_none(),
+        "admin only: {after}"
+    );
+    let as_admin = admin.get(&format!("/v3/adm/volumes/{v}")).await.body["volume"].clone();
+    assert_eq!(
+        as_admin.get("migration_status"),
+        Some(&Value::Null),
+        "{as_admin}"
+    );
+    // The same type again, a type on another backend, an unknown type.
+    assert_eq!(c.post(&act, &retype("t2")).await.status, 400);
+    let r = c.post(&act, &retype("SSD")).await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert_eq!(c.post(&act, &retype("nope")).await.status, 404);
+    // Per-type usage followed the volume.
+    let q = admin.get("/v3/adm/os-quota-sets/p1?usage=true").await.body;
+    assert_eq!(q["quota_set"]["volumes_t2"]["in_use"], 1, "{q}");
+    assert_eq!(q["quota_set"]["gigabytes_t2"]["in_use"], 2, "{q}");
+    assert_eq!(q["quota_set"]["volumes_t1"]["in_use"], 0, "{q}");
+}
+
+/// QoS specs (issue 12): create, list, show, set and unset keys, associate
+/// with types, delete refused while associated unless forced; admin only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn qos_specs_are_managed_by_admin() {
+    let tmp = tempfile::tempdir().unwrap();
+    let srv = Server::start(tmp.path());
+    let c = srv.client("alice", "p1");
+    let admin = srv.client("admin", "adm");
+    let body =
+        json!({"qos_specs": {"name": "fast", "consumer": "front-end", "read_iops_sec": "2000"}});
+    assert_eq!(c.post("/v3/p1/qos-specs", &body).await.status, 403);
+    assert_eq!(c.get("/v3/p1/qos-specs").await.status, 403);
+    let r = admin.post("/v3/adm/qos-specs", &body).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let q = r.body["qos_specs"].clone();
+    let id = q["id"].as_str().unwrap().to_string();
+    assert_eq!(
+        q,
+        json!({"id": id, "name": "fast", "consumer": "front-end", "specs": {"read_iops_sec": "2000"}})
+    );
+    assert_eq!(admin.post("/v3/adm/qos-specs", &body).await.status, 409);
+    let bad = json!({"qos_specs": {"name": "x", "consumer": "middle"}});
+    assert_eq!(admin.post("/v3/adm/qos-specs", &bad).await.status, 400);
+    assert_eq!(
+        admin.get("/v3/adm/qos-specs").await.body["qos_specs"],
+        json!([q])
+    );
+    let one = format!("/v3/adm/qos-specs/{id}");
+    let r = admin
+        .put(&one, &json!({"qos_specs": {"iops_bytes": "500"}}))
+        .await;
+    assert_eq!(r.body, json!({"qos_specs": {"iops_bytes": "500"}}));
+    assert_eq!(
+        admin.get(&one).await.body["qos_specs"]["specs"]["iops_bytes"],
+        "500"
+    );
+    let r = admin
+        .put(
+            &format!("{one}/delete_keys"),
+            &json!({"keys": ["iops_bytes"]}),
+        )
+        .await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    assert!(admin.get(&one).await.body["qos_specs"]["specs"]
+        .get("iops_bytes")
+        .is_none());
+    // Associate with a type; the type shows it.
+    let t = admin
+        .post("/v3/adm/types", &json!({"volume_type": {"name": "q"}}))
+        .await
+        .body["volume_type"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = admin.get(&format!("{one}/associate?vol_type_id={t}")).await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    assert_eq!(
+        admin.get(&format!("{one}/associations")).await.body,
+        json!({"qos_associations": [{"association_type": "volume_type", "id": t, "name": "q"}]})
+    );
+    assert_eq!(
+        admin.get(&format!("/v3/adm/types/{t}")).await.body["volume_type"]["qos_specs_id"],
+        id.as_str()
+    );
+    assert_eq!(
+        admin.delete(&format!("{one}?force=False")).await.status,
+        400
+    );
+    assert_eq!(admin.delete(&format!("{one}?force=True")).await.status, 202);
+    assert_eq!(admin.get(&one).await.status, 404);
+    assert_eq!(
+        admin.get(&format!("/v3/adm/types/{t}")).await.body["volume_type"]["qos_specs_id"],
+        Value::Null
+    );
+}
+
+/// Encryption types (tempest's test_volume_type_encryption_create_get_update_delete).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn encryption_types_create_get_update_delete() {
+    let tmp = tempfile::tempdir().unwrap();
+    let srv = Server::start(tmp.path());
+    let admin = srv.client("admin", "adm");
+    let t = admin
+        .post("/v3/adm/types", &json!({"volume_type": {"name": "enc"}}))
+        .await
+        .body["volume_type"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let enc = format!("/v3/adm/types/{t}/encryption");
+    assert_eq!(admin.get(&enc).await.body, json!({}));
+    let r = admin
+        .post(
+            &enc,
+            &json!({"encryption": {"provider": "LuksEncryptor", "key_size": 256,
+                "cipher": "aes-xts-plain64", "control_location": "front-end"}}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let eid = r.body["encryption"]["encryption_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(r.body["encryption"]["volume_type_id"], t.as_str());
+    let r = admin
+        .put(
+            &format!("{enc}/{eid}"),
+            &json!({"encryption": {"key_size": 128, "control_location": "back-end"}}),
+        )
+        .await;
+    assert_eq!(
+        r.body,
+        json!({"encryption": {"key_size": 128, "control_location": "back-end"}})
+    );
+    let shown = admin.get(&enc).await.body;
+    assert_eq!(shown["provider"], "LuksEncryptor");
+    assert_eq!(shown["key_size"], 128);
+    assert_eq!(shown["deleted"], false);
+    assert_eq!(
+        admin.get(&format!("{enc}/cipher")).await.body,
+        json!({"cipher": "aes-xts-plain64"})
+    );
+    assert_eq!(
+        srv.client("alice", "p1")
+            .get(&enc.replace("adm", "p1"))
+            .await
+            .status,
+        403
+    );
+    assert_eq!(admin.delete(&format!("{enc}/{eid}")).await.status, 202);
+    assert_eq!(admin.get(&enc).await.body, json!({}));
+    let nobody = "/v3/adm/types/00000000-0000-4000-8000-000000000000/encryption";
+    let r = admin
+        .post(
+            nobody,
+            &json!({"encryption": {"provider": "p", "control_location": "front-end"}}),
+        )
+        .await;
+    assert_eq!(r.status, 404, "{}", r.body);
+}

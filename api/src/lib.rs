@@ -131,8 +131,10 @@ async fn fallback(req: Request) -> Response {
 
 /// Every Cinder route family under one version prefix.
 fn cinder_family(prefix: &str) -> Router<AppState> {
-    use dialects::cinder::{admin, catalog, limits, snapshots, transfers, volumes};
+    use dialects::cinder::{admin, catalog, limits, qos, snapshots, transfers, types, volumes};
     volumes::routes(prefix)
+        .merge(types::routes(prefix))
+        .merge(qos::routes(prefix))
         .merge(snapshots::routes(prefix))
         .merge(catalog::routes(prefix))
         .merge(transfers::routes(prefix))

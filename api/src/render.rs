@@ -109,6 +109,11 @@ pub fn cinder_volume_detail(ctx: &Ctx, v: &VolumeRow, in_list: bool) -> Value {
     }
     m.insert("os-vol-mig-status-attr:migstat".into(), Value::Null);
     m.insert("os-vol-mig-status-attr:name_id".into(), Value::Null);
+    // Cinder's v3 detail shows admin the migration status (none here: a
+    // retype never migrates; tempest's retype test reads it as admin).
+    if ctx.is_v3() && ctx.is_admin {
+        m.insert("migration_status".into(), Value::Null);
+    }
     m.insert("os-vol-tenant-attr:tenant_id".into(), json!(v.project_id));
     // A Huawei-only field: `/v3` bodies carry exactly Cinder's fields
     // (DECISIONS.md, Everywhere; tempest's schemas forbid any other).
@@ -123,10 +128,12 @@ pub fn cinder_volume_detail(ctx: &Ctx, v: &VolumeRow, in_list: bool) -> Value {
 /// naming this service's one host, the type's backend and the zone's pool,
 /// the same names `/os-services` and `/scheduler-stats/get_pools` list.
 pub fn volume_host(ctx: &Ctx, v: &VolumeRow) -> String {
+    // The type's backend: a retype without migration keeps the host.
+    let backend = domain::catalog::backend_of(&v.volume_type);
     if ctx.is_v3() {
-        pool_name(&v.availability_zone, &v.volume_type)
+        pool_name(&v.availability_zone, backend)
     } else {
-        format!("{}#{}", v.availability_zone, v.volume_type)
+        format!("{}#{}", v.availability_zone, backend)
     }
 }
 

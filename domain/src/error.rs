@@ -125,6 +125,36 @@ pub enum DomainError {
     /// The dialect extends only unattached volumes (the small provider).
     #[error("volume is attached (status {0}): detach it before extending.")]
     ExtendAttached(String),
+    #[error("Volume type {0} could not be found.")]
+    VolumeTypeNotFound(String),
+    #[error("Volume Type {0} already exists.")]
+    VolumeTypeExists(String),
+    /// Cinder's 400 "Target volume type is still in use." (delete, and a
+    /// rename here: volumes record their type by name).
+    #[error("Target volume type {0} is still in use.")]
+    VolumeTypeInUse(String),
+    #[error("Invalid volume type: {0}")]
+    VolumeTypeRefused(String),
+    #[error("Volume Type {type_id} has no extra specs with key {key}.")]
+    ExtraSpecNotFound { type_id: String, key: String },
+    #[error("Volume type access for {type_id}/{project} combination already exists.")]
+    TypeAccessExists { type_id: String, project: String },
+    #[error("Volume type access not found for {type_id}/{project} combination.")]
+    TypeAccessNotFound { type_id: String, project: String },
+    #[error("Volume type encryption for type {0} already exists.")]
+    EncryptionExists(String),
+    #[error("Volume type encryption for type {0} does not exist.")]
+    EncryptionNotFound(String),
+    #[error("QoS Specs {0} could not be found.")]
+    QosSpecsNotFound(String),
+    #[error("QoS Specs {0} already exists.")]
+    QosSpecsExists(String),
+    #[error("QoS Specs {0} is still associated with entities.")]
+    QosSpecsInUse(String),
+    #[error("QoS Specs {id} has no specs with key {key}.")]
+    QosSpecsKeyNotFound { id: String, key: String },
+    #[error("Invalid volume: {0}")]
+    RetypeRefused(String),
 }
 
 /// Why a field was refused.
@@ -239,6 +269,20 @@ impl DomainError {
             ImageNotUploadable(_) => "image_not_uploadable",
             InvalidField { .. } => "invalid_field",
             ExtendAttached(_) => "extend_attached",
+            VolumeTypeNotFound(_) => "volume_type_not_found",
+            VolumeTypeExists(_) => "volume_type_exists",
+            VolumeTypeInUse(_) => "volume_type_in_use",
+            VolumeTypeRefused(_) => "volume_type_refused",
+            ExtraSpecNotFound { .. } => "extra_spec_not_found",
+            TypeAccessExists { .. } => "type_access_exists",
+            TypeAccessNotFound { .. } => "type_access_not_found",
+            EncryptionExists(_) => "encryption_exists",
+            EncryptionNotFound(_) => "encryption_not_found",
+            QosSpecsNotFound(_) => "qos_specs_not_found",
+            QosSpecsExists(_) => "qos_specs_exists",
+            QosSpecsInUse(_) => "qos_specs_in_use",
+            QosSpecsKeyNotFound { .. } => "qos_specs_key_not_found",
+            RetypeRefused(_) => "retype_refused",
         }
     }
 
@@ -258,11 +302,21 @@ impl DomainError {
             | MetadataKeyNotFound(_)
             | AttachmentNotFound(_)
             | TransferNotFound(_)
-            | ImageNotFound(_) => ErrorKind::NotFound,
+            | ImageNotFound(_)
+            | VolumeTypeNotFound(_)
+            | ExtraSpecNotFound { .. }
+            | TypeAccessNotFound { .. }
+            | EncryptionNotFound(_)
+            | QosSpecsNotFound(_)
+            | QosSpecsKeyNotFound { .. } => ErrorKind::NotFound,
             VolumeCountQuota { .. } | GigabytesQuota { .. } | SnapshotCountQuota { .. } => {
                 ErrorKind::OverLimit
             }
-            VolumeAlreadyExists(_) | ImageNotUploadable(_) => ErrorKind::Conflict,
+            VolumeAlreadyExists(_)
+            | ImageNotUploadable(_)
+            | VolumeTypeExists(_)
+            | TypeAccessExists { .. }
+            | QosSpecsExists(_) => ErrorKind::Conflict,
             NotPermitted(_) => ErrorKind::Forbidden,
             _ => ErrorKind::BadRequest,
         }

@@ -11,11 +11,13 @@ pub mod error;
 pub mod image;
 pub mod limits;
 pub mod metadata;
+pub mod qos;
 pub mod quota;
 pub mod snapshot;
 pub mod text;
 pub mod transfer;
 pub mod volume;
+pub mod volume_type;
 
 pub use aggregate::Aggregate;
 pub use catalog::Catalog;

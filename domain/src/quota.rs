@@ -124,6 +124,34 @@ impl Headroom {
         Ok(())
     }
 
+    /// A volume of `size` GB moving to `volume_type` (a retype): only the
+    /// new type's keys grow; the project's totals stay as they are.
+    pub fn admit_type_change(&self, volume_type: &str, size: i64) -> Result<(), DomainError> {
+        if self.unchecked {
+            return Ok(());
+        }
+        self.check(
+            &format!("volumes_{volume_type}"),
+            1,
+            |resource, limit, in_use, requested| DomainError::VolumeCountQuota {
+                resource,
+                limit,
+                in_use,
+                requested,
+            },
+        )?;
+        self.check(
+            &format!("gigabytes_{volume_type}"),
+            size,
+            |resource, limit, in_use, requested| DomainError::GigabytesQuota {
+                resource,
+                limit,
+                in_use,
+                requested,
+            },
+        )
+    }
+
     /// Refuses `d` if it would pass any limit (EVS.1034 / EVS.1042).
     pub fn admit(&self, d: &Delta) -> Result<(), DomainError> {
         if self.unchecked {

@@ -236,6 +236,15 @@ pub enum VolumeCommand {
     SetReadonly {
         readonly: bool,
     },
+    /// Cinder `os-retype` without migration: the volume stays on its
+    /// backend. `new_type` is already resolved (its name);
+    /// `migration_needed` says why the volume would have to move (another
+    /// backend, other encryption), which this service cannot do.
+    Retype {
+        new_type: String,
+        migration_needed: Option<String>,
+        quota: crate::quota::Headroom,
+    },
     /// CINDER-7.4.1: the volume waits for its transfer to be accepted.
     StartTransfer {
         transfer_id: Uuid,
@@ -370,6 +379,10 @@ pub enum VolumeEvent {
     },
     VolumeReadonlySet {
         readonly: bool,
+    },
+    VolumeRetyped {
+        from: String,
+        to: String,
     },
     VolumeTransferStarted {
         transfer_id: Uuid,
@@ -667,6 +680,7 @@ impl Aggregate for VolumeAggregate {
             VolumeUnreserved {} => "VolumeUnreserved",
             VolumeBootableSet { .. } => "VolumeBootableSet",
             VolumeReadonlySet { .. } => "VolumeReadonlySet",
+            VolumeRetyped { .. } => "VolumeRetyped",
             VolumeTransferStarted { .. } => "VolumeTransferStarted",
             VolumeTransferCancelled { .. } => "VolumeTransferCancelled",
             VolumeTransferred { .. } => "VolumeTransferred",
@@ -972,6 +986,36 @@ impl Aggregate for VolumeAggregate {
                 state.live("")?;
                 Ok(vec![E::VolumeBootableSet { bootable }])
             }
+            C::Retype {
+                new_type,
+                migration_needed,
+                quota,
+            } => {
+                let v = state.live("")?;
+                if !matches!(v.status, S::Available | S::InUse) {
+                    return Err(DomainError::RetypeRefused(format!(
+                        "volume status must be available or in-use to retype (status {}).",
+                        v.status.as_str()
+                    )));
+                }
+                if new_type == v.volume_type {
+                    return Err(DomainError::RetypeRefused(
+                        "New volume type must be different from the original.".into(),
+                    ));
+                }
+                if let Some(why) = migration_needed {
+                    return Err(DomainError::RetypeRefused(format!(
+                        "Retype needs a migration, which this service does not do: {why}."
+                    )));
+                }
+                // Cinder reserves the volume under the new type's
+                // per-type quota keys; the project totals do not change.
+                quota.admit_type_change(&new_type, v.size)?;
+                Ok(vec![E::VolumeRetyped {
+                    from: v.volume_type.clone(),
+                    to: new_type,
+                }])
+            }
             C::SetReadonly { readonly } => {
                 let v = state.live("")?;
                 if !matches!(v.status, S::Available | S::InUse) {
@@ -1211,6 +1255,7 @@ impl Aggregate for VolumeAggregate {
             }
             E::VolumeUnreserved {} => v.status = S::Available,
             E::VolumeBootableSet { .. } => {}
+            E::VolumeRetyped { to, .. } => v.volume_type = to.clone(),
             E::VolumeReadonlySet { readonly } => {
                 v.metadata
                     .insert("readonly".into(), readonly_flag(*readonly).into());

@@ -16,6 +16,7 @@ pub mod metrics;
 pub mod quotas;
 pub mod snapshots;
 pub mod transfers;
+pub mod volume_types;
 pub mod volumes;
 
 pub use jobs::{JobRow, JobsProjection};
@@ -33,6 +34,7 @@ pub fn all() -> Vec<Arc<dyn InlineProjection>> {
         Arc::new(transfers::TransfersProjection),
         Arc::new(images::ImagesProjection),
         Arc::new(idempotency::IdempotencyProjection),
+        Arc::new(volume_types::VolumeTypesProjection),
     ]
 }
 
@@ -192,7 +194,10 @@ pub(crate) fn stamp(t: &DateTime<Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
 }
 
-fn conversion(i: usize, e: impl std::error::Error + Send + Sync + 'static) -> rusqlite::Error {
+pub(crate) fn conversion(
+    i: usize,
+    e: impl std::error::Error + Send + Sync + 'static,
+) -> rusqlite::Error {
     rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e))
 }
 

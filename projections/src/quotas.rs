@@ -98,6 +98,11 @@ impl InlineProjection for QuotasProjection {
                     conn.prepare_cached("UPDATE quota_ledger SET project_id = ?2 WHERE id = ?1")?
                         .execute(params![id, to_project])?;
                 }
+                // The volume now counts under its new type's keys.
+                VolumeEvent::VolumeRetyped { to, .. } => {
+                    conn.prepare_cached("UPDATE quota_ledger SET volume_type = ?2 WHERE id = ?1")?
+                        .execute(params![id, to])?;
+                }
                 _ => {}
             }
         } else if let Some(e) = snapshot_event(ev) {

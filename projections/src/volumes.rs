@@ -239,6 +239,10 @@ impl InlineProjection for VolumesProjection {
                 conn.prepare_cached("UPDATE volumes SET user_id = ?2 WHERE id = ?1")?
                     .execute(params![id, to_user])?;
             }
+            VolumeEvent::VolumeRetyped { to, .. } => {
+                conn.prepare_cached("UPDATE volumes SET volume_type = ?2 WHERE id = ?1")?
+                    .execute(params![id, to])?;
+            }
             _ => {}
         }
         let Some(v) = after.volume.as_ref() else {

@@ -18,8 +18,10 @@ repo="$(cd "$here/../.." && pwd)"
 work="$(mktemp -d "${TMPDIR:-/tmp}/blockledger-clients.XXXXXX")"
 server_pid=""
 
+shim_pid=""
 finish() {
   local rc=$?
+  if [ -n "$shim_pid" ]; then kill "$shim_pid" 2>/dev/null; wait "$shim_pid" 2>/dev/null; fi
   if [ -n "$server_pid" ] && kill -0 "$server_pid" 2>/dev/null; then
     kill -TERM "$server_pid" 2>/dev/null
     for _ in $(seq 1 50); do kill -0 "$server_pid" 2>/dev/null || break; sleep 0.1; done
@@ -91,11 +93,27 @@ if [ -z "$url" ]; then
 fi
 echo "clients: server $bin at $url (data $work/data)"
 
+# --- a Keystone stand-in, for the one command that needs a service catalog -------------
+# `openstack limits show` asks compute as well unless the catalog lists no compute; the
+# test-only token shim beside the tempest runner answers with a block-storage catalog.
+shim="$repo/../shared/tempest/token_shim.py"
+keystone=()
+if [ -f "$shim" ]; then
+  shim_port=$((20000 + RANDOM % 20000))
+  "$venv/bin/python" "$shim" "$shim_port" "$url" >"$work/shim.log" 2>&1 &
+  shim_pid=$!
+  for _ in $(seq 1 100); do
+    curl -sf "http://127.0.0.1:$shim_port/v3" >/dev/null 2>&1 && break
+    sleep 0.05
+  done
+  keystone=(--keystone-url "http://127.0.0.1:$shim_port/v3")
+fi
+
 # --- the checks -------------------------------------------------------------------------
 only=()
 [ -n "${BLOCKLEDGER_CLIENTS_ONLY:-}" ] && only=(--only "$BLOCKLEDGER_CLIENTS_ONLY")
 "$venv/bin/python" "$here/test_clients.py" --base-url "$url" \
-  --summary-file "$work/summary.json" "${only[@]}"
+  --summary-file "$work/summary.json" "${keystone[@]}" "${only[@]}"
 test_rc=$?
 
 if ! kill -0 "$server_pid" 2>/dev/null; then

@@ -18,6 +18,7 @@ output for the CLIs). Exit status: 0 when nothing failed, 1 otherwise.
 """
 
 import argparse
+import hashlib
 import io
 import json
 import logging
@@ -551,13 +552,40 @@ def run_cinder(checks, base, bindir):
         api.wait_snapshot(s["snap"], gone, "gone (404)")
     checks.run("cinder_snapshot_delete", snapshot_delete, needs=["cinder_snapshot_create"])
 
+    def list_sort():
+        # Issue 12: Cinder's `sort=name:asc` (cinderclient sends `sort=`; the
+        # `openstack volume list` of OSC 10.5 has no `--sort` option).
+        t = parse_table(cli(cmd + ["create", "--name", "cinder-aaa-" + tag, "1"], env))
+        api.wait_volume(t["id"], status_is("available"), "available")
+        try:
+            for d, rev in (("asc", False), ("desc", True)):
+                out = cli(cmd + ["list", "--sort", "name:" + d], env)
+                got = [ln.split("|")[3].strip() for ln in out.splitlines()
+                       if ln.startswith("|") and "-" in ln.split("|")[1]]
+                want = sorted(["cinder-aaa-" + tag, "cinder-vol-" + tag], reverse=rev)
+                expect(got == want, "name:%s order %r, want %r\n%s" % (d, got, want, out))
+        finally:
+            cli(cmd + ["delete", t["id"]], env)
+            api.wait_volume(t["id"], gone, "gone (404)")
+    checks.run("cinder_list_sort", list_sort, needs=["cinder_create"])
+
+    def absolute_limits():
+        # Issue 12: `GET /limits`; the project's one volume of 2 GB counts.
+        out = cli(cmd + ["absolute-limits"], env)
+        t = parse_table(out)
+        expect(t.get("maxTotalVolumes") == "10", "maxTotalVolumes %r:\n%s"
+               % (t.get("maxTotalVolumes"), out))
+        expect(t.get("totalVolumesUsed") == "1" and t.get("totalGigabytesUsed") == "2",
+               "usage:\n" + out)
+    checks.run("cinder_absolute_limits", absolute_limits, needs=["cinder_extend"])
+
     def delete():
         cli(cmd + ["delete", s["id"]], env)
         api.wait_volume(s["id"], gone, "gone (404)")
     checks.run("cinder_delete", delete, needs=["cinder_create"])
 
 
-def run_osc(checks, base, bindir):
+def run_osc(checks, base, bindir, keystone=None):
     tag = uuid.uuid4().hex[:8]
     project = "proj-osc-" + tag
     api = Api(base, "dave", project)
@@ -620,16 +648,119 @@ def run_osc(checks, base, bindir):
         api.wait_snapshot(s["snap"], gone, "gone (404)")
     checks.run("osc_snapshot_delete", snapshot_delete, needs=["osc_snapshot_create"])
 
+    def create_source():
+        # Issue 12: a clone (`source_volid`).
+        v = cli_json(cmd + ["volume", "create", "--source", s["id"], "-f", "json",
+                            "osc-clone-" + tag], env)
+        expect(v.get("id"), "no id %r" % v)
+        s["clone"] = v["id"]
+        body = api.wait_volume(s["clone"], status_is("available", size=2), "available")
+        expect(body["volume"]["source_volid"] == s["id"], "source_volid %r"
+               % body["volume"].get("source_volid"))
+    checks.run("osc_volume_create_source", create_source, needs=["osc_volume_extend"])
+
+    def limits_absolute():
+        # Issue 12: `GET /limits`; two volumes of 2 GB each are in use. The
+        # `openstack limits show` command asks compute too unless the service
+        # catalog has no compute: with `--os-endpoint` (no catalog) it cannot
+        # run against any block-storage server, so it authenticates through
+        # the test-only Keystone stand-in (../shared/tempest/token_shim.py),
+        # whose catalog lists block storage only; its project ids are
+        # md5(project name), so this check uses a project of its own.
+        if not keystone:
+            raise Skip("no Keystone stand-in (../shared/tempest/token_shim.py)")
+        pname = "proj-osc-limits-" + tag
+        kcmd = [exe, "--debug", "--os-auth-url", keystone, "--os-username", "erin",
+                "--os-password", "unused", "--os-project-name", pname,
+                "--os-user-domain-name", "Default", "--os-project-domain-name", "Default",
+                "--os-volume-api-version", "3.0"]
+        pid = hashlib.md5(pname.encode()).hexdigest()
+        kapi = Api(base, "erin", pid)
+        ids = []
+        for size in (1, 2):
+            v = cli_json(kcmd + ["volume", "create", "--size", str(size), "-f", "json",
+                                 "osc-limits-%d-%s" % (size, tag)], env)
+            ids.append(v["id"])
+            kapi.wait_volume(v["id"], status_is("available"), "available")
+        rows = cli_json(kcmd + ["limits", "show", "--absolute", "-f", "json"], env)
+        lim = {r.get("Name"): r.get("Value") for r in rows}
+        expect(lim.get("max_total_volumes") == 10 and lim.get("total_volumes_used") == 2
+               and lim.get("total_gigabytes_used") == 3, "limits %r" % (lim,))
+        for vid in ids:
+            cli(kcmd + ["volume", "delete", vid], env)
+            kapi.wait_volume(vid, gone, "gone (404)")
+    checks.run("osc_limits_show_absolute", limits_absolute)
+
+    def clone_delete():
+        cli(cmd + ["volume", "delete", s["clone"]], env)
+        api.wait_volume(s["clone"], gone, "gone (404)")
+    checks.run("osc_clone_delete", clone_delete, needs=["osc_volume_create_source"])
+
     def delete():
         cli(cmd + ["volume", "delete", s["id"]], env)
         api.wait_volume(s["id"], gone, "gone (404)")
     checks.run("osc_volume_delete", delete, needs=["osc_volume_create"])
+
+    # Volume types (issue 12): an administrator's, as in Cinder.
+    admin = [exe, "--debug", "--os-auth-type", "admin_token", "--os-token",
+             "admin:" + project, "--os-endpoint", "%s/v3/%s" % (base, project),
+             "--os-volume-api-version", "3.0"]
+    admin_api = Api(base, "admin", project)
+    tname = "osc-type-" + tag
+
+    def type_show_default():
+        t = cli_json(cmd + ["volume", "type", "show", "default", "-f", "json"], env)
+        expect(t.get("name") == "SATA", "default type %r" % t)
+    checks.run("osc_volume_type_show_default", type_show_default)
+
+    def type_create():
+        t = cli_json(admin + ["volume", "type", "create", "--description", "first",
+                              "--property", "tier=gold", "-f", "json", tname], env)
+        expect(t.get("name") == tname and t.get("id"), "created %r" % t)
+        s["type"] = t["id"]
+        code, body = admin_api.get("/types/" + s["type"])
+        expect(code == 200 and body["volume_type"]["extra_specs"] == {"tier": "gold"}
+               and body["volume_type"]["description"] == "first",
+               "GET /types/%s -> %s %r" % (s["type"], code, body))
+        # A member may not create one.
+        try:
+            cli(cmd + ["volume", "type", "create", tname + "-member"], env)
+        except CLIError as e:
+            expect("403" in str(e) or "Forbidden" in str(e) or "forbidden" in str(e),
+                   "member create failed, but not with 403:\n" + str(e)[-600:])
+        else:
+            raise AssertionError("a member created a volume type")
+    checks.run("osc_volume_type_create", type_create)
+
+    def type_set():
+        cli(admin + ["volume", "type", "set", "--description", "second", "--property",
+                     "speed=fast", s["type"]], env)
+        code, body = admin_api.get("/types/" + s["type"])
+        vt = body["volume_type"] if code == 200 else {}
+        expect(vt.get("description") == "second"
+               and vt.get("extra_specs") == {"tier": "gold", "speed": "fast"},
+               "after set: %s %r" % (code, body))
+        # Usable to create a volume, which then names it.
+        v = cli_json(cmd + ["volume", "create", "--size", "1", "--type", tname, "-f", "json",
+                            "osc-typed-" + tag], env)
+        body = api.wait_volume(v["id"], status_is("available"), "available")
+        expect(body["volume"]["volume_type"] == tname, "type %r" % body["volume"])
+        cli(cmd + ["volume", "delete", v["id"]], env)
+        api.wait_volume(v["id"], gone, "gone (404)")
+    checks.run("osc_volume_type_set", type_set, needs=["osc_volume_type_create"])
+
+    def type_delete():
+        cli(admin + ["volume", "type", "delete", s["type"]], env)
+        code, body = admin_api.get("/types/" + s["type"])
+        expect(code == 404, "after delete: %s %r" % (code, body))
+    checks.run("osc_volume_type_delete", type_delete, needs=["osc_volume_type_set"])
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--base-url", required=True, help="http://127.0.0.1:PORT")
     ap.add_argument("--summary-file", help="write {passed, failed, skipped} JSON here")
+    ap.add_argument("--keystone-url", help="a test-only Keystone stand-in (token_shim.py)")
     ap.add_argument("--only", choices=["sdk", "cinder", "osc"], action="append")
     args = ap.parse_args()
     base = args.base_url.rstrip("/")
@@ -646,7 +777,7 @@ def main():
     if "cinder" in suites:
         run_cinder(checks, base, bindir)
     if "osc" in suites:
-        run_osc(checks, base, bindir)
+        run_osc(checks, base, bindir, args.keystone_url)
 
     c = checks.counts()
     fails = [n for n, o, _ in checks.results if o == "fail"]

@@ -13,6 +13,7 @@ pub mod image_catalog;
 pub mod image_upload;
 pub mod lookup;
 pub mod outcome;
+pub mod qos_specs;
 pub mod queries;
 pub mod quota_set;
 pub mod snapshot_actions;
@@ -24,6 +25,8 @@ pub mod volume_actions;
 pub mod volume_create;
 pub mod volume_delete;
 pub mod volume_extend;
+pub mod volume_retype;
+pub mod volume_types;
 
 pub use outcome::{await_outcome, Outcome};
 

@@ -8,15 +8,14 @@ use domain::{Aggregate, DomainError};
 
 use super::{App, AppError, Caller, RequestMeta};
 
-/// Every quota key of the configured volume types.
-fn known_keys(app: &App) -> Vec<String> {
-    domain::quota::keys(
-        &app.catalog
-            .types
-            .iter()
-            .map(|t| t.name.clone())
-            .collect::<Vec<_>>(),
-    )
+/// Every quota key of the volume types (the volume types view), as of
+/// this transaction.
+fn known_keys(conn: &eventstore::rusqlite::Connection) -> Result<Vec<String>, AppError> {
+    let names: Vec<String> = projections::volume_types::list(conn)?
+        .into_iter()
+        .map(|t| t.name)
+        .collect();
+    Ok(domain::quota::keys(&names))
 }
 
 fn admin_only(stream: String) -> AppError {
@@ -33,11 +32,11 @@ pub async fn set(
     project: String,
     changes: BTreeMap<String, i64>,
 ) -> Result<(), AppError> {
-    let known = known_keys(app);
     app.run(caller, meta, None, move |tx| {
         if !tx.caller.is_admin {
             return Err(admin_only(QuotaAggregate::stream_id(&project)));
         }
+        let known = known_keys(tx.conn())?;
         let cmd = (project.clone(), QuotaCommand::SetLimits { changes, known });
         tx.execute::<QuotaAggregate>(&project, cmd)?;
         Ok(())
@@ -71,11 +70,11 @@ pub async fn set_class(
     class_name: String,
     changes: BTreeMap<String, i64>,
 ) -> Result<(), AppError> {
-    let known = known_keys(app);
     app.run(caller, meta, None, move |tx| {
         if !tx.caller.is_admin {
             return Err(admin_only(QuotaClassAggregate::stream_id(&class_name)));
         }
+        let known = known_keys(tx.conn())?;
         tx.execute::<QuotaClassAggregate>(&class_name, (class_name.clone(), changes, known))?;
         Ok(())
     })

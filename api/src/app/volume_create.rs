@@ -139,8 +139,10 @@ fn command(
             }))
         }
     };
+    // The types this caller may use, as the volume types view has them.
+    let catalog = super::volume_types::catalog(tx.conn(), &app.catalog, tx.caller)?;
     let (availability_zone, volume_type) = create_rules::placement(
-        &app.catalog,
+        &catalog,
         r.availability_zone.as_deref(),
         r.volume_type.as_deref(),
         inherited.as_ref().map(|(z, t)| (z.as_str(), t.as_str())),
@@ -218,8 +220,9 @@ pub async fn create_batch(
     let job = batch_job_id.clone();
     app.run(caller, meta, Some(&batch_job_id), move |tx| {
         let size = r.size.unwrap_or(0);
+        let catalog = super::volume_types::catalog(tx.conn(), &a.catalog, tx.caller)?;
         let (_, volume_type) = create_rules::placement(
-            &a.catalog,
+            &catalog,
             r.availability_zone.as_deref(),
             r.volume_type.as_deref(),
             None,

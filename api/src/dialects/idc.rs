@@ -435,10 +435,9 @@ fn volume_type(state: &AppState, raw: &str) -> Result<String, DomainError> {
         .flatten()
         .and_then(|i| state.catalog.types.get(i))
         .map(|t| t.name.clone());
-    match by_index {
-        Some(t) => Ok(t),
-        None => state.catalog.resolve_type(Some(raw)),
-    }
+    // A name goes to the use case, which resolves it against the volume
+    // types view (so a type an admin created is usable here too).
+    Ok(by_index.unwrap_or_else(|| raw.to_string()))
 }
 
 /// IDC-volumes-list: every filter optional [5.2 #1]; `total_count` counts

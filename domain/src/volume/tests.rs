@@ -716,3 +716,63 @@ fn a_clone_event_without_the_source_field_still_decodes() {
         }
     ));
 }
+
+/// Retype without migration (Cinder `os-retype`, issue 12).
+#[test]
+fn retype_changes_the_type_of_an_available_volume_on_its_backend() {
+    let retype = |to: &str, migration_needed: Option<&str>| VolumeCommand::Retype {
+        new_type: to.into(),
+        migration_needed: migration_needed.map(String::from),
+        quota: crate::quota::Headroom::unlimited(),
+    };
+    let mut events = available(1);
+    let from = match &events[0] {
+        VolumeEvent::VolumeCreateRequested { volume_type, .. } => volume_type.clone(),
+        _ => unreachable!(),
+    };
+    assert_eq!(
+        when(&given(&events), retype(&from, None))
+            .unwrap_err()
+            .reason(),
+        "retype_refused"
+    );
+    assert_eq!(
+        when(&given(&events), retype("gold", Some("another backend")))
+            .unwrap_err()
+            .reason(),
+        "retype_refused"
+    );
+    let ev = when(&given(&events), retype("gold", None)).unwrap();
+    assert_eq!(
+        ev,
+        vec![VolumeEvent::VolumeRetyped {
+            from,
+            to: "gold".into()
+        }]
+    );
+    events.extend(ev);
+    assert_eq!(given(&events).volume.unwrap().volume_type, "gold");
+    // Refused while creating.
+    assert!(when(&given(&[requested(1)]), retype("gold", None)).is_err());
+}
+
+#[test]
+fn retype_admits_the_new_types_quota_only() {
+    let mut quota = crate::quota::Headroom::default();
+    quota.limits.insert("volumes_gold".into(), 0);
+    quota.limits.insert("volumes".into(), 1);
+    quota.usage.insert("volumes".into(), 1);
+    let cmd = |quota| VolumeCommand::Retype {
+        new_type: "gold".into(),
+        migration_needed: None,
+        quota,
+    };
+    let s = given(&available(1));
+    assert_eq!(
+        when(&s, cmd(quota.clone())).unwrap_err().reason(),
+        "volume_count_quota"
+    );
+    quota.limits.insert("volumes_gold".into(), 1);
+    // The project is at its total, yet a retype adds no volume.
+    assert!(when(&s, cmd(quota)).is_ok());
+}

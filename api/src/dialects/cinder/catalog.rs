@@ -1,5 +1,5 @@
 //! Read-mostly Cinder routes over the configured catalog and the quota
-//! view: types (CINDER-7.1.7/7.1.8), availability zones (7.1.17),
+//! view: availability zones (7.1.17; types are in `types`),
 //! extensions (7.1.16), quota sets (7.1.9, and the admin PUT).
 
 use std::collections::{BTreeMap, HashMap};
@@ -7,7 +7,6 @@ use std::collections::{BTreeMap, HashMap};
 use axum::body::Bytes;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -17,14 +16,12 @@ use serde_json::{json, Map, Value};
 
 use crate::app::{queries, quota_set};
 use crate::parse::query;
-use crate::{input, ApiError, AppState, Ctx, Problem, Reason};
+use crate::{input, ApiError, AppState, Ctx, Problem};
 
 type Reply = Result<Response, ApiError>;
 
 pub fn routes(prefix: &str) -> Router<AppState> {
     Router::new()
-        .route(&format!("{prefix}/types"), get(types))
-        .route(&format!("{prefix}/types/{{type_id}}"), get(one_type))
         .route(&format!("{prefix}/os-availability-zone"), get(zones))
         .route(&format!("{prefix}/extensions"), get(extensions))
         .route(
@@ -37,51 +34,6 @@ pub fn routes(prefix: &str) -> Router<AppState> {
             &format!("{prefix}/os-quota-sets/{{target_project_id}}/defaults"),
             get(quota_defaults),
         )
-}
-
-fn volume_type(state: &AppState, t: &domain::catalog::VolumeType) -> Value {
-    json!({
-        "extra_specs": {
-            "volume_backend_name": t.name,
-            "availability-zone": state.catalog.default_zone(),
-        },
-        "name": t.name,
-        "qos_specs_id": null,
-        "id": t.id,
-        "is_public": true,
-        "description": null,
-    })
-}
-
-async fn types(State(state): State<AppState>, _ctx: Ctx) -> Reply {
-    let all: Vec<Value> = state
-        .catalog
-        .types
-        .iter()
-        .map(|t| volume_type(&state, t))
-        .collect();
-    Ok(Json(json!({"volume_types": all})).into_response())
-}
-
-async fn one_type(
-    State(state): State<AppState>,
-    ctx: Ctx,
-    Path(p): Path<HashMap<String, String>>,
-) -> Reply {
-    let id = p.get("type_id").cloned().unwrap_or_default();
-    match state
-        .catalog
-        .types
-        .iter()
-        .find(|t| t.id == id || t.name == id)
-    {
-        Some(t) => Ok(Json(json!({"volume_type": volume_type(&state, t)})).into_response()),
-        None => Err(ctx.err(Problem::new(
-            StatusCode::NOT_FOUND,
-            Reason::VolumeTypeNotFound,
-            format!("Volume type {id} could not be found."),
-        ))),
-    }
 }
 
 async fn zones(State(state): State<AppState>, _ctx: Ctx) -> Reply {
@@ -138,13 +90,16 @@ pub(super) fn target(ctx: &Ctx, p: &HashMap<String, String>) -> Result<String, A
 }
 
 /// The keys a quota body prints: Cinder's on `/v3`, the seed's on `/v2`.
-pub(super) fn quota_keys(state: &AppState, ctx: &Ctx) -> Vec<String> {
-    let names: Vec<String> = state.catalog.types.iter().map(|t| t.name.clone()).collect();
+/// Per-type keys for every type of the volume types view.
+pub(super) async fn quota_keys(state: &AppState, ctx: &Ctx) -> Result<Vec<String>, ApiError> {
+    let names = crate::app::volume_types::names(&state.app())
+        .await
+        .map_err(|e| ctx.err(e))?;
     let mut keys = quota::keys(&names);
     if !ctx.is_v3() {
         keys.retain(|k| quota::in_seed(k));
     }
-    keys
+    Ok(keys)
 }
 
 /// CINDER-7.1.9: with `usage=true|True` each key is
@@ -173,7 +128,7 @@ async fn quota_show(
         .map_err(|e| ctx.err(e))?;
     let mut set = Map::new();
     set.insert("id".into(), json!(project));
-    for k in quota_keys(&state, &ctx) {
+    for k in quota_keys(&state, &ctx).await? {
         let limit = quota::limit_of(&limits, &k);
         set.insert(
             k.clone(),
@@ -198,7 +153,7 @@ async fn quota_defaults(
         .map_err(|e| ctx.err(e))?;
     let mut set = Map::new();
     set.insert("id".into(), json!(project));
-    for k in quota_keys(&state, &ctx) {
+    for k in quota_keys(&state, &ctx).await? {
         set.insert(k.clone(), json!(quota::limit_of(&defaults, &k)));
     }
     Ok(Json(json!({"quota_set": set})).into_response())
@@ -224,7 +179,7 @@ async fn quota_update(
         .await
         .map_err(|e| ctx.err(e))?;
     let mut out = Map::new();
-    for k in quota_keys(&state, &ctx) {
+    for k in quota_keys(&state, &ctx).await? {
         out.insert(k.clone(), json!(quota::limit_of(&limits, &k)));
     }
     Ok(Json(json!({"quota_set": out})).into_response())

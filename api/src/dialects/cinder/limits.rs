@@ -90,6 +90,7 @@ async fn class_body(
         .await
         .map_err(|e| ctx.err(e))?;
     Ok(quota_keys(state, ctx)
+        .await?
         .into_iter()
         .map(|k| {
             let v = json!(quota::limit_of(&own, &k));

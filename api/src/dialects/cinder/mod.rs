@@ -16,8 +16,10 @@ pub mod admin;
 pub mod catalog;
 pub mod limits;
 pub mod metadata;
+pub mod qos;
 pub mod snapshots;
 pub mod transfers;
+pub mod types;
 pub mod upload;
 pub mod volumes;
 

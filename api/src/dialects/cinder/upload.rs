@@ -40,11 +40,11 @@ pub async fn upload_image(
     let image = queries::image(&app, &caller, &image_id.to_string())
         .await
         .map_err(|e| ctx.err(e))?;
-    let vt = state
-        .catalog
-        .types
-        .iter()
-        .find(|t| t.name == row.volume_type);
+    // The type as the volume types view has it (an admin may have
+    // deleted it since; then its id is unknown).
+    let vt = crate::app::volume_types::show(&app, &caller, row.volume_type.clone())
+        .await
+        .ok();
     Ok(json!({"os-volume_upload_image": {
         "status": row.status.as_str(),
         "size": row.size,
@@ -63,7 +63,7 @@ pub async fn upload_image(
             },
             "is_public": true,
             "deleted_at": null,
-            "id": vt.map(|t| t.id.clone()),
+            "id": vt.map(|t| t.id),
             "name": row.volume_type,
         },
         "container_format": image.container_format,

@@ -61,7 +61,7 @@ async fn create(State(state): State<AppState>, ctx: Ctx, body: Bytes) -> Reply {
     let (app, caller) = (state.app(), ctx.caller());
     let id = volume_create::create(&app, &caller, &ctx.meta(), r, app::new_job_id())
         .await
-        .map_err(|e| ctx.err(e))?;
+        .map_err(|e| type_not_found_on_v3(&ctx, e))?;
     let row = queries::volume(&app, &caller, &id.to_string())
         .await
         .map_err(|e| ctx.err(e))?;
@@ -200,6 +200,19 @@ async fn delete(
     .await
     .map_err(|e| ctx.err(e))?;
     Ok(StatusCode::ACCEPTED.into_response())
+}
+
+/// `/v3` answers an unknown volume type, or a private one the caller was
+/// not given, with Cinder's 404 (DECISIONS.md, Everywhere); `/v2` keeps
+/// the seed's 400.
+fn type_not_found_on_v3(ctx: &Ctx, e: app::AppError) -> ApiError {
+    match e {
+        app::AppError::Refused(r) if ctx.is_v3() => match r.error {
+            DomainError::InvalidVolumeType(t) => ctx.err(DomainError::VolumeTypeNotFound(t)),
+            other => ctx.err(other),
+        },
+        e => ctx.err(e),
+    }
 }
 
 /// `POST …/volumes/{id}/action`: dispatch on the body's single key.
@@ -351,6 +364,40 @@ async fn action(
             Ok(StatusCode::ACCEPTED.into_response())
         }
         // CINDER-7.2.7 / 7.2.8 [5.1 #38].
+        // Retype without migration (issue 12): 202.
+        "os-retype" => {
+            let b = input::member(&obj, "os-retype").map_err(|e| ctx.err(e))?;
+            let new_type = input::opt_str(b, "new_type")
+                .map_err(|e| ctx.err(e))?
+                .ok_or_else(|| {
+                    ctx.err(DomainError::invalid(
+                        "new_type",
+                        FieldReason::Missing,
+                        "'new_type' is a required property.",
+                    ))
+                })?;
+            match input::opt_str(b, "migration_policy").map_err(|e| ctx.err(e))? {
+                None => {}
+                Some(p) if p == "never" || p == "on-demand" => {}
+                Some(p) => {
+                    return Err(ctx.err(DomainError::invalid(
+                        "migration_policy",
+                        FieldReason::Invalid,
+                        format!("Invalid migration_policy '{p}': never or on-demand."),
+                    )))
+                }
+            }
+            crate::app::volume_retype::retype(
+                &state.app(),
+                &ctx.caller(),
+                &ctx.meta(),
+                id,
+                new_type,
+            )
+            .await
+            .map_err(|e| ctx.err(e))?;
+            Ok(StatusCode::ACCEPTED.into_response())
+        }
         "os-reserve" => {
             run(&state, &ctx, id, VolumeCommand::Reserve).await?;
             Ok(StatusCode::ACCEPTED.into_response())

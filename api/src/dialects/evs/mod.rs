@@ -103,6 +103,16 @@ fn domain_code(e: &DomainError) -> &'static str {
         InvalidField { field, reason, .. } => field_code(field, *reason),
         // Not an EVS rule (EVS extends in-use volumes); the nearest code.
         ExtendAttached(_) => "EVS.1064",
+        // Type and QoS management is Cinder's; on EVS routes the nearest codes.
+        VolumeTypeNotFound(_) => "EVS.2070",
+        ExtraSpecNotFound { .. }
+        | TypeAccessNotFound { .. }
+        | EncryptionNotFound(_)
+        | QosSpecsNotFound(_)
+        | QosSpecsKeyNotFound { .. } => "EVS.5404",
+        VolumeTypeExists(_) | TypeAccessExists { .. } | QosSpecsExists(_) => "EVS.5409",
+        VolumeTypeInUse(_) | VolumeTypeRefused(_) | EncryptionExists(_) | QosSpecsInUse(_)
+        | RetypeRefused(_) => "EVS.5400",
     }
 }
 

@@ -1,0 +1,63 @@
+//! Cinder's `os-retype` without migration (issue 12; tempest's
+//! VolumeRetypeWithoutMigrationTest): the volume keeps its bytes and its
+//! backend and takes the new type. A retype that would move the volume to
+//! another backend, or change its encryption, needs a migration, which this
+//! service does not do; it is refused whatever the migration policy.
+
+use domain::catalog::backend_of;
+use domain::{DomainError, VolumeAggregate, VolumeCommand};
+use projections::volume_types as view;
+use uuid::Uuid;
+
+use super::{volume_types, App, AppError, Caller, RequestMeta};
+
+pub async fn retype(
+    app: &App,
+    caller: &Caller,
+    meta: &RequestMeta,
+    volume_id: Uuid,
+    new_type: String,
+) -> Result<(), AppError> {
+    app.run(caller, meta, None, move |tx| {
+        let v = tx.volume(volume_id)?;
+        let stream = format!("volume-{volume_id}");
+        // The types this caller may use: a private type it was not given
+        // is unknown to it (404, as Cinder).
+        let to = volume_types::visible(tx.conn(), tx.caller, &new_type)?.ok_or_else(|| {
+            AppError::refused(
+                stream.clone(),
+                DomainError::VolumeTypeNotFound(new_type.clone()),
+            )
+        })?;
+        let from = view::by_name(tx.conn(), &v.volume_type)?;
+        let encryption = |t: Option<&view::TypeRow>| -> Result<_, AppError> {
+            Ok(match t {
+                Some(t) => view::encryption(tx.conn(), &t.id)?.map(|e| e.encryption),
+                None => None,
+            })
+        };
+        let migration_needed = if backend_of(&v.volume_type) != backend_of(&to.name) {
+            Some(format!(
+                "type {} lives on backend {}, the volume on {}",
+                to.name,
+                backend_of(&to.name),
+                backend_of(&v.volume_type)
+            ))
+        } else if encryption(from.as_ref())? != encryption(Some(&to))? {
+            Some("the types' encryption differs".to_string())
+        } else {
+            None
+        };
+        let quota = tx.headroom(&v.project_id)?;
+        tx.execute::<VolumeAggregate>(
+            &volume_id.to_string(),
+            VolumeCommand::Retype {
+                new_type: to.name,
+                migration_needed,
+                quota,
+            },
+        )?;
+        Ok(())
+    })
+    .await
+}

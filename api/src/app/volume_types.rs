@@ -1,0 +1,442 @@
+//! Volume type management (Cinder's types_manage, types_extra_specs,
+//! volume_type_access and volume_type_encryption; issue 12): one use case
+//! per operation, each one transaction. Changes are an administrator's
+//! (Cinder's policy), refused here, in the application layer, as other
+//! admin-only operations are. Reads go through the volume types view,
+//! which also gives every create and retype the types the caller may use
+//! (`catalog`).
+
+use std::collections::BTreeMap;
+
+use domain::catalog::VolumeType as CatalogType;
+use domain::volume_type::{EncryptionChange, VolumeTypeAggregate, VolumeTypeCommand as C};
+use domain::{Aggregate, Catalog, DomainError};
+use eventstore::rusqlite::Connection;
+use projections::volume_types::{self as view, EncryptionRow, TypeRow};
+use uuid::Uuid;
+
+use super::{App, AppError, Caller, RequestMeta, Tx};
+
+/// The types `caller` may see and use, over `base`'s zones: Cinder shows a
+/// private type only to the projects it is shared with, and to admin.
+pub fn catalog(conn: &Connection, base: &Catalog, caller: &Caller) -> Result<Catalog, AppError> {
+    let rows = view::list(conn)?;
+    let default_id = base.default_type_id();
+    let default_name = rows
+        .iter()
+        .find(|t| Some(t.id.as_str()) == default_id)
+        .map(|t| t.name.clone())
+        .unwrap_or_else(|| base.default_type.clone());
+    let types = rows
+        .into_iter()
+        .filter(|t| t.visible_to(&caller.project_id, caller.is_admin))
+        .map(|t| CatalogType {
+            name: t.name,
+            id: t.id,
+        })
+        .collect();
+    Ok(base.with_types(types, default_name))
+}
+
+/// The type `raw` names (its id, or its name) if `caller` may see it.
+pub fn visible(
+    conn: &Connection,
+    caller: &Caller,
+    raw: &str,
+) -> eventstore::rusqlite::Result<Option<TypeRow>> {
+    let row = match view::get(conn, raw)? {
+        Some(t) => Some(t),
+        None => view::by_name(conn, raw)?,
+    };
+    Ok(row.filter(|t| t.visible_to(&caller.project_id, caller.is_admin)))
+}
+
+fn not_found(raw: &str) -> AppError {
+    AppError::refused(
+        VolumeTypeAggregate::stream_id(raw),
+        DomainError::VolumeTypeNotFound(raw.to_string()),
+    )
+}
+
+fn admin_only(tx: &Tx<'_, '_>, raw: &str) -> Result<(), AppError> {
+    if tx.caller.is_admin {
+        Ok(())
+    } else {
+        Err(AppError::refused(
+            VolumeTypeAggregate::stream_id(raw),
+            DomainError::NotPermitted("Policy doesn't allow volume type management.".into()),
+        ))
+    }
+}
+
+/// The live type `raw` names, for a change by admin.
+fn target(tx: &Tx<'_, '_>, raw: &str) -> Result<TypeRow, AppError> {
+    admin_only(tx, raw)?;
+    visible(tx.conn(), tx.caller, raw)?.ok_or_else(|| not_found(raw))
+}
+
+/// The configured catalog's types, appended once as the first events of
+/// their streams (with their documented ids): a fresh log gets them at the
+/// first start, and a type an admin has since deleted stays deleted.
+pub async fn seed(app: &App) -> Result<(), AppError> {
+    let caller = Caller {
+        user_id: "blockledger".into(),
+        project_id: "blockledger".into(),
+        is_admin: true,
+    };
+    let meta = RequestMeta {
+        request_id: "seed".into(),
+        dialect: "seed",
+        route: "seed volume types".into(),
+        idempotency_key: None,
+    };
+    let base = app.catalog.clone();
+    app.run(&caller, &meta, None, move |tx| {
+        let zone = base.default_zone().to_string();
+        for t in &base.types {
+            let (st, _) = tx.w.load::<VolumeTypeAggregate>(&t.id)?;
+            if st.volume_type.is_some() {
+                continue;
+            }
+            let Ok(id) = Uuid::parse_str(&t.id) else {
+                continue;
+            };
+            // The extra specs the seed's CINDER-7.1.7 shows.
+            let extra_specs = BTreeMap::from([
+                ("volume_backend_name".to_string(), t.name.clone()),
+                ("availability-zone".to_string(), zone.clone()),
+            ]);
+            let name_taken = view::by_name(tx.conn(), &t.name)?.is_some();
+            tx.execute::<VolumeTypeAggregate>(
+                &t.id,
+                C::Create {
+                    id,
+                    name: t.name.clone(),
+                    description: None,
+                    is_public: true,
+                    extra_specs,
+                    seeded: true,
+                    name_taken,
+                },
+            )?;
+        }
+        Ok(())
+    })
+    .await
+}
+
+pub struct CreateTypeRequest {
+    pub name: String,
+    pub description: Option<String>,
+    pub is_public: bool,
+    pub extra_specs: BTreeMap<String, String>,
+}
+
+/// `POST /types`: the new type.
+pub async fn create(
+    app: &App,
+    caller: &Caller,
+    meta: &RequestMeta,
+    r: CreateTypeRequest,
+) -> Result<TypeRow, AppError> {
+    let id = Uuid::new_v4();
+    app.run(caller, meta, None, move |tx| {
+        admin_only(tx, &id.to_string())?;
+        let name_taken = view::by_name(tx.conn(), &r.name)?.is_some();
+        tx.execute::<VolumeTypeAggregate>(
+            &id.to_string(),
+            C::Create {
+                id,
+                name: r.name,
+                description: r.description,
+                is_public: r.is_public,
+                extra_specs: r.extra_specs,
+                seeded: false,
+                name_taken,
+            },
+        )?;
+        view::get(tx.conn(), &id.to_string())?.ok_or_else(|| not_found(&id.to_string()))
+    })
+    .await
+}
+
+/// `PUT /types/{id}`: the type as changed.
+pub async fn update(
+    app: &App,
+    caller: &Caller,
+    meta: &RequestMeta,
+    raw: String,
+    name: Option<String>,
+    description: Option<String>,
+    is_public: Option<bool>,
+) -> Result<TypeRow, AppError> {
+    app.run(caller, meta, None, move |tx| {
+        let t = target(tx, &raw)?;
+        let name_taken = match &name {
+            Some(n) => view::by_name(tx.conn(), n)?.is_some_and(|o| o.id != t.id),
+            None => false,
+        };
+        let in_use = view::in_use(tx.conn(), &t.name)?;
+        tx.execute::<VolumeTypeAggregate>(
+            &t.id,
+            C::Update {
+                name,
+                description,
+                is_public,
+                name_taken,
+                in_use,
+            },
+        )?;
+        view::get(tx.conn(), &t.id)?.ok_or_else(|| not_found(&raw))
+    })
+    .await
+}
+
+/// `DELETE /types/{id}`: refused while volumes use it, and for the default.
+pub async fn delete(
+    app: &App,
+    caller: &Caller,
+    meta: &RequestMeta,
+    raw: String,
+) -> Result<(), AppError> {
+    let default_id = app.catalog.default_type_id().map(String::from);
+    app.run(caller, meta, None, move |tx| {
+        let t = target(tx, &raw)?;
+        let in_use = view::in_use(tx.conn(), &t.name)?;
+        let is_default = default_id.as_deref() == Some(t.id.as_str());
+        tx.execute::<VolumeTypeAggregate>(&t.id, C::Delete { in_use, is_default })?;
+        Ok(())
+    })
+    .await
+}
+
+/// One command on the type `raw` names, by admin.
+async fn on_type(
+    app: &App,
+    caller: &Caller,
+    meta: &RequestMeta,
+    raw: String,
+    cmd: impl FnOnce(&Tx<'_, '_>, &TypeRow) -> Result<C, AppError> + Send + 'static,
+) -> Result<TypeRow, AppError> {
+    app.run(caller, meta, None, move |tx| {
+        let t = target(tx, &raw)?;
+        let cmd = cmd(tx, &t)?;
+        tx.execute::<VolumeTypeAggregate>(&t.id, cmd)?;
+        view::get(tx.conn(), &t.id)?.ok_or_else(|| not_found(&raw))
+    })
+    .await
+}
+
+/// `POST /types/{id}/extra_specs` (merge) and `PUT …/extra_specs/{key}`.
+pub async fn set_extra_specs(
+    app: &App,
+    caller: &Caller,
+    meta: &RequestMeta,
+    raw: String,
+    specs: BTreeMap<String, String>,
+) -> Result<(), AppError> {
+    on_type(app, caller, meta, raw, move |_, _| {
+        Ok(C::SetExtraSpecs(specs))
+    })
+    .await
+    .map(|_| ())
+}
+
+/// `DELETE /types/{id}/extra_specs/{key}`.
+pub async fn delete_extra_spec(
+    app: &App,
+    caller: &Caller,
+    meta: &RequestMeta,
+    raw: String,
+    key: String,
+) -> Result<(), AppError> {
+    on_type(app, caller, meta, raw, move |_, _| {
+        Ok(C::DeleteExtraSpec(key))
+    })
+    .await
+    .map(|_| ())
+}
+
+/// `addProjectAccess` / `removeProjectAccess`.
+pub async fn access(
+    app: &App,
+    caller: &Caller,
+    meta: &RequestMeta,
+    raw: String,
+    project: String,
+    add: bool,
+) -> Result<(), AppError> {
+    on_type(app, caller, meta, raw, move |_, _| {
+        Ok(if add {
+            C::AddAccess(project)
+        } else {
+            C::RemoveAccess(project)
+        })
+    })
+    .await
+    .map(|_| ())
+}
+
+/// `POST /types/{id}/encryption`: the encryption as created.
+pub async fn create_encryption(
+    app: &App,
+    caller: &Caller,
+    meta: &RequestMeta,
+    raw: String,
+    change: EncryptionChange,
+) -> Result<EncryptionRow, AppError> {
+    let t = on_type(app, caller, meta, raw.clone(), move |tx, t| {
+        Ok(C::CreateEncryption {
+            encryption_id: Uuid::new_v4(),
+            change,
+            in_use: view::in_use(tx.conn(), &t.name)?,
+        })
+    })
+    .await?;
+    encryption_of(app, &t.id, &raw).await
+}
+
+/// `PUT /types/{id}/encryption/{encryption_id}`.
+pub async fn update_encryption(
+    app: &App,
+    caller: &Caller,
+    meta: &RequestMeta,
+    raw: String,
+    encryption_id: String,
+    change: EncryptionChange,
+) -> Result<EncryptionRow, AppError> {
+    let t = on_type(app, caller, meta, raw.clone(), move |tx, t| {
+        check_encryption_id(tx.conn(), t, &encryption_id)?;
+        Ok(C::UpdateEncryption {
+            change,
+            in_use: view::in_use(tx.conn(), &t.name)?,
+        })
+    })
+    .await?;
+    encryption_of(app, &t.id, &raw).await
+}
+
+/// `DELETE /types/{id}/encryption/{encryption_id}`.
+pub async fn delete_encryption(
+    app: &App,
+    caller: &Caller,
+    meta: &RequestMeta,
+    raw: String,
+    encryption_id: String,
+) -> Result<(), AppError> {
+    on_type(app, caller, meta, raw, move |tx, t| {
+        check_encryption_id(tx.conn(), t, &encryption_id)?;
+        Ok(C::DeleteEncryption {
+            in_use: view::in_use(tx.conn(), &t.name)?,
+        })
+    })
+    .await
+    .map(|_| ())
+}
+
+/// The path's encryption id must be the type's (404 otherwise).
+fn check_encryption_id(conn: &Connection, t: &TypeRow, eid: &str) -> Result<(), AppError> {
+    match view::encryption(conn, &t.id)? {
+        Some(e) if e.encryption.encryption_id.to_string() == eid => Ok(()),
+        _ => Err(AppError::refused(
+            VolumeTypeAggregate::stream_id(&t.id),
+            DomainError::EncryptionNotFound(t.id.clone()),
+        )),
+    }
+}
+
+async fn encryption_of(app: &App, type_id: &str, raw: &str) -> Result<EncryptionRow, AppError> {
+    let id = type_id.to_string();
+    app.read(move |c| view::encryption(c, &id))
+        .await?
+        .ok_or_else(|| {
+            AppError::refused(
+                VolumeTypeAggregate::stream_id(raw),
+                DomainError::EncryptionNotFound(raw.to_string()),
+            )
+        })
+}
+
+// Reads: not recorded when refused.
+
+/// `GET /types`: the types the caller may see; admin may filter on
+/// `is_public` (None: all for admin; members see public and shared ones).
+pub async fn list(
+    app: &App,
+    caller: &Caller,
+    is_public: Option<bool>,
+) -> Result<Vec<TypeRow>, AppError> {
+    let caller = caller.clone();
+    let rows = app.read(view::list).await?;
+    Ok(rows
+        .into_iter()
+        .filter(|t| t.visible_to(&caller.project_id, caller.is_admin))
+        .filter(|t| is_public.is_none_or(|p| t.is_public == p))
+        .collect())
+}
+
+/// `GET /types/{id}` (by id or name) and `GET /types/default`.
+pub async fn show(app: &App, caller: &Caller, raw: String) -> Result<TypeRow, AppError> {
+    let caller = caller.clone();
+    let default_id = app.catalog.default_type_id().map(String::from);
+    let raw = if raw == "default" {
+        default_id.unwrap_or(raw)
+    } else {
+        raw
+    };
+    let key = raw.clone();
+    app.read(move |c| visible(c, &caller, &key))
+        .await?
+        .ok_or_else(|| not_found(&raw))
+}
+
+/// `GET /types/{id}/encryption`: None when the type has none (Cinder
+/// answers `{}`).
+pub async fn encryption(
+    app: &App,
+    caller: &Caller,
+    raw: String,
+) -> Result<Option<EncryptionRow>, AppError> {
+    // Cinder's policy: encryption specs are an administrator's to read.
+    if !caller.is_admin {
+        return Err(AppError::refused(
+            VolumeTypeAggregate::stream_id(&raw),
+            DomainError::NotPermitted("Policy doesn't allow reading encryption specs.".into()),
+        ));
+    }
+    let t = show(app, caller, raw).await?;
+    app.read(move |c| view::encryption(c, &t.id)).await
+}
+
+/// `GET /types/{id}/os-volume-type-access`: admin only; Cinder answers 404
+/// for a public type ("Access list not available for public volume
+/// types").
+pub async fn access_list(app: &App, caller: &Caller, raw: String) -> Result<TypeRow, AppError> {
+    if !caller.is_admin {
+        return Err(AppError::refused(
+            VolumeTypeAggregate::stream_id(&raw),
+            DomainError::NotPermitted("Policy doesn't allow volume type access listing.".into()),
+        ));
+    }
+    let t = show(app, caller, raw.clone()).await?;
+    if t.is_public {
+        return Err(AppError::refused(
+            VolumeTypeAggregate::stream_id(&raw),
+            DomainError::TypeAccessNotFound {
+                type_id: t.id,
+                project: "(public type)".into(),
+            },
+        ));
+    }
+    Ok(t)
+}
+
+/// Every type's name (the per-type quota keys), whoever asks.
+pub async fn names(app: &App) -> Result<Vec<String>, AppError> {
+    Ok(app
+        .read(view::list)
+        .await?
+        .into_iter()
+        .map(|t| t.name)
+        .collect())
+}
