@@ -169,6 +169,16 @@ pub trait InlineProjection: Send + Sync + 'static {
     fn drop_schema(&self, _conn: &Connection) -> rusqlite::Result<()> {
         Ok(())
     }
+    /// A replay of the whole log (or from an empty view) into `conn` is
+    /// about to start on this thread, in one transaction: the projection
+    /// may keep what it would write in memory until `end_replay`.
+    fn begin_replay(&self) {}
+    /// The replay ended: write what was kept (`finished`), or drop it
+    /// (the replay failed and its transaction will not commit). Always
+    /// called after `begin_replay`, on the same thread.
+    fn end_replay(&self, _conn: &Connection, _finished: bool) -> rusqlite::Result<()> {
+        Ok(())
+    }
     /// A check of the stored view against the log that does not go through
     /// this projection's own fold (e.g. each row's status against the
     /// decider's state after its stream): Some(reason) on a disagreement.
@@ -1254,6 +1264,27 @@ impl EventStore {
 
 /// Streams every event of `src` (in order) through the projections into `dst`.
 fn replay(
+    src: &Connection,
+    dst: &Connection,
+    projections: &[Arc<dyn InlineProjection>],
+) -> Result<u64, StoreError> {
+    for p in projections {
+        p.begin_replay();
+    }
+    let out = replay_events(src, dst, projections);
+    let mut ended = Ok(());
+    for p in projections {
+        let e = p.end_replay(dst, out.is_ok());
+        if ended.is_ok() {
+            ended = e;
+        }
+    }
+    let n = out?;
+    ended?;
+    Ok(n)
+}
+
+fn replay_events(
     src: &Connection,
     dst: &Connection,
     projections: &[Arc<dyn InlineProjection>],

@@ -232,11 +232,20 @@ pub(crate) fn enum_at<T: serde::de::DeserializeOwned>(
 /// The folded aggregate state kept for `id` in `table` (`id`, `state`
 /// JSON), or the empty state: one row read per event, whatever the
 /// stream's length.
-pub(crate) fn load_state<S: serde::de::DeserializeOwned + Default>(
+pub(crate) fn load_state<S: serde::de::DeserializeOwned + Default + Clone + 'static>(
     conn: &Connection,
     table: &str,
     id: &str,
 ) -> rusqlite::Result<S> {
+    let kept = KEPT.with(|k| {
+        k.borrow()
+            .get(table)
+            .and_then(|t| t.get(id))
+            .and_then(|s| s.as_any().downcast_ref::<S>().cloned())
+    });
+    if let Some(state) = kept {
+        return Ok(state);
+    }
     let json: Option<String> = conn
         .prepare_cached(&format!("SELECT state FROM {table} WHERE id = ?1"))?
         .query_row([id], |r| r.get(0))
@@ -246,12 +255,22 @@ pub(crate) fn load_state<S: serde::de::DeserializeOwned + Default>(
         .unwrap_or_default())
 }
 
-pub(crate) fn save_state<S: serde::Serialize>(
+pub(crate) fn save_state<S: serde::Serialize + Clone + 'static>(
     conn: &Connection,
     table: &str,
     id: &str,
     state: &S,
 ) -> rusqlite::Result<()> {
+    let kept = KEPT.with(|k| match k.borrow_mut().get_mut(table) {
+        Some(t) => {
+            t.insert(id.to_owned(), Box::new(state.clone()));
+            true
+        }
+        None => false,
+    });
+    if kept {
+        return Ok(());
+    }
     let json = serde_json::to_string(state)
         .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
     // An upsert rewrites the state in place; INSERT OR REPLACE deleted
@@ -261,6 +280,64 @@ pub(crate) fn save_state<S: serde::Serialize>(
          ON CONFLICT(id) DO UPDATE SET state = excluded.state"
     ))?
     .execute(rusqlite::params![id, json])?;
+    Ok(())
+}
+
+/// A folded state kept in memory during a replay, written out at its end.
+trait Kept {
+    fn as_any(&self) -> &dyn std::any::Any;
+    fn json(&self) -> serde_json::Result<String>;
+}
+
+impl<S: serde::Serialize + 'static> Kept for S {
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+    fn json(&self) -> serde_json::Result<String> {
+        serde_json::to_string(self)
+    }
+}
+
+type KeptTables =
+    std::collections::HashMap<String, std::collections::HashMap<String, Box<dyn Kept>>>;
+
+thread_local! {
+    /// The state tables whose rows a replay on this thread keeps in
+    /// memory: a replay applies the whole log in one transaction on one
+    /// thread with no savepoint to undo, so each volume's state need not
+    /// be read back and re-encoded as JSON at every one of its events,
+    /// only written once at the end (`end_replay`).
+    static KEPT: std::cell::RefCell<KeptTables> = Default::default();
+}
+
+/// `InlineProjection::begin_replay` of a view with a state table.
+pub(crate) fn keep_states(table: &str) {
+    KEPT.with(|k| k.borrow_mut().insert(table.to_owned(), Default::default()));
+}
+
+/// `InlineProjection::end_replay`: writes the kept states (when the replay
+/// finished) and stops keeping them.
+pub(crate) fn write_kept_states(
+    conn: &Connection,
+    table: &str,
+    finished: bool,
+) -> rusqlite::Result<()> {
+    let Some(kept) = KEPT.with(|k| k.borrow_mut().remove(table)) else {
+        return Ok(());
+    };
+    if !finished {
+        return Ok(());
+    }
+    let mut stmt = conn.prepare(&format!(
+        "INSERT INTO {table} (id, state) VALUES (?1, ?2)
+         ON CONFLICT(id) DO UPDATE SET state = excluded.state"
+    ))?;
+    for (id, state) in kept {
+        let json = state
+            .json()
+            .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+        stmt.execute(rusqlite::params![id, json])?;
+    }
     Ok(())
 }
 
@@ -909,6 +986,24 @@ mod tests {
             .map(|p| store.read(|c| p.dump(c)).unwrap())
             .collect();
         assert_eq!(live, replayed);
+        // The replay kept its states in memory on the writer thread and
+        // wrote them out at its end: the next live event is stored again.
+        let (id, meta2) = (ids[1].clone(), meta.clone());
+        store
+            .write_blocking(move |tx| {
+                tx.execute::<VolumeAggregate>(
+                    &id,
+                    VolumeCommand::Update {
+                        name: Some("after the replay".into()),
+                        description: None,
+                        metadata: None,
+                    },
+                    &meta2,
+                )
+            })
+            .unwrap()
+            .unwrap();
+        assert_eq!(store.verify_projections().unwrap(), None);
         let volumes = live[0].iter().filter(|r| r.starts_with("volumes:")).count();
         assert_eq!(volumes, 5, "five volumes, none deleted yet");
         assert_eq!(

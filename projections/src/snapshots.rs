@@ -104,6 +104,14 @@ impl InlineProjection for SnapshotsProjection {
         )
     }
 
+    fn begin_replay(&self) {
+        crate::keep_states(STATES);
+    }
+
+    fn end_replay(&self, conn: &Connection, finished: bool) -> rusqlite::Result<()> {
+        crate::write_kept_states(conn, STATES, finished)
+    }
+
     fn apply(&self, conn: &Connection, ev: &RecordedEvent) -> rusqlite::Result<()> {
         let Some(event) = snapshot_event(ev) else {
             return Ok(());

@@ -142,6 +142,14 @@ impl InlineProjection for VolumesProjection {
         )
     }
 
+    fn begin_replay(&self) {
+        crate::keep_states(STATES);
+    }
+
+    fn end_replay(&self, conn: &Connection, finished: bool) -> rusqlite::Result<()> {
+        crate::write_kept_states(conn, STATES, finished)
+    }
+
     fn apply(&self, conn: &Connection, ev: &RecordedEvent) -> rusqlite::Result<()> {
         let Some(event) = volume_event(ev) else {
             return Ok(());
