@@ -348,11 +348,6 @@ fn serve(args: ServeArgs) -> Result<()> {
                 move || fs_capacity(&dir)
             }),
         };
-        // The configured volume types are the first events of their
-        // streams (once per log; issue 12).
-        api::app::volume_types::seed(&state.app())
-            .await
-            .map_err(|e| Refusal::NotWritable(data_dir.clone(), format!("seeding volume types: {e}")))?;
         let limits = api::server::Limits {
             max_connections: args
                 .conn

@@ -694,8 +694,18 @@ async fn volume_types_are_managed_by_admin_as_events() {
         .await;
     assert_eq!(r.status, 404, "{}", r.body);
 
-    // After a restart: the same types (the seed is not appended twice),
-    // and the views rebuilt from the log equal the live ones.
+    // A seed type changes like any other (its stream begins then).
+    let ssd = "/v3/adm/types/6f2dee9e-82f0-4be3-ad89-bae605a3d24f";
+    let r = admin
+        .post(
+            &format!("{ssd}/extra_specs"),
+            &json!({"extra_specs": {"tier": "1"}}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+
+    // After a restart: the same types, the seed's change kept, and the
+    // views rebuilt from the log equal the live ones.
     let before = names(
         &admin.get("/v3/adm/types?is_public=none").await.body,
         "volume_types",
@@ -708,6 +718,10 @@ async fn volume_types_are_managed_by_admin_as_events() {
         "volume_types",
     );
     assert_eq!(before, after);
+    assert_eq!(
+        admin.get(&format!("{ssd}/extra_specs/tier")).await.body,
+        json!({"tier": "1"})
+    );
     srv.stop();
     let (ok, out) = verify(tmp.path());
     assert!(ok, "{out}");

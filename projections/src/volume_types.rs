@@ -1,6 +1,12 @@
 //! The volume types view (the catalog every use case resolves types
 //! against) and the QoS specs view: folds of the `volume_type-<id>` and
 //! `qos_specs-<id>` streams. A deleted type or specs set leaves the view.
+//!
+//! The configured catalog's types (`domain::catalog::SEED_TYPES`) are the
+//! view's starting rows, before any event: a fresh log holds only what
+//! clients did, and a seed type's stream begins with the first change an
+//! admin makes to it (the use case appends its `VolumeTypeCreated
+//! { seeded }` first, carrying exactly these rows' values).
 
 use std::collections::BTreeMap;
 
@@ -72,7 +78,8 @@ impl InlineProjection for VolumeTypesProjection {
             "DROP TABLE IF EXISTS volume_types;
              DROP TABLE IF EXISTS volume_type_access;
              DROP TABLE IF EXISTS volume_type_encryption;
-             DROP TABLE IF EXISTS qos_specs;",
+             DROP TABLE IF EXISTS qos_specs;
+             DROP TABLE IF EXISTS volume_types_seeded;",
         )
     }
 
@@ -110,8 +117,17 @@ impl InlineProjection for VolumeTypesProjection {
                 consumer TEXT NOT NULL,
                 specs TEXT NOT NULL,
                 seq INTEGER NOT NULL
-            );",
-        )
+            );
+            CREATE TABLE IF NOT EXISTS volume_types_seeded (done INTEGER NOT NULL);",
+        )?;
+        // Once per view (a fresh table, or after `clear`): a seed type an
+        // admin deleted stays deleted across restarts.
+        let seeded: i64 =
+            conn.query_row("SELECT COUNT(*) FROM volume_types_seeded", [], |r| r.get(0))?;
+        if seeded == 0 {
+            seed(conn)?;
+        }
+        Ok(())
     }
 
     fn apply(&self, conn: &Connection, ev: &RecordedEvent) -> rusqlite::Result<()> {
@@ -130,8 +146,10 @@ impl InlineProjection for VolumeTypesProjection {
     fn clear(&self, conn: &Connection) -> rusqlite::Result<()> {
         conn.execute_batch(
             "DELETE FROM volume_types; DELETE FROM volume_type_access;
-             DELETE FROM volume_type_encryption; DELETE FROM qos_specs;",
-        )
+             DELETE FROM volume_type_encryption; DELETE FROM qos_specs;
+             DELETE FROM volume_types_seeded;",
+        )?;
+        seed(conn)
     }
 
     fn dump(&self, conn: &Connection) -> rusqlite::Result<Vec<String>> {
@@ -145,6 +163,46 @@ impl InlineProjection for VolumeTypesProjection {
         out.extend(dump_table(conn, "qos_specs", "id")?);
         Ok(out)
     }
+}
+
+/// The seed rows: the documented ids, each its own backend, the extra
+/// specs CINDER-7.1.7 shows; ordered before every created type.
+fn seed(conn: &Connection) -> rusqlite::Result<()> {
+    let zone = domain::Catalog::default().default_zone().to_string();
+    let n = domain::catalog::SEED_TYPES.len() as i64;
+    for (i, (name, id)) in domain::catalog::SEED_TYPES.iter().enumerate() {
+        let specs = BTreeMap::from([
+            ("volume_backend_name".to_string(), name.to_string()),
+            ("availability-zone".to_string(), zone.clone()),
+        ]);
+        conn.prepare_cached(
+            "INSERT OR IGNORE INTO volume_types VALUES (?1, ?2, NULL, 1, ?3, NULL, 1, ?4)",
+        )?
+        .execute(params![id, name, specs_json(&specs), i as i64 - n])?;
+    }
+    conn.execute("INSERT INTO volume_types_seeded VALUES (1)", [])?;
+    Ok(())
+}
+
+/// The values a seed type's first event carries (its row before any event).
+pub fn seed_row(id: &str) -> Option<TypeRow> {
+    let zone = domain::Catalog::default().default_zone().to_string();
+    domain::catalog::SEED_TYPES
+        .iter()
+        .find(|(_, i)| *i == id)
+        .map(|(name, id)| TypeRow {
+            id: id.to_string(),
+            name: name.to_string(),
+            description: None,
+            is_public: true,
+            extra_specs: BTreeMap::from([
+                ("volume_backend_name".to_string(), name.to_string()),
+                ("availability-zone".to_string(), zone),
+            ]),
+            qos_specs_id: None,
+            seeded: true,
+            projects: Vec::new(),
+        })
 }
 
 fn apply_type(
@@ -163,8 +221,9 @@ fn apply_type(
             seeded,
             ..
         } => {
+            // A seed type's row is there already (`seed`).
             conn.prepare_cached(
-                "INSERT INTO volume_types VALUES (?1, ?2, ?3, ?4, ?5, NULL, ?6, ?7)",
+                "INSERT OR IGNORE INTO volume_types VALUES (?1, ?2, ?3, ?4, ?5, NULL, ?6, ?7)",
             )?
             .execute(params![
                 id,
@@ -581,7 +640,7 @@ mod tests {
             .into_iter()
             .map(|t| t.name)
             .collect();
-        assert_eq!(names, ["gold", "bronze"]);
+        assert_eq!(names, ["SSD", "SAS", "SATA", "gold", "bronze"]);
         assert!(store.read(|c| super::in_use(c, "bronze")).unwrap());
         assert!(!store.read(|c| super::in_use(c, "gold")).unwrap());
         assert!(store
@@ -599,6 +658,45 @@ mod tests {
                 .unwrap(),
             vec![(gold.to_string(), "gold".to_string())]
         );
+
+        // A seed type's stream begins at its first change; once deleted it
+        // stays deleted when the store is opened again.
+        let sas = Uuid::parse_str(domain::catalog::SEED_TYPES[1].1).unwrap();
+        let row = super::seed_row(&sas.to_string()).unwrap();
+        on_type(
+            &store,
+            sas,
+            C::Create {
+                id: sas,
+                name: row.name,
+                description: row.description,
+                is_public: row.is_public,
+                extra_specs: row.extra_specs,
+                seeded: true,
+                name_taken: false,
+            },
+        );
+        on_type(
+            &store,
+            sas,
+            C::Delete {
+                in_use: false,
+                is_default: false,
+            },
+        );
+        let seed_ids = |store: &EventStore| -> Vec<String> {
+            store
+                .read(super::list)
+                .unwrap()
+                .into_iter()
+                .filter(|t| t.seeded)
+                .map(|t| t.name)
+                .collect()
+        };
+        assert_eq!(seed_ids(&store), ["SSD", "SATA"]);
+        store.close();
+        let store = EventStore::open(&tmp.path().join("t.db"), crate::all()).unwrap();
+        assert_eq!(seed_ids(&store), ["SSD", "SATA"]);
 
         let view = super::VolumeTypesProjection;
         let live = store

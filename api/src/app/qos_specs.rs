@@ -151,6 +151,7 @@ pub async fn associate(
                 DomainError::VolumeTypeNotFound(type_id.clone()),
             )
         })?;
+        super::volume_types::materialize(tx, &t)?;
         let qid = Uuid::parse_str(&q.id).map_err(|_| not_found(&id))?;
         let cmd = if associate {
             VolumeTypeCommand::AssociateQos(qid)

@@ -75,54 +75,36 @@ fn target(tx: &Tx<'_, '_>, raw: &str) -> Result<TypeRow, AppError> {
     visible(tx.conn(), tx.caller, raw)?.ok_or_else(|| not_found(raw))
 }
 
-/// The configured catalog's types, appended once as the first events of
-/// their streams (with their documented ids): a fresh log gets them at the
-/// first start, and a type an admin has since deleted stays deleted.
-pub async fn seed(app: &App) -> Result<(), AppError> {
-    let caller = Caller {
-        user_id: "blockledger".into(),
-        project_id: "blockledger".into(),
-        is_admin: true,
+/// A seed type (the configured catalog's) is in the view from the start,
+/// without events, so a fresh log holds only what clients did. Its stream
+/// begins with the first change an admin makes: its creation, with the
+/// values the view shows, is appended first in the same transaction (and
+/// undone with the change if the change is refused).
+pub(crate) fn materialize(tx: &mut Tx<'_, '_>, t: &TypeRow) -> Result<(), AppError> {
+    if !t.seeded {
+        return Ok(());
+    }
+    let (st, _) = tx.w.load::<VolumeTypeAggregate>(&t.id)?;
+    if st.volume_type.is_some() {
+        return Ok(());
+    }
+    let Some(seed) = view::seed_row(&t.id) else {
+        return Ok(());
     };
-    let meta = RequestMeta {
-        request_id: "seed".into(),
-        dialect: "seed",
-        route: "seed volume types".into(),
-        idempotency_key: None,
-    };
-    let base = app.catalog.clone();
-    app.run(&caller, &meta, None, move |tx| {
-        let zone = base.default_zone().to_string();
-        for t in &base.types {
-            let (st, _) = tx.w.load::<VolumeTypeAggregate>(&t.id)?;
-            if st.volume_type.is_some() {
-                continue;
-            }
-            let Ok(id) = Uuid::parse_str(&t.id) else {
-                continue;
-            };
-            // The extra specs the seed's CINDER-7.1.7 shows.
-            let extra_specs = BTreeMap::from([
-                ("volume_backend_name".to_string(), t.name.clone()),
-                ("availability-zone".to_string(), zone.clone()),
-            ]);
-            let name_taken = view::by_name(tx.conn(), &t.name)?.is_some();
-            tx.execute::<VolumeTypeAggregate>(
-                &t.id,
-                C::Create {
-                    id,
-                    name: t.name.clone(),
-                    description: None,
-                    is_public: true,
-                    extra_specs,
-                    seeded: true,
-                    name_taken,
-                },
-            )?;
-        }
-        Ok(())
-    })
-    .await
+    let id = Uuid::parse_str(&t.id).map_err(|_| not_found(&t.id))?;
+    tx.execute::<VolumeTypeAggregate>(
+        &t.id,
+        C::Create {
+            id,
+            name: seed.name,
+            description: seed.description,
+            is_public: seed.is_public,
+            extra_specs: seed.extra_specs,
+            seeded: true,
+            name_taken: false,
+        },
+    )?;
+    Ok(())
 }
 
 pub struct CreateTypeRequest {
@@ -172,6 +154,7 @@ pub async fn update(
 ) -> Result<TypeRow, AppError> {
     app.run(caller, meta, None, move |tx| {
         let t = target(tx, &raw)?;
+        materialize(tx, &t)?;
         let name_taken = match &name {
             Some(n) => view::by_name(tx.conn(), n)?.is_some_and(|o| o.id != t.id),
             None => false,
@@ -202,6 +185,7 @@ pub async fn delete(
     let default_id = app.catalog.default_type_id().map(String::from);
     app.run(caller, meta, None, move |tx| {
         let t = target(tx, &raw)?;
+        materialize(tx, &t)?;
         let in_use = view::in_use(tx.conn(), &t.name)?;
         let is_default = default_id.as_deref() == Some(t.id.as_str());
         tx.execute::<VolumeTypeAggregate>(&t.id, C::Delete { in_use, is_default })?;
@@ -220,6 +204,7 @@ async fn on_type(
 ) -> Result<TypeRow, AppError> {
     app.run(caller, meta, None, move |tx| {
         let t = target(tx, &raw)?;
+        materialize(tx, &t)?;
         let cmd = cmd(tx, &t)?;
         tx.execute::<VolumeTypeAggregate>(&t.id, cmd)?;
         view::get(tx.conn(), &t.id)?.ok_or_else(|| not_found(&raw))
