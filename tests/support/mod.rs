@@ -444,6 +444,8 @@ impl Server {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_blockledger"));
         cmd.args([
             "serve",
+            "--auth",
+            "noauth",
             "--listen",
             "127.0.0.1:0",
             "--backend",
