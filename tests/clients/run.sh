@@ -97,6 +97,7 @@ only=()
 "$venv/bin/python" "$here/test_clients.py" --base-url "$url" \
   --summary-file "$work/summary.json" "${only[@]}"
 test_rc=$?
+[ -n "${BLOCKLEDGER_CLIENTS_ONLY:-}" ] || bash "$here/identity.sh" "$bin" "$venv/bin/python" || test_rc=1
 
 if ! kill -0 "$server_pid" 2>/dev/null; then
   echo "clients: the server died during the test; its stderr (tail):" >&2
