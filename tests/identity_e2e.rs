@@ -622,6 +622,13 @@ async fn identity_end_to_end() {
             .as_str()
             .is_some_and(|u| u.starts_with("cli:"))));
 
+    // Deleting a user (the server running) ends its tokens at once.
+    let r = r_c.get(&format!("/v3/{}/volumes", w.alpha)).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    cli(&w.data, &["user", "del", "rita"], None);
+    let r = r_c.get(&format!("/v3/{}/volumes", w.alpha)).await;
+    assert_eq!(r.status, 401, "deleted user: {}", r.body);
+
     // Expiry: a short lifetime, and the token stops working.
     srv.stop();
     let srv2 = start(&w, &["--token-lifetime-secs", "1"]);
@@ -644,6 +651,11 @@ async fn identity_end_to_end() {
         .await;
     assert_eq!(r.status, 200, "{}", r.body);
     drop(srv2);
+
+    // The identity view is a fold of the log like every other view: a
+    // replay from position 0 equals it, and the chain holds.
+    let (ok, out) = support::verify(&w.data);
+    assert!(ok, "{out}");
 
     // No secret in clear: not in any file of the data dir (the log, its
     // WAL, the views) but the admin's password file, nor in the log output.
