@@ -21,6 +21,8 @@ async fn main() {
     let mut child = Command::new(env!("CARGO_BIN_EXE_blockledger"))
         .args([
             "serve",
+            "--auth",
+            "noauth",
             "--listen",
             "127.0.0.1:0",
             "--backend",

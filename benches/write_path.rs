@@ -67,6 +67,7 @@ async fn main() {
         user_id: "u".into(),
         project_id: "bench".into(),
         is_admin: false,
+        role: domain::identity::Role::Member,
     };
     let ids = Arc::new(ids);
     for clients in [1usize, 64] {

@@ -401,7 +401,8 @@ impl Server {
     fn start(data: &Path) -> Result<(Server, Duration)> {
         let t = Instant::now();
         let mut child = Command::new(std::env::current_exe()?)
-            .args(["serve", "--listen", "127.0.0.1:0", "--backend", "qcow2"])
+            .args(["serve", "--auth", "noauth", "--listen", "127.0.0.1:0"])
+            .args(["--backend", "qcow2"])
             .arg("--data-dir")
             .arg(data)
             .env(

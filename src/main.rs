@@ -12,6 +12,7 @@ use eventstore::EventStore;
 use tokio::sync::watch;
 
 mod bench;
+mod identity_cli;
 
 #[derive(Parser)]
 #[command(
@@ -47,6 +48,25 @@ struct ServeArgs {
     sync_deadline_ms: u64,
     #[command(flatten)]
     conn: ConnArgs,
+    #[command(flatten)]
+    auth: AuthArgs,
+}
+
+/// Who may call (issue 13).
+#[derive(clap::Args, Clone)]
+struct AuthArgs {
+    /// keystone: the built-in identity's tokens (`/identity/v3`, the
+    /// default); noauth: `X-Auth-Token: user:project` trusted as said, for
+    /// development and tests, and only on a loopback address.
+    #[arg(long, default_value = "keystone", value_parser = ["keystone", "noauth"])]
+    auth: String,
+    /// How long an issued token is valid.
+    #[arg(long, default_value_t = 24 * 3600)]
+    token_lifetime_secs: u64,
+    /// Projects, users and grants to have (TOML; see README), applied at
+    /// every start.
+    #[arg(long)]
+    identity_file: Option<PathBuf>,
 }
 
 /// What one client connection may hold (api::server::Limits).
@@ -76,10 +96,10 @@ struct ConnArgs {
 }
 
 #[derive(clap::Args, Clone)]
-struct DataArgs {
+pub(crate) struct DataArgs {
     /// Holds blockledger.db (the log and its views) and volumes/.
     #[arg(long, default_value = "./data")]
-    data_dir: PathBuf,
+    pub(crate) data_dir: PathBuf,
 }
 
 #[derive(Subcommand)]
@@ -90,6 +110,15 @@ enum Cmd {
     Verify(DataArgs),
     /// Rebuild every view from position 0.
     Replay(DataArgs),
+    /// Users of the built-in identity: add, passwd, del, list, key add.
+    #[command(subcommand)]
+    User(identity_cli::UserCmd),
+    /// Projects of the built-in identity: add, list.
+    #[command(subcommand)]
+    Project(identity_cli::ProjectCmd),
+    /// Role assignments: grant.
+    #[command(subcommand)]
+    Role(identity_cli::RoleCmd),
     /// Issue 11's table in one run: starts this binary as a server on a
     /// temporary data dir and measures every row against its target.
     Bench(bench::BenchArgs),
@@ -111,6 +140,8 @@ enum Refusal {
     NoQemuImg(String),
     #[error("cannot listen on {0}: {1}")]
     Listen(SocketAddr, String),
+    #[error("--auth noauth trusts whatever a caller claims to be, so it listens only on a loopback address, not {0} (use --listen 127.0.0.1:PORT, or the default --auth keystone)")]
+    NoauthExposed(SocketAddr),
 }
 
 impl Refusal {
@@ -122,6 +153,7 @@ impl Refusal {
             Refusal::Corrupt(..) => 6,
             Refusal::NoQemuImg(..) => 7,
             Refusal::Listen(..) => 8,
+            Refusal::NoauthExposed(..) => 9,
         }
     }
 }
@@ -146,7 +178,7 @@ fn probe_data_dir(data_dir: &Path) -> Result<(), Refusal> {
     written.map_err(refuse)
 }
 
-fn open_store(data_dir: &Path) -> Result<EventStore> {
+pub(crate) fn open_store(data_dir: &Path) -> Result<EventStore> {
     open_store_with(data_dir, EventStore::open)
 }
 
@@ -241,6 +273,9 @@ fn run(cli: Cli) -> Result<()> {
         Some(Cmd::Serve(args)) => serve(args),
         Some(Cmd::Verify(args)) => verify(&args.data_dir),
         Some(Cmd::Bench(args)) => bench::run(args),
+        Some(Cmd::User(cmd)) => identity_cli::user(cmd),
+        Some(Cmd::Project(cmd)) => identity_cli::project(cmd),
+        Some(Cmd::Role(cmd)) => identity_cli::role(cmd),
         Some(Cmd::Replay(args)) => {
             let store = open_store(&args.data_dir)?;
             let n = store.rebuild_projections()?;
@@ -283,11 +318,35 @@ fn serve(args: ServeArgs) -> Result<()> {
     let served: Result<()> = rt.block_on(async move {
         // Every check that can refuse to start runs before anything
         // starts: a refusal never leaves a half-started server.
+        let mode = match args.auth.auth.as_str() {
+            "noauth" => api::identity::AuthMode::Noauth,
+            _ => api::identity::AuthMode::Keystone,
+        };
+        if mode == api::identity::AuthMode::Noauth && !args.listen.ip().is_loopback() {
+            return Err(Refusal::NoauthExposed(args.listen).into());
+        }
         let nofile = raise_nofile_limit();
         if args.backend == "qcow2" {
             check_qemu_img()?;
         }
         let store = open_store(&args.data.data_dir)?;
+        let identity = Arc::new(api::identity::Identity::new(
+            mode,
+            Duration::from_secs(args.auth.token_lifetime_secs),
+        ));
+        {
+            let app = api::app::App {
+                store: store.clone(),
+                catalog: Arc::new(domain::Catalog::default()),
+            };
+            api::app::identity::init(&app).await?;
+            if mode == api::identity::AuthMode::Keystone {
+                if let Some(f) = &args.auth.identity_file {
+                    identity_cli::apply_identity_file(&app, f).await?;
+                }
+                identity_cli::bootstrap_admin(&app, &args.data.data_dir).await?;
+            }
+        }
         // Absolute, so connection info names a path any consumer can open.
         let data_dir = std::fs::canonicalize(&args.data.data_dir)?;
         let backend = executor::open_backend(&args.backend, &data_dir)?;
@@ -347,6 +406,7 @@ fn serve(args: ServeArgs) -> Result<()> {
                 let dir = data_dir.clone();
                 move || fs_capacity(&dir)
             }),
+            identity,
         };
         let limits = api::server::Limits {
             max_connections: args

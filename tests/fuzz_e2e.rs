@@ -835,6 +835,8 @@ fn start(data_dir: &Path, log_dir: &Path) -> ServerProc {
     let mut child = Command::new(env!("CARGO_BIN_EXE_blockledger"))
         .args([
             "serve",
+            "--auth",
+            "noauth",
             "--listen",
             "127.0.0.1:0",
             "--backend",

@@ -50,6 +50,8 @@ fn start_with_nofile_1024(data_dir: &Path, extra: &[&str]) -> (Killed, String) {
     let mut cmd = Command::new(BIN);
     cmd.args([
         "serve",
+        "--auth",
+        "noauth",
         "--listen",
         "127.0.0.1:0",
         "--backend",
@@ -407,6 +409,8 @@ fn serve(data_dir: &Path, backend: &str) -> Command {
     let mut cmd = Command::new(BIN);
     cmd.args([
         "serve",
+        "--auth",
+        "noauth",
         "--listen",
         "127.0.0.1:0",
         "--backend",

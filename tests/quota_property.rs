@@ -90,6 +90,7 @@ impl World {
             }),
             sync_deadline: std::time::Duration::from_secs(60),
             capacity: Arc::new(|| None),
+            identity: Arc::new(api::identity::Identity::noauth()),
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());

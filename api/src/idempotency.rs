@@ -38,13 +38,16 @@ const MAX_KEY_BYTES: usize = 255;
 #[derive(Clone)]
 pub struct Idempotency {
     app: crate::app::App,
+    /// Who the caller is decides whose key it is.
+    identity: Arc<crate::identity::Identity>,
     in_flight: Arc<Mutex<HashSet<(String, String)>>>,
 }
 
 impl Idempotency {
-    pub fn new(app: crate::app::App) -> Self {
+    pub fn new(app: crate::app::App, identity: Arc<crate::identity::Identity>) -> Self {
         Idempotency {
             app,
+            identity,
             in_flight: Arc::default(),
         }
     }
@@ -130,7 +133,10 @@ pub async fn enforce(State(idem): State<Idempotency>, req: Request, next: Next) 
         .copied()
         .unwrap_or_else(|| dialects::for_unrouted(req.uri().path()));
     let (parts, body) = req.into_parts();
-    let Ok(project) = dialect.0.authenticate(&parts).map(|p| p.project_id) else {
+    let Ok(project) = crate::identity::authenticate(&idem.app, &idem.identity, dialect, &parts)
+        .await
+        .map(|p| p.project_id)
+    else {
         // The handler refuses it in the dialect's words.
         return next.run(Request::from_parts(parts, body)).await;
     };

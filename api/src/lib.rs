@@ -19,6 +19,7 @@ pub mod context;
 pub mod dialects;
 pub mod error;
 pub mod idempotency;
+pub mod identity;
 pub mod input;
 pub mod metrics;
 pub mod microversion;
@@ -61,6 +62,9 @@ pub struct AppState {
     /// Bytes (total, free) of the file system the volumes live on, for
     /// the admin pool and capability views (`/scheduler-stats/get_pools`).
     pub capacity: Arc<dyn Fn() -> Option<(u64, u64)> + Send + Sync>,
+    /// How callers authenticate (`serve --auth`), token lifetime, and the
+    /// failed-password counters (issue 13).
+    pub identity: Arc<identity::Identity>,
 }
 
 impl AppState {
@@ -146,7 +150,7 @@ pub fn router(state: AppState) -> Router {
     use dialects::{cinder::CINDER, evs, glance, serve};
     // Installed before the first request, so every route is recorded.
     metrics::handle();
-    let idem = &idempotency::Idempotency::new(state.app());
+    let idem = &idempotency::Idempotency::new(state.app(), state.identity.clone());
     let v3 = cinder_family("/v3/{project_id}").layer(middleware::from_fn(microversion::negotiate));
     Router::new()
         // Tagged too, so a 405 there is a JSON fault like any other.
@@ -159,7 +163,11 @@ pub fn router(state: AppState) -> Router {
             idem,
         ))
         .merge(serve(dialects::idc::routes(), &dialects::idc::IDC, idem))
-        .merge(serve(dialects::luna::routes(), &dialects::luna::LUNA, idem))
+        .merge(serve(
+            dialects::luna::routes().layer(middleware::from_fn(identity::params_credential)),
+            &dialects::luna::LUNA,
+            idem,
+        ))
         .merge(serve(
             dialects::zstack::routes(),
             &dialects::zstack::ZSTACK,
@@ -168,6 +176,11 @@ pub fn router(state: AppState) -> Router {
         .merge(serve(dialects::nova::routes(), &dialects::nova::NOVA, idem))
         .merge(serve(glance::routes(), &glance::GLANCE, idem))
         .merge(serve(ops::routes(), &CINDER, idem))
+        .merge(serve(
+            identity::keystone::routes(),
+            &identity::keystone::KEYSTONE,
+            idem,
+        ))
         .route_layer(middleware::from_fn(metrics::tag_route))
         .fallback(fallback)
         .layer(middleware::from_fn(request_id))

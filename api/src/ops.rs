@@ -24,14 +24,14 @@ pub fn routes() -> Router<AppState> {
         .route("/v2/{project_id}/events", get(events))
 }
 
-/// Prometheus text, open like `/healthz` (no ids, no names: counts and
-/// timings only). First what the database says at this instant: the log's
-/// head, each subscriber's durable checkpoint and how far it lags (the
+/// Prometheus text (no ids, no names: counts and timings only), for an
+/// admin token in keystone mode (issue 13), open in noauth mode. First
+/// what the database says at this instant: the log's head, each subscriber's durable checkpoint and how far it lags (the
 /// views are inline projections, applied in the append's own transaction,
 /// so theirs is the head by construction), and the views' sizes by status;
 /// then what the process recorded (`crate::metrics`): request latencies
 /// per route and status, executor queue and steps, group-commit batches.
-async fn metrics(State(state): State<AppState>) -> Response {
+async fn metrics(_: crate::identity::Operator, State(state): State<AppState>) -> Response {
     match queries::gauges(&state.app()).await {
         Ok(g) => {
             let mut out = String::new();

@@ -278,6 +278,8 @@ struct Connection {
 
 impl Connection {
     async fn run(mut self, stream: TcpStream) {
+        // The client's address, for per-address limits (issue 13).
+        let peer = stream.peer_addr().ok();
         let io = TokioIo::new(Tracked {
             inner: stream,
             state: self.state.clone(),
@@ -285,7 +287,11 @@ impl Connection {
         });
         let (router, state, body_timeout) =
             (self.router.clone(), self.state.clone(), self.body_timeout);
-        let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+        let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
+            if let Some(peer) = peer {
+                req.extensions_mut()
+                    .insert(axum::extract::ConnectInfo(peer));
+            }
             let (router, state) = (router.clone(), state.clone());
             async move { Ok::<_, Infallible>(handle(router, state, body_timeout, req).await) }
         });

@@ -8,6 +8,7 @@ pub mod aggregate;
 pub mod catalog;
 pub mod create_rules;
 pub mod error;
+pub mod identity;
 pub mod image;
 pub mod limits;
 pub mod metadata;

@@ -10,6 +10,7 @@ use eventstore::rusqlite::{self, types::ValueRef, Connection, OptionalExtension}
 use eventstore::InlineProjection;
 
 pub mod idempotency;
+pub mod identity;
 pub mod images;
 pub mod jobs;
 pub mod metrics;
@@ -35,6 +36,7 @@ pub fn all() -> Vec<Arc<dyn InlineProjection>> {
         Arc::new(images::ImagesProjection),
         Arc::new(idempotency::IdempotencyProjection),
         Arc::new(volume_types::VolumeTypesProjection),
+        Arc::new(identity::IdentityProjection),
     ]
 }
 

@@ -77,7 +77,7 @@ fi
 
 # --- the server ---------------------------------------------------------------------------
 mkdir -p "$work/data"
-"$bin" serve --listen 127.0.0.1:0 --data-dir "$work/data" >"$work/server.out" 2>"$work/server.err" &
+"$bin" serve --auth noauth --listen 127.0.0.1:0 --data-dir "$work/data" >"$work/server.out" 2>"$work/server.err" &
 server_pid=$!
 url=""
 for _ in $(seq 1 200); do
@@ -115,6 +115,7 @@ only=()
 "$venv/bin/python" "$here/test_clients.py" --base-url "$url" \
   --summary-file "$work/summary.json" "${keystone[@]}" "${only[@]}"
 test_rc=$?
+[ -n "${BLOCKLEDGER_CLIENTS_ONLY:-}" ] || bash "$here/identity.sh" "$bin" "$venv/bin/python" || test_rc=1
 
 if ! kill -0 "$server_pid" 2>/dev/null; then
   echo "clients: the server died during the test; its stderr (tail):" >&2

@@ -441,20 +441,39 @@ impl Server {
         extra: &[&str],
         env: &[(&str, String)],
     ) -> Server {
+        Self::start_full(data_dir, backend, extra, env, None)
+    }
+
+    /// The one spawn path. Tests speak noauth (`user:project` tokens)
+    /// unless `extra` names an `--auth` mode (issue 13's tests start the
+    /// built-in identity); `stderr_to` captures the log in a file.
+    pub fn start_full(
+        data_dir: &Path,
+        backend: &str,
+        extra: &[&str],
+        env: &[(&str, String)],
+        stderr_to: Option<&Path>,
+    ) -> Server {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_blockledger"));
-        cmd.args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--backend",
-            backend,
-            "--data-dir",
-        ])
-        .arg(data_dir)
-        .args(extra)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit());
+        cmd.args(["serve", "--listen", "127.0.0.1:0", "--backend", backend]);
+        if !extra.contains(&"--auth") {
+            cmd.args(["--auth", "noauth"]);
+        }
+        cmd.arg("--data-dir")
+            .arg(data_dir)
+            .args(extra)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(match stderr_to {
+                Some(f) => Stdio::from(
+                    std::fs::OpenOptions::new()
+                        .create(true)
+                        .append(true)
+                        .open(f)
+                        .expect("log file"),
+                ),
+                None => Stdio::inherit(),
+            });
         for (k, v) in env {
             cmd.env(k, v);
         }

@@ -37,7 +37,7 @@ else
 fi
 
 mkdir -p "$work/data"
-"$bin" serve --listen 127.0.0.1:0 --data-dir "$work/data" >"$work/server.out" 2>"$work/server.err" &
+"$bin" serve --auth noauth --listen 127.0.0.1:0 --data-dir "$work/data" >"$work/server.out" 2>"$work/server.err" &
 server_pid=$!
 url=""
 for _ in $(seq 1 200); do

@@ -9,10 +9,12 @@
 //! of every refusal.
 
 pub mod idempotency;
+pub mod identity;
 pub mod image_catalog;
 pub mod image_upload;
 pub mod lookup;
 pub mod outcome;
+pub mod policy;
 pub mod qos_specs;
 pub mod queries;
 pub mod quota_set;
@@ -53,6 +55,9 @@ pub struct Caller {
     pub user_id: String,
     pub project_id: String,
     pub is_admin: bool,
+    /// The strongest role the credential carries on `project_id`; what it
+    /// allows is `policy`'s table (`is_admin` is its `AllProjects`).
+    pub role: domain::identity::Role,
 }
 
 impl Caller {
@@ -215,6 +220,9 @@ impl App {
             "correlation_id": correlation_id,
         });
         let caller = caller.clone();
+        // The policy table decides before the use case does (a reader
+        // changes nothing); the refusal is recorded like any other.
+        let denied = policy::check(&caller, policy::Access::Change).err();
         // Where a request's time goes: the wait for the writer, the
         // decision and the commit, under the request's span.
         let span = tracing::debug_span!("use_case", correlation_id = ?correlation_id);
@@ -222,14 +230,17 @@ impl App {
             .store
             .write(
                 move |w: &mut WriteTx<'_>| -> Result<Result<T, AppError>, StoreError> {
-                    let result = w.atomically(|w| {
-                        let mut tx = Tx {
-                            w,
-                            caller: &caller,
-                            meta: &metadata,
-                        };
-                        f(&mut tx)
-                    });
+                    let result = match denied {
+                        Some(e) => Err(AppError::refused(policy::STREAM, e)),
+                        None => w.atomically(|w| {
+                            let mut tx = Tx {
+                                w,
+                                caller: &caller,
+                                meta: &metadata,
+                            };
+                            f(&mut tx)
+                        }),
+                    };
                     match result {
                         Ok(v) => Ok(Ok(v)),
                         Err(AppError::Refused(r)) => {

@@ -14,6 +14,7 @@
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Path, Request, State};
+use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -41,6 +42,17 @@ pub static LUNA: Luna = Luna;
 impl Dialect for Luna {
     fn name(&self) -> &'static str {
         "luna"
+    }
+
+    /// `api_id` + `api_key` as parameters (query, form or JSON body: the
+    /// body's are found by `identity::params_credential` before the
+    /// handler runs), else `X-Auth-Token` (DECISIONS.md, small provider).
+    fn credential(&self, parts: &Parts) -> Option<super::Credential> {
+        parts
+            .extensions
+            .get::<super::Credential>()
+            .cloned()
+            .or_else(|| super::openstack_credential(parts))
     }
 
     fn render_error(&self, p: &Problem) -> Response {

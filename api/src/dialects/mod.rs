@@ -30,23 +30,55 @@ use crate::{Problem, Reason};
 pub struct Principal {
     pub user_id: String,
     pub project_id: String,
-    pub is_admin: bool,
+    /// The strongest role held on `project_id`.
+    pub role: domain::identity::Role,
+}
+
+/// What a request carries to prove who it is, as its dialect spells it;
+/// `crate::identity::authenticate` says whom it names (a token of the
+/// built-in identity, or noauth's `user:project`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Credential {
+    Token(String),
+    /// `X-User-Id` + `X-Project-Id`: noauth only (CLIENTS.md, noauth).
+    UserProject {
+        user: String,
+        project: String,
+    },
+    /// The small provider's `api_id` + `api_key` (DECISIONS.md).
+    ApiKey {
+        id: String,
+        secret: String,
+    },
 }
 
 pub trait Dialect: Send + Sync + std::fmt::Debug + 'static {
     /// Recorded in every event's metadata (`dialect`).
     fn name(&self) -> &'static str;
 
-    /// Who is calling. The default is noauth mode (DECISIONS.md, Admin;
-    /// CLIENTS.md, noauth): `X-Auth-Token: <user>:<project>` names the
-    /// caller, or `X-User-Id` + `X-Project-Id`; the user `admin` has the
-    /// admin role.
-    fn authenticate(&self, parts: &Parts) -> Result<Principal, Problem> {
-        noauth(parts)
+    /// The credential the request carries. The default is the OpenStack
+    /// one, `X-Auth-Token` (Cinder, EVS, Nova, the image catalog, the
+    /// Chinese cloud), or noauth's `X-User-Id` + `X-Project-Id`.
+    fn credential(&self, parts: &Parts) -> Option<Credential> {
+        openstack_credential(parts)
     }
 
     /// The refusal in this dialect's body, code and status.
     fn render_error(&self, p: &Problem) -> Response;
+}
+
+/// `X-Auth-Token`, or noauth's `X-User-Id` + `X-Project-Id`.
+pub fn openstack_credential(parts: &Parts) -> Option<Credential> {
+    if let Some(t) = header(parts, "x-auth-token") {
+        return Some(Credential::Token(t.to_string()));
+    }
+    match (header(parts, "x-user-id"), header(parts, "x-project-id")) {
+        (Some(u), Some(p)) => Some(Credential::UserProject {
+            user: u.to_string(),
+            project: p.to_string(),
+        }),
+        _ => None,
+    }
 }
 
 /// The dialect a route belongs to, as a request extension.
@@ -71,20 +103,28 @@ pub fn header<'a>(parts: &'a Parts, name: &str) -> Option<&'a str> {
 /// Longest user or project name a token may carry.
 const MAX_NAME_BYTES: usize = 255;
 
-fn noauth(parts: &Parts) -> Result<Principal, Problem> {
-    let token = header(parts, "x-auth-token");
-    let (user, project) = match token.and_then(|t| t.split_once(':')) {
-        Some((u, p)) if !u.is_empty() && !p.is_empty() => (u.to_string(), p.to_string()),
-        _ => match (header(parts, "x-user-id"), header(parts, "x-project-id")) {
-            (Some(u), Some(p)) => (u.to_string(), p.to_string()),
+/// noauth mode (DECISIONS.md, Admin; CLIENTS.md, noauth): the token
+/// `<user>:<project>` (or `X-User-Id` + `X-Project-Id`) names the caller;
+/// the user `admin` has the admin role, everyone else is a member.
+pub fn noauth(credential: Option<Credential>) -> Result<Principal, Problem> {
+    let (user, project) = match credential {
+        Some(Credential::Token(t)) => match t.split_once(':') {
+            Some((u, p)) if !u.is_empty() && !p.is_empty() => (u.to_string(), p.to_string()),
             _ => return Err(Problem::unauthorized()),
         },
+        Some(Credential::UserProject { user, project }) => (user, project),
+        Some(Credential::ApiKey { .. }) | None => return Err(Problem::unauthorized()),
     };
     if project.len() > MAX_NAME_BYTES || user.len() > MAX_NAME_BYTES {
         return Err(Problem::unauthorized());
     }
+    use domain::identity::Role;
     Ok(Principal {
-        is_admin: user == "admin",
+        role: if user == "admin" {
+            Role::Admin
+        } else {
+            Role::Member
+        },
         user_id: user,
         project_id: project,
     })

@@ -32,7 +32,7 @@ use projections::VolumeRow;
 use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
-use super::{header, Dialect, Principal};
+use super::{header, Credential, Dialect};
 use crate::app::queries::{self, ChainFilter};
 use crate::app::snapshot_create::{self, CreateSnapshotRequest, Synced};
 use crate::app::{lookup, AppError};
@@ -48,24 +48,16 @@ impl Dialect for ZStack {
         "zstack"
     }
 
-    /// `Authorization: OAuth <session>`; the session is the noauth token
-    /// `user:project` (003:L187).
-    fn authenticate(&self, parts: &Parts) -> Result<Principal, Problem> {
-        let session = header(parts, "authorization")
+    /// `Authorization: OAuth <session>`: the session is a token of the
+    /// built-in identity (noauth: `user:project`) (003:L187).
+    fn credential(&self, parts: &Parts) -> Option<Credential> {
+        header(parts, "authorization")
             .and_then(|a| {
                 let (scheme, rest) = a.split_once(' ')?;
                 scheme.eq_ignore_ascii_case("oauth").then(|| rest.trim())
             })
-            .ok_or_else(Problem::unauthorized)?;
-        let (user, project) = session
-            .split_once(':')
-            .filter(|(u, p)| !u.is_empty() && !p.is_empty() && u.len() <= 255 && p.len() <= 255)
-            .ok_or_else(Problem::unauthorized)?;
-        Ok(Principal {
-            is_admin: user == "admin",
-            user_id: user.to_string(),
-            project_id: project.to_string(),
-        })
+            .filter(|s| !s.is_empty())
+            .map(|s| Credential::Token(s.to_string()))
     }
 
     fn render_error(&self, p: &Problem) -> Response {
