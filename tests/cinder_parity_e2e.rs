@@ -782,6 +782,38 @@ async fn retype_without_migration_keeps_the_backend() {
     assert_eq!(q["quota_set"]["volumes_t2"]["in_use"], 1, "{q}");
     assert_eq!(q["quota_set"]["gigabytes_t2"]["in_use"], 2, "{q}");
     assert_eq!(q["quota_set"]["volumes_t1"]["in_use"], 0, "{q}");
+
+    // A snapshot keeps the type it was taken under: the volume goes back to
+    // t1, yet t2 stays in use until the snapshot is gone (Cinder counts
+    // snapshots too).
+    let r = c
+        .post("/v3/p1/snapshots", &json!({"snapshot": {"volume_id": v}}))
+        .await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    let snap = r.body["snapshot"]["id"].as_str().unwrap().to_string();
+    c.wait_until(&format!("/v3/p1/snapshots/{snap}"), "available", |r| {
+        r.body["snapshot"]["status"] == "available"
+    })
+    .await;
+    assert_eq!(c.post(&act, &retype("t1")).await.status, 202);
+    let t2 = admin.get("/v3/adm/types/t2").await.body["volume_type"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = admin.delete(&format!("/v3/adm/types/{t2}")).await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert_eq!(
+        c.delete(&format!("/v3/p1/snapshots/{snap}")).await.status,
+        202
+    );
+    c.wait_until(&format!("/v3/p1/snapshots/{snap}"), "gone", |r| {
+        r.status == 404
+    })
+    .await;
+    assert_eq!(
+        admin.delete(&format!("/v3/adm/types/{t2}")).await.status,
+        202
+    );
 }
 
 /// QoS specs (issue 12): create, list, show, set and unset keys, associate

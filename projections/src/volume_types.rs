@@ -423,10 +423,15 @@ pub fn by_name(conn: &Connection, name: &str) -> rusqlite::Result<Option<TypeRow
     }
 }
 
-/// Whether any volume (not yet deleted) has the type named `name`.
+/// Whether any volume or snapshot (not yet deleted) has the type named
+/// `name` (Cinder's VolumeTypeInUse counts both). Snapshots are read from
+/// the quota ledger, which holds every live snapshot with its type.
 pub fn in_use(conn: &Connection, name: &str) -> rusqlite::Result<bool> {
-    conn.prepare_cached("SELECT EXISTS(SELECT 1 FROM volumes WHERE volume_type = ?1)")?
-        .query_row([name], |r| r.get(0))
+    conn.prepare_cached(
+        "SELECT EXISTS(SELECT 1 FROM volumes WHERE volume_type = ?1)
+             OR EXISTS(SELECT 1 FROM quota_ledger WHERE kind = 'snapshot' AND volume_type = ?1)",
+    )?
+    .query_row([name], |r| r.get(0))
 }
 
 pub fn encryption(conn: &Connection, type_id: &str) -> rusqlite::Result<Option<EncryptionRow>> {
