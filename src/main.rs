@@ -334,6 +334,19 @@ fn serve(args: ServeArgs) -> Result<()> {
             mode,
             Duration::from_secs(args.auth.token_lifetime_secs),
         ));
+        // Absolute, so connection info names a path any consumer can open.
+        let data_dir = std::fs::canonicalize(&args.data.data_dir)?;
+        let backend = executor::open_backend(&args.backend, &data_dir)?;
+        let backend: Arc<dyn executor::StorageBackend> = Arc::from(backend);
+        let images = Arc::new(executor::images::ImageStore::open(&data_dir)?);
+        images.cleanup_temps()?;
+        // Bound before the executor starts, so a taken address refuses
+        // before any disk work begins.
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .map_err(|e| Refusal::Listen(args.listen, e.to_string()))?;
+        // Identities once nothing can refuse the start any more: a refused
+        // start creates no admin (and prints only its one line).
         {
             let app = api::app::App {
                 store: store.clone(),
@@ -347,17 +360,6 @@ fn serve(args: ServeArgs) -> Result<()> {
                 identity_cli::bootstrap_admin(&app, &args.data.data_dir).await?;
             }
         }
-        // Absolute, so connection info names a path any consumer can open.
-        let data_dir = std::fs::canonicalize(&args.data.data_dir)?;
-        let backend = executor::open_backend(&args.backend, &data_dir)?;
-        let backend: Arc<dyn executor::StorageBackend> = Arc::from(backend);
-        let images = Arc::new(executor::images::ImageStore::open(&data_dir)?);
-        images.cleanup_temps()?;
-        // Bound before the executor starts, so a taken address refuses
-        // before any disk work begins.
-        let listener = tokio::net::TcpListener::bind(args.listen)
-            .await
-            .map_err(|e| Refusal::Listen(args.listen, e.to_string()))?;
         let mut config = executor::ExecutorConfig::default();
         if let Some(n) = args.workers {
             config.workers = n;

@@ -760,3 +760,39 @@ async fn keystone_mode_answers_401_without_a_token() {
     let r: Reply = client(&srv.base, "").get("/v3/whatever/volumes").await;
     assert_eq!(r.status, 401, "{}", r.body);
 }
+
+/// `serve --identity-file`: projects, users (password from a file) and
+/// grants at start; applied again at the next start without duplicating.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_identity_file_adds_projects_users_and_grants() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let pw = tmp.path().join("gus.pw");
+    std::fs::write(&pw, "gus-Secret-4410\n").unwrap();
+    let file = tmp.path().join("identity.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "[[projects]]\nname = \"gamma\"\nid = \"gamma-id\"\n\n\
+             [[users]]\nname = \"gus\"\npassword_file = \"{}\"\n\
+             roles = [{{ project = \"gamma\", role = \"member\" }}]\n",
+            pw.display()
+        ),
+    )
+    .unwrap();
+    let args = [
+        "--auth",
+        "keystone",
+        "--identity-file",
+        file.to_str().unwrap(),
+    ];
+    for _ in 0..2 {
+        let srv = Server::start_full(&data, "raw", &args, &[], None);
+        let a = password_auth(&srv.base, by_name("gus", "gus-Secret-4410", "gamma")).await;
+        assert_eq!(a.status, 201, "{}", a.body);
+        assert_eq!(a.body["token"]["project"]["id"], "gamma-id");
+        assert_eq!(a.body["token"]["roles"][0]["name"], "member");
+    }
+    let users = cli(&data, &["user", "list"], None);
+    assert_eq!(users.matches("gus").count(), 1, "{users}");
+}
