@@ -882,6 +882,41 @@ mod tests {
         assert_eq!(store.verify_projections().unwrap(), None);
     }
 
+    /// Two commands decided against the same version of one volume (as
+    /// two concurrent requests would be): the first to append wins, the
+    /// second is a version conflict, never applied on top, and the next
+    /// load (served from the writer's memory) holds the winner only.
+    #[test]
+    fn two_decisions_at_one_version_one_wins_the_other_conflicts() {
+        use domain::metadata::MetadataEdit;
+        let (_tmp, store, vol, _) = store_with_volume_and_snapshot();
+        let edit = |k: &str| {
+            let mut md = std::collections::BTreeMap::new();
+            md.insert(k.to_string(), "v".to_string());
+            VolumeCommand::EditMetadata(MetadataEdit::Merge(md))
+        };
+        let (a, b) = (edit("a"), edit("b"));
+        let id = vol.clone();
+        let (second, after) = store
+            .write_blocking(move |tx| {
+                let meta = json!({});
+                let da = tx.decide::<VolumeAggregate>(&id, a, &meta)?.unwrap();
+                let db = tx.decide::<VolumeAggregate>(&id, b, &meta)?.unwrap();
+                assert_eq!(da.expected, db.expected);
+                tx.commit(vec![da])?;
+                let second = tx.commit(vec![db]);
+                Ok::<_, eventstore::StoreError>((second, tx.load::<VolumeAggregate>(&id)?))
+            })
+            .unwrap();
+        assert!(
+            matches!(second, Err(eventstore::StoreError::VersionConflict { .. })),
+            "{second:?}"
+        );
+        let keys: Vec<String> = after.0.volume.unwrap().metadata.into_keys().collect();
+        assert_eq!(keys, ["a"]);
+        assert_eq!(store.verify_projections().unwrap(), None);
+    }
+
     #[test]
     fn a_clean_log_verifies() {
         let (_tmp, store, _, _) = store_with_volume_and_snapshot();
