@@ -19,3 +19,7 @@ bash tests/clients/run.sh
 # OpenStack's own conformance suite (tempest.api.volume) against the release
 # binary; fails on any failure not listed in tests/tempest/expected-failures.txt.
 bash tests/tempest/run.sh
+
+# The same suite once more through the built-in identity (issue 13): tempest
+# authenticates with real users, projects and roles at this server's /identity/v3.
+bash tests/tempest/run.sh --identity

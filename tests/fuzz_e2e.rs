@@ -104,6 +104,7 @@ fn routes() -> Vec<Route> {
                 "container_format": "bare", "force": false}}),
             json!({"os-initialize_connection": {"connector": {}}}),
             json!({"os-terminate_connection": {"connector": {}}}),
+            json!({"os-retype": {"new_type": "SSD", "migration_policy": "never"}}),
         ];
         out.extend([
             r(
@@ -217,6 +218,54 @@ fn routes() -> Vec<Route> {
             ),
             r("GET", leak(format!("{ver}/types")), Cinder, None),
             r("GET", leak(format!("{ver}/types/{{v}}")), Cinder, None),
+            r("GET", leak(format!("{ver}/types/default")), Cinder, None),
+        ]);
+        // Volume type and QoS management (admin): `{v}` stands for a type's
+        // or a QoS spec's id as well, which makes most of these a 404.
+        let vtype = json!({"volume_type": {"name": "t", "description": "d",
+            "os-volume-type-access:is_public": true, "extra_specs": {"a": "b"}}});
+        let qos =
+            json!({"qos_specs": {"name": "q", "consumer": "back-end", "read_iops_sec": "100"}});
+        let type_routes: [(&str, &str, Option<Value>); 17] = [
+            ("POST", "/types", Some(vtype.clone())),
+            ("PUT", "/types/{v}", Some(vtype)),
+            ("DELETE", "/types/{v}", None),
+            ("GET", "/types/{v}/extra_specs", None),
+            (
+                "POST",
+                "/types/{v}/extra_specs",
+                Some(json!({"extra_specs": {"a": "b"}})),
+            ),
+            ("GET", "/types/{v}/extra_specs/{k}", None),
+            ("PUT", "/types/{v}/extra_specs/{k}", Some(json!({"k": "v"}))),
+            ("DELETE", "/types/{v}/extra_specs/{k}", None),
+            (
+                "POST",
+                "/types/{v}/action",
+                Some(json!({"addProjectAccess": {"project": "{p}"}})),
+            ),
+            ("GET", "/types/{v}/os-volume-type-access", None),
+            (
+                "POST",
+                "/types/{v}/encryption",
+                Some(json!({"encryption": {"provider": "luks",
+                "control_location": "front-end", "cipher": "aes-xts-plain64", "key_size": 256}})),
+            ),
+            ("GET", "/types/{v}/encryption", None),
+            ("POST", "/qos-specs", Some(qos.clone())),
+            ("GET", "/qos-specs", None),
+            ("PUT", "/qos-specs/{v}", Some(qos)),
+            (
+                "PUT",
+                "/qos-specs/{v}/delete_keys",
+                Some(json!({"keys": ["read_iops_sec"]})),
+            ),
+            ("GET", "/qos-specs/{v}/associate", None),
+        ];
+        for (method, path, body) in type_routes {
+            out.push(r(method, leak(format!("{ver}{path}")), Cinder, body));
+        }
+        out.extend([
             r(
                 "GET",
                 leak(format!("{ver}/os-availability-zone")),

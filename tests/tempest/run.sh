@@ -5,6 +5,14 @@
 #
 #   tests/tempest/run.sh                  # builds with `cargo build --release` first
 #   BLOCKLEDGER_BIN=path tests/tempest/run.sh
+#   tests/tempest/run.sh --identity       # through the built-in identity instead
+#
+# --identity (issue 13): the server in its default mode (keystone); the projects
+# and users of ../shared/tempest/accounts.yaml are made with `blockledger project
+# add` / `user add` (random passwords, given on stdin; Keystone's "manager" role,
+# which blockledger does not have, becomes member), tempest authenticates against
+# this server's /identity/v3 and finds the volume endpoint in its catalog. The
+# same tests, the same expected failures.
 #
 # Fails when a test fails that is not listed in expected-failures.txt beside this
 # script (each entry says why it cannot pass here, or which open issue builds it);
@@ -27,7 +35,77 @@ finish() {
   exit "$rc"
 }
 trap finish EXIT
+identity=""
+[ "${1:-}" = "--identity" ] && identity=1
 [ -f "$shared" ] || { echo "tempest: $shared not found (../shared beside the repo)" >&2; exit 1; }
+
+# --identity: one project per accounts.yaml project (its id md5(name), as the
+# token shim names them, so the two runs are alike) and one user per account.
+md5() { python3 -c 'import hashlib,sys; print(hashlib.md5(sys.argv[1].encode()).hexdigest())' "$1"; }
+provision_identity() {
+  local accounts="$repo/../shared/tempest/accounts.yaml" p u role pw
+  : >"$work/accounts.yaml"
+  for p in $(sed -n "s/^  project_name: '\(.*\)'$/\1/p" "$accounts" | sort -u); do
+    "$bin" project add "$p" --id "$(md5 "$p")" --data-dir "$work/data" >/dev/null || return 1
+  done
+  # username, project, role: one account per line.
+  python3 - "$accounts" >"$work/accounts.txt" <<'PY' || return 1
+import re, sys
+text = open(sys.argv[1]).read()
+for block in text.split("\n- ")[1:] if text.startswith("#") else text.split("\n- "):
+    f = dict(re.findall(r"(\w+): '([^']*)'", block))
+    roles = re.findall(r"- '([^']*)'", block)
+    print(f["username"], f["project_name"], roles[0] if roles else "member")
+PY
+  while read -r u p role; do
+    [ "$role" = manager ] && role=member
+    pw="$(head -c 18 /dev/urandom | base64 | tr -d '/+=')"
+    echo "$pw" | "$bin" user add "$u" --password-stdin --project "$p" --role "$role" \
+      --data-dir "$work/data" >/dev/null || return 1
+    printf -- "- username: '%s'\n  project_name: '%s'\n  password: '%s'\n  domain_name: 'Default'\n  roles:\n  - '%s'\n" \
+      "$u" "$p" "$pw" "$role" >>"$work/accounts.yaml"
+  done <"$work/accounts.txt"
+}
+
+# As ../shared/tempest/run.sh, with this server's /identity/v3 in place of the
+# token shim and the provisioned accounts in place of accounts.yaml.
+run_through_identity() {
+  local base="$1" regex="$2" ws="$3" venv="$TEMPEST_VENV" maxmv revert name tok admin_pid p
+  mkdir -p "$ws"
+  [ -x "$venv/bin/tempest" ] || { python3 -m venv "$venv" && "$venv/bin/pip" install -q tempest==47.0.0; } || return 1
+  maxmv=$(curl -sf "$base/v3/" | python3 -c 'import sys,json; d=json.load(sys.stdin); v=(d.get("versions") or [d.get("version")])[0]; print(v.get("version") or "3.0")')
+  # Generous quotas for the accounts' projects, set by admin1 with a real token.
+  admin_pid="$(md5 admin1)"
+  tok=$(python3 - "$base" "$work/accounts.yaml" <<'PY'
+import json, re, sys, urllib.request
+base, accounts = sys.argv[1], open(sys.argv[2]).read()
+pw = re.search(r"username: 'admin1'\n  project_name: 'admin1'\n  password: '([^']*)'", accounts).group(1)
+body = {"auth": {"identity": {"methods": ["password"], "password": {"user": {
+    "name": "admin1", "domain": {"name": "Default"}, "password": pw}}},
+    "scope": {"project": {"name": "admin1", "domain": {"name": "Default"}}}}}
+req = urllib.request.Request(base + "/identity/v3/auth/tokens", json.dumps(body).encode(),
+                             {"Content-Type": "application/json"})
+print(urllib.request.urlopen(req).headers["X-Subject-Token"])
+PY
+) || return 1
+  for p in proj1 proj2 proj3 proj4 admin1 admin2; do
+    curl -sf -o /dev/null -X PUT -H "X-Auth-Token: $tok" -H 'Content-Type: application/json' \
+      -d '{"quota_set":{"volumes":1000,"gigabytes":100000,"snapshots":1000}}' \
+      "$base/v3/$admin_pid/os-quota-sets/$(md5 $p)" || return 1
+  done
+  revert=False
+  python3 -c "import sys; sys.exit(0 if tuple(map(int,'$maxmv'.split('.'))) >= (3,40) else 1)" && revert=True
+  name="blockledger-id-$(printf %s "$ws" | md5sum | cut -c1-8)"
+  "$venv/bin/tempest" workspace remove --name "$name" >/dev/null 2>&1 || true
+  rm -rf "$ws/ws" && "$venv/bin/tempest" init --name "$name" "$ws/ws" >/dev/null || return 1
+  sed -e "s|@WS@|$ws/ws|g; s|http://127.0.0.1:15000/v3|$base/identity/v3|; s|@MAXMV@|$maxmv|; s|@REVERT@|$revert|" \
+      -e "s|@BACKEND@|qcow2|; s|@PROTOCOL@|file|; s|@VENDOR@|blockledger|" \
+      "$repo/../shared/tempest/tempest.conf.in" >"$ws/ws/etc/tempest.conf"
+  cp "$work/accounts.yaml" "$ws/ws/accounts.yaml"
+  mkdir -p "$ws/ws/logs" "$ws/ws/lock"
+  echo "tempest against $base through its /identity/v3 (max microversion $maxmv)"
+  (cd "$ws/ws" && "$venv/bin/tempest" run --concurrency 1 --regex "$regex")
+}
 
 if [ -n "${BLOCKLEDGER_BIN:-}" ]; then
   bin="$BLOCKLEDGER_BIN"
@@ -37,7 +115,12 @@ else
 fi
 
 mkdir -p "$work/data"
-"$bin" serve --auth noauth --listen 127.0.0.1:0 --data-dir "$work/data" >"$work/server.out" 2>"$work/server.err" &
+auth=(--auth noauth)
+if [ -n "$identity" ]; then
+  auth=(--auth keystone)
+  provision_identity || { echo "tempest: could not make the identity's projects and users" >&2; exit 1; }
+fi
+"$bin" serve "${auth[@]}" --listen 127.0.0.1:0 --data-dir "$work/data" >"$work/server.out" 2>"$work/server.err" &
 server_pid=$!
 url=""
 for _ in $(seq 1 200); do
@@ -50,7 +133,11 @@ done
 # The venv is cached across runs (tempest from PyPI is ~1 minute to install).
 export TEMPEST_VENV="${BLOCKLEDGER_TEMPEST_VENV:-${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}/blockledger-tempest-venv}"
 export TEMPEST_SHIM_PORT="${TEMPEST_SHIM_PORT:-$((20000 + RANDOM % 20000))}"
-bash "$shared" "$url" '^tempest\.api\.volume\.' "$work/ws" >"$work/tempest.out" 2>&1
+if [ -n "$identity" ]; then
+  run_through_identity "$url" '^tempest\.api\.volume\.' "$work/ws" >"$work/tempest.out" 2>&1
+else
+  bash "$shared" "$url" '^tempest\.api\.volume\.' "$work/ws" >"$work/tempest.out" 2>&1
+fi
 grep -A8 '^Totals' "$work/tempest.out" | sed -n '3,7p'
 
 # Failed ids: a test's dotted name, or the class of a failed setUpClass.
