@@ -425,17 +425,7 @@ async fn setup(srv: &Server, dir: &Path) -> World {
     let src = r.body["volume"]["id"].as_str().unwrap().to_string();
     c.wait_status(&format!("/v3/p1/volumes/{src}"), "available")
         .await;
-    let path = dir.join("volumes").join(&src);
-    let out = std::process::Command::new("qemu-io")
-        .args(["-f", "qcow2", "-c", "write -P 0x5a 0 64M"])
-        .arg(&path)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    write_pattern_len("qcow2", &dir.join("volumes").join(&src), 0x5a, 64 << 20);
     let r = c
         .post(
             "/v3/p1/snapshots",
@@ -1164,16 +1154,7 @@ async fn a_full_disk_ends_the_step_in_error_and_a_delete_recovers() {
     let src = r.body["volume"]["id"].as_str().unwrap().to_string();
     c.wait_status(&format!("/v3/p1/volumes/{src}"), "available")
         .await;
-    let out = std::process::Command::new("qemu-io")
-        .args(["-f", "qcow2", "-c", "write -P 0x5a 0 16M"])
-        .arg(dir.join("volumes").join(&src))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    write_pattern_len("qcow2", &dir.join("volumes").join(&src), 0x5a, 16 << 20);
     let r = c
         .post(
             "/v3/p1/snapshots",

@@ -338,16 +338,27 @@ pub fn redact_href(h: &str) -> String {
 
 /// Writes `pattern` over the first 4 MiB of the volume behind `path`.
 pub fn write_pattern(format: &str, path: &Path, pattern: u8) {
+    write_pattern_len(format, path, pattern, 4 << 20);
+}
+
+/// Writes `pattern` over the first `len` bytes of the volume behind `path`
+/// (the crash tests write more, so that copies of the volume take longer).
+pub fn write_pattern_len(format: &str, path: &Path, pattern: u8, len: usize) {
     if format == "raw" {
         use std::io::{Seek, SeekFrom, Write};
         let mut f = std::fs::OpenOptions::new().write(true).open(path).unwrap();
         f.seek(SeekFrom::Start(0)).unwrap();
-        f.write_all(&vec![pattern; 4 << 20]).unwrap();
+        f.write_all(&vec![pattern; len]).unwrap();
         f.sync_all().unwrap();
         return;
     }
     let out = Command::new("qemu-io")
-        .args(["-f", "qcow2", "-c", &format!("write -P {pattern:#x} 0 4M")])
+        .args([
+            "-f",
+            "qcow2",
+            "-c",
+            &format!("write -P {pattern:#x} 0 {len}"),
+        ])
         .arg(path)
         .output()
         .unwrap();
