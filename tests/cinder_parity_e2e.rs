@@ -564,17 +564,10 @@ async fn volume_types_are_managed_by_admin_as_events() {
     let shown = c.get(&format!("/v3/p1/volumes/{vol}")).await.body;
     assert_eq!(shown["volume"]["volume_type"], "gold");
 
-    // In use: not deleted, not renamed.
+    // In use: not deleted (a rename is: see
+    // `renaming_a_type_in_use_renames_it_everywhere`).
     let r = admin.delete(&format!("/v3/adm/types/{gid}")).await;
     assert_eq!(r.status, 400, "{}", r.body);
-    let rename = json!({"volume_type": {"name": "platinum"}});
-    assert_eq!(
-        admin
-            .put(&format!("/v3/adm/types/{gid}"), &rename)
-            .await
-            .status,
-        400
-    );
     // Description and visibility change; the update view has no access flag.
     let r = admin
         .put(
@@ -814,6 +807,113 @@ async fn retype_without_migration_keeps_the_backend() {
         admin.delete(&format!("/v3/adm/types/{t2}")).await.status,
         202
     );
+}
+
+/// Issue 12: Cinder renames a type that volumes use (they hold its id) and
+/// moves its per-type quotas (`update_quota_resource`). Here volumes,
+/// snapshots and quotas record the type by name, so each follows the
+/// rename with an event of its own in the rename's transaction.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn renaming_a_type_in_use_renames_it_everywhere() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut srv = Server::start(tmp.path());
+    let c = srv.client("alice", "p1");
+    let admin = srv.client("admin", "adm");
+    let r = admin
+        .post("/v3/adm/types", &json!({"volume_type": {"name": "t1"}}))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let tid = r.body["volume_type"]["id"].as_str().unwrap().to_string();
+    let r = admin
+        .put(
+            "/v3/adm/os-quota-sets/p1",
+            &json!({"quota_set": {"volumes_t1": 5, "gigabytes_t1": 50}}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = admin
+        .put(
+            "/v3/adm/os-quota-class-sets/default",
+            &json!({"quota_class_set": {"snapshots_t1": 7}}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let v = volume(
+        &c,
+        "p1",
+        json!({"volume": {"size": 2, "volume_type": "t1"}}),
+    )
+    .await;
+    let r = c
+        .post("/v3/p1/snapshots", &json!({"snapshot": {"volume_id": v}}))
+        .await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    let snap = r.body["snapshot"]["id"].as_str().unwrap().to_string();
+    c.wait_until(&format!("/v3/p1/snapshots/{snap}"), "available", |r| {
+        r.body["snapshot"]["status"] == "available"
+    })
+    .await;
+    let before = c.get(&format!("/v3/p1/volumes/{v}")).await.body["volume"].clone();
+
+    let r = admin
+        .put(
+            &format!("/v3/adm/types/{tid}"),
+            &json!({"volume_type": {"name": "t9"}}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["volume_type"]["name"], "t9");
+
+    // The volume shows the new name in both API versions; nothing else of
+    // it changed, `updated_at` included.
+    let after = c.get(&format!("/v3/p1/volumes/{v}")).await.body["volume"].clone();
+    assert_eq!(after["volume_type"], "t9");
+    let mut expect = before.clone();
+    expect["volume_type"] = json!("t9");
+    assert_eq!(after, expect);
+    let v2 = c.get(&format!("/v2/p1/volumes/{v}")).await.body;
+    assert_eq!(v2["volume"]["volume_type"], "t9", "{v2}");
+    // Usage and limits moved to the new name's keys, for the project and
+    // for the default class.
+    let q = admin.get("/v3/adm/os-quota-sets/p1?usage=true").await.body;
+    let qs = &q["quota_set"];
+    assert_eq!(qs["volumes_t9"]["limit"], 5, "{q}");
+    assert_eq!(qs["volumes_t9"]["in_use"], 1, "{q}");
+    assert_eq!(qs["gigabytes_t9"]["limit"], 50, "{q}");
+    assert_eq!(qs["gigabytes_t9"]["in_use"], 4, "{q}");
+    assert_eq!(qs["snapshots_t9"]["limit"], 7, "{q}");
+    assert_eq!(qs["snapshots_t9"]["in_use"], 1, "{q}");
+    assert!(qs.get("volumes_t1").is_none(), "{q}");
+    let qc = admin.get("/v3/adm/os-quota-class-sets/default").await.body;
+    assert_eq!(qc["quota_class_set"]["snapshots_t9"], 7, "{qc}");
+    assert!(qc["quota_class_set"].get("snapshots_t1").is_none(), "{qc}");
+    // The old name is gone; the new one is the volume's own type.
+    let act = format!("/v3/p1/volumes/{v}/action");
+    let retype = |t: &str| json!({"os-retype": {"new_type": t, "migration_policy": "never"}});
+    assert_eq!(c.post(&act, &retype("t1")).await.status, 404);
+    assert_eq!(c.post(&act, &retype("t9")).await.status, 400);
+    volume(
+        &c,
+        "p1",
+        json!({"volume": {"size": 1, "volume_type": "t9"}}),
+    )
+    .await;
+    // A rename to a taken name is refused and changes nothing.
+    let r = admin
+        .put(
+            &format!("/v3/adm/types/{tid}"),
+            &json!({"volume_type": {"name": "SSD"}}),
+        )
+        .await;
+    assert_eq!(r.status, 409, "{}", r.body);
+    assert_eq!(
+        c.get(&format!("/v3/p1/volumes/{v}")).await.body["volume"]["volume_type"],
+        "t9"
+    );
+    // Every view rebuilt from the log equals the live one.
+    srv.stop();
+    let (ok, out) = verify(tmp.path());
+    assert!(ok, "{out}");
 }
 
 /// QoS specs (issue 12): create, list, show, set and unset keys, associate

@@ -210,6 +210,9 @@ pub enum QuotaCommand {
     /// Admin `DELETE /os-quota-sets/{project_id}`: the project's own
     /// limits go; the defaults (the `default` quota class) apply again.
     Reset,
+    /// A volume type was renamed: its per-type limits follow the name,
+    /// as Cinder's `update_quota_resource` renames them.
+    FollowTypeRename { from: String, to: String },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -222,6 +225,44 @@ pub enum QuotaEvent {
     QuotaLimitsReset {
         project_id: String,
     },
+    /// The per-type limits of type `from` are now those of type `to`.
+    QuotaTypeRenamed {
+        project_id: String,
+        from: String,
+        to: String,
+    },
+}
+
+/// The per-type quota keys of a type (Cinder's `volumes_<type>`,
+/// `gigabytes_<type>`, `snapshots_<type>`).
+pub fn type_keys(volume_type: &str) -> [String; 3] {
+    [
+        format!("volumes_{volume_type}"),
+        format!("gigabytes_{volume_type}"),
+        format!("snapshots_{volume_type}"),
+    ]
+}
+
+/// `limits` with type `from`'s per-type keys moved to type `to`'s; an
+/// entry `to` already had is replaced (the renamed type's limit wins, as
+/// the name now means that type).
+pub fn rename_type_keys(
+    limits: &BTreeMap<String, i64>,
+    from: &str,
+    to: &str,
+) -> BTreeMap<String, i64> {
+    let mut out = limits.clone();
+    for (old, new) in type_keys(from).into_iter().zip(type_keys(to)) {
+        if let Some(v) = out.remove(&old) {
+            out.insert(new, v);
+        }
+    }
+    out
+}
+
+/// Whether `limits` holds any of type `t`'s per-type keys.
+pub fn has_type_keys(limits: &BTreeMap<String, i64>, t: &str) -> bool {
+    type_keys(t).iter().any(|k| limits.contains_key(k))
 }
 
 /// Checks a set of limit changes: at least one, known keys, each -1 or more.
@@ -271,45 +312,95 @@ pub enum QuotaClassEvent {
         class_name: String,
         changes: BTreeMap<String, i64>,
     },
+    /// A volume type was renamed: the class's per-type limits follow.
+    QuotaClassTypeRenamed {
+        class_name: String,
+        from: String,
+        to: String,
+    },
+}
+
+/// What an administrator or a type rename asks of a quota class.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum QuotaClassCommand {
+    /// `PUT /os-quota-class-sets/{class}`: (changes, known keys).
+    SetLimits {
+        class_name: String,
+        changes: BTreeMap<String, i64>,
+        known: Vec<String>,
+    },
+    /// A volume type was renamed: the class's per-type limits follow.
+    FollowTypeRename {
+        class_name: String,
+        from: String,
+        to: String,
+    },
 }
 
 impl Aggregate for QuotaClassAggregate {
     type State = QuotaClassState;
-    /// (class name, changes, known keys).
-    type Command = (String, BTreeMap<String, i64>, Vec<String>);
+    type Command = QuotaClassCommand;
     type Event = QuotaClassEvent;
 
     fn stream_id(id: &str) -> String {
         format!("quota_class-{id}")
     }
 
-    fn event_type(_: &QuotaClassEvent) -> &'static str {
-        "QuotaClassLimitsSet"
+    fn event_type(e: &QuotaClassEvent) -> &'static str {
+        match e {
+            QuotaClassEvent::QuotaClassLimitsSet { .. } => "QuotaClassLimitsSet",
+            QuotaClassEvent::QuotaClassTypeRenamed { .. } => "QuotaClassTypeRenamed",
+        }
     }
 
     fn decide(
-        _: &QuotaClassState,
-        (class_name, changes, known): Self::Command,
+        state: &QuotaClassState,
+        cmd: QuotaClassCommand,
     ) -> Result<Vec<QuotaClassEvent>, DomainError> {
-        if class_name.is_empty() || class_name.len() > 255 {
-            return Err(DomainError::invalid(
-                "quota_class_set",
-                crate::error::FieldReason::Invalid,
-                "A quota class name is 1 to 255 characters.",
-            ));
+        match cmd {
+            QuotaClassCommand::SetLimits {
+                class_name,
+                changes,
+                known,
+            } => {
+                if class_name.is_empty() || class_name.len() > 255 {
+                    return Err(DomainError::invalid(
+                        "quota_class_set",
+                        crate::error::FieldReason::Invalid,
+                        "A quota class name is 1 to 255 characters.",
+                    ));
+                }
+                check_changes(&changes, &known)?;
+                Ok(vec![QuotaClassEvent::QuotaClassLimitsSet {
+                    class_name,
+                    changes,
+                }])
+            }
+            QuotaClassCommand::FollowTypeRename {
+                class_name,
+                from,
+                to,
+            } => Ok(if from != to && has_type_keys(&state.limits, &from) {
+                vec![QuotaClassEvent::QuotaClassTypeRenamed {
+                    class_name,
+                    from,
+                    to,
+                }]
+            } else {
+                vec![]
+            }),
         }
-        check_changes(&changes, &known)?;
-        Ok(vec![QuotaClassEvent::QuotaClassLimitsSet {
-            class_name,
-            changes,
-        }])
     }
 
     fn evolve(mut state: QuotaClassState, event: &QuotaClassEvent) -> QuotaClassState {
-        let QuotaClassEvent::QuotaClassLimitsSet { changes, .. } = event;
-        state
-            .limits
-            .extend(changes.iter().map(|(k, v)| (k.clone(), *v)));
+        match event {
+            QuotaClassEvent::QuotaClassLimitsSet { changes, .. } => state
+                .limits
+                .extend(changes.iter().map(|(k, v)| (k.clone(), *v))),
+            QuotaClassEvent::QuotaClassTypeRenamed { from, to, .. } => {
+                state.limits = rename_type_keys(&state.limits, from, to)
+            }
+        }
         state
     }
 }
@@ -327,11 +418,12 @@ impl Aggregate for QuotaAggregate {
         match e {
             QuotaEvent::QuotaLimitsSet { .. } => "QuotaLimitsSet",
             QuotaEvent::QuotaLimitsReset { .. } => "QuotaLimitsReset",
+            QuotaEvent::QuotaTypeRenamed { .. } => "QuotaTypeRenamed",
         }
     }
 
     fn decide(
-        _: &QuotaState,
+        state: &QuotaState,
         (project_id, cmd): (String, QuotaCommand),
     ) -> Result<Vec<QuotaEvent>, DomainError> {
         match cmd {
@@ -343,6 +435,17 @@ impl Aggregate for QuotaAggregate {
                 }])
             }
             QuotaCommand::Reset => Ok(vec![QuotaEvent::QuotaLimitsReset { project_id }]),
+            QuotaCommand::FollowTypeRename { from, to } => {
+                Ok(if from != to && has_type_keys(&state.limits, &from) {
+                    vec![QuotaEvent::QuotaTypeRenamed {
+                        project_id,
+                        from,
+                        to,
+                    }]
+                } else {
+                    vec![]
+                })
+            }
         }
     }
 
@@ -352,6 +455,9 @@ impl Aggregate for QuotaAggregate {
                 .limits
                 .extend(changes.iter().map(|(k, v)| (k.clone(), *v))),
             QuotaEvent::QuotaLimitsReset { .. } => state.limits.clear(),
+            QuotaEvent::QuotaTypeRenamed { from, to, .. } => {
+                state.limits = rename_type_keys(&state.limits, from, to)
+            }
         }
         state
     }
@@ -367,6 +473,62 @@ mod tests {
             usage: usage.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
             unchecked: false,
         }
+    }
+
+    #[test]
+    fn a_type_rename_moves_the_per_type_limits_of_a_project_and_a_class() {
+        let set = QuotaEvent::QuotaLimitsSet {
+            project_id: "p".into(),
+            changes: BTreeMap::from([
+                ("volumes_SSD".into(), 3),
+                ("gigabytes_SSD".into(), 30),
+                ("volumes_SAS".into(), 1),
+                ("volumes".into(), 9),
+            ]),
+        };
+        let follow = |from: &str, to: &str| {
+            (
+                "p".to_string(),
+                QuotaCommand::FollowTypeRename {
+                    from: from.into(),
+                    to: to.into(),
+                },
+            )
+        };
+        let state = QuotaAggregate::fold(std::slice::from_ref(&set));
+        let ev = QuotaAggregate::decide(&state, follow("SSD", "fast")).unwrap();
+        assert_eq!(ev.len(), 1);
+        let after = QuotaAggregate::fold([&set, &ev[0]]);
+        assert_eq!(
+            after.limits,
+            BTreeMap::from([
+                ("volumes_fast".into(), 3),
+                ("gigabytes_fast".into(), 30),
+                ("volumes_SAS".into(), 1),
+                ("volumes".into(), 9),
+            ])
+        );
+        // Twice is once; a type without limits of its own changes nothing.
+        assert!(QuotaAggregate::decide(&after, follow("SSD", "fast"))
+            .unwrap()
+            .is_empty());
+        assert!(QuotaAggregate::decide(&state, follow("SATA", "slow"))
+            .unwrap()
+            .is_empty());
+        // A quota class follows the same way.
+        let class = QuotaClassAggregate::fold(&[QuotaClassEvent::QuotaClassLimitsSet {
+            class_name: "default".into(),
+            changes: BTreeMap::from([("snapshots_SSD".into(), 5)]),
+        }]);
+        let cmd = QuotaClassCommand::FollowTypeRename {
+            class_name: "default".into(),
+            from: "SSD".into(),
+            to: "fast".into(),
+        };
+        let ev = QuotaClassAggregate::decide(&class, cmd.clone()).unwrap();
+        let after = ev.iter().fold(class, QuotaClassAggregate::evolve);
+        assert_eq!(after.limits, BTreeMap::from([("snapshots_fast".into(), 5)]));
+        assert!(QuotaClassAggregate::decide(&after, cmd).unwrap().is_empty());
     }
 
     #[test]
@@ -443,29 +605,29 @@ mod tests {
         let st = QuotaClassState::default();
         let bad = QuotaClassAggregate::decide(
             &st,
-            (
-                "default".into(),
-                [("nope".to_string(), 1)].into(),
-                known.clone(),
-            ),
+            QuotaClassCommand::SetLimits {
+                class_name: "default".into(),
+                changes: [("nope".to_string(), 1)].into(),
+                known: known.clone(),
+            },
         );
         assert!(bad.is_err());
         let low = QuotaClassAggregate::decide(
             &st,
-            (
-                "default".into(),
-                [("volumes".to_string(), -2)].into(),
-                known.clone(),
-            ),
+            QuotaClassCommand::SetLimits {
+                class_name: "default".into(),
+                changes: [("volumes".to_string(), -2)].into(),
+                known: known.clone(),
+            },
         );
         assert!(low.is_err());
         let ok = QuotaClassAggregate::decide(
             &st,
-            (
-                "default".into(),
-                [("volumes".to_string(), 20)].into(),
+            QuotaClassCommand::SetLimits {
+                class_name: "default".into(),
+                changes: [("volumes".to_string(), 20)].into(),
                 known,
-            ),
+            },
         )
         .unwrap();
         assert_eq!(ok.len(), 1);

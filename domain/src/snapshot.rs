@@ -107,6 +107,12 @@ pub enum SnapshotCommand {
         description: Option<String>,
     },
     EditMetadata(MetadataEdit),
+    /// The snapshot's volume type was renamed; the snapshot records it by
+    /// name (its quota counts under the type's keys), so it follows.
+    FollowTypeRename {
+        from: String,
+        to: String,
+    },
     Delete,
     /// Admin `os-force_delete`: delete whatever the status.
     ForceDelete,
@@ -175,6 +181,10 @@ pub enum SnapshotEvent {
     },
     SnapshotMetadataSet {
         metadata: BTreeMap<String, String>,
+    },
+    SnapshotTypeRenamed {
+        from: String,
+        to: String,
     },
     SnapshotDeleteRequested {},
     SnapshotDeleted {},
@@ -254,6 +264,7 @@ impl Aggregate for SnapshotAggregate {
             SnapshotCreateFailed { .. } => "SnapshotCreateFailed",
             SnapshotUpdated { .. } => "SnapshotUpdated",
             SnapshotMetadataSet { .. } => "SnapshotMetadataSet",
+            SnapshotTypeRenamed { .. } => "SnapshotTypeRenamed",
             SnapshotDeleteRequested {} => "SnapshotDeleteRequested",
             SnapshotDeleted {} => "SnapshotDeleted",
             SnapshotDeleteFailed { .. } => "SnapshotDeleteFailed",
@@ -336,6 +347,12 @@ impl Aggregate for SnapshotAggregate {
                 let metadata = metadata::apply(&s.metadata, &edit)?;
                 Ok(vec![E::SnapshotMetadataSet { metadata }])
             }
+            C::FollowTypeRename { from, to } => Ok(match state.live() {
+                Ok(s) if s.volume_type == from && from != to => {
+                    vec![E::SnapshotTypeRenamed { from, to }]
+                }
+                _ => vec![],
+            }),
             C::Delete => {
                 let s = state.live()?;
                 match s.status {
@@ -479,6 +496,7 @@ impl Aggregate for SnapshotAggregate {
             E::SnapshotCreated {} => set(S::Available),
             E::SnapshotCreateFailed { .. } => set(S::Error),
             E::SnapshotMetadataSet { metadata } => s.metadata = metadata.clone(),
+            E::SnapshotTypeRenamed { to, .. } => s.volume_type = to.clone(),
             E::SnapshotDeleteRequested {} => set(S::Deleting),
             E::SnapshotDeleted {} => state.deleted = true,
             E::SnapshotDeleteFailed { .. } => set(S::ErrorDeleting),
@@ -524,6 +542,38 @@ mod tests {
 
     fn given(events: &[SnapshotEvent]) -> SnapshotState {
         SnapshotAggregate::fold(events)
+    }
+
+    #[test]
+    fn a_type_rename_renames_a_live_snapshot_of_that_type_only() {
+        let rename = |from: &str, to: &str| SnapshotCommand::FollowTypeRename {
+            from: from.into(),
+            to: to.into(),
+        };
+        let mut events =
+            SnapshotAggregate::decide(&given(&[]), create(VolumeStatus::Available, false)).unwrap();
+        let ev = SnapshotAggregate::decide(&given(&events), rename("SSD", "fast")).unwrap();
+        assert_eq!(
+            ev,
+            vec![SnapshotEvent::SnapshotTypeRenamed {
+                from: "SSD".into(),
+                to: "fast".into()
+            }]
+        );
+        events.extend(ev);
+        let s = given(&events).snapshot.unwrap();
+        assert_eq!(
+            (s.volume_type.as_str(), s.status),
+            ("fast", SnapshotStatus::Creating)
+        );
+        // Twice is once; another type's rename and no snapshot change nothing.
+        for (state, cmd) in [
+            (given(&events), rename("SSD", "fast")),
+            (given(&events), rename("SATA", "slow")),
+            (given(&[]), rename("SSD", "fast")),
+        ] {
+            assert_eq!(SnapshotAggregate::decide(&state, cmd).unwrap(), vec![]);
+        }
     }
 
     #[test]

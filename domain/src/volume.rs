@@ -245,6 +245,13 @@ pub enum VolumeCommand {
         migration_needed: Option<String>,
         quota: crate::quota::Headroom,
     },
+    /// An administrator renamed the volume's type (`PUT /types/{id}` with a
+    /// new name): the volume records its type by name, so it follows.
+    /// A volume of another type, or a deleted one, is left as it is.
+    FollowTypeRename {
+        from: String,
+        to: String,
+    },
     /// CINDER-7.4.1: the volume waits for its transfer to be accepted.
     StartTransfer {
         transfer_id: Uuid,
@@ -381,6 +388,11 @@ pub enum VolumeEvent {
         readonly: bool,
     },
     VolumeRetyped {
+        from: String,
+        to: String,
+    },
+    /// The volume's type was renamed (no status change, no disk work).
+    VolumeTypeRenamed {
         from: String,
         to: String,
     },
@@ -681,6 +693,7 @@ impl Aggregate for VolumeAggregate {
             VolumeBootableSet { .. } => "VolumeBootableSet",
             VolumeReadonlySet { .. } => "VolumeReadonlySet",
             VolumeRetyped { .. } => "VolumeRetyped",
+            VolumeTypeRenamed { .. } => "VolumeTypeRenamed",
             VolumeTransferStarted { .. } => "VolumeTransferStarted",
             VolumeTransferCancelled { .. } => "VolumeTransferCancelled",
             VolumeTransferred { .. } => "VolumeTransferred",
@@ -1016,6 +1029,12 @@ impl Aggregate for VolumeAggregate {
                     to: new_type,
                 }])
             }
+            C::FollowTypeRename { from, to } => Ok(match (&state.volume, state.deleted) {
+                (Some(v), false) if v.volume_type == from && from != to => {
+                    vec![E::VolumeTypeRenamed { from, to }]
+                }
+                _ => vec![],
+            }),
             C::SetReadonly { readonly } => {
                 let v = state.live("")?;
                 if !matches!(v.status, S::Available | S::InUse) {
@@ -1255,7 +1274,9 @@ impl Aggregate for VolumeAggregate {
             }
             E::VolumeUnreserved {} => v.status = S::Available,
             E::VolumeBootableSet { .. } => {}
-            E::VolumeRetyped { to, .. } => v.volume_type = to.clone(),
+            E::VolumeRetyped { to, .. } | E::VolumeTypeRenamed { to, .. } => {
+                v.volume_type = to.clone()
+            }
             E::VolumeReadonlySet { readonly } => {
                 v.metadata
                     .insert("readonly".into(), readonly_flag(*readonly).into());

@@ -95,8 +95,6 @@ pub enum VolumeTypeCommand {
         description: Option<String>,
         is_public: Option<bool>,
         name_taken: bool,
-        /// Volumes of this type exist (they record their type by name).
-        in_use: bool,
     },
     Delete {
         in_use: bool,
@@ -327,7 +325,6 @@ impl Aggregate for VolumeTypeAggregate {
                 description,
                 is_public,
                 name_taken,
-                in_use,
             } => {
                 if name.is_none() && description.is_none() && is_public.is_none() {
                     return Err(refused(
@@ -344,11 +341,9 @@ impl Aggregate for VolumeTypeAggregate {
                         rename.cloned().unwrap_or_default(),
                     ));
                 }
-                // Volumes record their type by name, so a type that
-                // volumes use keeps its name.
-                if rename.is_some() && in_use {
-                    return Err(DomainError::VolumeTypeInUse(id));
-                }
+                // Volumes, snapshots and per-type quotas record the type
+                // by name: the rename use case has each of them follow
+                // (`FollowTypeRename`) in this same transaction.
                 Ok(vec![E::VolumeTypeUpdated {
                     name,
                     description,
@@ -600,35 +595,25 @@ mod tests {
     }
 
     #[test]
-    fn update_needs_a_field_and_keeps_the_name_of_a_type_in_use() {
+    fn update_needs_a_field_and_a_free_name() {
         let none = C::Update {
             name: None,
             description: None,
             is_public: None,
             name_taken: false,
-            in_use: false,
         };
         assert!(given(&created(true), none).is_err());
-        let rename = |in_use, name_taken| C::Update {
+        let rename = |name_taken| C::Update {
             name: Some("silver".into()),
             description: None,
             is_public: Some(false),
             name_taken,
-            in_use,
         };
         assert_eq!(
-            given(&created(true), rename(true, false))
-                .unwrap_err()
-                .reason(),
-            "volume_type_in_use"
-        );
-        assert_eq!(
-            given(&created(true), rename(false, true))
-                .unwrap_err()
-                .reason(),
+            given(&created(true), rename(true)).unwrap_err().reason(),
             "volume_type_exists"
         );
-        let ev = given(&created(true), rename(false, false)).unwrap();
+        let ev = given(&created(true), rename(false)).unwrap();
         let mut all = created(true);
         all.extend(ev);
         let t = VolumeTypeAggregate::fold(&all).volume_type.unwrap();

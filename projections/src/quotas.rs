@@ -98,8 +98,10 @@ impl InlineProjection for QuotasProjection {
                     conn.prepare_cached("UPDATE quota_ledger SET project_id = ?2 WHERE id = ?1")?
                         .execute(params![id, to_project])?;
                 }
-                // The volume now counts under its new type's keys.
-                VolumeEvent::VolumeRetyped { to, .. } => {
+                // The volume now counts under its new type's keys (or its
+                // type's new name's).
+                VolumeEvent::VolumeRetyped { to, .. }
+                | VolumeEvent::VolumeTypeRenamed { to, .. } => {
                     conn.prepare_cached("UPDATE quota_ledger SET volume_type = ?2 WHERE id = ?1")?
                         .execute(params![id, to])?;
                 }
@@ -123,6 +125,10 @@ impl InlineProjection for QuotasProjection {
                     conn.prepare_cached("DELETE FROM quota_ledger WHERE id = ?1")?
                         .execute(params![id])?;
                 }
+                SnapshotEvent::SnapshotTypeRenamed { to, .. } => {
+                    conn.prepare_cached("UPDATE quota_ledger SET volume_type = ?2 WHERE id = ?1")?
+                        .execute(params![id, to])?;
+                }
                 _ => {}
             }
         } else if let Some(e) = quota_event(ev) {
@@ -145,19 +151,38 @@ impl InlineProjection for QuotasProjection {
                         params![project_id],
                     )?;
                 }
+                QuotaEvent::QuotaTypeRenamed {
+                    project_id,
+                    from,
+                    to,
+                } => rename_type_rows(conn, "quota_limits", "project_id", &project_id, &from, &to)?,
             }
-        } else if let Some(QuotaClassEvent::QuotaClassLimitsSet {
-            class_name,
-            changes,
-        }) = quota_class_event(ev)
-        {
-            for (k, v) in changes {
-                conn.prepare_cached(
-                    "INSERT INTO quota_class_limits VALUES (?1, ?2, ?3)
-                     ON CONFLICT (class_name, resource) DO UPDATE SET hard_limit = excluded.hard_limit",
-                )?
-                .execute(params![class_name, k, v],
-                )?;
+        } else if let Some(e) = quota_class_event(ev) {
+            match e {
+                QuotaClassEvent::QuotaClassLimitsSet {
+                    class_name,
+                    changes,
+                } => {
+                    for (k, v) in changes {
+                        conn.prepare_cached(
+                            "INSERT INTO quota_class_limits VALUES (?1, ?2, ?3)
+                             ON CONFLICT (class_name, resource) DO UPDATE SET hard_limit = excluded.hard_limit",
+                        )?
+                        .execute(params![class_name, k, v])?;
+                    }
+                }
+                QuotaClassEvent::QuotaClassTypeRenamed {
+                    class_name,
+                    from,
+                    to,
+                } => rename_type_rows(
+                    conn,
+                    "quota_class_limits",
+                    "class_name",
+                    &class_name,
+                    &from,
+                    &to,
+                )?,
             }
         }
         Ok(())
@@ -280,4 +305,30 @@ pub fn usage_of_type(conn: &Connection, volume_type: &str) -> rusqlite::Result<V
         })
     })?;
     rows.collect()
+}
+
+/// Moves one owner's per-type limit rows from type `from`'s keys to `to`'s
+/// (a type rename; the domain's `quota::rename_type_keys` on the view).
+fn rename_type_rows(
+    conn: &Connection,
+    table: &str,
+    owner_col: &str,
+    owner: &str,
+    from: &str,
+    to: &str,
+) -> rusqlite::Result<()> {
+    for (old, new) in domain::quota::type_keys(from)
+        .into_iter()
+        .zip(domain::quota::type_keys(to))
+    {
+        conn.execute(
+            &format!("DELETE FROM {table} WHERE {owner_col} = ?1 AND resource = ?2 AND EXISTS (SELECT 1 FROM {table} WHERE {owner_col} = ?1 AND resource = ?3)"),
+            params![owner, new, old],
+        )?;
+        conn.execute(
+            &format!("UPDATE {table} SET resource = ?3 WHERE {owner_col} = ?1 AND resource = ?2"),
+            params![owner, old, new],
+        )?;
+    }
+    Ok(())
 }

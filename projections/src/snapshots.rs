@@ -157,6 +157,12 @@ impl InlineProjection for SnapshotsProjection {
                 return Ok(());
             }
             SnapshotEvent::SnapshotWorkStarted { .. } => return Ok(()),
+            // The type's name changed, not the snapshot: no `updated_at`.
+            SnapshotEvent::SnapshotTypeRenamed { to, .. } => {
+                conn.prepare_cached("UPDATE snapshots SET volume_type = ?2 WHERE id = ?1")?
+                    .execute(params![id, to])?;
+                return Ok(());
+            }
             SnapshotEvent::SnapshotCreated {} => {
                 conn.prepare_cached("UPDATE snapshots SET progress = '100%' WHERE id = ?1")?
                     .execute(params![id])?;

@@ -434,6 +434,58 @@ pub fn in_use(conn: &Connection, name: &str) -> rusqlite::Result<bool> {
     .query_row([name], |r| r.get(0))
 }
 
+/// Everything that records the type named `name` by name, and so follows
+/// a rename of it: live volumes and snapshots (the quota ledger holds each
+/// with its type), and the projects and quota classes with per-type limits
+/// of it. At most `limit` of each kind are read (the caller refuses more).
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct TypeFollowers {
+    pub volumes: Vec<String>,
+    pub snapshots: Vec<String>,
+    pub projects: Vec<String>,
+    pub classes: Vec<String>,
+}
+
+impl TypeFollowers {
+    pub fn len(&self) -> usize {
+        self.volumes.len() + self.snapshots.len() + self.projects.len() + self.classes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+pub fn followers(conn: &Connection, name: &str, limit: usize) -> rusqlite::Result<TypeFollowers> {
+    let keys = domain::quota::type_keys(name);
+    let ids = |sql: &str, args: &[&dyn rusqlite::ToSql]| -> rusqlite::Result<Vec<String>> {
+        let mut stmt = conn.prepare_cached(sql)?;
+        let rows = stmt.query_map(args, |r| r.get::<_, String>(0))?;
+        rows.collect()
+    };
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    Ok(TypeFollowers {
+        volumes: ids(
+            "SELECT id FROM quota_ledger WHERE kind = 'volume' AND volume_type = ?1 ORDER BY id LIMIT ?2",
+            &[&name, &limit],
+        )?,
+        snapshots: ids(
+            "SELECT id FROM quota_ledger WHERE kind = 'snapshot' AND volume_type = ?1 ORDER BY id LIMIT ?2",
+            &[&name, &limit],
+        )?,
+        projects: ids(
+            "SELECT DISTINCT project_id FROM quota_limits WHERE resource IN (?1, ?2, ?3)
+             ORDER BY project_id LIMIT ?4",
+            &[&keys[0], &keys[1], &keys[2], &limit],
+        )?,
+        classes: ids(
+            "SELECT DISTINCT class_name FROM quota_class_limits WHERE resource IN (?1, ?2, ?3)
+             ORDER BY class_name LIMIT ?4",
+            &[&keys[0], &keys[1], &keys[2], &limit],
+        )?,
+    })
+}
+
 pub fn encryption(conn: &Connection, type_id: &str) -> rusqlite::Result<Option<EncryptionRow>> {
     conn.prepare_cached(
         "SELECT type_id, encryption_id, provider, cipher, key_size, control_location,
@@ -552,7 +604,6 @@ mod tests {
                 description: None,
                 is_public: None,
                 name_taken: false,
-                in_use: false,
             },
         );
         on_type(

@@ -251,6 +251,13 @@ impl InlineProjection for VolumesProjection {
                 conn.prepare_cached("UPDATE volumes SET volume_type = ?2 WHERE id = ?1")?
                     .execute(params![id, to])?;
             }
+            // The type's name changed, not the volume: Cinder shows the
+            // new name and leaves the volume's `updated_at` as it was.
+            VolumeEvent::VolumeTypeRenamed { to, .. } => {
+                conn.prepare_cached("UPDATE volumes SET volume_type = ?2 WHERE id = ?1")?
+                    .execute(params![id, to])?;
+                return Ok(());
+            }
             _ => {}
         }
         let Some(v) = after.volume.as_ref() else {

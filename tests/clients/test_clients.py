@@ -745,6 +745,11 @@ def run_osc(checks, base, bindir, keystone=None):
                             "osc-typed-" + tag], env)
         body = api.wait_volume(v["id"], status_is("available"), "available")
         expect(body["volume"]["volume_type"] == tname, "type %r" % body["volume"])
+        # Renamed while the volume uses it (Cinder allows it): the volume
+        # shows the new name.
+        cli(admin + ["volume", "type", "set", "--name", tname + "-renamed", s["type"]], env)
+        shown = cli_json(cmd + ["volume", "show", "-f", "json", v["id"]], env)
+        expect(shown.get("type") == tname + "-renamed", "after rename: %r" % shown)
         cli(cmd + ["volume", "delete", v["id"]], env)
         api.wait_volume(v["id"], gone, "gone (404)")
     checks.run("osc_volume_type_set", type_set, needs=["osc_volume_type_create"])

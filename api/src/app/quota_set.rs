@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use domain::quota::{QuotaAggregate, QuotaClassAggregate, QuotaCommand};
+use domain::quota::{QuotaAggregate, QuotaClassAggregate, QuotaClassCommand, QuotaCommand};
 use domain::{Aggregate, DomainError};
 
 use super::{App, AppError, Caller, RequestMeta};
@@ -75,7 +75,14 @@ pub async fn set_class(
             return Err(admin_only(QuotaClassAggregate::stream_id(&class_name)));
         }
         let known = known_keys(tx.conn())?;
-        tx.execute::<QuotaClassAggregate>(&class_name, (class_name.clone(), changes, known))?;
+        tx.execute::<QuotaClassAggregate>(
+            &class_name,
+            QuotaClassCommand::SetLimits {
+                class_name: class_name.clone(),
+                changes,
+                known,
+            },
+        )?;
         Ok(())
     })
     .await

@@ -159,7 +159,7 @@ pub async fn update(
             Some(n) => view::by_name(tx.conn(), n)?.is_some_and(|o| o.id != t.id),
             None => false,
         };
-        let in_use = view::in_use(tx.conn(), &t.name)?;
+        let renamed = name.clone().filter(|n| *n != t.name);
         tx.execute::<VolumeTypeAggregate>(
             &t.id,
             C::Update {
@@ -167,12 +167,85 @@ pub async fn update(
                 description,
                 is_public,
                 name_taken,
-                in_use,
             },
         )?;
+        if let Some(to) = renamed {
+            follow_rename(tx, &t, to)?;
+        }
         view::get(tx.conn(), &t.id)?.ok_or_else(|| not_found(&raw))
     })
     .await
+}
+
+/// At most this many volumes, snapshots, projects and quota classes follow
+/// one rename (each gets an event in the rename's transaction, which holds
+/// the writer meanwhile: about 10 ms per thousand).
+pub const MAX_RENAME_FOLLOWERS: usize = 10_000;
+
+/// A rename as Cinder does it: volumes and snapshots show the new name,
+/// and the per-type quota limits and usage (`volumes_<type>`, …) move to
+/// it (Cinder's `update_quota_resource`). Here each of them records the
+/// rename in its own stream, so each aggregate's fold, and every view
+/// built from the log, agree on the type's name.
+fn follow_rename(tx: &mut Tx<'_, '_>, t: &TypeRow, to: String) -> Result<(), AppError> {
+    use domain::quota::{QuotaAggregate, QuotaClassAggregate, QuotaClassCommand, QuotaCommand};
+    use domain::snapshot::{SnapshotAggregate, SnapshotCommand};
+    use domain::volume::{VolumeAggregate, VolumeCommand};
+    let from = t.name.clone();
+    let f = view::followers(tx.conn(), &from, MAX_RENAME_FOLLOWERS + 1)?;
+    if f.len() > MAX_RENAME_FOLLOWERS {
+        return Err(AppError::refused(
+            VolumeTypeAggregate::stream_id(&t.id),
+            DomainError::invalid(
+                "name",
+                domain::FieldReason::Invalid,
+                format!(
+                    "Volume type {from} is recorded by more than {MAX_RENAME_FOLLOWERS} volumes, snapshots and quotas; a rename is limited to that many."
+                ),
+            ),
+        ));
+    }
+    for id in &f.volumes {
+        tx.execute::<VolumeAggregate>(
+            id,
+            VolumeCommand::FollowTypeRename {
+                from: from.clone(),
+                to: to.clone(),
+            },
+        )?;
+    }
+    for id in &f.snapshots {
+        tx.execute::<SnapshotAggregate>(
+            id,
+            SnapshotCommand::FollowTypeRename {
+                from: from.clone(),
+                to: to.clone(),
+            },
+        )?;
+    }
+    for p in &f.projects {
+        tx.execute::<QuotaAggregate>(
+            p,
+            (
+                p.clone(),
+                QuotaCommand::FollowTypeRename {
+                    from: from.clone(),
+                    to: to.clone(),
+                },
+            ),
+        )?;
+    }
+    for c in &f.classes {
+        tx.execute::<QuotaClassAggregate>(
+            c,
+            QuotaClassCommand::FollowTypeRename {
+                class_name: c.clone(),
+                from: from.clone(),
+                to: to.clone(),
+            },
+        )?;
+    }
+    Ok(())
 }
 
 /// `DELETE /types/{id}`: refused while volumes use it, and for the default.

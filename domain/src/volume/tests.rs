@@ -776,3 +776,43 @@ fn retype_admits_the_new_types_quota_only() {
     // The project is at its total, yet a retype adds no volume.
     assert!(when(&s, cmd(quota)).is_ok());
 }
+
+#[test]
+fn a_type_rename_renames_a_live_volume_of_that_type_only() {
+    let rename = |from: &str, to: &str| VolumeCommand::FollowTypeRename {
+        from: from.into(),
+        to: to.into(),
+    };
+    // Given a live SATA volume, in any status: the rename follows.
+    let mut events = vec![requested(1)];
+    let ev = when(&given(&events), rename("SATA", "slow")).unwrap();
+    assert_eq!(
+        ev,
+        vec![VolumeEvent::VolumeTypeRenamed {
+            from: "SATA".into(),
+            to: "slow".into()
+        }]
+    );
+    events.extend(ev);
+    let v = given(&events).volume.unwrap();
+    assert_eq!(
+        (v.volume_type.as_str(), v.status),
+        ("slow", VolumeStatus::Creating)
+    );
+    // Run twice: the second finds nothing to do (idempotent).
+    assert_eq!(
+        when(&given(&events), rename("SATA", "slow")).unwrap(),
+        vec![]
+    );
+    // Another type's rename, and a rename to the same name, change nothing.
+    assert_eq!(
+        when(&given(&events), rename("SSD", "fast")).unwrap(),
+        vec![]
+    );
+    assert_eq!(
+        when(&given(&events), rename("slow", "slow")).unwrap(),
+        vec![]
+    );
+    // A deleted volume, or none, is left alone.
+    assert_eq!(when(&given(&[]), rename("SATA", "slow")).unwrap(), vec![]);
+}
