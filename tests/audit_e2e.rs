@@ -8,9 +8,10 @@
 mod support;
 
 use std::collections::{BTreeSet, HashMap};
-use std::io::Write;
+use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use eventstore::rusqlite;
@@ -807,4 +808,176 @@ async fn history_includes_refusals_and_as_of_folds_the_state() {
         .await;
     assert_eq!(r.status, 404, "{}", r.body);
     assert_eq!(alice.get("/v3/p1/volumes/nope/history").await.status, 404);
+}
+
+/// The digest (admin only) and `verify --digest`: the log extends the
+/// digest after more appends (exit 0); a wrong hash, a position past the
+/// head, or a row changed before the digest's position are divergences
+/// (non-zero, with the position).
+#[tokio::test(flavor = "multi_thread")]
+async fn digest_and_verify_digest_both_ways() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut srv = Server::start_with(tmp.path(), "raw");
+    let alice = srv.client("alice", "p1");
+    let admin = srv.client("admin", "p1");
+    create_volume(&alice, "p1", "d1").await;
+    assert_eq!(alice.get("/v3/p1/events/digest").await.status, 403);
+    let r = admin.get("/v3/p1/events/digest").await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let d = &r.body["digest"];
+    assert_eq!(d["verified"], true, "{d}");
+    let pos = d["position"].as_u64().unwrap();
+    let hash = d["hash"].as_str().unwrap().to_string();
+    assert_eq!(hash.len(), 64);
+    assert!(
+        d["recorded_at"].is_string() && d["detail"].is_string(),
+        "{d}"
+    );
+    let head = scan_log(tmp.path()).len() as u64;
+    assert_eq!(pos, head);
+    // The log goes on: it still extends the digest.
+    create_volume(&alice, "p1", "d2").await;
+    let r = admin.get("/v2/p1/events/digest").await;
+    assert!(r.body["digest"]["position"].as_u64().unwrap() > pos);
+    let digest = format!("{hash}@{pos}");
+    let (code, out, err) = cli(tmp.path(), &["verify", "--digest", &digest], None);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.starts_with("ok:"), "{out}");
+    // Another hash at that position: diverged.
+    let wrong = format!("{}@{pos}", "0".repeat(64));
+    let (code, _, err) = cli(tmp.path(), &["verify", "--digest", &wrong], None);
+    assert_ne!(code, 0);
+    assert!(err.contains(&format!("position {pos}")), "{err}");
+    // A digest of a longer log than this one: cut short.
+    let (code, _, err) = cli(
+        tmp.path(),
+        &["verify", "--digest", &format!("{hash}@{}", pos + 1000)],
+        None,
+    );
+    assert_ne!(code, 0);
+    assert!(err.contains("cut short"), "{err}");
+    let (code, _, _) = cli(tmp.path(), &["verify", "--digest", "nonsense"], None);
+    assert_ne!(code, 0);
+    // A row before the digest's position changed behind the log's back.
+    srv.stop();
+    {
+        let conn = rusqlite::Connection::open(tmp.path().join("blockledger.db")).unwrap();
+        conn.execute_batch(
+            "DROP TRIGGER events_no_update;
+             UPDATE events SET data = '{\"size\": 1000}' WHERE position = 2;",
+        )
+        .unwrap();
+    }
+    let (code, _, err) = cli(tmp.path(), &["verify", "--digest", &digest], None);
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("diverges from the digest at position 2"),
+        "{err}"
+    );
+}
+
+/// `blockledger events`: --json is one object a line in position order,
+/// in the API's shape, filtered by --resource and --since; the default is
+/// one line an event; --follow prints an event appended after it started,
+/// within the deadline, and ends on SIGTERM.
+#[tokio::test(flavor = "multi_thread")]
+async fn events_command_json_and_follow() {
+    let tmp = tempfile::tempdir().unwrap();
+    let srv = Server::start_with(tmp.path(), "raw");
+    let alice = srv.client("alice", "p1");
+    let v1 = create_volume(&alice, "p1", "c1").await;
+    let v2 = create_volume(&alice, "p1", "c2").await;
+    let rows = scan_log(tmp.path());
+    let out = cli_ok(tmp.path(), &["events", "--json"], None);
+    let all: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(all.len(), rows.len());
+    for (e, r) in all.iter().zip(&rows) {
+        assert_eq!(e["position"], r.position);
+        assert_eq!(e["event_type"], json!(r.event_type));
+        assert!(e["who"].is_object() && e["how"].is_object() && e["from"].is_object());
+    }
+    let out = cli_ok(tmp.path(), &["events", "--json", "--resource", &v1], None);
+    let mine: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(!mine.is_empty());
+    assert!(mine.iter().all(|e| e["resource_id"] == json!(v1)), "{out}");
+    assert_eq!(mine[0]["event_type"], "VolumeCreateRequested");
+    let human = cli_ok(tmp.path(), &["events"], None);
+    assert_eq!(human.lines().count(), rows.len(), "{human}");
+    assert!(human.contains(&format!("volume/{v2}")), "{human}");
+    let future = cli_ok(
+        tmp.path(),
+        &["events", "--since", "2999-01-01T00:00:00Z"],
+        None,
+    );
+    assert_eq!(future, "");
+    let last = rows.last().unwrap().recorded_at.clone();
+    let tail = cli_ok(tmp.path(), &["events", "--json", "--since", &last], None);
+    assert!(tail.lines().count() >= 1);
+    let (code, _, _) = cli(tmp.path(), &["events", "--since", "yesterday"], None);
+    assert_ne!(code, 0);
+
+    // --follow
+    let mut child = Command::new(BIN)
+        .args(["events", "--follow", "--json", "--data-dir"])
+        .arg(tmp.path())
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = mpsc::channel::<Value>();
+    let stdout = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { return };
+            if tx.send(serde_json::from_str(&line).unwrap()).is_err() {
+                return;
+            }
+        }
+    });
+    // The existing events first, then a new volume's.
+    let seen_head = {
+        let deadline = Instant::now() + DEADLINE;
+        let mut n = 0;
+        while n < rows.len() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            rx.recv_timeout(left).expect("existing events printed");
+            n += 1;
+        }
+        n
+    };
+    assert_eq!(seen_head, rows.len());
+    let v3 = create_volume(&alice, "p1", "c3").await;
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let e = rx
+            .recv_timeout(left)
+            .expect("--follow printed the new volume's events in time");
+        if e["resource_id"] == json!(v3) {
+            break;
+        }
+    }
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let deadline = Instant::now() + DEADLINE;
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "--follow did not stop on SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "{status:?}");
+    reader.join().unwrap();
 }

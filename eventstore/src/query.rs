@@ -344,3 +344,66 @@ pub fn stream_upto(
 pub fn at(conn: &Connection, position: u64) -> Result<Option<RecordedEvent>, StoreError> {
     Ok(query_events(conn, "WHERE position = ?1", [position])?.pop())
 }
+
+/// At most `limit` events after `after`, oldest first, on any connection
+/// (the `events` command reads the file read-only, without the index).
+pub fn after(
+    conn: &Connection,
+    after: u64,
+    limit: usize,
+) -> Result<Vec<RecordedEvent>, StoreError> {
+    read_from(conn, after, limit)
+}
+
+/// Whether the log extends a digest (`hash` at `position`, as the digest
+/// route answered it earlier): every row up to the head re-hashes against
+/// its predecessor, and the row at `position` still has that hash. `Ok`
+/// with the number of events, or where and why it diverges.
+pub fn check_digest(
+    conn: &Connection,
+    position: u64,
+    hash: &str,
+) -> Result<Result<u64, String>, StoreError> {
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {} FROM events ORDER BY position",
+        crate::COLUMNS
+    ))?;
+    let mut rows = stmt.query([])?;
+    let (mut events, mut prev) = (0u64, String::new());
+    while let Some(r) = rows.next()? {
+        events += 1;
+        let at: u64 = r.get(0)?;
+        let checked = if at != events {
+            Err(format!("position gap: expected {events}, found {at}"))
+        } else {
+            crate::check_row(&prev, at, r)
+        };
+        match checked {
+            Err(why) if events <= position => {
+                return Ok(Err(format!(
+                    "the log diverges from the digest at position {events}: {why}"
+                )))
+            }
+            Err(why) => {
+                return Ok(Err(format!(
+                    "the log holds the digest's {position} events but its chain breaks after them, at position {events}: {why}"
+                )))
+            }
+            Ok(h) => {
+                if at == position && !h.eq_ignore_ascii_case(hash) {
+                    return Ok(Err(format!(
+                        "position {position} has hash {h}, the digest says {hash}: the log diverges at or before position {position} (its own chain holds, so it was re-hashed from there on)"
+                    )));
+                }
+                prev = h;
+            }
+        }
+    }
+    if events < position {
+        return Ok(Err(format!(
+            "the log has {events} events, the digest is of position {position}: it diverges at position {} (cut short)",
+            events + 1
+        )));
+    }
+    Ok(Ok(events))
+}

@@ -342,6 +342,13 @@ pub async fn digest(app: &App, caller: &Caller) -> Result<Digest, AppError> {
     })
 }
 
+/// An RFC 3339 time as microseconds since the epoch (`since`, `until`).
+pub fn instant_us(raw: &str) -> Option<i64> {
+    DateTime::parse_from_rfc3339(raw)
+        .ok()
+        .map(|t| t.timestamp_micros())
+}
+
 /// RFC 3339 with microseconds, as stored.
 pub fn time_text(t: &DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Micros, true)
