@@ -14,6 +14,7 @@ use tokio::sync::watch;
 mod bench;
 mod events_cli;
 mod identity_cli;
+mod point_in_time;
 
 #[derive(Parser)]
 #[command(
@@ -51,6 +52,10 @@ struct ServeArgs {
     conn: ConnArgs,
     #[command(flatten)]
     auth: AuthArgs,
+    /// Serve the data dir's log as it is (a copy made by `replay --as-of`):
+    /// every dialect's reads, no executor, every write refused with 403.
+    #[arg(long)]
+    read_only: bool,
 }
 
 /// Who may call (issue 13).
@@ -122,8 +127,9 @@ enum Cmd {
     Verify(VerifyArgs),
     /// Print the audit trail: --resource, --since, --until, --follow, --json.
     Events(events_cli::EventsArgs),
-    /// Rebuild every view from position 0.
-    Replay(DataArgs),
+    /// Rebuild every view from position 0 (or, with --as-of and --out,
+    /// build a copy of the log as of an instant, with its views).
+    Replay(ReplayArgs),
     /// Users of the built-in identity: add, passwd, del, list, key add.
     #[command(subcommand)]
     User(identity_cli::UserCmd),
@@ -136,6 +142,21 @@ enum Cmd {
     /// Issue 11's table in one run: starts this binary as a server on a
     /// temporary data dir and measures every row against its target.
     Bench(bench::BenchArgs),
+}
+
+#[derive(clap::Args)]
+struct ReplayArgs {
+    #[command(flatten)]
+    data: DataArgs,
+    /// The instant: a position (the log up to it) or an RFC 3339 time
+    /// (every event recorded by then). Needs --out; the data dir is only
+    /// read.
+    #[arg(long, requires = "out")]
+    as_of: Option<eventstore::asof::AsOf>,
+    /// Where the copy goes (DIR/blockledger.db, a new database); serve it
+    /// with `serve --read-only --data-dir DIR`.
+    #[arg(long, requires = "as_of")]
+    out: Option<PathBuf>,
 }
 
 /// Why blockledger would not start: each has its own exit code, so a
@@ -294,7 +315,12 @@ fn run(cli: Cli) -> Result<()> {
         Some(Cmd::User(cmd)) => identity_cli::user(cmd),
         Some(Cmd::Project(cmd)) => identity_cli::project(cmd),
         Some(Cmd::Role(cmd)) => identity_cli::role(cmd),
-        Some(Cmd::Replay(args)) => {
+        Some(Cmd::Replay(ReplayArgs {
+            data,
+            as_of: Some(as_of),
+            out: Some(out),
+        })) => point_in_time::replay_as_of(&data.data_dir, as_of, &out),
+        Some(Cmd::Replay(ReplayArgs { data: args, .. })) => {
             let store = open_store(&args.data_dir)?;
             let n = store.rebuild_projections()?;
             store.close();
@@ -330,6 +356,9 @@ fn verify(data_dir: &Path) -> Result<()> {
 }
 
 fn serve(args: ServeArgs) -> Result<()> {
+    if args.read_only {
+        return point_in_time::serve_read_only(args);
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

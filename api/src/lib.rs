@@ -25,6 +25,7 @@ pub mod metrics;
 pub mod microversion;
 pub mod ops;
 pub mod parse;
+pub mod read_only;
 pub mod render;
 pub mod server;
 pub mod versions;

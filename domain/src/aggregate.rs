@@ -17,8 +17,7 @@ pub trait Aggregate {
     fn evolve(state: Self::State, event: &Self::Event) -> Self::State;
     /// The event's type name as stored in the log (`"VolumeCreateRequested"`).
     fn event_type(event: &Self::Event) -> &'static str;
-    /// Schema version of the stored event payload.
-    const EVENT_VERSION: u32 = 1;
+    // The stored shape's version is per event type: `upcast::current_version`.
     /// Version of `State`'s shape and of `evolve`: the command runner keeps
     /// each aggregate's folded state beside the log so a command does not
     /// fold the whole stream; bump this when either changes, and cached

@@ -17,6 +17,7 @@ pub mod quota;
 pub mod snapshot;
 pub mod text;
 pub mod transfer;
+pub mod upcast;
 pub mod volume;
 pub mod volume_type;
 

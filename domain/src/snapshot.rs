@@ -161,11 +161,10 @@ pub enum SnapshotEvent {
         volume_type: String,
         availability_zone: String,
         /// The volume's head snapshot when this one was taken: its parent
-        /// in the volume's snapshot chain.
-        #[serde(default)]
+        /// in the volume's snapshot chain (a v1 event without it: none,
+        /// from `upcast`).
         parent_snapshot_id: Option<Uuid>,
-        /// A full copy rather than a layer (absent in older events: false).
-        #[serde(default)]
+        /// A full copy rather than a layer (a v1 event without it: false).
         full: bool,
     },
     SnapshotWorkStarted {

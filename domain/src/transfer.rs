@@ -61,8 +61,11 @@ pub enum TransferEvent {
         name: Option<String>,
         auth_key_sha256: String,
     },
+    /// Stored as `*_id` since v2 (`upcast`).
     TransferAccepted {
+        #[serde(rename = "to_project_id")]
         to_project: String,
+        #[serde(rename = "to_user_id")]
         to_user: String,
     },
     TransferDeleted {},

@@ -310,19 +310,15 @@ pub enum VolumeEvent {
         metadata: BTreeMap<String, String>,
         multiattach: bool,
         job_id: Option<String>,
-        #[serde(default)]
+        // The fields below came after the first shape; a v1 event without
+        // them gets them from `upcast` (v2 writes every field).
         snapshot_id: Option<Uuid>,
-        #[serde(default)]
         linked_clone: bool,
-        #[serde(default)]
         batch_job_id: Option<String>,
-        #[serde(default)]
         image_id: Option<Uuid>,
         /// `volume_image_metadata`; a volume made from an image boots.
-        #[serde(default)]
         image_metadata: Option<BTreeMap<String, String>>,
         /// `source_volid`: the volume whose bytes the new one starts with.
-        #[serde(default)]
         source_volume_id: Option<Uuid>,
     },
     VolumeWorkStarted {
@@ -402,10 +398,14 @@ pub enum VolumeEvent {
     VolumeTransferCancelled {
         transfer_id: Uuid,
     },
+    /// Stored as `*_id` since v2 (`upcast`).
     VolumeTransferred {
         transfer_id: Uuid,
+        #[serde(rename = "from_project_id")]
         from_project: String,
+        #[serde(rename = "to_project_id")]
         to_project: String,
+        #[serde(rename = "to_user_id")]
         to_user: String,
     },
     VolumeUploadStarted {

@@ -213,7 +213,7 @@ impl WriteTx<'_> {
                 Ok(NewEvent {
                     event_id: uuid::Uuid::new_v4(),
                     event_type: A::event_type(e).to_string(),
-                    v: A::EVENT_VERSION,
+                    v: domain::upcast::current_version(A::event_type(e)),
                     data: v.get_mut("data").map(Value::take).unwrap_or(Value::Null),
                     metadata: metadata.clone(),
                 })

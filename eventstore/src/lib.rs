@@ -11,6 +11,7 @@
 pub use rusqlite;
 
 pub mod aggregate;
+pub mod asof;
 pub mod query;
 
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -317,15 +318,19 @@ fn row_to_event(r: &Row) -> rusqlite::Result<RecordedEvent> {
     let json = |i: usize| -> rusqlite::Result<Value> {
         serde_json::from_str(&r.get::<_, String>(i)?).map_err(|e| conversion_err(i, e))
     };
+    // Every stored event is read here: one older than its type's current
+    // shape is upcast (domain::upcast) before anyone decodes it.
+    let event_type: String = r.get(4)?;
+    let (v, data) = domain::upcast::upcast(&event_type, r.get(5)?, json(6)?);
     Ok(RecordedEvent {
         position: r.get(0)?,
         stream_id: r.get(1)?,
         stream_version: r.get(2)?,
         event_id: uuid::Uuid::parse_str(&r.get::<_, String>(3)?)
             .map_err(|e| conversion_err(3, e))?,
-        event_type: r.get(4)?,
-        v: r.get(5)?,
-        data: json(6)?,
+        event_type,
+        v,
+        data,
         metadata: json(7)?,
         recorded_at: DateTime::parse_from_rfc3339(&r.get::<_, String>(8)?)
             .map_err(|e| conversion_err(8, e))?

@@ -360,7 +360,7 @@ pub(crate) fn audit_status<A: Aggregate>(
         rows.collect::<Result<_, _>>()?
     };
     let mut stmt = conn.prepare(
-        "SELECT stream_id, event_type, data FROM events
+        "SELECT stream_id, event_type, data, v FROM events
          WHERE stream_id LIKE ?1 || '%' ORDER BY stream_id, stream_version",
     )?;
     let mut events = stmt.query([prefix])?;
@@ -390,6 +390,8 @@ pub(crate) fn audit_status<A: Aggregate>(
         }
         let (_, state) = current.get_or_insert_with(|| (id, A::State::default()));
         let data: serde_json::Value = serde_json::from_str(&data).unwrap_or_default();
+        // Raw rows, not the store's reader: upcast here as it does.
+        let (_, data) = domain::upcast::upcast(&event_type, row.get(3)?, data);
         if let Ok(ev) = serde_json::from_value::<A::Event>(
             serde_json::json!({"type": event_type, "data": data}),
         ) {

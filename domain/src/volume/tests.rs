@@ -702,12 +702,19 @@ fn create_from_a_volume_checks_status_size_zone_and_quota() {
 
 #[test]
 fn a_clone_event_without_the_source_field_still_decodes() {
-    // An old event without the field still decodes.
-    let old = serde_json::json!({"type": "VolumeCreateRequested", "data": {
+    // An old (v1) event without the field decodes once upcast; the current
+    // shape requires it.
+    let old = serde_json::json!({
         "volume_id": vid(), "project_id": "p", "user_id": "u", "name": null,
         "description": null, "size": 1, "availability_zone": "a", "volume_type": "t",
-        "metadata": {}, "multiattach": false, "job_id": null}});
-    let ev: VolumeEvent = serde_json::from_value(old).unwrap();
+        "metadata": {}, "multiattach": false, "job_id": null});
+    let as_is = serde_json::json!({"type": "VolumeCreateRequested", "data": old.clone()});
+    assert!(serde_json::from_value::<VolumeEvent>(as_is).is_err());
+    let (v, data) = crate::upcast::upcast("VolumeCreateRequested", 1, old);
+    assert_eq!(v, 2);
+    let ev: VolumeEvent =
+        serde_json::from_value(serde_json::json!({"type": "VolumeCreateRequested", "data": data}))
+            .unwrap();
     assert!(matches!(
         ev,
         VolumeEvent::VolumeCreateRequested {
