@@ -36,7 +36,7 @@ use super::{App, AppError, Caller};
 
 /// Events indexed per write job while catching up: bounds how long one
 /// audit query holds the writer.
-const CATCH_UP_BATCH: usize = 2_000;
+const CATCH_UP_BATCH: usize = 500;
 
 fn refused(e: DomainError) -> AppError {
     AppError::refused(String::new(), e)
