@@ -420,6 +420,14 @@ fn serve(args: ServeArgs) -> Result<()> {
         let progress = exec.progress();
         let workers = exec.config().workers;
         let (stop_tx, stop_rx) = watch::channel(false);
+        // The audit index follows the log in the background (issue 14).
+        tokio::spawn(api::app::events::index_in_background(
+            api::app::App {
+                store: store.clone(),
+                catalog: Arc::new(domain::Catalog::default()),
+            },
+            stop_rx.clone(),
+        ));
         let exec_task = tokio::spawn(exec.run(stop_rx));
         // At SIGTERM or Ctrl-C the executor stops taking work at once, in
         // parallel with the HTTP drain below (which stops accepting), and a

@@ -1055,3 +1055,47 @@ async fn a_transfer_splits_a_volumes_history_between_the_projects() {
     };
     assert!(before(&a.body) && !before(&b.body), "{}", b.body);
 }
+
+/// The audit index follows the log in the background: after a restart
+/// over a log written while the index was behind, the index reaches the
+/// log's head within a deadline without any audit query asking for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_index_catches_up_in_the_background() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut srv = Server::start_with(tmp.path(), "raw");
+    let alice = srv.client("alice", "p1");
+    for i in 0..3 {
+        create_volume(&alice, "p1", &format!("bg{i}")).await;
+    }
+    srv.stop();
+    // Drop the index, as a log from before the index would have none.
+    {
+        let conn = rusqlite::Connection::open(tmp.path().join("blockledger.db")).unwrap();
+        conn.execute_batch("DROP TABLE IF EXISTS audit_events")
+            .unwrap();
+    }
+    let head = scan_log(tmp.path()).last().unwrap().position;
+    srv.restart();
+    let indexed = || -> u64 {
+        let conn = rusqlite::Connection::open_with_flags(
+            tmp.path().join("blockledger.db"),
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+        )
+        .unwrap();
+        conn.query_row(
+            "SELECT COALESCE(MAX(position), 0) FROM audit_events",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap_or(0)
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while indexed() < head {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "index at {} of {head} after 30 s",
+            indexed()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}

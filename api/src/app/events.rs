@@ -136,6 +136,64 @@ async fn catch_up(app: &App) -> Result<(), AppError> {
     }
 }
 
+/// Events indexed per write job in the background: small, so a request
+/// waiting for the writer waits for at most one such job (about a
+/// millisecond), never for a whole backlog.
+const BACKGROUND_BATCH: usize = 64;
+
+/// How often the background indexer looks at the log's head.
+const BACKGROUND_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Keeps the side index near the log's head while the server runs, so the
+/// first audit query after a start over a long log (or after a burst of
+/// writes) does not pay for indexing the whole backlog itself: a lazy
+/// index alone made the first query after 5,000 writes take 1.9 s (debug
+/// build). It indexes at start, then only when the log has been quiet for
+/// an interval: under a steady stream of writes the writer's time goes to
+/// the writes, and a query then catches up what is left by itself.
+/// Runs until `stop` turns true; a failure is logged and retried at the
+/// next tick.
+pub async fn index_in_background(app: App, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let head = app.store.subscribe();
+    let mut indexed = 0u64;
+    // The head at the previous tick; None at start, when the backlog of a
+    // restart is indexed whatever the traffic.
+    let mut previous: Option<u64> = None;
+    loop {
+        let now = *head.borrow();
+        let quiet = previous.is_none_or(|p| p == now);
+        if quiet && now > indexed {
+            loop {
+                if *stop.borrow() {
+                    return;
+                }
+                match app
+                    .store
+                    .write(|w| query::catch_up(w.conn(), BACKGROUND_BATCH, &ownership))
+                    .await
+                {
+                    Ok((at, done)) => {
+                        indexed = at;
+                        if done {
+                            break;
+                        }
+                        tokio::task::yield_now().await;
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "audit index: catching up failed; retrying later");
+                        break;
+                    }
+                }
+            }
+        }
+        previous = Some(now);
+        tokio::select! {
+            _ = stop.changed() => return,
+            _ = tokio::time::sleep(BACKGROUND_INTERVAL) => {}
+        }
+    }
+}
+
 /// Whose events a listing shows.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Scope {
