@@ -276,6 +276,17 @@ function renderTimeline(events) {
   $("events").tBodies[0].replaceChildren(...rows);
 }
 
+// The history route's state is the domain's fold, {"volume": {...} | null,
+// "deleted": bool} (contract14.md, DEVIATIONS): show the resource's fields.
+function unwrapState(noun, state) {
+  if (state && typeof state === "object" && noun in state) {
+    const inner = state[noun];
+    if (inner === null || typeof inner !== "object") return inner;
+    return state.deleted ? { ...inner, deleted: true } : inner;
+  }
+  return state;
+}
+
 function renderState(state) {
   const body = $("asof-state").tBodies[0];
   if (state === null || state === undefined) {
@@ -343,7 +354,7 @@ async function showAsOf(ev) {
     let at = { position: ev.position, recorded_at: ev.recorded_at };
     if (k.history) {
       const b = await api(`${k.history(s.id)}?as_of=${enc(ev.position)}`);
-      state = b.state;
+      state = unwrapState(k.noun, b.state);
       if (b.as_of) at = b.as_of;
     } else {
       // Images have no as-of route: the event's own data.
