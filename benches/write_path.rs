@@ -86,6 +86,7 @@ async fn main() {
                         dialect: "cinder",
                         route: "POST /v3/bench/volumes/x/metadata".into(),
                         idempotency_key: None,
+                        remote_addr: None,
                     };
                     let cmd = VolumeCommand::EditMetadata(MetadataEdit::Merge(md));
                     volume_actions::command(&app, &caller, &meta, ids[k % ids.len()], cmd)

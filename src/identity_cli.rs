@@ -121,6 +121,7 @@ fn meta(route: &str) -> RequestMeta {
         dialect: "cli",
         route: route.to_string(),
         idempotency_key: None,
+        remote_addr: None,
     }
 }
 

@@ -12,6 +12,7 @@ use eventstore::EventStore;
 use tokio::sync::watch;
 
 mod bench;
+mod events_cli;
 mod identity_cli;
 
 #[derive(Parser)]
@@ -102,12 +103,25 @@ pub(crate) struct DataArgs {
     pub(crate) data_dir: PathBuf,
 }
 
+#[derive(clap::Args)]
+struct VerifyArgs {
+    #[command(flatten)]
+    data: DataArgs,
+    /// HASH@POSITION, as `GET /v3/{project_id}/events/digest` answered:
+    /// proves the log extends it (exit 0) or says where it diverges.
+    #[arg(long)]
+    digest: Option<String>,
+}
+
 #[derive(Subcommand)]
 enum Cmd {
     /// Serve the REST API (the default).
     Serve(ServeArgs),
-    /// Exit 0 only if the hash chain holds and a replay equals the views.
-    Verify(DataArgs),
+    /// Exit 0 only if the hash chain holds and a replay equals the views
+    /// (with --digest: only if the log extends that digest).
+    Verify(VerifyArgs),
+    /// Print the audit trail: --resource, --since, --until, --follow, --json.
+    Events(events_cli::EventsArgs),
     /// Rebuild every view from position 0.
     Replay(DataArgs),
     /// Users of the built-in identity: add, passwd, del, list, key add.
@@ -271,7 +285,11 @@ fn run(cli: Cli) -> Result<()> {
     match cli.command {
         None => serve(cli.serve),
         Some(Cmd::Serve(args)) => serve(args),
-        Some(Cmd::Verify(args)) => verify(&args.data_dir),
+        Some(Cmd::Verify(args)) => match &args.digest {
+            Some(d) => events_cli::verify_digest(&args.data.data_dir, d),
+            None => verify(&args.data.data_dir),
+        },
+        Some(Cmd::Events(args)) => events_cli::events(args),
         Some(Cmd::Bench(args)) => bench::run(args),
         Some(Cmd::User(cmd)) => identity_cli::user(cmd),
         Some(Cmd::Project(cmd)) => identity_cli::project(cmd),

@@ -851,7 +851,9 @@ async fn audit_trail_and_metrics() {
         )
         .await;
     assert_eq!(r.status, 400);
-    assert_eq!(c.get("/v2/p1/events").await.status, 403);
+    // Issue 14: a member reads its own project's events, not all of them.
+    assert_eq!(c.get("/v2/p1/events").await.status, 200);
+    assert_eq!(c.get("/v2/p1/events?all_projects=true").await.status, 403);
     let admin = srv.client("admin", "p1");
     let all = admin.get("/v2/p1/events?limit=1000").await.body;
     let events = all["events"].as_array().unwrap();

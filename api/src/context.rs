@@ -33,6 +33,9 @@ pub struct Ctx {
     pub route: String,
     /// The client's `Idempotency-Key`, if sent, kept with the events.
     pub idempotency_key: Option<String>,
+    /// The client's address (`server.rs` puts it in every request's
+    /// extensions), recorded with the events (issue 14).
+    pub remote_addr: Option<String>,
 }
 
 impl Ctx {
@@ -72,6 +75,7 @@ impl Ctx {
             dialect: self.dialect.name(),
             route: self.route.clone(),
             idempotency_key: self.idempotency_key.clone(),
+            remote_addr: self.remote_addr.clone(),
         }
     }
 
@@ -144,6 +148,15 @@ impl FromRequestParts<AppState> for Ctx {
             idempotency_key: dialects::header(parts, "idempotency-key")
                 .filter(|k| k.len() <= 255)
                 .map(str::to_string),
+            remote_addr: remote_addr(parts),
         })
     }
+}
+
+/// The peer's `ip:port`, if the connection was TCP.
+pub fn remote_addr(parts: &Parts) -> Option<String> {
+    parts
+        .extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.to_string())
 }

@@ -11,6 +11,7 @@
 pub use rusqlite;
 
 pub mod aggregate;
+pub mod query;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row};

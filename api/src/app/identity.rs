@@ -448,6 +448,9 @@ pub async fn record_refusal(
         "route": meta.route,
         "idempotency_key": null,
         "correlation_id": null,
+        "remote_addr": meta.remote_addr,
+        "method": meta.method_and_path().0,
+        "path": meta.method_and_path().1,
     });
     app.store
         .write(move |w| w.reject(domain::identity::STREAM, &error, &metadata))

@@ -8,6 +8,7 @@
 //! same transaction, decide every side before any appends) and the record
 //! of every refusal.
 
+pub mod events;
 pub mod idempotency;
 pub mod identity;
 pub mod image_catalog;
@@ -75,6 +76,21 @@ pub struct RequestMeta {
     /// `METHOD /path`, as received.
     pub route: String,
     pub idempotency_key: Option<String>,
+    /// The client's `ip:port` (issue 14: from where), if it came over TCP.
+    pub remote_addr: Option<String>,
+}
+
+impl RequestMeta {
+    /// `route`'s method and path apart (issue 14: how), so the audit API
+    /// can filter and show them without parsing; `route` keeps both, as
+    /// every event before issue 14 has it.
+    pub fn method_and_path(&self) -> (Option<&str>, Option<&str>) {
+        match self.route.split_once(' ') {
+            // An HTTP method is upper case (the CLI's routes are words).
+            Some((m, p)) if m.bytes().all(|b| b.is_ascii_uppercase()) => (Some(m), Some(p)),
+            _ => (None, Some(self.route.as_str()).filter(|r| !r.is_empty())),
+        }
+    }
 }
 
 /// A refusal, with the stream it concerns (recorded as `CommandRejected`).
@@ -218,6 +234,12 @@ impl App {
             "route": meta.route,
             "idempotency_key": meta.idempotency_key,
             "correlation_id": correlation_id,
+            // Issue 14: who (roles), from where, how (method apart from
+            // the path). Events recorded before have none of these keys.
+            "roles": [caller.role.as_str()],
+            "remote_addr": meta.remote_addr,
+            "method": meta.method_and_path().0,
+            "path": meta.method_and_path().1,
         });
         let caller = caller.clone();
         // The policy table decides before the use case does (a reader

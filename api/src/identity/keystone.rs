@@ -373,6 +373,7 @@ fn meta(parts: &Parts) -> RequestMeta {
         dialect: KEYSTONE.name(),
         route: format!("{} {}", parts.method, parts.uri.path()),
         idempotency_key: None,
+        remote_addr: crate::context::remote_addr(parts),
     }
 }
 
