@@ -981,3 +981,77 @@ async fn events_command_json_and_follow() {
     assert!(status.success(), "{status:?}");
     reader.join().unwrap();
 }
+
+/// A transferred volume: the giver keeps the history up to the transfer,
+/// the receiver sees it from the transfer on, both see the transfer; the
+/// receiver learns nothing of what happened before (ownership at the time
+/// of each event, app/events.rs).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_transfer_splits_a_volumes_history_between_the_projects() {
+    let tmp = tempfile::tempdir().unwrap();
+    let srv = Server::start_with(tmp.path(), "raw");
+    let alice = srv.client("alice", "p1");
+    let bob = srv.client("bob", "p2");
+    let v = create_volume(&alice, "p1", "t").await;
+    let md = |k: &str| json!({"metadata": {k: "x"}});
+    let r = alice
+        .post(&format!("/v3/p1/volumes/{v}/metadata"), &md("before"))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = alice
+        .post(
+            "/v3/p1/os-volume-transfer",
+            &json!({"transfer": {"volume_id": v, "name": "t"}}),
+        )
+        .await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    let tid = r.body["transfer"]["id"].as_str().unwrap().to_string();
+    let key = r.body["transfer"]["auth_key"].as_str().unwrap().to_string();
+    let r = bob
+        .post(
+            &format!("/v3/p2/os-volume-transfer/{tid}/accept"),
+            &json!({"accept": {"auth_key": key}}),
+        )
+        .await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    let r = bob
+        .post(&format!("/v3/p2/volumes/{v}/metadata"), &md("after"))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let types = |body: &Value| -> Vec<String> {
+        body["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["event_type"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let a = alice.get(&format!("/v3/p1/volumes/{v}/history")).await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    let b = bob.get(&format!("/v3/p2/volumes/{v}/history")).await;
+    assert_eq!(b.status, 200, "{}", b.body);
+    let (ta, tb) = (types(&a.body), types(&b.body));
+    assert_eq!(ta[0], "VolumeCreateRequested", "{ta:?}");
+    assert_eq!(ta.last().unwrap(), "VolumeTransferred", "{ta:?}");
+    assert_eq!(tb[0], "VolumeTransferred", "{tb:?}");
+    assert!(!tb.contains(&"VolumeCreateRequested".to_string()), "{tb:?}");
+    let a_pos: BTreeSet<u64> = positions(&a.body).into_iter().collect();
+    let b_pos: BTreeSet<u64> = positions(&b.body).into_iter().collect();
+    assert_eq!(a_pos.intersection(&b_pos).count(), 1, "{ta:?} {tb:?}");
+    // Bob's metadata change is p2's only.
+    let after = |body: &Value| {
+        body["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["data"].to_string().contains("\"after\""))
+    };
+    assert!(after(&b.body) && !after(&a.body));
+    let before = |body: &Value| {
+        body["events"].as_array().unwrap().iter().any(|e| {
+            let d = e["data"].to_string();
+            d.contains("\"before\"") && !d.contains("\"after\"")
+        })
+    };
+    assert!(before(&a.body) && !before(&b.body), "{}", b.body);
+}

@@ -542,6 +542,11 @@ fn routes() -> Vec<Route> {
         r("GET", "/healthz", Plain, None),
         r("GET", "/metrics", Plain, None),
         r("GET", "/v2/{p}/events", Cinder, None),
+        // Issue 14's audit routes.
+        r("GET", "/v3/{p}/events", Cinder, None),
+        r("GET", "/v3/{p}/events/digest", Cinder, None),
+        r("GET", "/v3/{p}/volumes/{v}/history", Cinder, None),
+        r("GET", "/v2/{p}/snapshots/{s}/history", Cinder, None),
         r("GET", "/", Cinder, None),
         r("GET", "/v1", Cinder, None),
         r("GET", "/v2", Cinder, None),

@@ -36,7 +36,7 @@ use super::{App, AppError, Caller};
 
 /// Events indexed per write job while catching up: bounds how long one
 /// audit query holds the writer.
-const CATCH_UP_BATCH: usize = 2_000;
+const CATCH_UP_BATCH: usize = 500;
 
 fn refused(e: DomainError) -> AppError {
     AppError::refused(String::new(), e)
@@ -71,7 +71,9 @@ pub fn ownership(ev: &RecordedEvent, owner_of: &dyn Fn(&str) -> Option<String>) 
         "volume" | "snapshot" | "image" | "transfer" => {
             let before = owner_of(&ev.stream_id);
             let current = before.clone().or_else(|| text(&ev.data, "project_id"));
-            let to = text(&ev.data, "to_project");
+            // `to_project` as stored by version 1 of the transfer events,
+            // `to_project_id` by version 2 (r14's upcasters).
+            let to = text(&ev.data, "to_project_id").or_else(|| text(&ev.data, "to_project"));
             push(current.clone());
             push(to.clone());
             let after = to.or(current);
