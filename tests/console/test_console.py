@@ -329,6 +329,21 @@ def keystone_checks(page, args, work):
     check("screenshot's page: the shown times are in order", shown_times == sorted(shown_times) and shown_times)
     print(f"screenshot: {shot}")
 
+    # An image (registered, no bytes yet): listed, and its timeline comes
+    # from the events API filtered by resource.
+    status, _, body = call(base, "POST", "/image/v2/images", token,
+                           {"name": "console-img", "disk_format": "raw", "container_format": "bare"})
+    image = body.get("id") if status == 201 and isinstance(body, dict) else None
+    if check("API: an image is registered", image is not None, f"HTTP {status} {body}"):
+        check("the image is listed as queued", wait_row(page, "images", image, "queued") == "queued")
+        page.click(f"#images tbody tr[data-id='{image}'] button.open-timeline")
+        page.wait_for_function("document.getElementById('timeline-title').textContent.includes('image')",
+                               timeout=WAIT * 1000)
+        irows = wait_timeline(page, 1)
+        check("the image's timeline lists its registration",
+              len(irows) >= 1 and irows[0]["type"].startswith("Image"),
+              f"{json.dumps(irows)}; {page.text_content('#timeline-error')}")
+
     # Logging out revokes the console's token.
     console_token = json.loads(page.evaluate("() => sessionStorage.getItem('blockledger-console')"))["token"]
     page.click("#logout")
