@@ -319,7 +319,10 @@ async function openTimeline(kind, id, name) {
   $("timeline-title").textContent = `Timeline of ${KINDS[kind].noun} ${name}`;
   $("events").tBodies[0].replaceChildren();
   delete lastRender.events;
-  for (const k of Object.keys(KINDS)) delete lastRender[k];
+  for (const k of Object.keys(KINDS)) {
+    delete lastRender[k];
+    for (const tr of $(k).tBodies[0].rows) tr.classList.toggle("selected", k === kind && tr.dataset.id === id);
+  }
   await refreshTimeline();
   $("timeline").scrollIntoView({ block: "start" });
 }
