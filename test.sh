@@ -16,6 +16,10 @@ cargo test --workspace
 # the release binary on a random local port; needs python3 >= 3.10 and PyPI.
 bash tests/clients/run.sh
 
+# The web console (issue 14) in headless Chromium (Debian's package, driven by
+# Playwright with that system browser): log in, lists, a volume's timeline.
+bash tests/console/run.sh
+
 # OpenStack's own conformance suite (tempest.api.volume) against the release
 # binary; fails on any failure not listed in tests/tempest/expected-failures.txt.
 bash tests/tempest/run.sh

@@ -15,6 +15,7 @@ use domain::Catalog;
 use eventstore::EventStore;
 
 pub mod app;
+pub mod console;
 pub mod context;
 pub mod dialects;
 pub mod error;
@@ -182,6 +183,8 @@ pub fn router(state: AppState) -> Router {
             &identity::keystone::KEYSTONE,
             idem,
         ))
+        // The web console (issue 14): static files; it calls the routes above.
+        .merge(console::routes())
         .route_layer(middleware::from_fn(metrics::tag_route))
         .fallback(fallback)
         .layer(middleware::from_fn(request_id))
