@@ -246,6 +246,22 @@ async fn a_read_only_server_refuses_every_write_in_its_dialects_shape() {
         json!({"error": {"code": "EVS.5403", "message": message}})
     );
 
+    // Every dialect's reads are served: the volume is there in each.
+    for path in [
+        format!("/v2/p1/volumes/{vol}"),
+        "/v2/p1/volumes/detail".to_string(),
+        "/v2/p1/cloudvolumes/detail".to_string(),
+        format!("/v2.1/p1/os-volumes/{vol}"),
+        "/v2/zone/az-dc-1/volumes".to_string(),
+        "/image/v2/images".to_string(),
+    ] {
+        let r = rc.get(&path).await;
+        assert_eq!(r.status, 200, "{path}: {}", r.body);
+        if !path.contains("images") {
+            assert!(r.body.to_string().contains(&vol), "{path}: {}", r.body);
+        }
+    }
+
     // Nothing was written: the volume is as it was, and the copy's log
     // still ends at its position.
     let v = rc.get(&format!("/v3/p1/volumes/{vol}")).await;
