@@ -205,8 +205,8 @@ pub(crate) fn conversion(
 
 /// Column `i`, a stored time.
 pub(crate) fn time_at(r: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<DateTime<Utc>> {
-    let s: String = r.get(i)?;
-    DateTime::parse_from_rfc3339(&s)
+    let s = r.get_ref(i)?.as_str()?;
+    DateTime::parse_from_rfc3339(s)
         .map(|t| t.with_timezone(&Utc))
         .map_err(|e| conversion(i, e))
 }
@@ -227,8 +227,23 @@ pub(crate) fn enum_at<T: serde::de::DeserializeOwned>(
     r: &rusqlite::Row<'_>,
     i: usize,
 ) -> rusqlite::Result<T> {
-    let s: String = r.get(i)?;
-    serde_json::from_value(serde_json::Value::String(s)).map_err(|e| conversion(i, e))
+    // Borrowed from the row and read in place: no String, no JSON value.
+    let s = r.get_ref(i)?.as_str()?;
+    T::deserialize(serde::de::value::StrDeserializer::<serde::de::value::Error>::new(s))
+        .map_err(|e| conversion(i, e))
+}
+
+/// Column `i`, a JSON text decoded into `T`; the empty object or array
+/// (most rows' metadata and attachments) without running the parser.
+pub(crate) fn json_at<T: serde::de::DeserializeOwned + Default>(
+    r: &rusqlite::Row<'_>,
+    i: usize,
+) -> rusqlite::Result<T> {
+    match r.get_ref(i)? {
+        rusqlite::types::ValueRef::Text(b"{}" | b"[]") => Ok(T::default()),
+        rusqlite::types::ValueRef::Text(t) => Ok(serde_json::from_slice(t).unwrap_or_default()),
+        _ => Ok(T::default()),
+    }
 }
 
 /// The folded aggregate state kept for `id` in `table` (`id`, `state`

@@ -11,8 +11,8 @@ use eventstore::{InlineProjection, RecordedEvent};
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    audit_status, dump_table, enum_at, load_state, opt_time_at, save_state, stamp, time_at,
-    volume_event, Filter,
+    audit_status, dump_table, enum_at, json_at, load_state, opt_time_at, save_state, stamp,
+    time_at, volume_event, Filter,
 };
 
 /// The domain's folded `VolumeState` per volume, as JSON.
@@ -61,7 +61,6 @@ const COLUMNS: &str = "id, project_id, user_id, name, description, size, status,
 
 impl VolumeRow {
     fn from_row(r: &Row<'_>) -> rusqlite::Result<Self> {
-        let md: String = r.get(9)?;
         Ok(VolumeRow {
             id: r.get(0)?,
             project_id: r.get(1)?,
@@ -72,16 +71,17 @@ impl VolumeRow {
             status: enum_at(r, 6)?,
             availability_zone: r.get(7)?,
             volume_type: r.get(8)?,
-            metadata: serde_json::from_str(&md).unwrap_or_default(),
+            metadata: json_at(r, 9)?,
             multiattach: r.get(10)?,
             bootable: r.get(11)?,
             created_at: time_at(r, 12)?,
             updated_at: opt_time_at(r, 13)?,
             snapshot_id: r.get(14)?,
-            attachments: serde_json::from_str(&r.get::<_, String>(15)?).unwrap_or_default(),
-            image_metadata: r
-                .get::<_, Option<String>>(16)?
-                .and_then(|m| serde_json::from_str(&m).ok()),
+            attachments: json_at(r, 15)?,
+            image_metadata: match r.get_ref(16)? {
+                rusqlite::types::ValueRef::Null => None,
+                _ => Some(json_at(r, 16)?),
+            },
             seq: r.get(17)?,
             source_volid: r.get(18)?,
         })
