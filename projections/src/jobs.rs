@@ -15,7 +15,7 @@
 
 use chrono::{DateTime, Utc};
 use domain::image::{ImageEvent, ImageSource};
-use domain::{SnapshotEvent, SnapshotState, VolumeEvent, VolumeState};
+use domain::{SnapshotEvent, SnapshotState, VolumeEvent};
 use eventstore::rusqlite::{self, params, Connection, OptionalExtension};
 use eventstore::{InlineProjection, RecordedEvent};
 use serde::{Deserialize, Serialize};
@@ -219,9 +219,7 @@ fn step(ev: &RecordedEvent) -> Option<(Step, JobEntity)> {
 /// The project that owns the resource a request is about.
 fn owner(conn: &Connection, entity: &JobEntity) -> rusqlite::Result<String> {
     Ok(match entity {
-        JobEntity::Volume(id) => load_state::<VolumeState>(conn, "volume_states", id)?
-            .volume
-            .map(|v| v.project_id),
+        JobEntity::Volume(id) => crate::volumes::project_of(conn, id)?,
         JobEntity::Snapshot(id) => load_state::<SnapshotState>(conn, "snapshot_states", id)?
             .snapshot
             .map(|s| s.project_id),

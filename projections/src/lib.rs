@@ -205,8 +205,8 @@ pub(crate) fn conversion(
 
 /// Column `i`, a stored time.
 pub(crate) fn time_at(r: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<DateTime<Utc>> {
-    let s: String = r.get(i)?;
-    DateTime::parse_from_rfc3339(&s)
+    let s = r.get_ref(i)?.as_str()?;
+    DateTime::parse_from_rfc3339(s)
         .map(|t| t.with_timezone(&Utc))
         .map_err(|e| conversion(i, e))
 }
@@ -227,8 +227,23 @@ pub(crate) fn enum_at<T: serde::de::DeserializeOwned>(
     r: &rusqlite::Row<'_>,
     i: usize,
 ) -> rusqlite::Result<T> {
-    let s: String = r.get(i)?;
-    serde_json::from_value(serde_json::Value::String(s)).map_err(|e| conversion(i, e))
+    // Borrowed from the row and read in place: no String, no JSON value.
+    let s = r.get_ref(i)?.as_str()?;
+    T::deserialize(serde::de::value::StrDeserializer::<serde::de::value::Error>::new(s))
+        .map_err(|e| conversion(i, e))
+}
+
+/// Column `i`, a JSON text decoded into `T`; the empty object or array
+/// (most rows' metadata and attachments) without running the parser.
+pub(crate) fn json_at<T: serde::de::DeserializeOwned + Default>(
+    r: &rusqlite::Row<'_>,
+    i: usize,
+) -> rusqlite::Result<T> {
+    match r.get_ref(i)? {
+        rusqlite::types::ValueRef::Text(b"{}" | b"[]") => Ok(T::default()),
+        rusqlite::types::ValueRef::Text(t) => Ok(serde_json::from_slice(t).unwrap_or_default()),
+        _ => Ok(T::default()),
+    }
 }
 
 /// The folded aggregate state kept for `id` in `table` (`id`, `state`
@@ -1014,6 +1029,97 @@ mod tests {
                     .unwrap();
             }
         }
+        // One more volume through the row's other columns: attachments
+        // (json_insert / json_group_array in the live path), bootable,
+        // type, owner, metadata, a reservation that changes nothing.
+        let extra = uuid::Uuid::new_v4();
+        let (a1, a2) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
+        let attach = |a: uuid::Uuid, dev: &str| VolumeCommand::Attach {
+            attachment_id: a,
+            server_id: format!("srv-{a}"),
+            host_name: Some("h\"1".into()),
+            device: dev.into(),
+            mode: domain::volume::AttachMode::Rw,
+        };
+        let mut md = std::collections::BTreeMap::new();
+        md.insert("k\u{e9}".to_string(), "v\"1".to_string());
+        let transfer = uuid::Uuid::new_v4();
+        let extra_cmds = vec![
+            VolumeCommand::Create(Box::new(CreateVolume {
+                volume_id: extra,
+                project_id: "p1".into(),
+                user_id: "u".into(),
+                name: None,
+                description: Some("d".into()),
+                size: 3,
+                availability_zone: "az-dc-1".into(),
+                volume_type: "SSD".into(),
+                metadata: md.clone(),
+                multiattach: true,
+                job_id: None,
+                batch_job_id: None,
+                source: None,
+                quota: domain::quota::Headroom::unlimited(),
+            })),
+            VolumeCommand::StartWork {
+                kind: WorkKind::Create,
+            },
+            VolumeCommand::CompleteWork {
+                kind: WorkKind::Create,
+            },
+            VolumeCommand::EditMetadata(domain::metadata::MetadataEdit::Merge(md)),
+            attach(a1, "/dev/vdb"),
+            attach(a2, "/dev/vdc"),
+            VolumeCommand::Detach {
+                attachment_id: Some(a1),
+            },
+            VolumeCommand::Detach {
+                attachment_id: Some(a2),
+            },
+            VolumeCommand::Reserve,
+            VolumeCommand::Unreserve,
+            VolumeCommand::SetBootable { bootable: true },
+            VolumeCommand::Retype {
+                new_type: "SATA".into(),
+                migration_needed: None,
+                quota: domain::quota::Headroom::unlimited(),
+            },
+            VolumeCommand::StartTransfer {
+                transfer_id: transfer,
+                dependent_snapshots: 0,
+            },
+            VolumeCommand::CompleteTransfer {
+                transfer_id: transfer,
+                to_project: "p2".into(),
+                to_user: "u2".into(),
+                quota: domain::quota::Headroom::unlimited(),
+            },
+            attach(a1, "/dev/vdd"),
+        ];
+        for cmd in extra_cmds {
+            let (id, meta) = (extra.to_string(), meta.clone());
+            let what = format!("{cmd:?}");
+            store
+                .write_blocking(move |tx| tx.execute::<VolumeAggregate>(&id, cmd, &meta))
+                .unwrap()
+                .unwrap_or_else(|e| panic!("{what}: {e}"));
+        }
+        let row = store
+            .read(|c| crate::volumes::get(c, &extra.to_string()))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (
+                row.attachments.len(),
+                row.bootable,
+                row.volume_type.as_str()
+            ),
+            (1, true, "SATA")
+        );
+        assert_eq!(
+            (row.project_id.as_str(), row.user_id.as_str()),
+            ("p2", "u2")
+        );
         assert_eq!(store.verify_projections().unwrap(), None);
         let live: Vec<Vec<String>> = super::all()
             .iter()
@@ -1044,11 +1150,11 @@ mod tests {
             .unwrap();
         assert_eq!(store.verify_projections().unwrap(), None);
         let volumes = live[0].iter().filter(|r| r.starts_with("volumes:")).count();
-        assert_eq!(volumes, 5, "five volumes, none deleted yet");
+        assert_eq!(volumes, 6, "six volumes, none deleted yet");
         assert_eq!(
             live[1].len(),
-            13,
-            "five create jobs, five extend jobs, three delete jobs"
+            14,
+            "six create jobs, five extend jobs, three delete jobs"
         );
     }
 }

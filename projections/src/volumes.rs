@@ -11,8 +11,8 @@ use eventstore::{InlineProjection, RecordedEvent};
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    audit_status, dump_table, enum_at, load_state, opt_time_at, save_state, stamp, time_at,
-    volume_event, Filter,
+    audit_status, dump_table, enum_at, json_at, load_state, opt_time_at, save_state, stamp,
+    time_at, volume_event, Filter,
 };
 
 /// The domain's folded `VolumeState` per volume, as JSON.
@@ -61,7 +61,6 @@ const COLUMNS: &str = "id, project_id, user_id, name, description, size, status,
 
 impl VolumeRow {
     fn from_row(r: &Row<'_>) -> rusqlite::Result<Self> {
-        let md: String = r.get(9)?;
         Ok(VolumeRow {
             id: r.get(0)?,
             project_id: r.get(1)?,
@@ -72,20 +71,273 @@ impl VolumeRow {
             status: enum_at(r, 6)?,
             availability_zone: r.get(7)?,
             volume_type: r.get(8)?,
-            metadata: serde_json::from_str(&md).unwrap_or_default(),
+            metadata: json_at(r, 9)?,
             multiattach: r.get(10)?,
             bootable: r.get(11)?,
             created_at: time_at(r, 12)?,
             updated_at: opt_time_at(r, 13)?,
             snapshot_id: r.get(14)?,
-            attachments: serde_json::from_str(&r.get::<_, String>(15)?).unwrap_or_default(),
-            image_metadata: r
-                .get::<_, Option<String>>(16)?
-                .and_then(|m| serde_json::from_str(&m).ok()),
+            attachments: json_at(r, 15)?,
+            image_metadata: match r.get_ref(16)? {
+                rusqlite::types::ValueRef::Null => None,
+                _ => Some(json_at(r, 16)?),
+            },
             seq: r.get(17)?,
             source_volid: r.get(18)?,
         })
     }
+}
+
+/// Whether `event` sets `updated_at`: every event but the executor's start
+/// and a reservation that changed nothing does.
+fn touches(event: &VolumeEvent, before: Option<VolumeStatus>, after: VolumeStatus) -> bool {
+    match event {
+        VolumeEvent::VolumeCreateRequested { .. } | VolumeEvent::VolumeWorkStarted { .. } => false,
+        VolumeEvent::VolumeReserved {} => before != Some(after),
+        _ => true,
+    }
+}
+
+/// A replay of the volume view in memory. A replay applies the whole log
+/// in one transaction on one thread, with no savepoint to undo, so each
+/// volume's fold and row are kept here and written once at its end
+/// instead of read, re-encoded and updated in SQL at every event (the
+/// row's UPDATE and the state's JSON were over half of a replay's
+/// instructions). The row's status, size, project and metadata are the
+/// fold's, as the live path copies them at every event; the rest follows
+/// the live path's statements field for field (`replay_equals_live`).
+mod replay {
+    use std::cell::RefCell;
+    use std::collections::HashMap;
+
+    use domain::{Aggregate, VolumeAggregate, VolumeEvent, VolumeState};
+    use eventstore::rusqlite::{self, params, Connection};
+    use eventstore::RecordedEvent;
+
+    use super::{stamp, touches, AttachmentRow, STATES};
+
+    /// The columns the fold does not hold, as the live path writes them.
+    struct Row {
+        user_id: String,
+        name: Option<String>,
+        description: Option<String>,
+        availability_zone: String,
+        volume_type: String,
+        multiattach: bool,
+        bootable: bool,
+        created_at: String,
+        updated_at: Option<String>,
+        snapshot_id: Option<String>,
+        /// The JSON text SQLite's json functions made of it (attaching
+        /// and detaching run the live path's expressions on it).
+        attachments: String,
+        image_metadata: Option<String>,
+        seq: i64,
+        source_volid: Option<String>,
+    }
+
+    #[derive(Default)]
+    struct Volume {
+        state: VolumeState,
+        row: Option<Row>,
+    }
+
+    thread_local! {
+        static KEPT: RefCell<Option<HashMap<String, Volume>>> = const { RefCell::new(None) };
+    }
+
+    /// The project of volume `id` as the replay's fold holds it; None
+    /// when no replay is under way on this thread.
+    pub(super) fn project_of(id: &str) -> Option<Option<String>> {
+        KEPT.with(|k| {
+            let k = k.borrow();
+            let kept = k.as_ref()?;
+            Some(
+                kept.get(id)
+                    .and_then(|v| v.state.volume.as_ref())
+                    .map(|v| v.project_id.clone()),
+            )
+        })
+    }
+
+    pub(super) fn begin() {
+        KEPT.with(|k| *k.borrow_mut() = Some(HashMap::new()));
+    }
+
+    /// Applies `event` in memory when a replay is under way on this
+    /// thread (true), else leaves it to the live path (false).
+    pub(super) fn apply(
+        conn: &Connection,
+        id: &str,
+        ev: &RecordedEvent,
+        event: &VolumeEvent,
+    ) -> rusqlite::Result<bool> {
+        KEPT.with(|k| {
+            let mut k = k.borrow_mut();
+            let Some(kept) = k.as_mut() else {
+                return Ok(false);
+            };
+            let vol = match kept.get_mut(id) {
+                Some(v) => v,
+                None => kept.entry(id.to_owned()).or_default(),
+            };
+            let before = vol.state.volume.as_ref().map(|v| v.status);
+            vol.state = VolumeAggregate::evolve(std::mem::take(&mut vol.state), event);
+            let Some(after) = vol.state.volume.as_ref().map(|v| v.status) else {
+                return Ok(true);
+            };
+            match event {
+                VolumeEvent::VolumeCreateRequested {
+                    user_id,
+                    name,
+                    description,
+                    availability_zone,
+                    volume_type,
+                    multiattach,
+                    snapshot_id,
+                    image_metadata,
+                    source_volume_id,
+                    ..
+                } => {
+                    vol.row = Some(Row {
+                        user_id: user_id.clone(),
+                        name: name.clone(),
+                        description: description.clone(),
+                        availability_zone: availability_zone.clone(),
+                        volume_type: volume_type.clone(),
+                        multiattach: *multiattach,
+                        bootable: image_metadata.is_some(),
+                        created_at: stamp(&ev.recorded_at),
+                        updated_at: None,
+                        snapshot_id: snapshot_id.map(|s| s.to_string()),
+                        attachments: "[]".into(),
+                        image_metadata: image_metadata
+                            .as_ref()
+                            .and_then(|m| serde_json::to_string(m).ok()),
+                        seq: ev.position as i64,
+                        source_volid: source_volume_id.map(|s| s.to_string()),
+                    });
+                }
+                VolumeEvent::VolumeDeleted {} => {
+                    vol.row = None;
+                    return Ok(true);
+                }
+                _ => {}
+            }
+            let Some(row) = vol.row.as_mut() else {
+                return Ok(true);
+            };
+            match event {
+                VolumeEvent::VolumeUpdated {
+                    name, description, ..
+                } => {
+                    if let Some(n) = name {
+                        row.name = Some(n.clone());
+                    }
+                    if let Some(d) = description {
+                        row.description = Some(d.clone());
+                    }
+                }
+                VolumeEvent::VolumeRolledBack { name: Some(n), .. } => row.name = Some(n.clone()),
+                VolumeEvent::VolumeAttached { attachment } => {
+                    let a = serde_json::to_value(AttachmentRow {
+                        attachment: attachment.clone(),
+                        attached_at: ev.recorded_at,
+                    })
+                    .unwrap_or_default();
+                    row.attachments = conn
+                        .prepare_cached("SELECT json_insert(?1, '$[#]', json(?2))")?
+                        .query_row(params![row.attachments, a.to_string()], |r| r.get(0))?;
+                }
+                VolumeEvent::VolumeDetached { attachment_id } => {
+                    row.attachments = conn
+                        .prepare_cached(
+                            "SELECT json_group_array(json(value)) FROM json_each(?1)
+                             WHERE json_extract(value, '$.attachment_id') != ?2",
+                        )?
+                        .query_row(params![row.attachments, attachment_id.to_string()], |r| {
+                            r.get(0)
+                        })?;
+                }
+                VolumeEvent::VolumeBootableSet { bootable } => row.bootable = *bootable,
+                VolumeEvent::VolumeTransferred { to_user, .. } => row.user_id = to_user.clone(),
+                VolumeEvent::VolumeRetyped { to, .. } => row.volume_type = to.clone(),
+                _ => {}
+            }
+            if touches(event, before, after) {
+                row.updated_at = Some(stamp(&ev.recorded_at));
+            }
+            Ok(true)
+        })
+    }
+
+    /// Writes every kept fold and live row (when the replay finished) and
+    /// stops keeping them.
+    pub(super) fn end(conn: &Connection, finished: bool) -> rusqlite::Result<()> {
+        let Some(kept) = KEPT.with(|k| k.borrow_mut().take()) else {
+            return Ok(());
+        };
+        if !finished {
+            return Ok(());
+        }
+        let mut state = conn.prepare(&format!(
+            "INSERT INTO {STATES} (id, state) VALUES (?1, ?2)
+             ON CONFLICT(id) DO UPDATE SET state = excluded.state"
+        ))?;
+        let mut insert = conn.prepare(
+            "INSERT INTO volumes (id, project_id, user_id, name, description, size, status,
+                availability_zone, volume_type, metadata, multiattach, bootable,
+                created_at, updated_at, snapshot_id, attachments, image_metadata, seq,
+                source_volid)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
+                ?17, ?18, ?19)",
+        )?;
+        let json = |e: serde_json::Error| rusqlite::Error::ToSqlConversionFailure(Box::new(e));
+        for (id, vol) in kept {
+            state.execute(params![
+                id,
+                serde_json::to_string(&vol.state).map_err(json)?
+            ])?;
+            let (Some(r), Some(v)) = (vol.row, vol.state.volume.as_ref()) else {
+                continue;
+            };
+            // What the live path's last UPDATE copied from the fold.
+            let (status, size, project_id) = (v.status.as_str(), v.size, &v.project_id);
+            insert.execute(params![
+                id,
+                project_id,
+                r.user_id,
+                r.name,
+                r.description,
+                size,
+                status,
+                r.availability_zone,
+                r.volume_type,
+                serde_json::to_string(&v.metadata).map_err(json)?,
+                r.multiattach,
+                r.bootable,
+                r.created_at,
+                r.updated_at,
+                r.snapshot_id,
+                r.attachments,
+                r.image_metadata,
+                r.seq,
+                r.source_volid
+            ])?;
+        }
+        Ok(())
+    }
+}
+
+/// The project that owns volume `id` in its fold (the jobs view's owner),
+/// from a replay's memory while one runs.
+pub(crate) fn project_of(conn: &Connection, id: &str) -> rusqlite::Result<Option<String>> {
+    if let Some(p) = replay::project_of(id) {
+        return Ok(p);
+    }
+    Ok(load_state::<VolumeState>(conn, STATES, id)?
+        .volume
+        .map(|v| v.project_id))
 }
 
 fn stream_volume_id(stream_id: &str) -> &str {
@@ -143,11 +395,11 @@ impl InlineProjection for VolumesProjection {
     }
 
     fn begin_replay(&self) {
-        crate::keep_states(STATES);
+        replay::begin();
     }
 
     fn end_replay(&self, conn: &Connection, finished: bool) -> rusqlite::Result<()> {
-        crate::write_kept_states(conn, STATES, finished)
+        replay::end(conn, finished)
     }
 
     fn apply(&self, conn: &Connection, ev: &RecordedEvent) -> rusqlite::Result<()> {
@@ -155,6 +407,9 @@ impl InlineProjection for VolumesProjection {
             return Ok(());
         };
         let id = stream_volume_id(&ev.stream_id);
+        if replay::apply(conn, id, ev, &event)? {
+            return Ok(());
+        }
         let now = stamp(&ev.recorded_at);
         // The status machine is the domain's: fold this event into the
         // volume's state kept beside the view, then copy what it decided.
@@ -263,17 +518,7 @@ impl InlineProjection for VolumesProjection {
         let Some(v) = after.volume.as_ref() else {
             return Ok(());
         };
-        // Every event but the executor's start and a reservation that
-        // changed nothing touches `updated_at`.
-        let touched = match &event {
-            VolumeEvent::VolumeCreateRequested { .. } | VolumeEvent::VolumeWorkStarted { .. } => {
-                false
-            }
-            VolumeEvent::VolumeReserved {} => {
-                before.volume.as_ref().map(|b| b.status) != Some(v.status)
-            }
-            _ => true,
-        };
+        let touched = touches(&event, before.volume.as_ref().map(|b| b.status), v.status);
         let metadata = serde_json::to_string(&v.metadata).unwrap_or_else(|_| "{}".into());
         let same_keys = before.volume.as_ref().is_some_and(|b| {
             (b.status, b.size, &b.project_id) == (v.status, v.size, &v.project_id)

@@ -26,6 +26,29 @@ pub async fn command(
     .await
 }
 
+/// CINDER-7.1.10, 7.1.12, 7.1.14, 7.1.15: edits a volume's metadata and
+/// returns it as the writer's fold holds it right after the edit. The
+/// route used to read the volume back from the view after its commit (a
+/// second trip through the blocking pool, on a read connection whose page
+/// cache every commit had just invalidated); the fold is already in the
+/// writer's memory, with the version this edit appended.
+pub async fn edit_metadata(
+    app: &App,
+    caller: &Caller,
+    meta: &RequestMeta,
+    id: Uuid,
+    edit: domain::metadata::MetadataEdit,
+) -> Result<domain::metadata::Metadata, AppError> {
+    app.run(caller, meta, None, move |tx| {
+        tx.volume(id)?;
+        let stream = id.to_string();
+        tx.execute::<VolumeAggregate>(&stream, VolumeCommand::EditMetadata(edit))?;
+        let (state, _) = tx.w.load::<VolumeAggregate>(&stream)?;
+        Ok(state.volume.map(|v| v.metadata).unwrap_or_default())
+    })
+    .await
+}
+
 /// Which device an attachment takes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DevicePolicy {

@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use domain::metadata::{Metadata, MetadataEdit};
-use domain::{DomainError, FieldReason, SnapshotCommand, VolumeCommand};
+use domain::{DomainError, FieldReason, SnapshotCommand};
 use serde_json::{json, Value};
 
 use crate::app::{snapshot_actions, volume_actions};
@@ -110,10 +110,10 @@ async fn edit(
     match t {
         Target::Volume => {
             let id = path_uuid(ctx, &raw)?;
-            let cmd = VolumeCommand::EditMetadata(e);
-            volume_actions::command(&state.app(), &ctx.caller(), &ctx.meta(), id, cmd)
+            // The metadata as the edit left it (no read after the write).
+            return volume_actions::edit_metadata(&state.app(), &ctx.caller(), &ctx.meta(), id, e)
                 .await
-                .map_err(|e| ctx.err(e))?;
+                .map_err(|e| ctx.err(e));
         }
         Target::Snapshot => {
             let id = input::uuid(&raw)

@@ -98,22 +98,31 @@ async fn list_page(
     let (rows, more) = queries::volumes(&state.app(), lq)
         .await
         .map_err(|e| ctx.err(e))?;
-    let items: Vec<Value> = rows
-        .iter()
-        .map(|v| {
-            if detail {
-                render::cinder_volume_detail(&ctx, v, true)
-            } else {
-                render::cinder_volume_summary(&ctx, v)
-            }
+    let volumes_links = match (has_next(&ctx, more, rows.len(), &q), rows.last()) {
+        (true, Some(last)) => {
+            let path = if detail { "volumes/detail" } else { "volumes" };
+            Some(next_link(&ctx, path, &q, &last.id))
+        }
+        _ => None,
+    };
+    // Typed rows written straight to the body (render::CinderVolume).
+    Ok(if detail {
+        render::json_response(&render::VolumePage {
+            volumes: rows
+                .iter()
+                .map(|v| render::CinderVolume::new(&ctx, v, render::CinderView::ListDetail))
+                .collect(),
+            volumes_links,
         })
-        .collect();
-    let mut body = json!({ "volumes": items });
-    if let (true, Some(last)) = (has_next(&ctx, more, rows.len(), &q), rows.last()) {
-        let path = if detail { "volumes/detail" } else { "volumes" };
-        body["volumes_links"] = next_link(&ctx, path, &q, &last.id);
-    }
-    Ok(Json(body).into_response())
+    } else {
+        render::json_response(&render::VolumePage {
+            volumes: rows
+                .iter()
+                .map(|v| render::CinderVolumeSummary::new(&ctx, v))
+                .collect(),
+            volumes_links,
+        })
+    })
 }
 
 /// Whether a page gets a `next` link. The seed's `/v2` links only when
