@@ -88,11 +88,14 @@ impl VolumeRow {
     }
 }
 
-/// Whether `event` sets `updated_at`: every event but the executor's start
-/// and a reservation that changed nothing does.
+/// Whether `event` sets `updated_at`: every event but the executor's start,
+/// a reservation that changed nothing and a rename of the volume's type
+/// (the type changed, not the volume) does.
 fn touches(event: &VolumeEvent, before: Option<VolumeStatus>, after: VolumeStatus) -> bool {
     match event {
-        VolumeEvent::VolumeCreateRequested { .. } | VolumeEvent::VolumeWorkStarted { .. } => false,
+        VolumeEvent::VolumeCreateRequested { .. }
+        | VolumeEvent::VolumeWorkStarted { .. }
+        | VolumeEvent::VolumeTypeRenamed { .. } => false,
         VolumeEvent::VolumeReserved {} => before != Some(after),
         _ => true,
     }
@@ -261,7 +264,8 @@ mod replay {
                 }
                 VolumeEvent::VolumeBootableSet { bootable } => row.bootable = *bootable,
                 VolumeEvent::VolumeTransferred { to_user, .. } => row.user_id = to_user.clone(),
-                VolumeEvent::VolumeRetyped { to, .. } => row.volume_type = to.clone(),
+                VolumeEvent::VolumeRetyped { to, .. }
+                | VolumeEvent::VolumeTypeRenamed { to, .. } => row.volume_type = to.clone(),
                 _ => {}
             }
             if touches(event, before, after) {
