@@ -688,6 +688,7 @@ mod tests {
             request_id: "req".into(),
             route: "r".into(),
             idempotency_key: None,
+            remote_addr: None,
         }
     }
 
