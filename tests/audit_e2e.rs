@@ -8,7 +8,7 @@
 mod support;
 
 use std::collections::{BTreeSet, HashMap};
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
@@ -18,7 +18,7 @@ use eventstore::rusqlite;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 use serde_json::{json, Value};
-use support::{Client, Server, DEADLINE};
+use support::{cli_ok, cli_run, id_in, password_login, Client, Server, DEADLINE};
 
 const BIN: &str = env!("CARGO_BIN_EXE_blockledger");
 
@@ -407,63 +407,13 @@ fn filters_equal_an_independent_scan_of_the_log() {
     assert_eq!(narrowed, p1);
 }
 
-/// `blockledger ARGS --data-dir DIR` with `stdin` fed; (exit code, stdout,
-/// stderr).
-fn cli(data: &Path, args: &[&str], stdin: Option<&str>) -> (i32, String, String) {
-    let mut child = Command::new(BIN)
-        .args(args)
-        .arg("--data-dir")
-        .arg(data)
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run the CLI");
-    let mut input = child.stdin.take().unwrap();
-    if let Some(s) = stdin {
-        input.write_all(format!("{s}\n").as_bytes()).unwrap();
-    }
-    drop(input);
-    let out = child.wait_with_output().unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-fn cli_ok(data: &Path, args: &[&str], stdin: Option<&str>) -> String {
-    let (code, out, err) = cli(data, args, stdin);
-    assert_eq!(code, 0, "{args:?}: {err}");
-    out
-}
-
-fn id_in(out: &str) -> String {
-    out.split("(id ")
-        .nth(1)
-        .and_then(|r| r.split(')').next())
-        .unwrap_or_else(|| panic!("no id in {out:?}"))
-        .to_string()
-}
-
 async fn login(base: &str, user: &str, password: &str, project: &str) -> Client {
-    let r = reqwest::Client::new()
-        .post(format!("{base}/identity/v3/auth/tokens"))
-        .json(&json!({"auth": {
-            "identity": {"methods": ["password"], "password": {"user": {
-                "name": user, "domain": {"id": "default"}, "password": password}}},
-            "scope": {"project": {"name": project, "domain": {"id": "default"}}}
-        }}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 201);
-    let token = r.headers()["x-subject-token"].to_str().unwrap().to_string();
+    let (status, token) = password_login(base, user, password, project).await;
+    assert_eq!(status, 201);
     Client {
         http: reqwest::Client::new(),
         base: base.to_string(),
-        token,
+        token: token.expect("X-Subject-Token"),
     }
 }
 
@@ -840,23 +790,23 @@ async fn digest_and_verify_digest_both_ways() {
     let r = admin.get("/v2/p1/events/digest").await;
     assert!(r.body["digest"]["position"].as_u64().unwrap() > pos);
     let digest = format!("{hash}@{pos}");
-    let (code, out, err) = cli(tmp.path(), &["verify", "--digest", &digest], None);
+    let (code, out, err) = cli_run(tmp.path(), &["verify", "--digest", &digest], None);
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.starts_with("ok:"), "{out}");
     // Another hash at that position: diverged.
     let wrong = format!("{}@{pos}", "0".repeat(64));
-    let (code, _, err) = cli(tmp.path(), &["verify", "--digest", &wrong], None);
+    let (code, _, err) = cli_run(tmp.path(), &["verify", "--digest", &wrong], None);
     assert_ne!(code, 0);
     assert!(err.contains(&format!("position {pos}")), "{err}");
     // A digest of a longer log than this one: cut short.
-    let (code, _, err) = cli(
+    let (code, _, err) = cli_run(
         tmp.path(),
         &["verify", "--digest", &format!("{hash}@{}", pos + 1000)],
         None,
     );
     assert_ne!(code, 0);
     assert!(err.contains("cut short"), "{err}");
-    let (code, _, _) = cli(tmp.path(), &["verify", "--digest", "nonsense"], None);
+    let (code, _, _) = cli_run(tmp.path(), &["verify", "--digest", "nonsense"], None);
     assert_ne!(code, 0);
     // A row before the digest's position changed behind the log's back.
     srv.stop();
@@ -868,7 +818,7 @@ async fn digest_and_verify_digest_both_ways() {
         )
         .unwrap();
     }
-    let (code, _, err) = cli(tmp.path(), &["verify", "--digest", &digest], None);
+    let (code, _, err) = cli_run(tmp.path(), &["verify", "--digest", &digest], None);
     assert_ne!(code, 0);
     assert!(
         err.contains("diverges from the digest at position 2"),
@@ -919,7 +869,7 @@ async fn events_command_json_and_follow() {
     let last = rows.last().unwrap().recorded_at.clone();
     let tail = cli_ok(tmp.path(), &["events", "--json", "--since", &last], None);
     assert!(tail.lines().count() >= 1);
-    let (code, _, _) = cli(tmp.path(), &["events", "--since", "yesterday"], None);
+    let (code, _, _) = cli_run(tmp.path(), &["events", "--since", "yesterday"], None);
     assert_ne!(code, 0);
 
     // --follow

@@ -7,53 +7,14 @@
 
 mod support;
 
-use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use support::{Client, Reply, Server, DEADLINE};
+use support::{cli_ok, id_in, Client, Reply, Server, DEADLINE};
 
 const BIN: &str = env!("CARGO_BIN_EXE_blockledger");
-
-/// `blockledger ARGS --data-dir DIR`, with `stdin` fed; its stdout.
-fn cli(data: &Path, args: &[&str], stdin: Option<&str>) -> String {
-    let mut child = Command::new(BIN)
-        .args(args)
-        .arg("--data-dir")
-        .arg(data)
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run the CLI");
-    if let Some(s) = stdin {
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(format!("{s}\n").as_bytes())
-            .unwrap();
-    }
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-/// The `(id …)` a CLI add prints.
-fn id_in(out: &str) -> String {
-    out.split("(id ")
-        .nth(1)
-        .and_then(|r| r.split(')').next())
-        .unwrap_or_else(|| panic!("no id in {out:?}"))
-        .to_string()
-}
 
 fn line_value(out: &str, key: &str) -> String {
     out.lines()
@@ -172,14 +133,14 @@ fn world() -> World {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     let log = tmp.path().join("server.log");
-    let alpha = id_in(&cli(&data, &["project", "add", "alpha"], None));
-    let beta = id_in(&cli(&data, &["project", "add", "beta"], None));
+    let alpha = id_in(&cli_ok(&data, &["project", "add", "alpha"], None));
+    let beta = id_in(&cli_ok(&data, &["project", "add", "beta"], None));
     for (user, pw, project, role) in [
         ("alice", ALICE_PW, "alpha", "member"),
         ("bob", BOB_PW, "beta", "member"),
         ("rita", RITA_PW, "alpha", "reader"),
     ] {
-        cli(
+        cli_ok(
             &data,
             &[
                 "user",
@@ -194,12 +155,12 @@ fn world() -> World {
             Some(pw),
         );
     }
-    let key = cli(
+    let key = cli_ok(
         &data,
         &["user", "key", "add", "alice", "--project", "alpha"],
         None,
     );
-    let listing = cli(&data, &["user", "list"], None);
+    let listing = cli_ok(&data, &["user", "list"], None);
     assert!(
         listing.contains("alice") && listing.contains("member@alpha"),
         "{listing}"
@@ -573,7 +534,7 @@ async fn identity_end_to_end() {
 
     // Brute force: after the allowed failures even the right password is
     // refused (429), and every failure is in the audit trail.
-    cli(
+    cli_ok(
         &w.data,
         &[
             "user",
@@ -625,7 +586,7 @@ async fn identity_end_to_end() {
     // Deleting a user (the server running) ends its tokens at once.
     let r = r_c.get(&format!("/v3/{}/volumes", w.alpha)).await;
     assert_eq!(r.status, 200, "{}", r.body);
-    cli(&w.data, &["user", "del", "rita"], None);
+    cli_ok(&w.data, &["user", "del", "rita"], None);
     let r = r_c.get(&format!("/v3/{}/volumes", w.alpha)).await;
     assert_eq!(r.status, 401, "deleted user: {}", r.body);
 
@@ -793,6 +754,6 @@ async fn an_identity_file_adds_projects_users_and_grants() {
         assert_eq!(a.body["token"]["project"]["id"], "gamma-id");
         assert_eq!(a.body["token"]["roles"][0]["name"], "member");
     }
-    let users = cli(&data, &["user", "list"], None);
+    let users = cli_ok(&data, &["user", "list"], None);
     assert_eq!(users.matches("gus").count(), 1, "{users}");
 }

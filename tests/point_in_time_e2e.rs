@@ -330,51 +330,6 @@ async fn before_the_first_event_the_views_are_empty_and_past_the_end_is_refused(
     assert!(err.contains("already exists"), "{err}");
 }
 
-/// `blockledger ARGS --data-dir DIR` with `stdin` fed; its stdout.
-fn cli(data: &Path, args: &[&str], stdin: &str) -> String {
-    use std::io::Write;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_blockledger"))
-        .args(args)
-        .arg("--data-dir")
-        .arg(data)
-        .env("RUST_LOG", "warn")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("run the CLI");
-    let mut input = child.stdin.take().unwrap();
-    input.write_all(format!("{stdin}\n").as_bytes()).unwrap();
-    drop(input);
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-/// POST /identity/v3/auth/tokens, password method, project scope: the
-/// status and the token.
-async fn login(base: &str, user: &str, password: &str, project: &str) -> (u16, Option<String>) {
-    let r = reqwest::Client::new()
-        .post(format!("{base}/identity/v3/auth/tokens"))
-        .json(&json!({"auth": {
-            "identity": {"methods": ["password"], "password": {"user": {
-                "name": user, "domain": {"id": "default"}, "password": password}}},
-            "scope": {"project": {"name": project, "domain": {"id": "default"}}}
-        }}))
-        .send()
-        .await
-        .unwrap();
-    let token = r
-        .headers()
-        .get("x-subject-token")
-        .map(|v| v.to_str().unwrap().to_string());
-    (r.status().as_u16(), token)
-}
-
 fn with_token(base: &str, token: &str) -> Client {
     Client {
         http: reqwest::Client::new(),
@@ -393,7 +348,7 @@ async fn the_users_of_the_instant_log_in_to_the_copy() {
     let tmp = tempfile::tempdir().unwrap();
     let live_dir = tmp.path().join("live");
     let add_user = |user: &str, pw: &str| {
-        cli(
+        cli_ok(
             &live_dir,
             &[
                 "user",
@@ -405,19 +360,13 @@ async fn the_users_of_the_instant_log_in_to_the_copy() {
                 "--role",
                 "member",
             ],
-            pw,
+            Some(pw),
         )
     };
-    let created = cli(&live_dir, &["project", "add", "alpha"], "");
-    let alpha = created
-        .split("(id ")
-        .nth(1)
-        .and_then(|r| r.split(')').next())
-        .unwrap_or_else(|| panic!("no id in {created:?}"))
-        .to_string();
+    let alpha = id_in(&cli_ok(&live_dir, &["project", "add", "alpha"], None));
     add_user("alice", ALICE_PW);
     let mut live = Server::start_args(&live_dir, "raw", &["--auth", "keystone"]);
-    let (status, token) = login(&live.base, "alice", ALICE_PW, "alpha").await;
+    let (status, token) = password_login(&live.base, "alice", ALICE_PW, "alpha").await;
     assert_eq!(status, 201);
     let c = with_token(&live.base, &token.unwrap());
     let r = c
@@ -437,7 +386,7 @@ async fn the_users_of_the_instant_log_in_to_the_copy() {
     let copy = tmp.path().join("copy");
     let position = replay_as_of(&live_dir, &instant, &copy);
     let ro = Server::start_args(&copy, "raw", &["--auth", "keystone", "--read-only"]);
-    let (status, token) = login(&ro.base, "alice", ALICE_PW, "alpha").await;
+    let (status, token) = password_login(&ro.base, "alice", ALICE_PW, "alpha").await;
     assert_eq!(status, 201, "alice was a member of alpha then");
     let rc = with_token(&ro.base, &token.unwrap());
     let list = rc.get(&format!("/v3/{alpha}/volumes")).await;
@@ -445,11 +394,11 @@ async fn the_users_of_the_instant_log_in_to_the_copy() {
     assert_eq!(list.body["volumes"][0]["id"], vol.as_str());
     let del = rc.delete(&format!("/v3/{alpha}/volumes/{vol}")).await;
     assert_eq!(del.status, 403, "{}", del.body);
-    let (status, _) = login(&ro.base, "carol", CAROL_PW, "alpha").await;
+    let (status, _) = password_login(&ro.base, "carol", CAROL_PW, "alpha").await;
     assert_eq!(status, 401, "carol was added after the instant");
     // A wrong password is refused too, and the refusal the live server
     // would record is not appended to the copy: it stays as of its instant.
-    let (status, _) = login(&ro.base, "alice", "wrong", "alpha").await;
+    let (status, _) = password_login(&ro.base, "alice", "wrong", "alpha").await;
     assert_eq!(status, 401);
     drop(ro);
     let (ok, out, err) = blockledger(&["verify", "--data-dir", copy.to_str().unwrap()]);

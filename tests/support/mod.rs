@@ -707,3 +707,75 @@ pub fn fake_qemu_img(dir: &Path, hang: &[&str], fail: &[&str]) -> String {
         std::env::var("PATH").unwrap_or_default()
     )
 }
+
+/// `blockledger ARGS --data-dir DIR` with `stdin` (one line) fed, as an
+/// operator runs the identity and audit commands: (exit code, stdout,
+/// stderr).
+pub fn cli_run(data: &Path, args: &[&str], stdin: Option<&str>) -> (i32, String, String) {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_blockledger"))
+        .args(args)
+        .arg("--data-dir")
+        .arg(data)
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run the CLI");
+    let mut input = child.stdin.take().expect("stdin");
+    if let Some(s) = stdin {
+        input
+            .write_all(format!("{s}\n").as_bytes())
+            .expect("write stdin");
+    }
+    drop(input);
+    let out = child.wait_with_output().expect("CLI output");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// `cli_run` that must succeed: its stdout.
+pub fn cli_ok(data: &Path, args: &[&str], stdin: Option<&str>) -> String {
+    let (code, out, err) = cli_run(data, args, stdin);
+    assert_eq!(code, 0, "{args:?}: {err}");
+    out
+}
+
+/// The `(id …)` a CLI add prints.
+pub fn id_in(out: &str) -> String {
+    out.split("(id ")
+        .nth(1)
+        .and_then(|r| r.split(')').next())
+        .unwrap_or_else(|| panic!("no id in {out:?}"))
+        .to_string()
+}
+
+/// POST /identity/v3/auth/tokens, password method, project scope: the
+/// status and the token.
+pub async fn password_login(
+    base: &str,
+    user: &str,
+    password: &str,
+    project: &str,
+) -> (u16, Option<String>) {
+    let r = reqwest::Client::new()
+        .post(format!("{base}/identity/v3/auth/tokens"))
+        .json(&serde_json::json!({"auth": {
+            "identity": {"methods": ["password"], "password": {"user": {
+                "name": user, "domain": {"id": "default"}, "password": password}}},
+            "scope": {"project": {"name": project, "domain": {"id": "default"}}}
+        }}))
+        .send()
+        .await
+        .expect("login request");
+    let token = r
+        .headers()
+        .get("x-subject-token")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    (r.status().as_u16(), token)
+}
