@@ -45,35 +45,13 @@ setup_failed() {
 }
 
 # --- the server binary --------------------------------------------------------------
-if [ -n "${BLOCKLEDGER_BIN:-}" ]; then
-  bin="$BLOCKLEDGER_BIN"
-else
-  echo "clients: cargo build --release"
-  (cd "$repo" && cargo build --release --quiet) || setup_failed "cargo build --release"
-  target_dir="$(cd "$repo" && cargo metadata --format-version 1 --no-deps 2>/dev/null \
-    | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')"
-  bin="${target_dir:-$repo/target}/release/blockledger"
-fi
-[ -x "$bin" ] || setup_failed "no executable server binary at $bin"
+# shellcheck source=../lib.sh
+. "$repo/tests/lib.sh"
+release_bin clients "$repo"
 
 # --- the clients' virtualenv ------------------------------------------------------------
 venv="${BLOCKLEDGER_CLIENTS_VENV:-${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}/blockledger-clients-venv}"
-req="$here/requirements.txt"
-stamp="$venv/.blockledger-requirements.sha256"
-want="$(sha256sum "$req" | cut -d' ' -f1)"
-if [ ! -x "$venv/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-  echo "clients: creating virtualenv $venv"
-  rm -rf "$venv"
-  mkdir -p "$(dirname "$venv")"
-  "${PYTHON:-python3}" -m venv "$venv" || setup_failed "python3 -m venv $venv"
-  if ! "$venv/bin/pip" install --quiet --disable-pip-version-check --no-input \
-       --only-binary=:all: -r "$req" >"$work/pip.log" 2>&1; then
-    tail -n 40 "$work/pip.log" >&2
-    rm -rf "$venv"
-    setup_failed "pip install -r $req"
-  fi
-  echo "$want" >"$stamp"
-fi
+cached_venv clients "$venv" "$here/requirements.txt"
 
 # --- the server ---------------------------------------------------------------------------
 mkdir -p "$work/data"

@@ -57,35 +57,13 @@ if [ ! -x "$chromium" ]; then
 fi
 
 # --- the server binary -----------------------------------------------------------------
-if [ -n "${BLOCKLEDGER_BIN:-}" ]; then
-  bin="$BLOCKLEDGER_BIN"
-else
-  echo "console: cargo build --release"
-  (cd "$repo" && cargo build --release --quiet) || setup_failed "cargo build --release"
-  target_dir="$(cd "$repo" && cargo metadata --format-version 1 --no-deps 2>/dev/null \
-    | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')"
-  bin="${target_dir:-$repo/target}/release/blockledger"
-fi
-[ -x "$bin" ] || setup_failed "no executable server binary at $bin"
+# shellcheck source=../lib.sh
+. "$repo/tests/lib.sh"
+release_bin console "$repo"
 
 # --- Playwright's virtualenv (the pattern of tests/clients/run.sh) ----------------------
 venv="${BLOCKLEDGER_CONSOLE_VENV:-${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}/blockledger-console-venv}"
-req="$here/requirements.txt"
-stamp="$venv/.blockledger-requirements.sha256"
-want="$(sha256sum "$req" | cut -d' ' -f1)"
-if [ ! -x "$venv/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-  echo "console: creating virtualenv $venv"
-  rm -rf "$venv"
-  mkdir -p "$(dirname "$venv")"
-  "${PYTHON:-python3}" -m venv "$venv" || setup_failed "python3 -m venv $venv"
-  if ! "$venv/bin/pip" install --quiet --disable-pip-version-check --no-input \
-       --only-binary=:all: -r "$req" >"$work/pip.log" 2>&1; then
-    tail -n 40 "$work/pip.log" >&2
-    rm -rf "$venv"
-    setup_failed "pip install -r $req"
-  fi
-  echo "$want" >"$stamp"
-fi
+cached_venv console "$venv" "$here/requirements.txt"
 
 # --- the servers ----------------------------------------------------------------------------
 # start NAME ARGS...: serves on a random port; sets $url.
