@@ -263,13 +263,61 @@ pub(crate) fn load_state<S: serde::de::DeserializeOwned + Default + Clone + 'sta
     if let Some(state) = kept {
         return Ok(state);
     }
-    let json: Option<String> = conn
+    // The stored text is read in place and compared with the text this
+    // thread last wrote or read for the row: the same text is the same
+    // state, so only a row changed behind this thread's back (another
+    // connection, a rolled-back savepoint) is parsed again.
+    let state: Option<S> = conn
         .prepare_cached(&format!("SELECT state FROM {table} WHERE id = ?1"))?
-        .query_row([id], |r| r.get(0))
-        .optional()?;
-    Ok(json
-        .and_then(|j| serde_json::from_str(&j).ok())
-        .unwrap_or_default())
+        .query_row([id], |r| {
+            let text = r.get_ref(0)?.as_str()?;
+            let known = PARSED.with(|p| {
+                p.borrow()
+                    .get(table)
+                    .and_then(|t| t.get(id))
+                    .filter(|(t, _)| t == text)
+                    .and_then(|(_, s)| s.downcast_ref::<S>().cloned())
+            });
+            if known.is_some() {
+                return Ok(known);
+            }
+            let parsed: Option<S> = serde_json::from_str(text).ok();
+            if let Some(s) = &parsed {
+                remember(table, id, text.to_owned(), s.clone());
+            }
+            Ok(parsed)
+        })
+        .optional()?
+        .flatten();
+    Ok(state.unwrap_or_default())
+}
+
+/// States by the stored text they were read from or written as, per
+/// table and id, on this thread (the writer's): `load_state`'s parse
+/// cache. Bounded like the writer's own fold cache.
+type Parsed = std::collections::HashMap<
+    String,
+    std::collections::HashMap<String, (String, Box<dyn std::any::Any>)>,
+>;
+
+thread_local! {
+    static PARSED: std::cell::RefCell<Parsed> = Default::default();
+}
+
+const PARSED_ROWS: usize = 50_000;
+
+fn remember<S: 'static>(table: &str, id: &str, text: String, state: S) {
+    PARSED.with(|p| {
+        let mut p = p.borrow_mut();
+        let t = match p.get_mut(table) {
+            Some(t) => t,
+            None => p.entry(table.to_owned()).or_default(),
+        };
+        if t.len() >= PARSED_ROWS && !t.contains_key(id) {
+            t.clear();
+        }
+        t.insert(id.to_owned(), (text, Box::new(state)));
+    });
 }
 
 pub(crate) fn save_state<S: serde::Serialize + Clone + 'static>(
@@ -297,6 +345,7 @@ pub(crate) fn save_state<S: serde::Serialize + Clone + 'static>(
          ON CONFLICT(id) DO UPDATE SET state = excluded.state"
     ))?
     .execute(rusqlite::params![id, json])?;
+    remember(table, id, json, state.clone());
     Ok(())
 }
 

@@ -523,10 +523,23 @@ impl InlineProjection for VolumesProjection {
             return Ok(());
         };
         let touched = touches(&event, before.volume.as_ref().map(|b| b.status), v.status);
-        let metadata = serde_json::to_string(&v.metadata).unwrap_or_else(|_| "{}".into());
         let same_keys = before.volume.as_ref().is_some_and(|b| {
             (b.status, b.size, &b.project_id) == (v.status, v.size, &v.project_id)
         });
+        let same_metadata = before
+            .volume
+            .as_ref()
+            .is_some_and(|b| b.metadata == v.metadata);
+        if same_keys && same_metadata {
+            // Only the time, if anything (the executor's steps): the
+            // metadata is not encoded and its column not rewritten.
+            if touched {
+                conn.prepare_cached("UPDATE volumes SET updated_at = ?2 WHERE id = ?1")?
+                    .execute(params![id, now])?;
+            }
+            return Ok(());
+        }
+        let metadata = serde_json::to_string(&v.metadata).unwrap_or_else(|_| "{}".into());
         if same_keys {
             // Metadata and times only (most events): the indexed columns
             // are left out of the SET, so SQLite leaves their indexes be.
