@@ -36,6 +36,10 @@ pub struct Ctx {
     /// The client's address (`server.rs` puts it in every request's
     /// extensions), recorded with the events (issue 14).
     pub remote_addr: Option<String>,
+    /// The volume microversion `/v3` negotiated (`microversion::negotiate`
+    /// puts it in the request's extensions); 3.0 elsewhere, where `/v2`
+    /// behaves as 3.0 does.
+    pub microversion: (u32, u32),
 }
 
 impl Ctx {
@@ -82,6 +86,11 @@ impl Ctx {
     /// `/v3`: upstream Cinder's shapes, where `/v2` keeps the seed's.
     pub fn is_v3(&self) -> bool {
         self.api_version == "v3"
+    }
+
+    /// Whether the negotiated volume microversion is `v` or later.
+    pub fn at_least(&self, v: (u32, u32)) -> bool {
+        self.microversion >= v
     }
 
     /// Whether the caller may see a resource owned by `owner`.
@@ -149,6 +158,10 @@ impl FromRequestParts<AppState> for Ctx {
                 .filter(|k| k.len() <= 255)
                 .map(str::to_string),
             remote_addr: remote_addr(parts),
+            microversion: parts
+                .extensions
+                .get::<crate::microversion::Version>()
+                .map_or(crate::microversion::VOLUME.default, |v| v.0),
         })
     }
 }

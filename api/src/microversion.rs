@@ -2,9 +2,11 @@
 //! parameterized by service: Cinder's `volume` on `/v3` and Nova's
 //! `compute` on the `/v2.1` os-volumes proxy.
 //!
-//! - `volume`: this server serves 3.0 only (min = max = 3.0), which is
-//!   correct until higher versions are implemented with their exact
-//!   semantics; anything else is 406.
+//! - `volume`: 3.0 up to `VOLUME.max`, each version with Cinder's exact
+//!   semantics (api/openstack/rest_api_version_history.rst); the maximum
+//!   is raised only once every version up to it is implemented (issue 17).
+//!   Anything outside the range is 406. The negotiated version reaches the
+//!   handlers as `Ctx::microversion` (a `Version` in the extensions).
 //! - `compute`: the proxy behaves as microversion 2.35 (DECISIONS.md, Nova
 //!   proxy): 2.1–2.35 are served (default 2.1, as Nova); from 2.36 on
 //!   (`latest` included) the proxy APIs are gone, 404 as Nova answers; a
@@ -39,7 +41,9 @@ pub static VOLUME: Service = Service {
     name: "volume",
     legacy_header: "x-openstack-volume-api-version",
     min: (3, 0),
-    max: (3, 0),
+    // 3.1: upload-to-image takes `visibility` and `protected`;
+    // 3.2: the `bootable` volume-list filter is strict.
+    max: (3, 2),
     default: (3, 0),
     gone_after_max: false,
     dialect: DialectRef(&crate::dialects::cinder::CINDER),
@@ -57,6 +61,14 @@ pub static COMPUTE: Service = Service {
 
 pub const MIN: (u32, u32) = VOLUME.min;
 pub const MAX: (u32, u32) = VOLUME.max;
+
+/// The version a request was served at, in its extensions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Version(pub (u32, u32));
+
+/// Cinder's named versions this server implements.
+pub const UPLOAD_IMAGE_PARAMS: (u32, u32) = (3, 1);
+pub const VOLUME_LIST_BOOTABLE: (u32, u32) = (3, 2);
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum Asked {
@@ -147,7 +159,7 @@ pub async fn negotiate_compute(req: Request, next: Next) -> Response {
     negotiate_service(&COMPUTE, req, next).await
 }
 
-pub async fn negotiate_service(svc: &'static Service, req: Request, next: Next) -> Response {
+pub async fn negotiate_service(svc: &'static Service, mut req: Request, next: Next) -> Response {
     let refuse = |status, reason, msg: String, v: (u32, u32)| {
         let mut resp = ApiError {
             dialect: svc.dialect,
@@ -159,6 +171,7 @@ pub async fn negotiate_service(svc: &'static Service, req: Request, next: Next) 
     };
     match negotiate_of(svc, req.headers()) {
         Negotiated::Serve(v) => {
+            req.extensions_mut().insert(Version(v));
             let mut resp = next.run(req).await;
             stamp(svc, &mut resp, v);
             resp
@@ -254,10 +267,20 @@ mod tests {
     }
 
     #[test]
-    fn volume_is_3_0_only() {
+    fn volume_serves_3_0_to_max() {
         let n = |v| negotiate_of(&VOLUME, &h("openstack-api-version", v));
         assert_eq!(n("volume 3.0"), Negotiated::Serve((3, 0)));
-        assert_eq!(n("volume latest"), Negotiated::Serve((3, 0)));
-        assert!(matches!(n("volume 3.1"), Negotiated::NotAcceptable(_)));
+        assert_eq!(n("volume 3.1"), Negotiated::Serve((3, 1)));
+        assert_eq!(n("volume latest"), Negotiated::Serve(VOLUME.max));
+        let past = format!("volume {}.{}", VOLUME.max.0, VOLUME.max.1 + 1);
+        let past = negotiate_of(
+            &VOLUME,
+            &HeaderMap::from_iter([(
+                axum::http::HeaderName::from_static("openstack-api-version"),
+                HeaderValue::from_str(&past).unwrap(),
+            )]),
+        );
+        assert!(matches!(past, Negotiated::NotAcceptable(_)));
+        assert!(matches!(n("volume 2.0"), Negotiated::NotAcceptable(_)));
     }
 }

@@ -268,3 +268,22 @@ pub fn list_query(ctx: &Ctx, q: &HashMap<String, String>) -> Result<ListQuery, D
         ..Default::default()
     })
 }
+
+/// Cinder's `bootable` volume-list filter (`check_volume_filters`). Before
+/// microversion 3.2 only `False`/`false`/`FALSE` mean false and any other
+/// value but the empty one means true (Python's `bool(val)`); from 3.2 oslo's
+/// strict boolean words, anything else a 400.
+pub fn bootable_filter(ctx: &Ctx, v: &str) -> Result<bool, DomainError> {
+    if !ctx.at_least(crate::microversion::VOLUME_LIST_BOOTABLE) {
+        return Ok(!(matches!(v, "False" | "false" | "FALSE") || v.is_empty()));
+    }
+    match v.trim().to_lowercase().as_str() {
+        "1" | "t" | "true" | "on" | "y" | "yes" => Ok(true),
+        "0" | "f" | "false" | "off" | "n" | "no" => Ok(false),
+        _ => Err(DomainError::invalid(
+            "bootable",
+            FieldReason::Invalid,
+            format!("Invalid input received: 'bootable = {v}'"),
+        )),
+    }
+}

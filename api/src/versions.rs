@@ -22,7 +22,14 @@ fn version(base: &str, id: &str) -> Value {
     let (min, max, updated, status, path) = match id {
         "v1.0" => ("", "", "2014-06-28T12:20:21Z", "DEPRECATED", "v1"),
         "v2.0" => ("", "", "2014-06-28T12:20:21Z", "SUPPORTED", "v2"),
-        _ => ("3.0", "3.0", "2016-02-08T12:20:21Z", "CURRENT", "v3"),
+        _ => ("3.0", "", "2016-02-08T12:20:21Z", "CURRENT", "v3"),
+    };
+    // The advertised maximum is the one `/v3` negotiates (issue 17).
+    let top = crate::microversion::VOLUME.max;
+    let max = if id == "v3.0" {
+        format!("{}.{}", top.0, top.1)
+    } else {
+        max.to_string()
     };
     json!({
         "min_version": min,

@@ -110,6 +110,9 @@ pub enum DomainError {
     },
     #[error("Policy check failed: {0}")]
     NotPermitted(String),
+    /// Glance's answer to deleting a protected image (403).
+    #[error("Image {0} is protected and cannot be deleted.")]
+    ImageProtected(String),
     #[error("Image status {0} does not accept an upload.")]
     ImageNotUploadable(String),
     /// A request field that is missing, of the wrong type, or not one of
@@ -266,6 +269,7 @@ impl DomainError {
             GigabytesQuota { .. } => "gigabytes_quota",
             SnapshotCountQuota { .. } => "snapshot_count_quota",
             NotPermitted(_) => "not_permitted",
+            ImageProtected(_) => "image_protected",
             ImageNotUploadable(_) => "image_not_uploadable",
             InvalidField { .. } => "invalid_field",
             ExtendAttached(_) => "extend_attached",
@@ -317,7 +321,7 @@ impl DomainError {
             | VolumeTypeExists(_)
             | TypeAccessExists { .. }
             | QosSpecsExists(_) => ErrorKind::Conflict,
-            NotPermitted(_) => ErrorKind::Forbidden,
+            NotPermitted(_) | ImageProtected(_) => ErrorKind::Forbidden,
             _ => ErrorKind::BadRequest,
         }
     }

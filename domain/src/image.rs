@@ -128,6 +128,9 @@ pub struct NewImage {
     pub disk_format: String,
     pub container_format: String,
     pub visibility: String,
+    /// Glance's `protected`: such an image cannot be deleted (Cinder's
+    /// upload-to-image takes it from microversion 3.1).
+    pub protected: bool,
     pub min_disk: i64,
     pub source: ImageSource,
     pub os_type: Option<String>,
@@ -148,6 +151,11 @@ pub enum ImageCommand {
     Fail {
         reason: String,
     },
+    /// Glance's `PATCH … replace /protected`: how the owner lifts the
+    /// protection before deleting.
+    SetProtected {
+        protected: bool,
+    },
     Delete,
 }
 
@@ -161,6 +169,9 @@ pub enum ImageEvent {
         disk_format: String,
         container_format: String,
         visibility: String,
+        /// Absent in events recorded before it existed: not protected.
+        #[serde(default)]
+        protected: bool,
         min_disk: i64,
         source: ImageSource,
         os_type: Option<String>,
@@ -176,6 +187,9 @@ pub enum ImageEvent {
     ImageKilled {
         reason: String,
     },
+    ImageProtectedSet {
+        protected: bool,
+    },
     ImageDeleted {},
 }
 
@@ -186,6 +200,8 @@ pub struct Image {
     pub status: ImageStatus,
     pub source: ImageSource,
     pub visibility: String,
+    #[serde(default)]
+    pub protected: bool,
     pub disk_format: String,
     pub min_disk: i64,
     pub virtual_size: u64,
@@ -225,6 +241,7 @@ impl Aggregate for ImageAggregate {
             ImageEvent::ImageSaving {} => "ImageSaving",
             ImageEvent::ImageActive { .. } => "ImageActive",
             ImageEvent::ImageKilled { .. } => "ImageKilled",
+            ImageEvent::ImageProtectedSet { .. } => "ImageProtectedSet",
             ImageEvent::ImageDeleted {} => "ImageDeleted",
         }
     }
@@ -272,6 +289,7 @@ impl Aggregate for ImageAggregate {
                     disk_format: n.disk_format,
                     container_format: n.container_format,
                     visibility: n.visibility,
+                    protected: n.protected,
                     min_disk: n.min_disk,
                     source: n.source,
                     os_type: n.os_type,
@@ -319,8 +337,18 @@ impl Aggregate for ImageAggregate {
                 }
                 _ => Ok(vec![]),
             },
+            ImageCommand::SetProtected { protected } => {
+                let i = state.live()?;
+                if i.protected == protected {
+                    return Ok(vec![]);
+                }
+                Ok(vec![ImageEvent::ImageProtectedSet { protected }])
+            }
             ImageCommand::Delete => {
                 let i = state.live()?;
+                if i.protected {
+                    return Err(DomainError::ImageProtected(i.id.to_string()));
+                }
                 if i.status == ImageStatus::Saving {
                     return Err(DomainError::invalid(
                         "status",
@@ -340,6 +368,7 @@ impl Aggregate for ImageAggregate {
                 project_id,
                 source,
                 visibility,
+                protected,
                 disk_format,
                 min_disk,
                 ..
@@ -350,6 +379,7 @@ impl Aggregate for ImageAggregate {
                     status: ImageStatus::Queued,
                     source: source.clone(),
                     visibility: visibility.clone(),
+                    protected: *protected,
                     disk_format: disk_format.clone(),
                     min_disk: *min_disk,
                     virtual_size: 0,
@@ -376,6 +406,11 @@ impl Aggregate for ImageAggregate {
                     i.status = ImageStatus::Killed;
                 }
             }
+            ImageEvent::ImageProtectedSet { protected } => {
+                if let Some(i) = state.image.as_mut() {
+                    i.protected = *protected;
+                }
+            }
             ImageEvent::ImageDeleted {} => state.deleted = true,
         }
         state
@@ -394,6 +429,7 @@ mod tests {
             disk_format: format.into(),
             container_format: "bare".into(),
             visibility: "private".into(),
+            protected: false,
             min_disk: 0,
             source: ImageSource::Volume {
                 volume_id: Uuid::from_u128(2),
@@ -440,5 +476,25 @@ mod tests {
             reason: "late".into(),
         };
         assert!(ImageAggregate::decide(&s, fail).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_protected_image_is_kept_until_unprotected() {
+        let ImageCommand::Create(mut n) = new("raw") else {
+            unreachable!()
+        };
+        n.protected = true;
+        let mut ev =
+            ImageAggregate::decide(&ImageState::default(), ImageCommand::Create(n)).unwrap();
+        let s = ImageAggregate::fold(&ev);
+        assert!(matches!(
+            ImageAggregate::decide(&s, ImageCommand::Delete),
+            Err(DomainError::ImageProtected(_))
+        ));
+        let off = ImageCommand::SetProtected { protected: false };
+        ev.extend(ImageAggregate::decide(&s, off.clone()).unwrap());
+        let s = ImageAggregate::fold(&ev);
+        assert!(ImageAggregate::decide(&s, off).unwrap().is_empty());
+        assert!(ImageAggregate::decide(&s, ImageCommand::Delete).is_ok());
     }
 }

@@ -19,6 +19,7 @@ pub struct ImageRow {
     pub name: String,
     pub status: ImageStatus,
     pub visibility: Visibility,
+    pub protected: bool,
     pub disk_format: String,
     pub container_format: String,
     pub size: Option<i64>,
@@ -52,7 +53,7 @@ impl Visibility {
 
 const COLUMNS: &str = "id, project_id, name, status, visibility, disk_format, container_format, \
     size, virtual_size, min_disk, checksum_sha256, source_volume_id, source_snapshot_id, os_type, \
-    fail_reason, created_at, updated_at";
+    fail_reason, created_at, updated_at, protected";
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<ImageRow> {
     Ok(ImageRow {
@@ -73,6 +74,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<ImageRow> {
         fail_reason: r.get(14)?,
         created_at: time_at(r, 15)?,
         updated_at: time_at(r, 16)?,
+        protected: r.get(17)?,
     })
 }
 
@@ -81,9 +83,9 @@ impl InlineProjection for ImagesProjection {
         "images"
     }
 
-    /// 2: raw times.
+    /// 2: raw times; 3: `protected`.
     fn schema_version(&self) -> u32 {
-        2
+        3
     }
 
     fn drop_schema(&self, conn: &Connection) -> rusqlite::Result<()> {
@@ -110,7 +112,8 @@ impl InlineProjection for ImagesProjection {
                 fail_reason TEXT,
                 created_at TEXT NOT NULL,
                 updated_at TEXT NOT NULL,
-                seq INTEGER NOT NULL
+                seq INTEGER NOT NULL,
+                protected INTEGER NOT NULL DEFAULT 0
             );",
         )
     }
@@ -134,6 +137,7 @@ impl InlineProjection for ImagesProjection {
                 disk_format,
                 container_format,
                 visibility,
+                protected,
                 min_disk,
                 source,
                 os_type,
@@ -145,7 +149,7 @@ impl InlineProjection for ImagesProjection {
                 };
                 conn.prepare_cached(
                     "INSERT INTO images VALUES (?1, ?2, ?3, 'queued', ?4, ?5, ?6, NULL, NULL, ?7,
-                        NULL, ?8, ?9, ?10, NULL, ?11, ?11, ?12)",
+                        NULL, ?8, ?9, ?10, NULL, ?11, ?11, ?12, ?13)",
                 )?
                 .execute(params![
                     image_id.to_string(),
@@ -159,7 +163,8 @@ impl InlineProjection for ImagesProjection {
                     snap,
                     os_type,
                     now,
-                    ev.position as i64
+                    ev.position as i64,
+                    protected
                 ])?;
             }
             ImageEvent::ImageSaving {} => {
@@ -190,6 +195,12 @@ impl InlineProjection for ImagesProjection {
             ImageEvent::ImageKilled { reason } => {
                 conn.prepare_cached("UPDATE images SET status = 'killed', fail_reason = ?2, updated_at = ?3 WHERE id = ?1")?.execute(params![id, reason, now],
                 )?;
+            }
+            ImageEvent::ImageProtectedSet { protected } => {
+                conn.prepare_cached(
+                    "UPDATE images SET protected = ?2, updated_at = ?3 WHERE id = ?1",
+                )?
+                .execute(params![id, protected, now])?;
             }
             ImageEvent::ImageDeleted {} => {
                 conn.prepare_cached("DELETE FROM images WHERE id = ?1")?

@@ -699,6 +699,8 @@ pub struct ListQuery {
     /// A substring of the name, or a prefix of the id.
     pub search: Option<String>,
     pub volume_type: Option<String>,
+    /// Cinder's `bootable` filter (microversion 3.2 made it strict).
+    pub bootable: Option<bool>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -731,6 +733,9 @@ fn filter(q: &ListQuery) -> Filter {
     f.eq("status", q.status.as_ref());
     f.eq("availability_zone", q.availability_zone.as_ref());
     f.eq("volume_type", q.volume_type.as_ref());
+    if let Some(b) = q.bootable {
+        f.and("bootable = ?", b);
+    }
     f.one_of("id", &q.ids);
     f.one_of("status", &q.statuses);
     if let Some(w) = &q.search {

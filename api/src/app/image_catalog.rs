@@ -14,6 +14,7 @@ pub struct RegisterImageRequest {
     pub disk_format: String,
     pub container_format: String,
     pub visibility: String,
+    pub protected: bool,
     pub min_disk: i64,
 }
 
@@ -35,6 +36,7 @@ pub async fn register(
             disk_format: r.disk_format,
             container_format: r.container_format,
             visibility: r.visibility,
+            protected: r.protected,
             min_disk: r.min_disk,
             source: ImageSource::Upload,
             os_type: None,

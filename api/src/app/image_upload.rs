@@ -17,6 +17,11 @@ pub struct UploadImageRequest {
     pub container_format: Option<String>,
     pub force: bool,
     pub os_type: Option<String>,
+    /// Microversion 3.1: the image's visibility (default `private`;
+    /// `public` needs Cinder's `upload_public` policy, an administrator)
+    /// and Glance's `protected`.
+    pub visibility: String,
+    pub protected: bool,
 }
 
 /// The new image's id.
@@ -38,6 +43,9 @@ pub async fn upload(
     let job = super::new_job_id();
     app.run(caller, meta, Some(&job), move |tx| {
         let v = tx.volume(r.volume_id)?;
+        // Cinder checks `upload_public` once the volume is found.
+        domain::image::may_publish(&r.visibility, tx.caller.is_admin)
+            .map_err(|e| AppError::refused(format!("volume-{}", r.volume_id), e))?;
         let start = VolumeCommand::StartUpload {
             image_id,
             force: r.force,
@@ -53,7 +61,8 @@ pub async fn upload(
             container_format: r
                 .container_format
                 .unwrap_or_else(|| domain::image::DEFAULT_CONTAINER_FORMAT.to_string()),
-            visibility: "private".into(),
+            visibility: r.visibility,
+            protected: r.protected,
             min_disk: v.size,
             source: ImageSource::Volume {
                 volume_id: r.volume_id,

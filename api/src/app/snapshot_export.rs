@@ -64,6 +64,7 @@ pub async fn export(
             disk_format,
             container_format: domain::image::DEFAULT_CONTAINER_FORMAT.to_string(),
             visibility: "private".into(),
+            protected: false,
             min_disk: s.size,
             source: ImageSource::Snapshot {
                 snapshot_id: r.snapshot_id,

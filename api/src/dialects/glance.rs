@@ -67,7 +67,10 @@ pub fn routes() -> Router<AppState> {
         .route("/image", get(versions))
         .route("/image/", get(versions))
         .route("/image/v2/images", get(list).post(create))
-        .route("/image/v2/images/{image_id}", get(show).delete(delete))
+        .route(
+            "/image/v2/images/{image_id}",
+            get(show).delete(delete).patch(update),
+        )
         .route(
             "/image/v2/images/{image_id}/file",
             get(download).put(upload),
@@ -109,7 +112,7 @@ pub fn render(i: &ImageRow, progress: Option<u8>) -> Value {
         "virtual_size": i.virtual_size,
         "min_disk": i.min_disk,
         "min_ram": 0,
-        "protected": false,
+        "protected": i.protected,
         "tags": [],
         // Glance's `checksum` is MD5; this service hashes with SHA-256 only,
         // so it fills the multihash fields, which clients verify instead.
@@ -209,6 +212,11 @@ async fn create(State(state): State<AppState>, ctx: Ctx, body: Bytes) -> Reply {
         .map_err(|e| ctx.err(e))?
         .unwrap_or_else(|| "private".into());
     let min_disk = minimum(&obj, "min_disk").map_err(|e| ctx.err(e))?;
+    let protected = match obj.get("protected") {
+        None => false,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => return Err(ctx.err(not_boolean("protected"))),
+    };
     // Accepted and checked as Glance does; nothing here uses memory sizes.
     minimum(&obj, "min_ram").map_err(|e| ctx.err(e))?;
     let r = RegisterImageRequest {
@@ -216,6 +224,7 @@ async fn create(State(state): State<AppState>, ctx: Ctx, body: Bytes) -> Reply {
         disk_format,
         container_format,
         visibility,
+        protected,
         min_disk,
     };
     let id = image_catalog::register(&state.app(), &ctx.caller(), &ctx.meta(), r)
@@ -241,6 +250,55 @@ fn minimum(obj: &serde_json::Map<String, Value>, key: &'static str) -> Result<i6
             format!("Invalid input for field/attribute {key}: must be a non-negative integer."),
         )),
     }
+}
+
+fn not_boolean(key: &str) -> DomainError {
+    DomainError::invalid(
+        "protected",
+        FieldReason::WrongType,
+        format!("Invalid input for field/attribute {key}: must be a boolean."),
+    )
+}
+
+/// `PATCH` (a JSON patch, Glance's `openstack-images-v2.1-json-patch`):
+/// this catalog changes only `/protected`, how an owner lifts the
+/// protection (Cinder's upload-to-image sets it from microversion 3.1)
+/// before deleting; any other path is refused, never silently ignored.
+async fn update(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Path(p): Path<HashMap<String, String>>,
+    body: Bytes,
+) -> Reply {
+    let raw = p.get("image_id").cloned().unwrap_or_default();
+    let id = input::uuid(&raw).ok_or_else(|| not_found(&ctx, &raw))?;
+    let bad = |m: String| ctx.err(DomainError::invalid("body", FieldReason::Invalid, m));
+    let ops: Vec<Value> =
+        serde_json::from_slice(&body).map_err(|_| bad("Malformed JSON patch.".into()))?;
+    let mut cmds = Vec::new();
+    for op in &ops {
+        let (kind, path) = (op["op"].as_str(), op["path"].as_str());
+        match (kind, path) {
+            (Some("replace" | "add"), Some("/protected")) => match op.get("value") {
+                Some(Value::Bool(b)) => cmds.push(ImageCommand::SetProtected { protected: *b }),
+                _ => return Err(ctx.err(not_boolean("protected"))),
+            },
+            _ => {
+                return Err(bad(format!(
+                    "Unsupported patch operation {op}: this catalog changes only /protected."
+                )))
+            }
+        }
+    }
+    let (app, caller) = (state.app(), ctx.caller());
+    for cmd in cmds {
+        image_catalog::command(&app, &caller, &ctx.meta(), id, cmd)
+            .await
+            .map_err(|e| ctx.err(e))?;
+    }
+    let i = visible_image(&state, &ctx, &raw).await?;
+    let progress = input::uuid(&i.id).and_then(|id| (state.progress)(id));
+    Ok(Json(render(&i, progress)).into_response())
 }
 
 /// `DELETE`: 204; the executor removes the file.

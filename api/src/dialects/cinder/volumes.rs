@@ -94,7 +94,13 @@ async fn list_page(
     detail: bool,
 ) -> Reply {
     let q = parse::query(&ctx, q)?;
-    let lq = parse::list_query(&ctx, &q).map_err(|e| ctx.err(e))?;
+    let mut lq = parse::list_query(&ctx, &q).map_err(|e| ctx.err(e))?;
+    // Cinder's own filter (EVS and Nova's proxy document none).
+    lq.bootable = q
+        .get("bootable")
+        .map(|v| parse::bootable_filter(&ctx, v))
+        .transpose()
+        .map_err(|e| ctx.err(e))?;
     let (rows, more) = queries::volumes(&state.app(), lq)
         .await
         .map_err(|e| ctx.err(e))?;

@@ -98,7 +98,7 @@ fn domain_code(e: &DomainError) -> &'static str {
         TransferBadAuthKey => "EVS.5400",
         VolumeCountQuota { .. } | SnapshotCountQuota { .. } => "EVS.1034",
         GigabytesQuota { .. } => "EVS.1042",
-        NotPermitted(_) => "EVS.5403",
+        NotPermitted(_) | ImageProtected(_) => "EVS.5403",
         ImageNotUploadable(_) => "EVS.5409",
         InvalidField { field, reason, .. } => field_code(field, *reason),
         // Not an EVS rule (EVS extends in-use volumes); the nearest code.
