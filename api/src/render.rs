@@ -689,6 +689,7 @@ mod tests {
             route: "r".into(),
             idempotency_key: None,
             remote_addr: None,
+            microversion: (3, 0),
         }
     }
 
