@@ -169,8 +169,8 @@ pub enum ImageEvent {
         disk_format: String,
         container_format: String,
         visibility: String,
-        /// Absent in events recorded before it existed: not protected.
-        #[serde(default)]
+        /// Since v2 (microversion 3.1's upload-to-image `protected`); a v1
+        /// event is upcast with `false` (domain::upcast).
         protected: bool,
         min_disk: i64,
         source: ImageSource,

@@ -22,6 +22,7 @@ const CURRENT: &[(&str, u32)] = &[
     ("VolumeTransferred", 2),
     ("SnapshotCreateRequested", 2),
     ("TransferAccepted", 2),
+    ("ImageCreateRequested", 2),
 ];
 
 /// The version `event_type` is written at now.
@@ -69,6 +70,11 @@ fn step(event_type: &str, v: u32, data: Value) -> Value {
             }
             m.entry("linked_clone").or_insert(Value::Bool(false));
         }
+        // v2 records Glance's `protected` (microversion 3.1's
+        // upload-to-image): nothing was protected before it existed.
+        ("ImageCreateRequested", 1) => {
+            m.entry("protected").or_insert(Value::Bool(false));
+        }
         // v1 had the snapshot chain's parent and full copies added later.
         ("SnapshotCreateRequested", 1) => {
             m.entry("parent_snapshot_id").or_insert(Value::Null);
@@ -108,6 +114,17 @@ mod tests {
         assert_eq!(current_version("VolumeDeleted"), 1);
         let data = json!({"reason": "x"});
         assert_eq!(upcast("VolumeDeleteFailed", 1, data.clone()), (1, data));
+    }
+
+    #[test]
+    fn an_image_of_version_one_was_not_protected() {
+        let v1 = json!({"image_id": "i", "name": "n"});
+        assert_eq!(
+            upcast("ImageCreateRequested", 1, v1),
+            (2, json!({"image_id": "i", "name": "n", "protected": false}))
+        );
+        let v2 = json!({"image_id": "i", "protected": true});
+        assert_eq!(upcast("ImageCreateRequested", 2, v2.clone()), (2, v2));
     }
 
     #[test]
