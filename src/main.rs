@@ -443,39 +443,21 @@ fn serve(args: ServeArgs) -> Result<()> {
             }
         });
 
-        let state = api::AppState {
-            store: store.clone(),
-            catalog: Arc::new(domain::Catalog::default()),
-            connector: Arc::new({
-                let backend = backend.clone();
-                move |id| api::Connection {
-                    device_path: backend.active_path(id).to_string_lossy().into_owned(),
-                    format: backend.format(),
-                }
-            }),
-            images: Arc::new(Images(images)),
-            progress: Arc::new(move |id| progress.lock().ok().and_then(|m| m.get(&id).copied())),
-            snapshot_file: Arc::new(move |id| {
-                backend.snapshot_file(id).to_string_lossy().into_owned()
-            }),
-            sync_deadline: std::time::Duration::from_millis(args.sync_deadline_ms),
-            capacity: Arc::new({
-                let dir = data_dir.clone();
-                move || fs_capacity(&dir)
-            }),
-            identity,
-        };
-        let limits = api::server::Limits {
-            max_connections: args
-                .conn
-                .max_connections
-                .unwrap_or_else(|| api::server::Limits::connections_for(nofile))
-                .max(1),
-            header_timeout: Duration::from_millis(args.conn.header_timeout_ms),
-            body_timeout: Duration::from_millis(args.conn.body_timeout_ms),
-            max_body_bytes: args.conn.max_body_bytes,
-            drain_timeout: Duration::from_millis(args.conn.drain_timeout_ms),
-        };
+        let progress: api::Progress =
+            Arc::new(move |id| progress.lock().ok().and_then(|m| m.get(&id).copied()));
+        let (state, limits) = serving(
+            &args,
+            ServedBy {
+                store: store.clone(),
+                catalog: Arc::new(domain::Catalog::default()),
+                backend,
+                images,
+                progress,
+                data_dir: data_dir.clone(),
+                identity,
+                nofile,
+            },
+        );
         let addr = listener.local_addr()?;
         // Tests and scripts read this line to find a port-0 listener.
         println!("listening on http://{addr}");
@@ -499,6 +481,56 @@ fn serve(args: ServeArgs) -> Result<()> {
 
 /// The longest a graceful stop may take, from the signal to the exit.
 const STOP_BOUND: std::time::Duration = std::time::Duration::from_secs(9);
+
+/// What one `serve` (live or read-only) is made of.
+pub(crate) struct ServedBy {
+    pub store: EventStore,
+    pub catalog: Arc<domain::Catalog>,
+    pub backend: Arc<dyn executor::StorageBackend>,
+    pub images: Arc<executor::images::ImageStore>,
+    pub progress: api::Progress,
+    pub data_dir: PathBuf,
+    pub identity: Arc<api::identity::Identity>,
+    pub nofile: u64,
+}
+
+/// The handlers' state and the connection limits of a `serve`, from its
+/// flags: one place for the live server and the read-only one.
+pub(crate) fn serving(args: &ServeArgs, by: ServedBy) -> (api::AppState, api::server::Limits) {
+    let backend = by.backend;
+    let state = api::AppState {
+        store: by.store,
+        catalog: by.catalog,
+        connector: Arc::new({
+            let backend = backend.clone();
+            move |id| api::Connection {
+                device_path: backend.active_path(id).to_string_lossy().into_owned(),
+                format: backend.format(),
+            }
+        }),
+        images: Arc::new(Images(by.images)),
+        progress: by.progress,
+        snapshot_file: Arc::new(move |id| backend.snapshot_file(id).to_string_lossy().into_owned()),
+        sync_deadline: Duration::from_millis(args.sync_deadline_ms),
+        capacity: Arc::new({
+            let dir = by.data_dir;
+            move || fs_capacity(&dir)
+        }),
+        identity: by.identity,
+    };
+    let limits = api::server::Limits {
+        max_connections: args
+            .conn
+            .max_connections
+            .unwrap_or_else(|| api::server::Limits::connections_for(by.nofile))
+            .max(1),
+        header_timeout: Duration::from_millis(args.conn.header_timeout_ms),
+        body_timeout: Duration::from_millis(args.conn.body_timeout_ms),
+        max_body_bytes: args.conn.max_body_bytes,
+        drain_timeout: Duration::from_millis(args.conn.drain_timeout_ms),
+    };
+    (state, limits)
+}
 
 /// Ends the process `STOP_BOUND` after a stop was requested, whatever is
 /// still running: an HTTP request that outlives its drain (a slow upload, a

@@ -10,7 +10,7 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use eventstore::asof::{self, AsOf, AsOfError};
 
-use crate::{open_store, raise_nofile_limit, shutdown_signal, Images, Refusal, ServeArgs};
+use crate::{open_store, raise_nofile_limit, shutdown_signal, Refusal, ServeArgs};
 
 /// Tables kept beside the log that no event rebuilds and a copy needs:
 /// the password hashes and API key secrets of the built-in identity
@@ -98,40 +98,20 @@ pub(crate) fn serve_read_only(args: ServeArgs) -> Result<()> {
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
             .map_err(|e| Refusal::Listen(args.listen, e.to_string()))?;
-        let state = api::AppState {
-            store: store.clone(),
-            catalog: app.catalog.clone(),
-            connector: Arc::new({
-                let backend = backend.clone();
-                move |id| api::Connection {
-                    device_path: backend.active_path(id).to_string_lossy().into_owned(),
-                    format: backend.format(),
-                }
-            }),
-            images: Arc::new(Images(images)),
-            // No executor: nothing is in progress.
-            progress: Arc::new(|_| None),
-            snapshot_file: Arc::new(move |id| {
-                backend.snapshot_file(id).to_string_lossy().into_owned()
-            }),
-            sync_deadline: Duration::from_millis(args.sync_deadline_ms),
-            capacity: Arc::new({
-                let dir = data_dir.clone();
-                move || crate::fs_capacity(&dir)
-            }),
-            identity,
-        };
-        let limits = api::server::Limits {
-            max_connections: args
-                .conn
-                .max_connections
-                .unwrap_or_else(|| api::server::Limits::connections_for(nofile))
-                .max(1),
-            header_timeout: Duration::from_millis(args.conn.header_timeout_ms),
-            body_timeout: Duration::from_millis(args.conn.body_timeout_ms),
-            max_body_bytes: args.conn.max_body_bytes,
-            drain_timeout: Duration::from_millis(args.conn.drain_timeout_ms),
-        };
+        let (state, limits) = crate::serving(
+            &args,
+            crate::ServedBy {
+                store: store.clone(),
+                catalog: app.catalog.clone(),
+                backend,
+                images,
+                // No executor: nothing is in progress.
+                progress: Arc::new(|_| None),
+                data_dir: data_dir.clone(),
+                identity,
+                nofile,
+            },
+        );
         let addr = listener.local_addr()?;
         // Tests and scripts read this line to find a port-0 listener.
         println!("listening on http://{addr}");

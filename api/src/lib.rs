@@ -42,6 +42,9 @@ pub type QueryParams = Result<
     axum::extract::rejection::QueryRejection,
 >;
 
+/// A volume's work in progress (percent), as the executor reports it.
+pub type Progress = Arc<dyn Fn(uuid::Uuid) -> Option<u8> + Send + Sync>;
+
 #[derive(Clone)]
 pub struct AppState {
     pub store: EventStore,
@@ -53,7 +56,7 @@ pub struct AppState {
     pub images: Arc<dyn ImageFiles>,
     /// Percent done of a running image copy, held by the executor: the log
     /// records start and end, not every percent.
-    pub progress: Arc<dyn Fn(uuid::Uuid) -> Option<u8> + Send + Sync>,
+    pub progress: Progress,
     /// Where a snapshot's frozen bytes are (ZStack's
     /// `primaryStorageInstallPath`): the backend's layout, reported only.
     pub snapshot_file: Arc<dyn Fn(uuid::Uuid) -> String + Send + Sync>,
