@@ -355,6 +355,19 @@ fn verify(data_dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// The identity mode `serve` runs in; noauth trusts what a caller claims,
+/// so it is refused (exit 9) on a listen address that is not loopback.
+pub(crate) fn auth_mode(args: &ServeArgs) -> Result<api::identity::AuthMode, Refusal> {
+    let mode = match args.auth.auth.as_str() {
+        "noauth" => api::identity::AuthMode::Noauth,
+        _ => api::identity::AuthMode::Keystone,
+    };
+    if mode == api::identity::AuthMode::Noauth && !args.listen.ip().is_loopback() {
+        return Err(Refusal::NoauthExposed(args.listen));
+    }
+    Ok(mode)
+}
+
 fn serve(args: ServeArgs) -> Result<()> {
     if args.read_only {
         return point_in_time::serve_read_only(args);
@@ -365,13 +378,7 @@ fn serve(args: ServeArgs) -> Result<()> {
     let served: Result<()> = rt.block_on(async move {
         // Every check that can refuse to start runs before anything
         // starts: a refusal never leaves a half-started server.
-        let mode = match args.auth.auth.as_str() {
-            "noauth" => api::identity::AuthMode::Noauth,
-            _ => api::identity::AuthMode::Keystone,
-        };
-        if mode == api::identity::AuthMode::Noauth && !args.listen.ip().is_loopback() {
-            return Err(Refusal::NoauthExposed(args.listen).into());
-        }
+        let mode = auth_mode(&args)?;
         let nofile = raise_nofile_limit();
         if args.backend == "qcow2" {
             check_qemu_img()?;

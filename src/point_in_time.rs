@@ -63,13 +63,7 @@ pub(crate) fn serve_read_only(args: ServeArgs) -> Result<()> {
         .enable_all()
         .build()?;
     let served: Result<()> = rt.block_on(async move {
-        let mode = match args.auth.auth.as_str() {
-            "noauth" => api::identity::AuthMode::Noauth,
-            _ => api::identity::AuthMode::Keystone,
-        };
-        if mode == api::identity::AuthMode::Noauth && !args.listen.ip().is_loopback() {
-            return Err(Refusal::NoauthExposed(args.listen).into());
-        }
+        let mode = crate::auth_mode(&args)?;
         let db = args.data.data_dir.join("blockledger.db");
         if !db.exists() {
             bail!(
