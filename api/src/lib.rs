@@ -140,8 +140,11 @@ async fn fallback(req: Request) -> Response {
 
 /// Every Cinder route family under one version prefix.
 fn cinder_family(prefix: &str) -> Router<AppState> {
-    use dialects::cinder::{admin, catalog, limits, qos, snapshots, transfers, types, volumes};
+    use dialects::cinder::{
+        admin, catalog, default_types, limits, qos, snapshots, transfers, types, volumes,
+    };
     volumes::routes(prefix)
+        .merge(default_types::routes(prefix))
         .merge(types::routes(prefix))
         .merge(qos::routes(prefix))
         .merge(snapshots::routes(prefix))
@@ -156,7 +159,12 @@ pub fn router(state: AppState) -> Router {
     // Installed before the first request, so every route is recorded.
     metrics::handle();
     let idem = &idempotency::Idempotency::new(state.app(), state.identity.clone());
-    let v3 = cinder_family("/v3/{project_id}").layer(middleware::from_fn(microversion::negotiate));
+    // Microversion 3.67: every `/v3` route also without the project id
+    // (the caller's token names it). Cinder's router maps both forms at
+    // every version; 3.67 only tells clients they may rely on it.
+    let v3 = cinder_family("/v3/{project_id}")
+        .merge(cinder_family("/v3"))
+        .layer(middleware::from_fn(microversion::negotiate));
     Router::new()
         // Tagged too, so a 405 there is a JSON fault like any other.
         .merge(serve(versions::routes(), &CINDER, idem))

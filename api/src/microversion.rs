@@ -70,6 +70,34 @@ pub struct Version(pub (u32, u32));
 pub const UPLOAD_IMAGE_PARAMS: (u32, u32) = (3, 1);
 pub const VOLUME_LIST_BOOTABLE: (u32, u32) = (3, 2);
 
+// coordinator (issue 17): the fields and filters of 3.45-3.69.
+/// `with_count=true` adds `count` to volume and snapshot lists.
+pub const SUPPORT_COUNT_INFO: (u32, u32) = (3, 45);
+/// `shared_targets` and `service_uuid` in volume details.
+pub const VOLUME_SHARED_TARGETS_AND_SERVICE_FIELDS: (u32, u32) = (3, 48);
+/// `backend_state` in the os-services list.
+pub const BACKEND_STATE_REPORT: (u32, u32) = (3, 49);
+/// `extra_specs` filter on the volume type list.
+pub const SUPPORT_VOLUME_TYPE_FILTER: (u32, u32) = (3, 52);
+/// Create and update bodies validated strictly (unknown keys are 400).
+pub const SUPPORT_VOLUME_SCHEMA_CHANGES: (u32, u32) = (3, 53);
+/// `created_at` / `updated_at` comparison filters on volume lists.
+pub const VOLUME_TIME_COMPARISON_FILTER: (u32, u32) = (3, 60);
+/// `cluster_name` in an admin's volume details.
+pub const VOLUME_CLUSTER_NAME: (u32, u32) = (3, 61);
+/// `/default-types`: a project's own default volume type.
+pub const DEFAULT_TYPE_OVERRIDES: (u32, u32) = (3, 62);
+/// `volume_type_id` in volume details.
+pub const VOLUME_TYPE_ID_IN_VOLUME_DETAIL: (u32, u32) = (3, 63);
+/// `encryption_key_id` in the details of an encrypted volume.
+pub const ENCRYPTION_KEY_ID_IN_DETAILS: (u32, u32) = (3, 64);
+/// `consumes_quota` in volume and snapshot details, and as a list filter.
+pub const USE_QUOTA: (u32, u32) = (3, 65);
+/// Routes without the project id in the URL.
+pub const SUPPORT_PROJECT_ID_OPTIONAL: (u32, u32) = (3, 67);
+/// `shared_targets` may be null (tri-state).
+pub const SHARED_TARGETS_TRISTATE: (u32, u32) = (3, 69);
+
 #[derive(Debug, PartialEq, Eq)]
 pub enum Asked {
     Version(u32, u32),

@@ -12,6 +12,7 @@ use serde::ser::{SerializeMap, SerializeSeq, Serializer};
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 
+use crate::microversion as mv;
 use crate::Ctx;
 
 /// Cinder resources: `YYYY-MM-DDTHH:MM:SS.ffffff`, UTC, no zone suffix
@@ -160,7 +161,16 @@ pub struct CinderVolume<'a> {
     attachments: CinderAttachments<'a>,
     availability_zone: &'a str,
     bootable: &'static str,
+    /// 3.61, admin only: the cluster of the volume's service. This service
+    /// runs no Active/Active clusters (its `/clusters` list is empty), so
+    /// the value is null, as Cinder's for a volume outside a cluster.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cluster_name: Option<()>,
     consistencygroup_id: (),
+    /// 3.65: every volume here counts against its project's quota (there
+    /// are no temporary migration volumes, Cinder's only ones that don't).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    consumes_quota: Option<bool>,
     created_at: CinderTime<'a>,
     description: Option<&'a str>,
     encrypted: bool,
@@ -201,6 +211,16 @@ pub struct CinderVolume<'a> {
     )]
     extended_status: Option<()>,
     replication_status: &'static str,
+    /// 3.48: the uuid of the `cinder-volume` service (backend) holding the
+    /// volume, [`service_uuid`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    service_uuid: Option<uuid::Uuid>,
+    /// 3.48: whether a consumer must lock around target scans. A volume
+    /// here is a file opened by path (no iSCSI target is shared between
+    /// volumes): never, `false`. From 3.69 the field may be null (forced
+    /// locking); this backend never asks for that.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    shared_targets: Option<bool>,
     size: i64,
     snapshot_id: Option<&'a str>,
     source_volid: Option<&'a str>,
@@ -210,6 +230,23 @@ pub struct CinderVolume<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     volume_image_metadata: Option<ImageMetadata<'a>>,
     volume_type: &'a str,
+    /// 3.63: the type's id, beside its name ([`CinderVolume::with_type_id`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    volume_type_id: Option<&'a str>,
+    // 3.64's `encryption_key_id` is printed only for an encrypted volume;
+    // this service keeps no key manager and encrypts no volume
+    // (`encrypted` is false), so no body has it.
+}
+
+/// The uuid of the `cinder-volume` service that holds volumes of
+/// `volume_type` (the backend `blockledger@<type>`): derived from the
+/// backend's name (UUID v5), so it is the same at every start and in every
+/// replay without being stored.
+pub fn service_uuid(volume_type: &str) -> uuid::Uuid {
+    uuid::Uuid::new_v5(
+        &uuid::Uuid::NAMESPACE_URL,
+        format!("blockledger:cinder-volume:{HOST}@{volume_type}").as_bytes(),
+    )
 }
 
 /// `volume_image_metadata` where a body has it: the image's properties,
@@ -275,6 +312,7 @@ impl<'a> CinderVolume<'a> {
     pub fn new(ctx: &'a Ctx, v: &'a VolumeRow, view: CinderView) -> Self {
         let detail = view != CinderView::Plain;
         let v3 = ctx.is_v3();
+        let shared = v3 && ctx.at_least(mv::VOLUME_SHARED_TARGETS_AND_SERVICE_FIELDS);
         // Cinder (`/v3`) prints `volume_image_metadata` only for a volume
         // made from an image, the same in list and show (tempest compares
         // the two bodies); the seed's `/v2` prints `{}` in the detail list
@@ -290,7 +328,10 @@ impl<'a> CinderVolume<'a> {
             attachments: CinderAttachments(v),
             availability_zone: &v.availability_zone,
             bootable: bool_str(v.bootable),
+            cluster_name: (v3 && ctx.is_admin && ctx.at_least(mv::VOLUME_CLUSTER_NAME))
+                .then_some(()),
             consistencygroup_id: (),
+            consumes_quota: (v3 && ctx.at_least(mv::USE_QUOTA)).then_some(true),
             created_at: CinderTime(&v.created_at),
             description: v.description.as_deref(),
             encrypted: false,
@@ -310,6 +351,8 @@ impl<'a> CinderVolume<'a> {
             tenant_id: detail.then_some(v.project_id.as_str()),
             extended_status: (detail && !v3).then_some(()),
             replication_status: "disabled",
+            service_uuid: shared.then(|| service_uuid(&v.volume_type)),
+            shared_targets: shared.then_some(false),
             size: v.size,
             snapshot_id: v.snapshot_id.as_deref(),
             source_volid: v.source_volid.as_deref(),
@@ -318,7 +361,18 @@ impl<'a> CinderVolume<'a> {
             user_id: &v.user_id,
             volume_image_metadata: image,
             volume_type: &v.volume_type,
+            volume_type_id: None,
         }
+    }
+
+    /// 3.63: adds `volume_type_id` (the adapter looks the id up in the
+    /// types view, which the row does not hold).
+    pub fn with_type_id(mut self, id: Option<&'a str>) -> Self {
+        let ctx = self.links.ctx;
+        if ctx.is_v3() && ctx.at_least(mv::VOLUME_TYPE_ID_IN_VOLUME_DETAIL) {
+            self.volume_type_id = id;
+        }
+        self
     }
 }
 
@@ -328,15 +382,30 @@ pub fn cinder_volume(ctx: &Ctx, v: &VolumeRow) -> Map<String, Value> {
     object(&CinderVolume::new(ctx, v, CinderView::Plain))
 }
 
+/// A `/v3` create or update body: [`cinder_volume`] with 3.63's
+/// `volume_type_id` when the adapter looked it up.
+pub fn cinder_volume_typed(ctx: &Ctx, v: &VolumeRow, type_id: Option<&str>) -> Value {
+    Value::Object(object(
+        &CinderVolume::new(ctx, v, CinderView::Plain).with_type_id(type_id),
+    ))
+}
+
 /// `CinderVolumeDetail` / `CinderVolumeShow` (CINDER-7.1.5, 7.1.6): the
 /// create fields plus the admin/extension attributes.
 pub fn cinder_volume_detail(ctx: &Ctx, v: &VolumeRow, in_list: bool) -> Value {
+    cinder_volume_show(ctx, v, in_list, None)
+}
+
+/// [`cinder_volume_detail`] with 3.63's `volume_type_id`.
+pub fn cinder_volume_show(ctx: &Ctx, v: &VolumeRow, in_list: bool, type_id: Option<&str>) -> Value {
     let view = if in_list {
         CinderView::ListDetail
     } else {
         CinderView::Show
     };
-    Value::Object(object(&CinderVolume::new(ctx, v, view)))
+    Value::Object(object(
+        &CinderVolume::new(ctx, v, view).with_type_id(type_id),
+    ))
 }
 
 /// A typed body as a JSON object (for the bodies that add or pick keys).
@@ -370,6 +439,10 @@ pub fn json_response(body: &impl Serialize) -> Response {
 /// page, `volumes_links` (sorted after `volumes`, as a map prints it).
 #[derive(Serialize)]
 pub struct VolumePage<T> {
+    /// Microversion 3.45's `with_count`: how many volumes the filters
+    /// match, whatever the page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub count: Option<i64>,
     pub volumes: Vec<T>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub volumes_links: Option<Value>,
@@ -868,6 +941,7 @@ mod tests {
             let next = json!([{"href": "h", "rel": "next"}]);
             for links in [None, Some(next.clone())] {
                 let page = VolumePage {
+                    count: None,
                     volumes: rows
                         .iter()
                         .map(|v| CinderVolume::new(&ctx, v, CinderView::ListDetail))

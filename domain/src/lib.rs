@@ -7,6 +7,7 @@
 pub mod aggregate;
 pub mod catalog;
 pub mod create_rules;
+pub mod default_type;
 pub mod error;
 pub mod identity;
 pub mod image;

@@ -82,6 +82,15 @@ impl Filter {
         self.sql.push_str(&out);
     }
 
+    /// Cinder 3.60's time comparisons on a stamped column (`stamp`'s fixed
+    /// width text orders as the instants do). A row without the time (a
+    /// volume never updated) matches no comparison, as SQL's NULL.
+    pub(crate) fn times(&mut self, column: &str, filters: &[TimeFilter]) {
+        for f in filters {
+            self.and(&format!("{column} {} ?", f.op.sql()), stamp(&f.at));
+        }
+    }
+
     /// `column = value` when a value is given.
     pub(crate) fn eq(&mut self, column: &str, v: Option<&String>) {
         if let Some(v) = v {
@@ -192,6 +201,50 @@ pub(crate) fn dump_table(
 
 /// Times are stored raw: UTC, RFC 3339 with microseconds (sorts as text).
 /// Each dialect formats them its own way when it renders a row.
+/// A comparison of Cinder's time filters (`created_at=gt:2026-…`,
+/// microversion 3.60): `gt`, `gte`, `eq`, `neq`, `lt`, `lte`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimeOp {
+    Gt,
+    Gte,
+    Eq,
+    Neq,
+    Lt,
+    Lte,
+}
+
+impl TimeOp {
+    pub fn parse(s: &str) -> Option<TimeOp> {
+        Some(match s {
+            "gt" => TimeOp::Gt,
+            "gte" => TimeOp::Gte,
+            "eq" => TimeOp::Eq,
+            "neq" => TimeOp::Neq,
+            "lt" => TimeOp::Lt,
+            "lte" => TimeOp::Lte,
+            _ => return None,
+        })
+    }
+
+    fn sql(self) -> &'static str {
+        match self {
+            TimeOp::Gt => ">",
+            TimeOp::Gte => ">=",
+            TimeOp::Eq => "=",
+            TimeOp::Neq => "!=",
+            TimeOp::Lt => "<",
+            TimeOp::Lte => "<=",
+        }
+    }
+}
+
+/// One time comparison: the row's time `op` `at`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TimeFilter {
+    pub op: TimeOp,
+    pub at: DateTime<Utc>,
+}
+
 pub(crate) fn stamp(t: &DateTime<Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
 }

@@ -10,6 +10,7 @@
 
 use std::collections::BTreeMap;
 
+use domain::default_type::DefaultTypeEvent;
 use domain::qos::QosEvent;
 use domain::volume_type::{Encryption, VolumeTypeEvent};
 use eventstore::rusqlite::{self, params, Connection, OptionalExtension, Row};
@@ -118,7 +119,12 @@ impl InlineProjection for VolumeTypesProjection {
                 specs TEXT NOT NULL,
                 seq INTEGER NOT NULL
             );
-            CREATE TABLE IF NOT EXISTS volume_types_seeded (done INTEGER NOT NULL);",
+            CREATE TABLE IF NOT EXISTS volume_types_seeded (done INTEGER NOT NULL);
+            -- Microversion 3.62: a project's own default type.
+            CREATE TABLE IF NOT EXISTS project_default_types (
+                project_id TEXT PRIMARY KEY,
+                volume_type_id TEXT NOT NULL
+            );",
         )?;
         // Once per view (a fresh table, or after `clear`): a seed type an
         // admin deleted stays deleted across restarts.
@@ -139,6 +145,22 @@ impl InlineProjection for VolumeTypesProjection {
             if let Some(e) = decode::<QosEvent>(ev) {
                 apply_qos(conn, ev, id, e)?;
             }
+        } else if let Some(project) = ev.stream_id.strip_prefix("default_type-") {
+            match decode::<DefaultTypeEvent>(ev) {
+                Some(DefaultTypeEvent::ProjectDefaultTypeSet { volume_type_id }) => {
+                    conn.prepare_cached(
+                        "INSERT INTO project_default_types (project_id, volume_type_id)
+                         VALUES (?1, ?2)
+                         ON CONFLICT(project_id) DO UPDATE SET volume_type_id = excluded.volume_type_id",
+                    )?
+                    .execute(params![project, volume_type_id])?;
+                }
+                Some(DefaultTypeEvent::ProjectDefaultTypeUnset {}) => {
+                    conn.prepare_cached("DELETE FROM project_default_types WHERE project_id = ?1")?
+                        .execute([project])?;
+                }
+                None => {}
+            }
         }
         Ok(())
     }
@@ -147,13 +169,14 @@ impl InlineProjection for VolumeTypesProjection {
         conn.execute_batch(
             "DELETE FROM volume_types; DELETE FROM volume_type_access;
              DELETE FROM volume_type_encryption; DELETE FROM qos_specs;
-             DELETE FROM volume_types_seeded;",
+             DELETE FROM volume_types_seeded; DELETE FROM project_default_types;",
         )?;
         seed(conn)
     }
 
     fn dump(&self, conn: &Connection) -> rusqlite::Result<Vec<String>> {
         let mut out = dump_table(conn, "volume_types", "id")?;
+        out.extend(dump_table(conn, "project_default_types", "project_id")?);
         out.extend(dump_table(
             conn,
             "volume_type_access",
@@ -522,6 +545,22 @@ pub fn qos(conn: &Connection, id: &str) -> rusqlite::Result<Option<QosRow>> {
     conn.prepare_cached("SELECT id, name, consumer, specs FROM qos_specs WHERE id = ?1")?
         .query_row([id], qos_row)
         .optional()
+}
+
+/// Microversion 3.62: the type id `project` has set as its default.
+pub fn project_default(conn: &Connection, project: &str) -> rusqlite::Result<Option<String>> {
+    conn.prepare_cached("SELECT volume_type_id FROM project_default_types WHERE project_id = ?1")?
+        .query_row([project], |r| r.get(0))
+        .optional()
+}
+
+/// Every project's own default type: (project, type id), by project.
+pub fn project_defaults(conn: &Connection) -> rusqlite::Result<Vec<(String, String)>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT project_id, volume_type_id FROM project_default_types ORDER BY project_id",
+    )?;
+    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    rows.collect()
 }
 
 pub fn qos_by_name(conn: &Connection, name: &str) -> rusqlite::Result<Option<QosRow>> {

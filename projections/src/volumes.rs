@@ -701,6 +701,14 @@ pub struct ListQuery {
     pub volume_type: Option<String>,
     /// Cinder's `bootable` filter (microversion 3.2 made it strict).
     pub bootable: Option<bool>,
+    /// Cinder 3.60: `created_at` comparisons, all of which must hold.
+    pub created_at: Vec<crate::TimeFilter>,
+    /// Cinder 3.60: `updated_at` comparisons, all of which must hold.
+    pub updated_at: Vec<crate::TimeFilter>,
+    /// Cinder 3.65's `consumes_quota` filter. Every volume of this service
+    /// counts against its project's quota (there are no temporary volumes
+    /// of a migration, Cinder's only ones that do not): `false` keeps none.
+    pub consumes_quota: Option<bool>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -738,6 +746,11 @@ fn filter(q: &ListQuery) -> Filter {
     }
     f.one_of("id", &q.ids);
     f.one_of("status", &q.statuses);
+    f.times("created_at", &q.created_at);
+    f.times("updated_at", &q.updated_at);
+    if q.consumes_quota == Some(false) {
+        f.and_all("0 = 1", []);
+    }
     if let Some(w) = &q.search {
         // instr, not LIKE: the word is matched literally (no wildcards).
         f.and_all(

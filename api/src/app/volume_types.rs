@@ -9,6 +9,7 @@
 use std::collections::BTreeMap;
 
 use domain::catalog::VolumeType as CatalogType;
+use domain::default_type::{DefaultTypeAggregate, DefaultTypeCommand};
 use domain::volume_type::{EncryptionChange, VolumeTypeAggregate, VolumeTypeCommand as C};
 use domain::{Aggregate, Catalog, DomainError};
 use eventstore::rusqlite::Connection;
@@ -21,7 +22,10 @@ use super::{App, AppError, Caller, RequestMeta, Tx};
 /// private type only to the projects it is shared with, and to admin.
 pub fn catalog(conn: &Connection, base: &Catalog, caller: &Caller) -> Result<Catalog, AppError> {
     let rows = view::list(conn)?;
-    let default_id = base.default_type_id();
+    // Microversion 3.62: the project's own default, where it set one,
+    // overrides the configured one.
+    let own = view::project_default(conn, &caller.project_id)?;
+    let default_id = own.as_deref().or(base.default_type_id());
     let default_name = rows
         .iter()
         .find(|t| Some(t.id.as_str()) == default_id)
@@ -260,7 +264,11 @@ pub async fn delete(
         let t = target(tx, &raw)?;
         materialize(tx, &t)?;
         let in_use = view::in_use(tx.conn(), &t.name)?;
-        let is_default = default_id.as_deref() == Some(t.id.as_str());
+        // The configured default, or a project's own (3.62).
+        let is_default = default_id.as_deref() == Some(t.id.as_str())
+            || view::project_defaults(tx.conn())?
+                .iter()
+                .any(|(_, id)| *id == t.id);
         tx.execute::<VolumeTypeAggregate>(&t.id, C::Delete { in_use, is_default })?;
         Ok(())
     })
@@ -423,6 +431,7 @@ pub async fn list(
     app: &App,
     caller: &Caller,
     is_public: Option<bool>,
+    extra_specs: &BTreeMap<String, String>,
 ) -> Result<Vec<TypeRow>, AppError> {
     let caller = caller.clone();
     let rows = app.read(view::list).await?;
@@ -430,13 +439,23 @@ pub async fn list(
         .into_iter()
         .filter(|t| t.visible_to(&caller.project_id, caller.is_admin))
         .filter(|t| is_public.is_none_or(|p| t.is_public == p))
+        // Microversion 3.52: types holding every asked spec with its value.
+        .filter(|t| {
+            extra_specs
+                .iter()
+                .all(|(k, v)| t.extra_specs.get(k) == Some(v))
+        })
         .collect())
 }
 
 /// `GET /types/{id}` (by id or name) and `GET /types/default`.
 pub async fn show(app: &App, caller: &Caller, raw: String) -> Result<TypeRow, AppError> {
     let caller = caller.clone();
-    let default_id = app.catalog.default_type_id().map(String::from);
+    let project = caller.project_id.clone();
+    let own = app
+        .read(move |c| view::project_default(c, &project))
+        .await?;
+    let default_id = own.or_else(|| app.catalog.default_type_id().map(String::from));
     let raw = if raw == "default" {
         default_id.unwrap_or(raw)
     } else {
@@ -490,6 +509,17 @@ pub async fn access_list(app: &App, caller: &Caller, raw: String) -> Result<Type
 }
 
 /// Every type's name (the per-type quota keys), whoever asks.
+/// Every type's id by its name (names are unique), for bodies that show a
+/// volume's type id beside the name it records (microversion 3.63).
+pub async fn ids_by_name(app: &App) -> Result<std::collections::HashMap<String, String>, AppError> {
+    Ok(app
+        .read(view::list)
+        .await?
+        .into_iter()
+        .map(|t| (t.name, t.id))
+        .collect())
+}
+
 pub async fn names(app: &App) -> Result<Vec<String>, AppError> {
     Ok(app
         .read(view::list)
@@ -497,4 +527,106 @@ pub async fn names(app: &App) -> Result<Vec<String>, AppError> {
         .into_iter()
         .map(|t| t.name)
         .collect())
+}
+
+/// Microversion 3.62 (`/default-types`): an administrator's, as Cinder's
+/// policy has it.
+fn default_types_admin(tx: &Tx<'_, '_>, project: &str) -> Result<(), AppError> {
+    if tx.caller.is_admin {
+        Ok(())
+    } else {
+        Err(AppError::refused(
+            DefaultTypeAggregate::stream_id(project),
+            DomainError::NotPermitted("Policy doesn't allow default type management.".into()),
+        ))
+    }
+}
+
+/// `PUT /default-types/{project}`: `raw` (a type's name or id) becomes the
+/// type a create without one gets in `project`. An unknown type is 400, as
+/// Cinder answers. Returns the type's id.
+pub async fn set_project_default(
+    app: &App,
+    caller: &Caller,
+    meta: &RequestMeta,
+    project: String,
+    raw: String,
+) -> Result<String, AppError> {
+    app.run(caller, meta, None, move |tx| {
+        default_types_admin(tx, &project)?;
+        let t = visible(tx.conn(), tx.caller, &raw)?.ok_or_else(|| {
+            AppError::refused(
+                DefaultTypeAggregate::stream_id(&project),
+                DomainError::invalid(
+                    "volume_type",
+                    domain::FieldReason::Invalid,
+                    format!("Volume type {raw} could not be found."),
+                ),
+            )
+        })?;
+        tx.execute::<DefaultTypeAggregate>(
+            &project,
+            DefaultTypeCommand::Set {
+                volume_type_id: t.id.clone(),
+            },
+        )?;
+        Ok(t.id)
+    })
+    .await
+}
+
+/// `GET /default-types/{project}`: the type id, or 404 when none is set.
+pub async fn project_default(
+    app: &App,
+    caller: &Caller,
+    project: String,
+) -> Result<String, AppError> {
+    if !caller.is_admin {
+        return Err(AppError::refused(
+            DefaultTypeAggregate::stream_id(&project),
+            DomainError::NotPermitted("Policy doesn't allow default type management.".into()),
+        ));
+    }
+    let key = project.clone();
+    app.read(move |c| view::project_default(c, &key))
+        .await?
+        .ok_or_else(|| {
+            AppError::refused(
+                DefaultTypeAggregate::stream_id(&project),
+                DomainError::invalid(
+                    "project_id",
+                    domain::FieldReason::NotFound,
+                    format!("Default type for project {project} not found."),
+                ),
+            )
+        })
+}
+
+/// `GET /default-types`: every project's own default, (project, type id).
+pub async fn project_defaults(
+    app: &App,
+    caller: &Caller,
+) -> Result<Vec<(String, String)>, AppError> {
+    if !caller.is_admin {
+        return Err(AppError::refused(
+            "default_type",
+            DomainError::NotPermitted("You are not authorized to perform this operation.".into()),
+        ));
+    }
+    app.read(view::project_defaults).await
+}
+
+/// `DELETE /default-types/{project}`: the configured default applies again.
+pub async fn unset_project_default(
+    app: &App,
+    caller: &Caller,
+    meta: &RequestMeta,
+    project: String,
+) -> Result<(), AppError> {
+    app.run(caller, meta, None, move |tx| {
+        default_types_admin(tx, &project)?;
+        tx.execute::<DefaultTypeAggregate>(&project, DefaultTypeCommand::Unset)?;
+        Ok(())
+    })
+    .await
 }

@@ -14,9 +14,12 @@ use crate::Problem;
 
 pub mod admin;
 pub mod catalog;
+pub mod default_types;
 pub mod limits;
+pub mod list_filters;
 pub mod metadata;
 pub mod qos;
+pub mod schema;
 pub mod snapshots;
 pub mod transfers;
 pub mod types;

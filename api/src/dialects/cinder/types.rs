@@ -108,8 +108,21 @@ async fn list(State(state): State<AppState>, ctx: Ctx, q: QueryParams) -> Reply 
         Some(s) if matches!(s.as_str(), "false" | "0" | "no" | "f" | "n" | "off") => Some(false),
         Some(s) => return Err(ctx.err(bad("is_public", format!("Invalid is_public filter [{s}]")))),
     };
+    // Microversion 3.52: `extra_specs={'k': 'v'}` (a dict literal, as
+    // Cinder's `ast.literal_eval` reads it); dropped unread before.
+    let extra_specs = match q.get("extra_specs") {
+        Some(raw) if ctx.at_least(crate::microversion::SUPPORT_VOLUME_TYPE_FILTER) => {
+            crate::parse::metadata_filter(raw).ok_or_else(|| {
+                ctx.err(bad(
+                    "extra_specs",
+                    format!("Invalid extra_specs filter [{raw}]"),
+                ))
+            })?
+        }
+        _ => BTreeMap::new(),
+    };
     let caller = ctx.caller();
-    let rows = uc::list(&state.app(), &caller, None)
+    let rows = uc::list(&state.app(), &caller, None, &extra_specs)
         .await
         .map_err(|e| ctx.err(e))?;
     let all: Vec<Value> = rows

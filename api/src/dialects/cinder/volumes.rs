@@ -16,6 +16,7 @@ use domain::volume::AttachMode;
 use domain::{DomainError, FieldReason, VolumeCommand};
 use serde_json::{json, Value};
 
+use super::list_filters;
 use crate::app::volume_actions::{self, AttachRequest, DevicePolicy};
 use crate::app::{self, queries, volume_create, volume_delete, volume_extend};
 use crate::parse::{self, path_uuid};
@@ -54,6 +55,7 @@ pub fn routes(prefix: &str) -> Router<AppState> {
 async fn create(State(state): State<AppState>, ctx: Ctx, body: Bytes) -> Reply {
     let obj = input::json_object(&body).map_err(|e| ctx.err(e))?;
     let v = input::member(&obj, "volume").map_err(|e| ctx.err(e))?;
+    super::schema::check_create(&ctx, v).map_err(|e| ctx.err(e))?;
     if ctx.api_version == "v3" {
         input::check_whole_size(v.get("size"), "size").map_err(|e| ctx.err(e))?;
     }
@@ -67,7 +69,7 @@ async fn create(State(state): State<AppState>, ctx: Ctx, body: Bytes) -> Reply {
         .map_err(|e| ctx.err(e))?;
     Ok((
         StatusCode::ACCEPTED,
-        Json(json!({ "volume": render::cinder_volume(&ctx, &row) })),
+        Json(json!({ "volume": render::cinder_volume_typed(&ctx, &row, type_id(&state, &ctx, &row).await?.as_deref()) })),
     )
         .into_response())
 }
@@ -101,9 +103,25 @@ async fn list_page(
         .map(|v| parse::bootable_filter(&ctx, v))
         .transpose()
         .map_err(|e| ctx.err(e))?;
+    lq.created_at = list_filters::time_filters(&ctx, &q, "created_at").map_err(|e| ctx.err(e))?;
+    lq.updated_at = list_filters::time_filters(&ctx, &q, "updated_at").map_err(|e| ctx.err(e))?;
+    lq.consumes_quota = list_filters::consumes_quota(&ctx, &q).map_err(|e| ctx.err(e))?;
+    let count = match list_filters::with_count(&ctx, &q).map_err(|e| ctx.err(e))? {
+        true => Some(
+            queries::count_volumes(&state.app(), lq.clone())
+                .await
+                .map_err(|e| ctx.err(e))?,
+        ),
+        false => None,
+    };
     let (rows, more) = queries::volumes(&state.app(), lq)
         .await
         .map_err(|e| ctx.err(e))?;
+    let ids = if detail {
+        type_ids(&state, &ctx).await?
+    } else {
+        None
+    };
     let volumes_links = match (has_next(&ctx, more, rows.len(), &q), rows.last()) {
         (true, Some(last)) => {
             let path = if detail { "volumes/detail" } else { "volumes" };
@@ -114,14 +132,22 @@ async fn list_page(
     // Typed rows written straight to the body (render::CinderVolume).
     Ok(if detail {
         render::json_response(&render::VolumePage {
+            count,
             volumes: rows
                 .iter()
-                .map(|v| render::CinderVolume::new(&ctx, v, render::CinderView::ListDetail))
+                .map(|v| {
+                    render::CinderVolume::new(&ctx, v, render::CinderView::ListDetail).with_type_id(
+                        ids.as_ref()
+                            .and_then(|m| m.get(&v.volume_type))
+                            .map(String::as_str),
+                    )
+                })
                 .collect(),
             volumes_links,
         })
     } else {
         render::json_response(&render::VolumePage {
+            count,
             volumes: rows
                 .iter()
                 .map(|v| render::CinderVolumeSummary::new(&ctx, v))
@@ -150,7 +176,38 @@ async fn show(
 ) -> Reply {
     let id = p.get("volume_id").map(String::as_str).unwrap_or_default();
     let row = visible(&state, &ctx, id).await?;
-    Ok(Json(json!({ "volume": render::cinder_volume_detail(&ctx, &row, false) })).into_response())
+    let tid = type_id(&state, &ctx, &row).await?;
+    Ok(
+        Json(json!({ "volume": render::cinder_volume_show(&ctx, &row, false, tid.as_deref()) }))
+            .into_response(),
+    )
+}
+
+/// Microversion 3.63: the ids of the volume types, by name, when the body
+/// shows them (a volume records its type by name; the types view has the
+/// id). One read per request, not per row.
+async fn type_ids(
+    state: &AppState,
+    ctx: &Ctx,
+) -> Result<Option<HashMap<String, String>>, ApiError> {
+    if !ctx.at_least(crate::microversion::VOLUME_TYPE_ID_IN_VOLUME_DETAIL) {
+        return Ok(None);
+    }
+    app::volume_types::ids_by_name(&state.app())
+        .await
+        .map(Some)
+        .map_err(|e| ctx.err(e))
+}
+
+/// [`type_ids`] for one volume.
+async fn type_id(
+    state: &AppState,
+    ctx: &Ctx,
+    row: &projections::VolumeRow,
+) -> Result<Option<String>, ApiError> {
+    Ok(type_ids(state, ctx)
+        .await?
+        .and_then(|mut ids| ids.remove(&row.volume_type)))
 }
 
 /// CINDER-7.1.3: name, description (or their `display_` spellings) and
@@ -165,6 +222,7 @@ async fn update(
     let id = path_uuid(&ctx, raw_id)?;
     let obj = input::json_object(&body).map_err(|e| ctx.err(e))?;
     let v = input::member(&obj, "volume").map_err(|e| ctx.err(e))?;
+    super::schema::check_update(&ctx, v).map_err(|e| ctx.err(e))?;
     let name = parse::either(v, "name", "display_name").map_err(|e| ctx.err(e))?;
     let description =
         parse::either(v, "description", "display_description").map_err(|e| ctx.err(e))?;
@@ -179,7 +237,11 @@ async fn update(
     };
     run(&state, &ctx, id, cmd).await?;
     let row = visible(&state, &ctx, raw_id).await?;
-    Ok(Json(json!({ "volume": render::cinder_volume(&ctx, &row) })).into_response())
+    let tid = type_id(&state, &ctx, &row).await?;
+    Ok(
+        Json(json!({ "volume": render::cinder_volume_typed(&ctx, &row, tid.as_deref()) }))
+            .into_response(),
+    )
 }
 
 /// CINDER-7.1.2: 202, the volume goes `deleting` and then away.
