@@ -15,6 +15,7 @@ use crate::Problem;
 pub mod admin;
 pub mod catalog;
 pub mod limits;
+pub mod messages;
 pub mod metadata;
 pub mod qos;
 pub mod snapshots;
