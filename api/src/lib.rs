@@ -141,7 +141,8 @@ async fn fallback(req: Request) -> Response {
 /// Every Cinder route family under one version prefix.
 fn cinder_family(prefix: &str) -> Router<AppState> {
     use dialects::cinder::{
-        admin, catalog, default_types, limits, qos, snapshots, transfers, types, volumes,
+        admin, catalog, default_types, limits, messages, qos, snapshots, transfers, types,
+        volumes,
     };
     volumes::routes(prefix)
         .merge(default_types::routes(prefix))
@@ -152,6 +153,7 @@ fn cinder_family(prefix: &str) -> Router<AppState> {
         .merge(transfers::routes(prefix))
         .merge(limits::routes(prefix))
         .merge(admin::routes(prefix))
+        .merge(messages::routes(prefix))
 }
 
 pub fn router(state: AppState) -> Router {

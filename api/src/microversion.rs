@@ -43,7 +43,8 @@ pub static VOLUME: Service = Service {
     min: (3, 0),
     // 3.1: upload-to-image takes `visibility` and `protected`;
     // 3.2: the `bootable` volume-list filter is strict.
-    max: (3, 2),
+    // a17 (issue 17): 3.3 user messages and what a17 builds above it.
+    max: (3, 3),
     default: (3, 0),
     gone_after_max: false,
     dialect: DialectRef(&crate::dialects::cinder::CINDER),
@@ -97,6 +98,11 @@ pub const USE_QUOTA: (u32, u32) = (3, 65);
 pub const SUPPORT_PROJECT_ID_OPTIONAL: (u32, u32) = (3, 67);
 /// `shared_targets` may be null (tri-state).
 pub const SHARED_TARGETS_TRISTATE: (u32, u32) = (3, 69);
+// a17: messages and the admin/misc versions (contract17.md).
+pub const MESSAGES: (u32, u32) = (3, 3);
+pub const MESSAGES_PAGINATION: (u32, u32) = (3, 5);
+pub const RESOURCE_FILTER: (u32, u32) = (3, 31);
+pub const LIKE_FILTER: (u32, u32) = (3, 34);
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum Asked {

@@ -287,3 +287,117 @@ pub fn bootable_filter(ctx: &Ctx, v: &str) -> Result<bool, DomainError> {
         )),
     }
 }
+
+/// Cinder's `resource_filters.json` entry for messages: what a non-admin
+/// may filter on from 3.31 (`reject_invalid_filters`).
+const MESSAGE_FILTERS: [&str; 5] = [
+    "resource_uuid",
+    "resource_type",
+    "event_id",
+    "request_id",
+    "message_level",
+];
+
+/// `GET /messages`' query (Cinder's `MessagesController.index`): before
+/// 3.5 nothing is read; from 3.5 paging, sort and any other key a filter
+/// on the message's columns (a key that is none lists nothing, as
+/// Cinder's `is_valid_model_filters`); from 3.31 a non-admin's filter
+/// keys are checked against the configured ones (400); from 3.34 `key~`
+/// matches a part of the column. None: the list is empty.
+pub fn message_query(
+    ctx: &Ctx,
+    q: &HashMap<String, String>,
+) -> Result<Option<projections::messages::MessageQuery>, DomainError> {
+    use crate::microversion::{LIKE_FILTER, MESSAGES_PAGINATION, RESOURCE_FILTER};
+    use projections::messages::{Match, MessageQuery, COLUMNS};
+    let mut out = MessageQuery::default();
+    if !ctx.at_least(MESSAGES_PAGINATION) {
+        return Ok(Some(out));
+    }
+    let bad = |m: String| DomainError::invalid("query", FieldReason::Invalid, m);
+    let mut rest = q.clone();
+    if let Some(raw) = rest.remove("limit") {
+        match input::query_int(&raw) {
+            Some(n) if n >= 0 => {
+                out.limit = Some(n.min(domain::limits::MAX_PAGE_LIMIT) as usize);
+            }
+            Some(_) => return Err(bad("limit param must be positive".into())),
+            None => return Err(bad("limit param must be an integer".into())),
+        }
+    }
+    out.marker = rest.remove("marker");
+    if let Some(raw) = rest.remove("offset") {
+        match input::query_int(&raw) {
+            Some(n) if n >= 0 => out.offset = n as usize,
+            _ => return Err(bad(format!("Invalid input received: offset={raw}"))),
+        }
+    }
+    if rest.contains_key("sort") && (rest.contains_key("sort_key") || rest.contains_key("sort_dir"))
+    {
+        return Err(bad("The 'sort_key' and 'sort_dir' parameters are deprecated and cannot be used with the 'sort' parameter.".into()));
+    }
+    let mut pairs: Vec<(String, String)> = Vec::new();
+    if let Some(sort) = rest.remove("sort") {
+        for part in sort.trim().split(',') {
+            let (k, d) = part.split_once(':').unwrap_or((part, ""));
+            let d = if d.is_empty() { "desc" } else { d };
+            pairs.push((k.trim().to_string(), d.trim().to_string()));
+        }
+    } else {
+        let k = rest
+            .remove("sort_key")
+            .unwrap_or_else(|| "created_at".into());
+        let d = rest.remove("sort_dir").unwrap_or_else(|| "desc".into());
+        pairs.push((k.trim().to_string(), d.trim().to_string()));
+    }
+    for (k, d) in pairs {
+        let asc = match d.as_str() {
+            "asc" => true,
+            "desc" => false,
+            _ => {
+                return Err(bad(
+                    "Invalid input received: Unknown sort direction, must be 'desc' or 'asc'."
+                        .into(),
+                ))
+            }
+        };
+        let col = COLUMNS
+            .iter()
+            .find(|c| **c == k)
+            .ok_or_else(|| bad("Invalid input received: Invalid sort key".into()))?;
+        out.sort.push((col, asc));
+    }
+    if ctx.at_least(RESOURCE_FILTER) && !ctx.is_admin {
+        rest.remove("all_tenants");
+        let like = ctx.at_least(LIKE_FILTER);
+        let mut invalid: Vec<&str> = rest
+            .keys()
+            .map(String::as_str)
+            .filter(|k| {
+                !(MESSAGE_FILTERS.contains(k)
+                    || (like && MESSAGE_FILTERS.contains(&format!("{k}~").as_str())))
+            })
+            .collect();
+        if !invalid.is_empty() {
+            invalid.sort();
+            return Err(bad(format!(
+                "Invalid filters {} are found in query options.",
+                invalid.join(",")
+            )));
+        }
+    }
+    let mut keys: Vec<&String> = rest.keys().collect();
+    keys.sort();
+    for k in keys {
+        let v = rest[k].clone();
+        let (name, m) = match k.strip_suffix('~') {
+            Some(base) if ctx.at_least(LIKE_FILTER) => (base, Match::Like(v)),
+            _ => (k.as_str(), Match::Exact(v)),
+        };
+        match COLUMNS.iter().find(|c| **c == name) {
+            Some(col) => out.filters.push((col, m)),
+            None => return Ok(None),
+        }
+    }
+    Ok(Some(out))
+}

@@ -77,6 +77,8 @@ pub enum DomainError {
     TransferWrongStatus(String),
     #[error("Transfer {0} could not be found.")]
     TransferNotFound(String),
+    #[error("Message {0} could not be found.")]
+    MessageNotFound(String),
     #[error("Image {0} could not be found.")]
     ImageNotFound(String),
     #[error("Invalid volume: volume status must be available, or in-use with force=true, to upload an image (status {0}).")]
@@ -260,6 +262,7 @@ impl DomainError {
             AttachmentNotFound(_) => "attachment_not_found",
             TransferWrongStatus(_) => "transfer_wrong_status",
             TransferNotFound(_) => "transfer_not_found",
+            MessageNotFound(_) => "message_not_found",
             ImageNotFound(_) => "image_not_found",
             UploadWrongStatus(_) => "upload_wrong_status",
             ImageNotActive(_) => "image_not_active",
@@ -306,6 +309,7 @@ impl DomainError {
             | MetadataKeyNotFound(_)
             | AttachmentNotFound(_)
             | TransferNotFound(_)
+            | MessageNotFound(_)
             | ImageNotFound(_)
             | VolumeTypeNotFound(_)
             | ExtraSpecNotFound { .. }

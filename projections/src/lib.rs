@@ -13,6 +13,7 @@ pub mod idempotency;
 pub mod identity;
 pub mod images;
 pub mod jobs;
+pub mod messages;
 pub mod metrics;
 pub mod quotas;
 pub mod snapshots;
@@ -37,6 +38,8 @@ pub fn all() -> Vec<Arc<dyn InlineProjection>> {
         Arc::new(idempotency::IdempotencyProjection),
         Arc::new(volume_types::VolumeTypesProjection),
         Arc::new(identity::IdentityProjection),
+        // After jobs: a failed work's request is the job's.
+        Arc::new(messages::MessagesProjection),
     ]
 }
 

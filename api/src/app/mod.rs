@@ -14,6 +14,7 @@ pub mod identity;
 pub mod image_catalog;
 pub mod image_upload;
 pub mod lookup;
+pub mod messages;
 pub mod outcome;
 pub mod policy;
 pub mod qos_specs;

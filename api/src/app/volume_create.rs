@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use domain::create_rules::{self, CreatePolicy, ImageFacts};
 use domain::error::FieldReason;
 use domain::volume::{CreateSource, ImageSourceFacts, SnapshotSource, VolumeSourceFacts};
-use domain::{CreateVolume, DomainError, VolumeAggregate, VolumeCommand};
+use domain::{CreateVolume, DomainError, VolumeAggregate, VolumeCommand, WorkKind};
 use uuid::Uuid;
 
 use super::{App, AppError, Caller, RequestMeta, Tx};
@@ -173,6 +173,30 @@ fn command(
     })
 }
 
+/// Creates volume `cmd` and schedules it: when no backend's capabilities
+/// meet its type's extra specs (`domain::scheduler`), the create still
+/// stands and fails in the same transaction, as Cinder's scheduler fails
+/// it after accepting the request (the user message says why).
+fn create_and_schedule(tx: &mut Tx<'_, '_>, app: &App, cmd: CreateVolume) -> Result<(), AppError> {
+    let id = cmd.volume_id.to_string();
+    let specs = projections::volume_types::by_name(tx.conn(), &cmd.volume_type)?
+        .map(|t| t.extra_specs)
+        .unwrap_or_default();
+    tx.execute::<VolumeAggregate>(&id, VolumeCommand::Create(Box::new(cmd)))?;
+    // The backends are the configured ones, as get_pools lists them.
+    let backends = app.catalog.types.iter().map(|t| t.name.as_str());
+    if let Err(reason) = domain::scheduler::place(&specs, backends) {
+        tx.execute::<VolumeAggregate>(
+            &id,
+            VolumeCommand::FailWork {
+                kind: WorkKind::Create,
+                reason: reason.to_string(),
+            },
+        )?;
+    }
+    Ok(())
+}
+
 /// CINDER-7.1.1 / EVS-6.1.1 with `count` 1: the new volume's id.
 pub async fn create(
     app: &App,
@@ -189,7 +213,7 @@ pub async fn create(
     app.run(caller, meta, Some(&job_id.clone()), move |tx| {
         let name = r.name.clone();
         let cmd = command(tx, &a, &r, id, name, Some(job_id), None)?;
-        tx.execute::<VolumeAggregate>(&id.to_string(), VolumeCommand::Create(Box::new(cmd)))?;
+        create_and_schedule(tx, &a, cmd)?;
         Ok(id)
     })
     .await
@@ -251,7 +275,7 @@ pub async fn create_batch(
                 Some(super::new_job_id()),
                 Some(job.clone()),
             )?;
-            tx.execute::<VolumeAggregate>(&id.to_string(), VolumeCommand::Create(Box::new(cmd)))?;
+            create_and_schedule(tx, &a, cmd)?;
             ids.push(id);
         }
         Ok(ids)

@@ -49,10 +49,10 @@ pub fn routes(prefix: &str) -> Router<AppState> {
 
 const SCHEDULER: &str = "cinder-scheduler";
 const VOLUME: &str = "cinder-volume";
-const VENDOR: &str = "blockledger";
+/// The scheduler judges a type's extra specs against these (one source).
+const VENDOR: &str = domain::scheduler::VENDOR_NAME;
 const DRIVER_VERSION: &str = env!("CARGO_PKG_VERSION");
-/// Volumes are files a consumer opens by path (os-brick's local connector).
-const PROTOCOL: &str = "file";
+const PROTOCOL: &str = domain::scheduler::STORAGE_PROTOCOL;
 
 fn admin_only(ctx: &Ctx) -> Result<(), ApiError> {
     if ctx.is_admin {

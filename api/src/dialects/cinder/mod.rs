@@ -17,6 +17,7 @@ pub mod catalog;
 pub mod default_types;
 pub mod limits;
 pub mod list_filters;
+pub mod messages;
 pub mod metadata;
 pub mod qos;
 pub mod schema;

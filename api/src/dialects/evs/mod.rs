@@ -91,6 +91,7 @@ fn domain_code(e: &DomainError) -> &'static str {
         AttachmentNotFound(_) => "EVS.5404",
         TransferWrongStatus(_) => "EVS.5400",
         TransferNotFound(_) => "EVS.5404",
+        MessageNotFound(_) => "EVS.5404",
         ImageNotFound(_) => "EVS.5404",
         UploadWrongStatus(_) => "EVS.5400",
         ImageNotActive(_) => "EVS.5400",
