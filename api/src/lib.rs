@@ -140,7 +140,9 @@ async fn fallback(req: Request) -> Response {
 
 /// Every Cinder route family under one version prefix.
 fn cinder_family(prefix: &str) -> Router<AppState> {
-    use dialects::cinder::{admin, catalog, limits, qos, snapshots, transfers, types, volumes};
+    use dialects::cinder::{
+        admin, catalog, groups, limits, qos, snapshots, transfers, types, volumes,
+    };
     volumes::routes(prefix)
         .merge(types::routes(prefix))
         .merge(qos::routes(prefix))
@@ -149,6 +151,7 @@ fn cinder_family(prefix: &str) -> Router<AppState> {
         .merge(transfers::routes(prefix))
         .merge(limits::routes(prefix))
         .merge(admin::routes(prefix))
+        .merge(groups::routes(prefix))
 }
 
 pub fn router(state: AppState) -> Router {

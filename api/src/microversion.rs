@@ -43,7 +43,9 @@ pub static VOLUME: Service = Service {
     min: (3, 0),
     // 3.1: upload-to-image takes `visibility` and `protected`;
     // 3.2: the `bootable` volume-list filter is strict.
-    max: (3, 2),
+    // g17's branch: up to 3.58 (groups' `project_id`) for its tests; the
+    // coordinator sets the real maximum at merge.
+    max: (3, 58),
     default: (3, 0),
     gone_after_max: false,
     dialect: DialectRef(&crate::dialects::cinder::CINDER),
@@ -69,6 +71,18 @@ pub struct Version(pub (u32, u32));
 /// Cinder's named versions this server implements.
 pub const UPLOAD_IMAGE_PARAMS: (u32, u32) = (3, 1);
 pub const VOLUME_LIST_BOOTABLE: (u32, u32) = (3, 2);
+
+// g17: generic volume groups (Cinder's api_version_request names).
+pub const GROUP_VOLUME_FILTER: (u32, u32) = (3, 10);
+pub const GROUP_TYPE: (u32, u32) = (3, 11);
+pub const GROUP_VOLUME: (u32, u32) = (3, 13);
+pub const GROUP_SNAPSHOTS: (u32, u32) = (3, 14);
+pub const GROUP_SNAPSHOT_RESET_STATUS: (u32, u32) = (3, 19);
+pub const GROUP_VOLUME_RESET_STATUS: (u32, u32) = (3, 20);
+pub const GROUP_VOLUME_LIST: (u32, u32) = (3, 25);
+pub const GROUP_SNAPSHOT_PAGINATION: (u32, u32) = (3, 29);
+pub const GROUP_REPLICATION: (u32, u32) = (3, 38);
+pub const GROUP_GROUPSNAPSHOT_PROJECT_ID: (u32, u32) = (3, 58);
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum Asked {

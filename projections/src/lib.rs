@@ -9,6 +9,7 @@ use domain::Aggregate;
 use eventstore::rusqlite::{self, types::ValueRef, Connection, OptionalExtension};
 use eventstore::InlineProjection;
 
+pub mod groups;
 pub mod idempotency;
 pub mod identity;
 pub mod images;
@@ -37,6 +38,7 @@ pub fn all() -> Vec<Arc<dyn InlineProjection>> {
         Arc::new(idempotency::IdempotencyProjection),
         Arc::new(volume_types::VolumeTypesProjection),
         Arc::new(identity::IdentityProjection),
+        Arc::new(groups::GroupsProjection),
     ]
 }
 

@@ -14,6 +14,7 @@ use crate::Problem;
 
 pub mod admin;
 pub mod catalog;
+pub mod groups;
 pub mod limits;
 pub mod metadata;
 pub mod qos;
