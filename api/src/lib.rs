@@ -141,8 +141,8 @@ async fn fallback(req: Request) -> Response {
 /// Every Cinder route family under one version prefix.
 fn cinder_family(prefix: &str) -> Router<AppState> {
     use dialects::cinder::{
-        admin, catalog, default_types, limits, messages, qos, snapshots, transfers, types,
-        volumes,
+        admin, catalog, default_types, groups, limits, messages, qos, snapshots, transfers,
+        types, volumes,
     };
     volumes::routes(prefix)
         .merge(default_types::routes(prefix))
@@ -154,6 +154,7 @@ fn cinder_family(prefix: &str) -> Router<AppState> {
         .merge(limits::routes(prefix))
         .merge(admin::routes(prefix))
         .merge(messages::routes(prefix))
+        .merge(groups::routes(prefix))
 }
 
 pub fn router(state: AppState) -> Router {

@@ -103,6 +103,17 @@ pub const MESSAGES: (u32, u32) = (3, 3);
 pub const MESSAGES_PAGINATION: (u32, u32) = (3, 5);
 pub const RESOURCE_FILTER: (u32, u32) = (3, 31);
 pub const LIKE_FILTER: (u32, u32) = (3, 34);
+// g17: generic volume groups (Cinder's api_version_request names).
+pub const GROUP_VOLUME_FILTER: (u32, u32) = (3, 10);
+pub const GROUP_TYPE: (u32, u32) = (3, 11);
+pub const GROUP_VOLUME: (u32, u32) = (3, 13);
+pub const GROUP_SNAPSHOTS: (u32, u32) = (3, 14);
+pub const GROUP_SNAPSHOT_RESET_STATUS: (u32, u32) = (3, 19);
+pub const GROUP_VOLUME_RESET_STATUS: (u32, u32) = (3, 20);
+pub const GROUP_VOLUME_LIST: (u32, u32) = (3, 25);
+pub const GROUP_SNAPSHOT_PAGINATION: (u32, u32) = (3, 29);
+pub const GROUP_REPLICATION: (u32, u32) = (3, 38);
+pub const GROUP_GROUPSNAPSHOT_PROJECT_ID: (u32, u32) = (3, 58);
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum Asked {

@@ -265,6 +265,11 @@ pub fn list_query(ctx: &Ctx, q: &HashMap<String, String>) -> Result<ListQuery, D
         offset: input::offset(q.get("offset").map(String::as_str))?,
         sort_key,
         sort_dir,
+        // 3.10 (g17): the generic group filter.
+        group_id: q
+            .get("group_id")
+            .filter(|_| ctx.at_least(crate::microversion::GROUP_VOLUME_FILTER))
+            .cloned(),
         ..Default::default()
     })
 }

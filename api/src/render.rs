@@ -174,6 +174,9 @@ pub struct CinderVolume<'a> {
     created_at: CinderTime<'a>,
     description: Option<&'a str>,
     encrypted: bool,
+    /// 3.13 (g17): the generic group the volume is in.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    group_id: Option<Option<&'a str>>,
     id: &'a str,
     links: Links<'a>,
     metadata: &'a BTreeMap<String, String>,
@@ -335,6 +338,8 @@ impl<'a> CinderVolume<'a> {
             created_at: CinderTime(&v.created_at),
             description: v.description.as_deref(),
             encrypted: false,
+            group_id: (v3 && ctx.at_least(crate::microversion::GROUP_VOLUME))
+                .then_some(v.group_id.as_deref()),
             id: &v.id,
             links: Links {
                 ctx,
@@ -786,6 +791,7 @@ mod tests {
             updated_at: None,
             snapshot_id: None,
             source_volid: None,
+            group_id: None,
             attachments: Vec::new(),
             image_metadata: None,
             seq: 7,

@@ -160,6 +160,28 @@ pub enum DomainError {
     QosSpecsKeyNotFound { id: String, key: String },
     #[error("Invalid volume: {0}")]
     RetypeRefused(String),
+    // g17: generic volume groups (Cinder's messages).
+    #[error("Group type {0} could not be found.")]
+    GroupTypeNotFound(String),
+    #[error("Group Type {0} already exists.")]
+    GroupTypeExists(String),
+    /// Cinder's 400 "Target group type is still in use.".
+    #[error("Target group type {0} is still in use.")]
+    GroupTypeInUse(String),
+    #[error("Invalid group type: {0}")]
+    GroupTypeRefused(String),
+    #[error("Group Type {type_id} has no specs with key {key}.")]
+    GroupSpecNotFound { type_id: String, key: String },
+    #[error("Group {0} could not be found.")]
+    GroupNotFound(String),
+    #[error("Invalid Group: {0}")]
+    GroupRefused(String),
+    #[error("GroupSnapshot {0} could not be found.")]
+    GroupSnapshotNotFound(String),
+    #[error("Invalid GroupSnapshot: {0}")]
+    GroupSnapshotRefused(String),
+    #[error("Maximum number of groups allowed ({limit}) exceeded for quota 'groups'.")]
+    GroupCountQuota { limit: i64, in_use: i64 },
 }
 
 /// Why a field was refused.
@@ -290,6 +312,16 @@ impl DomainError {
             QosSpecsInUse(_) => "qos_specs_in_use",
             QosSpecsKeyNotFound { .. } => "qos_specs_key_not_found",
             RetypeRefused(_) => "retype_refused",
+            GroupTypeNotFound(_) => "group_type_not_found",
+            GroupTypeExists(_) => "group_type_exists",
+            GroupTypeInUse(_) => "group_type_in_use",
+            GroupTypeRefused(_) => "group_type_refused",
+            GroupSpecNotFound { .. } => "group_spec_not_found",
+            GroupNotFound(_) => "group_not_found",
+            GroupRefused(_) => "group_refused",
+            GroupSnapshotNotFound(_) => "group_snapshot_not_found",
+            GroupSnapshotRefused(_) => "group_snapshot_refused",
+            GroupCountQuota { .. } => "group_count_quota",
         }
     }
 
@@ -316,15 +348,21 @@ impl DomainError {
             | TypeAccessNotFound { .. }
             | EncryptionNotFound(_)
             | QosSpecsNotFound(_)
-            | QosSpecsKeyNotFound { .. } => ErrorKind::NotFound,
-            VolumeCountQuota { .. } | GigabytesQuota { .. } | SnapshotCountQuota { .. } => {
-                ErrorKind::OverLimit
-            }
+            | QosSpecsKeyNotFound { .. }
+            | GroupTypeNotFound(_)
+            | GroupSpecNotFound { .. }
+            | GroupNotFound(_)
+            | GroupSnapshotNotFound(_) => ErrorKind::NotFound,
+            VolumeCountQuota { .. }
+            | GigabytesQuota { .. }
+            | SnapshotCountQuota { .. }
+            | GroupCountQuota { .. } => ErrorKind::OverLimit,
             VolumeAlreadyExists(_)
             | ImageNotUploadable(_)
             | VolumeTypeExists(_)
             | TypeAccessExists { .. }
-            | QosSpecsExists(_) => ErrorKind::Conflict,
+            | QosSpecsExists(_)
+            | GroupTypeExists(_) => ErrorKind::Conflict,
             NotPermitted(_) | ImageProtected(_) => ErrorKind::Forbidden,
             _ => ErrorKind::BadRequest,
         }

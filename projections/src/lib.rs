@@ -9,6 +9,7 @@ use domain::Aggregate;
 use eventstore::rusqlite::{self, types::ValueRef, Connection, OptionalExtension};
 use eventstore::InlineProjection;
 
+pub mod groups;
 pub mod idempotency;
 pub mod identity;
 pub mod images;
@@ -40,6 +41,7 @@ pub fn all() -> Vec<Arc<dyn InlineProjection>> {
         Arc::new(identity::IdentityProjection),
         // After jobs: a failed work's request is the job's.
         Arc::new(messages::MessagesProjection),
+        Arc::new(groups::GroupsProjection),
     ]
 }
 

@@ -9,6 +9,16 @@
 //! of every refusal.
 
 pub mod events;
+pub mod group_actions;
+pub mod group_create;
+pub mod group_delete;
+pub mod group_queries;
+pub mod group_snapshot_actions;
+pub mod group_snapshot_create;
+pub mod group_snapshot_delete;
+pub mod group_types;
+pub mod group_update;
+pub mod group_volume_create;
 pub mod idempotency;
 pub mod identity;
 pub mod image_catalog;

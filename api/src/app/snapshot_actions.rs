@@ -30,6 +30,12 @@ pub async fn command(
             ));
         }
         tx.snapshot(id)?;
+        // g17: a group snapshot's member goes with its set (Cinder's rule).
+        if matches!(cmd, SnapshotCommand::Delete) {
+            let set = projections::groups::group_snapshot_of(tx.conn(), &id.to_string())?;
+            domain::group::refuse_set_member_delete(set.as_deref())
+                .map_err(|e| AppError::refused(SnapshotAggregate::stream_id(&id.to_string()), e))?;
+        }
         tx.execute::<SnapshotAggregate>(&id.to_string(), cmd)?;
         Ok(())
     })

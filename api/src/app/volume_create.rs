@@ -40,7 +40,7 @@ pub struct CreateVolumeRequest {
 
 /// Checks what needs no transaction, so a malformed request is refused
 /// before anything is read (omicron's "validate before the saga").
-fn precheck(r: &CreateVolumeRequest, batch: bool) -> Result<(), DomainError> {
+pub(crate) fn precheck(r: &CreateVolumeRequest, batch: bool) -> Result<(), DomainError> {
     r.policy.check(
         r.availability_zone.as_deref(),
         r.volume_type.as_deref(),
@@ -59,7 +59,7 @@ fn precheck(r: &CreateVolumeRequest, batch: bool) -> Result<(), DomainError> {
 }
 
 /// The command for volume `id`, with its source facts read in `tx`.
-fn command(
+pub(crate) fn command(
     tx: &Tx<'_, '_>,
     app: &App,
     r: &CreateVolumeRequest,

@@ -17,6 +17,10 @@ pub async fn delete(
 ) -> Result<(), AppError> {
     app.run(caller, meta, Some(&job_id.clone()), move |tx| {
         tx.volume(id)?;
+        // g17: a group's member goes with its group (Cinder's rule).
+        let group = projections::groups::group_of_volume(tx.conn(), &id.to_string())?;
+        domain::group::refuse_member_delete(group.as_deref())
+            .map_err(|e| AppError::refused(format!("volume-{id}"), e))?;
         let dependents = projections::snapshots::dependents_of(tx.conn(), &id.to_string())?;
         let mut decided = Vec::new();
         let mut remaining = dependents.len();

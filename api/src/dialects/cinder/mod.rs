@@ -15,6 +15,7 @@ use crate::Problem;
 pub mod admin;
 pub mod catalog;
 pub mod default_types;
+pub mod groups;
 pub mod limits;
 pub mod list_filters;
 pub mod messages;

@@ -61,9 +61,19 @@ async fn create(State(state): State<AppState>, ctx: Ctx, body: Bytes) -> Reply {
     }
     let r = parse::create_request(v, CreatePolicy::OPEN).map_err(|e| ctx.err(e))?;
     let (app, caller) = (state.app(), ctx.caller());
-    let id = volume_create::create(&app, &caller, &ctx.meta(), r, app::new_job_id())
-        .await
-        .map_err(|e| type_not_found_on_v3(&ctx, e))?;
+    // 3.13 (g17): `group_id` creates the volume in a generic group.
+    let group = match ctx.at_least(crate::microversion::GROUP_VOLUME) {
+        true => input::opt_str(v, "group_id").map_err(|e| ctx.err(e))?,
+        false => None,
+    };
+    let id = match group {
+        Some(g) => {
+            let job = app::new_job_id();
+            app::group_volume_create::create(&app, &caller, &ctx.meta(), r, g, job).await
+        }
+        None => volume_create::create(&app, &caller, &ctx.meta(), r, app::new_job_id()).await,
+    }
+    .map_err(|e| type_not_found_on_v3(&ctx, e))?;
     let row = queries::volume(&app, &caller, &id.to_string())
         .await
         .map_err(|e| ctx.err(e))?;

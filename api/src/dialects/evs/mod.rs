@@ -114,6 +114,16 @@ fn domain_code(e: &DomainError) -> &'static str {
         VolumeTypeExists(_) | TypeAccessExists { .. } | QosSpecsExists(_) => "EVS.5409",
         VolumeTypeInUse(_) | VolumeTypeRefused(_) | EncryptionExists(_) | QosSpecsInUse(_)
         | RetypeRefused(_) => "EVS.5400",
+        // Generic groups are Cinder's (g17); on EVS routes the nearest codes.
+        GroupTypeNotFound(_)
+        | GroupSpecNotFound { .. }
+        | GroupNotFound(_)
+        | GroupSnapshotNotFound(_) => "EVS.5404",
+        GroupTypeExists(_) => "EVS.5409",
+        GroupTypeInUse(_) | GroupTypeRefused(_) | GroupRefused(_) | GroupSnapshotRefused(_) => {
+            "EVS.5400"
+        }
+        GroupCountQuota { .. } => "EVS.1034",
     }
 }
 
