@@ -142,6 +142,7 @@ async fn fallback(req: Request) -> Response {
 fn cinder_family(prefix: &str) -> Router<AppState> {
     use dialects::cinder::{admin, catalog, limits, qos, snapshots, transfers, types, volumes};
     volumes::routes(prefix)
+        .merge(dialects::cinder::attachments::routes(prefix))
         .merge(types::routes(prefix))
         .merge(qos::routes(prefix))
         .merge(snapshots::routes(prefix))

@@ -43,7 +43,7 @@ pub static VOLUME: Service = Service {
     min: (3, 0),
     // 3.1: upload-to-image takes `visibility` and `protected`;
     // 3.2: the `bootable` volume-list filter is strict.
-    max: (3, 2),
+    max: (3, 59),
     default: (3, 0),
     gone_after_max: false,
     dialect: DialectRef(&crate::dialects::cinder::CINDER),
@@ -69,6 +69,26 @@ pub struct Version(pub (u32, u32));
 /// Cinder's named versions this server implements.
 pub const UPLOAD_IMAGE_PARAMS: (u32, u32) = (3, 1);
 pub const VOLUME_LIST_BOOTABLE: (u32, u32) = (3, 2);
+
+// t17: attachments, revert, extend, transfers.
+/// `/attachments` (create, show, list, detail, update, delete).
+pub const ATTACHMENTS: (u32, u32) = (3, 27);
+/// Revert a volume to its latest snapshot (`revert` action).
+pub const VOLUME_REVERT: (u32, u32) = (3, 40);
+/// Extend an `in-use` volume.
+pub const EXTEND_IN_USE: (u32, u32) = (3, 42);
+/// The attachment `os-complete` action.
+pub const ATTACHMENT_COMPLETE: (u32, u32) = (3, 44);
+/// Attachment-create takes `mode`.
+pub const ATTACHMENT_MODE: (u32, u32) = (3, 54);
+/// `/volume-transfers` with `no_snapshots`.
+pub const TRANSFER_SNAPSHOTS: (u32, u32) = (3, 55);
+/// Transfer bodies show source/destination project and `accepted`.
+pub const TRANSFER_PROJECTS: (u32, u32) = (3, 57);
+/// Transfer lists take pagination and sort.
+pub const TRANSFER_PAGINATION: (u32, u32) = (3, 59);
+/// A snapshot of an `in-use` volume needs no `force`.
+pub const SNAPSHOT_IN_USE: (u32, u32) = (3, 66);
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum Asked {

@@ -158,6 +158,15 @@ pub enum DomainError {
     QosSpecsKeyNotFound { id: String, key: String },
     #[error("Invalid volume: {0}")]
     RetypeRefused(String),
+    /// Cinder's InvalidVolume from the attachment rules (400).
+    #[error("Invalid volume: {0}")]
+    AttachmentRefused(String),
+    /// Cinder's ResourceConflict from attachment-update (409).
+    #[error("{0}")]
+    AttachmentConflict(String),
+    /// Cinder's refusals of 3.40 revert-to-snapshot (400).
+    #[error("{0}")]
+    RevertRefused(String),
 }
 
 /// Why a field was refused.
@@ -287,6 +296,9 @@ impl DomainError {
             QosSpecsInUse(_) => "qos_specs_in_use",
             QosSpecsKeyNotFound { .. } => "qos_specs_key_not_found",
             RetypeRefused(_) => "retype_refused",
+            AttachmentRefused(_) => "attachment_refused",
+            AttachmentConflict(_) => "attachment_conflict",
+            RevertRefused(_) => "revert_refused",
         }
     }
 
@@ -320,7 +332,8 @@ impl DomainError {
             | ImageNotUploadable(_)
             | VolumeTypeExists(_)
             | TypeAccessExists { .. }
-            | QosSpecsExists(_) => ErrorKind::Conflict,
+            | QosSpecsExists(_)
+            | AttachmentConflict(_) => ErrorKind::Conflict,
             NotPermitted(_) | ImageProtected(_) => ErrorKind::Forbidden,
             _ => ErrorKind::BadRequest,
         }

@@ -8,6 +8,11 @@
 //! same transaction, decide every side before any appends) and the record
 //! of every refusal.
 
+pub mod attachment_complete;
+pub mod attachment_create;
+pub mod attachment_delete;
+pub mod attachment_read;
+pub mod attachment_update;
 pub mod events;
 pub mod idempotency;
 pub mod identity;

@@ -13,6 +13,7 @@ use super::Dialect;
 use crate::Problem;
 
 pub mod admin;
+pub mod attachments;
 pub mod catalog;
 pub mod limits;
 pub mod metadata;

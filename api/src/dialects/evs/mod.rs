@@ -111,8 +111,14 @@ fn domain_code(e: &DomainError) -> &'static str {
         | QosSpecsNotFound(_)
         | QosSpecsKeyNotFound { .. } => "EVS.5404",
         VolumeTypeExists(_) | TypeAccessExists { .. } | QosSpecsExists(_) => "EVS.5409",
-        VolumeTypeInUse(_) | VolumeTypeRefused(_) | EncryptionExists(_) | QosSpecsInUse(_)
-        | RetypeRefused(_) => "EVS.5400",
+        VolumeTypeInUse(_)
+        | VolumeTypeRefused(_)
+        | EncryptionExists(_)
+        | QosSpecsInUse(_)
+        | RetypeRefused(_)
+        | AttachmentRefused(_)
+        | AttachmentConflict(_)
+        | RevertRefused(_) => "EVS.5400",
     }
 }
 
