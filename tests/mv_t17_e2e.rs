@@ -304,3 +304,162 @@ async fn attachments_3_50_multiattach_and_3_54_mode() {
     assert_eq!(volume(&c, &vol).await["status"], "available");
     verified(tmp.path());
 }
+
+async fn new_snapshot(c: &Client, vol: &str) -> String {
+    let r = c
+        .post(
+            "/v3/p1/snapshots",
+            &json!({"snapshot": {"volume_id": vol, "name": "s"}}),
+        )
+        .await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    let id = r.body["snapshot"]["id"].as_str().unwrap().to_string();
+    c.wait_until(
+        &format!("/v3/p1/snapshots/{id}"),
+        "snapshot available",
+        |r| r.body["snapshot"]["status"] == "available",
+    )
+    .await;
+    id
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revert_3_40_to_the_latest_snapshot_restores_the_bytes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let srv = Server::start(tmp.path());
+    let c = srv.client("alice", "p1");
+    let vol = new_volume(&c, "p1", json!({})).await;
+    let action = format!("/v3/p1/volumes/{vol}/action");
+    // No snapshot yet.
+    let r = at(
+        &c,
+        "3.40",
+        "POST",
+        &action,
+        Some(json!({"revert": {"snapshot_id": null}})),
+    )
+    .await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert_eq!(
+        r.body["badRequest"]["message"],
+        format!("Volume {vol} doesn't have any snapshots.")
+    );
+    let (format, path) = device_path(&c, "p1", &vol).await;
+    write_pattern(&format, &path, 0xaa);
+    let first = new_snapshot(&c, &vol).await;
+    let (_, path) = device_path(&c, "p1", &vol).await;
+    write_pattern(&format, &path, 0xbb);
+    let latest = new_snapshot(&c, &vol).await;
+    let (_, path) = device_path(&c, "p1", &vol).await;
+    write_pattern(&format, &path, 0xcc);
+
+    // 3.39: no such action; nothing changed.
+    let r = at(
+        &c,
+        "3.39",
+        "POST",
+        &action,
+        Some(json!({"revert": {"snapshot_id": latest}})),
+    )
+    .await;
+    assert_eq!(r.status, 404, "{}", r.body);
+    // Only the latest snapshot.
+    let r = at(
+        &c,
+        "3.40",
+        "POST",
+        &action,
+        Some(json!({"revert": {"snapshot_id": first}})),
+    )
+    .await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert_eq!(
+        r.body["badRequest"]["message"],
+        format!("Specified snapshot {first} is None or not the latest one of volume {vol}.")
+    );
+    let (_, path) = device_path(&c, "p1", &vol).await;
+    assert!(holds_pattern(&format, &path, 0xcc));
+
+    let r = at(
+        &c,
+        "3.40",
+        "POST",
+        &action,
+        Some(json!({"revert": {"snapshot_id": latest}})),
+    )
+    .await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    assert_eq!(r.body, Value::Null);
+    c.wait_status(&format!("/v3/p1/volumes/{vol}"), "available")
+        .await;
+    let s = c.get(&format!("/v3/p1/snapshots/{latest}")).await;
+    assert_eq!(s.body["snapshot"]["status"], "available");
+    let (_, path) = device_path(&c, "p1", &vol).await;
+    assert!(
+        holds_pattern(&format, &path, 0xbb),
+        "the revert restored the latest snapshot's bytes"
+    );
+
+    // A volume grown since its latest snapshot is refused (sizes differ).
+    let r = c
+        .post(&action, &json!({"os-extend": {"new_size": 2}}))
+        .await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    c.wait_until(&format!("/v3/p1/volumes/{vol}"), "extended", |r| {
+        r.body["volume"]["status"] == "available" && r.body["volume"]["size"] == 2
+    })
+    .await;
+    let r = at(
+        &c,
+        "3.40",
+        "POST",
+        &action,
+        Some(json!({"revert": {"snapshot_id": latest}})),
+    )
+    .await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert_eq!(
+        r.body["badRequest"]["message"],
+        format!("Can't revert volume {vol} to its latest snapshot {latest}. The volume size must be equal to the snapshot size.")
+    );
+    verified(tmp.path());
+}
+
+async fn attach_legacy(c: &Client, vol: &str) {
+    let r = c
+        .post(
+            &format!("/v3/p1/volumes/{vol}/action"),
+            &json!({"os-attach": {"instance_uuid": I1, "mountpoint": "/dev/vdb"}}),
+        )
+        .await;
+    assert_eq!(r.status, 202, "{}", r.body);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn extend_3_42_of_an_in_use_volume() {
+    let tmp = tempfile::tempdir().unwrap();
+    let srv = Server::start(tmp.path());
+    let c = srv.client("alice", "p1");
+    let vol = new_volume(&c, "p1", json!({})).await;
+    attach_legacy(&c, &vol).await;
+    let action = format!("/v3/p1/volumes/{vol}/action");
+    let grow = json!({"os-extend": {"new_size": 2}});
+    // 3.41: only an available volume extends.
+    let r = at(&c, "3.41", "POST", &action, Some(grow.clone())).await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert_eq!(
+        r.body["badRequest"]["message"],
+        format!("Invalid volume: Volume {vol} status must be '{{'status': 'available'}}' to extend, currently in-use.")
+    );
+    assert_eq!(volume(&c, &vol).await["size"], 1);
+    // 3.42: it extends, and returns to in-use.
+    let r = at(&c, "3.42", "POST", &action, Some(grow)).await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    c.wait_until(&format!("/v3/p1/volumes/{vol}"), "extended in-use", |r| {
+        r.body["volume"]["status"] == "in-use" && r.body["volume"]["size"] == 2
+    })
+    .await;
+    let (format, path) = device_path(&c, "p1", &vol).await;
+    assert_eq!(virtual_size(&path), 2 << 30, "{format}");
+    verified(tmp.path());
+}

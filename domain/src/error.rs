@@ -167,6 +167,12 @@ pub enum DomainError {
     /// Cinder's refusals of 3.40 revert-to-snapshot (400).
     #[error("{0}")]
     RevertRefused(String),
+    /// Cinder's 409 of a revert whose volume or snapshot is not available.
+    #[error("{0}")]
+    RevertConflict(String),
+    /// Cinder before 3.42 (its message prints the expected dict).
+    #[error("Invalid volume: Volume {id} status must be '{{'status': 'available'}}' to extend, currently {status}.")]
+    ExtendNeedsAvailable { id: String, status: String },
 }
 
 /// Why a field was refused.
@@ -299,6 +305,8 @@ impl DomainError {
             AttachmentRefused(_) => "attachment_refused",
             AttachmentConflict(_) => "attachment_conflict",
             RevertRefused(_) => "revert_refused",
+            RevertConflict(_) => "revert_conflict",
+            ExtendNeedsAvailable { .. } => "extend_needs_available",
         }
     }
 
@@ -333,7 +341,8 @@ impl DomainError {
             | VolumeTypeExists(_)
             | TypeAccessExists { .. }
             | QosSpecsExists(_)
-            | AttachmentConflict(_) => ErrorKind::Conflict,
+            | AttachmentConflict(_)
+            | RevertConflict(_) => ErrorKind::Conflict,
             NotPermitted(_) | ImageProtected(_) => ErrorKind::Forbidden,
             _ => ErrorKind::BadRequest,
         }

@@ -14,6 +14,7 @@ use uuid::Uuid;
 use crate::{limits, Aggregate, DomainError};
 
 pub mod attach;
+pub mod revert;
 
 /// Volume statuses of Huawei A.3 plus the ones DECISIONS.md adds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -612,19 +613,35 @@ pub struct ExtendPolicy {
     /// [5.1 #6]); the small provider documents "Extend the size of an
     /// unattached volume" and refuses it (DECISIONS.md [5.3 #8]).
     pub attached_refused: bool,
+    /// Cinder's `/v3` below microversion 3.42 extends only an `available`
+    /// volume (cinder/volume/api.py `extend`, not `extend_attached_volume`).
+    pub available_only: bool,
 }
 
 impl ExtendPolicy {
     /// From `available` or `in-use` (Cinder, EVS).
     pub const OPEN: ExtendPolicy = ExtendPolicy {
         attached_refused: false,
+        available_only: false,
+    };
+    /// Cinder `/v3` before 3.42.
+    pub const AVAILABLE_ONLY: ExtendPolicy = ExtendPolicy {
+        attached_refused: false,
+        available_only: true,
     };
     /// Only an unattached volume (the small provider's `volume/extend`).
     pub const UNATTACHED_ONLY: ExtendPolicy = ExtendPolicy {
         attached_refused: true,
+        available_only: false,
     };
 
-    pub fn check(&self, status: VolumeStatus) -> Result<(), DomainError> {
+    pub fn check(&self, id: Uuid, status: VolumeStatus) -> Result<(), DomainError> {
+        if self.available_only && status == VolumeStatus::InUse {
+            return Err(DomainError::ExtendNeedsAvailable {
+                id: id.to_string(),
+                status: status.as_str().into(),
+            });
+        }
         if self.attached_refused && matches!(status, VolumeStatus::InUse | VolumeStatus::Attaching)
         {
             return Err(DomainError::ExtendAttached(status.as_str().into()));
@@ -878,7 +895,7 @@ impl Aggregate for VolumeAggregate {
                 policy,
             } => {
                 let v = state.live("")?;
-                policy.check(v.status)?;
+                policy.check(v.id, v.status)?;
                 match v.status {
                     S::Available => {}
                     S::InUse if v.multiattach => return Err(DomainError::ExtendMultiattachInUse),

@@ -18,6 +18,7 @@ pub mod catalog;
 pub mod limits;
 pub mod metadata;
 pub mod qos;
+pub mod revert;
 pub mod snapshots;
 pub mod transfers;
 pub mod types;

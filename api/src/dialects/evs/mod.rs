@@ -118,7 +118,9 @@ fn domain_code(e: &DomainError) -> &'static str {
         | RetypeRefused(_)
         | AttachmentRefused(_)
         | AttachmentConflict(_)
-        | RevertRefused(_) => "EVS.5400",
+        | RevertRefused(_)
+        | RevertConflict(_)
+        | ExtendNeedsAvailable { .. } => "EVS.5400",
     }
 }
 
