@@ -146,6 +146,7 @@ fn cinder_family(prefix: &str) -> Router<AppState> {
     };
     volumes::routes(prefix)
         .merge(default_types::routes(prefix))
+        .merge(dialects::cinder::attachments::routes(prefix))
         .merge(types::routes(prefix))
         .merge(qos::routes(prefix))
         .merge(snapshots::routes(prefix))

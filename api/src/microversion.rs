@@ -114,6 +114,25 @@ pub const GROUP_VOLUME_LIST: (u32, u32) = (3, 25);
 pub const GROUP_SNAPSHOT_PAGINATION: (u32, u32) = (3, 29);
 pub const GROUP_REPLICATION: (u32, u32) = (3, 38);
 pub const GROUP_GROUPSNAPSHOT_PROJECT_ID: (u32, u32) = (3, 58);
+// t17: attachments, revert, extend, transfers.
+/// `/attachments` (create, show, list, detail, update, delete).
+pub const ATTACHMENTS: (u32, u32) = (3, 27);
+/// Revert a volume to its latest snapshot (`revert` action).
+pub const VOLUME_REVERT: (u32, u32) = (3, 40);
+/// Extend an `in-use` volume.
+pub const EXTEND_IN_USE: (u32, u32) = (3, 42);
+/// The attachment `os-complete` action.
+pub const ATTACHMENT_COMPLETE: (u32, u32) = (3, 44);
+/// Attachment-create takes `mode`.
+pub const ATTACHMENT_MODE: (u32, u32) = (3, 54);
+/// `/volume-transfers` with `no_snapshots`.
+pub const TRANSFER_SNAPSHOTS: (u32, u32) = (3, 55);
+/// Transfer bodies show source/destination project and `accepted`.
+pub const TRANSFER_PROJECTS: (u32, u32) = (3, 57);
+/// Transfer lists take pagination and sort.
+pub const TRANSFER_PAGINATION: (u32, u32) = (3, 59);
+/// A snapshot of an `in-use` volume needs no `force`.
+pub const SNAPSHOT_IN_USE: (u32, u32) = (3, 66);
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum Asked {

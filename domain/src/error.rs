@@ -182,6 +182,21 @@ pub enum DomainError {
     GroupSnapshotRefused(String),
     #[error("Maximum number of groups allowed ({limit}) exceeded for quota 'groups'.")]
     GroupCountQuota { limit: i64, in_use: i64 },
+    /// Cinder's InvalidVolume from the attachment rules (400).
+    #[error("Invalid volume: {0}")]
+    AttachmentRefused(String),
+    /// Cinder's ResourceConflict from attachment-update (409).
+    #[error("{0}")]
+    AttachmentConflict(String),
+    /// Cinder's refusals of 3.40 revert-to-snapshot (400).
+    #[error("{0}")]
+    RevertRefused(String),
+    /// Cinder's 409 of a revert whose volume or snapshot is not available.
+    #[error("{0}")]
+    RevertConflict(String),
+    /// Cinder before 3.42 (its message prints the expected dict).
+    #[error("Invalid volume: Volume {id} status must be '{{'status': 'available'}}' to extend, currently {status}.")]
+    ExtendNeedsAvailable { id: String, status: String },
 }
 
 /// Why a field was refused.
@@ -322,6 +337,11 @@ impl DomainError {
             GroupSnapshotNotFound(_) => "group_snapshot_not_found",
             GroupSnapshotRefused(_) => "group_snapshot_refused",
             GroupCountQuota { .. } => "group_count_quota",
+            AttachmentRefused(_) => "attachment_refused",
+            AttachmentConflict(_) => "attachment_conflict",
+            RevertRefused(_) => "revert_refused",
+            RevertConflict(_) => "revert_conflict",
+            ExtendNeedsAvailable { .. } => "extend_needs_available",
         }
     }
 
@@ -362,7 +382,9 @@ impl DomainError {
             | VolumeTypeExists(_)
             | TypeAccessExists { .. }
             | QosSpecsExists(_)
-            | GroupTypeExists(_) => ErrorKind::Conflict,
+            | GroupTypeExists(_)
+            | AttachmentConflict(_)
+            | RevertConflict(_) => ErrorKind::Conflict,
             NotPermitted(_) | ImageProtected(_) => ErrorKind::Forbidden,
             _ => ErrorKind::BadRequest,
         }

@@ -13,6 +13,9 @@ use uuid::Uuid;
 
 use crate::{limits, Aggregate, DomainError};
 
+pub mod attach;
+pub mod revert;
+
 /// Volume statuses of Huawei A.3 plus the ones DECISIONS.md adds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum VolumeStatus {
@@ -44,10 +47,13 @@ pub enum VolumeStatus {
     AwaitingTransfer,
     #[serde(rename = "uploading")]
     Uploading,
+    /// Cinder 3.27: an attachment record holds the volume, not yet connected.
+    #[serde(rename = "reserved")]
+    Reserved,
 }
 
 impl VolumeStatus {
-    pub const ALL: [VolumeStatus; 14] = [
+    pub const ALL: [VolumeStatus; 15] = [
         VolumeStatus::Creating,
         VolumeStatus::Available,
         VolumeStatus::InUse,
@@ -62,6 +68,7 @@ impl VolumeStatus {
         VolumeStatus::Attaching,
         VolumeStatus::AwaitingTransfer,
         VolumeStatus::Uploading,
+        VolumeStatus::Reserved,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -81,6 +88,7 @@ impl VolumeStatus {
             Attaching => "attaching",
             AwaitingTransfer => "awaiting-transfer",
             Uploading => "uploading",
+            Reserved => "reserved",
         }
     }
 
@@ -224,6 +232,27 @@ pub enum VolumeCommand {
     /// CINDER-7.2.6 `os-detach`; the id may be omitted with one attachment.
     Detach {
         attachment_id: Option<Uuid>,
+    },
+    /// Cinder 3.27 attachment-create (3.54: `mode`); with a connector the
+    /// record is connected at once (`volume::attach`).
+    ReserveAttachment {
+        attachment_id: Uuid,
+        instance_uuid: Option<String>,
+        mode: Option<AttachMode>,
+        connector: Option<attach::Connector>,
+    },
+    /// Cinder 3.27 attachment-update with a connector.
+    ConnectAttachment {
+        attachment_id: Uuid,
+        connector: attach::Connector,
+    },
+    /// Cinder 3.44 `os-complete`.
+    CompleteAttachment {
+        attachment_id: Uuid,
+    },
+    /// Cinder 3.27 attachment-delete.
+    DeleteAttachment {
+        attachment_id: Uuid,
     },
     /// CINDER-7.2.7 / 7.2.8.
     Reserve,
@@ -377,6 +406,19 @@ pub enum VolumeEvent {
     },
     VolumeReserved {},
     VolumeUnreserved {},
+    /// Cinder 3.27: an attachment record reserves the volume; completion
+    /// is a `VolumeAttached` of the same id, deletion a `VolumeDetached`.
+    AttachmentReserved {
+        attachment_id: Uuid,
+        instance_uuid: Option<String>,
+        /// None is Cinder's `"null"` (no mode asked).
+        attach_mode: Option<AttachMode>,
+    },
+    /// A connector was given: the record is `attaching`.
+    AttachmentConnected {
+        attachment_id: Uuid,
+        connection: attach::Connection,
+    },
     VolumeBootableSet {
         bootable: bool,
     },
@@ -460,6 +502,9 @@ pub struct Volume {
     pub status_before_upload: VolumeStatus,
     /// The snapshot a pending rollback restores, and the new name it sets.
     pub pending_rollback: Option<(Uuid, Option<String>)>,
+    /// Attachment records not yet attached (Cinder 3.27).
+    #[serde(default)]
+    pub pending: Vec<attach::PendingAttachment>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -568,19 +613,35 @@ pub struct ExtendPolicy {
     /// [5.1 #6]); the small provider documents "Extend the size of an
     /// unattached volume" and refuses it (DECISIONS.md [5.3 #8]).
     pub attached_refused: bool,
+    /// Cinder's `/v3` below microversion 3.42 extends only an `available`
+    /// volume (cinder/volume/api.py `extend`, not `extend_attached_volume`).
+    pub available_only: bool,
 }
 
 impl ExtendPolicy {
     /// From `available` or `in-use` (Cinder, EVS).
     pub const OPEN: ExtendPolicy = ExtendPolicy {
         attached_refused: false,
+        available_only: false,
+    };
+    /// Cinder `/v3` before 3.42.
+    pub const AVAILABLE_ONLY: ExtendPolicy = ExtendPolicy {
+        attached_refused: false,
+        available_only: true,
     };
     /// Only an unattached volume (the small provider's `volume/extend`).
     pub const UNATTACHED_ONLY: ExtendPolicy = ExtendPolicy {
         attached_refused: true,
+        available_only: false,
     };
 
-    pub fn check(&self, status: VolumeStatus) -> Result<(), DomainError> {
+    pub fn check(&self, id: Uuid, status: VolumeStatus) -> Result<(), DomainError> {
+        if self.available_only && status == VolumeStatus::InUse {
+            return Err(DomainError::ExtendNeedsAvailable {
+                id: id.to_string(),
+                status: status.as_str().into(),
+            });
+        }
         if self.attached_refused && matches!(status, VolumeStatus::InUse | VolumeStatus::Attaching)
         {
             return Err(DomainError::ExtendAttached(status.as_str().into()));
@@ -690,6 +751,8 @@ impl Aggregate for VolumeAggregate {
             VolumeDetached { .. } => "VolumeDetached",
             VolumeReserved {} => "VolumeReserved",
             VolumeUnreserved {} => "VolumeUnreserved",
+            AttachmentReserved { .. } => "AttachmentReserved",
+            AttachmentConnected { .. } => "AttachmentConnected",
             VolumeBootableSet { .. } => "VolumeBootableSet",
             VolumeReadonlySet { .. } => "VolumeReadonlySet",
             VolumeRetyped { .. } => "VolumeRetyped",
@@ -832,7 +895,7 @@ impl Aggregate for VolumeAggregate {
                 policy,
             } => {
                 let v = state.live("")?;
-                policy.check(v.status)?;
+                policy.check(v.id, v.status)?;
                 match v.status {
                     S::Available => {}
                     S::InUse if v.multiattach => return Err(DomainError::ExtendMultiattachInUse),
@@ -977,6 +1040,89 @@ impl Aggregate for VolumeAggregate {
                     )),
                 };
                 Ok(vec![E::VolumeDetached { attachment_id: id }])
+            }
+            C::ReserveAttachment {
+                attachment_id,
+                instance_uuid,
+                mode,
+                connector,
+            } => {
+                if let Some(i) = &instance_uuid {
+                    crate::text::check_line("instance_uuid", i)?;
+                }
+                let v = state.live("")?;
+                attach::check_reserve(v, instance_uuid.as_deref())?;
+                // The deprecated read-only flag overrides the asked mode,
+                // as Cinder's admin metadata does.
+                let attach_mode = if v.metadata.get("readonly").map(String::as_str) == Some("True")
+                {
+                    Some(AttachMode::Ro)
+                } else {
+                    mode
+                };
+                let reserved = E::AttachmentReserved {
+                    attachment_id,
+                    instance_uuid,
+                    attach_mode,
+                };
+                let Some(connector) = connector else {
+                    return Ok(vec![reserved]);
+                };
+                let after = Self::evolve(state.clone(), &reserved);
+                let connection = attach::connect(after.live("")?, attachment_id, &connector)?;
+                Ok(vec![
+                    reserved,
+                    E::AttachmentConnected {
+                        attachment_id,
+                        connection,
+                    },
+                ])
+            }
+            C::ConnectAttachment {
+                attachment_id,
+                connector,
+            } => {
+                let v = state.live("")?;
+                let connection = attach::connect(v, attachment_id, &connector)?;
+                Ok(vec![E::AttachmentConnected {
+                    attachment_id,
+                    connection,
+                }])
+            }
+            C::CompleteAttachment { attachment_id } => {
+                let v = state.live("")?;
+                if v.attachments
+                    .iter()
+                    .any(|a| a.attachment_id == attachment_id)
+                {
+                    return Ok(vec![]); // already attached
+                }
+                let p = attach::pending(v, attachment_id)?;
+                let c = p.connection.as_ref();
+                Ok(vec![E::VolumeAttached {
+                    attachment: Attachment {
+                        attachment_id,
+                        server_id: p.instance_uuid.clone().unwrap_or_default(),
+                        host_name: c.and_then(|c| c.host.clone()),
+                        device: c.map(|c| c.mountpoint.clone()).unwrap_or_default(),
+                        mode: c
+                            .map(|c| c.mode)
+                            .or(p.attach_mode)
+                            .unwrap_or(AttachMode::Rw),
+                    },
+                }])
+            }
+            C::DeleteAttachment { attachment_id } => {
+                let v = state.live("")?;
+                let known = v
+                    .attachments
+                    .iter()
+                    .any(|a| a.attachment_id == attachment_id)
+                    || v.pending.iter().any(|p| p.attachment_id == attachment_id);
+                if !known {
+                    return Err(DomainError::AttachmentNotFound(attachment_id.to_string()));
+                }
+                Ok(vec![E::VolumeDetached { attachment_id }])
             }
             C::Reserve => {
                 let v = state.live("")?;
@@ -1192,6 +1338,7 @@ impl Aggregate for VolumeAggregate {
                 upload: None,
                 status_before_upload: S::Available,
                 pending_rollback: None,
+                pending: Vec::new(),
             });
             return state;
         }
@@ -1199,6 +1346,8 @@ impl Aggregate for VolumeAggregate {
             return state;
         };
         if let E::VolumeAttached { attachment } = event {
+            v.pending
+                .retain(|p| p.attachment_id != attachment.attachment_id);
             v.attachments.push(attachment.clone());
             v.status = S::InUse;
             return state;
@@ -1263,8 +1412,41 @@ impl Aggregate for VolumeAggregate {
             E::VolumeAttached { .. } => {}
             E::VolumeDetached { attachment_id } => {
                 v.attachments.retain(|a| a.attachment_id != *attachment_id);
-                if v.attachments.is_empty() {
-                    v.status = S::Available;
+                v.pending.retain(|p| p.attachment_id != *attachment_id);
+                if let Some(s) = attach::status_from_attachments(v) {
+                    v.status = s;
+                }
+            }
+            E::AttachmentReserved {
+                attachment_id,
+                instance_uuid,
+                attach_mode,
+            } => {
+                v.pending.push(attach::PendingAttachment {
+                    attachment_id: *attachment_id,
+                    instance_uuid: instance_uuid.clone(),
+                    attach_mode: *attach_mode,
+                    status: attach::PendingStatus::Reserved,
+                    connection: None,
+                });
+                if let Some(s) = attach::status_from_attachments(v) {
+                    v.status = s;
+                }
+            }
+            E::AttachmentConnected {
+                attachment_id,
+                connection,
+            } => {
+                if let Some(p) = v
+                    .pending
+                    .iter_mut()
+                    .find(|p| p.attachment_id == *attachment_id)
+                {
+                    p.status = attach::PendingStatus::Attaching;
+                    p.connection = Some(connection.clone());
+                }
+                if let Some(s) = attach::status_from_attachments(v) {
+                    v.status = s;
                 }
             }
             E::VolumeReserved {} => {

@@ -10,6 +10,7 @@ use eventstore::rusqlite::{self, types::ValueRef, Connection, OptionalExtension}
 use eventstore::InlineProjection;
 
 pub mod groups;
+pub mod attachments;
 pub mod idempotency;
 pub mod identity;
 pub mod images;
@@ -35,6 +36,7 @@ pub fn all() -> Vec<Arc<dyn InlineProjection>> {
         Arc::new(snapshots::SnapshotChainProjection),
         Arc::new(quotas::QuotasProjection),
         Arc::new(transfers::TransfersProjection),
+        Arc::new(attachments::AttachmentsProjection),
         Arc::new(images::ImagesProjection),
         Arc::new(idempotency::IdempotencyProjection),
         Arc::new(volume_types::VolumeTypesProjection),

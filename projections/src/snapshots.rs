@@ -569,3 +569,13 @@ pub fn list_in_chains(
 /// The longest parent walk followed (a volume's snapshot quota is far
 /// smaller): a bound, so a damaged view cannot loop.
 const MAX_CHAIN_WALK: usize = 10_000;
+
+/// t17 (Cinder 3.40): the volume's most recent snapshot still in the log's
+/// view, whatever its status (Cinder's `get_latest_snapshot`).
+pub fn latest_of(conn: &Connection, volume_id: &str) -> rusqlite::Result<Option<SnapshotRow>> {
+    conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM snapshots WHERE volume_id = ?1 ORDER BY seq DESC LIMIT 1"
+    ))?
+    .query_row([volume_id], SnapshotRow::from_row)
+    .optional()
+}

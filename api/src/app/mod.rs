@@ -8,6 +8,11 @@
 //! same transaction, decide every side before any appends) and the record
 //! of every refusal.
 
+pub mod attachment_complete;
+pub mod attachment_create;
+pub mod attachment_delete;
+pub mod attachment_read;
+pub mod attachment_update;
 pub mod events;
 pub mod group_actions;
 pub mod group_create;
@@ -40,6 +45,7 @@ pub mod volume_create;
 pub mod volume_delete;
 pub mod volume_extend;
 pub mod volume_retype;
+pub mod volume_revert;
 pub mod volume_types;
 
 pub use outcome::{await_outcome, Outcome};

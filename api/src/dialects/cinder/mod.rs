@@ -13,6 +13,7 @@ use super::Dialect;
 use crate::Problem;
 
 pub mod admin;
+pub mod attachments;
 pub mod catalog;
 pub mod default_types;
 pub mod groups;
@@ -22,6 +23,7 @@ pub mod messages;
 pub mod metadata;
 pub mod qos;
 pub mod schema;
+pub mod revert;
 pub mod snapshots;
 pub mod transfers;
 pub mod types;

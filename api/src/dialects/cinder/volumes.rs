@@ -336,12 +336,20 @@ async fn action(
                 id,
                 new_size,
                 app::new_job_id(),
-                domain::volume::ExtendPolicy::OPEN,
+                // t17: /v3 extends an in-use volume from 3.42 on; /v2
+                // keeps the seed's rule [5.1 #6].
+                if ctx.is_v3() && !ctx.at_least(crate::microversion::EXTEND_IN_USE) {
+                    domain::volume::ExtendPolicy::AVAILABLE_ONLY
+                } else {
+                    domain::volume::ExtendPolicy::OPEN
+                },
             )
             .await
             .map_err(|e| ctx.err(e))?;
             Ok(StatusCode::ACCEPTED.into_response())
         }
+        // t17: Cinder 3.40 revert to the latest snapshot.
+        "revert" => super::revert::revert(&state, &ctx, id, &obj).await,
         // CINDER-7.2.2: 200, no body.
         "os-set_bootable" => {
             let b = input::member(&obj, "os-set_bootable").map_err(|e| ctx.err(e))?;

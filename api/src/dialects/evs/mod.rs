@@ -124,6 +124,11 @@ fn domain_code(e: &DomainError) -> &'static str {
             "EVS.5400"
         }
         GroupCountQuota { .. } => "EVS.1034",
+        AttachmentRefused(_)
+        | AttachmentConflict(_)
+        | RevertRefused(_)
+        | RevertConflict(_)
+        | ExtendNeedsAvailable { .. } => "EVS.5400",
     }
 }
 
