@@ -141,7 +141,8 @@ async fn fallback(req: Request) -> Response {
 /// Every Cinder route family under one version prefix.
 fn cinder_family(prefix: &str) -> Router<AppState> {
     use dialects::cinder::{
-        admin, catalog, limits, messages, qos, snapshots, transfers, types, volumes,
+        admin, catalog, clusters, limits, messages, qos, snapshots, summary, transfers, types,
+        volumes, workers,
     };
     volumes::routes(prefix)
         .merge(types::routes(prefix))
@@ -152,6 +153,9 @@ fn cinder_family(prefix: &str) -> Router<AppState> {
         .merge(limits::routes(prefix))
         .merge(admin::routes(prefix))
         .merge(messages::routes(prefix))
+        .merge(clusters::routes(prefix))
+        .merge(workers::routes(prefix))
+        .merge(summary::routes(prefix))
 }
 
 pub fn router(state: AppState) -> Router {

@@ -44,7 +44,7 @@ pub static VOLUME: Service = Service {
     // 3.1: upload-to-image takes `visibility` and `protected`;
     // 3.2: the `bootable` volume-list filter is strict.
     // a17 (issue 17): 3.3 user messages and what a17 builds above it.
-    max: (3, 3),
+    max: (3, 41),
     default: (3, 0),
     gone_after_max: false,
     dialect: DialectRef(&crate::dialects::cinder::CINDER),
@@ -73,9 +73,26 @@ pub const VOLUME_LIST_BOOTABLE: (u32, u32) = (3, 2);
 
 // a17: messages and the admin/misc versions (contract17.md).
 pub const MESSAGES: (u32, u32) = (3, 3);
+pub const VOLUME_LIST_GLANCE_METADATA: (u32, u32) = (3, 4);
 pub const MESSAGES_PAGINATION: (u32, u32) = (3, 5);
+pub const CLUSTER_SUPPORT: (u32, u32) = (3, 7);
+pub const VOLUME_SUMMARY: (u32, u32) = (3, 12);
+pub const ETAGS: (u32, u32) = (3, 15);
+pub const VOLUME_DETAIL_PROVIDER_ID: (u32, u32) = (3, 21);
+pub const SNAPSHOT_LIST_METADATA_FILTER: (u32, u32) = (3, 22);
+pub const VOLUME_DELETE_FORCE: (u32, u32) = (3, 23);
+pub const WORKERS_CLEANUP: (u32, u32) = (3, 24);
+pub const REPLICATION_CLUSTER: (u32, u32) = (3, 26);
+pub const POOL_FILTER: (u32, u32) = (3, 28);
+pub const SNAPSHOT_SORT: (u32, u32) = (3, 30);
 pub const RESOURCE_FILTER: (u32, u32) = (3, 31);
+pub const LOG_LEVEL: (u32, u32) = (3, 32);
+pub const RESOURCE_FILTER_CONFIG: (u32, u32) = (3, 33);
 pub const LIKE_FILTER: (u32, u32) = (3, 34);
+pub const POOL_TYPE_FILTER: (u32, u32) = (3, 35);
+pub const VOLUME_SUMMARY_METADATA: (u32, u32) = (3, 36);
+pub const LIMITS_ADMIN_FILTER: (u32, u32) = (3, 39);
+pub const SNAPSHOT_LIST_USER_ID: (u32, u32) = (3, 41);
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum Asked {

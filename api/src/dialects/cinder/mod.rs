@@ -14,15 +14,18 @@ use crate::Problem;
 
 pub mod admin;
 pub mod catalog;
+pub mod clusters;
 pub mod limits;
 pub mod messages;
 pub mod metadata;
 pub mod qos;
 pub mod snapshots;
+pub mod summary;
 pub mod transfers;
 pub mod types;
 pub mod upload;
 pub mod volumes;
+pub mod workers;
 
 #[derive(Debug)]
 pub struct Cinder;
