@@ -208,3 +208,543 @@ async fn v3_3_messages_from_failed_work_and_refusals() {
     drop(srv);
     assert_verified(tmp.path());
 }
+
+/// Refusals in p1 naming volume `vol` (an errored volume cannot extend),
+/// `n` of them, each a message.
+async fn refusals_on(c: &Client, vol: &str, n: usize) {
+    for _ in 0..n {
+        let r = at(
+            c,
+            "3.3",
+            "POST",
+            &format!("/v3/p1/volumes/{vol}/action"),
+            Some(json!({"os-extend": {"new_size": 2}})),
+        )
+        .await;
+        assert_eq!(r.status, 400, "{}", r.body);
+    }
+}
+
+fn ids(r: &Reply, key: &str) -> Vec<String> {
+    r.body[key]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// 3.5: messages take `limit`/`marker`/`offset`, `sort` and filters on
+/// their fields (Cinder's `is_valid_model_filters`: an unknown key lists
+/// nothing); at 3.4 every parameter is ignored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn v3_5_messages_pagination_sort_and_filters() {
+    let tmp = tempfile::tempdir().unwrap();
+    let srv = Server::start(tmp.path());
+    let admin = srv.client("admin", "p1");
+    let c = srv.client("alice", "p1");
+    let ty = bogus_type(&admin).await;
+    let vol = volume_of(&c, "3.5", Some(&ty), "error").await;
+    refusals_on(&c, &vol, 2).await;
+    let all = at(&c, "3.5", "GET", "/v3/p1/messages", None).await;
+    let all_ids = ids(&all, "messages");
+    assert_eq!(all_ids.len(), 3, "{}", all.body);
+
+    // 3.4: limit and filters are not read.
+    let r = at(&c, "3.4", "GET", "/v3/p1/messages?limit=1&event_id=x", None).await;
+    assert_eq!(ids(&r, "messages"), all_ids);
+    assert!(r.body.get("messages_links").is_none());
+
+    let r = at(&c, "3.5", "GET", "/v3/p1/messages?limit=2", None).await;
+    assert_eq!(ids(&r, "messages"), all_ids[..2]);
+    let next = r.body["messages_links"][0]["href"].as_str().unwrap();
+    assert!(next.contains(&format!("marker={}", all_ids[1])), "{next}");
+    let r = at(
+        &c,
+        "3.5",
+        "GET",
+        &format!("/v3/p1/messages?limit=2&marker={}", all_ids[1]),
+        None,
+    )
+    .await;
+    assert_eq!(ids(&r, "messages"), all_ids[2..]);
+    assert!(r.body.get("messages_links").is_none());
+    let r = at(&c, "3.5", "GET", "/v3/p1/messages?offset=1&limit=1", None).await;
+    assert_eq!(ids(&r, "messages"), all_ids[1..2]);
+    // Oldest first.
+    let r = at(
+        &c,
+        "3.5",
+        "GET",
+        "/v3/p1/messages?sort=created_at:asc",
+        None,
+    )
+    .await;
+    let mut rev = all_ids.clone();
+    rev.reverse();
+    assert_eq!(ids(&r, "messages"), rev);
+    // A filter on a field; an unknown key lists nothing.
+    let r = at(
+        &c,
+        "3.5",
+        "GET",
+        "/v3/p1/messages?event_id=VOLUME_VOLUME_001_003",
+        None,
+    )
+    .await;
+    assert_eq!(ids(&r, "messages"), all_ids[2..]);
+    let r = at(&c, "3.5", "GET", "/v3/p1/messages?colour=blue", None).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body["messages"], json!([]));
+    for bad in ["sort=colour", "sort=created_at:up", "limit=-1"] {
+        let r = at(&c, "3.5", "GET", &format!("/v3/p1/messages?{bad}"), None).await;
+        assert_eq!(r.status, 400, "{bad}: {}", r.body);
+    }
+    let r = at(
+        &c,
+        "3.5",
+        "GET",
+        "/v3/p1/messages?marker=00000000-0000-4000-8000-000000000000",
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 404, "{}", r.body);
+    drop(srv);
+    assert_verified(tmp.path());
+}
+
+/// 3.7: `/clusters` (none here: no service is configured into one) and
+/// `cluster` in os-services; 3.26 adds the replication fields and
+/// filters. Below 3.7 neither exists.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn v3_7_and_3_26_clusters() {
+    let tmp = tempfile::tempdir().unwrap();
+    let srv = Server::start(tmp.path());
+    let admin = srv.client("admin", "p1");
+    let c = srv.client("alice", "p1");
+    let r = at(&admin, "3.6", "GET", "/v3/p1/clusters", None).await;
+    assert_eq!(r.status, 404);
+    let r = at(&admin, "3.6", "GET", "/v3/p1/os-services", None).await;
+    assert!(r.body["services"][0].get("cluster").is_none(), "{}", r.body);
+    let r = at(&admin, "3.7", "GET", "/v3/p1/os-services", None).await;
+    let services = r.body["services"].as_array().unwrap();
+    assert!(!services.is_empty());
+    assert!(
+        services.iter().all(|s| s["cluster"].is_null()),
+        "{}",
+        r.body
+    );
+    for path in ["/v3/p1/clusters", "/v3/p1/clusters/detail"] {
+        let r = at(&admin, "3.7", "GET", path, None).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(r.body, json!({"clusters": []}));
+    }
+    let r = at(
+        &admin,
+        "3.7",
+        "GET",
+        "/v3/p1/clusters/c1?binary=cinder-volume",
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 404);
+    assert_eq!(
+        r.body["itemNotFound"]["message"],
+        "Cluster c1 could not be found."
+    );
+    let r = at(
+        &admin,
+        "3.7",
+        "PUT",
+        "/v3/p1/clusters/disable",
+        Some(json!({"name": "c1"})),
+    )
+    .await;
+    assert_eq!(r.status, 404, "{}", r.body);
+    let r = at(
+        &admin,
+        "3.7",
+        "PUT",
+        "/v3/p1/clusters/enable",
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert_eq!(
+        at(&c, "3.7", "GET", "/v3/p1/clusters", None).await.status,
+        403
+    );
+    // Replication filters: unknown before 3.26.
+    let r = at(&admin, "3.25", "GET", "/v3/p1/clusters?frozen=true", None).await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    let r = at(&admin, "3.26", "GET", "/v3/p1/clusters?frozen=true", None).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = at(&admin, "3.26", "GET", "/v3/p1/clusters?colour=1", None).await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    drop(srv);
+    assert_verified(tmp.path());
+}
+
+/// 3.12: `/volumes/summary` counts the caller's volumes and their size
+/// (an admin's `all_tenants`: everyone's) under the list filters; 3.36
+/// adds every distinct metadata value. At 3.11 `summary` is a volume id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn v3_12_and_3_36_volume_summary() {
+    let tmp = tempfile::tempdir().unwrap();
+    let srv = Server::start(tmp.path());
+    let admin = srv.client("admin", "p1");
+    let c = srv.client("alice", "p1");
+    let other = srv.client("bob", "p2");
+    for (size, md) in [(1, json!({"k": "a"})), (2, json!({"k": "b", "z": "1"}))] {
+        let r = c
+            .post(
+                "/v3/p1/volumes",
+                &json!({"volume": {"size": size, "metadata": md}}),
+            )
+            .await;
+        let id = r.body["volume"]["id"].as_str().unwrap().to_string();
+        c.wait_status(&format!("/v3/p1/volumes/{id}"), "available")
+            .await;
+    }
+    let r = other
+        .post("/v3/p2/volumes", &json!({"volume": {"size": 4}}))
+        .await;
+    assert_eq!(r.status, 202);
+
+    let r = at(&c, "3.11", "GET", "/v3/p1/volumes/summary", None).await;
+    assert_eq!(r.status, 404, "{}", r.body);
+    let r = at(&c, "3.12", "GET", "/v3/p1/volumes/summary", None).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        r.body,
+        json!({"volume-summary": {"total_count": 2, "total_size": 3}})
+    );
+    let r = at(
+        &c,
+        "3.12",
+        "GET",
+        "/v3/p1/volumes/summary?metadata={'k':'b'}",
+        None,
+    )
+    .await;
+    assert_eq!(
+        r.body,
+        json!({"volume-summary": {"total_count": 1, "total_size": 2}})
+    );
+    let r = at(&c, "3.35", "GET", "/v3/p1/volumes/summary", None).await;
+    assert!(r.body["volume-summary"].get("metadata").is_none());
+    let r = at(&c, "3.36", "GET", "/v3/p1/volumes/summary", None).await;
+    assert_eq!(
+        r.body,
+        json!({"volume-summary": {"total_count": 2, "total_size": 3,
+            "metadata": {"k": ["a", "b"], "z": ["1"]}}})
+    );
+    let r = at(
+        &admin,
+        "3.12",
+        "GET",
+        "/v3/p1/volumes/summary?all_tenants=1",
+        None,
+    )
+    .await;
+    assert_eq!(
+        r.body,
+        json!({"volume-summary": {"total_count": 3, "total_size": 7}})
+    );
+    drop(srv);
+    assert_verified(tmp.path());
+}
+
+/// 3.15: a volume's metadata carries an ETag; a replacing write whose
+/// `If-Match` names another is a 412 and changes nothing. At 3.14
+/// there is no ETag and `If-Match` is not read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn v3_15_volume_metadata_etags() {
+    let tmp = tempfile::tempdir().unwrap();
+    let srv = Server::start(tmp.path());
+    let c = srv.client("alice", "p1");
+    let r = c
+        .post(
+            "/v3/p1/volumes",
+            &json!({"volume": {"size": 1, "metadata": {"a": "1"}}}),
+        )
+        .await;
+    let id = r.body["volume"]["id"].as_str().unwrap().to_string();
+    c.wait_status(&format!("/v3/p1/volumes/{id}"), "available")
+        .await;
+    let path = format!("/v3/p1/volumes/{id}/metadata");
+    let r = at(&c, "3.14", "GET", &path, None).await;
+    assert!(r.headers.get("etag").is_none());
+    let r = at(&c, "3.15", "GET", &path, None).await;
+    let etag = r.headers["etag"].to_str().unwrap().to_string();
+    assert_eq!(r.body, json!({"metadata": {"a": "1"}}));
+
+    let put = |v: &'static str, tag: &str| {
+        let req = c
+            .http
+            .put(format!("{}{path}", c.base))
+            .header("X-Auth-Token", &c.token)
+            .header("OpenStack-API-Version", format!("volume {v}"))
+            .header("If-Match", format!("\"{tag}\""))
+            .body(json!({"metadata": {"b": "2"}}).to_string());
+        async move { req.send().await.unwrap() }
+    };
+    // 3.14: If-Match is not read.
+    let r = put("3.14", "stale").await;
+    assert_eq!(r.status().as_u16(), 200);
+    let r = at(&c, "3.15", "GET", &path, None).await;
+    let etag2 = r.headers["etag"].to_str().unwrap().to_string();
+    assert_ne!(etag, etag2);
+    // 3.15: the old tag is refused, the current one accepted.
+    let r = put("3.15", &etag).await;
+    assert_eq!(r.status().as_u16(), 412);
+    let r = at(&c, "3.15", "GET", &path, None).await;
+    assert_eq!(r.headers["etag"].to_str().unwrap(), etag2, "unchanged");
+    let r = put("3.15", &etag2).await;
+    assert_eq!(r.status().as_u16(), 200);
+    drop(srv);
+    assert_verified(tmp.path());
+}
+
+/// 3.21: an admin's volume detail shows `provider_id` (null: no backend
+/// here keeps one); not a user's, not at 3.20.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn v3_21_provider_id_for_admin() {
+    let tmp = tempfile::tempdir().unwrap();
+    let srv = Server::start(tmp.path());
+    let admin = srv.client("admin", "p1");
+    let c = srv.client("alice", "p1");
+    let id = volume_of(&c, "3.21", None, "available").await;
+    let path = format!("/v3/p1/volumes/{id}");
+    let r = at(&admin, "3.21", "GET", &path, None).await;
+    assert_eq!(r.body["volume"]["provider_id"], Value::Null);
+    assert!(r.body["volume"]
+        .as_object()
+        .unwrap()
+        .contains_key("provider_id"));
+    let r = at(&admin, "3.21", "GET", "/v3/p1/volumes/detail", None).await;
+    assert!(r.body["volumes"][0]
+        .as_object()
+        .unwrap()
+        .contains_key("provider_id"));
+    let r = at(&admin, "3.20", "GET", &path, None).await;
+    assert!(!r.body["volume"]
+        .as_object()
+        .unwrap()
+        .contains_key("provider_id"));
+    let r = at(&c, "3.21", "GET", &path, None).await;
+    assert!(!r.body["volume"]
+        .as_object()
+        .unwrap()
+        .contains_key("provider_id"));
+    drop(srv);
+    assert_verified(tmp.path());
+}
+
+async fn snapshot_of(c: &Client, vol: &str, name: &str, md: Value) -> String {
+    let r = c
+        .post(
+            "/v3/p1/snapshots",
+            &json!({"snapshot": {"volume_id": vol, "name": name, "metadata": md}}),
+        )
+        .await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    let id = r.body["snapshot"]["id"].as_str().unwrap().to_string();
+    c.wait_until(
+        &format!("/v3/p1/snapshots/{id}"),
+        "snapshot available",
+        |r| r.body["snapshot"]["status"] == "available",
+    )
+    .await;
+    id
+}
+
+/// 3.22 snapshot `metadata` filter, 3.30 sort by `name`, 3.41 `user_id`
+/// in a snapshot's detail; each against the version below.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn v3_22_3_30_3_41_snapshot_lists() {
+    let tmp = tempfile::tempdir().unwrap();
+    let srv = Server::start(tmp.path());
+    let c = srv.client("alice", "p1");
+    let vol = volume_of(&c, "3.22", None, "available").await;
+    let b = snapshot_of(&c, &vol, "b", json!({"k": "1"})).await;
+    let a = snapshot_of(&c, &vol, "a", json!({"k": "2"})).await;
+
+    let list = |r: &Reply| ids(r, "snapshots");
+    let q = "/v3/p1/snapshots?metadata={'k':'1'}";
+    assert_eq!(list(&at(&c, "3.21", "GET", q, None).await).len(), 2);
+    assert_eq!(list(&at(&c, "3.22", "GET", q, None).await), vec![b.clone()]);
+
+    let q = "/v3/p1/snapshots?sort=name:asc";
+    assert_eq!(at(&c, "3.29", "GET", q, None).await.status, 400);
+    assert_eq!(
+        list(&at(&c, "3.30", "GET", q, None).await),
+        [a.clone(), b.clone()]
+    );
+
+    let path = format!("/v3/p1/snapshots/{a}");
+    let r = at(&c, "3.40", "GET", &path, None).await;
+    assert!(r.body["snapshot"].get("user_id").is_none());
+    let r = at(&c, "3.41", "GET", &path, None).await;
+    assert_eq!(r.body["snapshot"]["user_id"], "alice");
+    let r = at(&c, "3.41", "GET", "/v3/p1/snapshots/detail", None).await;
+    assert_eq!(r.body["snapshots"][0]["user_id"], "alice");
+    let r = at(&c, "3.41", "GET", "/v3/p1/snapshots", None).await;
+    assert!(r.body["snapshots"][0].get("user_id").is_none());
+    drop(srv);
+    assert_verified(tmp.path());
+}
+
+/// 3.23: `DELETE /volumes/{id}?force=true` (an admin's) deletes a volume
+/// a plain delete refuses (a reserved, `attaching` one); a user's force is
+/// 403; at 3.22 `force` is not read; a non-boolean is 400.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn v3_23_volume_delete_force() {
+    let tmp = tempfile::tempdir().unwrap();
+    let srv = Server::start(tmp.path());
+    let admin = srv.client("admin", "p1");
+    let c = srv.client("alice", "p1");
+    let id = volume_of(&c, "3.23", None, "available").await;
+    // Reserved (os-reserve): `attaching`, which a plain delete refuses.
+    let r = c
+        .post(
+            &format!("/v3/p1/volumes/{id}/action"),
+            &json!({"os-reserve": {}}),
+        )
+        .await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    let path = format!("/v3/p1/volumes/{id}?force=true");
+    let r = at(&admin, "3.22", "DELETE", &path, None).await;
+    assert_eq!(r.status, 400, "3.22 ignores force: {}", r.body);
+    let r = at(&c, "3.23", "DELETE", &path, None).await;
+    assert_eq!(r.status, 403, "{}", r.body);
+    let r = at(
+        &admin,
+        "3.23",
+        "DELETE",
+        &format!("/v3/p1/volumes/{id}?force=maybe"),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    // A volume in error (no backend for its type) too.
+    let ty = bogus_type(&admin).await;
+    let bad = volume_of(&c, "3.23", Some(&ty), "error").await;
+    let r = at(
+        &admin,
+        "3.23",
+        "DELETE",
+        &format!("/v3/p1/volumes/{bad}?force=true"),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    let r = at(
+        &admin,
+        "3.23",
+        "DELETE",
+        &format!("/v3/p1/volumes/{id}?force=yes"),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    for v in [&bad, &id] {
+        c.wait_until(&format!("/v3/p1/volumes/{v}"), "gone", |r| r.status == 404)
+            .await;
+    }
+    drop(srv);
+    assert_verified(tmp.path());
+}
+
+/// 3.24: `POST /workers/cleanup` names the volume services asked to clean
+/// up (an admin's); a resource id with no pending work is 400.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn v3_24_workers_cleanup() {
+    let tmp = tempfile::tempdir().unwrap();
+    let srv = Server::start(tmp.path());
+    let admin = srv.client("admin", "p1");
+    let c = srv.client("alice", "p1");
+    let r = at(
+        &admin,
+        "3.23",
+        "POST",
+        "/v3/p1/workers/cleanup",
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(r.status, 404);
+    let r = at(
+        &admin,
+        "3.24",
+        "POST",
+        "/v3/p1/workers/cleanup",
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    let cleaning = r.body["cleaning"].as_array().unwrap();
+    assert_eq!(cleaning.len(), 3, "one per backend: {}", r.body);
+    assert_eq!(r.body["unavailable"], json!([]));
+    assert_eq!(
+        cleaning[0]
+            .as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect::<Vec<_>>(),
+        ["binary", "cluster_name", "host", "id"]
+    );
+    let r = at(
+        &admin,
+        "3.24",
+        "POST",
+        "/v3/p1/workers/cleanup",
+        Some(json!({"host": "blockledger@SSD"})),
+    )
+    .await;
+    assert_eq!(
+        r.body["cleaning"].as_array().unwrap().len(),
+        1,
+        "{}",
+        r.body
+    );
+    let r = at(
+        &admin,
+        "3.24",
+        "POST",
+        "/v3/p1/workers/cleanup",
+        Some(json!({"is_up": false})),
+    )
+    .await;
+    assert_eq!(r.body["cleaning"], json!([]));
+    let vol = volume_of(&c, "3.24", None, "available").await;
+    let r = at(
+        &admin,
+        "3.24",
+        "POST",
+        "/v3/p1/workers/cleanup",
+        Some(json!({"resource_id": vol})),
+    )
+    .await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    let r = at(
+        &admin,
+        "3.24",
+        "POST",
+        "/v3/p1/workers/cleanup",
+        Some(json!({"resource_type": "backup"})),
+    )
+    .await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    let r = at(
+        &c,
+        "3.24",
+        "POST",
+        "/v3/p1/workers/cleanup",
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(r.status, 403);
+    drop(srv);
+    assert_verified(tmp.path());
+}

@@ -141,8 +141,8 @@ async fn fallback(req: Request) -> Response {
 /// Every Cinder route family under one version prefix.
 fn cinder_family(prefix: &str) -> Router<AppState> {
     use dialects::cinder::{
-        admin, catalog, default_types, groups, limits, messages, qos, snapshots, transfers,
-        types, volumes,
+        admin, catalog, clusters, default_types, groups, limits, messages, qos, snapshots,
+        summary, transfers, types, volumes, workers,
     };
     volumes::routes(prefix)
         .merge(default_types::routes(prefix))
@@ -156,6 +156,9 @@ fn cinder_family(prefix: &str) -> Router<AppState> {
         .merge(admin::routes(prefix))
         .merge(messages::routes(prefix))
         .merge(groups::routes(prefix))
+        .merge(clusters::routes(prefix))
+        .merge(workers::routes(prefix))
+        .merge(summary::routes(prefix))
 }
 
 pub fn router(state: AppState) -> Router {

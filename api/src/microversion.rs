@@ -100,8 +100,21 @@ pub const SUPPORT_PROJECT_ID_OPTIONAL: (u32, u32) = (3, 67);
 pub const SHARED_TARGETS_TRISTATE: (u32, u32) = (3, 69);
 // a17: messages and the admin/misc versions (contract17.md).
 pub const MESSAGES: (u32, u32) = (3, 3);
+pub const VOLUME_LIST_GLANCE_METADATA: (u32, u32) = (3, 4);
 pub const MESSAGES_PAGINATION: (u32, u32) = (3, 5);
+pub const CLUSTER_SUPPORT: (u32, u32) = (3, 7);
+pub const VOLUME_SUMMARY: (u32, u32) = (3, 12);
+pub const ETAGS: (u32, u32) = (3, 15);
+pub const VOLUME_DETAIL_PROVIDER_ID: (u32, u32) = (3, 21);
+pub const SNAPSHOT_LIST_METADATA_FILTER: (u32, u32) = (3, 22);
+pub const VOLUME_DELETE_FORCE: (u32, u32) = (3, 23);
+pub const WORKERS_CLEANUP: (u32, u32) = (3, 24);
+pub const REPLICATION_CLUSTER: (u32, u32) = (3, 26);
+pub const POOL_FILTER: (u32, u32) = (3, 28);
+pub const SNAPSHOT_SORT: (u32, u32) = (3, 30);
 pub const RESOURCE_FILTER: (u32, u32) = (3, 31);
+pub const LOG_LEVEL: (u32, u32) = (3, 32);
+pub const RESOURCE_FILTER_CONFIG: (u32, u32) = (3, 33);
 pub const LIKE_FILTER: (u32, u32) = (3, 34);
 // g17: generic volume groups (Cinder's api_version_request names).
 pub const GROUP_VOLUME_FILTER: (u32, u32) = (3, 10);
@@ -133,6 +146,10 @@ pub const TRANSFER_PROJECTS: (u32, u32) = (3, 57);
 pub const TRANSFER_PAGINATION: (u32, u32) = (3, 59);
 /// A snapshot of an `in-use` volume needs no `force`.
 pub const SNAPSHOT_IN_USE: (u32, u32) = (3, 66);
+pub const POOL_TYPE_FILTER: (u32, u32) = (3, 35);
+pub const VOLUME_SUMMARY_METADATA: (u32, u32) = (3, 36);
+pub const LIMITS_ADMIN_FILTER: (u32, u32) = (3, 39);
+pub const SNAPSHOT_LIST_USER_ID: (u32, u32) = (3, 41);
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum Asked {

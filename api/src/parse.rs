@@ -248,7 +248,21 @@ pub fn list_query(ctx: &Ctx, q: &HashMap<String, String>) -> Result<ListQuery, D
         None => Default::default(),
         Some(raw) => metadata_filter(raw).ok_or_else(bad_md)?,
     };
+    // 3.4: Cinder pops `glance_metadata` below it (ignored).
+    let image_metadata = match q.get("glance_metadata") {
+        Some(raw) if ctx.at_least(crate::microversion::VOLUME_LIST_GLANCE_METADATA) => {
+            metadata_filter(raw).ok_or_else(|| {
+                DomainError::invalid(
+                    "glance_metadata",
+                    FieldReason::Invalid,
+                    "invalid glance_metadata filter!",
+                )
+            })?
+        }
+        _ => Default::default(),
+    };
     Ok(ListQuery {
+        image_metadata,
         project_id: if all_tenants && ctx.is_admin {
             // An admin listing every project may narrow to one (Cinder's
             // `project_id` filter, what tempest and `--project` send).
@@ -405,4 +419,33 @@ pub fn message_query(
         }
     }
     Ok(Some(out))
+}
+
+/// The snapshot list's `metadata` filter: from 3.22 (a17); Cinder pops it
+/// below (ignored).
+pub fn snapshot_metadata_filter(
+    ctx: &Ctx,
+    q: &HashMap<String, String>,
+) -> Result<std::collections::BTreeMap<String, String>, DomainError> {
+    match q.get("metadata") {
+        Some(raw) if ctx.at_least(crate::microversion::SNAPSHOT_LIST_METADATA_FILTER) => {
+            metadata_filter(raw).ok_or_else(|| {
+                DomainError::invalid("metadata", FieldReason::Invalid, "invalid metadata filter!")
+            })
+        }
+        _ => Ok(Default::default()),
+    }
+}
+
+/// Cinder's `utils.get_bool_param`: oslo's strict boolean words, else 400.
+pub fn bool_param(name: &'static str, v: &str) -> Result<bool, DomainError> {
+    match v.trim().to_lowercase().as_str() {
+        "1" | "t" | "true" | "on" | "y" | "yes" => Ok(true),
+        "0" | "f" | "false" | "off" | "n" | "no" => Ok(false),
+        _ => Err(DomainError::invalid(
+            name,
+            FieldReason::Invalid,
+            format!("Invalid value '{v}' for {name}: expected a boolean."),
+        )),
+    }
 }

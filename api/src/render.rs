@@ -213,6 +213,9 @@ pub struct CinderVolume<'a> {
         skip_serializing_if = "Option::is_none"
     )]
     extended_status: Option<()>,
+    /// 3.21 (a17): an admin's detail shows it; no backend here has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    provider_id: Option<()>,
     replication_status: &'static str,
     /// 3.48: the uuid of the `cinder-volume` service (backend) holding the
     /// volume, [`service_uuid`].
@@ -355,6 +358,10 @@ impl<'a> CinderVolume<'a> {
             name_id: detail.then_some(()),
             tenant_id: detail.then_some(v.project_id.as_str()),
             extended_status: (detail && !v3).then_some(()),
+            provider_id: (detail
+                && ctx.is_admin
+                && ctx.at_least(crate::microversion::VOLUME_DETAIL_PROVIDER_ID))
+            .then_some(()),
             replication_status: "disabled",
             service_uuid: shared.then(|| service_uuid(&v.volume_type)),
             shared_targets: shared.then_some(false),

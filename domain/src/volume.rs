@@ -214,6 +214,13 @@ pub enum VolumeCommand {
         /// Snapshots of this volume not already being deleted.
         dependent_snapshots: usize,
     },
+    /// Cinder 3.23 `DELETE /volumes/{id}?force=true` (an admin's): any
+    /// status, but not while attached, waiting for a transfer or with
+    /// snapshots (Cinder's `delete(force=True)` keeps those conditions).
+    ForceDelete {
+        job_id: Option<String>,
+        dependent_snapshots: usize,
+    },
     EditMetadata(crate::metadata::MetadataEdit),
     /// Restore the volume to `snapshot_id` (EVS-6.2.1), optionally renaming it.
     Rollback {
@@ -939,6 +946,26 @@ impl Aggregate for VolumeAggregate {
                     // A failed delete may be retried (Cinder allows it too).
                     | S::ErrorDeleting => Ok(vec![E::VolumeDeleteRequested { job_id }]),
                     other => Err(DomainError::DeleteWrongStatus(other.as_str().into())),
+                }
+            }
+            C::ForceDelete {
+                job_id,
+                dependent_snapshots,
+            } => {
+                let v = state.live("")?;
+                if dependent_snapshots > 0 {
+                    return Err(DomainError::VolumeHasSnapshots(dependent_snapshots));
+                }
+                match v.status {
+                    // `attaching` (reserved) is not attached: Cinder's
+                    // force deletes it.
+                    S::InUse | S::AwaitingTransfer | S::Deleting => {
+                        Err(DomainError::DeleteWrongStatus(v.status.as_str().into()))
+                    }
+                    _ if !v.attachments.is_empty() => {
+                        Err(DomainError::DeleteWrongStatus(v.status.as_str().into()))
+                    }
+                    _ => Ok(vec![E::VolumeDeleteRequested { job_id }]),
                 }
             }
             C::EditMetadata(edit) => {

@@ -37,10 +37,12 @@ pub struct SnapshotRow {
     pub updated_at: Option<DateTime<Utc>>,
     /// A full copy, not a layer over its volume's chain.
     pub full: bool,
+    /// Who asked for it (Cinder's snapshot `user_id`, shown from 3.41).
+    pub user_id: String,
 }
 
 const COLUMNS: &str = "id, project_id, volume_id, name, description, status, size, metadata, \
-    progress, volume_type, availability_zone, created_at, updated_at, full";
+    progress, volume_type, availability_zone, created_at, updated_at, full, user_id";
 
 impl SnapshotRow {
     fn from_row(r: &Row<'_>) -> rusqlite::Result<Self> {
@@ -60,6 +62,7 @@ impl SnapshotRow {
             created_at: time_at(r, 11)?,
             updated_at: opt_time_at(r, 12)?,
             full: r.get(13)?,
+            user_id: r.get(14)?,
         })
     }
 }
@@ -72,7 +75,8 @@ impl InlineProjection for SnapshotsProjection {
     /// 2: status from the domain's fold (snapshot_states), raw times.
     /// 3: `full`.
     fn schema_version(&self) -> u32 {
-        3
+        // 4: user_id (a17, 3.41).
+        4
     }
 
     fn drop_schema(&self, conn: &Connection) -> rusqlite::Result<()> {
@@ -96,7 +100,8 @@ impl InlineProjection for SnapshotsProjection {
                 created_at TEXT NOT NULL,
                 updated_at TEXT,
                 seq INTEGER NOT NULL,
-                full INTEGER NOT NULL DEFAULT 0
+                full INTEGER NOT NULL DEFAULT 0,
+                user_id TEXT NOT NULL DEFAULT ''
             );
             CREATE INDEX IF NOT EXISTS snapshots_by_project ON snapshots(project_id, seq);
             CREATE INDEX IF NOT EXISTS snapshots_by_volume ON snapshots(volume_id);
@@ -134,12 +139,13 @@ impl InlineProjection for SnapshotsProjection {
                 volume_type,
                 availability_zone,
                 full,
+                user_id,
                 ..
             } => {
                 conn.prepare_cached("INSERT INTO snapshots (id, project_id, volume_id, name, description, status,
                         size, metadata, progress, volume_type, availability_zone, created_at,
-                        updated_at, seq, full)
-                     VALUES (?1, ?2, ?3, ?4, ?5, 'creating', ?6, ?7, '0%', ?8, ?9, ?10, ?10, ?11, ?12)")?.execute(params![
+                        updated_at, seq, full, user_id)
+                     VALUES (?1, ?2, ?3, ?4, ?5, 'creating', ?6, ?7, '0%', ?8, ?9, ?10, ?10, ?11, ?12, ?13)")?.execute(params![
                         snapshot_id.to_string(),
                         project_id,
                         volume_id.to_string(),
@@ -151,7 +157,8 @@ impl InlineProjection for SnapshotsProjection {
                         availability_zone,
                         now,
                         ev.position as i64,
-                        full
+                        full,
+                        user_id
                     ],
                 )?;
                 return Ok(());
@@ -248,6 +255,8 @@ pub struct SnapshotQuery {
     pub name: Option<String>,
     pub status: Option<String>,
     pub volume_id: Option<String>,
+    /// Cinder's `metadata` filter (3.22): every pair.
+    pub metadata: BTreeMap<String, String>,
     pub marker: Option<String>,
     pub limit: usize,
     pub offset: usize,
@@ -266,6 +275,13 @@ pub fn list(
     f.eq("name", q.name.as_ref());
     f.eq("status", q.status.as_ref());
     f.eq("volume_id", q.volume_id.as_ref());
+    for (k, v) in &q.metadata {
+        let path = format!("$.\"{}\"", k.replace('"', ""));
+        f.and_all(
+            "json_extract(metadata, ?) = ?",
+            [path.into(), v.clone().into()],
+        );
+    }
     if let Some(m) = &q.marker {
         if !f.after_marker(conn, "snapshots", q.sort_key, q.sort_dir, m)? {
             return Ok(None);

@@ -715,6 +715,9 @@ pub struct ListQuery {
     pub consumes_quota: Option<bool>,
     /// Members of this generic group only (3.10, the groups view's).
     pub group_id: Option<String>,
+    /// Cinder's `glance_metadata` filter (3.4): every pair in the
+    /// volume's image metadata.
+    pub image_metadata: BTreeMap<String, String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -777,7 +780,42 @@ fn filter(q: &ListQuery) -> Filter {
             [path.into(), v.clone().into()],
         );
     }
+    for (k, v) in &q.image_metadata {
+        let path = format!("$.\"{}\"", k.replace('"', ""));
+        f.and_all(
+            "json_extract(image_metadata, ?) = ?",
+            [path.into(), v.clone().into()],
+        );
+    }
     f
+}
+
+/// Cinder's volume summary (3.12): how many volumes match `q`'s filters
+/// and their total size, with (3.36) every distinct metadata pair of the
+/// project's volumes (`None`: every project's), unfiltered as Cinder's.
+pub fn summary(
+    conn: &Connection,
+    q: &ListQuery,
+) -> rusqlite::Result<(i64, i64, BTreeMap<String, Vec<String>>)> {
+    let f = filter(q);
+    let (count, size) = conn.query_row(
+        &format!("SELECT COUNT(*), COALESCE(SUM(size), 0) FROM ({})", f.sql),
+        rusqlite::params_from_iter(f.args.iter()),
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    let mut stmt = conn.prepare(
+        "SELECT DISTINCT m.key, m.value FROM volumes, json_each(volumes.metadata) m
+         WHERE ?1 IS NULL OR volumes.project_id = ?1 ORDER BY m.key, m.value",
+    )?;
+    let mut metadata: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let rows = stmt.query_map([q.project_id.as_deref()], |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+    })?;
+    for row in rows {
+        let (k, v) = row?;
+        metadata.entry(k).or_default().push(v);
+    }
+    Ok((count, size, metadata))
 }
 
 /// How many volumes match `q`'s filters, whatever the page.

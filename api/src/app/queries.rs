@@ -326,3 +326,12 @@ pub async fn snapshot_in_chain(
         _ => Err(not_found()),
     }
 }
+
+/// Cinder's volume summary (3.12/3.36) for the volumes `q` selects.
+pub async fn volume_summary(
+    app: &App,
+    q: ListQuery,
+) -> Result<(i64, i64, std::collections::BTreeMap<String, Vec<String>>), AppError> {
+    app.read(move |c| projections::volumes::summary(c, &q))
+        .await
+}

@@ -2,7 +2,9 @@
 //! go first, in the same transaction, all or nothing (DECISIONS.md,
 //! Cascade [5.1 #37]).
 
-use domain::{SnapshotAggregate, SnapshotCommand, VolumeAggregate, VolumeCommand};
+use domain::{
+    Aggregate, DomainError, SnapshotAggregate, SnapshotCommand, VolumeAggregate, VolumeCommand,
+};
 use uuid::Uuid;
 
 use super::{App, AppError, Caller, RequestMeta};
@@ -13,6 +15,19 @@ pub async fn delete(
     meta: &RequestMeta,
     id: Uuid,
     cascade: bool,
+    job_id: String,
+) -> Result<(), AppError> {
+    delete_forced(app, caller, meta, id, cascade, false, job_id).await
+}
+
+/// `delete`, or with `force` (Cinder 3.23) whatever the volume's status.
+pub async fn delete_forced(
+    app: &App,
+    caller: &Caller,
+    meta: &RequestMeta,
+    id: Uuid,
+    cascade: bool,
+    force: bool,
     job_id: String,
 ) -> Result<(), AppError> {
     app.run(caller, meta, Some(&job_id.clone()), move |tx| {
@@ -30,9 +45,23 @@ pub async fn delete(
             }
             remaining = 0;
         }
-        let cmd = VolumeCommand::Delete {
-            job_id: Some(job_id),
-            dependent_snapshots: remaining,
+        let cmd = if force {
+            // Cinder's `volume:force_delete` policy: an admin's.
+            if !tx.caller.is_admin {
+                return Err(AppError::refused(
+                    VolumeAggregate::stream_id(&id.to_string()),
+                    DomainError::NotPermitted("volume:force_delete".into()),
+                ));
+            }
+            VolumeCommand::ForceDelete {
+                job_id: Some(job_id),
+                dependent_snapshots: remaining,
+            }
+        } else {
+            VolumeCommand::Delete {
+                job_id: Some(job_id),
+                dependent_snapshots: remaining,
+            }
         };
         decided.push(tx.decide::<VolumeAggregate>(&id.to_string(), cmd)?);
         tx.commit(decided)?;

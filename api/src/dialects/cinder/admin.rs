@@ -63,7 +63,7 @@ fn admin_only(ctx: &Ctx) -> Result<(), ApiError> {
 }
 
 /// One service: (binary, host, zone).
-fn all_services(state: &AppState) -> Vec<(&'static str, String, String)> {
+pub(crate) fn all_services(state: &AppState) -> Vec<(&'static str, String, String)> {
     let zone = state.catalog.default_zone().to_string();
     let mut out = vec![(SCHEDULER, HOST.to_string(), zone.clone())];
     for t in &state.catalog.types {
@@ -111,7 +111,7 @@ async fn services(
         })
         .filter(|(binary, _, _)| q.get("binary").is_none_or(|b| b == binary))
         .map(|(binary, host, zone)| {
-            json!({
+            let mut s = json!({
                 "binary": binary,
                 "host": host,
                 "zone": zone,
@@ -119,7 +119,12 @@ async fn services(
                 "state": "up",
                 "updated_at": now,
                 "disabled_reason": null,
-            })
+            });
+            // 3.7 (a17): the service's cluster (clusters.rs).
+            if ctx.at_least(crate::microversion::CLUSTER_SUPPORT) {
+                s["cluster"] = json!(super::clusters::cluster_of(&host));
+            }
+            s
         })
         .collect();
     Ok(Json(json!({ "services": list })).into_response())

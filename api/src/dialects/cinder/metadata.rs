@@ -6,7 +6,8 @@ use std::collections::HashMap;
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::header::{ETAG, IF_MATCH};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -57,8 +58,15 @@ pub fn routes(prefix: &str, t: Target) -> Router<AppState> {
                 },
             )
             .put(
-                move |s: State<AppState>, c: Ctx, p: Path<HashMap<String, String>>, b: Bytes| {
-                    write_all(s, c, p, b, t, true)
+                move |s: State<AppState>,
+                      c: Ctx,
+                      p: Path<HashMap<String, String>>,
+                      h: HeaderMap,
+                      b: Bytes| async move {
+                    if !if_match(&s, &c, &p, &h, t).await? {
+                        return Ok(StatusCode::PRECONDITION_FAILED.into_response());
+                    }
+                    write_all(s, c, p, b, t, true).await
                 },
             ),
         )
@@ -70,8 +78,15 @@ pub fn routes(prefix: &str, t: Target) -> Router<AppState> {
                 },
             )
             .put(
-                move |s: State<AppState>, c: Ctx, p: Path<HashMap<String, String>>, b: Bytes| {
-                    write_one(s, c, p, b, t)
+                move |s: State<AppState>,
+                      c: Ctx,
+                      p: Path<HashMap<String, String>>,
+                      h: HeaderMap,
+                      b: Bytes| async move {
+                    if !if_match(&s, &c, &p, &h, t).await? {
+                        return Ok(StatusCode::PRECONDITION_FAILED.into_response());
+                    }
+                    write_one(s, c, p, b, t).await
                 },
             )
             .delete(
@@ -127,14 +142,87 @@ async fn edit(
     current(state, ctx, p, t).await
 }
 
-/// CINDER-7.1.11 / 7.3.8.
+/// CINDER-7.1.11 / 7.3.8. From 3.15 (a17) a volume's metadata carries
+/// an `ETag`.
 async fn read_all(
     State(state): State<AppState>,
     ctx: Ctx,
     Path(p): Path<HashMap<String, String>>,
     t: Target,
 ) -> Reply {
-    Ok(Json(json!({"metadata": current(&state, &ctx, &p, t).await?})).into_response())
+    let md = current(&state, &ctx, &p, t).await?;
+    let mut resp = Json(json!({ "metadata": md })).into_response();
+    if etags(&ctx, t) {
+        if let Ok(v) = HeaderValue::from_str(&etag(&md)) {
+            resp.headers_mut().insert(ETAG, v);
+        }
+    }
+    Ok(resp)
+}
+
+/// Whether this request has Cinder's metadata ETags (3.15, volumes).
+fn etags(ctx: &Ctx, t: Target) -> bool {
+    matches!(t, Target::Volume) && ctx.is_v3() && ctx.at_least(crate::microversion::ETAGS)
+}
+
+/// Cinder's ETag is the md5 of `json.dumps({"metadata": …})`; this one
+/// hashes the same text (Python's separators and `\u` escapes, keys in
+/// order) with SHA-256, the digest this tree has. Clients treat it as
+/// opaque (RFC 9110): they send back what they read.
+fn etag(md: &Metadata) -> String {
+    use sha2::{Digest, Sha256};
+    fn py(s: &str) -> String {
+        let mut out = String::from("\"");
+        for c in s.chars() {
+            match c {
+                '"' => out.push_str("\\\""),
+                '\\' => out.push_str("\\\\"),
+                '\n' => out.push_str("\\n"),
+                '\r' => out.push_str("\\r"),
+                '\t' => out.push_str("\\t"),
+                c if (c as u32) < 0x20 || (c as u32) > 0x7e => {
+                    let mut buf = [0u16; 2];
+                    for u in c.encode_utf16(&mut buf) {
+                        out.push_str(&format!("\\u{u:04x}"));
+                    }
+                }
+                c => out.push(c),
+            }
+        }
+        out.push('"');
+        out
+    }
+    let body: Vec<String> = md
+        .iter()
+        .map(|(k, v)| format!("{}: {}", py(k), py(v)))
+        .collect();
+    let text = format!("{{\"metadata\": {{{}}}}}", body.join(", "));
+    hex::encode(Sha256::digest(text.as_bytes()))
+}
+
+/// 3.15: whether a write may go on; one with `If-Match` naming none of
+/// the metadata's current ETag is answered 412 before anything else
+/// (Cinder's is bodiless; the dialect layer gives every refusal its
+/// fault body).
+async fn if_match(
+    state: &AppState,
+    ctx: &Ctx,
+    p: &HashMap<String, String>,
+    h: &HeaderMap,
+    t: Target,
+) -> Result<bool, ApiError> {
+    let Some(want) = h.get(IF_MATCH).and_then(|v| v.to_str().ok()) else {
+        return Ok(true);
+    };
+    if !etags(ctx, t) {
+        return Ok(true);
+    }
+    let now = etag(&current(state, ctx, p, t).await?);
+    let matches = want
+        .split(',')
+        .map(|e| e.trim().trim_start_matches("W/").trim_matches('"'))
+        .any(|e| e == "*" || e == now);
+    Ok(matches)
 }
 
 /// CINDER-7.1.10 / 7.3.7 (POST, merge) and 7.1.12 / 7.3.10 (PUT, replace).

@@ -17,6 +17,7 @@ pub mod attachments;
 pub mod catalog;
 pub mod default_types;
 pub mod groups;
+pub mod clusters;
 pub mod limits;
 pub mod list_filters;
 pub mod messages;
@@ -25,10 +26,12 @@ pub mod qos;
 pub mod schema;
 pub mod revert;
 pub mod snapshots;
+pub mod summary;
 pub mod transfers;
 pub mod types;
 pub mod upload;
 pub mod volumes;
+pub mod workers;
 
 #[derive(Debug)]
 pub struct Cinder;

@@ -99,9 +99,19 @@ async fn create(State(state): State<AppState>, ctx: Ctx, body: Bytes) -> Reply {
     let row = visible_snapshot(&state, &ctx, &snapshot_id.to_string()).await?;
     Ok((
         StatusCode::ACCEPTED,
-        Json(json!({"snapshot": render::snapshot(&row, !ctx.is_v3())})),
+        Json(json!({"snapshot": cinder_detail(&ctx, &row, !ctx.is_v3())})),
     )
         .into_response())
+}
+
+/// Cinder's snapshot `detail` view (show, create, update, the detailed
+/// list): from 3.41 (a17) with the `user_id` that asked for it.
+fn cinder_detail(ctx: &Ctx, row: &SnapshotRow, extended: bool) -> Value {
+    let mut v = render::snapshot(row, extended);
+    if ctx.is_v3() && ctx.at_least(crate::microversion::SNAPSHOT_LIST_USER_ID) {
+        v["user_id"] = json!(row.user_id);
+    }
+    v
 }
 
 async fn list_page(
@@ -114,6 +124,15 @@ async fn list_page(
     let all = ctx.is_admin && input::all_tenants(&q);
     parse::check_marker(&q).map_err(|e| ctx.err(e))?;
     let (sort_key, sort_dir) = parse::sort(&ctx, &q).map_err(|e| ctx.err(e))?;
+    // 3.30 (a17): before it Cinder has no `name` sort key for snapshots.
+    if sort_key == projections::SortKey::Name && !ctx.at_least(crate::microversion::SNAPSHOT_SORT) {
+        return Err(ctx.err(DomainError::invalid(
+            "sort_key",
+            FieldReason::Invalid,
+            "Invalid input received: Invalid sort key",
+        )));
+    }
+    let metadata = parse::snapshot_metadata_filter(&ctx, &q).map_err(|e| ctx.err(e))?;
     if let Some(s) = q.get("status") {
         if !domain::SnapshotStatus::is_documented(s) {
             return Err(ctx.err(DomainError::invalid(
@@ -132,6 +151,7 @@ async fn list_page(
         name: q.get("name").cloned(),
         status: q.get("status").cloned(),
         volume_id: q.get("volume_id").cloned(),
+        metadata,
         marker: q.get("marker").cloned(),
         limit: parse::limit(&ctx, &q).map_err(|e| ctx.err(e))?,
         offset: input::offset(q.get("offset").map(String::as_str)).map_err(|e| ctx.err(e))?,
@@ -141,7 +161,16 @@ async fn list_page(
     let (rows, more) = queries::snapshots(&state.app(), sq)
         .await
         .map_err(|e| ctx.err(e))?;
-    let items: Vec<Value> = rows.iter().map(|s| render::snapshot(s, detail)).collect();
+    let items: Vec<Value> = rows
+        .iter()
+        .map(|s| {
+            if detail {
+                cinder_detail(&ctx, s, true)
+            } else {
+                render::snapshot(s, false)
+            }
+        })
+        .collect();
     let mut body = json!({ "snapshots": items });
     let more = super::volumes::has_next(&ctx, more, rows.len(), &q);
     let links = match (more, rows.last()) {
@@ -172,7 +201,7 @@ async fn show(
 ) -> Reply {
     let raw = p.get("snapshot_id").map(String::as_str).unwrap_or_default();
     let row = visible_snapshot(&state, &ctx, raw).await?;
-    Ok(Json(json!({"snapshot": render::snapshot(&row, true)})).into_response())
+    Ok(Json(json!({"snapshot": cinder_detail(&ctx, &row, true)})).into_response())
 }
 
 fn snapshot_id(ctx: &Ctx, p: &HashMap<String, String>) -> Result<(Uuid, String), ApiError> {
@@ -204,7 +233,7 @@ async fn update(
     .await
     .map_err(|e| ctx.err(e))?;
     let row = visible_snapshot(&state, &ctx, &raw).await?;
-    Ok(Json(json!({"snapshot": render::snapshot(&row, !ctx.is_v3())})).into_response())
+    Ok(Json(json!({"snapshot": cinder_detail(&ctx, &row, !ctx.is_v3())})).into_response())
 }
 
 /// CINDER-7.3.2: 202; the snapshot goes `deleting`, then leaves the view.

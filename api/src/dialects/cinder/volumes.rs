@@ -276,12 +276,20 @@ async fn delete(
             )))
         }
     };
-    volume_delete::delete(
+    // 3.23 (a17): `force`, read as Cinder's `get_bool_param`.
+    let force = match q.get("force").map(String::as_str) {
+        Some(v) if ctx.is_v3() && ctx.at_least(crate::microversion::VOLUME_DELETE_FORCE) => {
+            parse::bool_param("force", v).map_err(|e| ctx.err(e))?
+        }
+        _ => false,
+    };
+    volume_delete::delete_forced(
         &state.app(),
         &ctx.caller(),
         &ctx.meta(),
         id,
         cascade,
+        force,
         app::new_job_id(),
     )
     .await
