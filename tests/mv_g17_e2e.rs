@@ -503,6 +503,35 @@ async fn v3_13_groups_and_v3_10_group_filter() {
     }
     let r = at(&c, "3.13", "GET", "/v3/p1/groups/detail", None).await;
     assert_eq!(r.body, json!({"groups": []}));
+    // A volume type a group lists is in use (Cinder's volume_type_destroy).
+    let r = admin
+        .post("/v3/padmin/types", &json!({"volume_type": {"name": "gvt"}}))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let gvt = r.body["volume_type"]["id"].as_str().unwrap().to_string();
+    let g3 = new_group(&c, "3.13", &gt, &gvt, "g3").await;
+    let r = admin.delete(&format!("/v3/padmin/types/{gvt}")).await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    let r = at(
+        &admin,
+        "3.11",
+        "DELETE",
+        &format!("/v3/padmin/group_types/{gt}"),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    let r = at(
+        &c,
+        "3.13",
+        "POST",
+        &format!("/v3/p1/groups/{g3}/action"),
+        Some(del(false)),
+    )
+    .await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    let r = admin.delete(&format!("/v3/padmin/types/{gvt}")).await;
+    assert_eq!(r.status, 202, "{}", r.body);
     // The group type is free again.
     let r = at(
         &admin,
