@@ -784,6 +784,9 @@ async fn v3_19_v3_20_reset_status_and_groups_quota() {
     )
     .await;
     assert_eq!(r.status, 413, "{}", r.body);
+    let r = admin.get("/v3/padmin/os-quota-sets/p1?usage=true").await;
+    assert_eq!(r.body["quota_set"]["groups"]["in_use"], 2, "{}", r.body);
+    assert_eq!(r.body["quota_set"]["groups"]["limit"], 2, "{}", r.body);
     drop(srv);
     verified(&tmp);
 }
