@@ -357,8 +357,10 @@ mod tests {
         assert_eq!(page(p.clone()).unwrap(), ["c"]);
         p.offset = 1;
         assert_eq!(page(p).unwrap(), ["b"]);
-        let mut missing = Paging::default();
-        missing.marker = Some("zz".into());
+        let missing = Paging {
+            marker: Some("zz".into()),
+            ..Default::default()
+        };
         assert_eq!(page(missing).unwrap_err().field(), Some("marker"));
         assert_eq!(
             page(sorted("bogus", true)).unwrap_err().field(),
