@@ -464,6 +464,16 @@ async fn v3_13_groups_and_v3_10_group_filter() {
     let mut three = vec![v1.clone(), v2.clone(), loose.clone()];
     three.sort();
     assert_eq!(ids(&r, "volumes"), three);
+    // A member is not retyped.
+    let r = at(
+        &c,
+        "3.13",
+        "POST",
+        &format!("/v3/p1/volumes/{v1}/action"),
+        Some(json!({"os-retype": {"new_type": other}})),
+    )
+    .await;
+    assert_eq!(r.status, 400, "{}", r.body);
     // A member is deleted with its group only.
     let r = at(&c, "3.13", "DELETE", &format!("/v3/p1/volumes/{v1}"), None).await;
     assert_eq!(r.status, 400, "{}", r.body);
