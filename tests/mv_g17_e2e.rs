@@ -464,6 +464,16 @@ async fn v3_13_groups_and_v3_10_group_filter() {
     let mut three = vec![v1.clone(), v2.clone(), loose.clone()];
     three.sort();
     assert_eq!(ids(&r, "volumes"), three);
+    // A member is not retyped.
+    let r = at(
+        &c,
+        "3.13",
+        "POST",
+        &format!("/v3/p1/volumes/{v1}/action"),
+        Some(json!({"os-retype": {"new_type": other}})),
+    )
+    .await;
+    assert_eq!(r.status, 400, "{}", r.body);
     // A member is deleted with its group only.
     let r = at(&c, "3.13", "DELETE", &format!("/v3/p1/volumes/{v1}"), None).await;
     assert_eq!(r.status, 400, "{}", r.body);
@@ -503,6 +513,35 @@ async fn v3_13_groups_and_v3_10_group_filter() {
     }
     let r = at(&c, "3.13", "GET", "/v3/p1/groups/detail", None).await;
     assert_eq!(r.body, json!({"groups": []}));
+    // A volume type a group lists is in use (Cinder's volume_type_destroy).
+    let r = admin
+        .post("/v3/padmin/types", &json!({"volume_type": {"name": "gvt"}}))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let gvt = r.body["volume_type"]["id"].as_str().unwrap().to_string();
+    let g3 = new_group(&c, "3.13", &gt, &gvt, "g3").await;
+    let r = admin.delete(&format!("/v3/padmin/types/{gvt}")).await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    let r = at(
+        &admin,
+        "3.11",
+        "DELETE",
+        &format!("/v3/padmin/group_types/{gt}"),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    let r = at(
+        &c,
+        "3.13",
+        "POST",
+        &format!("/v3/p1/groups/{g3}/action"),
+        Some(del(false)),
+    )
+    .await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    let r = admin.delete(&format!("/v3/padmin/types/{gvt}")).await;
+    assert_eq!(r.status, 202, "{}", r.body);
     // The group type is free again.
     let r = at(
         &admin,
@@ -755,6 +794,9 @@ async fn v3_19_v3_20_reset_status_and_groups_quota() {
     )
     .await;
     assert_eq!(r.status, 413, "{}", r.body);
+    let r = admin.get("/v3/padmin/os-quota-sets/p1?usage=true").await;
+    assert_eq!(r.body["quota_set"]["groups"]["in_use"], 2, "{}", r.body);
+    assert_eq!(r.body["quota_set"]["groups"]["limit"], 2, "{}", r.body);
     drop(srv);
     verified(&tmp);
 }

@@ -315,6 +315,17 @@ pub fn refuse_member_delete(group_id: Option<&str>) -> Result<(), DomainError> {
     }
 }
 
+/// Cinder: a volume in a group is not retyped (its type is one the group
+/// lists; `retype` expects `group_id` None).
+pub fn refuse_member_retype(group_id: Option<&str>) -> Result<(), DomainError> {
+    match group_id {
+        Some(g) => Err(DomainError::RetypeRefused(format!(
+            "Retype needs volume to not be part of a group (it is in group {g})."
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// Cinder: a snapshot of a group snapshot is deleted with its set, never
 /// on its own ("Snapshot must not be part of a group.").
 pub fn refuse_set_member_delete(group_snapshot_id: Option<&str>) -> Result<(), DomainError> {

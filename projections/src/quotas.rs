@@ -233,6 +233,12 @@ pub fn usage(conn: &Connection, project_id: &str) -> rusqlite::Result<BTreeMap<S
         *out.entry("gigabytes".to_string()).or_insert(0) += gb;
         *out.entry(format!("gigabytes_{ty}")).or_insert(0) += gb;
     }
+    // g17: Cinder's `groups` quota counts the project's live groups (the
+    // groups view's rows, themselves a fold of the log).
+    let groups = crate::groups::groups_in_use(conn, project_id)?;
+    if groups > 0 {
+        out.insert("groups".to_string(), groups);
+    }
     Ok(out)
 }
 

@@ -5,8 +5,8 @@
 //! Which project an event belongs to (`ownership`), decided once per event
 //! when the side index (`eventstore::query`) takes it in:
 //!
-//! - an event of a volume, snapshot, image or transfer stream belongs to
-//!   the project that owned the resource when it was recorded: the one its
+//! - an event of a volume, snapshot, image, transfer, group or group
+//!   snapshot stream belongs to the project that owned the resource when it was recorded: the one its
 //!   creation event names (`project_id`), so the executor's events of a
 //!   project's volume are that project's whoever triggered them, and an
 //!   admin's changes to a project's volume are the project's too. A
@@ -21,8 +21,8 @@
 //!   project guessing an id);
 //! - `quota-<project>` events are that project's; idempotency records the
 //!   requesting project's;
-//! - the rest (identity, volume types, QoS specs, quota classes, failed
-//!   logins) belong to no project: an admin sees them with
+//! - the rest (identity, volume and group types, QoS specs, quota
+//!   classes, failed logins) belong to no project: an admin sees them with
 //!   `all_projects=true`.
 
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -68,7 +68,8 @@ pub fn ownership(ev: &RecordedEvent, owner_of: &dyn Fn(&str) -> Option<String>) 
     }
     let (kind, id) = query::split_stream(&ev.stream_id);
     match kind {
-        "volume" | "snapshot" | "image" | "transfer" => {
+        // g17: a group's and a group snapshot's creation names its project too.
+        "volume" | "snapshot" | "image" | "transfer" | "group" | "group_snapshot" => {
             let before = owner_of(&ev.stream_id);
             let current = before.clone().or_else(|| text(&ev.data, "project_id"));
             // `to_project` as stored by version 1 of the transfer events,

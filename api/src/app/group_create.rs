@@ -31,14 +31,13 @@ fn refuse(id: Uuid, e: DomainError) -> AppError {
 
 /// The `groups` quota: the project's limit and its live groups.
 fn groups_quota(tx: &Tx<'_, '_>) -> Result<(i64, i64), AppError> {
-    let project = tx.caller.project_id.clone();
-    let limit = tx
-        .headroom(&project)?
+    let h = tx.headroom(&tx.caller.project_id)?;
+    let limit = h
         .limits
         .get("groups")
         .copied()
         .unwrap_or_else(|| domain::quota::limit_of(&Default::default(), "groups"));
-    Ok((view::groups_in_use(tx.conn(), &project)?, limit))
+    Ok((h.usage.get("groups").copied().unwrap_or(0), limit))
 }
 
 /// `POST /groups`: the new group, `available` at once (a group is a

@@ -95,6 +95,28 @@ fn text(v: &Option<String>) -> SortValue {
     v.clone()
 }
 
+const GROUP_KEYS: [&str; 8] = [
+    "id",
+    "name",
+    "description",
+    "status",
+    "availability_zone",
+    "group_type_id",
+    "project_id",
+    "created_at",
+];
+
+const GS_KEYS: [&str; 8] = [
+    "id",
+    "name",
+    "description",
+    "status",
+    "group_id",
+    "group_type_id",
+    "project_id",
+    "created_at",
+];
+
 fn group_value(g: &GroupRow, key: &str) -> Option<SortValue> {
     Some(match key {
         "id" => Some(g.id.clone()),
@@ -144,7 +166,7 @@ pub async fn list(
                 .all(|(k, v)| group_value(g, k).is_some_and(|x| x.as_deref() == Some(v)))
         })
         .collect();
-    paged(rows, &p, group_value, |g| &g.id, |g| g.seq)
+    paged(rows, &p, &GROUP_KEYS, group_value, |g| &g.id, |g| g.seq)
         .map_err(|e| AppError::refused(GroupAggregate::stream_id(""), e))
 }
 
@@ -169,7 +191,7 @@ pub async fn list_snapshots(
                 .all(|(k, v)| gs_value(g, k).is_some_and(|x| x.as_deref() == Some(v)))
         })
         .collect();
-    paged(rows, &p, gs_value, |g| &g.id, |g| g.seq)
+    paged(rows, &p, &GS_KEYS, gs_value, |g| &g.id, |g| g.seq)
         .map_err(|e| AppError::refused(GroupSnapshotAggregate::stream_id(""), e))
 }
 

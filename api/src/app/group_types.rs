@@ -209,12 +209,14 @@ pub struct Paging {
 pub type SortValue = Option<String>;
 
 /// Orders and pages `rows` in memory (groups and group types are few per
-/// project): `value(row, key)` is None for a key the resource has not
-/// (400, Cinder's "Invalid sort key"), and the creation order breaks ties
-/// so the order is total and a marker resumes exactly after its row.
+/// project): a key not in `keys` is a 400 (Cinder's "Invalid sort key"),
+/// `value(row, key)` is the row's value of a key, and the creation order
+/// breaks ties so the order is total and a marker resumes exactly after
+/// its row.
 pub fn paged<T>(
     mut rows: Vec<T>,
     p: &Paging,
+    keys: &[&str],
     value: impl Fn(&T, &str) -> Option<SortValue>,
     id: impl Fn(&T) -> &str,
     seq: impl Fn(&T) -> i64,
@@ -224,15 +226,13 @@ pub fn paged<T>(
     } else {
         p.sort.clone()
     };
-    if let Some(first) = rows.first() {
-        for (k, _) in &sort {
-            if value(first, k).is_none() {
-                return Err(DomainError::invalid(
-                    "sort_key",
-                    domain::FieldReason::Invalid,
-                    format!("Invalid sort key: {k}"),
-                ));
-            }
+    for (k, _) in &sort {
+        if !keys.contains(&k.as_str()) {
+            return Err(DomainError::invalid(
+                "sort_key",
+                domain::FieldReason::Invalid,
+                format!("Invalid sort key: {k}"),
+            ));
         }
     }
     let last_asc = sort.last().is_none_or(|(_, asc)| *asc);
@@ -285,9 +285,11 @@ pub async fn page(
         .into_iter()
         .filter(|t| is_public.is_none_or(|want| t.is_public == want))
         .collect();
-    paged(rows, &p, type_value, |t| &t.id, |t| t.seq)
+    paged(rows, &p, &TYPE_KEYS, type_value, |t| &t.id, |t| t.seq)
         .map_err(|e| AppError::refused(GroupTypeAggregate::stream_id(""), e))
 }
+
+const TYPE_KEYS: [&str; 5] = ["id", "name", "description", "is_public", "created_at"];
 
 fn type_value(t: &GroupTypeRow, key: &str) -> Option<SortValue> {
     Some(match key {
@@ -298,4 +300,82 @@ fn type_value(t: &GroupTypeRow, key: &str) -> Option<SortValue> {
         "created_at" => Some(format!("{:020}", t.seq)),
         _ => return None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// (id, name, seq)
+    type Row = (String, Option<String>, i64);
+
+    fn rows() -> Vec<Row> {
+        vec![
+            ("a".into(), Some("x".into()), 1),
+            ("b".into(), Some("y".into()), 2),
+            ("c".into(), Some("x".into()), 3),
+            ("d".into(), None, 4),
+        ]
+    }
+
+    fn page(p: Paging) -> Result<Vec<String>, DomainError> {
+        let value = |r: &Row, k: &str| match k {
+            "name" => Some(r.1.clone()),
+            "created_at" => Some(Some(format!("{:020}", r.2))),
+            _ => None,
+        };
+        paged(
+            rows(),
+            &p,
+            &["name", "created_at"],
+            value,
+            |r| &r.0,
+            |r| r.2,
+        )
+        .map(|v| v.into_iter().map(|r| r.0).collect())
+    }
+
+    fn sorted(k: &str, asc: bool) -> Paging {
+        Paging {
+            sort: vec![(k.into(), asc)],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn newest_first_by_default_and_creation_order_breaks_ties() {
+        assert_eq!(page(Paging::default()).unwrap(), ["d", "c", "b", "a"]);
+        assert_eq!(page(sorted("name", true)).unwrap(), ["d", "a", "c", "b"]);
+        assert_eq!(page(sorted("name", false)).unwrap(), ["b", "c", "a", "d"]);
+    }
+
+    #[test]
+    fn a_marker_resumes_after_its_row_and_limit_offset_page() {
+        let mut p = sorted("name", true);
+        p.marker = Some("a".into());
+        p.limit = Some(1);
+        assert_eq!(page(p.clone()).unwrap(), ["c"]);
+        p.offset = 1;
+        assert_eq!(page(p).unwrap(), ["b"]);
+        let missing = Paging {
+            marker: Some("zz".into()),
+            ..Default::default()
+        };
+        assert_eq!(page(missing).unwrap_err().field(), Some("marker"));
+        assert_eq!(
+            page(sorted("bogus", true)).unwrap_err().field(),
+            Some("sort_key")
+        );
+        // An unknown key is refused even when there is nothing to sort.
+        let none: Vec<Row> = Vec::new();
+        assert!(paged(
+            none,
+            &sorted("bogus", true),
+            &["name"],
+            |_, _| None,
+            |r| &r.0,
+            |r| r.2
+        )
+        .is_err());
+    }
 }

@@ -31,7 +31,7 @@ pub async fn command(
         }
         tx.snapshot(id)?;
         // g17: a group snapshot's member goes with its set (Cinder's rule).
-        if matches!(cmd, SnapshotCommand::Delete) {
+        if matches!(cmd, SnapshotCommand::Delete | SnapshotCommand::ForceDelete) {
             let set = projections::groups::group_snapshot_of(tx.conn(), &id.to_string())?;
             domain::group::refuse_set_member_delete(set.as_deref())
                 .map_err(|e| AppError::refused(SnapshotAggregate::stream_id(&id.to_string()), e))?;

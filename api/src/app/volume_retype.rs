@@ -21,6 +21,10 @@ pub async fn retype(
     app.run(caller, meta, None, move |tx| {
         let v = tx.volume(volume_id)?;
         let stream = format!("volume-{volume_id}");
+        // g17: a group's member keeps one of the group's types (Cinder).
+        let group = projections::groups::group_of_volume(tx.conn(), &volume_id.to_string())?;
+        domain::group::refuse_member_retype(group.as_deref())
+            .map_err(|e| AppError::refused(stream.clone(), e))?;
         // The types this caller may use: a private type it was not given
         // is unknown to it (404, as Cinder).
         let to = volume_types::visible(tx.conn(), tx.caller, &new_type)?.ok_or_else(|| {

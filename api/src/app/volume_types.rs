@@ -263,7 +263,10 @@ pub async fn delete(
     app.run(caller, meta, None, move |tx| {
         let t = target(tx, &raw)?;
         materialize(tx, &t)?;
-        let in_use = view::in_use(tx.conn(), &t.name)?;
+        // g17: a type a generic group lists is in use too (Cinder's
+        // `volume_type_destroy` counts group type mappings).
+        let in_use = view::in_use(tx.conn(), &t.name)?
+            || projections::groups::volume_type_in_groups(tx.conn(), &t.id)?;
         // The configured default, or a project's own (3.62).
         let is_default = default_id.as_deref() == Some(t.id.as_str())
             || view::project_defaults(tx.conn())?

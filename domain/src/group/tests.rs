@@ -321,4 +321,9 @@ fn a_member_is_deleted_only_with_its_group_or_set() {
     );
     assert!(refuse_set_member_delete(None).is_ok());
     assert!(refuse_set_member_delete(Some("gs")).is_err());
+    assert!(refuse_member_retype(None).is_ok());
+    assert_eq!(
+        refuse_member_retype(Some("g")).unwrap_err().reason(),
+        "retype_refused"
+    );
 }
