@@ -546,6 +546,50 @@ fn routes() -> Vec<Route> {
         r("GET", "/v3/{p}/events", Cinder, None),
         r("GET", "/v3/{p}/events/digest", Cinder, None),
         r("GET", "/v3/{p}/volumes/{v}/history", Cinder, None),
+        // Issue 17's microversion routes (asked at `latest` half the time).
+        r("GET", "/v3/volumes/detail", Cinder, None),
+        r("GET", "/v3/{p}/volumes/summary", Cinder, None),
+        r("GET", "/v3/{p}/default-types", Cinder, None),
+        r(
+            "PUT",
+            "/v3/{p}/default-types/{p}",
+            Cinder,
+            Some(json!({"default_type": {"volume_type": "SSD"}})),
+        ),
+        r("DELETE", "/v3/default-types/{p}", Cinder, None),
+        r("GET", "/v3/{p}/messages", Cinder, None),
+        r("GET", "/v3/{p}/attachments/detail", Cinder, None),
+        r(
+            "POST",
+            "/v3/{p}/attachments",
+            Cinder,
+            Some(
+                json!({"attachment": {"volume_uuid": "{v}", "instance_uuid": "{v}",
+                "connector": {"host": "h", "initiator": "i"}}}),
+            ),
+        ),
+        r(
+            "POST",
+            "/v3/{p}/volumes/{v}/action",
+            Cinder,
+            Some(json!({"revert": {"snapshot_id": "{s}"}})),
+        ),
+        r("GET", "/v3/{p}/groups/detail", Cinder, None),
+        r("GET", "/v3/{p}/group_types", Cinder, None),
+        r(
+            "POST",
+            "/v3/{p}/group_types",
+            Cinder,
+            Some(json!({"group_type": {"name": "g", "group_specs": {"a": "b"}}})),
+        ),
+        r("GET", "/v3/{p}/group_snapshots/detail", Cinder, None),
+        r("GET", "/v3/{p}/volume-transfers", Cinder, None),
+        r(
+            "POST",
+            "/v3/{p}/volume-transfers",
+            Cinder,
+            Some(json!({"transfer": {"volume_id": "{v}", "name": "t", "no_snapshots": true}})),
+        ),
         r("GET", "/v2/{p}/snapshots/{s}/history", Cinder, None),
         r("GET", "/", Cinder, None),
         r("GET", "/v1", Cinder, None),
@@ -832,6 +876,9 @@ fn generate(rng: &mut Rng, routes: &[Route], ids: &Ids) -> Request {
     }
     if rng.chance(5) {
         headers.push(("OpenStack-API-Version".into(), b"volume 9.99".to_vec()));
+    } else if rng.chance(2) {
+        // Issue 17: the routes and bodies of the later microversions.
+        headers.push(("OpenStack-API-Version".into(), b"volume latest".to_vec()));
     }
     if rng.chance(3) {
         headers.push(("X-OpenStack-Nova-API-Version".into(), b"2.99".to_vec()));

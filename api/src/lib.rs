@@ -141,8 +141,8 @@ async fn fallback(req: Request) -> Response {
 /// Every Cinder route family under one version prefix.
 fn cinder_family(prefix: &str) -> Router<AppState> {
     use dialects::cinder::{
-        admin, catalog, clusters, default_types, groups, limits, messages, qos, snapshots,
-        summary, transfers, types, volumes, workers,
+        admin, catalog, clusters, default_types, groups, limits, messages, qos, snapshots, summary,
+        transfers, types, volumes, workers,
     };
     volumes::routes(prefix)
         .merge(default_types::routes(prefix))

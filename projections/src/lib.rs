@@ -9,8 +9,8 @@ use domain::Aggregate;
 use eventstore::rusqlite::{self, types::ValueRef, Connection, OptionalExtension};
 use eventstore::InlineProjection;
 
-pub mod groups;
 pub mod attachments;
+pub mod groups;
 pub mod idempotency;
 pub mod identity;
 pub mod images;

@@ -257,6 +257,9 @@ pub struct SnapshotQuery {
     pub volume_id: Option<String>,
     /// Cinder's `metadata` filter (3.22): every pair.
     pub metadata: BTreeMap<String, String>,
+    /// Cinder 3.65's `consumes_quota`: every snapshot here counts against
+    /// its project's quota, so `false` keeps none.
+    pub consumes_quota: Option<bool>,
     pub marker: Option<String>,
     pub limit: usize,
     pub offset: usize,
@@ -266,10 +269,7 @@ pub struct SnapshotQuery {
 
 /// One page in the asked order (newest first by default), and whether more
 /// remain. None: unknown marker.
-pub fn list(
-    conn: &Connection,
-    q: &SnapshotQuery,
-) -> rusqlite::Result<Option<(Vec<SnapshotRow>, bool)>> {
+fn filter(q: &SnapshotQuery) -> Filter {
     let mut f = Filter::new(format!("SELECT {COLUMNS} FROM snapshots"));
     f.eq("project_id", q.project_id.as_ref());
     f.eq("name", q.name.as_ref());
@@ -282,6 +282,23 @@ pub fn list(
             [path.into(), v.clone().into()],
         );
     }
+    if q.consumes_quota == Some(false) {
+        f.and_all("0 = 1", []);
+    }
+    f
+}
+
+/// How many snapshots match `q`'s filters, whatever the page (3.45's
+/// `with_count`).
+pub fn count(conn: &Connection, q: &SnapshotQuery) -> rusqlite::Result<i64> {
+    filter(q).count(conn)
+}
+
+pub fn list(
+    conn: &Connection,
+    q: &SnapshotQuery,
+) -> rusqlite::Result<Option<(Vec<SnapshotRow>, bool)>> {
+    let mut f = filter(q);
     if let Some(m) = &q.marker {
         if !f.after_marker(conn, "snapshots", q.sort_key, q.sort_dir, m)? {
             return Ok(None);

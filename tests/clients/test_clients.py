@@ -142,6 +142,21 @@ class Api:
         self.project = project
         self.token = "%s:%s" % (user, project)
 
+    def send(self, method, path, body=None, version=None):
+        """One request at `version` (a microversion string), JSON in and out."""
+        url = "%s/v3/%s%s" % (self.base, self.project, path)
+        headers = {"X-Auth-Token": self.token, "Accept": "application/json",
+                   "Content-Type": "application/json"}
+        if version:
+            headers["OpenStack-API-Version"] = "volume " + version
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(url, data=data, headers=headers, method=method)
+        try:
+            with urllib.request.urlopen(req, timeout=10) as r:
+                return r.status, json.loads(r.read() or b"null")
+        except urllib.error.HTTPError as e:
+            return e.code, e.read().decode(errors="replace")
+
     def get(self, path):
         url = "%s/v3/%s%s" % (self.base, self.project, path)
         req = urllib.request.Request(url, headers={"X-Auth-Token": self.token,
@@ -178,6 +193,33 @@ class Api:
             time.sleep(0.5)
         raise AssertionError("snapshot %s never became %s; last GET /snapshots/%s -> %s %s"
                              % (sid, what, sid, last[0], json.dumps(last[1])[:800]))
+
+
+def server_max(base):
+    """The maximum microversion /v3 advertises, as (major, minor)."""
+    with urllib.request.urlopen(base + "/v3/", timeout=10) as r:
+        d = json.loads(r.read())
+    v = (d.get("versions") or [d.get("version")])[0]
+    major, minor = (v.get("version") or "3.0").split(".")
+    return int(major), int(minor)
+
+
+def mv_str(v):
+    return "%d.%d" % v
+
+
+def qemu_pattern(path, op, pattern):
+    """Write (op="write") or check (op="read") a 64 KiB pattern at offset 0 of
+    the volume file a connection names, with qemu-io (qemu-utils)."""
+    info = json.loads(subprocess.run(["qemu-img", "info", "--force-share", "--output", "json",
+                                      path], capture_output=True, text=True,
+                                     check=True).stdout)
+    out = subprocess.run(["qemu-io", "-f", info["format"], "-c",
+                          "%s -P %d 0 64k" % (op, pattern), path],
+                         capture_output=True, text=True)
+    text = out.stdout + out.stderr
+    expect(out.returncode == 0 and "Pattern verification failed" not in text
+           and "65536/65536" in text, "qemu-io %s 0x%x on %s: %s" % (op, pattern, path, text))
 
 
 def status_is(status, **fields):
@@ -380,6 +422,10 @@ def run_sdk(checks, base):
         s["xvol"] = s["bs"].wait_for_status(v, status="available", interval=1, wait=WAIT)
         t = s["bs"].create_transfer(volume_id=s["xvol"].id, name="sdk-xfer-" + tag)
         expect(t.id and t.auth_key, "transfer without id/auth_key: %r" % (t.to_dict(),))
+        # At the negotiated maximum (issue 17): 3.55's /volume-transfers.
+        if server_max(base) >= (3, 55):
+            expect("/volume-transfers" in checks.log.getvalue(),
+                   "the SDK did not use /volume-transfers at %s" % (server_max(base),))
         s["xfer"] = t
         v = s["bs"].get_volume(s["xvol"].id)
         expect(v.status == "awaiting-transfer", "volume status %r" % v.status)
@@ -432,6 +478,66 @@ def run_sdk(checks, base):
             s["bs"].wait_for_delete(s["xvol"], interval=1, wait=WAIT)
     checks.run("sdk_transferred_volume_delete", delete_transferred,
                needs=["sdk_transfer_create"])
+
+    # --- at the negotiated maximum (issue 17) ---------------------------------
+    # Attachments (3.27, complete 3.44): create with a connector -> complete ->
+    # delete; the volume's status follows. The connection names the volume's
+    # real file, so the revert (3.40) below is checked on the bytes.
+    def attach(volume):
+        a = s["bs"].create_attachment(volume, connector={
+            "host": "client-host", "initiator": "iqn.client", "platform": "x86_64",
+            "os_type": "linux", "multipath": False}, instance_id=str(uuid.uuid4()))
+        expect(a.id, "no attachment id %r" % (a.to_dict(),))
+        info = a.connection_info or {}
+        expect(info.get("device_path"), "no device_path in %r" % (info,))
+        return a, info["device_path"]
+
+    def detach(a, volume_id):
+        s["bs"].delete_attachment(a, ignore_missing=False)
+        v = s["bs"].wait_for_status(s["bs"].get_volume(volume_id), status="available",
+                                    interval=1, wait=WAIT)
+        expect(not v.attachments, "attachments after delete %r" % (v.attachments,))
+
+    def attachments():
+        if server_max(base) < (3, 44):
+            raise Skip("server maximum %s < 3.44" % mv_str(server_max(base)))
+        v = s["bs"].create_volume(size=1, name="sdk-att-" + tag)
+        s["avol"] = s["bs"].wait_for_status(v, status="available", interval=1, wait=WAIT)
+        a, path = attach(s["avol"])
+        s["bs"].complete_attachment(a)
+        v = s["bs"].wait_for_status(s["bs"].get_volume(s["avol"].id), status="in-use",
+                                    interval=1, wait=WAIT)
+        expect(any(x.get("attachment_id") == a.id for x in v.attachments or []),
+               "attachment %s not on the volume: %r" % (a.id, v.attachments))
+        got = s["bs"].get_attachment(a.id)
+        expect(got.status == "attached", "attachment status %r" % got.status)
+        qemu_pattern(path, "write", 0xA1)
+        detach(a, s["avol"].id)
+    checks.run("sdk_attachment_create_complete_delete", attachments, needs=["sdk_connect"])
+
+    def revert():
+        if server_max(base) < (3, 40):
+            raise Skip("server maximum %s < 3.40" % mv_str(server_max(base)))
+        sn = s["bs"].create_snapshot(volume_id=s["avol"].id, name="sdk-rev-" + tag)
+        sn = s["bs"].wait_for_status(sn, status="available", interval=1, wait=WAIT)
+        a, path = attach(s["avol"])
+        s["bs"].complete_attachment(a)
+        qemu_pattern(path, "write", 0xB2)
+        detach(a, s["avol"].id)
+        s["bs"].revert_volume_to_snapshot(s["avol"], sn)
+        v = s["bs"].wait_for_status(s["bs"].get_volume(s["avol"].id), status="available",
+                                    interval=1, wait=WAIT)
+        a, path = attach(v)
+        qemu_pattern(path, "read", 0xA1)
+        s["bs"].delete_attachment(a, ignore_missing=False)
+        s["bs"].wait_for_status(s["bs"].get_volume(s["avol"].id), status="available",
+                                interval=1, wait=WAIT)
+        s["bs"].delete_snapshot(sn)
+        s["bs"].wait_for_delete(sn, interval=1, wait=WAIT)
+        s["bs"].delete_volume(s["avol"])
+        s["bs"].wait_for_delete(s["avol"], interval=1, wait=WAIT)
+    checks.run("sdk_volume_revert_to_snapshot_bytes", revert,
+               needs=["sdk_attachment_create_complete_delete"])
 
 
 # ---------------------------------------------------------------------------
@@ -489,7 +595,9 @@ def run_cinder(checks, base, bindir):
     exe = os.path.join(bindir, "cinder")
     cmd = [exe, "--debug", "--os-auth-type", "noauth", "--os-user-id", "carol",
            "--os-project-id", project, "--os-endpoint", "%s/v3/%s" % (base, project),
-           "--os-volume-api-version", "3.0"]
+           # python-cinderclient at its maximum, as far as the server goes
+           # (issue 17): every command below runs at that microversion.
+           "--os-volume-api-version", mv_str(min(server_max(base), (3, 71)))]
     s = {}
 
     def create():
@@ -759,6 +867,84 @@ def run_osc(checks, base, bindir, keystone=None):
         code, body = admin_api.get("/types/" + s["type"])
         expect(code == 404, "after delete: %s %r" % (code, body))
     checks.run("osc_volume_type_delete", type_delete, needs=["osc_volume_type_set"])
+
+    # --- later microversions (issue 17), each at the version it needs -------
+    def at(v):
+        return [a if a != "3.0" else v for a in cmd]
+
+    def qos_create():
+        q = cli_json(admin + ["volume", "qos", "create", "-f", "json", "--consumer", "front-end",
+                              "--property", "total_iops_sec=500", "osc-qos-" + tag], env)
+        expect(q.get("id") and q.get("consumer") == "front-end", "qos %r" % q)
+        code, body = admin_api.get("/qos-specs/" + q["id"])
+        expect(code == 200 and body["qos_specs"]["specs"] == {"total_iops_sec": "500"},
+               "GET qos-specs %s %r" % (code, body))
+        cli(admin + ["volume", "qos", "delete", q["id"]], env)
+    checks.run("osc_volume_qos_create", qos_create)
+
+    def group_create():
+        if server_max(base) < (3, 13):
+            raise Skip("server maximum %s < 3.13" % mv_str(server_max(base)))
+        adm13 = [a if a != "3.0" else "3.13" for a in admin]
+        gt = cli_json(adm13 + ["volume", "group", "type", "create", "-f", "json",
+                               "osc-gt-" + tag], env)
+        expect(gt.get("id"), "group type %r" % gt)
+        g = cli_json(at("3.13") + ["volume", "group", "create", "-f", "json",
+                                   "--volume-group-type", gt["id"], "--volume-type",
+                                   "SSD", "--name", "osc-group-" + tag], env)
+        expect(g.get("id"), "group %r" % g)
+        deadline = time.monotonic() + WAIT
+        while True:
+            code, body = api.send("GET", "/groups/" + g["id"], version="3.13")
+            if code == 200 and body["group"]["status"] == "available":
+                break
+            expect(time.monotonic() < deadline, "group never available: %s %r" % (code, body))
+            time.sleep(0.5)
+        cli(at("3.13") + ["volume", "group", "delete", g["id"]], env)
+        deadline = time.monotonic() + WAIT
+        while api.send("GET", "/groups/" + g["id"], version="3.13")[0] != 404:
+            expect(time.monotonic() < deadline, "group not deleted")
+            time.sleep(0.5)
+        cli(adm13 + ["volume", "group", "type", "delete", gt["id"]], env)
+    checks.run("osc_volume_group_create", group_create)
+
+    def attachment_complete_delete():
+        # `volume attachment create` asks Nova for the server first (no
+        # compute endpoint here), so the record is made through the API
+        # and completed and deleted through the CLI.
+        if server_max(base) < (3, 44):
+            raise Skip("server maximum %s < 3.44" % mv_str(server_max(base)))
+        v = cli_json(cmd + ["volume", "create", "--size", "1", "-f", "json",
+                            "osc-att-" + tag], env)
+        api.wait_volume(v["id"], status_is("available"), "available")
+        code, body = api.send("POST", "/attachments", {"attachment": {
+            "volume_uuid": v["id"], "instance_uuid": str(uuid.uuid4()),
+            "connector": {"host": "osc-host", "initiator": "iqn.osc"}}}, version="3.44")
+        expect(code == 200, "attachment create %s %r" % (code, body))
+        att = body["attachment"]["id"]
+        cli(at("3.44") + ["volume", "attachment", "complete", att], env)
+        api.wait_volume(v["id"], status_is("in-use"), "in-use")
+        shown = cli_json(at("3.44") + ["volume", "attachment", "show", "-f", "json", att], env)
+        expect(shown.get("Status") == "attached" or shown.get("status") == "attached",
+               "attachment show %r" % shown)
+        cli(at("3.44") + ["volume", "attachment", "delete", att], env)
+        api.wait_volume(v["id"], status_is("available"), "available")
+        s["att_vol"] = v["id"]
+    checks.run("osc_volume_attachment_complete_delete", attachment_complete_delete)
+
+    def revert():
+        if server_max(base) < (3, 40):
+            raise Skip("server maximum %s < 3.40" % mv_str(server_max(base)))
+        vid = s["att_vol"]
+        sn = cli_json(cmd + ["volume", "snapshot", "create", "-f", "json", "--volume", vid,
+                             "osc-rev-" + tag], env)
+        api.wait_snapshot(sn["id"], status_is("available"), "available")
+        cli(at("3.40") + ["volume", "revert", sn["id"]], env)
+        api.wait_volume(vid, status_is("available"), "available after revert")
+        cli(cmd + ["volume", "snapshot", "delete", sn["id"]], env)
+        api.wait_snapshot(sn["id"], gone, "gone (404)")
+        cli(cmd + ["volume", "delete", vid], env)
+    checks.run("osc_volume_revert", revert, needs=["osc_volume_attachment_complete_delete"])
 
 
 def main():

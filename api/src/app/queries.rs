@@ -241,6 +241,15 @@ pub async fn snapshots_in_zone(
 }
 
 /// How many volumes match `q`'s filters, whatever the page.
+/// How many snapshots match, whatever the page (3.45's `with_count`).
+pub async fn count_snapshots(
+    app: &App,
+    q: projections::snapshots::SnapshotQuery,
+) -> Result<i64, AppError> {
+    app.read(move |c| projections::snapshots::count(c, &q))
+        .await
+}
+
 pub async fn count_volumes(app: &App, q: ListQuery) -> Result<i64, AppError> {
     app.read(move |c| projections::volumes::count(c, &q)).await
 }

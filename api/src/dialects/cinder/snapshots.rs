@@ -111,6 +111,10 @@ fn cinder_detail(ctx: &Ctx, row: &SnapshotRow, extended: bool) -> Value {
     if ctx.is_v3() && ctx.at_least(crate::microversion::SNAPSHOT_LIST_USER_ID) {
         v["user_id"] = json!(row.user_id);
     }
+    // 3.65: every snapshot here counts against its project's quota.
+    if ctx.is_v3() && ctx.at_least(crate::microversion::USE_QUOTA) {
+        v["consumes_quota"] = json!(true);
+    }
     v
 }
 
@@ -152,11 +156,20 @@ async fn list_page(
         status: q.get("status").cloned(),
         volume_id: q.get("volume_id").cloned(),
         metadata,
+        consumes_quota: super::list_filters::consumes_quota(&ctx, &q).map_err(|e| ctx.err(e))?,
         marker: q.get("marker").cloned(),
         limit: parse::limit(&ctx, &q).map_err(|e| ctx.err(e))?,
         offset: input::offset(q.get("offset").map(String::as_str)).map_err(|e| ctx.err(e))?,
         sort_key,
         sort_dir,
+    };
+    let count = match super::list_filters::with_count(&ctx, &q).map_err(|e| ctx.err(e))? {
+        true => Some(
+            queries::count_snapshots(&state.app(), sq.clone())
+                .await
+                .map_err(|e| ctx.err(e))?,
+        ),
+        false => None,
     };
     let (rows, more) = queries::snapshots(&state.app(), sq)
         .await
@@ -172,6 +185,9 @@ async fn list_page(
         })
         .collect();
     let mut body = json!({ "snapshots": items });
+    if let Some(n) = count {
+        body["count"] = json!(n);
+    }
     let more = super::volumes::has_next(&ctx, more, rows.len(), &q);
     let links = match (more, rows.last()) {
         (true, Some(last)) => {
