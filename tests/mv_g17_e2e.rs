@@ -919,6 +919,10 @@ async fn v3_25_v3_29_v3_38_v3_58_group_fields_and_lists() {
     assert_eq!(names(&r), ["c", "a", "b"]);
     let r = at(&c, "3.29", "GET", q, None).await;
     assert_eq!(names(&r), ["a", "b"]);
+    // A full page links to the next, from its last row.
+    let next = r.body["group_snapshot_links"][0]["href"].as_str().unwrap();
+    assert!(next.contains(&format!("marker={}", made[0])), "{next}");
+    assert_eq!(r.body["group_snapshot_links"][0]["rel"], "next");
     let r = at(&c, "3.29", "GET", &format!("{q}&marker={}", made[0]), None).await;
     assert_eq!(names(&r), ["c"]);
     let r = at(
