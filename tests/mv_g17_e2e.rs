@@ -598,6 +598,32 @@ async fn v3_14_group_snapshots_and_create_from_source() {
         json!({"group_snapshot": {"id": gs, "group_id": g, "group_type_id": gt,
             "status": "available", "created_at": created, "name": "gs", "description": null}})
     );
+    // The set is one transaction of the log: the group snapshot and its
+    // member snapshots are adjacent positions of one request, and the
+    // project sees them in its audit trail.
+    let ev = c.get("/v3/p1/events?limit=1000").await;
+    assert_eq!(ev.status, 200, "{}", ev.body);
+    let events = ev.body["events"].as_array().unwrap();
+    let set = events
+        .iter()
+        .find(|e| e["event_type"] == "GroupSnapshotCreated")
+        .unwrap_or_else(|| panic!("no GroupSnapshotCreated in {}", ev.body));
+    let request = set["how"]["request_id"].clone();
+    let mut positions: Vec<i64> = events
+        .iter()
+        .filter(|e| e["how"]["request_id"] == request)
+        .map(|e| e["position"].as_i64().unwrap())
+        .collect();
+    positions.sort();
+    let kinds = events
+        .iter()
+        .filter(|e| {
+            e["how"]["request_id"] == request && e["event_type"] == "SnapshotCreateRequested"
+        })
+        .count();
+    assert_eq!(kinds, 2);
+    assert_eq!(positions.len(), 3, "{positions:?}");
+    assert_eq!(positions[2] - positions[0], 2, "{positions:?}");
     // One snapshot of each member, named as the set.
     let snaps = c.get("/v3/p1/snapshots/detail").await.body;
     let members: Vec<&Value> = snaps["snapshots"].as_array().unwrap().iter().collect();
@@ -919,6 +945,10 @@ async fn v3_25_v3_29_v3_38_v3_58_group_fields_and_lists() {
     assert_eq!(names(&r), ["c", "a", "b"]);
     let r = at(&c, "3.29", "GET", q, None).await;
     assert_eq!(names(&r), ["a", "b"]);
+    // A full page links to the next, from its last row.
+    let next = r.body["group_snapshot_links"][0]["href"].as_str().unwrap();
+    assert!(next.contains(&format!("marker={}", made[0])), "{next}");
+    assert_eq!(r.body["group_snapshot_links"][0]["rel"], "next");
     let r = at(&c, "3.29", "GET", &format!("{q}&marker={}", made[0]), None).await;
     assert_eq!(names(&r), ["c"]);
     let r = at(

@@ -155,12 +155,27 @@ fn paging(ctx: &Ctx, q: &HashMap<String, String>) -> Result<Paging, DomainError>
     Ok(Paging {
         sort,
         marker: q.get("marker").cloned(),
-        limit: match q.get("limit") {
-            None => None,
-            Some(_) => Some(crate::parse::limit(ctx, q)?),
-        },
+        // Cinder caps every page at `osapi_max_limit` (1000).
+        limit: Some(crate::parse::limit(ctx, q)?),
         offset: input::offset(q.get("offset").map(String::as_str))?,
     })
+}
+
+/// Cinder's `_get_collection_links`: a `next` link (the same query with
+/// the page's last id as `marker`) when the page is full.
+fn links(
+    ctx: &Ctx,
+    body: &mut Value,
+    key: &str,
+    path: &str,
+    q: &HashMap<String, String>,
+    p_limit: Option<usize>,
+    ids: &[&str],
+) {
+    let limit = p_limit.unwrap_or(domain::limits::MAX_PAGE_LIMIT as usize);
+    if let Some(last) = ids.last().filter(|_| limit > 0 && ids.len() == limit) {
+        body[key] = super::volumes::next_link(ctx, path, q, last);
+    }
 }
 
 /// An object of string values (group specs); anything else 400.
@@ -205,11 +220,23 @@ async fn types_list(State(state): State<AppState>, ctx: Ctx, q: QueryParams) -> 
         }
     };
     let p = paging(&ctx, &q).map_err(|e| ctx.err(e))?;
+    let limit = p.limit;
     let rows = types_uc::page(&state.app(), &ctx.caller(), is_public, p)
         .await
         .map_err(|e| ctx.err(e))?;
     let all: Vec<Value> = rows.iter().map(|t| group_type(&ctx, t)).collect();
-    Ok(Json(json!({ "group_types": all })).into_response())
+    let mut body = json!({ "group_types": all });
+    let ids: Vec<&str> = rows.iter().map(|t| t.id.as_str()).collect();
+    links(
+        &ctx,
+        &mut body,
+        "group_type_links",
+        "group_types",
+        &q,
+        limit,
+        &ids,
+    );
+    Ok(Json(body).into_response())
 }
 
 async fn types_show(State(state): State<AppState>, ctx: Ctx, Path(p): P) -> Reply {
@@ -441,6 +468,7 @@ async fn groups_page(state: AppState, ctx: Ctx, q: QueryParams, detail: bool) ->
     need(&ctx, mv::GROUP_VOLUME)?;
     let q = query(&ctx, q)?;
     let p = paging(&ctx, &q).map_err(|e| ctx.err(e))?;
+    let limit = p.limit;
     let lv = list_volume(&ctx, &q)?;
     let rows = gq::list(
         &state.app(),
@@ -461,7 +489,11 @@ async fn groups_page(state: AppState, ctx: Ctx, q: QueryParams, detail: bool) ->
             }
         })
         .collect();
-    Ok(Json(json!({ "groups": all })).into_response())
+    let mut body = json!({ "groups": all });
+    let ids: Vec<&str> = rows.iter().map(|g| g.id.as_str()).collect();
+    let path = if detail { "groups/detail" } else { "groups" };
+    links(&ctx, &mut body, "group_links", path, &q, limit, &ids);
+    Ok(Json(body).into_response())
 }
 
 async fn groups_list(State(state): State<AppState>, ctx: Ctx, q: QueryParams) -> Reply {
@@ -702,6 +734,7 @@ async fn gs_page(state: AppState, ctx: Ctx, q: QueryParams, detail: bool) -> Rep
     } else {
         Default::default()
     };
+    let limit = p.limit;
     let rows = gq::list_snapshots(&state.app(), &ctx.caller(), scope, filters, p)
         .await
         .map_err(|e| ctx.err(e))?;
@@ -715,7 +748,23 @@ async fn gs_page(state: AppState, ctx: Ctx, q: QueryParams, detail: bool) -> Rep
             }
         })
         .collect();
-    Ok(Json(json!({ "group_snapshots": all })).into_response())
+    let mut body = json!({ "group_snapshots": all });
+    let ids: Vec<&str> = rows.iter().map(|g| g.id.as_str()).collect();
+    let path = if detail {
+        "group_snapshots/detail"
+    } else {
+        "group_snapshots"
+    };
+    links(
+        &ctx,
+        &mut body,
+        "group_snapshot_links",
+        path,
+        &q,
+        limit,
+        &ids,
+    );
+    Ok(Json(body).into_response())
 }
 
 async fn gs_list(State(state): State<AppState>, ctx: Ctx, q: QueryParams) -> Reply {
