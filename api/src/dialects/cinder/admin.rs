@@ -103,6 +103,7 @@ async fn services(
     admin_only(&ctx)?;
     let q = query(&ctx, q)?;
     let now = cinder_time(&Utc::now());
+    let backend_up = (state.capacity)().is_some();
     let list: Vec<Value> = all_services(&state)
         .into_iter()
         .filter(|(_, host, _)| {
@@ -123,6 +124,12 @@ async fn services(
             // 3.7 (a17): the service's cluster (clusters.rs).
             if ctx.at_least(crate::microversion::CLUSTER_SUPPORT) {
                 s["cluster"] = json!(super::clusters::cluster_of(&host));
+            }
+            // 3.49: a volume service's backend state, as its pools report
+            // it: up while the file system its volumes live on answers
+            // (the capacity the pools show), down when it does not.
+            if binary == VOLUME && ctx.at_least(crate::microversion::BACKEND_STATE_REPORT) {
+                s["backend_state"] = json!(if backend_up { "up" } else { "down" });
             }
             s
         })
