@@ -676,3 +676,47 @@ async fn transfers_3_59_pagination_and_sort() {
     assert_eq!(r.status, 400, "{}", r.body);
     verified(tmp.path());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snapshot_3_66_of_an_in_use_volume_without_force() {
+    let tmp = tempfile::tempdir().unwrap();
+    let srv = Server::start(tmp.path());
+    let c = srv.client("alice", "p1");
+    let vol = new_volume(&c, "p1", json!({})).await;
+    attach_legacy(&c, &vol).await;
+    let snap = |force: Value| {
+        let mut s = json!({"volume_id": vol});
+        if !force.is_null() {
+            s["force"] = force;
+        }
+        Some(json!({ "snapshot": s }))
+    };
+    // 3.65: in-use needs force [5.1 #22].
+    let r = at(&c, "3.65", "POST", "/v3/p1/snapshots", snap(Value::Null)).await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    let r = at(&c, "3.65", "POST", "/v3/p1/snapshots", snap(json!(true))).await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    // 3.66: without force; force false is refused, force true ignored.
+    let r = at(&c, "3.66", "POST", "/v3/p1/snapshots", snap(Value::Null)).await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    let r = at(&c, "3.66", "POST", "/v3/p1/snapshots", snap(json!(false))).await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert_eq!(
+        r.body["badRequest"]["message"],
+        "Since microversion 3.66 the 'force' flag is invalid for this request.  For backward compatability, however, when the 'force' flag is passed with a value evaluating to True, it is silently ignored."
+    );
+    let r = at(&c, "3.66", "POST", "/v3/p1/snapshots", snap(json!(true))).await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    let list = c.get("/v3/p1/snapshots").await;
+    assert_eq!(list.body["snapshots"].as_array().unwrap().len(), 3);
+    for s in list.body["snapshots"].as_array().unwrap() {
+        let id = s["id"].as_str().unwrap();
+        c.wait_until(
+            &format!("/v3/p1/snapshots/{id}"),
+            "snapshot available",
+            |r| r.body["snapshot"]["status"] == "available",
+        )
+        .await;
+    }
+    verified(tmp.path());
+}
