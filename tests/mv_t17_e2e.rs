@@ -720,3 +720,39 @@ async fn snapshot_3_66_of_an_in_use_volume_without_force() {
     }
     verified(tmp.path());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn extend_completion_3_71_refuses_what_no_consumer_awaits() {
+    let tmp = tempfile::tempdir().unwrap();
+    let srv = Server::start(tmp.path());
+    let c = srv.client("alice", "p1");
+    let admin = srv.client("admin", "p1");
+    let vol = new_volume(&c, "p1", json!({})).await;
+    let action = format!("/v3/p1/volumes/{vol}/action");
+    let body = json!({"os-extend_volume_completion": {"error": false}});
+    // An administrator's action (Cinder's RULE_ADMIN_API).
+    let r = at(&c, "3.71", "POST", &action, Some(body.clone())).await;
+    assert_eq!(r.status, 403, "{}", r.body);
+    // Cinder's admin_actions.py serves it at every version: 3.70 answers
+    // as 3.71 does. No extend here waits for its consumer, so a volume
+    // that is not extending is refused with Cinder's words.
+    for v in ["3.70", "3.71"] {
+        let r = at(&admin, v, "POST", &action, Some(body.clone())).await;
+        assert_eq!(r.status, 400, "{v}: {}", r.body);
+        assert_eq!(
+            r.body["badRequest"]["message"],
+            "Invalid volume: Volume is not being extended."
+        );
+    }
+    let r = at(
+        &admin,
+        "3.71",
+        "POST",
+        &action,
+        Some(json!({"os-extend_volume_completion": {"error": 1}})),
+    )
+    .await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert_eq!(volume(&c, &vol).await["status"], "available");
+    verified(tmp.path());
+}

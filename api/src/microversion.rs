@@ -43,7 +43,7 @@ pub static VOLUME: Service = Service {
     min: (3, 0),
     // 3.1: upload-to-image takes `visibility` and `protected`;
     // 3.2: the `bootable` volume-list filter is strict.
-    max: (3, 66),
+    max: (3, 71),
     default: (3, 0),
     gone_after_max: false,
     dialect: DialectRef(&crate::dialects::cinder::CINDER),

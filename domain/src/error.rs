@@ -158,9 +158,9 @@ pub enum DomainError {
     QosSpecsKeyNotFound { id: String, key: String },
     #[error("Invalid volume: {0}")]
     RetypeRefused(String),
-    /// Cinder's InvalidVolume from the attachment rules (400).
+    /// Cinder's InvalidVolume (400): the attachment rules, extend completion.
     #[error("Invalid volume: {0}")]
-    AttachmentRefused(String),
+    InvalidVolume(String),
     /// Cinder's ResourceConflict from attachment-update (409).
     #[error("{0}")]
     AttachmentConflict(String),
@@ -302,7 +302,7 @@ impl DomainError {
             QosSpecsInUse(_) => "qos_specs_in_use",
             QosSpecsKeyNotFound { .. } => "qos_specs_key_not_found",
             RetypeRefused(_) => "retype_refused",
-            AttachmentRefused(_) => "attachment_refused",
+            InvalidVolume(_) => "invalid_volume",
             AttachmentConflict(_) => "attachment_conflict",
             RevertRefused(_) => "revert_refused",
             RevertConflict(_) => "revert_conflict",

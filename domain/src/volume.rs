@@ -14,6 +14,7 @@ use uuid::Uuid;
 use crate::{limits, Aggregate, DomainError};
 
 pub mod attach;
+pub mod completion;
 pub mod revert;
 
 /// Volume statuses of Huawei A.3 plus the ones DECISIONS.md adds.

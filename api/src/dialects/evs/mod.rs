@@ -116,7 +116,7 @@ fn domain_code(e: &DomainError) -> &'static str {
         | EncryptionExists(_)
         | QosSpecsInUse(_)
         | RetypeRefused(_)
-        | AttachmentRefused(_)
+        | InvalidVolume(_)
         | AttachmentConflict(_)
         | RevertRefused(_)
         | RevertConflict(_)
