@@ -463,3 +463,296 @@ async fn extend_3_42_of_an_in_use_volume() {
     assert_eq!(virtual_size(&path), 2 << 30, "{format}");
     verified(tmp.path());
 }
+
+/// Creates a transfer of `vol` at version `v` on `path`; returns the reply.
+async fn transfer(c: &Client, v: &str, path: &str, body: Value) -> Reply {
+    at(
+        c,
+        v,
+        "POST",
+        &format!("/v3/p1/{path}"),
+        Some(json!({ "transfer": body })),
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transfers_3_55_snapshots_move_and_3_57_fields() {
+    let tmp = tempfile::tempdir().unwrap();
+    let srv = Server::start(tmp.path());
+    let c = srv.client("alice", "p1");
+    let bob = srv.client("bob", "p2");
+    let vol = new_volume(&c, "p1", json!({})).await;
+    let snap = new_snapshot(&c, &vol).await;
+
+    // 3.54: no `no_snapshots`, and a volume with snapshots is refused [5.1 #26].
+    let r = transfer(
+        &c,
+        "3.54",
+        "volume-transfers",
+        json!({"volume_id": vol, "no_snapshots": false}),
+    )
+    .await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    let r = transfer(&c, "3.54", "os-volume-transfer", json!({"volume_id": vol})).await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert_eq!(volume(&c, &vol).await["status"], "available");
+
+    // 3.55: the snapshots move with the volume; the body shows no_snapshots.
+    let r = transfer(
+        &c,
+        "3.55",
+        "volume-transfers",
+        json!({"volume_id": vol, "name": " t1 "}),
+    )
+    .await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    let t = r.body["transfer"].clone();
+    let tid = t["id"].as_str().unwrap().to_string();
+    let mut keys: Vec<&str> = t.as_object().unwrap().keys().map(String::as_str).collect();
+    keys.sort();
+    assert_eq!(
+        keys,
+        [
+            "auth_key",
+            "created_at",
+            "id",
+            "links",
+            "name",
+            "no_snapshots",
+            "volume_id"
+        ]
+    );
+    assert_eq!(t["no_snapshots"], false);
+    assert_eq!(t["name"], "t1");
+    // 3.56 shows no project fields; 3.57 does.
+    let r = at(
+        &c,
+        "3.56",
+        "GET",
+        &format!("/v3/p1/volume-transfers/{tid}"),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.body["transfer"].get("accepted").is_none(), "{}", r.body);
+    let r = at(
+        &c,
+        "3.57",
+        "GET",
+        &format!("/v3/p1/volume-transfers/{tid}"),
+        None,
+    )
+    .await;
+    let shown = &r.body["transfer"];
+    assert_eq!(shown["source_project_id"], "p1");
+    assert_eq!(shown["destination_project_id"], Value::Null);
+    assert_eq!(shown["accepted"], false);
+    assert_eq!(shown["no_snapshots"], false);
+    let r = at(
+        &bob,
+        "3.57",
+        "POST",
+        &format!("/v3/p2/volume-transfers/{tid}/accept"),
+        Some(json!({"accept": {"auth_key": t["auth_key"]}})),
+    )
+    .await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    // The volume and its snapshot are p2's now; the transfer is gone.
+    assert_eq!(bob.get(&format!("/v3/p2/volumes/{vol}")).await.status, 200);
+    let s = bob.get(&format!("/v3/p2/snapshots/{snap}")).await;
+    assert_eq!(s.status, 200, "{}", s.body);
+    assert_eq!(c.get(&format!("/v3/p1/snapshots/{snap}")).await.status, 404);
+    let r = at(
+        &c,
+        "3.57",
+        "GET",
+        &format!("/v3/p1/volume-transfers/{tid}"),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 404, "{}", r.body);
+    // p2's quota counts the snapshot (usage moved with it).
+    let q = bob.get("/v3/p2/os-quota-sets/p2?usage=true").await;
+    assert_eq!(q.body["quota_set"]["snapshots"]["in_use"], 1, "{}", q.body);
+    let q = c.get("/v3/p1/os-quota-sets/p1?usage=true").await;
+    assert_eq!(q.body["quota_set"]["snapshots"]["in_use"], 0, "{}", q.body);
+
+    // 3.55 no_snapshots: the volume moves alone.
+    let vol2 = new_volume(&c, "p1", json!({})).await;
+    let snap2 = new_snapshot(&c, &vol2).await;
+    let r = transfer(
+        &c,
+        "3.55",
+        "volume-transfers",
+        json!({"volume_id": vol2, "no_snapshots": "true"}),
+    )
+    .await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    assert_eq!(r.body["transfer"]["no_snapshots"], true);
+    let t2 = r.body["transfer"]["id"].as_str().unwrap().to_string();
+    let r = at(
+        &bob,
+        "3.55",
+        "POST",
+        &format!("/v3/p2/volume-transfers/{t2}/accept"),
+        Some(json!({"accept": {"auth_key": r.body["transfer"]["auth_key"]}})),
+    )
+    .await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    assert_eq!(bob.get(&format!("/v3/p2/volumes/{vol2}")).await.status, 200);
+    assert_eq!(
+        c.get(&format!("/v3/p1/snapshots/{snap2}")).await.status,
+        200
+    );
+    verified(tmp.path());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transfers_3_59_pagination_and_sort() {
+    let tmp = tempfile::tempdir().unwrap();
+    let srv = Server::start(tmp.path());
+    let c = srv.client("alice", "p1");
+    let mut ids = Vec::new();
+    for name in ["b", "c", "a"] {
+        let vol = new_volume(&c, "p1", json!({})).await;
+        let r = transfer(
+            &c,
+            "3.59",
+            "volume-transfers",
+            json!({"volume_id": vol, "name": name}),
+        )
+        .await;
+        assert_eq!(r.status, 202, "{}", r.body);
+        ids.push(r.body["transfer"]["id"].as_str().unwrap().to_string());
+    }
+    let names = |r: &Reply| -> Vec<String> {
+        r.body["transfers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    // 3.58: oldest first, no links.
+    let r = at(&c, "3.58", "GET", "/v3/p1/volume-transfers?limit=2", None).await;
+    assert_eq!(names(&r), ["b", "c"]);
+    assert!(r.body.get("transfers_links").is_none());
+    // 3.59: newest first by default, a next link on a full page.
+    let r = at(&c, "3.59", "GET", "/v3/p1/volume-transfers?limit=2", None).await;
+    assert_eq!(names(&r), ["a", "c"]);
+    let next = r.body["transfers_links"][0]["href"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(next.contains(&format!("marker={}", ids[1])), "{next}");
+    let r = at(
+        &c,
+        "3.59",
+        "GET",
+        &format!("/v3/p1/volume-transfers?limit=2&marker={}", ids[1]),
+        None,
+    )
+    .await;
+    assert_eq!(names(&r), ["b"]);
+    let r = at(
+        &c,
+        "3.59",
+        "GET",
+        "/v3/p1/volume-transfers/detail?sort=name:asc",
+        None,
+    )
+    .await;
+    assert_eq!(names(&r), ["a", "b", "c"]);
+    assert_eq!(r.body["transfers"][0]["accepted"], false);
+    let r = at(
+        &c,
+        "3.59",
+        "GET",
+        "/v3/p1/volume-transfers?sort_key=size",
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    verified(tmp.path());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snapshot_3_66_of_an_in_use_volume_without_force() {
+    let tmp = tempfile::tempdir().unwrap();
+    let srv = Server::start(tmp.path());
+    let c = srv.client("alice", "p1");
+    let vol = new_volume(&c, "p1", json!({})).await;
+    attach_legacy(&c, &vol).await;
+    let snap = |force: Value| {
+        let mut s = json!({"volume_id": vol});
+        if !force.is_null() {
+            s["force"] = force;
+        }
+        Some(json!({ "snapshot": s }))
+    };
+    // 3.65: in-use needs force [5.1 #22].
+    let r = at(&c, "3.65", "POST", "/v3/p1/snapshots", snap(Value::Null)).await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    let r = at(&c, "3.65", "POST", "/v3/p1/snapshots", snap(json!(true))).await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    // 3.66: without force; force false is refused, force true ignored.
+    let r = at(&c, "3.66", "POST", "/v3/p1/snapshots", snap(Value::Null)).await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    let r = at(&c, "3.66", "POST", "/v3/p1/snapshots", snap(json!(false))).await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert_eq!(
+        r.body["badRequest"]["message"],
+        "Since microversion 3.66 the 'force' flag is invalid for this request.  For backward compatability, however, when the 'force' flag is passed with a value evaluating to True, it is silently ignored."
+    );
+    let r = at(&c, "3.66", "POST", "/v3/p1/snapshots", snap(json!(true))).await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    let list = c.get("/v3/p1/snapshots").await;
+    assert_eq!(list.body["snapshots"].as_array().unwrap().len(), 3);
+    for s in list.body["snapshots"].as_array().unwrap() {
+        let id = s["id"].as_str().unwrap();
+        c.wait_until(
+            &format!("/v3/p1/snapshots/{id}"),
+            "snapshot available",
+            |r| r.body["snapshot"]["status"] == "available",
+        )
+        .await;
+    }
+    verified(tmp.path());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn extend_completion_3_71_refuses_what_no_consumer_awaits() {
+    let tmp = tempfile::tempdir().unwrap();
+    let srv = Server::start(tmp.path());
+    let c = srv.client("alice", "p1");
+    let admin = srv.client("admin", "p1");
+    let vol = new_volume(&c, "p1", json!({})).await;
+    let action = format!("/v3/p1/volumes/{vol}/action");
+    let body = json!({"os-extend_volume_completion": {"error": false}});
+    // An administrator's action (Cinder's RULE_ADMIN_API).
+    let r = at(&c, "3.71", "POST", &action, Some(body.clone())).await;
+    assert_eq!(r.status, 403, "{}", r.body);
+    // Cinder's admin_actions.py serves it at every version: 3.70 answers
+    // as 3.71 does. No extend here waits for its consumer, so a volume
+    // that is not extending is refused with Cinder's words.
+    for v in ["3.70", "3.71"] {
+        let r = at(&admin, v, "POST", &action, Some(body.clone())).await;
+        assert_eq!(r.status, 400, "{v}: {}", r.body);
+        assert_eq!(
+            r.body["badRequest"]["message"],
+            "Invalid volume: Volume is not being extended."
+        );
+    }
+    let r = at(
+        &admin,
+        "3.71",
+        "POST",
+        &action,
+        Some(json!({"os-extend_volume_completion": {"error": 1}})),
+    )
+    .await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert_eq!(volume(&c, &vol).await["status"], "available");
+    verified(tmp.path());
+}

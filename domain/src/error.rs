@@ -182,9 +182,9 @@ pub enum DomainError {
     GroupSnapshotRefused(String),
     #[error("Maximum number of groups allowed ({limit}) exceeded for quota 'groups'.")]
     GroupCountQuota { limit: i64, in_use: i64 },
-    /// Cinder's InvalidVolume from the attachment rules (400).
+    /// Cinder's InvalidVolume (400): the attachment rules, extend completion.
     #[error("Invalid volume: {0}")]
-    AttachmentRefused(String),
+    InvalidVolume(String),
     /// Cinder's ResourceConflict from attachment-update (409).
     #[error("{0}")]
     AttachmentConflict(String),
@@ -337,7 +337,7 @@ impl DomainError {
             GroupSnapshotNotFound(_) => "group_snapshot_not_found",
             GroupSnapshotRefused(_) => "group_snapshot_refused",
             GroupCountQuota { .. } => "group_count_quota",
-            AttachmentRefused(_) => "attachment_refused",
+            InvalidVolume(_) => "invalid_volume",
             AttachmentConflict(_) => "attachment_conflict",
             RevertRefused(_) => "revert_refused",
             RevertConflict(_) => "revert_conflict",

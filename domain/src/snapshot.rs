@@ -133,6 +133,10 @@ pub enum SnapshotCommand {
         volume_id: Uuid,
     },
     EndRollback,
+    /// t17 (Cinder 3.55): the snapshot moves with its volume's transfer.
+    Transfer {
+        to_project: String,
+    },
     StartWork {
         kind: SnapshotWork,
     },
@@ -200,6 +204,11 @@ pub enum SnapshotEvent {
     SnapshotStatusUpdated {
         status: SnapshotStatus,
         progress: Option<String>,
+    },
+    /// Its volume's transfer was accepted (Cinder 3.55, not `no_snapshots`).
+    SnapshotTransferred {
+        from_project_id: String,
+        to_project_id: String,
     },
 }
 
@@ -271,6 +280,7 @@ impl Aggregate for SnapshotAggregate {
             SnapshotRollbackEnded {} => "SnapshotRollbackEnded",
             SnapshotStatusReset { .. } => "SnapshotStatusReset",
             SnapshotStatusUpdated { .. } => "SnapshotStatusUpdated",
+            SnapshotTransferred { .. } => "SnapshotTransferred",
         }
     }
 
@@ -415,6 +425,13 @@ impl Aggregate for SnapshotAggregate {
                 }
                 Ok(vec![E::SnapshotStatusUpdated { status, progress }])
             }
+            C::Transfer { to_project } => {
+                let s = state.live()?;
+                Ok(vec![E::SnapshotTransferred {
+                    from_project_id: s.project_id.clone(),
+                    to_project_id: to_project,
+                }])
+            }
             C::BeginRollback { volume_id } => {
                 let s = state.live()?;
                 if s.volume_id != volume_id {
@@ -504,6 +521,7 @@ impl Aggregate for SnapshotAggregate {
             E::SnapshotStatusReset { status } | E::SnapshotStatusUpdated { status, .. } => {
                 set(*status)
             }
+            E::SnapshotTransferred { to_project_id, .. } => s.project_id = to_project_id.clone(),
         }
         state
     }

@@ -9,6 +9,40 @@ use uuid::Uuid;
 use crate::volume::validate_name;
 use crate::{Aggregate, DomainError};
 
+/// What a transfer does with its volume's snapshots.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SnapshotRule {
+    /// Below Cinder 3.55 (and on `/v2`): a volume with snapshots is not
+    /// transferred [5.1 #26].
+    Refuse,
+    /// 3.55 without `no_snapshots`: they move with it, and every one must
+    /// be `available` (cinder/transfer/api.py `create`); the first that is
+    /// not, if any.
+    MoveAll { not_available: Option<Uuid> },
+    /// 3.55 `no_snapshots`: the volume moves alone.
+    Leave,
+}
+
+impl SnapshotRule {
+    pub fn check(&self) -> Result<(), DomainError> {
+        match self {
+            SnapshotRule::MoveAll {
+                not_available: Some(id),
+            } => Err(DomainError::invalid(
+                "volume_id",
+                crate::error::FieldReason::Conflict,
+                format!("Invalid snapshot: snapshot: {id} status must be available"),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// The `no_snapshots` the transfer records.
+    pub fn no_snapshots(&self) -> bool {
+        *self == SnapshotRule::Leave
+    }
+}
+
 pub fn hash_key(auth_key: &str) -> String {
     hex::encode(Sha256::digest(auth_key.as_bytes()))
 }
@@ -27,6 +61,8 @@ pub struct Transfer {
     pub project_id: String,
     pub auth_key_sha256: String,
     pub status: TransferStatus,
+    /// Cinder 3.55: the snapshots stay with the donor.
+    pub no_snapshots: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -42,6 +78,7 @@ pub enum TransferCommand {
         project_id: String,
         name: Option<String>,
         auth_key_sha256: String,
+        no_snapshots: bool,
     },
     Accept {
         auth_key: String,
@@ -60,6 +97,8 @@ pub enum TransferEvent {
         project_id: String,
         name: Option<String>,
         auth_key_sha256: String,
+        /// Since v2 (`upcast`: a v1 transfer is Cinder's default, false).
+        no_snapshots: bool,
     },
     /// Stored as `*_id` since v2 (`upcast`).
     TransferAccepted {
@@ -110,6 +149,7 @@ impl Aggregate for TransferAggregate {
                 project_id,
                 name,
                 auth_key_sha256,
+                no_snapshots,
             } => {
                 if state.transfer.is_some() {
                     return Err(DomainError::invalid(
@@ -125,6 +165,7 @@ impl Aggregate for TransferAggregate {
                     project_id,
                     name,
                     auth_key_sha256,
+                    no_snapshots,
                 }])
             }
             TransferCommand::Accept {
@@ -162,6 +203,7 @@ impl Aggregate for TransferAggregate {
                 volume_id,
                 project_id,
                 auth_key_sha256,
+                no_snapshots,
                 ..
             } => {
                 state.transfer = Some(Transfer {
@@ -170,6 +212,7 @@ impl Aggregate for TransferAggregate {
                     project_id: project_id.clone(),
                     auth_key_sha256: auth_key_sha256.clone(),
                     status: TransferStatus::Pending,
+                    no_snapshots: *no_snapshots,
                 })
             }
             TransferEvent::TransferAccepted { .. } => {
@@ -200,6 +243,7 @@ mod tests {
                 project_id: "p1".into(),
                 name: None,
                 auth_key_sha256: hash_key("9266c59563c84664"),
+                no_snapshots: false,
             },
         )
         .unwrap()

@@ -22,6 +22,7 @@ const CURRENT: &[(&str, u32)] = &[
     ("VolumeTransferred", 2),
     ("SnapshotCreateRequested", 2),
     ("TransferAccepted", 2),
+    ("TransferCreated", 2),
     ("ImageCreateRequested", 2),
 ];
 
@@ -84,6 +85,12 @@ fn step(event_type: &str, v: u32, data: Value) -> Value {
         // they hold ids, and every other event calls an id `*_id`
         // (`project_id`, `user_id`): v2 does too, so a reader of the audit
         // trail finds them under the names it knows.
+        // t17: v2 records Cinder 3.55's `no_snapshots`; a v1 transfer took
+        // Cinder's default (false), and had no snapshots to move: a volume
+        // with snapshots was not transferred before 3.55 [5.1 #26].
+        ("TransferCreated", 1) => {
+            m.entry("no_snapshots").or_insert(Value::Bool(false));
+        }
         ("VolumeTransferred", 1) | ("TransferAccepted", 1) => {
             for (old, new) in [
                 ("from_project", "from_project_id"),
@@ -125,6 +132,16 @@ mod tests {
         );
         let v2 = json!({"image_id": "i", "protected": true});
         assert_eq!(upcast("ImageCreateRequested", 2, v2.clone()), (2, v2));
+    }
+
+    #[test]
+    fn a_v1_transfer_takes_its_snapshots_as_cinder_defaults() {
+        let v1 = json!({"transfer_id": "t", "volume_id": "v", "project_id": "p", "name": null,
+                        "auth_key_sha256": "h"});
+        let (v, data) = upcast("TransferCreated", 1, v1);
+        assert_eq!((v, &data["no_snapshots"]), (2, &json!(false)));
+        let v2 = json!({"transfer_id": "t", "no_snapshots": true});
+        assert_eq!(upcast("TransferCreated", 2, v2.clone()), (2, v2));
     }
 
     #[test]

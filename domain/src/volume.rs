@@ -14,6 +14,7 @@ use uuid::Uuid;
 use crate::{limits, Aggregate, DomainError};
 
 pub mod attach;
+pub mod completion;
 pub mod revert;
 
 /// Volume statuses of Huawei A.3 plus the ones DECISIONS.md adds.
@@ -292,6 +293,8 @@ pub enum VolumeCommand {
     StartTransfer {
         transfer_id: Uuid,
         dependent_snapshots: usize,
+        /// What happens to those snapshots (Cinder 3.55).
+        snapshots: crate::transfer::SnapshotRule,
     },
     /// CINDER-7.4.3: the transfer was deleted before acceptance.
     CancelTransfer {
@@ -303,6 +306,9 @@ pub enum VolumeCommand {
         to_project: String,
         to_user: String,
         quota: crate::quota::Headroom,
+        /// Sizes of the snapshots that move with the volume (Cinder 3.55):
+        /// the accepting project's quota takes them too.
+        moving_snapshots: Vec<i64>,
     },
     /// CINDER-7.2.4: the volume is `uploading` while its bytes are exported.
     StartUpload {
@@ -1220,12 +1226,14 @@ impl Aggregate for VolumeAggregate {
             C::StartTransfer {
                 transfer_id,
                 dependent_snapshots,
+                snapshots,
             } => {
                 let v = state.live("")?;
                 if v.status != S::Available {
                     return Err(DomainError::TransferWrongStatus(v.status.as_str().into()));
                 }
-                if dependent_snapshots > 0 {
+                snapshots.check()?;
+                if dependent_snapshots > 0 && snapshots == crate::transfer::SnapshotRule::Refuse {
                     // DECISIONS.md, Transfers [5.1 #26].
                     return Err(DomainError::invalid(
                         "volume_id",
@@ -1248,6 +1256,7 @@ impl Aggregate for VolumeAggregate {
                 to_project,
                 to_user,
                 quota,
+                moving_snapshots,
             } => {
                 let v = state.live("")?;
                 if v.status != S::AwaitingTransfer || v.transfer_id != Some(transfer_id) {
@@ -1260,7 +1269,10 @@ impl Aggregate for VolumeAggregate {
                         "Invalid transfer: a project cannot accept its own transfer.",
                     ));
                 }
-                quota.admit(&crate::quota::Delta::volume(&v.volume_type, v.size))?;
+                let mut delta = crate::quota::Delta::volume(&v.volume_type, v.size);
+                delta.snapshots = moving_snapshots.len() as i64;
+                delta.gigabytes += moving_snapshots.iter().sum::<i64>();
+                quota.admit(&delta)?;
                 Ok(vec![E::VolumeTransferred {
                     transfer_id,
                     from_project: v.project_id.clone(),

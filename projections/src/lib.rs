@@ -1196,12 +1196,14 @@ mod tests {
             VolumeCommand::StartTransfer {
                 transfer_id: transfer,
                 dependent_snapshots: 0,
+                snapshots: domain::transfer::SnapshotRule::Refuse,
             },
             VolumeCommand::CompleteTransfer {
                 transfer_id: transfer,
                 to_project: "p2".into(),
                 to_user: "u2".into(),
                 quota: domain::quota::Headroom::unlimited(),
+                moving_snapshots: vec![],
             },
             attach(a1, "/dev/vdd"),
         ];

@@ -125,6 +125,11 @@ impl InlineProjection for QuotasProjection {
                     conn.prepare_cached("DELETE FROM quota_ledger WHERE id = ?1")?
                         .execute(params![id])?;
                 }
+                // t17: the accepting project's usage from now on.
+                SnapshotEvent::SnapshotTransferred { to_project_id, .. } => {
+                    conn.prepare_cached("UPDATE quota_ledger SET project_id = ?2 WHERE id = ?1")?
+                        .execute(params![id, to_project_id])?;
+                }
                 SnapshotEvent::SnapshotTypeRenamed { to, .. } => {
                     conn.prepare_cached("UPDATE quota_ledger SET volume_type = ?2 WHERE id = ?1")?
                         .execute(params![id, to])?;

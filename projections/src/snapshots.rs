@@ -180,6 +180,11 @@ impl InlineProjection for SnapshotsProjection {
                 conn.prepare_cached("UPDATE snapshots SET progress = ?2 WHERE id = ?1")?
                     .execute(params![id, p])?;
             }
+            // t17: moved with its volume's transfer (Cinder 3.55).
+            SnapshotEvent::SnapshotTransferred { to_project_id, .. } => {
+                conn.prepare_cached("UPDATE snapshots SET project_id = ?2 WHERE id = ?1")?
+                    .execute(params![id, to_project_id])?;
+            }
             SnapshotEvent::SnapshotUpdated { name, description } => {
                 conn.prepare_cached(
                     "UPDATE snapshots SET name = COALESCE(?2, name),

@@ -78,14 +78,12 @@ pub async fn transfer(app: &App, caller: &Caller, id: Uuid) -> Result<TransferRo
     }
 }
 
+/// None when the query's marker names no visible transfer.
 pub async fn transfers(
     app: &App,
-    project: Option<String>,
-    limit: usize,
-    offset: usize,
-) -> Result<Vec<TransferRow>, AppError> {
-    app.read(move |c| projections::transfers::list(c, project.as_deref(), limit, offset))
-        .await
+    q: projections::transfers::TransferQuery,
+) -> Result<Option<Vec<TransferRow>>, AppError> {
+    app.read(move |c| projections::transfers::list(c, &q)).await
 }
 
 /// An image the caller may read: its own, or a public one.

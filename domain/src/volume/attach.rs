@@ -106,7 +106,7 @@ fn holds(v: &Volume, instance: &str) -> bool {
 /// `_attachment_reserve` and the error-status check of `attachment_create`.
 pub fn check_reserve(v: &Volume, instance: Option<&str>) -> Result<(), DomainError> {
     if is_error(v.status) {
-        return Err(DomainError::AttachmentRefused(format!(
+        return Err(DomainError::InvalidVolume(format!(
             "Volume attachments can not be created if the volume is in an error state. \
              The Volume {} currently has a status of: {} ",
             v.id,
@@ -133,7 +133,7 @@ pub fn check_reserve(v: &Volume, instance: Option<&str>) -> Result<(), DomainErr
     if again {
         return Ok(());
     }
-    Err(DomainError::AttachmentRefused(format!(
+    Err(DomainError::InvalidVolume(format!(
         "Volume {} status must be {expected} to reserve, but the current status is {}.",
         v.id,
         v.status.as_str()

@@ -1,5 +1,6 @@
-//! Cinder 3.40 `{"revert": {"snapshot_id": …}}` on a volume: 202. Below
-//! 3.40 the action does not exist (404, as Cinder's version check).
+//! t17's volume actions: Cinder 3.40 `{"revert": {"snapshot_id": …}}`
+//! (202; below 3.40 the action does not exist, 404 as Cinder's version
+//! check) and 3.71 `os-extend_volume_completion`.
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -39,6 +40,45 @@ pub async fn revert(
         }
     };
     volume_revert::revert(&state.app(), &ctx.caller(), &ctx.meta(), id, snapshot_id)
+        .await
+        .map_err(|e| ctx.err(e))?;
+    Ok(StatusCode::ACCEPTED.into_response())
+}
+
+/// Cinder 3.71 `os-extend_volume_completion`: an administrator's (Cinder's
+/// RULE_ADMIN_API), body `{"error": bool|string|null}`; 202 when accepted.
+/// Cinder's admin_actions.py serves it without a version check, so it is
+/// served at every version here too.
+pub async fn extend_completion(
+    state: &AppState,
+    ctx: &Ctx,
+    id: Uuid,
+    obj: &Map<String, Value>,
+) -> Result<Response, ApiError> {
+    if !ctx.is_admin {
+        return Err(ctx.err(crate::Problem::forbidden(
+            "Policy doesn't allow volume_extension:volume_admin_actions:extend_volume_completion to be performed.",
+        )));
+    }
+    let b = input::member(obj, "os-extend_volume_completion").map_err(|e| ctx.err(e))?;
+    if let Some(k) = b.keys().find(|k| k.as_str() != "error") {
+        return Err(ctx.err(DomainError::invalid(
+            "os-extend_volume_completion",
+            FieldReason::Invalid,
+            format!("Invalid input for field/attribute os-extend_volume_completion. Additional properties are not allowed ('{k}' was unexpected)"),
+        )));
+    }
+    match b.get("error") {
+        None | Some(Value::Null | Value::Bool(_) | Value::String(_)) => {}
+        Some(other) => {
+            return Err(ctx.err(DomainError::invalid(
+                "error",
+                FieldReason::Invalid,
+                format!("Invalid input for field/attribute error. Value: {other}. {other} is not of type 'string', 'null', 'boolean'"),
+            )))
+        }
+    }
+    crate::app::volume_extend_completion::complete(&state.app(), &ctx.caller(), &ctx.meta(), id)
         .await
         .map_err(|e| ctx.err(e))?;
     Ok(StatusCode::ACCEPTED.into_response())

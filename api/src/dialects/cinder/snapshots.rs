@@ -87,9 +87,7 @@ async fn create(State(state): State<AppState>, ctx: Ctx, body: Bytes) -> Reply {
         name: pick(s, "name", "display_name").map_err(|e| ctx.err(e))?,
         description: pick(s, "description", "display_description").map_err(|e| ctx.err(e))?,
         metadata: input::metadata(s.get("metadata")).map_err(|e| ctx.err(e))?,
-        force: input::opt_bool(s, "force")
-            .map_err(|e| ctx.err(e))?
-            .unwrap_or(false),
+        force: snapshot_force(&ctx, s)?,
         full: false,
         snapshot_id: None,
     };
@@ -324,4 +322,25 @@ async fn action(
         .await
         .map_err(|e| ctx.err(e))?;
     Ok(StatusCode::ACCEPTED.into_response())
+}
+
+/// t17, Cinder 3.66: a snapshot of an in-use volume needs no `force`;
+/// `force: false` is then refused (400) and `force: true` silently
+/// ignored, as cinder/api/v3/snapshots.py does. The domain's rule "in-use
+/// needs force" [5.1 #22] is told `true`, Cinder's `allow_in_use`.
+fn snapshot_force(ctx: &Ctx, s: &serde_json::Map<String, Value>) -> Result<bool, ApiError> {
+    let force = input::opt_bool(s, "force").map_err(|e| ctx.err(e))?;
+    if !ctx.at_least(crate::microversion::SNAPSHOT_IN_USE) {
+        return Ok(force.unwrap_or(false));
+    }
+    if force == Some(false) {
+        return Err(ctx.err(DomainError::invalid(
+            "force",
+            FieldReason::Invalid,
+            "Since microversion 3.66 the 'force' flag is invalid for this request.  For backward \
+             compatability, however, when the 'force' flag is passed with a value evaluating to \
+             True, it is silently ignored.",
+        )));
+    }
+    Ok(true)
 }

@@ -358,6 +358,10 @@ async fn action(
         }
         // t17: Cinder 3.40 revert to the latest snapshot.
         "revert" => super::revert::revert(&state, &ctx, id, &obj).await,
+        // t17: Cinder 3.71.
+        "os-extend_volume_completion" => {
+            super::revert::extend_completion(&state, &ctx, id, &obj).await
+        }
         // CINDER-7.2.2: 200, no body.
         "os-set_bootable" => {
             let b = input::member(&obj, "os-set_bootable").map_err(|e| ctx.err(e))?;

@@ -124,7 +124,7 @@ fn domain_code(e: &DomainError) -> &'static str {
             "EVS.5400"
         }
         GroupCountQuota { .. } => "EVS.1034",
-        AttachmentRefused(_)
+        InvalidVolume(_)
         | AttachmentConflict(_)
         | RevertRefused(_)
         | RevertConflict(_)
