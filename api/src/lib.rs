@@ -141,8 +141,8 @@ async fn fallback(req: Request) -> Response {
 /// Every Cinder route family under one version prefix.
 fn cinder_family(prefix: &str) -> Router<AppState> {
     use dialects::cinder::{
-        admin, catalog, clusters, limits, messages, qos, snapshots, summary, transfers, types,
-        volumes, workers,
+        admin, catalog, clusters, limits, messages, qos, resource_filters, snapshots, summary,
+        transfers, types, volumes, workers,
     };
     volumes::routes(prefix)
         .merge(types::routes(prefix))
@@ -156,6 +156,7 @@ fn cinder_family(prefix: &str) -> Router<AppState> {
         .merge(clusters::routes(prefix))
         .merge(workers::routes(prefix))
         .merge(summary::routes(prefix))
+        .merge(resource_filters::routes(prefix))
 }
 
 pub fn router(state: AppState) -> Router {

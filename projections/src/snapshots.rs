@@ -257,6 +257,8 @@ pub struct SnapshotQuery {
     pub volume_id: Option<String>,
     /// Cinder's `metadata` filter (3.22): every pair.
     pub metadata: BTreeMap<String, String>,
+    /// Cinder's like filters (3.34): (column, part of its value).
+    pub like: Vec<(&'static str, String)>,
     pub marker: Option<String>,
     pub limit: usize,
     pub offset: usize,
@@ -275,6 +277,13 @@ pub fn list(
     f.eq("name", q.name.as_ref());
     f.eq("status", q.status.as_ref());
     f.eq("volume_id", q.volume_id.as_ref());
+    for (col, part) in &q.like {
+        // Cinder's `column LIKE '%value%'` (wildcards in the value too).
+        f.and(
+            &format!("COALESCE({col}, '') LIKE '%' || ? || '%'"),
+            part.clone(),
+        );
+    }
     for (k, v) in &q.metadata {
         let path = format!("$.\"{}\"", k.replace('"', ""));
         f.and_all(

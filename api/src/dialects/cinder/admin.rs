@@ -288,12 +288,18 @@ async fn pools(
     let detail = q
         .get("detail")
         .is_some_and(|d| matches!(d.to_ascii_lowercase().as_str(), "true" | "1" | "yes"));
+    let filters = super::pools::filters(&state, &ctx, &q).await?;
     let mut list = Vec::new();
     for t in &state.catalog.types {
         for zone in &state.catalog.zones {
-            let mut pool = json!({ "name": pool_name(zone, &t.name) });
+            let name = pool_name(zone, &t.name);
+            let caps = pool_capabilities(&state, &t.name);
+            if !filters.keeps(&name, &t.name, &caps) {
+                continue;
+            }
+            let mut pool = json!({ "name": name });
             if detail {
-                pool["capabilities"] = pool_capabilities(&state, &t.name);
+                pool["capabilities"] = caps;
             }
             list.push(pool);
         }
