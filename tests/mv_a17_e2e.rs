@@ -980,3 +980,129 @@ async fn v3_39_limits_of_another_project() {
     drop(srv);
     assert_verified(tmp.path());
 }
+
+/// 3.32: `os-services/set-log` changes the running process's log level
+/// for a target prefix and `get-log` reports it per service; at 3.31 the
+/// actions do not exist.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn v3_32_set_and_get_log_levels() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let log = tmp.path().join("server.log");
+    let srv = Server::start_full(&data, "qcow2", &[], &[], Some(&log));
+    let admin = srv.client("admin", "p1");
+    // The harness starts the server at `warn`: no access lines. Raising
+    // `access` to info makes the running process write them.
+    let served = || {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .contains("served")
+    };
+    assert_eq!(
+        at(&admin, "3.32", "GET", "/v3/p1/volumes", None)
+            .await
+            .status,
+        200
+    );
+    assert!(!served());
+    let r = at(
+        &admin,
+        "3.32",
+        "PUT",
+        "/v3/p1/os-services/set-log",
+        Some(json!({"level": "INFO", "prefix": "access"})),
+    )
+    .await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    admin
+        .wait_until("/v3/p1/volumes", "access lines logged", |_| served())
+        .await;
+    let set = json!({"level": "debug", "prefix": "executor"});
+    let r = at(
+        &admin,
+        "3.31",
+        "PUT",
+        "/v3/p1/os-services/set-log",
+        Some(set.clone()),
+    )
+    .await;
+    assert_eq!(r.status, 404, "{}", r.body);
+    let r = at(
+        &admin,
+        "3.32",
+        "PUT",
+        "/v3/p1/os-services/set-log",
+        Some(set),
+    )
+    .await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    let r = at(
+        &admin,
+        "3.32",
+        "PUT",
+        "/v3/p1/os-services/get-log",
+        Some(json!({"prefix": "executor"})),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let levels = r.body["log_levels"].as_array().unwrap();
+    // The API, the scheduler and one volume service per backend.
+    assert_eq!(levels.len(), 5, "{}", r.body);
+    assert!(
+        levels
+            .iter()
+            .all(|l| l["levels"] == json!({"executor": "DEBUG"})),
+        "{}",
+        r.body
+    );
+    let r = at(
+        &admin,
+        "3.32",
+        "PUT",
+        "/v3/p1/os-services/get-log",
+        Some(json!({"binary": "cinder-volume", "server": "blockledger@SSD"})),
+    )
+    .await;
+    let levels = r.body["log_levels"].as_array().unwrap();
+    assert_eq!(levels.len(), 1, "{}", r.body);
+    assert_eq!(levels[0]["host"], "blockledger@SSD");
+    assert_eq!(levels[0]["levels"]["executor"], "DEBUG");
+    // The level the server started with (the harness's RUST_LOG).
+    assert!(levels[0]["levels"]["root"].is_string(), "{}", r.body);
+    // Errors only, everywhere: the prefix's own level goes.
+    let r = at(
+        &admin,
+        "3.32",
+        "PUT",
+        "/v3/p1/os-services/set-log",
+        Some(json!({"level": "ERROR"})),
+    )
+    .await;
+    assert_eq!(r.status, 202);
+    let r = at(
+        &admin,
+        "3.32",
+        "PUT",
+        "/v3/p1/os-services/get-log",
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(r.body["log_levels"][0]["levels"], json!({"root": "ERROR"}));
+    for bad in [
+        json!({"level": "loud"}),
+        json!({"level": "debug", "binary": "nova"}),
+        json!({"level": "debug", "colour": 1}),
+    ] {
+        let r = at(
+            &admin,
+            "3.32",
+            "PUT",
+            "/v3/p1/os-services/set-log",
+            Some(bad.clone()),
+        )
+        .await;
+        assert_eq!(r.status, 400, "{bad}: {}", r.body);
+    }
+    drop(srv);
+    assert_verified(&data);
+}

@@ -22,6 +22,7 @@ pub mod error;
 pub mod idempotency;
 pub mod identity;
 pub mod input;
+pub mod log_levels;
 pub mod metrics;
 pub mod microversion;
 pub mod ops;
