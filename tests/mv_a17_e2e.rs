@@ -748,3 +748,361 @@ async fn v3_24_workers_cleanup() {
     drop(srv);
     assert_verified(tmp.path());
 }
+
+/// 3.4: the volume list's `glance_metadata` filter (the image metadata a
+/// volume made from an image carries); at 3.3 it is not read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn v3_4_glance_metadata_filter() {
+    let tmp = tempfile::tempdir().unwrap();
+    let srv = Server::start(tmp.path());
+    let c = srv.client("alice", "p1");
+    let src = volume_of(&c, "3.4", None, "available").await;
+    let r = c
+        .post(
+            &format!("/v3/p1/volumes/{src}/action"),
+            &json!({"os-volume_upload_image": {"image_name": "golden", "disk_format": "raw"}}),
+        )
+        .await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    let image = r.body["os-volume_upload_image"]["image_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    c.wait_until(&format!("/image/v2/images/{image}"), "active", |r| {
+        r.body["status"] == "active"
+    })
+    .await;
+    c.wait_status(&format!("/v3/p1/volumes/{src}"), "available")
+        .await;
+    let r = c
+        .post(
+            "/v3/p1/volumes",
+            &json!({"volume": {"size": 1, "imageRef": image}}),
+        )
+        .await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    let from_image = r.body["volume"]["id"].as_str().unwrap().to_string();
+    c.wait_status(&format!("/v3/p1/volumes/{from_image}"), "available")
+        .await;
+
+    let q = "/v3/p1/volumes?glance_metadata={'image_name':'golden'}";
+    assert_eq!(
+        ids(&at(&c, "3.3", "GET", q, None).await, "volumes").len(),
+        2
+    );
+    assert_eq!(
+        ids(&at(&c, "3.4", "GET", q, None).await, "volumes"),
+        vec![from_image.clone()]
+    );
+    let q = format!("/v3/p1/volumes?glance_metadata={{'image_id':'{image}','image_name':'other'}}");
+    assert_eq!(
+        at(&c, "3.4", "GET", &q, None).await.body["volumes"],
+        json!([])
+    );
+    drop(srv);
+    assert_verified(tmp.path());
+}
+
+/// 3.28: get_pools filters by `name` and capability; 3.35 by
+/// `volume_type` (the pools whose backend the type's extra specs allow);
+/// below each the filter is not read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn v3_28_and_3_35_pool_filters() {
+    let tmp = tempfile::tempdir().unwrap();
+    let srv = Server::start(tmp.path());
+    let admin = srv.client("admin", "p1");
+    let pools = |r: &Reply| -> Vec<String> {
+        r.body["pools"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let base = "/v3/p1/scheduler-stats/get_pools";
+    let all = pools(&at(&admin, "3.27", "GET", base, None).await);
+    assert_eq!(all.len(), 15, "3 backends x 5 zones");
+    let one = "blockledger@SSD#toronto";
+    let q = format!("{base}?name={}", one.replace('#', "%23"));
+    assert_eq!(pools(&at(&admin, "3.27", "GET", &q, None).await).len(), 15);
+    assert_eq!(pools(&at(&admin, "3.28", "GET", &q, None).await), [one]);
+    let q = format!("{base}?volume_backend_name=SAS&storage_protocol=file");
+    let sas = pools(&at(&admin, "3.28", "GET", &q, None).await);
+    assert_eq!(sas.len(), 5);
+    assert!(sas.iter().all(|p| p.starts_with("blockledger@SAS#")));
+
+    // A type pinned to a backend, and the bogus one no backend serves.
+    let r = admin
+        .post(
+            "/v3/p1/types",
+            &json!({"volume_type": {"name": "fast", "extra_specs": {"volume_backend_name": "SSD"}}}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let bogus = bogus_type(&admin).await;
+    let q = format!("{base}?volume_type=fast");
+    assert_eq!(pools(&at(&admin, "3.34", "GET", &q, None).await).len(), 15);
+    let fast = pools(&at(&admin, "3.35", "GET", &q, None).await);
+    assert_eq!(fast.len(), 5);
+    assert!(fast.iter().all(|p| p.starts_with("blockledger@SSD#")));
+    let q = format!("{base}?volume_type={bogus}");
+    assert_eq!(
+        at(&admin, "3.35", "GET", &q, None).await.body["pools"],
+        json!([])
+    );
+    let q = format!("{base}?volume_type=nope");
+    assert_eq!(at(&admin, "3.35", "GET", &q, None).await.status, 404);
+    // From 3.31 only the configured pool filters, for admins too.
+    let q = format!("{base}?storage_protocol=file");
+    assert_eq!(at(&admin, "3.30", "GET", &q, None).await.status, 200);
+    assert_eq!(at(&admin, "3.31", "GET", &q, None).await.status, 400);
+    drop(srv);
+    assert_verified(tmp.path());
+}
+
+/// 3.31: a non-admin's list filters must be configured ones (400
+/// otherwise; an admin's are not checked); 3.33 reports the configuration;
+/// 3.34 like filters (`name~`) for an admin, as the default configuration
+/// enables none for users; each against the version below.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn v3_31_3_33_3_34_resource_filters_and_like() {
+    let tmp = tempfile::tempdir().unwrap();
+    let srv = Server::start(tmp.path());
+    let admin = srv.client("admin", "p1");
+    let c = srv.client("alice", "p1");
+    for name in ["alpha-one", "beta-two"] {
+        let r = c
+            .post(
+                "/v3/p1/volumes",
+                &json!({"volume": {"size": 1, "name": name}}),
+            )
+            .await;
+        let id = r.body["volume"]["id"].as_str().unwrap().to_string();
+        c.wait_status(&format!("/v3/p1/volumes/{id}"), "available")
+            .await;
+    }
+    let q = "/v3/p1/volumes?colour=blue";
+    assert_eq!(at(&c, "3.30", "GET", q, None).await.status, 200);
+    let r = at(&c, "3.31", "GET", q, None).await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert_eq!(
+        r.body["badRequest"]["message"],
+        "Invalid filters colour are found in query options."
+    );
+    assert_eq!(at(&admin, "3.31", "GET", q, None).await.status, 200);
+    let r = at(
+        &c,
+        "3.31",
+        "GET",
+        "/v3/p1/volumes?name=alpha-one&all_tenants=1&limit=5",
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        at(&c, "3.31", "GET", "/v3/p1/snapshots?colour=1", None)
+            .await
+            .status,
+        400
+    );
+    assert_eq!(
+        at(&c, "3.31", "GET", "/v3/p1/messages?colour=1", None)
+            .await
+            .status,
+        400
+    );
+
+    let r = at(&c, "3.32", "GET", "/v3/p1/resource_filters", None).await;
+    assert_eq!(r.status, 404);
+    let r = at(
+        &c,
+        "3.33",
+        "GET",
+        "/v3/p1/resource_filters?resource=snapshot",
+        None,
+    )
+    .await;
+    assert_eq!(
+        r.body,
+        json!({"resource_filters": [{"resource": "snapshot", "filters":
+            ["name", "status", "volume_id", "metadata", "availability_zone", "consumes_quota"]}]})
+    );
+    let r = at(&c, "3.33", "GET", "/v3/p1/resource_filters", None).await;
+    assert_eq!(r.body["resource_filters"].as_array().unwrap().len(), 9);
+    let r = at(
+        &c,
+        "3.33",
+        "GET",
+        "/v3/p1/resource_filters?resource=nothing",
+        None,
+    )
+    .await;
+    assert_eq!(r.body, json!({"resource_filters": []}));
+
+    let names = |r: &Reply| -> Vec<String> {
+        r.body["volumes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let q = "/v3/p1/volumes?name~=pha";
+    assert_eq!(names(&at(&admin, "3.33", "GET", q, None).await).len(), 2);
+    assert_eq!(
+        names(&at(&admin, "3.34", "GET", q, None).await),
+        ["alpha-one"]
+    );
+    // The default configuration enables no like filter for users.
+    assert_eq!(at(&c, "3.34", "GET", q, None).await.status, 400);
+    drop(srv);
+    assert_verified(tmp.path());
+}
+
+/// 3.39: an admin reads another project's limits with `project_id`; a
+/// user's `project_id`, or an admin's at 3.38, is not read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn v3_39_limits_of_another_project() {
+    let tmp = tempfile::tempdir().unwrap();
+    let srv = Server::start(tmp.path());
+    let admin = srv.client("admin", "p1");
+    let c = srv.client("alice", "p1");
+    let other = srv.client("bob", "p2");
+    let r = other
+        .post("/v3/p2/volumes", &json!({"volume": {"size": 3}}))
+        .await;
+    assert_eq!(r.status, 202);
+    let used = |r: &Reply| r.body["limits"]["absolute"]["totalGigabytesUsed"].clone();
+    let q = "/v3/p1/limits?project_id=p2";
+    assert_eq!(used(&at(&admin, "3.38", "GET", q, None).await), json!(0));
+    assert_eq!(used(&at(&admin, "3.39", "GET", q, None).await), json!(3));
+    assert_eq!(used(&at(&c, "3.39", "GET", q, None).await), json!(0));
+    drop(srv);
+    assert_verified(tmp.path());
+}
+
+/// 3.32: `os-services/set-log` changes the running process's log level
+/// for a target prefix and `get-log` reports it per service; at 3.31 the
+/// actions do not exist.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn v3_32_set_and_get_log_levels() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let log = tmp.path().join("server.log");
+    let srv = Server::start_full(&data, "qcow2", &[], &[], Some(&log));
+    let admin = srv.client("admin", "p1");
+    // The harness starts the server at `warn`: no access lines. Raising
+    // `access` to info makes the running process write them.
+    let served = || {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .contains("served")
+    };
+    assert_eq!(
+        at(&admin, "3.32", "GET", "/v3/p1/volumes", None)
+            .await
+            .status,
+        200
+    );
+    assert!(!served());
+    let r = at(
+        &admin,
+        "3.32",
+        "PUT",
+        "/v3/p1/os-services/set-log",
+        Some(json!({"level": "INFO", "prefix": "access"})),
+    )
+    .await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    admin
+        .wait_until("/v3/p1/volumes", "access lines logged", |_| served())
+        .await;
+    let set = json!({"level": "debug", "prefix": "executor"});
+    let r = at(
+        &admin,
+        "3.31",
+        "PUT",
+        "/v3/p1/os-services/set-log",
+        Some(set.clone()),
+    )
+    .await;
+    assert_eq!(r.status, 404, "{}", r.body);
+    let r = at(
+        &admin,
+        "3.32",
+        "PUT",
+        "/v3/p1/os-services/set-log",
+        Some(set),
+    )
+    .await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    let r = at(
+        &admin,
+        "3.32",
+        "PUT",
+        "/v3/p1/os-services/get-log",
+        Some(json!({"prefix": "executor"})),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let levels = r.body["log_levels"].as_array().unwrap();
+    // The API, the scheduler and one volume service per backend.
+    assert_eq!(levels.len(), 5, "{}", r.body);
+    assert!(
+        levels
+            .iter()
+            .all(|l| l["levels"] == json!({"executor": "DEBUG"})),
+        "{}",
+        r.body
+    );
+    let r = at(
+        &admin,
+        "3.32",
+        "PUT",
+        "/v3/p1/os-services/get-log",
+        Some(json!({"binary": "cinder-volume", "server": "blockledger@SSD"})),
+    )
+    .await;
+    let levels = r.body["log_levels"].as_array().unwrap();
+    assert_eq!(levels.len(), 1, "{}", r.body);
+    assert_eq!(levels[0]["host"], "blockledger@SSD");
+    assert_eq!(levels[0]["levels"]["executor"], "DEBUG");
+    // The level the server started with (the harness's RUST_LOG).
+    assert!(levels[0]["levels"]["root"].is_string(), "{}", r.body);
+    // Errors only, everywhere: the prefix's own level goes.
+    let r = at(
+        &admin,
+        "3.32",
+        "PUT",
+        "/v3/p1/os-services/set-log",
+        Some(json!({"level": "ERROR"})),
+    )
+    .await;
+    assert_eq!(r.status, 202);
+    let r = at(
+        &admin,
+        "3.32",
+        "PUT",
+        "/v3/p1/os-services/get-log",
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(r.body["log_levels"][0]["levels"], json!({"root": "ERROR"}));
+    for bad in [
+        json!({"level": "loud"}),
+        json!({"level": "debug", "binary": "nova"}),
+        json!({"level": "debug", "colour": 1}),
+    ] {
+        let r = at(
+            &admin,
+            "3.32",
+            "PUT",
+            "/v3/p1/os-services/set-log",
+            Some(bad.clone()),
+        )
+        .await;
+        assert_eq!(r.status, 400, "{bad}: {}", r.body);
+    }
+    drop(srv);
+    assert_verified(&data);
+}

@@ -22,6 +22,7 @@ pub mod error;
 pub mod idempotency;
 pub mod identity;
 pub mod input;
+pub mod log_levels;
 pub mod metrics;
 pub mod microversion;
 pub mod ops;
@@ -141,8 +142,8 @@ async fn fallback(req: Request) -> Response {
 /// Every Cinder route family under one version prefix.
 fn cinder_family(prefix: &str) -> Router<AppState> {
     use dialects::cinder::{
-        admin, catalog, clusters, default_types, groups, limits, messages, qos, snapshots, summary,
-        transfers, types, volumes, workers,
+        admin, catalog, clusters, default_types, groups, limits, messages, qos, resource_filters,
+        snapshots, summary, transfers, types, volumes, workers,
     };
     volumes::routes(prefix)
         .merge(default_types::routes(prefix))
@@ -159,6 +160,7 @@ fn cinder_family(prefix: &str) -> Router<AppState> {
         .merge(clusters::routes(prefix))
         .merge(workers::routes(prefix))
         .merge(summary::routes(prefix))
+        .merge(resource_filters::routes(prefix))
 }
 
 pub fn router(state: AppState) -> Router {

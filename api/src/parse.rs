@@ -307,15 +307,141 @@ pub fn bootable_filter(ctx: &Ctx, v: &str) -> Result<bool, DomainError> {
     }
 }
 
-/// Cinder's `resource_filters.json` entry for messages: what a non-admin
-/// may filter on from 3.31 (`reject_invalid_filters`).
-const MESSAGE_FILTERS: [&str; 5] = [
-    "resource_uuid",
-    "resource_type",
-    "event_id",
-    "request_id",
-    "message_level",
+/// The filters each resource's list accepts from a non-admin (from 3.31,
+/// `reject_invalid_filters`) and that `GET /resource_filters` reports
+/// (3.33): Cinder's default `resource_filters.json`, this service's
+/// configuration. A `key~` entry would enable the like filter (3.34) for
+/// `key`; the default enables none.
+pub const RESOURCE_FILTERS: &[(&str, &[&str])] = &[
+    (
+        "volume",
+        &[
+            "name",
+            "status",
+            "metadata",
+            "bootable",
+            "migration_status",
+            "availability_zone",
+            "group_id",
+            "size",
+            "created_at",
+            "updated_at",
+            "consumes_quota",
+        ],
+    ),
+    ("backup", &["name", "status", "volume_id"]),
+    (
+        "snapshot",
+        &[
+            "name",
+            "status",
+            "volume_id",
+            "metadata",
+            "availability_zone",
+            "consumes_quota",
+        ],
+    ),
+    ("group", &["name"]),
+    ("group_snapshot", &["name", "status", "group_id"]),
+    (
+        "attachment",
+        &["volume_id", "status", "instance_id", "attach_status"],
+    ),
+    (
+        "message",
+        &[
+            "resource_uuid",
+            "resource_type",
+            "event_id",
+            "request_id",
+            "message_level",
+        ],
+    ),
+    ("pool", &["name", "volume_type"]),
+    ("volume_type", &["is_public", "extra_specs"]),
 ];
+
+/// The paging and sorting keys a list reads before its filters.
+pub const PAGING_KEYS: [&str; 7] = [
+    "marker",
+    "limit",
+    "offset",
+    "sort",
+    "sort_key",
+    "sort_dir",
+    "with_count",
+];
+
+/// Cinder's `reject_invalid_filters` (3.31): a non-admin's (for pools,
+/// anyone's) filter keys must be configured for `resource`; `all_tenants`
+/// is let through (python-cinderclient always sends it). From 3.34 `key`
+/// is also valid when `key~` is configured.
+pub fn reject_invalid_filters<'a>(
+    ctx: &Ctx,
+    keys: impl IntoIterator<Item = &'a String>,
+    resource: &str,
+) -> Result<(), DomainError> {
+    use crate::microversion::{LIKE_FILTER, RESOURCE_FILTER};
+    if !(ctx.is_v3() && ctx.at_least(RESOURCE_FILTER)) || (ctx.is_admin && resource != "pool") {
+        return Ok(());
+    }
+    let configured = RESOURCE_FILTERS
+        .iter()
+        .find(|(r, _)| *r == resource)
+        .map(|(_, f)| *f)
+        .unwrap_or(&[]);
+    let like = ctx.at_least(LIKE_FILTER);
+    let mut invalid: Vec<&str> = keys
+        .into_iter()
+        .map(String::as_str)
+        .filter(|k| *k != "all_tenants")
+        .filter(|k| {
+            !(configured.contains(k) || (like && configured.contains(&format!("{k}~").as_str())))
+        })
+        .collect();
+    if invalid.is_empty() {
+        return Ok(());
+    }
+    invalid.sort();
+    Err(DomainError::invalid(
+        "query",
+        FieldReason::Invalid,
+        format!(
+            "Invalid filters {} are found in query options.",
+            invalid.join(",")
+        ),
+    ))
+}
+
+/// A list's filter keys: the query less its paging and sorting.
+pub fn filter_keys(q: &HashMap<String, String>) -> impl Iterator<Item = &String> {
+    q.keys().filter(|k| !PAGING_KEYS.contains(&k.as_str()))
+}
+
+/// Cinder's like filters (3.34): `key~=value` matches `value` anywhere in
+/// `key`, for the columns in `columns` (a key this view has not is left
+/// to the other filters, which ignore it).
+pub fn like_filters(
+    ctx: &Ctx,
+    q: &HashMap<String, String>,
+    columns: &[&'static str],
+) -> Vec<(&'static str, String)> {
+    if !(ctx.is_v3() && ctx.at_least(crate::microversion::LIKE_FILTER)) {
+        return Vec::new();
+    }
+    let mut out: Vec<(&'static str, String)> = q
+        .iter()
+        .filter_map(|(k, v)| {
+            let base = k.strip_suffix('~')?;
+            columns
+                .iter()
+                .find(|c| **c == base)
+                .map(|c| (*c, v.clone()))
+        })
+        .collect();
+    out.sort();
+    out
+}
 
 /// `GET /messages`' query (Cinder's `MessagesController.index`): before
 /// 3.5 nothing is read; from 3.5 paging, sort and any other key a filter
@@ -386,24 +512,9 @@ pub fn message_query(
             .ok_or_else(|| bad("Invalid input received: Invalid sort key".into()))?;
         out.sort.push((col, asc));
     }
-    if ctx.at_least(RESOURCE_FILTER) && !ctx.is_admin {
+    if ctx.at_least(RESOURCE_FILTER) {
+        reject_invalid_filters(ctx, rest.keys(), "message")?;
         rest.remove("all_tenants");
-        let like = ctx.at_least(LIKE_FILTER);
-        let mut invalid: Vec<&str> = rest
-            .keys()
-            .map(String::as_str)
-            .filter(|k| {
-                !(MESSAGE_FILTERS.contains(k)
-                    || (like && MESSAGE_FILTERS.contains(&format!("{k}~").as_str())))
-            })
-            .collect();
-        if !invalid.is_empty() {
-            invalid.sort();
-            return Err(bad(format!(
-                "Invalid filters {} are found in query options.",
-                invalid.join(",")
-            )));
-        }
     }
     let mut keys: Vec<&String> = rest.keys().collect();
     keys.sort();

@@ -231,7 +231,7 @@ pub fn list(conn: &Connection, q: &MessageQuery) -> rusqlite::Result<Option<Vec<
     for (col, m) in &q.filters {
         match m {
             Match::Exact(v) => f.and(&format!("{col} = ?"), v.clone()),
-            Match::Like(v) => f.and(&format!("instr({col}, ?) > 0"), v.clone()),
+            Match::Like(v) => f.and(&format!("{col} LIKE '%' || ? || '%'"), v.clone()),
         }
     }
     let mut order: Vec<String> = q

@@ -265,6 +265,8 @@ pub struct SnapshotQuery {
     /// Cinder 3.65's `consumes_quota`: every snapshot here counts against
     /// its project's quota, so `false` keeps none.
     pub consumes_quota: Option<bool>,
+    /// Cinder's like filters (3.34): (column, part of its value).
+    pub like: Vec<(&'static str, String)>,
     pub marker: Option<String>,
     pub limit: usize,
     pub offset: usize,
@@ -280,6 +282,13 @@ fn filter(q: &SnapshotQuery) -> Filter {
     f.eq("name", q.name.as_ref());
     f.eq("status", q.status.as_ref());
     f.eq("volume_id", q.volume_id.as_ref());
+    for (col, part) in &q.like {
+        // Cinder's `column LIKE '%value%'` (wildcards in the value too).
+        f.and(
+            &format!("COALESCE({col}, '') LIKE '%' || ? || '%'"),
+            part.clone(),
+        );
+    }
     for (k, v) in &q.metadata {
         let path = format!("$.\"{}\"", k.replace('"', ""));
         f.and_all(

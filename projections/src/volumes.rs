@@ -718,6 +718,9 @@ pub struct ListQuery {
     /// Cinder's `glance_metadata` filter (3.4): every pair in the
     /// volume's image metadata.
     pub image_metadata: BTreeMap<String, String>,
+    /// Cinder's like filters (3.34): (column, part of its value); the
+    /// adapter names only columns of this view.
+    pub like: Vec<(&'static str, String)>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -778,6 +781,13 @@ fn filter(q: &ListQuery) -> Filter {
         f.and_all(
             "json_extract(metadata, ?) = ?",
             [path.into(), v.clone().into()],
+        );
+    }
+    for (col, part) in &q.like {
+        // Cinder's `column LIKE '%value%'` (wildcards in the value too).
+        f.and(
+            &format!("COALESCE({col}, '') LIKE '%' || ? || '%'"),
+            part.clone(),
         );
     }
     for (k, v) in &q.image_metadata {

@@ -155,6 +155,11 @@ async fn service_action(
     let host_known = |h: &str| known.iter().any(|(_, s, _)| s == h || host_part(s) == h);
     let bad = |m: String| ctx.err(DomainError::invalid("host", FieldReason::Invalid, m));
     match action.as_str() {
+        // 3.32 (a17): every binary runs in this process and logs through
+        // one filter (api::log_levels): a level set for one is set for all.
+        "set-log" | "get-log" if ctx.at_least(crate::microversion::LOG_LEVEL) => {
+            log_action(&state, &ctx, &action, &obj)
+        }
         "freeze" | "thaw" => {
             let h = host.unwrap_or_default();
             if !host_known(&h) {
@@ -196,6 +201,78 @@ async fn service_action(
         }
         _ => Err(not_found(&ctx, "The resource could not be found.".into())),
     }
+}
+
+const LOG_BINARIES: [&str; 4] = [
+    "cinder-scheduler",
+    "cinder-volume",
+    "cinder-backup",
+    "cinder-api",
+];
+
+/// `PUT /os-services/set-log` (`level`, `prefix`, `binary`, `server`)
+/// and `get-log`, as Cinder's `_log_params_binaries_services` picks the
+/// services: an empty or `*` binary is every one, `cinder-api` this API.
+fn log_action(
+    state: &AppState,
+    ctx: &Ctx,
+    action: &str,
+    obj: &serde_json::Map<String, Value>,
+) -> Reply {
+    let allowed: &[&str] = if action == "set-log" {
+        &["binary", "server", "prefix", "level"]
+    } else {
+        &["binary", "server", "prefix"]
+    };
+    let bad = |m: String| ctx.err(DomainError::invalid("body", FieldReason::Invalid, m));
+    if let Some(k) = obj.keys().find(|k| !allowed.contains(&k.as_str())) {
+        return Err(bad(format!(
+            "Additional properties are not allowed ('{k}' was unexpected)"
+        )));
+    }
+    let text = |k: &'static str| input::opt_str(obj, k).map_err(|e| ctx.err(e));
+    let binary = text("binary")?.unwrap_or_default();
+    let server = text("server")?.filter(|s| !s.is_empty());
+    let prefix = text("prefix")?.unwrap_or_default();
+    let binaries: Vec<&str> = match binary.as_str() {
+        "" | "*" => LOG_BINARIES.to_vec(),
+        b if LOG_BINARIES.contains(&b) => vec![b],
+        b => {
+            return Err(bad(format!(
+                "Invalid input received: {b} is not a valid binary."
+            )))
+        }
+    };
+    let mut targets: Vec<(String, String)> = Vec::new();
+    if binaries.contains(&"cinder-api") && server.as_deref().is_none_or(|s| s == HOST) {
+        targets.push(("cinder-api".into(), HOST.into()));
+    }
+    for (b, h, _) in all_services(state) {
+        if binaries.contains(&b) && server.as_deref().is_none_or(|s| s == h) {
+            targets.push((b.into(), h));
+        }
+    }
+    if action == "set-log" {
+        let level = text("level")?.unwrap_or_default();
+        if !targets.is_empty() {
+            crate::log_levels::set(&prefix, &level)
+                .map_err(|m| bad(format!("Invalid input received: {m}")))?;
+        } else if !matches!(
+            level.to_uppercase().as_str(),
+            "DEBUG" | "INFO" | "WARNING" | "ERROR"
+        ) {
+            return Err(bad(format!(
+                "Invalid input received: Invalid log level {level}"
+            )));
+        }
+        return Ok(StatusCode::ACCEPTED.into_response());
+    }
+    let levels = crate::log_levels::get(&prefix).unwrap_or_default();
+    let list: Vec<Value> = targets
+        .into_iter()
+        .map(|(b, h)| json!({"binary": b, "host": h, "levels": levels}))
+        .collect();
+    Ok(Json(json!({ "log_levels": list })).into_response())
 }
 
 /// `GET /os-hosts`.
@@ -295,12 +372,18 @@ async fn pools(
     let detail = q
         .get("detail")
         .is_some_and(|d| matches!(d.to_ascii_lowercase().as_str(), "true" | "1" | "yes"));
+    let filters = super::pools::filters(&state, &ctx, &q).await?;
     let mut list = Vec::new();
     for t in &state.catalog.types {
         for zone in &state.catalog.zones {
-            let mut pool = json!({ "name": pool_name(zone, &t.name) });
+            let name = pool_name(zone, &t.name);
+            let caps = pool_capabilities(&state, &t.name);
+            if !filters.keeps(&name, &t.name, &caps) {
+                continue;
+            }
+            let mut pool = json!({ "name": name });
             if detail {
-                pool["capabilities"] = pool_capabilities(&state, &t.name);
+                pool["capabilities"] = caps;
             }
             list.push(pool);
         }

@@ -44,9 +44,20 @@ const ABSOLUTE: [(&str, &str, &str); 5] = [
     ),
 ];
 
-/// `GET /limits`: the caller's project.
-async fn limits(State(state): State<AppState>, ctx: Ctx) -> Reply {
-    let (limits, in_use) = queries::quota(&state.app(), ctx.project_id.clone())
+/// `GET /limits`: the caller's project; from 3.39 (a17) an admin's
+/// `project_id` (or older `tenant_id`) names another, as Cinder's.
+async fn limits(State(state): State<AppState>, ctx: Ctx, q: crate::QueryParams) -> Reply {
+    let q = crate::parse::query(&ctx, q)?;
+    let project =
+        if ctx.is_v3() && ctx.is_admin && ctx.at_least(crate::microversion::LIMITS_ADMIN_FILTER) {
+            q.get("project_id")
+                .or_else(|| q.get("tenant_id"))
+                .cloned()
+                .unwrap_or_else(|| ctx.project_id.clone())
+        } else {
+            ctx.project_id.clone()
+        };
+    let (limits, in_use) = queries::quota(&state.app(), project)
         .await
         .map_err(|e| ctx.err(e))?;
     let mut absolute = Map::new();

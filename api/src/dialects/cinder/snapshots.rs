@@ -135,6 +135,10 @@ async fn list_page(
         )));
     }
     let metadata = parse::snapshot_metadata_filter(&ctx, &q).map_err(|e| ctx.err(e))?;
+    // 3.31 / 3.34 (a17): configured filters only (non-admin), like filters.
+    parse::reject_invalid_filters(&ctx, parse::filter_keys(&q), "snapshot")
+        .map_err(|e| ctx.err(e))?;
+    let like = parse::like_filters(&ctx, &q, &["name", "description", "status", "volume_id"]);
     if let Some(s) = q.get("status") {
         if !domain::SnapshotStatus::is_documented(s) {
             return Err(ctx.err(DomainError::invalid(
@@ -155,6 +159,7 @@ async fn list_page(
         volume_id: q.get("volume_id").cloned(),
         metadata,
         consumes_quota: super::list_filters::consumes_quota(&ctx, &q).map_err(|e| ctx.err(e))?,
+        like,
         marker: q.get("marker").cloned(),
         limit: parse::limit(&ctx, &q).map_err(|e| ctx.err(e))?,
         offset: input::offset(q.get("offset").map(String::as_str)).map_err(|e| ctx.err(e))?,

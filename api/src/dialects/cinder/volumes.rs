@@ -106,7 +106,22 @@ async fn list_page(
     detail: bool,
 ) -> Reply {
     let q = parse::query(&ctx, q)?;
+    // 3.31 (a17): a non-admin's filters must be configured ones.
+    parse::reject_invalid_filters(&ctx, parse::filter_keys(&q), "volume")
+        .map_err(|e| ctx.err(e))?;
     let mut lq = parse::list_query(&ctx, &q).map_err(|e| ctx.err(e))?;
+    // 3.34 (a17): `key~` like filters.
+    lq.like = parse::like_filters(
+        &ctx,
+        &q,
+        &[
+            "name",
+            "description",
+            "status",
+            "availability_zone",
+            "volume_type",
+        ],
+    );
     // Cinder's own filter (EVS and Nova's proxy document none).
     lq.bootable = q
         .get("bootable")
