@@ -935,6 +935,12 @@ fn configure(conn: &Connection) -> rusqlite::Result<()> {
     // The views of a large log do not fit SQLite's default 2 MiB page
     // cache: a replay then spilled pages to the WAL mid-transaction.
     conn.pragma_update(None, "cache_size", -65536)?;
+    // Statement and savepoint journals in memory: they only undo a
+    // statement or a savepoint inside an open transaction and are never
+    // needed after a crash. On disk, every write transaction created,
+    // unlinked and wrote a temporary file in /var/tmp (issue 11, strace of
+    // a create/delete cycle).
+    conn.pragma_update(None, "temp_store", "MEMORY")?;
     // WAL: readers never block the writer. FULL: fsync the WAL on every
     // commit, so an acknowledged write survives power loss.
     conn.pragma_update(None, "journal_mode", "WAL")?;

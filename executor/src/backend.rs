@@ -176,11 +176,82 @@ fn snapshots_dir_of(volumes_dir: &Path) -> PathBuf {
         .join("snapshots")
 }
 
-/// Makes a rename durable: the directory entry must reach the disk too.
+/// Makes a rename (or an unlink) durable: the directory entry must reach
+/// the disk too.
+///
+/// Concurrent steps share one fsync per directory, as a group commit
+/// does (issue 11: at 4 clients each create, delete and snapshot waited
+/// for its own directory fsync of about 2 ms, one after another). A caller
+/// takes a ticket after its change is made; an fsync that *starts* after
+/// the ticket was taken covers the change, so the caller either waits for
+/// such an fsync or runs one itself on behalf of everyone waiting.
 fn sync_dir(dir: &Path) -> Result<(), BackendError> {
-    fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io_err(dir))
+    DirSync::of(dir).sync(dir)
+}
+
+/// One directory's group fsync (see `sync_dir`).
+#[derive(Default)]
+struct DirSync {
+    state: Mutex<DirSyncState>,
+    done: std::sync::Condvar,
+}
+
+#[derive(Default)]
+struct DirSyncState {
+    /// Tickets taken so far.
+    taken: u64,
+    /// Every ticket up to this one is covered by a finished fsync.
+    synced: u64,
+    /// An fsync is running.
+    running: bool,
+}
+
+impl DirSync {
+    /// The syncer of `dir`. Global, because several backends (and tests)
+    /// may name the same directory, and a shared fsync is only sound among
+    /// callers that share its lock. The map holds one entry per data dir's
+    /// directory, so it stays tiny.
+    fn of(dir: &Path) -> std::sync::Arc<DirSync> {
+        static ALL: Mutex<Option<HashMap<PathBuf, std::sync::Arc<DirSync>>>> = Mutex::new(None);
+        let mut all = ALL.lock().unwrap_or_else(|e| e.into_inner());
+        all.get_or_insert_with(HashMap::new)
+            .entry(dir.to_path_buf())
+            .or_default()
+            .clone()
+    }
+
+    fn sync(&self, dir: &Path) -> Result<(), BackendError> {
+        // Nothing below can panic half-way through a change of the state.
+        let lock = || self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let mut s = lock();
+        s.taken += 1;
+        let mine = s.taken;
+        loop {
+            if s.synced >= mine {
+                return Ok(());
+            }
+            if !s.running {
+                // Lead: every ticket taken so far is covered by an fsync
+                // that starts now.
+                s.running = true;
+                let covers = s.taken;
+                drop(s);
+                let r = fs::File::open(dir)
+                    .and_then(|d| d.sync_all())
+                    .map_err(io_err(dir));
+                s = lock();
+                s.running = false;
+                if r.is_ok() {
+                    s.synced = s.synced.max(covers);
+                }
+                self.done.notify_all();
+                // On failure the waiters find no progress and one of them
+                // retries for itself.
+                return r;
+            }
+            s = self.done.wait(s).unwrap_or_else(|e| e.into_inner());
+        }
+    }
 }
 
 fn sync_file(path: &Path) -> Result<(), BackendError> {
@@ -671,6 +742,14 @@ impl StorageBackend for Qcow2Backend {
         // The volume may have been the last dependant of deleted snapshots.
         ch.set(Image::Volume(id), None);
         remove_tmps(&self.dir, id)?;
+        if ch.candidates.is_empty() {
+            // Nothing to collect, so nothing waits for the unlink to be
+            // durable: fsync (shared with concurrent steps, see
+            // `sync_dir`) without holding every other chain operation
+            // behind it.
+            drop(ch);
+            return sync_dir(&self.dir);
+        }
         // Durable before gc removes what the volume stood on.
         sync_dir(&self.dir)?;
         self.gc(&mut ch)
@@ -704,20 +783,33 @@ impl StorageBackend for Qcow2Backend {
         let Some(h) = self.header(&v)? else {
             return Err(BackendError::NotFound(format!("volume {vol}")));
         };
+        // Step 0: the new empty overlay of S, built (and flushed) under a
+        // temporary name before anything is renamed, so that its flush is
+        // not one more wait between the two renames, and a failure to
+        // build it leaves the volume untouched. It names S before S
+        // exists; only the header is written, nothing opens the backing.
+        Self::make_overlay(&tmp, snap, h.virtual_size)?;
         // Step 1: freeze. One atomic rename (same file system); from here on
         // `snapshots/S` exists, which is what a retry keys on. The frozen
         // file keeps V's backing (recorded first, so that snapshot never
         // drops to no dependant in between); V is, for now, no image.
-        fs::rename(&v, &s).map_err(io_err(&s))?;
+        if let Err(e) = fs::rename(&v, &s) {
+            let _ = fs::remove_file(&tmp);
+            return Err(io_err(&s)(e));
+        }
         ch.set(Image::Snapshot(snap), backing_snapshot(&h));
         ch.set(Image::Volume(vol), None);
+        // The freeze must be durable before step 2's rename can be: were
+        // the overlay durable under V's name while S was not, V's bytes
+        // would be lost. A rename is one journal transaction for both
+        // directories, so this one fsync makes it durable as a whole; the
+        // fsync of `volumes/` the order used to run here as well is left to
+        // step 2's, which covers that directory's two changes at once
+        // (issue 11: one fsync fewer per snapshot).
         sync_dir(&self.snap_dir)?;
-        sync_dir(&self.dir)?;
-        // Step 2: a new empty overlay under a temporary name, renamed in
-        // place, so `volumes/V` never names a half-made file.
-        if let Err(e) =
-            Self::make_overlay(&tmp, snap, h.virtual_size).and_then(|()| install(&tmp, &v))
-        {
+        // Step 2: the overlay renamed in place, so `volumes/V` never names
+        // a half-made file.
+        if let Err(e) = install(&tmp, &v) {
             // The snapshot failed, not the volume: step 1 is undone so V
             // keeps its bytes (and deleting the failed snapshot cannot take
             // them). A crash here instead leaves S and no V, which a retry
