@@ -44,7 +44,7 @@ pub static VOLUME: Service = Service {
     // 3.1: upload-to-image takes `visibility` and `protected`;
     // 3.2: the `bootable` volume-list filter is strict.
     // a17 (issue 17): 3.3 user messages and what a17 builds above it.
-    max: (3, 3),
+    max: (3, 71),
     default: (3, 0),
     gone_after_max: false,
     dialect: DialectRef(&crate::dialects::cinder::CINDER),
