@@ -124,8 +124,14 @@ async fn list_page(
     let all = ctx.is_admin && input::all_tenants(&q);
     parse::check_marker(&q).map_err(|e| ctx.err(e))?;
     let (sort_key, sort_dir) = parse::sort(&ctx, &q).map_err(|e| ctx.err(e))?;
-    // 3.30 (a17): before it Cinder has no `name` sort key for snapshots.
-    if sort_key == projections::SortKey::Name && !ctx.at_least(crate::microversion::SNAPSHOT_SORT) {
+    // 3.30 (a17): before it Cinder has no `name` sort key for snapshots
+    // (the model's `display_name`, which tempest sends, always sorts).
+    let asks_name = q.get("sort_key").is_some_and(|k| k.trim() == "name")
+        || q.get("sort").is_some_and(|s| {
+            s.split(',')
+                .any(|p| p.split(':').next().map(str::trim) == Some("name"))
+        });
+    if asks_name && !ctx.at_least(crate::microversion::SNAPSHOT_SORT) {
         return Err(ctx.err(DomainError::invalid(
             "sort_key",
             FieldReason::Invalid,
