@@ -622,6 +622,7 @@ async fn versions_and_microversions() {
     for (hdr, status) in [
         ("volume 3.0", 200),
         ("volume latest", 200),
+        // Past any version Cinder has (its maximum is 3.71).
         ("volume 3.99", 406),
         ("volume 2.0", 406),
         ("volume x.y", 400),

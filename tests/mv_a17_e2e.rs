@@ -577,6 +577,12 @@ async fn v3_22_3_30_3_41_snapshot_lists() {
 
     let q = "/v3/p1/snapshots?sort=name:asc";
     assert_eq!(at(&c, "3.29", "GET", q, None).await.status, 400);
+    // The model's own `display_name` sorts at any version (tempest).
+    let q2 = "/v3/p1/snapshots?sort_key=display_name&sort_dir=asc";
+    assert_eq!(
+        list(&at(&c, "3.0", "GET", q2, None).await),
+        [a.clone(), b.clone()]
+    );
     assert_eq!(
         list(&at(&c, "3.30", "GET", q, None).await),
         [a.clone(), b.clone()]
