@@ -888,24 +888,27 @@ def run_osc(checks, base, bindir, keystone=None):
         adm13 = [a if a != "3.0" else "3.13" for a in admin]
         gt = cli_json(adm13 + ["volume", "group", "type", "create", "-f", "json",
                                "osc-gt-" + tag], env)
-        expect(gt.get("id"), "group type %r" % gt)
+        # osc prints these with capitalized column names.
+        gt_id = gt.get("id") or gt.get("ID")
+        expect(gt_id, "group type %r" % gt)
         g = cli_json(at("3.13") + ["volume", "group", "create", "-f", "json",
-                                   "--volume-group-type", gt["id"], "--volume-type",
+                                   "--volume-group-type", gt_id, "--volume-type",
                                    "SSD", "--name", "osc-group-" + tag], env)
-        expect(g.get("id"), "group %r" % g)
+        g_id = g.get("id") or g.get("ID")
+        expect(g_id, "group %r" % g)
         deadline = time.monotonic() + WAIT
         while True:
-            code, body = api.send("GET", "/groups/" + g["id"], version="3.13")
+            code, body = api.send("GET", "/groups/" + g_id, version="3.13")
             if code == 200 and body["group"]["status"] == "available":
                 break
             expect(time.monotonic() < deadline, "group never available: %s %r" % (code, body))
             time.sleep(0.5)
-        cli(at("3.13") + ["volume", "group", "delete", g["id"]], env)
+        cli(at("3.13") + ["volume", "group", "delete", g_id], env)
         deadline = time.monotonic() + WAIT
-        while api.send("GET", "/groups/" + g["id"], version="3.13")[0] != 404:
+        while api.send("GET", "/groups/" + g_id, version="3.13")[0] != 404:
             expect(time.monotonic() < deadline, "group not deleted")
             time.sleep(0.5)
-        cli(adm13 + ["volume", "group", "type", "delete", gt["id"]], env)
+        cli(adm13 + ["volume", "group", "type", "delete", gt_id], env)
     checks.run("osc_volume_group_create", group_create)
 
     def attachment_complete_delete():
