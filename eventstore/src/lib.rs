@@ -315,8 +315,13 @@ fn conversion_err(
 }
 
 fn row_to_event(r: &Row) -> rusqlite::Result<RecordedEvent> {
+    // Text columns that are parsed are read in place (`get_ref`), not
+    // copied into a String first: every replayed event passes here.
+    let text = |i: usize| -> rusqlite::Result<&str> {
+        r.get_ref(i)?.as_str().map_err(|e| conversion_err(i, e))
+    };
     let json = |i: usize| -> rusqlite::Result<Value> {
-        serde_json::from_str(&r.get::<_, String>(i)?).map_err(|e| conversion_err(i, e))
+        serde_json::from_str(text(i)?).map_err(|e| conversion_err(i, e))
     };
     // Every stored event is read here: one older than its type's current
     // shape is upcast (domain::upcast) before anyone decodes it.
@@ -326,13 +331,12 @@ fn row_to_event(r: &Row) -> rusqlite::Result<RecordedEvent> {
         position: r.get(0)?,
         stream_id: r.get(1)?,
         stream_version: r.get(2)?,
-        event_id: uuid::Uuid::parse_str(&r.get::<_, String>(3)?)
-            .map_err(|e| conversion_err(3, e))?,
+        event_id: uuid::Uuid::parse_str(text(3)?).map_err(|e| conversion_err(3, e))?,
         event_type,
         v,
         data,
         metadata: json(7)?,
-        recorded_at: DateTime::parse_from_rfc3339(&r.get::<_, String>(8)?)
+        recorded_at: DateTime::parse_from_rfc3339(text(8)?)
             .map_err(|e| conversion_err(8, e))?
             .with_timezone(&Utc),
         hash: r.get(9)?,
