@@ -127,6 +127,7 @@ fn domain_code(e: &DomainError) -> &'static str {
         InvalidVolume(_)
         | AttachmentConflict(_)
         | RevertRefused(_)
+        | ReimageRefused(_)
         | RevertConflict(_)
         | ExtendNeedsAvailable { .. } => "EVS.5400",
     }
