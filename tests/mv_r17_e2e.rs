@@ -349,3 +349,87 @@ async fn reimage_3_68_of_a_reserved_volume_needs_reimage_reserved() {
     assert!(holds_pattern(&format, &path, 0x44));
     verified(tmp.path());
 }
+
+/// Names of the `.tmp` files left in the data dir's volume directory.
+fn temporaries(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir.join("volumes"))
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.contains(".tmp"))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A copy cut short by a stop is redone after the restart; a copy that
+/// fails leaves the volume `error` with its old bytes (the image is
+/// written to a temporary and renamed over the volume only when whole);
+/// an `error` volume may be reimaged again (and stays `error`, Cinder's
+/// previous_status).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reimage_3_68_cut_short_or_failed_keeps_the_old_bytes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bin = tempfile::tempdir().unwrap();
+    let hang = fake_qemu_img(bin.path(), &["convert"], &[]);
+    let mut srv = Server::start_env(tmp.path(), "qcow2", &[], &[("PATH", hang)]);
+    let c = srv.client("alice", "p1");
+    let raw = tmp.path().join("image.raw");
+    qemu_img_create(&raw, "raw", "8M");
+    write_pattern("raw", &raw, 0x77);
+    let image = upload(&srv, &c, &raw, "raw").await;
+    let vol = new_volume(&c).await;
+    let action = format!("/v3/p1/volumes/{vol}/action");
+    let (format, path) = device_path(&c, "p1", &vol).await;
+    write_pattern(&format, &path, 0x66);
+    let r = at(&c, "3.68", &action, reimage(&image)).await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    assert_eq!(volume(&c, &vol).await["status"], "downloading");
+    // The copy's helper is running (and hangs): stop the server.
+    let pid = srv.pid().unwrap();
+    c.wait_until("/v3/p1/volumes", "the copy's helper", |_| {
+        children_of(pid)
+            .iter()
+            .any(|(_, cmd)| cmd.contains("sleep"))
+    })
+    .await;
+    srv.stop_timed();
+    assert!(holds_pattern(&format, &path, 0x66), "untouched mid-copy");
+
+    // Restarted with a qemu-img whose convert fails: the redone copy
+    // fails, the volume is `error` and still holds its old bytes.
+    let bin2 = tempfile::tempdir().unwrap();
+    let fail = fake_qemu_img(bin2.path(), &[], &["convert"]);
+    let mut srv = Server::start_env(tmp.path(), "qcow2", &[], &[("PATH", fail)]);
+    let c = srv.client("alice", "p1");
+    c.wait_status(&format!("/v3/p1/volumes/{vol}"), "error")
+        .await;
+    assert!(holds_pattern(&format, &path, 0x66), "the old bytes stay");
+    assert!(temporaries(tmp.path()).is_empty());
+    srv.stop_timed();
+
+    // A failed copy sets neither the metadata nor bootable.
+    let srv = Server::start(tmp.path());
+    let c = srv.client("alice", "p1");
+    let failed = volume(&c, &vol).await;
+    assert_eq!(failed["bootable"], "false");
+    assert!(failed.get("volume_image_metadata").is_none(), "{failed}");
+
+    // A working qemu-img: an `error` volume is reimaged, and returns to
+    // its previous status, `error`, as Cinder's manager does
+    // (`volume.status = volume.previous_status`).
+    let r = at(&c, "3.68", &action, reimage(&image)).await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    let v = c
+        .wait_until(&format!("/v3/p1/volumes/{vol}"), "reimaged", |r| {
+            r.body["volume"]["bootable"] == "true"
+        })
+        .await
+        .body["volume"]
+        .clone();
+    assert_eq!(v["status"], "error");
+    assert_eq!(v["volume_image_metadata"]["image_id"], image.as_str());
+    assert!(holds_pattern(&format, &path, 0x77));
+    assert!(temporaries(tmp.path()).is_empty());
+    verified(tmp.path());
+}
