@@ -13,6 +13,7 @@ use serde_json::{json, Value};
 use support::*;
 
 const I1: &str = "11111111-2222-3333-4444-555555555555";
+const I2: &str = "66666666-7777-8888-9999-000000000000";
 
 /// A request at microversion `v`.
 async fn at(c: &Client, v: &str, path: &str, body: Value) -> Reply {
@@ -292,6 +293,49 @@ async fn reimage_3_68_refusals_change_nothing() {
     );
     assert_eq!(volume(&c, &vol).await, in_use);
     assert!(holds_pattern(&format, &path, 0x33));
+
+    // Attached to two servers: Cinder's 409, before the status is looked at.
+    let r = c
+        .post(
+            "/v3/p1/volumes",
+            &json!({"volume": {"size": 1, "multiattach": true}}),
+        )
+        .await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    let multi = r.body["volume"]["id"].as_str().unwrap().to_string();
+    c.wait_status(&format!("/v3/p1/volumes/{multi}"), "available")
+        .await;
+    let r = c
+        .post(
+            &format!("/v3/p1/volumes/{multi}/action"),
+            &json!({"os-attach": {"instance_uuid": I1, "mountpoint": "/dev/vdb"}}),
+        )
+        .await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    c.wait_status(&format!("/v3/p1/volumes/{multi}"), "in-use")
+        .await;
+    let r = at(
+        &c,
+        "3.68",
+        "/v3/p1/attachments",
+        json!({"attachment": {"volume_uuid": multi, "instance_uuid": I2}}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let both = volume(&c, &multi).await;
+    let r = at(
+        &c,
+        "3.68",
+        &format!("/v3/p1/volumes/{multi}/action"),
+        json!({"os-reimage": {"image_id": image, "reimage_reserved": true}}),
+    )
+    .await;
+    assert_eq!(r.status, 409, "{}", r.body);
+    assert_eq!(
+        r.body["conflictingRequest"]["message"],
+        "Cannot re-image a volume which is attached to more than one server."
+    );
+    assert_eq!(volume(&c, &multi).await, both);
     verified(tmp.path());
 }
 

@@ -199,6 +199,9 @@ pub enum DomainError {
     /// ImageUnacceptable), each message as Cinder words it.
     #[error("{0}")]
     ReimageRefused(String),
+    /// Cinder's 409 of os-reimage: more than one attachment.
+    #[error("Cannot re-image a volume which is attached to more than one server.")]
+    ReimageMultiAttached,
     /// Cinder before 3.42 (its message prints the expected dict).
     #[error("Invalid volume: Volume {id} status must be '{{'status': 'available'}}' to extend, currently {status}.")]
     ExtendNeedsAvailable { id: String, status: String },
@@ -347,6 +350,7 @@ impl DomainError {
             RevertRefused(_) => "revert_refused",
             RevertConflict(_) => "revert_conflict",
             ReimageRefused(_) => "reimage_refused",
+            ReimageMultiAttached => "reimage_multi_attached",
             ExtendNeedsAvailable { .. } => "extend_needs_available",
         }
     }
@@ -390,7 +394,8 @@ impl DomainError {
             | QosSpecsExists(_)
             | GroupTypeExists(_)
             | AttachmentConflict(_)
-            | RevertConflict(_) => ErrorKind::Conflict,
+            | RevertConflict(_)
+            | ReimageMultiAttached => ErrorKind::Conflict,
             NotPermitted(_) | ImageProtected(_) => ErrorKind::Forbidden,
             _ => ErrorKind::BadRequest,
         }

@@ -55,9 +55,14 @@ pub struct Reimage {
     pub job_id: Option<String>,
 }
 
-/// Cinder's order: the volume's status (its conditional update), then
-/// check_image_metadata: active, size, min_disk, virtual size. All 400.
+/// Cinder's order: more than one attachment record (409), the volume's
+/// status (its conditional update), then check_image_metadata: active,
+/// size, min_disk, virtual size (400).
 pub fn check(v: &Volume, r: &Reimage) -> Result<(), DomainError> {
+    // Cinder counts every attachment record, reserved ones too.
+    if v.attachments.len() + v.pending.len() > 1 {
+        return Err(DomainError::ReimageMultiAttached);
+    }
     let allowed: &[VolumeStatus] = if r.reserved {
         &[
             VolumeStatus::Available,
@@ -253,9 +258,34 @@ mod tests {
         );
         v.status = VolumeStatus::Reserved;
         let reserved = crate::volume::VolumeState {
-            volume: Some(v),
+            volume: Some(v.clone()),
             deleted: false,
         };
+        // Two attachments: 409 before the status is looked at.
+        let one = crate::volume::Attachment {
+            attachment_id: Uuid::from_u128(20),
+            server_id: "s1".into(),
+            host_name: None,
+            device: "/dev/vdb".into(),
+            mode: crate::volume::AttachMode::Rw,
+        };
+        let mut two = v.clone();
+        two.status = VolumeStatus::InUse;
+        two.attachments = vec![
+            one.clone(),
+            crate::volume::Attachment {
+                attachment_id: Uuid::from_u128(21),
+                ..one
+            },
+        ];
+        let two = crate::volume::VolumeState {
+            volume: Some(two),
+            deleted: false,
+        };
+        assert_eq!(
+            VolumeAggregate::decide(&two, cmd(image(1, 1, 0), true)),
+            Err(DomainError::ReimageMultiAttached)
+        );
         assert!(VolumeAggregate::decide(&reserved, cmd(image(1, 1, 0), false)).is_err());
         assert!(VolumeAggregate::decide(&reserved, cmd(image(1, 1, 0), true)).is_ok());
         let mut queued = image(1, 1, 0);

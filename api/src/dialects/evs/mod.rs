@@ -128,6 +128,7 @@ fn domain_code(e: &DomainError) -> &'static str {
         | AttachmentConflict(_)
         | RevertRefused(_)
         | ReimageRefused(_)
+        | ReimageMultiAttached
         | RevertConflict(_)
         | ExtendNeedsAvailable { .. } => "EVS.5400",
     }
