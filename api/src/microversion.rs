@@ -132,6 +132,8 @@ pub const GROUP_GROUPSNAPSHOT_PROJECT_ID: (u32, u32) = (3, 58);
 pub const ATTACHMENTS: (u32, u32) = (3, 27);
 /// Revert a volume to its latest snapshot (`revert` action).
 pub const VOLUME_REVERT: (u32, u32) = (3, 40);
+/// The `os-reimage` volume action (r17 builds it for t17).
+pub const REIMAGE: (u32, u32) = (3, 68);
 /// Extend an `in-use` volume.
 pub const EXTEND_IN_USE: (u32, u32) = (3, 42);
 /// The attachment `os-complete` action.

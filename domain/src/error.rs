@@ -194,6 +194,14 @@ pub enum DomainError {
     /// Cinder's 409 of a revert whose volume or snapshot is not available.
     #[error("{0}")]
     RevertConflict(String),
+    /// Cinder's 400s of 3.68 os-reimage: the volume's status
+    /// (InvalidVolume) and the image's fit (InvalidInput,
+    /// ImageUnacceptable), each message as Cinder words it.
+    #[error("{0}")]
+    ReimageRefused(String),
+    /// Cinder's 409 of os-reimage: more than one attachment.
+    #[error("Cannot re-image a volume which is attached to more than one server.")]
+    ReimageMultiAttached,
     /// Cinder before 3.42 (its message prints the expected dict).
     #[error("Invalid volume: Volume {id} status must be '{{'status': 'available'}}' to extend, currently {status}.")]
     ExtendNeedsAvailable { id: String, status: String },
@@ -341,6 +349,8 @@ impl DomainError {
             AttachmentConflict(_) => "attachment_conflict",
             RevertRefused(_) => "revert_refused",
             RevertConflict(_) => "revert_conflict",
+            ReimageRefused(_) => "reimage_refused",
+            ReimageMultiAttached => "reimage_multi_attached",
             ExtendNeedsAvailable { .. } => "extend_needs_available",
         }
     }
@@ -384,7 +394,8 @@ impl DomainError {
             | QosSpecsExists(_)
             | GroupTypeExists(_)
             | AttachmentConflict(_)
-            | RevertConflict(_) => ErrorKind::Conflict,
+            | RevertConflict(_)
+            | ReimageMultiAttached => ErrorKind::Conflict,
             NotPermitted(_) | ImageProtected(_) => ErrorKind::Forbidden,
             _ => ErrorKind::BadRequest,
         }

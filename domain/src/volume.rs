@@ -15,6 +15,7 @@ use crate::{limits, Aggregate, DomainError};
 
 pub mod attach;
 pub mod completion;
+pub mod reimage;
 pub mod revert;
 
 /// Volume statuses of Huawei A.3 plus the ones DECISIONS.md adds.
@@ -51,10 +52,13 @@ pub enum VolumeStatus {
     /// Cinder 3.27: an attachment record holds the volume, not yet connected.
     #[serde(rename = "reserved")]
     Reserved,
+    /// Cinder 3.68: an image's bytes are being written over the volume.
+    #[serde(rename = "downloading")]
+    Downloading,
 }
 
 impl VolumeStatus {
-    pub const ALL: [VolumeStatus; 15] = [
+    pub const ALL: [VolumeStatus; 16] = [
         VolumeStatus::Creating,
         VolumeStatus::Available,
         VolumeStatus::InUse,
@@ -70,6 +74,7 @@ impl VolumeStatus {
         VolumeStatus::AwaitingTransfer,
         VolumeStatus::Uploading,
         VolumeStatus::Reserved,
+        VolumeStatus::Downloading,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -90,6 +95,7 @@ impl VolumeStatus {
             AwaitingTransfer => "awaiting-transfer",
             Uploading => "uploading",
             Reserved => "reserved",
+            Downloading => "downloading",
         }
     }
 
@@ -102,7 +108,6 @@ impl VolumeStatus {
                 "detaching"
                     | "restoring-backup"
                     | "backing-up"
-                    | "downloading"
                     | "error_rollback"
                     | "error_detaching"
             )
@@ -117,6 +122,8 @@ pub enum WorkKind {
     Extend,
     Delete,
     Rollback,
+    /// Cinder 3.68 os-reimage: the image's bytes replace the volume's.
+    Reimage,
 }
 
 impl WorkKind {
@@ -127,6 +134,7 @@ impl WorkKind {
             WorkKind::Extend => VolumeStatus::Extending,
             WorkKind::Delete => VolumeStatus::Deleting,
             WorkKind::Rollback => VolumeStatus::Rollingback,
+            WorkKind::Reimage => VolumeStatus::Downloading,
         }
     }
 }
@@ -319,6 +327,8 @@ pub enum VolumeCommand {
     EndUpload {
         image_id: Uuid,
     },
+    /// Cinder 3.68 os-reimage (`reimage::check` decides).
+    Reimage(Box<reimage::Reimage>),
     /// Executor: the disk work for `kind` has begun.
     StartWork {
         kind: WorkKind,
@@ -471,6 +481,25 @@ pub enum VolumeEvent {
         image_id: Uuid,
         previous: VolumeStatus,
     },
+    /// Cinder 3.68: the volume is `downloading` until `image_id`'s bytes
+    /// replace its own; `previous` is the status it returns to.
+    VolumeReimageRequested {
+        image_id: Uuid,
+        /// The new `volume_image_metadata` (the image's, as at create).
+        image_metadata: BTreeMap<String, String>,
+        previous: VolumeStatus,
+        job_id: Option<String>,
+    },
+    /// The bytes are written: back to `previous`, bootable, with the
+    /// image's `volume_image_metadata` (Cinder refreshes it on success).
+    VolumeReimaged {
+        image_id: Uuid,
+        image_metadata: BTreeMap<String, String>,
+    },
+    /// The copy failed: the volume is `error` (Cinder's manager).
+    VolumeReimageFailed {
+        reason: String,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -518,6 +547,10 @@ pub struct Volume {
     /// Attachment records not yet attached (Cinder 3.27).
     #[serde(default)]
     pub pending: Vec<attach::PendingAttachment>,
+    /// A pending reimage's image and the status it returns to (Cinder's
+    /// previous_status).
+    #[serde(default)]
+    pub pending_reimage: Option<reimage::Pending>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -775,6 +808,9 @@ impl Aggregate for VolumeAggregate {
             VolumeTransferred { .. } => "VolumeTransferred",
             VolumeUploadStarted { .. } => "VolumeUploadStarted",
             VolumeUploadEnded { .. } => "VolumeUploadEnded",
+            VolumeReimageRequested { .. } => "VolumeReimageRequested",
+            VolumeReimaged { .. } => "VolumeReimaged",
+            VolumeReimageFailed { .. } => "VolumeReimageFailed",
         }
     }
 
@@ -1301,6 +1337,16 @@ impl Aggregate for VolumeAggregate {
                 }
                 _ => Ok(vec![]),
             },
+            C::Reimage(r) => {
+                let v = state.live("")?;
+                reimage::check(v, &r)?;
+                Ok(vec![E::VolumeReimageRequested {
+                    image_id: r.image.image_id,
+                    image_metadata: r.image.metadata,
+                    previous: v.status,
+                    job_id: r.job_id,
+                }])
+            }
             C::StartWork { kind } => {
                 let v = state.live("")?;
                 if v.status != kind.pending_status() || v.work_started {
@@ -1326,6 +1372,13 @@ impl Aggregate for VolumeAggregate {
                         let (snapshot_id, name) = v.pending_rollback.clone().unwrap_or_default();
                         E::VolumeRolledBack { snapshot_id, name }
                     }
+                    WorkKind::Reimage => {
+                        let p = v.pending_reimage.clone().unwrap_or_default();
+                        E::VolumeReimaged {
+                            image_id: p.image_id,
+                            image_metadata: p.image_metadata,
+                        }
+                    }
                 }])
             }
             C::FailWork { kind, reason } => {
@@ -1341,6 +1394,7 @@ impl Aggregate for VolumeAggregate {
                     WorkKind::Extend => E::VolumeExtendFailed { reason },
                     WorkKind::Delete => E::VolumeDeleteFailed { reason },
                     WorkKind::Rollback => E::VolumeRollbackFailed { reason },
+                    WorkKind::Reimage => E::VolumeReimageFailed { reason },
                 }])
             }
         }
@@ -1378,6 +1432,7 @@ impl Aggregate for VolumeAggregate {
                 status_before_upload: S::Available,
                 pending_rollback: None,
                 pending: Vec::new(),
+                pending_reimage: None,
             });
             return state;
         }
@@ -1523,6 +1578,32 @@ impl Aggregate for VolumeAggregate {
             E::VolumeUploadEnded { previous, .. } => {
                 v.status = *previous;
                 v.upload = None;
+            }
+            E::VolumeReimageRequested {
+                image_id,
+                previous,
+                image_metadata,
+                ..
+            } => {
+                v.status = S::Downloading;
+                v.pending_reimage = Some(reimage::Pending {
+                    image_id: *image_id,
+                    previous: *previous,
+                    image_metadata: image_metadata.clone(),
+                });
+                v.work_started = false;
+            }
+            E::VolumeReimaged { .. } => {
+                v.status = v
+                    .pending_reimage
+                    .take()
+                    .map_or(S::Available, |p| p.previous);
+                v.work_started = false;
+            }
+            E::VolumeReimageFailed { .. } => {
+                v.status = S::Error;
+                v.pending_reimage = None;
+                v.work_started = false;
             }
         }
         state

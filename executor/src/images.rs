@@ -356,6 +356,45 @@ impl ImageStore {
             }
             return Err(ImageError::Mismatch(dest.to_path_buf()));
         }
+        self.convert_over(image, dest, dest_fmt, size_bytes, &mut progress)
+    }
+
+    /// Cinder 3.68 os-reimage: `image`'s bytes replace the volume file at
+    /// `dest` (grown to `size_bytes`). Written to a temporary and renamed
+    /// over `dest`, so a crash leaves either the old bytes or the new,
+    /// never a half-written volume; a redo after a crash writes it again
+    /// (the same bytes). Only `dest` changes: the snapshot files its old
+    /// backing chain named stay as they are (the new file has no backing).
+    pub fn replace_volume(
+        &self,
+        image: Uuid,
+        dest: &Path,
+        dest_format: &str,
+        size_bytes: u64,
+        progress: &mut dyn FnMut(u8),
+    ) -> Result<(), ImageError> {
+        let mut progress = Progress::new(progress);
+        let dest_fmt = match DiskFormat::parse(dest_format) {
+            Some(f @ (DiskFormat::Raw | DiskFormat::Qcow2)) => f,
+            _ => {
+                return Err(ImageError::Invalid(format!(
+                    "cannot write a {dest_format:?} volume"
+                )))
+            }
+        };
+        self.convert_over(image, dest, dest_fmt, size_bytes, &mut progress)
+    }
+
+    /// Converts `image` into a temporary next to `dest`, grows it to
+    /// `size_bytes`, syncs it and renames it over `dest`.
+    fn convert_over(
+        &self,
+        image: Uuid,
+        dest: &Path,
+        dest_fmt: DiskFormat,
+        size_bytes: u64,
+        progress: &mut Progress<'_>,
+    ) -> Result<(), ImageError> {
         let Some(info) = self.info(image)? else {
             return Err(ImageError::NotFound(format!("image {image}")));
         };

@@ -365,6 +365,7 @@ impl Executor {
                     | VolumeEvent::VolumeExtendRequested { .. }
                     | VolumeEvent::VolumeDeleteRequested { .. }
                     | VolumeEvent::VolumeRollbackRequested { .. }
+                    | VolumeEvent::VolumeReimageRequested { .. }
             )
         });
         Ok((VolumeAggregate::fold(&decoded), latest))
@@ -411,6 +412,7 @@ impl Executor {
             WorkKind::Extend => v.status == domain::VolumeStatus::Extending,
             WorkKind::Delete => v.status == domain::VolumeStatus::Deleting,
             WorkKind::Rollback => v.status == domain::VolumeStatus::Rollingback,
+            WorkKind::Reimage => v.status == domain::VolumeStatus::Downloading,
         };
         if !pending {
             return Ok(()); // already done: a replay after a restart
@@ -429,6 +431,10 @@ impl Executor {
                 image_id,
                 source_volume_id,
             ),
+            // Cinder 3.68: the image whose bytes replace the volume's.
+            Ok(VolumeEvent::VolumeReimageRequested { image_id, .. }) => {
+                (None, Some(image_id), None)
+            }
             _ => (None, None, None),
         };
         // "Work started" is recorded before the work only where the work
@@ -465,6 +471,20 @@ impl Executor {
             WorkKind::Delete => backend.delete(id),
             WorkKind::Rollback => match rollback_to {
                 Some(snap) => backend.rollback(id, snap),
+                None => Ok(()),
+            },
+            // The volume's own file only: the snapshots its chain names
+            // keep their files (the new file stands alone).
+            WorkKind::Reimage => match image {
+                Some(img) => images
+                    .replace_volume(
+                        img,
+                        &backend.volume_path(id),
+                        backend.format(),
+                        size,
+                        &mut report,
+                    )
+                    .map_err(|e| BackendError::Invalid(e.to_string())),
                 None => Ok(()),
             },
         })
@@ -816,6 +836,11 @@ fn work_of(ev: &RecordedEvent) -> Option<(Work, Vec<Key>)> {
                 Work::Volume(WorkKind::Rollback),
                 vec![me, Key::Snapshot(snapshot_id)],
             )),
+            // Reads the image: its deletion must wait for the copy.
+            VolumeEvent::VolumeReimageRequested { image_id, .. } => Some((
+                Work::Volume(WorkKind::Reimage),
+                vec![me, Key::Image(image_id)],
+            )),
             _ => None,
         };
     }
@@ -867,7 +892,7 @@ struct Item {
 /// is a header write or a rename.
 fn is_long(ev: &RecordedEvent, work: Work) -> bool {
     match work {
-        Work::Export => true,
+        Work::Export | Work::Volume(WorkKind::Reimage) => true,
         Work::Volume(WorkKind::Create) => matches!(
             decode::<VolumeAggregate>(ev),
             Ok(VolumeEvent::VolumeCreateRequested {

@@ -267,6 +267,11 @@ mod replay {
                         })?;
                 }
                 VolumeEvent::VolumeBootableSet { bootable } => row.bootable = *bootable,
+                // Cinder 3.68: the image's metadata, and the volume boots.
+                VolumeEvent::VolumeReimaged { image_metadata, .. } => {
+                    row.image_metadata = serde_json::to_string(image_metadata).ok();
+                    row.bootable = true;
+                }
                 VolumeEvent::VolumeTransferred { to_user, .. } => row.user_id = to_user.clone(),
                 VolumeEvent::VolumeRetyped { to, .. }
                 | VolumeEvent::VolumeTypeRenamed { to, .. } => row.volume_type = to.clone(),
@@ -505,6 +510,13 @@ impl InlineProjection for VolumesProjection {
             VolumeEvent::VolumeBootableSet { bootable } => {
                 conn.prepare_cached("UPDATE volumes SET bootable = ?2 WHERE id = ?1")?
                     .execute(params![id, bootable])?;
+            }
+            // Cinder 3.68: the image's metadata, and the volume boots.
+            VolumeEvent::VolumeReimaged { image_metadata, .. } => {
+                conn.prepare_cached(
+                    "UPDATE volumes SET image_metadata = ?2, bootable = 1 WHERE id = ?1",
+                )?
+                .execute(params![id, serde_json::to_string(image_metadata).ok()])?;
             }
             VolumeEvent::VolumeTransferred { to_user, .. } => {
                 conn.prepare_cached("UPDATE volumes SET user_id = ?2 WHERE id = ?1")?

@@ -45,6 +45,7 @@ pub mod volume_create;
 pub mod volume_delete;
 pub mod volume_extend;
 pub mod volume_extend_completion;
+pub mod volume_reimage;
 pub mod volume_retype;
 pub mod volume_revert;
 pub mod volume_types;

@@ -24,6 +24,7 @@ pub mod messages;
 pub mod metadata;
 pub mod pools;
 pub mod qos;
+pub mod reimage;
 pub mod resource_filters;
 pub mod revert;
 pub mod schema;

@@ -373,6 +373,8 @@ async fn action(
         }
         // t17: Cinder 3.40 revert to the latest snapshot.
         "revert" => super::revert::revert(&state, &ctx, id, &obj).await,
+        // r17 (t17's list): Cinder 3.68 reimage.
+        "os-reimage" => super::reimage::reimage(&state, &ctx, id, &obj).await,
         // t17: Cinder 3.71.
         "os-extend_volume_completion" => {
             super::revert::extend_completion(&state, &ctx, id, &obj).await

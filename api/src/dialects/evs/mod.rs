@@ -127,6 +127,8 @@ fn domain_code(e: &DomainError) -> &'static str {
         InvalidVolume(_)
         | AttachmentConflict(_)
         | RevertRefused(_)
+        | ReimageRefused(_)
+        | ReimageMultiAttached
         | RevertConflict(_)
         | ExtendNeedsAvailable { .. } => "EVS.5400",
     }
