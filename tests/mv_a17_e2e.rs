@@ -7,30 +7,6 @@ mod support;
 use serde_json::{json, Value};
 use support::*;
 
-/// A request at microversion `v`.
-async fn at(c: &Client, v: &str, method: &str, path: &str, body: Option<Value>) -> Reply {
-    let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
-    let mut req = c
-        .http
-        .request(m, format!("{}{}", c.base, path))
-        .header("X-Auth-Token", &c.token)
-        .header("Content-Type", "application/json")
-        .header("OpenStack-API-Version", format!("volume {v}"));
-    if let Some(b) = body {
-        req = req.body(b.to_string());
-    }
-    let resp = req.send().await.unwrap();
-    let status = resp.status().as_u16();
-    let headers = resp.headers().clone();
-    let text = resp.text().await.unwrap();
-    let body = serde_json::from_str(&text).unwrap_or(Value::Null);
-    Reply {
-        status,
-        headers,
-        body,
-    }
-}
-
 fn assert_verified(dir: &std::path::Path) {
     let (ok, out) = verify(dir);
     assert!(ok, "verify: {out}");
