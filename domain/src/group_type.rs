@@ -14,6 +14,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::type_rules::TypeKind;
 use crate::{Aggregate, DomainError};
 
 /// Cinder's column sizes (`group_types.name`/`description`, group spec
@@ -93,45 +94,30 @@ fn refused(msg: impl Into<String>) -> DomainError {
     DomainError::GroupTypeRefused(msg.into())
 }
 
+/// Cinder's group type schema, shared with the volume type's.
+const KIND: TypeKind = TypeKind {
+    noun: "Group type",
+    spec: "Group spec",
+    refused: DomainError::GroupTypeRefused,
+    max_name: MAX_NAME,
+    max_description: MAX_NAME,
+    max_spec: MAX_SPEC,
+};
+
 /// A group type name: 1–255 characters, not only blanks (Cinder's schema
 /// and "Group type name can not be empty.").
 pub fn validate_name(name: &str) -> Result<(), DomainError> {
-    if name.trim().is_empty() {
-        return Err(refused("Group type name can not be empty."));
-    }
-    if name.chars().count() > MAX_NAME {
-        return Err(refused(format!(
-            "Group type name must be at most {MAX_NAME} characters."
-        )));
-    }
-    Ok(())
+    KIND.name(name)
 }
 
 fn validate_description(d: Option<&str>) -> Result<(), DomainError> {
-    match d {
-        Some(d) if d.chars().count() > MAX_NAME => Err(refused(format!(
-            "Group type description must be at most {MAX_NAME} characters."
-        ))),
-        _ => Ok(()),
-    }
+    KIND.description(d)
 }
 
 /// Group specs: keys 1–255 characters, values at most 255 (Cinder's
 /// `group_specs` schema: `extra_specs_with_no_spaces_key`).
 pub fn validate_specs(specs: &BTreeMap<String, String>) -> Result<(), DomainError> {
-    for (k, v) in specs {
-        if k.trim().is_empty() || k.chars().count() > MAX_SPEC {
-            return Err(refused(format!(
-                "Group spec key '{k}' must be 1 to {MAX_SPEC} characters."
-            )));
-        }
-        if v.chars().count() > MAX_SPEC {
-            return Err(refused(format!(
-                "Group spec value of '{k}' must be at most {MAX_SPEC} characters."
-            )));
-        }
-    }
-    Ok(())
+    KIND.specs(specs)
 }
 
 /// Whether a group type asks for consistent group snapshots or

@@ -23,6 +23,7 @@ pub mod scheduler;
 pub mod snapshot;
 pub mod text;
 pub mod transfer;
+mod type_rules;
 pub mod upcast;
 pub mod volume;
 pub mod volume_type;

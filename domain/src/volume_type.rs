@@ -13,6 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::type_rules::TypeKind;
 use crate::{Aggregate, DomainError};
 
 /// Cinder's column sizes (`volume_types.name`/`description`, extra spec
@@ -167,45 +168,30 @@ fn refused(msg: impl Into<String>) -> DomainError {
     DomainError::VolumeTypeRefused(msg.into())
 }
 
+/// Cinder's volume type schema, shared with the group type's.
+const KIND: TypeKind = TypeKind {
+    noun: "Volume type",
+    spec: "Extra spec",
+    refused: DomainError::VolumeTypeRefused,
+    max_name: MAX_NAME,
+    max_description: MAX_DESCRIPTION,
+    max_spec: MAX_SPEC,
+};
+
 /// A type name: 1–255 characters, not only blanks (Cinder's schema and
 /// "Volume type name can not be empty.").
 pub fn validate_name(name: &str) -> Result<(), DomainError> {
-    if name.trim().is_empty() {
-        return Err(refused("Volume type name can not be empty."));
-    }
-    if name.chars().count() > MAX_NAME {
-        return Err(refused(format!(
-            "Volume type name must be at most {MAX_NAME} characters."
-        )));
-    }
-    Ok(())
+    KIND.name(name)
 }
 
 fn validate_description(d: Option<&str>) -> Result<(), DomainError> {
-    match d {
-        Some(d) if d.chars().count() > MAX_DESCRIPTION => Err(refused(format!(
-            "Volume type description must be at most {MAX_DESCRIPTION} characters."
-        ))),
-        _ => Ok(()),
-    }
+    KIND.description(d)
 }
 
 /// Extra specs: keys 1–255 characters, values at most 255 (Cinder's
 /// `extra_specs_with_no_spaces_key` schema: no blank key).
 pub fn validate_specs(specs: &BTreeMap<String, String>) -> Result<(), DomainError> {
-    for (k, v) in specs {
-        if k.trim().is_empty() || k.chars().count() > MAX_SPEC {
-            return Err(refused(format!(
-                "Extra spec key '{k}' must be 1 to {MAX_SPEC} characters."
-            )));
-        }
-        if v.chars().count() > MAX_SPEC {
-            return Err(refused(format!(
-                "Extra spec value of '{k}' must be at most {MAX_SPEC} characters."
-            )));
-        }
-    }
-    Ok(())
+    KIND.specs(specs)
 }
 
 const CONTROL_LOCATIONS: [&str; 2] = ["front-end", "back-end"];
