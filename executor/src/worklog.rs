@@ -293,6 +293,14 @@ pub trait WorkLog: Send + Sync + 'static {
         holder: &'a str,
         ttl: Duration,
     ) -> BoxFut<'a, Result<Claim, LogError>>;
+    /// Renews `holder`'s lease on `item` for `ttl`; false if it is not
+    /// the holder's any more.
+    fn renew<'a>(
+        &'a self,
+        item: u64,
+        holder: &'a str,
+        ttl: Duration,
+    ) -> BoxFut<'a, Result<bool, LogError>>;
 }
 
 /// Milliseconds since the Unix epoch: the clock leases are judged by.
@@ -333,6 +341,30 @@ pub fn claim_lease(
                 expires_ms: state.expires_ms,
             })
         }
+    }
+}
+
+/// Renews a lease inside a write transaction; false if `holder` does not
+/// hold it any more (nothing recorded).
+pub fn renew_lease(
+    tx: &mut WriteTx<'_>,
+    item: u64,
+    holder: &str,
+    ttl: Duration,
+    now_ms: u64,
+    metadata: &serde_json::Value,
+) -> Result<bool, StoreError> {
+    let cmd = LeaseCommand::Renew {
+        holder: holder.to_string(),
+        now_ms,
+        ttl_ms: ttl.as_millis() as u64,
+    };
+    match tx.decide::<LeaseAggregate>(&item.to_string(), cmd, metadata)? {
+        Ok(d) => {
+            tx.commit(vec![d])?;
+            Ok(true)
+        }
+        Err(_) => Ok(false),
     }
 }
 
@@ -436,6 +468,22 @@ impl WorkLog for LocalLog {
             Ok(self
                 .store
                 .write(move |tx| claim_lease(tx, item, &holder, ttl, now_ms(), &meta))
+                .await?)
+        })
+    }
+
+    fn renew<'a>(
+        &'a self,
+        item: u64,
+        holder: &'a str,
+        ttl: Duration,
+    ) -> BoxFut<'a, Result<bool, LogError>> {
+        let holder = holder.to_string();
+        Box::pin(async move {
+            let meta = serde_json::json!({ "actor": "executor" });
+            Ok(self
+                .store
+                .write(move |tx| renew_lease(tx, item, &holder, ttl, now_ms(), &meta))
                 .await?)
         })
     }
