@@ -345,6 +345,7 @@ fn create_from(
         image_id: None,
         image_metadata: None,
         source_volume_id: source,
+        backend: None,
     };
     (stream("volume", id), serde_json::to_value(ev).unwrap())
 }
@@ -377,6 +378,7 @@ fn snapshot(snap: Uuid, vol: Uuid) -> (String, serde_json::Value) {
         availability_zone: "nova".into(),
         parent_snapshot_id: None,
         full: false,
+        backend: None,
     };
     (stream("snapshot", snap), serde_json::to_value(ev).unwrap())
 }
