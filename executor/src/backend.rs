@@ -137,6 +137,19 @@ pub trait StorageBackend: Send + Sync + 'static {
     fn snapshot_flatten(&self, _snap: Uuid) -> Result<(), BackendError> {
         Ok(())
     }
+
+    /// What a consumer needs to find any volume of this storage, without
+    /// the storage object: registered in the log with the backend
+    /// (`BackendRegistered.connection`), from which the server derives a
+    /// volume's connection info (`domain::backend::connection_info`).
+    /// File storages: `{driver_volume_type: "local", volumes_dir, format}`
+    /// (a volume is the file `<volumes_dir>/<uuid>`).
+    fn connection_template(&self) -> serde_json::Value;
+    /// (total, free) bytes of the storage: the file system under the data
+    /// dir, or the Ceph pool.
+    fn capacity(&self) -> Result<(u64, u64), BackendError>;
+    /// Cinder's `storage_protocol` of the pool: "file" or "ceph".
+    fn storage_protocol(&self) -> &'static str;
 }
 
 /// The id of the internal snapshot `clone_from_volume` takes for `new_vol`:
@@ -152,6 +165,235 @@ pub fn clone_base_id(new_vol: Uuid) -> Uuid {
     let mut bytes = [0u8; 16];
     bytes.copy_from_slice(&digest[..16]);
     uuid::Builder::from_custom_bytes(bytes).into_uuid()
+}
+
+/// Which kind of storage a `StorageSpec` names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum StorageKind {
+    Qcow2,
+    Raw,
+    Rbd,
+}
+
+impl StorageKind {
+    /// The name registered with the backend (`BackendRegistered.kind`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StorageKind::Qcow2 => "qcow2",
+            StorageKind::Raw => "raw",
+            StorageKind::Rbd => "rbd",
+        }
+    }
+}
+
+impl std::fmt::Display for StorageKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A storage as named on the command line (`serve --storage NAME=SPEC`,
+/// `executor --storage SPEC`): `qcow2`, `raw`, or
+/// `rbd:pool=P,conf=PATH[,id=NAME][,flatten_depth=N]`. Options are checked
+/// here, when the flag is read, so a typo refuses the start instead of
+/// failing the first volume.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StorageSpec {
+    pub kind: StorageKind,
+    /// The `key=value` options (rbd only; file storages take none).
+    pub options: std::collections::BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SpecError {
+    #[error("empty storage spec: expected qcow2, raw or rbd:pool=P,conf=PATH[,id=NAME][,flatten_depth=N]")]
+    Empty,
+    #[error("unknown storage kind {0:?}: expected qcow2, raw or rbd:pool=P,conf=PATH[,id=NAME][,flatten_depth=N]")]
+    UnknownKind(String),
+    #[error("storage {0} takes no options (got {1:?})")]
+    NoOptions(&'static str, String),
+    #[error("rbd option {0:?} is not key=value")]
+    NotKeyValue(String),
+    #[error("unknown rbd option {0:?}: expected pool, conf, id, flatten_depth")]
+    UnknownOption(String),
+    #[error("rbd option {0} given twice")]
+    Repeated(String),
+    #[error("rbd needs option {0}")]
+    Missing(&'static str),
+    #[error("rbd option {0}: {1}")]
+    BadValue(&'static str, String),
+}
+
+/// RBD option names: `pool`, `conf`, `id`, `flatten_depth`.
+const RBD_OPTIONS: [&str; 4] = ["pool", "conf", "id", "flatten_depth"];
+
+/// A Ceph name (pool, client id): what `rbd` and `ceph` accept as one
+/// argument, and nothing a shell or a spec separator could misread.
+fn ceph_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 128
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+        && !s.starts_with('-')
+}
+
+impl std::str::FromStr for StorageSpec {
+    type Err = SpecError;
+
+    fn from_str(s: &str) -> Result<Self, SpecError> {
+        let s = s.trim();
+        let (kind, rest) = match s.split_once(':') {
+            Some((k, r)) => (k, Some(r)),
+            None => (s, None),
+        };
+        let kind = match kind {
+            "" => return Err(SpecError::Empty),
+            "qcow2" => StorageKind::Qcow2,
+            "raw" => StorageKind::Raw,
+            "rbd" => StorageKind::Rbd,
+            other => return Err(SpecError::UnknownKind(other.to_string())),
+        };
+        let mut options = std::collections::BTreeMap::new();
+        if kind != StorageKind::Rbd {
+            return match rest {
+                None => Ok(StorageSpec { kind, options }),
+                Some(r) => Err(SpecError::NoOptions(kind.as_str(), r.to_string())),
+            };
+        }
+        for part in rest.unwrap_or("").split(',').filter(|p| !p.is_empty()) {
+            let (k, v) = part
+                .split_once('=')
+                .ok_or_else(|| SpecError::NotKeyValue(part.to_string()))?;
+            if !RBD_OPTIONS.contains(&k) {
+                return Err(SpecError::UnknownOption(k.to_string()));
+            }
+            if options.insert(k.to_string(), v.to_string()).is_some() {
+                return Err(SpecError::Repeated(k.to_string()));
+            }
+        }
+        let spec = StorageSpec { kind, options };
+        spec.rbd_options()?;
+        Ok(spec)
+    }
+}
+
+impl std::fmt::Display for StorageSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.kind.as_str())?;
+        let mut sep = ':';
+        for (k, v) in &self.options {
+            write!(f, "{sep}{k}={v}")?;
+            sep = ',';
+        }
+        Ok(())
+    }
+}
+
+/// An rbd spec's options, checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RbdOptions {
+    pub pool: String,
+    pub conf: PathBuf,
+    /// The cephx user without `client.` (Ceph's default: admin).
+    pub id: String,
+    /// Cinder's `rbd_max_clone_depth`: a linked clone whose chain of
+    /// parents would be deeper than this is flattened (0: every clone is).
+    pub flatten_depth: u32,
+}
+
+/// Cinder's default `rbd_max_clone_depth`.
+pub const DEFAULT_FLATTEN_DEPTH: u32 = 5;
+
+impl StorageSpec {
+    /// The rbd options of an rbd spec (an error for any other kind).
+    pub fn rbd_options(&self) -> Result<RbdOptions, SpecError> {
+        if self.kind != StorageKind::Rbd {
+            return Err(SpecError::UnknownKind(self.kind.as_str().to_string()));
+        }
+        let get = |k: &str| self.options.get(k).map(String::as_str);
+        let pool = get("pool").ok_or(SpecError::Missing("pool"))?;
+        if !ceph_name(pool) {
+            return Err(SpecError::BadValue(
+                "pool",
+                format!("{pool:?} is not a pool name ([A-Za-z0-9_.-])"),
+            ));
+        }
+        let conf = get("conf").ok_or(SpecError::Missing("conf"))?;
+        if !conf.starts_with('/') {
+            return Err(SpecError::BadValue(
+                "conf",
+                format!("{conf:?} is not an absolute path"),
+            ));
+        }
+        let id = get("id").unwrap_or("admin");
+        if !ceph_name(id) {
+            return Err(SpecError::BadValue(
+                "id",
+                format!("{id:?} is not a Ceph user name ([A-Za-z0-9_.-])"),
+            ));
+        }
+        let flatten_depth = match get("flatten_depth") {
+            None => DEFAULT_FLATTEN_DEPTH,
+            Some(d) => d.parse().map_err(|_| {
+                SpecError::BadValue("flatten_depth", format!("{d:?} is not a whole number >= 0"))
+            })?,
+        };
+        Ok(RbdOptions {
+            pool: pool.to_string(),
+            conf: PathBuf::from(conf),
+            id: id.to_string(),
+            flatten_depth,
+        })
+    }
+}
+
+/// Opens the storage a spec names. File storages live under `data_dir`
+/// (`volumes/`, `snapshots/`), as `open_backend` lays them out.
+pub fn open_storage(
+    spec: &StorageSpec,
+    data_dir: &Path,
+) -> Result<std::sync::Arc<dyn StorageBackend>, BackendError> {
+    match spec.kind {
+        StorageKind::Qcow2 | StorageKind::Raw => Ok(std::sync::Arc::from(open_backend(
+            spec.kind.as_str(),
+            data_dir,
+        )?)),
+        StorageKind::Rbd => {
+            let _ = spec
+                .rbd_options()
+                .map_err(|e| BackendError::Invalid(e.to_string()))?;
+            Err(BackendError::Invalid(
+                "rbd storage is not available in this build yet".to_string(),
+            ))
+        }
+    }
+}
+
+/// (total, free to unprivileged users) bytes of the file system at `dir`.
+pub fn fs_capacity(dir: &Path) -> Result<(u64, u64), BackendError> {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(dir.as_os_str().as_bytes())
+        .map_err(|e| io_err(dir)(io::Error::new(io::ErrorKind::InvalidInput, e)))?;
+    let mut st = std::mem::MaybeUninit::<libc::statvfs>::uninit();
+    // SAFETY: `path` is a valid NUL-terminated string and `st` is written
+    // by statvfs before it is read (only on success).
+    let st = unsafe {
+        if libc::statvfs(path.as_ptr(), st.as_mut_ptr()) != 0 {
+            return Err(io_err(dir)(io::Error::last_os_error()));
+        }
+        st.assume_init()
+    };
+    let frag = st.f_frsize as u64;
+    Ok((st.f_blocks as u64 * frag, st.f_bavail as u64 * frag))
+}
+
+/// The connection template of a file storage whose volumes live in `dir`.
+fn file_template(dir: &Path, format: &str) -> serde_json::Value {
+    serde_json::json!({
+        "driver_volume_type": "local",
+        "volumes_dir": absolute(dir.to_path_buf()).to_string_lossy(),
+        "format": format,
+    })
 }
 
 /// Which backend `--backend` selects.
@@ -970,6 +1212,18 @@ impl StorageBackend for Qcow2Backend {
     fn snapshot_file(&self, snap: Uuid) -> PathBuf {
         absolute(self.snapshot_path(snap))
     }
+
+    fn connection_template(&self) -> serde_json::Value {
+        file_template(&self.dir, self.format())
+    }
+
+    fn capacity(&self) -> Result<(u64, u64), BackendError> {
+        fs_capacity(&self.dir)
+    }
+
+    fn storage_protocol(&self) -> &'static str {
+        "file"
+    }
 }
 
 // ------------------------------------------------------------------ raw --
@@ -1200,6 +1454,18 @@ impl StorageBackend for RawBackend {
     fn snapshot_file(&self, snap: Uuid) -> PathBuf {
         absolute(self.snapshot_path(snap))
     }
+
+    fn connection_template(&self) -> serde_json::Value {
+        file_template(&self.dir, self.format())
+    }
+
+    fn capacity(&self) -> Result<(u64, u64), BackendError> {
+        fs_capacity(&self.dir)
+    }
+
+    fn storage_protocol(&self) -> &'static str {
+        "file"
+    }
 }
 
 #[cfg(test)]
@@ -1215,6 +1481,73 @@ mod conformance {
             open_backend("qcow2", &dir.join("q")).unwrap(),
             open_backend("raw", &dir.join("r")).unwrap(),
         ]
+    }
+
+    #[test]
+    fn storage_specs_parse_and_refuse_clearly() {
+        let q: StorageSpec = "qcow2".parse().unwrap();
+        assert_eq!((q.kind, q.options.len()), (StorageKind::Qcow2, 0));
+        assert_eq!("raw".parse::<StorageSpec>().unwrap().kind, StorageKind::Raw);
+        let r: StorageSpec = "rbd:pool=volumes,conf=/etc/ceph/ceph.conf,id=cinder,flatten_depth=2"
+            .parse()
+            .unwrap();
+        assert_eq!(r.kind, StorageKind::Rbd);
+        let o = r.rbd_options().unwrap();
+        assert_eq!(
+            o,
+            RbdOptions {
+                pool: "volumes".into(),
+                conf: "/etc/ceph/ceph.conf".into(),
+                id: "cinder".into(),
+                flatten_depth: 2,
+            }
+        );
+        // Round trip through Display.
+        assert_eq!(r.to_string().parse::<StorageSpec>().unwrap(), r);
+        let d = "rbd:pool=p,conf=/c".parse::<StorageSpec>().unwrap();
+        let o = d.rbd_options().unwrap();
+        assert_eq!(
+            (o.id.as_str(), o.flatten_depth),
+            ("admin", DEFAULT_FLATTEN_DEPTH)
+        );
+
+        let refused = |s: &str| s.parse::<StorageSpec>().unwrap_err().to_string();
+        assert!(refused("").contains("empty"), "{}", refused(""));
+        assert!(refused("lvm").contains("unknown storage kind \"lvm\""));
+        assert!(refused("qcow2:x=1").contains("takes no options"));
+        assert!(refused("rbd:conf=/c").contains("needs option pool"));
+        assert!(refused("rbd:pool=p").contains("needs option conf"));
+        assert!(refused("rbd:pool=p,conf=c").contains("absolute path"));
+        assert!(refused("rbd:pool=p,conf=/c,size=3").contains("unknown rbd option \"size\""));
+        assert!(refused("rbd:pool=p,pool=q,conf=/c").contains("given twice"));
+        assert!(refused("rbd:pool=p;rm,conf=/c").contains("not a pool name"));
+        assert!(refused("rbd:pool=p,conf=/c,id=-x").contains("not a Ceph user name"));
+        assert!(refused("rbd:pool=p,conf=/c,flatten_depth=-1").contains("whole number"));
+        assert!(refused("rbd:pool").contains("not key=value"));
+    }
+
+    #[test]
+    fn file_storages_describe_themselves() {
+        let tmp = tempfile::tempdir().unwrap();
+        for kind in ["qcow2", "raw"] {
+            let spec: StorageSpec = kind.parse().unwrap();
+            let b = open_storage(&spec, &tmp.path().join(kind)).unwrap();
+            assert_eq!(b.storage_protocol(), "file");
+            let t = b.connection_template();
+            assert_eq!(t["driver_volume_type"], "local");
+            assert_eq!(t["format"], kind);
+            let dir = t["volumes_dir"].as_str().unwrap();
+            let vol = Uuid::new_v4();
+            b.create(vol, GIB).unwrap();
+            // The template names the directory the volume's file is in.
+            assert_eq!(
+                Path::new(dir).join(vol.to_string()),
+                b.active_path(vol),
+                "{kind}"
+            );
+            let (total, free) = b.capacity().unwrap();
+            assert!(total > 0 && free <= total, "{kind}: {total} {free}");
+        }
     }
 
     fn allocated(path: &Path) -> u64 {

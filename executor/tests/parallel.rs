@@ -189,6 +189,15 @@ impl StorageBackend for Gate {
     fn snapshot_file(&self, snap: Uuid) -> PathBuf {
         self.inner.snapshot_file(snap)
     }
+    fn connection_template(&self) -> serde_json::Value {
+        self.inner.connection_template()
+    }
+    fn capacity(&self) -> Result<(u64, u64), BackendError> {
+        self.inner.capacity()
+    }
+    fn storage_protocol(&self) -> &'static str {
+        self.inner.storage_protocol()
+    }
 }
 
 struct Env {
