@@ -5,6 +5,7 @@
 //! routes can never disagree about what a volume may do.
 
 pub mod aggregate;
+pub mod backend;
 pub mod catalog;
 pub mod create_rules;
 pub mod default_type;
