@@ -322,6 +322,14 @@ impl Executor {
         }
     }
 
+    /// True if this executor does the work of resources on `backend`.
+    fn serves(&self, backend: &str) -> bool {
+        self.config
+            .serves
+            .as_ref()
+            .is_none_or(|s| s.contains(backend))
+    }
+
     /// Takes the lease on `ev`'s work item, when this executor works under
     /// leases (`ExecutorConfig::lease`); renewed in the background while
     /// the returned `Held` lives.
@@ -511,6 +519,10 @@ impl Executor {
         let Some(v) = state.volume.as_ref().filter(|_| !state.deleted) else {
             return Ok(None);
         };
+        if !self.serves(&v.backend) {
+            // Another executor's backend: not this one's to do (nor to fail).
+            return Ok(None);
+        }
         if ev.stream_version != latest {
             // A later request on this volume supersedes this one: this
             // item's own work is done (a redo after a restart; the status
@@ -699,6 +711,9 @@ impl Executor {
         let Some(s) = state.snapshot.filter(|_| !state.deleted) else {
             return Ok(None);
         };
+        if !self.serves(&s.backend) {
+            return Ok(None);
+        }
         if ev.stream_version != latest {
             // Superseded by a later request (e.g. a delete asked again
             // after error_deleting): that one's item does the work.
@@ -810,6 +825,38 @@ impl Executor {
         Ok(state.image.filter(|_| !state.deleted))
     }
 
+    /// True if the image's source (a volume or a snapshot) is on a
+    /// backend this executor serves. One more read, only for an executor
+    /// that does not serve everything.
+    async fn serves_source(&self, source: &ImageSource) -> Result<bool, LogError> {
+        if self.config.serves.is_none() {
+            return Ok(true);
+        }
+        let backend = match source {
+            ImageSource::Volume { volume_id } => self
+                .state(&volume_id.to_string())
+                .await?
+                .0
+                .volume
+                .map(|v| v.backend),
+            ImageSource::Snapshot { snapshot_id } => {
+                let events = self
+                    .log
+                    .read_stream(&SnapshotAggregate::stream_id(&snapshot_id.to_string()))
+                    .await?;
+                let decoded = events
+                    .iter()
+                    .map(decode::<SnapshotAggregate>)
+                    .collect::<Result<Vec<_>, _>>()?;
+                SnapshotAggregate::fold(&decoded)
+                    .snapshot
+                    .map(|s| s.backend)
+            }
+            ImageSource::Upload => None,
+        };
+        Ok(backend.is_some_and(|b| self.serves(&b)))
+    }
+
     async fn perform_export(&self, ev: &RecordedEvent) -> Result<Step, LogError> {
         let Ok(image_id) = Uuid::parse_str(ev.stream_id.trim_start_matches("image-")) else {
             return Ok(Step::Done);
@@ -817,6 +864,10 @@ impl Executor {
         let Some(mut img) = self.export_image(ev).await? else {
             return Ok(Step::Done);
         };
+        if !self.serves_source(&img.source).await? {
+            // The bytes are on another executor's backend: it exports them.
+            return Ok(Step::Done);
+        }
         let saving = |i: &domain::image::Image| {
             matches!(i.status, ImageStatus::Queued | ImageStatus::Saving)
         };

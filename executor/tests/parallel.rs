@@ -934,3 +934,35 @@ async fn leased_executors_record_each_outcome_once_and_take_over_a_dead_ones_ite
     }
     env.shutdown().await;
 }
+
+/// `ExecutorConfig::serves`: work on a volume recorded on another backend
+/// is skipped, not failed; the checkpoint passes it all the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_executor_skips_the_work_of_backends_it_does_not_serve() {
+    let env = Env::new(ExecutorConfig {
+        serves: Some(["near".to_string()].into()),
+        ..config(4)
+    });
+    let on = |id: Uuid, backend: &str| {
+        let (s, mut ev) = create(id);
+        ev["data"]["backend"] = json!(backend);
+        (s, ev)
+    };
+    let (near, far) = (Uuid::new_v4(), Uuid::new_v4());
+    env.append(vec![on(far, "far"), on(near, "near")]).await;
+    env.wait("the near volume", |e| {
+        e.status(near) == Some(VolumeStatus::Available)
+    })
+    .await;
+    let head = env.store.head().unwrap();
+    env.wait("the checkpoint past both", |e| {
+        e.store.checkpoint("executor").unwrap() >= head
+    })
+    .await;
+    assert_eq!(env.status(far), Some(VolumeStatus::Creating), "not failed");
+    assert!(
+        env.gate.ops().iter().all(|o| !o.ids.contains(&far)),
+        "no disk work for another backend's volume"
+    );
+    env.shutdown().await;
+}
