@@ -236,7 +236,11 @@ impl Executor {
     /// redone after the restart (the checkpoint is below them).
     pub async fn run(self, shutdown: watch::Receiver<bool>) {
         let me = self.clone();
-        match tokio::task::spawn_blocking(move || me.sweep_temps()).await {
+        // Under leases another executor may share this storage and be
+        // building files now: temporaries are swept per item instead, by
+        // whoever takes the item over (`claim`).
+        let sweep = self.config.lease.is_none();
+        match tokio::task::spawn_blocking(move || if sweep { me.sweep_temps() } else { 0 }).await {
             Ok(0) | Err(_) => {}
             Ok(n) => tracing::info!(removed = n, "swept temporary files of unfinished work"),
         }
@@ -251,6 +255,11 @@ impl Executor {
     /// it, see `tool`). The image store sweeps its own
     /// (`ImageStore::cleanup_temps`).
     pub fn sweep_temps(&self) -> usize {
+        self.sweep_temps_of(None)
+    }
+
+    /// `sweep_temps`, only those of `id` if given.
+    fn sweep_temps_of(&self, id: Option<Uuid>) -> usize {
         let nil = Uuid::nil();
         let dirs: BTreeSet<std::path::PathBuf> = [
             self.backend.volume_path(nil),
@@ -269,7 +278,7 @@ impl Executor {
                 let name = name.to_string_lossy();
                 let is_tmp = name.len() > 36
                     && name.is_char_boundary(36)
-                    && Uuid::parse_str(&name[..36]).is_ok()
+                    && Uuid::parse_str(&name[..36]).is_ok_and(|u| id.is_none_or(|i| i == u))
                     && name[36..].starts_with(".tmp");
                 if !is_tmp {
                     continue;
@@ -339,7 +348,19 @@ impl Executor {
         };
         let item = ev.position;
         match self.log.claim(item, &lease.holder, lease.ttl).await? {
-            worklog::Claim::Granted { .. } => {}
+            worklog::Claim::Granted { previous, .. } => {
+                if let Some(previous) = previous {
+                    // Taken over from an executor that died (or this one,
+                    // before a restart) mid-item: its temporary files are
+                    // garbage now, and no other item on this target can be
+                    // in flight (every executor keeps per-aggregate order).
+                    let (me, id) = (self.clone(), resource_id(ev));
+                    let removed = tokio::task::spawn_blocking(move || me.sweep_temps_of(Some(id)))
+                        .await
+                        .unwrap_or(0);
+                    tracing::info!(position = item, %previous, removed, "work item taken over");
+                }
+            }
             worklog::Claim::Busy { holder, expires_ms } => {
                 // Look again when the other holder's lease runs out, or
                 // sooner: its outcome (which releases it) may come first.

@@ -242,8 +242,13 @@ impl LowWater {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "result", rename_all = "snake_case")]
 pub enum Claim {
-    /// The claimer holds the lease until `expires_ms`.
-    Granted { expires_ms: u64 },
+    /// The claimer holds the lease until `expires_ms`; `previous` held it
+    /// before and never released it (it died or stalled mid-item, or it
+    /// is the claimer itself, restarted).
+    Granted {
+        expires_ms: u64,
+        previous: Option<String>,
+    },
     /// Another holder's lease is live until `expires_ms`.
     Busy { holder: String, expires_ms: u64 },
 }
@@ -327,20 +332,19 @@ pub fn claim_lease(
         now_ms,
         ttl_ms: ttl.as_millis() as u64,
     };
+    let (before, _) = tx.load::<LeaseAggregate>(&id)?;
     match tx.decide::<LeaseAggregate>(&id, cmd, metadata)? {
         Ok(d) => {
             tx.commit(vec![d])?;
             Ok(Claim::Granted {
                 expires_ms: now_ms + ttl.as_millis() as u64,
+                previous: before.holder,
             })
         }
-        Err(_) => {
-            let (state, _) = tx.load::<LeaseAggregate>(&id)?;
-            Ok(Claim::Busy {
-                holder: state.holder.unwrap_or_default(),
-                expires_ms: state.expires_ms,
-            })
-        }
+        Err(_) => Ok(Claim::Busy {
+            holder: before.holder.unwrap_or_default(),
+            expires_ms: before.expires_ms,
+        }),
     }
 }
 
