@@ -15,6 +15,7 @@ pub mod group_snapshot;
 pub mod group_type;
 pub mod identity;
 pub mod image;
+pub mod lease;
 pub mod limits;
 pub mod message;
 pub mod metadata;
