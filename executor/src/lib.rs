@@ -20,6 +20,7 @@
 pub mod backend;
 pub mod images;
 pub mod qcow2;
+pub mod rbd;
 mod schedule;
 pub mod sparse;
 pub mod tool;

@@ -64,9 +64,6 @@ auth service required = cephx
 auth client required = cephx
 auth allow insecure global id reclaim = false
 run dir = $dir/run
-pid file = $dir/run/\$name.pid
-admin socket = $dir/run/\$name.asok
-log file = $dir/log/\$name.log
 # One OSD on one host: one copy, placed on the OSD, not across hosts.
 osd pool default size = 1
 osd pool default min size = 1
@@ -81,13 +78,25 @@ mon data avail warn = 2
 mon data avail crit = 1
 mgr initial modules =
 
+# Daemons only: a client (every rbd command) would fight over one socket
+# name and one log.
 [mon]
+pid file = $dir/run/\$name.pid
+admin socket = $dir/run/\$name.asok
+log file = $dir/log/\$name.log
+
 mon data = $dir/mon.\$id
 
 [mgr]
+pid file = $dir/run/\$name.pid
+admin socket = $dir/run/\$name.asok
+log file = $dir/log/\$name.log
 mgr data = $dir/mgr.\$id
 
 [osd]
+pid file = $dir/run/\$name.pid
+admin socket = $dir/run/\$name.asok
+log file = $dir/log/\$name.log
 osd data = $dir/osd.\$id
 osd objectstore = memstore
 memstore device bytes = $mem_bytes
