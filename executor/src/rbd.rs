@@ -121,8 +121,11 @@ fn snap_name(id: Uuid) -> String {
 
 impl RbdBackend {
     /// Opens the pool: checks that the cluster answers and the pool exists
-    /// (a wrong spec refuses the start), then collects what a crash may have
-    /// left (deleted volumes nothing needs any more, half imports).
+    /// (a wrong spec refuses the start), then collects the deleted volumes'
+    /// images nothing needs any more (a crash may have come between a
+    /// clone's removal and its parent's collection). Half imports
+    /// (`.importing`) are not touched here: another executor serving the
+    /// same pool may be writing one; the import's retry removes its own.
     pub fn open(opts: RbdOptions) -> Result<Self, BackendError> {
         if !opts.conf.exists() {
             return Err(BackendError::NotFound(format!(
@@ -135,12 +138,8 @@ impl RbdBackend {
             owners: Mutex::new(HashMap::new()),
         };
         let names = b.list_names()?;
-        for name in names {
-            if name.ends_with(DELETED) {
-                b.collect(&name)?;
-            } else if name.ends_with(IMPORTING) {
-                b.remove_image(&name)?;
-            }
+        for name in names.iter().filter(|n| n.ends_with(DELETED)) {
+            b.collect(name)?;
         }
         Ok(b)
     }
@@ -229,7 +228,17 @@ impl RbdBackend {
         if let Some(v) = self.lock().get(&snap) {
             return Ok(Some(*v));
         }
-        let out = self.rbd(&["ls", "-l", "--format", "json", &self.opts.pool])?;
+        // `ls -l` opens every image; one removed meanwhile (by another
+        // request, or another executor) fails the listing: list again.
+        let mut attempt = 0;
+        let out = loop {
+            attempt += 1;
+            match self.rbd(&["ls", "-l", "--format", "json", &self.opts.pool]) {
+                Ok(out) => break out,
+                Err(e) if attempt < 5 && errno_of(&e) == Errno::NotFound => continue,
+                Err(e) => return Err(e),
+            }
+        };
         let v = Self::json(&out, "rbd ls -l")?;
         let mut map = self.lock();
         for e in v.as_array().into_iter().flatten() {
