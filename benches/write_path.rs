@@ -44,6 +44,7 @@ async fn main() {
             job_id: None,
             batch_job_id: None,
             source: None,
+            backend: None,
             quota: domain::quota::Headroom::unlimited(),
         }));
         let done = VolumeCommand::CompleteWork {

@@ -802,6 +802,7 @@ mod tests {
             attachments: Vec::new(),
             image_metadata: None,
             seq: 7,
+            backend: "SSD".into(),
         };
         let attachment = |i: u128, host: Option<&str>| AttachmentRow {
             attachment: domain::volume::Attachment {

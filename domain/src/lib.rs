@@ -5,6 +5,7 @@
 //! routes can never disagree about what a volume may do.
 
 pub mod aggregate;
+pub mod backend;
 pub mod catalog;
 pub mod create_rules;
 pub mod default_type;
@@ -14,6 +15,7 @@ pub mod group_snapshot;
 pub mod group_type;
 pub mod identity;
 pub mod image;
+pub mod lease;
 pub mod limits;
 pub mod message;
 pub mod metadata;

@@ -98,6 +98,79 @@ pub fn satisfies(extra_specs: &BTreeMap<String, String>, caps: &BTreeMap<&str, S
     })
 }
 
+/// A backend as the scheduler sees it (the backends view's row): its name,
+/// how it is reached and, once it reported, its free bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Offer<'a> {
+    pub name: &'a str,
+    pub storage_protocol: &'a str,
+    /// None until the backend's first capacity report.
+    pub free_bytes: Option<u64>,
+}
+
+impl Offer<'_> {
+    /// What get_pools reports for it and the specs are judged against.
+    pub fn capabilities(&self) -> BTreeMap<&'static str, String> {
+        let mut caps = capabilities(self.name);
+        caps.insert("storage_protocol", self.storage_protocol.to_string());
+        caps
+    }
+
+    /// Cinder's `CapacityFilter` without over-subscription: room when the
+    /// free bytes hold `size_gib` (thin volumes may grow to their full
+    /// size). A backend that has not reported yet passes, as Cinder passes
+    /// `unknown` free capacity.
+    pub fn has_room(&self, size_gib: i64) -> bool {
+        let want = u64::try_from(size_gib.max(0))
+            .unwrap_or(0)
+            .saturating_mul(1 << 30);
+        self.free_bytes.is_none_or(|free| free >= want)
+    }
+}
+
+/// Whether `extra_specs` name a backend (`volume_backend_name`, scoped or
+/// not): then any backend whose name matches is a candidate, as Cinder's
+/// `CapabilitiesFilter` picks it.
+fn names_backend(extra_specs: &BTreeMap<String, String>) -> bool {
+    extra_specs
+        .keys()
+        .any(|k| k == "volume_backend_name" || k == "capabilities:volume_backend_name")
+}
+
+/// The scheduler rule (issue 16): the backend a new volume of size
+/// `size_gib` goes to, among the registered `offers`. A type whose specs
+/// name a backend (`volume_backend_name`) may go to any backend they
+/// match; a type that names none stays on `default_backend` (the old rule,
+/// `catalog::backend_of`). The backend must meet the specs (capabilities
+/// match) AND have room for the size. Otherwise the no-valid-backend
+/// reason: the create stands and fails with it, as Cinder's does.
+pub fn choose<'a>(
+    extra_specs: &BTreeMap<String, String>,
+    default_backend: &str,
+    offers: &[Offer<'a>],
+    size_gib: i64,
+) -> Result<&'a str, &'static str> {
+    let named = names_backend(extra_specs);
+    offers
+        .iter()
+        .filter(|o| named || o.name == default_backend)
+        .find(|o| satisfies(extra_specs, &o.capabilities()) && o.has_room(size_gib))
+        .map(|o| o.name)
+        .ok_or(NO_VALID_BACKEND)
+}
+
+/// A clone's placement: its source's backend `backend`, which must be
+/// registered and have room for the clone's size (its bytes start as the
+/// source's; a full copy needs the whole size there).
+pub fn admit_clone(backend: &str, offers: &[Offer<'_>], size_gib: i64) -> Result<(), &'static str> {
+    offers
+        .iter()
+        .find(|o| o.name == backend)
+        .filter(|o| o.has_room(size_gib))
+        .map(|_| ())
+        .ok_or(NO_VALID_BACKEND)
+}
+
 /// The first of `backends` whose capabilities meet `extra_specs`, or the
 /// no-valid-backend reason.
 pub fn place<'a>(
@@ -135,6 +208,79 @@ mod tests {
         let missing = specs(&[("volume_backend_name", "qcow2")]);
         assert_eq!(place(&missing, ["SSD", "SATA"]), Err(NO_VALID_BACKEND));
         assert_eq!(place(&BTreeMap::new(), ["SSD"]), Ok("SSD"));
+    }
+
+    const GIB: u64 = 1 << 30;
+
+    fn offers() -> Vec<Offer<'static>> {
+        vec![
+            Offer {
+                name: "SSD",
+                storage_protocol: "file",
+                free_bytes: Some(100 * GIB),
+            },
+            Offer {
+                name: "SATA",
+                storage_protocol: "file",
+                free_bytes: None,
+            },
+            Offer {
+                name: "fast",
+                storage_protocol: "file",
+                free_bytes: Some(10 * GIB),
+            },
+            Offer {
+                name: "ceph",
+                storage_protocol: "ceph",
+                free_bytes: Some(1000 * GIB),
+            },
+        ]
+    }
+
+    #[test]
+    fn a_type_naming_a_backend_goes_there_if_it_has_room() {
+        let named = specs(&[("volume_backend_name", "fast")]);
+        assert_eq!(choose(&named, "SATA", &offers(), 10), Ok("fast"));
+        // 11 GiB do not fit in 10 free.
+        assert_eq!(choose(&named, "SATA", &offers(), 11), Err(NO_VALID_BACKEND));
+        // An unregistered backend serves nothing.
+        let ghost = specs(&[("volume_backend_name", "ghost")]);
+        assert_eq!(choose(&ghost, "SATA", &offers(), 1), Err(NO_VALID_BACKEND));
+        // Scoped, and with an operator, as Cinder's filter reads it.
+        let scoped = specs(&[("capabilities:volume_backend_name", "<or> ceph <or> nfs")]);
+        assert_eq!(choose(&scoped, "SATA", &offers(), 500), Ok("ceph"));
+        // The capabilities still count: ceph is not a file backend.
+        let mismatch = specs(&[
+            ("volume_backend_name", "ceph"),
+            ("storage_protocol", "file"),
+        ]);
+        assert_eq!(
+            choose(&mismatch, "SATA", &offers(), 1),
+            Err(NO_VALID_BACKEND)
+        );
+    }
+
+    #[test]
+    fn a_type_naming_no_backend_keeps_the_old_rule() {
+        let none = BTreeMap::new();
+        assert_eq!(choose(&none, "SSD", &offers(), 100), Ok("SSD"));
+        assert_eq!(choose(&none, "SSD", &offers(), 101), Err(NO_VALID_BACKEND));
+        // Not yet reported: no capacity to refuse with.
+        assert_eq!(choose(&none, "SATA", &offers(), 1_000_000), Ok("SATA"));
+        // The default backend is not registered (no executor serves it).
+        assert_eq!(choose(&none, "SAS", &offers(), 1), Err(NO_VALID_BACKEND));
+        let bogus = specs(&[("vendor_name", "other")]);
+        assert_eq!(choose(&bogus, "SSD", &offers(), 1), Err(NO_VALID_BACKEND));
+        let proto = specs(&[("storage_protocol", "ceph")]);
+        assert_eq!(choose(&proto, "SSD", &offers(), 1), Err(NO_VALID_BACKEND));
+    }
+
+    #[test]
+    fn a_clone_needs_its_sources_backend_with_room() {
+        assert_eq!(admit_clone("fast", &offers(), 10), Ok(()));
+        assert_eq!(admit_clone("fast", &offers(), 11), Err(NO_VALID_BACKEND));
+        assert_eq!(admit_clone("ghost", &offers(), 1), Err(NO_VALID_BACKEND));
+        assert_eq!(admit_clone("SATA", &offers(), 1 << 20), Ok(()));
     }
 
     #[test]

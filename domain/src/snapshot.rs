@@ -75,6 +75,8 @@ pub struct VolumeFacts {
     /// (the latest taken, or the one it was rolled back to). A new
     /// snapshot's parent.
     pub head_snapshot: Option<Uuid>,
+    /// The volume's backend: its snapshots live there too.
+    pub backend: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -149,6 +151,9 @@ pub enum SnapshotCommand {
     },
 }
 
+// Events are decoded, folded and dropped (as `VolumeEvent`): a box would
+// only complicate the serde shape.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", content = "data")]
 pub enum SnapshotEvent {
@@ -170,6 +175,12 @@ pub enum SnapshotEvent {
         parent_snapshot_id: Option<Uuid>,
         /// A full copy rather than a layer (a v1 event without it: false).
         full: bool,
+        /// The backend the snapshot lives on: its volume's (issue 16).
+        /// Events written before placement was recorded have none; their
+        /// volume was on `catalog::backend_of(volume_type)`, and so is the
+        /// snapshot (the fold resolves it so, no upcast step needed).
+        #[serde(default)]
+        backend: Option<String>,
     },
     SnapshotWorkStarted {
         kind: SnapshotWork,
@@ -226,6 +237,8 @@ pub struct Snapshot {
     /// A full copy, not a layer (states cached before the field: false).
     #[serde(default)]
     pub full: bool,
+    /// Its volume's backend (`SnapshotCreateRequested.backend`, resolved).
+    pub backend: String,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -262,6 +275,9 @@ impl Aggregate for SnapshotAggregate {
     fn stream_id(id: &str) -> String {
         format!("snapshot-{id}")
     }
+
+    // 2: `Snapshot.backend` (issue 16).
+    const STATE_VERSION: u32 = 2;
 
     fn event_type(event: &SnapshotEvent) -> &'static str {
         use SnapshotEvent::*;
@@ -340,6 +356,7 @@ impl Aggregate for SnapshotAggregate {
                     availability_zone: volume.availability_zone,
                     parent_snapshot_id: volume.head_snapshot,
                     full,
+                    backend: Some(volume.backend),
                 }])
             }
             C::Update { name, description } => {
@@ -482,9 +499,13 @@ impl Aggregate for SnapshotAggregate {
             availability_zone,
             metadata,
             full,
+            backend,
             ..
         } = event
         {
+            let backend = backend
+                .clone()
+                .unwrap_or_else(|| crate::catalog::backend_of(volume_type).to_string());
             state.snapshot = Some(Snapshot {
                 id: *snapshot_id,
                 volume_id: *volume_id,
@@ -496,6 +517,7 @@ impl Aggregate for SnapshotAggregate {
                 metadata: metadata.clone(),
                 work_started: false,
                 full: *full,
+                backend,
             });
             return state;
         }
@@ -540,6 +562,7 @@ mod tests {
             volume_type: "SSD".into(),
             availability_zone: "az-dc-1".into(),
             head_snapshot: Some(Uuid::from_u128(3)),
+            backend: "fast".into(),
         }
     }
 
@@ -670,6 +693,22 @@ mod tests {
     }
 
     #[test]
+    fn a_snapshot_lives_on_its_volumes_backend() {
+        let ev =
+            SnapshotAggregate::decide(&given(&[]), create(VolumeStatus::Available, false)).unwrap();
+        assert!(matches!(
+            &ev[0],
+            SnapshotEvent::SnapshotCreateRequested { backend: Some(b), .. } if b == "fast"
+        ));
+        assert_eq!(given(&ev).snapshot.unwrap().backend, "fast");
+        // Written before placement was recorded: the type's old rule.
+        let mut old = serde_json::to_value(&ev[0]).unwrap();
+        old["data"].as_object_mut().unwrap().remove("backend");
+        let old: SnapshotEvent = serde_json::from_value(old).unwrap();
+        assert_eq!(given(&[old]).snapshot.unwrap().backend, "SSD");
+    }
+
+    #[test]
     fn reset_update_and_force_delete_follow_cinder() {
         let created = vec![
             SnapshotEvent::SnapshotCreateRequested {
@@ -685,6 +724,7 @@ mod tests {
                 availability_zone: "az".into(),
                 parent_snapshot_id: None,
                 full: false,
+                backend: None,
             },
             SnapshotEvent::SnapshotCreated {},
         ];

@@ -157,6 +157,10 @@ pub struct CreateVolume {
     pub batch_job_id: Option<String>,
     /// Where the first bytes come from; None for an empty volume.
     pub source: Option<CreateSource>,
+    /// The backend the scheduler placed a new volume on (the type's
+    /// `volume_backend_name`); None: the type's old rule (`catalog::
+    /// backend_of`). A clone ignores it: it lives on its source's backend.
+    pub backend: Option<String>,
     /// The project's limits and usage, read in the same transaction.
     pub quota: crate::quota::Headroom,
 }
@@ -171,6 +175,8 @@ pub struct SnapshotSource {
     pub availability_zone: String,
     /// `metadata.full_clone == "0"`: an O(1) overlay on the snapshot.
     pub linked: bool,
+    /// The snapshot's backend: the clone is made there.
+    pub backend: String,
 }
 
 /// An image to create a volume from, as read in the same transaction.
@@ -194,6 +200,8 @@ pub struct VolumeSourceFacts {
     pub size: i64,
     pub volume_type: String,
     pub availability_zone: String,
+    /// The source's backend: the clone is made there.
+    pub backend: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -372,6 +380,13 @@ pub enum VolumeEvent {
         image_metadata: Option<BTreeMap<String, String>>,
         /// `source_volid`: the volume whose bytes the new one starts with.
         source_volume_id: Option<Uuid>,
+        /// The backend the volume was placed on (issue 16). Events written
+        /// before placement was recorded have none: their volume lives
+        /// where the old rule put it, `catalog::backend_of(volume_type)`,
+        /// which is what the fold resolves them to, so they decode (and
+        /// replay) unchanged without an upcast step.
+        #[serde(default)]
+        backend: Option<String>,
     },
     VolumeWorkStarted {
         kind: WorkKind,
@@ -551,6 +566,10 @@ pub struct Volume {
     /// previous_status).
     #[serde(default)]
     pub pending_reimage: Option<reimage::Pending>,
+    /// The backend the volume lives on (`VolumeCreateRequested.backend`,
+    /// resolved). It never changes: a retype that would move the volume
+    /// is refused (no migration).
+    pub backend: String,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -775,6 +794,9 @@ impl Aggregate for VolumeAggregate {
         format!("volume-{id}")
     }
 
+    // 2: `Volume.backend` (issue 16).
+    const STATE_VERSION: u32 = 2;
+
     fn event_type(event: &VolumeEvent) -> &'static str {
         use VolumeEvent::*;
         match event {
@@ -832,6 +854,17 @@ impl Aggregate for VolumeAggregate {
                     .admit(&crate::quota::Delta::volume(&c.volume_type, c.size))?;
                 let mut image = None;
                 let mut source_volume_id = None;
+                // A clone lives on its source's backend (its bytes start
+                // as the source's: linked clones share them); any other
+                // volume where the scheduler placed it, or by the old rule.
+                let backend = match &c.source {
+                    Some(CreateSource::Volume(v)) => v.backend.clone(),
+                    Some(CreateSource::Snapshot(s)) => s.backend.clone(),
+                    _ => c
+                        .backend
+                        .clone()
+                        .unwrap_or_else(|| crate::catalog::backend_of(&c.volume_type).to_string()),
+                };
                 let (snapshot_id, linked_clone) = match &c.source {
                     None => (None, false),
                     Some(CreateSource::Volume(v)) => {
@@ -915,6 +948,7 @@ impl Aggregate for VolumeAggregate {
                     image_id: image.as_ref().map(|i| i.0),
                     image_metadata: image.map(|i| i.1),
                     source_volume_id,
+                    backend: Some(backend),
                 }])
             }
             C::Update {
@@ -1411,9 +1445,13 @@ impl Aggregate for VolumeAggregate {
             metadata,
             volume_type,
             availability_zone,
+            backend,
             ..
         } = event
         {
+            let backend = backend
+                .clone()
+                .unwrap_or_else(|| crate::catalog::backend_of(volume_type).to_string());
             state.volume = Some(Volume {
                 id: *volume_id,
                 project_id: project_id.clone(),
@@ -1433,6 +1471,7 @@ impl Aggregate for VolumeAggregate {
                 pending_rollback: None,
                 pending: Vec::new(),
                 pending_reimage: None,
+                backend,
             });
             return state;
         }

@@ -24,30 +24,37 @@ pub mod rbd;
 mod schedule;
 pub mod sparse;
 pub mod tool;
+pub mod worklog;
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use domain::image::{ImageAggregate, ImageCommand, ImageEvent, ImageSource, ImageStatus};
+use domain::image::{ImageAggregate, ImageEvent, ImageSource, ImageStatus};
 use images::{DiskFormat, ImageStore};
 
 use domain::{
-    Aggregate, SnapshotAggregate, SnapshotCommand, SnapshotEvent, SnapshotWork, VolumeAggregate,
-    VolumeCommand, VolumeEvent, VolumeState, WorkKind,
+    Aggregate, SnapshotAggregate, SnapshotEvent, SnapshotWork, VolumeAggregate, VolumeEvent,
+    VolumeState, WorkKind,
 };
 use eventstore::aggregate::decode;
-use eventstore::{EventStore, RecordedEvent, StoreError, WriteTx};
+use eventstore::{EventStore, RecordedEvent, StoreError};
 use schedule::{Key, LockTable, SharedTracker};
 use serde_json::json;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tracing::Instrument;
 use uuid::Uuid;
+use worklog::{
+    ImageOutcome, LocalLog, LogError, LowWater, Outcome, OutcomeCommand, SnapshotOutcome,
+    VolumeOutcome, WorkLog,
+};
 
 pub use backend::{open_backend, BackendError, StorageBackend};
 
-const CHECKPOINT: &str = "executor";
+/// The checkpoint of the executor embedded in the server (existing data
+/// dirs resume where they were).
+pub const DEFAULT_CHECKPOINT: &str = "executor";
 /// Events read per catch-up step: bounds memory whatever the backlog.
 const BATCH: usize = 256;
 /// Work items held in memory (running, queued behind their aggregate, or
@@ -80,6 +87,13 @@ pub struct ExecutorConfig {
     /// `BLOCKLEDGER_EXECUTOR_DRAIN_SECS` overrides it (the tests set it past
     /// the server's 9 s stop bound to show that the bound still holds).
     pub drain: Duration,
+    /// The backends whose work this executor does (None: all, the
+    /// embedded executor of one host). Work on a resource recorded on
+    /// another backend is another executor's: skipped, not failed.
+    pub serves: Option<BTreeSet<String>>,
+    /// The name of its durable checkpoint in the log: one per executor
+    /// (each reads the whole log and skips what it does not serve).
+    pub checkpoint: String,
 }
 
 impl ExecutorConfig {
@@ -105,13 +119,16 @@ impl Default for ExecutorConfig {
             backoff: Duration::from_millis(200),
             drain: tool::env_secs("BLOCKLEDGER_EXECUTOR_DRAIN_SECS")
                 .unwrap_or(Duration::from_secs(8)),
+            serves: None,
+            checkpoint: DEFAULT_CHECKPOINT.to_string(),
         }
     }
 }
 
 #[derive(Clone)]
 pub struct Executor {
-    store: EventStore,
+    /// The log: in this process (`LocalLog`) or the server's over HTTP.
+    log: Arc<dyn WorkLog>,
     backend: Arc<dyn StorageBackend>,
     images: Arc<ImageStore>,
     progress: Progress,
@@ -138,13 +155,24 @@ impl Executor {
         images: Arc<ImageStore>,
         config: ExecutorConfig,
     ) -> Self {
+        Self::with_log(Arc::new(LocalLog::new(store)), backend, images, config)
+    }
+
+    /// An executor over any log access: `LocalLog` in the server,
+    /// `remote::RemoteLog` in an executor process of its own.
+    pub fn with_log(
+        log: Arc<dyn WorkLog>,
+        backend: Arc<dyn StorageBackend>,
+        images: Arc<ImageStore>,
+        config: ExecutorConfig,
+    ) -> Self {
         let config = ExecutorConfig {
             workers: config.workers.max(1),
             max_attempts: config.max_attempts.max(1),
             ..config
         };
         Executor {
-            store,
+            log,
             backend,
             images,
             progress: Progress::default(),
@@ -245,23 +273,23 @@ impl Executor {
     /// Handles everything up to the current head (concurrently, as `run`
     /// does) and returns once all of it is handled. Always `Ok(false)`
     /// ("nothing more"), for callers that loop until caught up.
-    pub async fn catch_up(&self) -> Result<bool, StoreError> {
+    pub async fn catch_up(&self) -> Result<bool, LogError> {
         Dispatcher::new(self.clone()).drive(None).await?;
         Ok(false)
     }
 
     /// Loads the durable checkpoint into the tracker once.
-    async fn read_position(&self) -> Result<u64, StoreError> {
+    async fn read_position(&self) -> Result<u64, LogError> {
         if let Some(p) = self.tracker.lock().read_to {
             return Ok(p);
         }
-        let p = self.store.checkpoint_async(CHECKPOINT).await?;
+        let p = self.log.checkpoint(&self.config.checkpoint).await?;
         let mut t = self.tracker.lock();
         Ok(*t.read_to.get_or_insert(p))
     }
 
     /// One attempt at one work item.
-    async fn step(&self, ev: &RecordedEvent, work: Work) -> Result<(), StoreError> {
+    async fn step(&self, ev: &RecordedEvent, work: Work) -> Result<(), LogError> {
         match work {
             Work::Volume(kind) => self.perform(ev, kind).await,
             Work::Snapshot(kind) => self.perform_snapshot(ev, kind).await,
@@ -275,72 +303,55 @@ impl Executor {
     /// with `reason`) and moves the checkpoint, in one transaction.
     async fn give_up(&self, ev: &RecordedEvent, work: Work, reason: String) {
         let id = resource_id(ev);
-        let meta = self.meta(ev);
-        let handled = ev.position;
-        let tracker = self.tracker.clone();
-        let decoded = ev.clone();
-        let r = self
-            .store
-            .write(move |tx| {
-                let id_s = id.to_string();
-                match work {
-                    Work::Volume(kind) => {
-                        let _ = tx.execute::<VolumeAggregate>(
-                            &id_s,
-                            VolumeCommand::FailWork {
-                                kind,
-                                reason: reason.clone(),
-                            },
-                            &meta,
-                        )?;
-                        if let Ok(VolumeEvent::VolumeRollbackRequested { snapshot_id, .. }) =
-                            decode::<VolumeAggregate>(&decoded)
-                        {
-                            let _ = tx.execute::<SnapshotAggregate>(
-                                &snapshot_id.to_string(),
-                                SnapshotCommand::EndRollback,
-                                &meta,
-                            )?;
-                        }
-                    }
-                    Work::Snapshot(kind) => {
-                        let _ = tx.execute::<SnapshotAggregate>(
-                            &id_s,
-                            SnapshotCommand::FailWork {
-                                kind,
-                                reason: reason.clone(),
-                            },
-                            &meta,
-                        )?;
-                    }
-                    Work::Export => {
-                        let _ = tx.execute::<ImageAggregate>(
-                            &id_s,
-                            ImageCommand::Fail {
-                                reason: reason.clone(),
-                            },
-                            &meta,
-                        )?;
-                        if let Ok(ImageEvent::ImageCreateRequested {
-                            source: ImageSource::Volume { volume_id },
-                            ..
-                        }) = decode::<ImageAggregate>(&decoded)
-                        {
-                            let _ = tx.execute::<VolumeAggregate>(
-                                &volume_id.to_string(),
-                                VolumeCommand::EndUpload { image_id: id },
-                                &meta,
-                            )?;
-                        }
-                    }
-                    // Nothing to fail: the catalogue entry is gone already;
-                    // at worst the file stays behind.
-                    Work::DeleteImage => {}
+        let mut commands = Vec::new();
+        match work {
+            Work::Volume(kind) => {
+                commands.push(OutcomeCommand::Volume {
+                    id,
+                    command: VolumeOutcome::FailWork {
+                        kind,
+                        reason: reason.clone(),
+                    },
+                });
+                if let Ok(VolumeEvent::VolumeRollbackRequested { snapshot_id, .. }) =
+                    decode::<VolumeAggregate>(ev)
+                {
+                    commands.push(OutcomeCommand::Snapshot {
+                        id: snapshot_id,
+                        command: SnapshotOutcome::EndRollback,
+                    });
                 }
-                mark_handled(&tracker, tx, handled)
-            })
-            .await;
-        if let Err(e) = r {
+            }
+            Work::Snapshot(kind) => commands.push(OutcomeCommand::Snapshot {
+                id,
+                command: SnapshotOutcome::FailWork {
+                    kind,
+                    reason: reason.clone(),
+                },
+            }),
+            Work::Export => {
+                commands.push(OutcomeCommand::Image {
+                    id,
+                    command: ImageOutcome::Fail {
+                        reason: reason.clone(),
+                    },
+                });
+                if let Ok(ImageEvent::ImageCreateRequested {
+                    source: ImageSource::Volume { volume_id },
+                    ..
+                }) = decode::<ImageAggregate>(ev)
+                {
+                    commands.push(OutcomeCommand::Volume {
+                        id: volume_id,
+                        command: VolumeOutcome::EndUpload { image_id: id },
+                    });
+                }
+            }
+            // Nothing to fail: the catalogue entry is gone already;
+            // at worst the file stays behind.
+            Work::DeleteImage => {}
+        }
+        if let Err(e) = self.record(commands, ev, true).await {
             // Even the failure cannot be recorded (e.g. the aggregate's
             // stream does not decode). Move on anyway: the item leaves the
             // outstanding set and the next outcome's checkpoint passes it.
@@ -348,12 +359,33 @@ impl Executor {
         }
     }
 
+    /// Records `commands` caused by `trigger` in one transaction; with
+    /// `handled`, the checkpoint moves past `trigger` (the low-water mark)
+    /// in the same transaction.
+    async fn record(
+        &self,
+        commands: Vec<OutcomeCommand>,
+        trigger: &RecordedEvent,
+        handled: bool,
+    ) -> Result<worklog::Applied, LogError> {
+        let outcome = Outcome {
+            commands,
+            metadata: self.meta(trigger),
+            checkpoint: self.config.checkpoint.clone(),
+            handled: handled.then_some(trigger.position),
+            lease: None,
+        };
+        self.log
+            .append(outcome, &LowWater(self.tracker.clone()))
+            .await
+    }
+
     /// The volume's state, and the stream version of its latest request
     /// for disk work (see `latest_request`).
-    async fn state(&self, id: &str) -> Result<(VolumeState, u64), StoreError> {
+    async fn state(&self, id: &str) -> Result<(VolumeState, u64), LogError> {
         let events = self
-            .store
-            .read_stream_async(&VolumeAggregate::stream_id(id))
+            .log
+            .read_stream(&VolumeAggregate::stream_id(id))
             .await?;
         let decoded = events
             .iter()
@@ -372,26 +404,8 @@ impl Executor {
         Ok((VolumeAggregate::fold(&decoded), latest))
     }
 
-    async fn command(
-        &self,
-        id: &str,
-        cmd: VolumeCommand,
-        trigger: &RecordedEvent,
-    ) -> Result<(), StoreError> {
-        let meta = self.meta(trigger);
-        let key = id.to_string();
-        let outcome = self
-            .store
-            .write(move |tx| tx.execute::<VolumeAggregate>(&key, cmd, &meta))
-            .await?;
-        if let Err(e) = outcome {
-            tracing::warn!(volume = id, error = %e, "outcome refused");
-        }
-        Ok(())
-    }
-
     /// Does the work `kind` for the volume of `ev` if it is still pending.
-    async fn perform(&self, ev: &RecordedEvent, kind: WorkKind) -> Result<(), StoreError> {
+    async fn perform(&self, ev: &RecordedEvent, kind: WorkKind) -> Result<(), LogError> {
         let id_str = ev.stream_id.trim_start_matches("volume-").to_string();
         let Ok(id) = Uuid::parse_str(&id_str) else {
             return Ok(());
@@ -445,8 +459,13 @@ impl Executor {
         // write (an fsync on the single writer) per step (issue 11).
         let long = image.is_some() || matches!(source, Some((_, false)));
         if long {
-            self.command(&id_str, VolumeCommand::StartWork { kind }, ev)
-                .await?;
+            let start = OutcomeCommand::Volume {
+                id,
+                command: VolumeOutcome::StartWork { kind },
+            };
+            if let Some(e) = self.record(vec![start], ev, false).await?.refusal(0) {
+                tracing::warn!(volume = %id, error = %e, "outcome refused");
+            }
         }
         let images = self.images.clone();
         let mut report = self.reporter(id);
@@ -481,47 +500,35 @@ impl Executor {
         .map_err(|e| StoreError::Panicked(e.to_string()))?;
         self.forget_progress(id);
         let cmd = match result {
-            Ok(()) => VolumeCommand::CompleteWork { kind },
+            Ok(()) => VolumeOutcome::CompleteWork { kind },
             Err(e) => {
                 tracing::warn!(volume = %id, ?kind, error = %e, "disk work failed");
-                VolumeCommand::FailWork {
+                VolumeOutcome::FailWork {
                     kind,
                     reason: e.to_string(),
                 }
             }
         };
+        let mut commands = Vec::with_capacity(3);
+        if !long {
+            // Decides nothing (never refuses a live volume).
+            commands.push(OutcomeCommand::Volume {
+                id,
+                command: VolumeOutcome::StartWork { kind },
+            });
+        }
+        let main = commands.len();
+        commands.push(OutcomeCommand::Volume { id, command: cmd });
         // A rollback ends on both sides in one transaction: the volume's
-        // outcome and the snapshot back to available.
-        let snap_end = rollback_to.filter(|_| kind == WorkKind::Rollback);
-        let meta = self.meta(ev);
-        let handled = ev.position;
-        let tracker = self.tracker.clone();
-        let outcome = self
-            .store
-            .write(move |tx| {
-                if !long {
-                    // Decides nothing (never refuses a live volume).
-                    let _ = tx.execute::<VolumeAggregate>(
-                        &id_str,
-                        VolumeCommand::StartWork { kind },
-                        &meta,
-                    )?;
-                }
-                let r = tx.execute::<VolumeAggregate>(&id_str, cmd, &meta)?;
-                mark_handled(&tracker, tx, handled)?;
-                if let Some(snap) = snap_end {
-                    // EndRollback never refuses a live snapshot; a deleted
-                    // one has nothing left to end.
-                    let _ = tx.execute::<SnapshotAggregate>(
-                        &snap.to_string(),
-                        SnapshotCommand::EndRollback,
-                        &meta,
-                    )?;
-                }
-                Ok::<_, StoreError>(r)
-            })
-            .await;
-        if let Err(e) = outcome? {
+        // outcome and the snapshot back to available. EndRollback never
+        // refuses a live snapshot; a deleted one has nothing left to end.
+        if let Some(snap) = rollback_to.filter(|_| kind == WorkKind::Rollback) {
+            commands.push(OutcomeCommand::Snapshot {
+                id: snap,
+                command: SnapshotOutcome::EndRollback,
+            });
+        }
+        if let Some(e) = self.record(commands, ev, true).await?.refusal(main) {
             tracing::warn!(volume = %id, error = %e, "outcome refused");
         }
         Ok(())
@@ -532,12 +539,12 @@ impl Executor {
         &self,
         ev: &RecordedEvent,
         kind: SnapshotWork,
-    ) -> Result<(), StoreError> {
+    ) -> Result<(), LogError> {
         let id_str = ev.stream_id.trim_start_matches("snapshot-").to_string();
         let Ok(snap) = Uuid::parse_str(&id_str) else {
             return Ok(());
         };
-        let events = self.store.read_stream_async(&ev.stream_id).await?;
+        let events = self.log.read_stream(&ev.stream_id).await?;
         let decoded = events
             .iter()
             .map(decode::<SnapshotAggregate>)
@@ -565,19 +572,16 @@ impl Executor {
         if !pending {
             return Ok(());
         }
-        let meta = self.meta(ev);
         let (vol, full) = (s.volume_id, s.full);
         // As for volumes: the start is recorded ahead only for a copy of
         // data (a full snapshot's flattening).
         let long = full && kind == SnapshotWork::Create;
         if long {
-            let (k, m) = (id_str.clone(), meta.clone());
-            self.store
-                .write(move |tx| {
-                    tx.execute::<SnapshotAggregate>(&k, SnapshotCommand::StartWork { kind }, &m)
-                })
-                .await?
-                .ok();
+            let start = OutcomeCommand::Snapshot {
+                id: snap,
+                command: SnapshotOutcome::StartWork { kind },
+            };
+            self.record(vec![start], ev, false).await?;
         }
         let backend = self.backend.clone();
         let result = tokio::task::spawn_blocking(move || match kind {
@@ -592,33 +596,28 @@ impl Executor {
         .await
         .map_err(|e| StoreError::Panicked(e.to_string()))?;
         let cmd = match result {
-            Ok(()) => SnapshotCommand::CompleteWork { kind },
+            Ok(()) => SnapshotOutcome::CompleteWork { kind },
             Err(e) => {
                 tracing::warn!(snapshot = %snap, ?kind, error = %e, "snapshot work failed");
-                SnapshotCommand::FailWork {
+                SnapshotOutcome::FailWork {
                     kind,
                     reason: e.to_string(),
                 }
             }
         };
-        let handled = ev.position;
-        let tracker = self.tracker.clone();
-        if let Err(e) = self
-            .store
-            .write(move |tx| {
-                if !long {
-                    let _ = tx.execute::<SnapshotAggregate>(
-                        &id_str,
-                        SnapshotCommand::StartWork { kind },
-                        &meta,
-                    )?;
-                }
-                let r = tx.execute::<SnapshotAggregate>(&id_str, cmd, &meta)?;
-                mark_handled(&tracker, tx, handled)?;
-                Ok::<_, StoreError>(r)
-            })
-            .await?
-        {
+        let mut commands = Vec::with_capacity(2);
+        if !long {
+            commands.push(OutcomeCommand::Snapshot {
+                id: snap,
+                command: SnapshotOutcome::StartWork { kind },
+            });
+        }
+        let main = commands.len();
+        commands.push(OutcomeCommand::Snapshot {
+            id: snap,
+            command: cmd,
+        });
+        if let Some(e) = self.record(commands, ev, true).await?.refusal(main) {
             tracing::warn!(snapshot = %snap, error = %e, "outcome refused");
         }
         Ok(())
@@ -626,12 +625,12 @@ impl Executor {
 
     /// Exports a volume's current bytes or a snapshot into the image store,
     /// then ends the image and the volume's `uploading` in one transaction.
-    async fn perform_export(&self, ev: &RecordedEvent) -> Result<(), StoreError> {
+    async fn perform_export(&self, ev: &RecordedEvent) -> Result<(), LogError> {
         let id_str = ev.stream_id.trim_start_matches("image-").to_string();
         let Ok(image_id) = Uuid::parse_str(&id_str) else {
             return Ok(());
         };
-        let events = self.store.read_stream_async(&ev.stream_id).await?;
+        let events = self.log.read_stream(&ev.stream_id).await?;
         let decoded = events
             .iter()
             .map(decode::<ImageAggregate>)
@@ -644,13 +643,16 @@ impl Executor {
             ImageSource::Volume { volume_id } => Some(*volume_id),
             _ => None,
         };
-        let meta = self.meta(ev);
+        let end_upload = |vol: Uuid| OutcomeCommand::Volume {
+            id: vol,
+            command: VolumeOutcome::EndUpload { image_id },
+        };
         if matches!(img.status, ImageStatus::Queued | ImageStatus::Saving) {
-            let (k, m) = (id_str.clone(), meta.clone());
-            let _ = self
-                .store
-                .write(move |tx| tx.execute::<ImageAggregate>(&k, ImageCommand::StartWork, &m))
-                .await?;
+            let start = OutcomeCommand::Image {
+                id: image_id,
+                command: ImageOutcome::StartWork,
+            };
+            self.record(vec![start], ev, false).await?;
             let what = match &img.source {
                 ImageSource::Volume { volume_id } => backend::Bytes::Volume(*volume_id),
                 ImageSource::Snapshot { snapshot_id } => backend::Bytes::Snapshot(*snapshot_id),
@@ -670,52 +672,30 @@ impl Executor {
             .map_err(|e| StoreError::Panicked(e.to_string()))?;
             self.forget_progress(image_id);
             let cmd = match result {
-                Ok(info) => ImageCommand::Complete {
+                Ok(info) => ImageOutcome::Complete {
                     size: info.size,
                     virtual_size: info.virtual_size,
                     checksum_sha256: info.checksum_sha256,
                 },
                 Err(reason) => {
                     tracing::warn!(image = %image_id, %reason, "export failed");
-                    ImageCommand::Fail { reason }
+                    ImageOutcome::Fail { reason }
                 }
             };
-            let (k, m) = (id_str.clone(), meta.clone());
-            let handled = ev.position;
-            let tracker = self.tracker.clone();
-            self.store
-                .write(move |tx| {
-                    let r = tx.execute::<ImageAggregate>(&k, cmd, &m)?;
-                    mark_handled(&tracker, tx, handled)?;
-                    if let Some(vol) = volume {
-                        let _ = tx.execute::<VolumeAggregate>(
-                            &vol.to_string(),
-                            VolumeCommand::EndUpload { image_id },
-                            &m,
-                        )?;
-                    }
-                    Ok::<_, StoreError>(r)
-                })
-                .await?
-                .ok();
+            let mut commands = vec![OutcomeCommand::Image {
+                id: image_id,
+                command: cmd,
+            }];
+            commands.extend(volume.map(end_upload));
+            self.record(commands, ev, true).await?;
         } else if let Some(vol) = volume {
             // The image ended before a crash; make sure the volume did too.
-            let m = meta.clone();
-            self.store
-                .write(move |tx| {
-                    tx.execute::<VolumeAggregate>(
-                        &vol.to_string(),
-                        VolumeCommand::EndUpload { image_id },
-                        &m,
-                    )
-                })
-                .await?
-                .ok();
+            self.record(vec![end_upload(vol)], ev, false).await?;
         }
         Ok(())
     }
 
-    async fn delete_image(&self, ev: &RecordedEvent) -> Result<(), StoreError> {
+    async fn delete_image(&self, ev: &RecordedEvent) -> Result<(), LogError> {
         let Ok(image_id) = Uuid::parse_str(ev.stream_id.trim_start_matches("image-")) else {
             return Ok(());
         };
@@ -737,14 +717,6 @@ impl Executor {
             "caused_by": trigger.event_id,
         })
     }
-}
-
-/// Moves the durable checkpoint in an outcome transaction: to the low-water
-/// mark with `handled` counted as done, computed now, on the writer thread
-/// (so every item whose outcome committed earlier is counted as done too).
-fn mark_handled(tracker: &SharedTracker, tx: &WriteTx<'_>, handled: u64) -> Result<(), StoreError> {
-    let mark = tracker.lock().low_water(handled);
-    tx.advance_checkpoint(CHECKPOINT, mark)
 }
 
 /// The stream version of the last event of `events` that asks for disk
@@ -938,11 +910,7 @@ impl Dispatcher {
 
     /// Until shutdown (`Some`), or until everything up to the head is
     /// handled (`None`).
-    async fn drive(
-        mut self,
-        mut shutdown: Option<watch::Receiver<bool>>,
-    ) -> Result<(), StoreError> {
-        let mut head = self.exec.store.subscribe();
+    async fn drive(mut self, mut shutdown: Option<watch::Receiver<bool>>) -> Result<(), LogError> {
         let mut more = true;
         // When the idle checkpoint is due (see below).
         let mut flush_at: Option<tokio::time::Instant> = None;
@@ -993,6 +961,9 @@ impl Dispatcher {
                 flush_at = None;
             }
             let watching = shutdown.is_some();
+            let log = self.exec.log.clone();
+            let read_to = self.exec.tracker.lock().read_to.unwrap_or(0);
+            let head_moved = log.wait_past(read_to);
             let stop = async {
                 match shutdown.as_mut() {
                     Some(s) => {
@@ -1018,8 +989,7 @@ impl Dispatcher {
                 Some(Ok(pos)) = self.timers.join_next(), if !self.timers.is_empty() => {
                     self.ready.insert(pos);
                 }
-                r = head.changed(), if watching => {
-                    if r.is_err() { return Ok(()); }
+                _ = head_moved, if watching && !more => {
                     more = true;
                 }
                 _ = tokio::time::sleep_until(flush_at.unwrap_or_else(tokio::time::Instant::now)), if flush_at.is_some() => {}
@@ -1041,8 +1011,8 @@ impl Dispatcher {
         }
         let r = self
             .exec
-            .store
-            .write(move |tx| tx.advance_checkpoint(CHECKPOINT, read_to))
+            .log
+            .advance_checkpoint(&self.exec.config.checkpoint, read_to)
             .await;
         match r {
             Ok(()) => self.flushed = read_to,
@@ -1080,9 +1050,9 @@ impl Dispatcher {
     }
 
     /// Reads one batch after the read position; true if it was full.
-    async fn read(&mut self) -> Result<bool, StoreError> {
+    async fn read(&mut self) -> Result<bool, LogError> {
         let from = self.exec.read_position().await?;
-        let batch = self.exec.store.read_from_async(from, BATCH).await?;
+        let batch = self.exec.log.read_from(from, BATCH).await?;
         let full = batch.len() == BATCH;
         for ev in batch {
             let pos = ev.position;
@@ -1092,11 +1062,7 @@ impl Dispatcher {
                 // cascade delete of the volume comes after it in the log:
                 // the volume's work waits for it. The request does not name
                 // the volume; the snapshot's first event does.
-                let first = self
-                    .exec
-                    .store
-                    .read_stream_after_async(&ev.stream_id, 0, 1)
-                    .await?;
+                let first = self.exec.log.read_stream_after(&ev.stream_id, 0, 1).await?;
                 if let Some(Ok(SnapshotEvent::SnapshotCreateRequested { volume_id, .. })) =
                     first.first().map(decode::<SnapshotAggregate>)
                 {

@@ -354,6 +354,7 @@ fn create_from(
         image_id: None,
         image_metadata: None,
         source_volume_id: source,
+        backend: None,
     };
     (stream("volume", id), serde_json::to_value(ev).unwrap())
 }
@@ -386,6 +387,7 @@ fn snapshot(snap: Uuid, vol: Uuid) -> (String, serde_json::Value) {
         availability_zone: "nova".into(),
         parent_snapshot_id: None,
         full: false,
+        backend: None,
     };
     (stream("snapshot", snap), serde_json::to_value(ev).unwrap())
 }

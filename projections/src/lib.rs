@@ -613,6 +613,7 @@ mod tests {
                 job_id: None,
                 batch_job_id: None,
                 source: None,
+                backend: None,
                 quota: domain::quota::Headroom::unlimited(),
             })),
             VolumeCommand::CompleteWork {
@@ -637,6 +638,7 @@ mod tests {
                     volume_type: "SSD".into(),
                     availability_zone: "az-dc-1".into(),
                     head_snapshot: None,
+                    backend: "SSD".into(),
                 },
                 user_id: "u".into(),
                 name: None,
@@ -701,6 +703,7 @@ mod tests {
                         volume_type: "SSD".into(),
                         availability_zone: "az-dc-1".into(),
                         head_snapshot: head,
+                        backend: "SSD".into(),
                     },
                     user_id: "u".into(),
                     name: None,
@@ -1102,6 +1105,7 @@ mod tests {
                     job_id: Some(format!("{:032x}", i)),
                     batch_job_id: None,
                     source: None,
+                    backend: None,
                     quota: domain::quota::Headroom::unlimited(),
                 })),
                 VolumeCommand::StartWork {
@@ -1169,6 +1173,7 @@ mod tests {
                 job_id: None,
                 batch_job_id: None,
                 source: None,
+                backend: None,
                 quota: domain::quota::Headroom::unlimited(),
             })),
             VolumeCommand::StartWork {

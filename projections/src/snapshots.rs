@@ -76,7 +76,8 @@ impl InlineProjection for SnapshotsProjection {
     /// 3: `full`.
     fn schema_version(&self) -> u32 {
         // 4: user_id (a17, 3.41).
-        4
+        // 5: the kept states carry the snapshot's backend (issue 16).
+        5
     }
 
     fn drop_schema(&self, conn: &Connection) -> rusqlite::Result<()> {

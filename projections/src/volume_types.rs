@@ -713,6 +713,7 @@ mod tests {
             job_id: None,
             batch_job_id: None,
             source: None,
+            backend: None,
             quota: domain::quota::Headroom::unlimited(),
         }));
         let m = meta.clone();

@@ -47,6 +47,9 @@ pub struct VolumeRow {
     /// stable across restarts and replays (the small provider's numeric
     /// volume `id`).
     pub seq: i64,
+    /// The backend it lives on (issue 16): the domain's resolved
+    /// placement, `os-vol-host-attr:host`'s middle part.
+    pub backend: String,
 }
 
 /// One attachment and when it was made.
@@ -59,7 +62,7 @@ pub struct AttachmentRow {
 
 const COLUMNS: &str = "id, project_id, user_id, name, description, size, status, \
     availability_zone, volume_type, metadata, multiattach, bootable, created_at, updated_at, \
-    snapshot_id, attachments, image_metadata, seq, source_volid, \
+    snapshot_id, attachments, image_metadata, seq, source_volid, backend, \
     (SELECT group_id FROM group_volumes WHERE group_volumes.volume_id = volumes.id)";
 
 impl VolumeRow {
@@ -87,7 +90,8 @@ impl VolumeRow {
             },
             seq: r.get(17)?,
             source_volid: r.get(18)?,
-            group_id: r.get(19)?,
+            backend: r.get(19)?,
+            group_id: r.get(20)?,
         })
     }
 }
@@ -301,9 +305,9 @@ mod replay {
             "INSERT INTO volumes (id, project_id, user_id, name, description, size, status,
                 availability_zone, volume_type, metadata, multiattach, bootable,
                 created_at, updated_at, snapshot_id, attachments, image_metadata, seq,
-                source_volid)
+                source_volid, backend)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
-                ?17, ?18, ?19)",
+                ?17, ?18, ?19, ?20)",
         )?;
         let json = |e: serde_json::Error| rusqlite::Error::ToSqlConversionFailure(Box::new(e));
         for (id, vol) in kept {
@@ -335,7 +339,8 @@ mod replay {
                 r.attachments,
                 r.image_metadata,
                 r.seq,
-                r.source_volid
+                r.source_volid,
+                v.backend
             ])?;
         }
         Ok(())
@@ -364,8 +369,9 @@ impl InlineProjection for VolumesProjection {
 
     /// 2: status from the domain's fold (volume_states), raw times.
     /// 3: `source_volid` (clones).
+    /// 4: `backend` (issue 16), in the row and the kept states.
     fn schema_version(&self) -> u32 {
-        3
+        4
     }
 
     fn drop_schema(&self, conn: &Connection) -> rusqlite::Result<()> {
@@ -393,7 +399,8 @@ impl InlineProjection for VolumesProjection {
                 attachments TEXT NOT NULL DEFAULT '[]',
                 image_metadata TEXT,
                 seq INTEGER NOT NULL,
-                source_volid TEXT
+                source_volid TEXT,
+                backend TEXT NOT NULL
             );
             CREATE INDEX IF NOT EXISTS volumes_by_project ON volumes(project_id, seq);
             -- The documented sorts (status, size, id; created_at is seq) and
@@ -448,8 +455,8 @@ impl InlineProjection for VolumesProjection {
             } => {
                 conn.prepare_cached("INSERT INTO volumes (id, project_id, user_id, name, description, size, status,
                         availability_zone, volume_type, metadata, multiattach, bootable,
-                        created_at, updated_at, seq, snapshot_id, image_metadata, source_volid)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'creating', ?7, ?8, ?9, ?10, ?14, ?11, NULL, ?12, ?13, ?15, ?16)")?.execute(params![
+                        created_at, updated_at, seq, snapshot_id, image_metadata, source_volid, backend)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'creating', ?7, ?8, ?9, ?10, ?14, ?11, NULL, ?12, ?13, ?15, ?16, ?17)")?.execute(params![
                         volume_id.to_string(),
                         project_id,
                         user_id,
@@ -465,7 +472,8 @@ impl InlineProjection for VolumesProjection {
                         snapshot_id.map(|s| s.to_string()),
                         image_metadata.is_some(),
                         image_metadata.as_ref().and_then(|m| serde_json::to_string(m).ok()),
-                        source_volume_id.map(|s| s.to_string())
+                        source_volume_id.map(|s| s.to_string()),
+                        after.volume.as_ref().map(|v| v.backend.as_str())
                     ],
                 )?;
             }

@@ -53,6 +53,7 @@ pub async fn create(
                 volume_type: v.volume_type,
                 availability_zone: v.availability_zone,
                 head_snapshot: tx.head_snapshot(vid)?,
+                backend: v.backend,
             };
             // Appended before the next is decided: each sees the quota
             // usage the previous ones left.

@@ -102,6 +102,7 @@ pub async fn create_many(
                 volume_type: v.volume_type,
                 availability_zone: v.availability_zone,
                 head_snapshot: tx.head_snapshot(r.volume_id)?,
+                backend: v.backend,
             };
             let cmd = SnapshotCommand::Create {
                 snapshot_id,

@@ -91,6 +91,7 @@ pub(crate) fn command(
                 volume_type: s.volume_type,
                 availability_zone: s.availability_zone,
                 linked,
+                backend: s.backend,
             }))
         }
         Some(SourceRef::Volume(vid)) => {
@@ -105,6 +106,7 @@ pub(crate) fn command(
                 size: v.size,
                 volume_type: v.volume_type,
                 availability_zone: v.availability_zone,
+                backend: v.backend,
             }))
         }
         Some(SourceRef::Image(iid)) => {
@@ -169,6 +171,7 @@ pub(crate) fn command(
         job_id,
         batch_job_id,
         source,
+        backend: None,
         quota: tx.headroom(&tx.caller.project_id)?,
     })
 }

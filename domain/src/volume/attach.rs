@@ -218,6 +218,7 @@ mod tests {
                 image_id: None,
                 image_metadata: None,
                 source_volume_id: None,
+                backend: None,
             },
             VolumeEvent::VolumeAllocated { size: 1 },
         ]

@@ -46,6 +46,7 @@ mod tests {
             image_id: None,
             image_metadata: None,
             source_volume_id: None,
+            backend: None,
         };
         let ev = [created, VolumeEvent::VolumeAllocated { size: 1 }];
         let mut v = VolumeAggregate::fold(ev.iter()).volume.unwrap();

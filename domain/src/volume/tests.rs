@@ -22,6 +22,7 @@ fn create_cmd(size: i64) -> CreateVolume {
         job_id: None,
         batch_job_id: None,
         source: None,
+        backend: None,
         quota: crate::quota::Headroom::unlimited(),
     }
 }
@@ -438,6 +439,7 @@ fn snap_source(size: i64) -> SnapshotSource {
         volume_type: "SATA".into(),
         availability_zone: "az-dc-1".into(),
         linked: true,
+        backend: "SATA".into(),
     }
 }
 
@@ -639,6 +641,7 @@ fn vol_source(status: VolumeStatus, size: i64) -> VolumeSourceFacts {
         size,
         volume_type: "SSD".into(),
         availability_zone: "az-dc-1".into(),
+        backend: "SSD".into(),
     }
 }
 
@@ -719,6 +722,7 @@ fn a_clone_event_without_the_source_field_still_decodes() {
         ev,
         VolumeEvent::VolumeCreateRequested {
             source_volume_id: None,
+            backend: None,
             ..
         }
     ));
@@ -822,4 +826,51 @@ fn a_type_rename_renames_a_live_volume_of_that_type_only() {
     );
     // A deleted volume, or none, is left alone.
     assert_eq!(when(&given(&[]), rename("SATA", "slow")).unwrap(), vec![]);
+}
+
+/// Issue 16: placement is recorded in the create event and resolved into
+/// the state.
+#[test]
+fn placement_is_recorded_and_a_clone_stays_on_its_sources_backend() {
+    let backend_of = |c: CreateVolume| {
+        let ev = when(&given(&[]), VolumeCommand::Create(c.into())).unwrap();
+        let VolumeEvent::VolumeCreateRequested { backend, .. } = &ev[0] else {
+            panic!("{ev:?}")
+        };
+        (backend.clone(), given(&ev).volume.unwrap().backend)
+    };
+    // No placement given: the type's old rule.
+    let mut c = create_cmd(1);
+    assert_eq!(backend_of(c.clone()), (Some("SATA".into()), "SATA".into()));
+    c.volume_type = "gold".into();
+    assert_eq!(backend_of(c.clone()).1, "SATA");
+    // The scheduler's choice.
+    c.backend = Some("fast".into());
+    assert_eq!(backend_of(c.clone()), (Some("fast".into()), "fast".into()));
+    // A clone of a volume: the source's backend, whatever was chosen.
+    let mut src = vol_source(VolumeStatus::Available, 1);
+    src.backend = "ceph".into();
+    let mut clone = c.clone();
+    clone.source = Some(CreateSource::Volume(src));
+    assert_eq!(backend_of(clone).1, "ceph");
+    // A clone of a snapshot: the snapshot's backend.
+    let mut from_snap = create_cmd(4);
+    from_snap.backend = Some("fast".into());
+    let mut s = snap_source(4);
+    s.backend = "slow".into();
+    from_snap.source = Some(CreateSource::Snapshot(s));
+    assert_eq!(backend_of(from_snap).1, "slow");
+}
+
+#[test]
+fn an_event_from_before_placement_folds_to_the_old_rule() {
+    let mut ev = serde_json::to_value(requested(1)).unwrap();
+    ev["data"].as_object_mut().unwrap().remove("backend");
+    ev["data"]["volume_type"] = serde_json::json!("SSD");
+    let old: VolumeEvent = serde_json::from_value(ev).unwrap();
+    assert!(matches!(
+        old,
+        VolumeEvent::VolumeCreateRequested { backend: None, .. }
+    ));
+    assert_eq!(given(&[old]).volume.unwrap().backend, "SSD");
 }
