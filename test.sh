@@ -5,10 +5,23 @@ cd "$(dirname "$0")"
 
 need_apt=()
 command -v qemu-img >/dev/null 2>&1 || need_apt+=(qemu-utils)
+# The single-node Ceph cluster of the RBD tests (issue 16): Debian's packages.
+for p in ceph-mon ceph-mgr ceph-osd; do
+  command -v "$p" >/dev/null 2>&1 || need_apt+=("$p")
+done
+command -v rbd >/dev/null 2>&1 || need_apt+=(ceph-common)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing: ${need_apt[*]}"
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"
 fi
+
+# A throwaway Ceph cluster (mon, mgr, one memstore OSD, ~10 s to start) for
+# the RBD backend's tests, stopped and removed however the script ends.
+# BLOCKLEDGER_CEPH_CONF makes them run; without it they are skipped, except
+# in CI (CI=true), where they fail.
+BLOCKLEDGER_CEPH_CONF=$(bash tests/ceph/start.sh)
+export BLOCKLEDGER_CEPH_CONF
+trap 'bash tests/ceph/stop.sh "$BLOCKLEDGER_CEPH_CONF"' EXIT
 
 cargo test --workspace
 

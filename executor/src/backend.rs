@@ -42,7 +42,7 @@ pub enum BackendError {
         #[source]
         source: io::Error,
     },
-    #[error("qemu-img {args} failed: {stderr}")]
+    #[error("{args} failed: {stderr}")]
     Tool { args: String, stderr: String },
     #[error("volume file {0} is smaller than requested and cannot be reused")]
     Mismatch(PathBuf),
@@ -150,6 +150,36 @@ pub trait StorageBackend: Send + Sync + 'static {
     fn capacity(&self) -> Result<(u64, u64), BackendError>;
     /// Cinder's `storage_protocol` of the pool: "file" or "ceph".
     fn storage_protocol(&self) -> &'static str;
+
+    /// How the image code (`crate::images`) moves bytes in and out. None
+    /// (file storages): it reads `active_path` / `snapshot_file` and writes
+    /// `volume_path` in `format()` itself, as it always has. Some: a
+    /// storage that is not a file (RBD) takes and gives raw bytes through
+    /// local files.
+    fn raw_transfer(&self) -> Option<&dyn RawTransfer> {
+        None
+    }
+}
+
+/// Whose bytes an export reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Bytes {
+    /// A volume's current bytes.
+    Volume(Uuid),
+    /// A snapshot's frozen bytes.
+    Snapshot(Uuid),
+}
+
+/// Raw bytes in and out of a storage that is not a file.
+pub trait RawTransfer {
+    /// Writes `what`'s bytes to the local file `dest` as raw (sparse where
+    /// the storage knows the blocks are unallocated).
+    fn export_raw(&self, what: Bytes, dest: &Path) -> Result<(), BackendError>;
+    /// Makes volume `vol` hold the raw file `src`'s bytes (its size is the
+    /// volume's). `replace` false: a new volume; an existing one at least
+    /// that large is a finished earlier attempt. `replace` true
+    /// (os-reimage): the bytes replace the volume's.
+    fn import_raw(&self, vol: Uuid, src: &Path, replace: bool) -> Result<(), BackendError>;
 }
 
 /// The id of the internal snapshot `clone_from_volume` takes for `new_vol`:
@@ -359,12 +389,10 @@ pub fn open_storage(
             data_dir,
         )?)),
         StorageKind::Rbd => {
-            let _ = spec
+            let opts = spec
                 .rbd_options()
                 .map_err(|e| BackendError::Invalid(e.to_string()))?;
-            Err(BackendError::Invalid(
-                "rbd storage is not available in this build yet".to_string(),
-            ))
+            Ok(std::sync::Arc::new(crate::rbd::RbdBackend::open(opts)?))
         }
     }
 }
@@ -789,7 +817,7 @@ impl Qcow2Backend {
         crate::tool::Tool::qemu_img(args)
             .output()
             .map_err(|e| BackendError::Tool {
-                args: args.join(" "),
+                args: format!("qemu-img {}", args.join(" ")),
                 stderr: e.to_string(),
             })
     }

@@ -141,6 +141,8 @@ pub enum ImageError {
     Mismatch(PathBuf),
     #[error("image catalogue entry {0} is damaged: {1}")]
     Corrupt(Uuid, String),
+    #[error("{0}")]
+    Storage(#[from] crate::backend::BackendError),
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> ImageError + '_ {
@@ -251,6 +253,106 @@ impl ImageStore {
         self.publish(image, &info, tmp)?;
         progress.report(100);
         Ok(info)
+    }
+
+    /// Exports `what` (a volume's current bytes or a snapshot's) of
+    /// `backend` into `images/<image>` in `format`. File storages: `export`
+    /// from the file itself, exactly as before. Storages that are not files
+    /// (RBD): their raw bytes are first copied out to a sparse temporary
+    /// file here, which `export` then converts and checksums.
+    pub fn export_from(
+        &self,
+        backend: &dyn crate::backend::StorageBackend,
+        what: crate::backend::Bytes,
+        image: Uuid,
+        format: DiskFormat,
+        progress: &mut dyn FnMut(u8),
+    ) -> Result<ImageInfo, ImageError> {
+        use crate::backend::Bytes;
+        let Some(transfer) = backend.raw_transfer() else {
+            let source = match what {
+                Bytes::Volume(v) => backend.active_path(v),
+                Bytes::Snapshot(s) => backend.snapshot_file(s),
+            };
+            return self.export(&source, backend.format(), image, format, progress);
+        };
+        if let Some(info) = self.info(image)? {
+            // A retry (image ids are fresh server UUIDs): nothing to read.
+            if info.disk_format != format {
+                return Err(ImageError::Mismatch(self.path(image)));
+            }
+            progress(100);
+            return Ok(info);
+        }
+        // Named like the other temporaries of this image (`<id>.tmp.*`), so
+        // a crash leaves nothing `cleanup_temps` does not remove.
+        let scratch = Temp::new(&self.dir, image);
+        transfer.export_raw(what, &scratch.path)?;
+        self.export(&scratch.path, "raw", image, format, progress)
+    }
+
+    /// Writes `image`'s bytes into volume `vol` of `backend`, of virtual
+    /// size `size_bytes`: a new volume (`replace` false, idempotent as
+    /// `write_into_volume`) or, for os-reimage, over the volume's bytes
+    /// (`replace` true, as `replace_volume`). File storages: exactly those
+    /// two. Storages that are not files: converted to a sparse raw
+    /// temporary file here, grown to the size, and imported.
+    pub fn write_volume(
+        &self,
+        backend: &dyn crate::backend::StorageBackend,
+        vol: Uuid,
+        image: Uuid,
+        size_bytes: u64,
+        replace: bool,
+        progress: &mut dyn FnMut(u8),
+    ) -> Result<(), ImageError> {
+        let Some(transfer) = backend.raw_transfer() else {
+            let (dest, format) = (backend.volume_path(vol), backend.format());
+            return if replace {
+                self.replace_volume(image, &dest, format, size_bytes, progress)
+            } else {
+                self.write_into_volume(image, &dest, format, size_bytes, progress)
+            };
+        };
+        let mut progress = Progress::new(progress);
+        if !replace {
+            match backend.virtual_size(vol)? {
+                Some(have) if have >= size_bytes => {
+                    progress.report(100);
+                    return Ok(());
+                }
+                Some(_) => return Err(ImageError::Mismatch(backend.volume_path(vol))),
+                None => {}
+            }
+        }
+        let Some(info) = self.info(image)? else {
+            return Err(ImageError::NotFound(format!("image {image}")));
+        };
+        if size_bytes < info.virtual_size {
+            return Err(ImageError::Invalid(format!(
+                "volume of {size_bytes} bytes is smaller than image {image} ({} bytes)",
+                info.virtual_size
+            )));
+        }
+        let scratch = Temp::new(&self.dir, image);
+        let t = scratch.path.to_string_lossy().into_owned();
+        let args: Vec<String> = vec![
+            "convert".into(),
+            "-p".into(),
+            "-f".into(),
+            info.disk_format.qemu_name().into(),
+            "-O".into(),
+            "raw".into(),
+            self.path(image).to_string_lossy().into_owned(),
+            t.clone(),
+        ];
+        run_with_progress(&args, &mut |p| progress.report(scale(p, 0, 50)))?;
+        if size_bytes > info.virtual_size {
+            run(&["resize", "-q", "-f", "raw", &t, &size_bytes.to_string()])?;
+        }
+        transfer.import_raw(vol, &scratch.path, replace)?;
+        progress.report(100);
+        Ok(())
     }
 
     /// Imports uploaded bytes as `images/<image>`. The data is streamed into

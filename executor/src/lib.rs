@@ -20,6 +20,7 @@
 pub mod backend;
 pub mod images;
 pub mod qcow2;
+pub mod rbd;
 pub mod remote;
 mod schedule;
 pub mod sparse;
@@ -639,13 +640,7 @@ impl Executor {
                     backend.clone_from_snapshot(snap, id, size, linked)
                 }
                 (None, None, Some(img)) => images
-                    .write_into_volume(
-                        img,
-                        &backend.volume_path(id),
-                        backend.format(),
-                        size,
-                        &mut report,
-                    )
+                    .write_volume(&*backend, id, img, size, false, &mut report)
                     .map_err(|e| BackendError::Invalid(e.to_string())),
                 (None, None, None) => backend.create(id, size),
             },
@@ -659,13 +654,7 @@ impl Executor {
             // keep their files (the new file stands alone).
             WorkKind::Reimage => match image {
                 Some(img) => images
-                    .replace_volume(
-                        img,
-                        &backend.volume_path(id),
-                        backend.format(),
-                        size,
-                        &mut report,
-                    )
+                    .write_volume(&*backend, id, img, size, true, &mut report)
                     .map_err(|e| BackendError::Invalid(e.to_string())),
                 None => Ok(()),
             },
@@ -924,22 +913,18 @@ impl Executor {
             {
                 return Ok(Step::Done);
             }
-            let (path, fmt) = match &img.source {
-                ImageSource::Volume { volume_id } => {
-                    (self.backend.active_path(*volume_id), self.backend.format())
-                }
-                ImageSource::Snapshot { snapshot_id } => (
-                    self.backend.snapshot_file(*snapshot_id),
-                    self.backend.format(),
-                ),
+            let what = match &img.source {
+                ImageSource::Volume { volume_id } => backend::Bytes::Volume(*volume_id),
+                ImageSource::Snapshot { snapshot_id } => backend::Bytes::Snapshot(*snapshot_id),
                 ImageSource::Upload => return Ok(Step::Done),
             };
+            let storage = self.backend.clone();
             let images = self.images.clone();
             let mut report = self.reporter(image_id);
             let format = DiskFormat::parse(&img.disk_format);
             let result = tokio::task::spawn_blocking(move || match format {
                 Some(f) => images
-                    .export(&path, fmt, image_id, f, &mut report)
+                    .export_from(&*storage, what, image_id, f, &mut report)
                     .map_err(|e| e.to_string()),
                 None => Err(format!("unsupported disk format {}", img.disk_format)),
             })

@@ -13,6 +13,7 @@ pub mod attachment_create;
 pub mod attachment_delete;
 pub mod attachment_read;
 pub mod attachment_update;
+pub mod backends;
 pub mod events;
 pub mod group_actions;
 pub mod group_create;
