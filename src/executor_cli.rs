@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
 use executor::backend::StorageSpec;
-use executor::remote::RemoteLog;
+use executor::remote::{BackendRegistration, CapacityReport, RemoteLog};
 use executor::{Executor, ExecutorConfig, LeaseConfig, WorkLog};
 use tokio::sync::watch;
 
@@ -157,6 +157,27 @@ pub fn run(args: ExecutorArgs) -> Result<()> {
                 args.server
             )
         })?;
+        // The backend is placeable once registered with its capacity.
+        let registration = BackendRegistration {
+            kind: args.storage.kind.as_str().to_string(),
+            storage_protocol: storage.storage_protocol().to_string(),
+            connection: storage.connection_template(),
+        };
+        log.register_backend(&args.backend, &registration)
+            .await
+            .map_err(|e| anyhow!("registering backend {}: {e}", args.backend))?;
+        report_capacity(&log, &args.backend, &storage).await?;
+        tokio::spawn({
+            let (log, backend, storage) = (log.clone(), args.backend.clone(), storage.clone());
+            async move {
+                loop {
+                    tokio::time::sleep(CAPACITY_EVERY).await;
+                    if let Err(e) = report_capacity(&log, &backend, &storage).await {
+                        tracing::warn!(error = %e, "capacity not reported; retrying later");
+                    }
+                }
+            }
+        });
         let mut config = ExecutorConfig {
             serves: Some(BTreeSet::from([args.backend.clone()])),
             checkpoint,
@@ -188,6 +209,30 @@ pub fn run(args: ExecutorArgs) -> Result<()> {
         exec.run(stop_rx).await;
         Ok(())
     })
+}
+
+/// How often the capacity is measured and sent (the server records it
+/// only when it moved enough, `domain::backend`).
+const CAPACITY_EVERY: Duration = Duration::from_secs(60);
+
+async fn report_capacity(
+    log: &RemoteLog,
+    backend: &str,
+    storage: &Arc<dyn executor::StorageBackend>,
+) -> Result<()> {
+    let st = storage.clone();
+    let (total_bytes, free_bytes) = tokio::task::spawn_blocking(move || st.capacity())
+        .await?
+        .map_err(|e| anyhow!("measuring the storage: {e}"))?;
+    log.report_capacity(
+        backend,
+        CapacityReport {
+            total_bytes,
+            free_bytes,
+        },
+    )
+    .await
+    .map_err(|e| anyhow!("reporting capacity of {backend}: {e}"))
 }
 
 async fn stop_signal() {

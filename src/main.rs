@@ -485,6 +485,9 @@ fn serve(args: ServeArgs) -> Result<()> {
         if let Some(n) = args.workers {
             config.workers = n;
         }
+        // This process's backends only: one served by a remote executor
+        // (`blockledger executor`) is that executor's work.
+        config.serves = Some(served.iter().map(|s| s.name.clone()).collect());
         let exec = executor::Executor::with_config(
             store.clone(),
             backend.clone(),

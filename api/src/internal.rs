@@ -10,6 +10,9 @@
 //! - `POST outcomes`: an outcome, applied by the same rule as the embedded
 //!   executor's (`app::work_lease::append_outcome`).
 //! - `POST|PUT leases/{item}`: claim / renew the lease on a work item.
+//! - `PUT backends/{name}` and `backends/{name}/capacity`: the backend an
+//!   executor serves, registered as it starts, and its capacity (H1's use
+//!   cases, `app::backends`).
 //!
 //! Authenticated with a shared secret (`serve --executor-key-file F`), sent
 //! as `Authorization: Bearer <key>`. The server keeps only the key's
@@ -28,14 +31,16 @@ use axum::extract::{Path, Query, Request, State};
 use axum::http::{header, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::{Json, Router};
-use executor::remote::{Events, LeaseRequest, OutcomeRequest, Position, Renewed};
+use executor::remote::{
+    BackendRegistration, CapacityReport, Events, LeaseRequest, OutcomeRequest, Position, Renewed,
+};
 use serde::Deserialize;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
-use crate::app::{work_lease, AppError};
+use crate::app::{backends, work_lease, AppError};
 use crate::AppState;
 
 /// Events per answer, whatever the executor asks.
@@ -104,6 +109,11 @@ pub fn routes(key: Option<ExecutorKey>) -> Router<AppState> {
         )
         .route("/internal/v1/outcomes", post(outcome))
         .route("/internal/v1/leases/{item}", post(claim).put(renew))
+        .route("/internal/v1/backends/{name}", put(register_backend))
+        .route(
+            "/internal/v1/backends/{name}/capacity",
+            put(report_capacity),
+        )
         .route_layer(middleware::from_fn(move |req: Request, next: Next| {
             let key = key.clone();
             async move { authenticate(&key, req, next).await }
@@ -138,7 +148,12 @@ impl IntoResponse for Failure {
 
 impl From<AppError> for Failure {
     fn from(e: AppError) -> Self {
-        Failure(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+        let status = match &e {
+            // The domain refused (e.g. a malformed backend name).
+            AppError::Refused(_) => StatusCode::BAD_REQUEST,
+            AppError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        Failure(status, e.to_string())
     }
 }
 
@@ -300,6 +315,51 @@ async fn renew(
     let ttl = lease_args(&req)?;
     let renewed = work_lease::renew(&state.app(), item, req.holder, ttl).await?;
     Ok(Json(Renewed { renewed }))
+}
+
+/// `PUT backends/{name}`: the executor serving `name` registers it
+/// (`app::backends::register`: recorded only when new or changed).
+async fn register_backend(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    Json(r): Json<BackendRegistration>,
+) -> Result<Json<serde_json::Value>, Failure> {
+    let registration = domain::backend::Registration {
+        name: name.clone(),
+        kind: r.kind,
+        storage_protocol: r.storage_protocol,
+        connection: r.connection,
+    };
+    let recorded = backends::register(
+        &state.app(),
+        &backends::service_caller(&name),
+        &backends::service_meta("PUT /internal/v1/backends/{name}"),
+        registration,
+    )
+    .await?;
+    Ok(Json(json!({ "recorded": recorded })))
+}
+
+/// `PUT backends/{name}/capacity` (`app::backends::report_capacity`:
+/// recorded only when it moved enough).
+async fn report_capacity(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    Json(c): Json<CapacityReport>,
+) -> Result<Json<serde_json::Value>, Failure> {
+    let capacity = domain::backend::Capacity {
+        total_bytes: c.total_bytes,
+        free_bytes: c.free_bytes,
+    };
+    let recorded = backends::report_capacity(
+        &state.app(),
+        &backends::service_caller(&name),
+        &backends::service_meta("PUT /internal/v1/backends/{name}/capacity"),
+        name,
+        capacity,
+    )
+    .await?;
+    Ok(Json(json!({ "recorded": recorded })))
 }
 
 #[cfg(test)]

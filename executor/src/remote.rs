@@ -48,6 +48,25 @@ pub struct Renewed {
     pub renewed: bool,
 }
 
+/// `PUT backends/{name}`: the backend this executor serves, as it starts.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct BackendRegistration {
+    /// `qcow2`, `raw` or `rbd`.
+    pub kind: String,
+    /// `file` or `ceph`.
+    pub storage_protocol: String,
+    /// The storage's connection template (`StorageBackend::
+    /// connection_template`): what the server answers attachments from.
+    pub connection: serde_json::Value,
+}
+
+/// `PUT backends/{name}/capacity`.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct CapacityReport {
+    pub total_bytes: u64,
+    pub free_bytes: u64,
+}
+
 /// How long one long poll asks the server to wait.
 const POLL_WAIT: Duration = Duration::from_secs(20);
 /// Any other request: the server answers in milliseconds unless stuck.
@@ -118,6 +137,35 @@ impl RemoteLog {
             ("wait_ms", wait.as_millis().to_string()),
         ]);
         self.send(req, wait + REQUEST_TIMEOUT).await
+    }
+}
+
+impl RemoteLog {
+    /// Registers the backend this executor serves (the server records it
+    /// only if it is new or changed).
+    pub async fn register_backend(
+        &self,
+        name: &str,
+        registration: &BackendRegistration,
+    ) -> Result<(), LogError> {
+        let req = self
+            .http
+            .put(self.url(&format!("backends/{}", seg(name))))
+            .json(registration);
+        self.send::<serde_json::Value>(req, REQUEST_TIMEOUT)
+            .await
+            .map(drop)
+    }
+
+    /// Reports the backend's capacity (recorded only when it moved enough).
+    pub async fn report_capacity(&self, name: &str, c: CapacityReport) -> Result<(), LogError> {
+        let req = self
+            .http
+            .put(self.url(&format!("backends/{}/capacity", seg(name))))
+            .json(&c);
+        self.send::<serde_json::Value>(req, REQUEST_TIMEOUT)
+            .await
+            .map(drop)
     }
 }
 
