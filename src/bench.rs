@@ -36,8 +36,8 @@ pub struct BenchArgs {
     /// Seconds each durable-request row runs.
     #[arg(long, default_value_t = 5)]
     durable_seconds: u64,
-    /// Only these groups of rows (comma-separated: cycles, list, durable,
-    /// one, snapshot, replay), to measure one change quickly; the volumes
+    /// Only these groups of rows (comma-separated: cycles, remote, list,
+    /// durable, one, snapshot, replay), to measure one change quickly; the volumes
     /// the later rows need are always created, and verify always runs.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
@@ -161,6 +161,10 @@ impl Bench {
                     _ => "grows with clients until the CPU is full",
                 },
             );
+        }
+
+        if self.wants("remote") {
+            self.remote_rows().await?;
         }
 
         // Many volumes: the list and RSS rows, and 400 of them for the
@@ -409,6 +413,163 @@ impl Bench {
     }
 }
 
+/// The backend the `remote` rows' executor process serves.
+const REMOTE_BACKEND: &str = "bench-remote";
+/// The volume type placed on it.
+const REMOTE_TYPE: &str = "bench-remote";
+
+impl Bench {
+    /// Issue 16's row: the same cycles with the executor embedded in the
+    /// server and as a process of its own (`blockledger executor`, through
+    /// the internal API), from one run: a second server with an executor
+    /// key, one remote executor on its own storage, and the cycles run
+    /// alternately on a type of the embedded backends and on the remote
+    /// backend's type, so both see the same machine at the same time.
+    async fn remote_rows(&mut self) -> Result<()> {
+        let q = self.args.quick;
+        let dir = self.data.join("remote");
+        let (server_dir, storage) = (dir.join("server"), dir.join("storage"));
+        std::fs::create_dir_all(&server_dir)?;
+        let key = dir.join("executor.key");
+        // A fresh secret per run (the bench's own, never reused).
+        std::fs::write(&key, format!("bench-{}\n", uuid::Uuid::new_v4().simple()))?;
+        let (srv, _) = Server::start_with(
+            &server_dir,
+            &["--executor-key-file", &key.to_string_lossy()],
+        )?;
+        let exec = ExecutorProc::start(&srv.base, &storage, &key, &server_dir.join("images"))?;
+        let api = Api::new(&srv.base)?;
+        let quota = json!({"quota_set": {"volumes": -1, "gigabytes": -1, "snapshots": -1}});
+        api.call(
+            Method::PUT,
+            &format!("/v2/{PROJECT}/os-quota-sets/{PROJECT}"),
+            Some(&quota),
+            ADMIN_TOKEN,
+        )
+        .await?;
+        // The remote backend is placeable once its executor registered it.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let (_, b) = api
+                .call(
+                    Method::GET,
+                    &format!("/v3/{PROJECT}/scheduler-stats/get_pools?detail=true"),
+                    None,
+                    ADMIN_TOKEN,
+                )
+                .await?;
+            if String::from_utf8_lossy(&b).contains(REMOTE_BACKEND) {
+                break;
+            }
+            if Instant::now() > deadline {
+                bail!("the remote executor's backend was not registered within 60 s");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let ty = json!({"volume_type": {"name": REMOTE_TYPE,
+            "extra_specs": {"volume_backend_name": REMOTE_BACKEND}}});
+        let (s, b) = api
+            .call(
+                Method::POST,
+                &format!("/v3/{PROJECT}/types"),
+                Some(&ty),
+                ADMIN_TOKEN,
+            )
+            .await?;
+        if s != 200 {
+            bail!(
+                "creating the remote type: {s} {}",
+                String::from_utf8_lossy(&b)
+            );
+        }
+        for (clients, full, small) in [(1, 40, 3), (4, 200, 8), (16, 300, 16)] {
+            let n = pick(q, full, small);
+            // Half each, alternately, twice: load drift hits both alike.
+            let (mut emb, mut rem) = (Vec::new(), Vec::new());
+            for _ in 0..2 {
+                emb.push(cycles_of(&api, clients, n / 2, None).await?);
+                rem.push(cycles_of(&api, clients, n / 2, Some(REMOTE_TYPE)).await?);
+            }
+            let mean = |v: &[Cycles]| v.iter().map(|c| c.per_s).sum::<f64>() / v.len() as f64;
+            let errors: usize = emb.iter().chain(&rem).map(|c| c.errors).sum();
+            let (e, r) = (mean(&emb), mean(&rem));
+            let mut ep50: Vec<Duration> = emb.iter().map(|c| c.available_p50).collect();
+            let mut rp50: Vec<Duration> = rem.iter().map(|c| c.available_p50).collect();
+            self.row(
+                format!("create→available→delete→gone, {clients} clients ({n} cycles each): executor embedded vs remote"),
+                format!(
+                    "{e:.1} vs {r:.1} cycles/s (remote/embedded {:.2}), available p50 {} vs {}, {errors} errors",
+                    r / e.max(1e-9),
+                    ms(pct(&mut ep50, 0.5)),
+                    ms(pct(&mut rp50, 0.5)),
+                ),
+                "— (issue 16: remote executor figures)",
+            );
+        }
+        exec.stop()?;
+        srv.stop()?;
+        let out = Command::new(std::env::current_exe()?)
+            .args(["verify", "--data-dir"])
+            .arg(&server_dir)
+            .env("RUST_LOG", "warn")
+            .output()?;
+        if !out.status.success() {
+            bail!(
+                "verify failed on the remote rows' server: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        Ok(())
+    }
+}
+
+/// The `remote` rows' executor: this executable's `executor`.
+struct ExecutorProc {
+    child: Option<Child>,
+}
+
+impl ExecutorProc {
+    fn start(server: &str, storage: &Path, key: &Path, images: &Path) -> Result<Self> {
+        let child = Command::new(std::env::current_exe()?)
+            .args(["executor", "--server", server, "--backend", REMOTE_BACKEND])
+            .args(["--storage", "qcow2", "--name", "bench"])
+            .arg("--data-dir")
+            .arg(storage)
+            .arg("--key-file")
+            .arg(key)
+            .arg("--images-dir")
+            .arg(images)
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
+            )
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .context("starting the executor")?;
+        Ok(ExecutorProc { child: Some(child) })
+    }
+
+    fn stop(mut self) -> Result<()> {
+        if let Some(mut c) = self.child.take() {
+            Command::new("kill")
+                .args(["-TERM", &c.id().to_string()])
+                .status()?;
+            c.wait()?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for ExecutorProc {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
 /// The server under test: this executable's `serve`.
 struct Server {
     child: Option<Child>,
@@ -418,12 +579,18 @@ struct Server {
 impl Server {
     /// Starts it and returns with the time until it printed its address.
     fn start(data: &Path) -> Result<(Server, Duration)> {
+        Self::start_with(data, &[])
+    }
+
+    /// With extra `serve` flags.
+    fn start_with(data: &Path, extra: &[&str]) -> Result<(Server, Duration)> {
         let t = Instant::now();
         let mut child = Command::new(std::env::current_exe()?)
             .args(["serve", "--auth", "noauth", "--listen", "127.0.0.1:0"])
             .args(["--backend", "qcow2"])
             .arg("--data-dir")
             .arg(data)
+            .args(extra)
             .env(
                 "RUST_LOG",
                 std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
@@ -557,7 +724,14 @@ fn pct(v: &mut [Duration], p: f64) -> Duration {
 }
 
 async fn create_volume(api: &Api, size: u64) -> Result<String> {
-    let body = json!({"volume": {"size": size, "name": "bench"}});
+    create_typed(api, size, None).await
+}
+
+async fn create_typed(api: &Api, size: u64, volume_type: Option<&str>) -> Result<String> {
+    let mut body = json!({"volume": {"size": size, "name": "bench"}});
+    if let Some(t) = volume_type {
+        body["volume"]["volume_type"] = json!(t);
+    }
     let (s, b) = api
         .json(Method::POST, &format!("/v3/{PROJECT}/volumes"), Some(&body))
         .await?;
@@ -601,6 +775,16 @@ struct Cycles {
 }
 
 async fn cycles(api: &Api, clients: usize, n: usize) -> Result<Cycles> {
+    cycles_of(api, clients, n, None).await
+}
+
+/// `cycles` with volumes of `volume_type` (None: the default type).
+async fn cycles_of(
+    api: &Api,
+    clients: usize,
+    n: usize,
+    volume_type: Option<&'static str>,
+) -> Result<Cycles> {
     let left = Arc::new(AtomicUsize::new(n));
     let avail = Arc::new(Mutex::new(Vec::new()));
     let errors = Arc::new(AtomicUsize::new(0));
@@ -615,7 +799,7 @@ async fn cycles(api: &Api, clients: usize, n: usize) -> Result<Cycles> {
             {
                 let t0 = Instant::now();
                 let one = async {
-                    let id = create_volume(&api, 1).await?;
+                    let id = create_typed(&api, 1, volume_type).await?;
                     wait_volume(&api, &id, "available").await?;
                     let a = t0.elapsed();
                     let (s, _) = api
