@@ -13,6 +13,7 @@ use tokio::sync::watch;
 
 mod bench;
 mod events_cli;
+mod executor_cli;
 mod identity_cli;
 mod point_in_time;
 mod storages;
@@ -69,6 +70,8 @@ struct ServeArgs {
     /// every dialect's reads, no executor, every write refused with 403.
     #[arg(long)]
     read_only: bool,
+    #[command(flatten)]
+    internal: executor_cli::InternalArgs,
 }
 
 /// Who may call (issue 13).
@@ -155,6 +158,9 @@ enum Cmd {
     /// Issue 11's table in one run: starts this binary as a server on a
     /// temporary data dir and measures every row against its target.
     Bench(bench::BenchArgs),
+    /// Run an executor as its own process for one backend, talking to the
+    /// server's internal API (needs `serve --executor-key-file`).
+    Executor(executor_cli::ExecutorArgs),
 }
 
 #[derive(clap::Args)]
@@ -338,6 +344,7 @@ fn run(cli: Cli) -> Result<()> {
         },
         Some(Cmd::Events(args)) => events_cli::events(args),
         Some(Cmd::Bench(args)) => bench::run(args),
+        Some(Cmd::Executor(args)) => executor_cli::run(args),
         Some(Cmd::User(cmd)) => identity_cli::user(cmd),
         Some(Cmd::Project(cmd)) => identity_cli::project(cmd),
         Some(Cmd::Role(cmd)) => identity_cli::role(cmd),
@@ -405,6 +412,7 @@ fn serve(args: ServeArgs) -> Result<()> {
         // Every check that can refuse to start runs before anything
         // starts: a refusal never leaves a half-started server.
         let mode = auth_mode(&args)?;
+        let executor_key = args.internal.key()?;
         let nofile = raise_nofile_limit();
         storages::check_distinct(&args.storages)?;
         if args.backend == "qcow2"
@@ -555,7 +563,12 @@ fn serve(args: ServeArgs) -> Result<()> {
         // Tests and scripts read this line to find a port-0 listener.
         println!("listening on http://{addr}");
         tracing::info!(%addr, data_dir = %args.data.data_dir.display(), backend = %args.backend, workers, max_connections = limits.max_connections, "serving");
-        api::server::serve(listener, api::router(state), limits, shutdown_signal()).await?;
+        api::server::serve(
+            listener,
+            api::router_with(state, executor_key),
+            limits,
+            shutdown_signal(),
+        ).await?;
         tracing::info!("shutting down");
         // (Already sent if a signal ended the serve.) Running steps get the
         // executor's drain time, then are abandoned and their helpers

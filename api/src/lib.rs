@@ -22,6 +22,7 @@ pub mod error;
 pub mod idempotency;
 pub mod identity;
 pub mod input;
+pub mod internal;
 pub mod log_levels;
 pub mod metrics;
 pub mod microversion;
@@ -164,6 +165,12 @@ fn cinder_family(prefix: &str) -> Router<AppState> {
 }
 
 pub fn router(state: AppState) -> Router {
+    router_with(state, None)
+}
+
+/// `router`, with the internal API for remote executors when the server
+/// has their key (`serve --executor-key-file`; `internal`).
+pub fn router_with(state: AppState, executor_key: Option<internal::ExecutorKey>) -> Router {
     use dialects::{cinder::CINDER, evs, glance, serve};
     // Installed before the first request, so every route is recorded.
     metrics::handle();
@@ -205,6 +212,7 @@ pub fn router(state: AppState) -> Router {
         ))
         // The web console (issue 14): static files; it calls the routes above.
         .merge(console::routes())
+        .merge(internal::routes(executor_key))
         .route_layer(middleware::from_fn(metrics::tag_route))
         .fallback(fallback)
         .layer(middleware::from_fn(request_id))

@@ -50,6 +50,7 @@ pub mod volume_reimage;
 pub mod volume_retype;
 pub mod volume_revert;
 pub mod volume_types;
+pub mod work_lease;
 
 pub use outcome::{await_outcome, Outcome};
 
