@@ -497,6 +497,9 @@ fn serve(args: ServeArgs) -> Result<()> {
                 executor::ExecutorConfig {
                     serves: Some(storages::names(std::slice::from_ref(s))),
                     checkpoint: storages::checkpoint(&s.name),
+                    // The image store is shared: the default executor
+                    // removes deleted images' files, once.
+                    deletes_images: false,
                     ..config.clone()
                 },
             ));
