@@ -234,3 +234,57 @@ async fn a_restart_registers_nothing_new() {
     let (ok, out) = verify(&data);
     assert!(ok, "{out}");
 }
+
+/// An image exported from a volume on one backend creates volumes on
+/// either (the image store is the server's, shared by every storage's
+/// executor): the bytes follow, in each storage's format.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_image_from_one_backend_makes_volumes_on_the_other() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().canonicalize().unwrap();
+    let srv = Server::start_args(&data, "qcow2", &["--storage", "fast=raw"]);
+    let admin = srv.client("admin", "adm");
+    let c = srv.client("alice", "p1");
+    type_named(&admin, "quick", "fast").await;
+    let src = volume(&c, json!({"size": 1, "volume_type": "quick"}), "available").await;
+    let (format, path) = device_path(&c, "p1", &src).await;
+    assert_eq!(format, "raw");
+    support::write_pattern("raw", &path, 0x5a);
+    let r = c
+        .post(
+            &format!("/v3/p1/volumes/{src}/action"),
+            &json!({"os-volume_upload_image": {"image_name": "from-fast", "disk_format": "qcow2"}}),
+        )
+        .await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    let image = r.body["os-volume_upload_image"]["image_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let img = c
+        .wait_until(&format!("/image/v2/images/{image}"), "image ends", |r| {
+            r.body["status"] == "active" || r.body["status"] == "killed"
+        })
+        .await
+        .body;
+    assert_eq!(img["status"], "active", "{img}");
+    c.wait_status(&format!("/v3/p1/volumes/{src}"), "available")
+        .await;
+    for (ty, format, dir) in [
+        ("SSD", "qcow2", "volumes"),
+        ("quick", "raw", "storages/fast/volumes"),
+    ] {
+        let v = volume(
+            &c,
+            json!({"size": 1, "imageRef": image, "volume_type": ty}),
+            "available",
+        )
+        .await;
+        let (f, path) = device_path(&c, "p1", &v).await;
+        assert_eq!((f.as_str(), &path), (format, &data.join(dir).join(&v)));
+        assert!(support::holds_pattern(format, &path, 0x5a), "{ty}");
+    }
+    drop(srv);
+    let (ok, out) = verify(&data);
+    assert!(ok, "{out}");
+}
