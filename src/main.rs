@@ -13,8 +13,10 @@ use tokio::sync::watch;
 
 mod bench;
 mod events_cli;
+mod executor_cli;
 mod identity_cli;
 mod point_in_time;
+mod storages;
 
 #[derive(Parser)]
 #[command(
@@ -38,6 +40,18 @@ struct ServeArgs {
     /// Storage backend: qcow2 (default, needs qemu-img) or raw (sparse files).
     #[arg(long, default_value = "qcow2", value_parser = ["qcow2", "raw"])]
     backend: String,
+    /// One more backend NAME (a volume type's `volume_backend_name`)
+    /// served by an executor of its own in this process, on storage SPEC:
+    /// `qcow2`, `raw` (under <data-dir>/storages/NAME) or
+    /// `rbd:pool=P,conf=/path/ceph.conf[,id=admin]`. Repeatable.
+    #[arg(long = "storage", value_name = "NAME=SPEC", value_parser = storages::parse_storage)]
+    storages: Vec<storages::NamedStorage>,
+    /// Cinder's max_over_subscription_ratio (e.g. its default, 20):
+    /// volumes are thin, so a backend has room for a new volume while its
+    /// free space times this holds the volume's size (1: thick). Without
+    /// it, only a full backend has no room.
+    #[arg(long)]
+    max_over_subscription_ratio: Option<f64>,
     /// Executor work items running at once (on different volumes,
     /// snapshots, images; one aggregate's work stays in log order).
     /// Default max(4, 2 × cores): most work waits on qemu-img or fsync.
@@ -56,6 +70,8 @@ struct ServeArgs {
     /// every dialect's reads, no executor, every write refused with 403.
     #[arg(long)]
     read_only: bool,
+    #[command(flatten)]
+    internal: executor_cli::InternalArgs,
 }
 
 /// Who may call (issue 13).
@@ -142,6 +158,9 @@ enum Cmd {
     /// Issue 11's table in one run: starts this binary as a server on a
     /// temporary data dir and measures every row against its target.
     Bench(bench::BenchArgs),
+    /// Run an executor as its own process for one backend, talking to the
+    /// server's internal API (needs `serve --executor-key-file`).
+    Executor(executor_cli::ExecutorArgs),
 }
 
 #[derive(clap::Args)]
@@ -325,6 +344,7 @@ fn run(cli: Cli) -> Result<()> {
         },
         Some(Cmd::Events(args)) => events_cli::events(args),
         Some(Cmd::Bench(args)) => bench::run(args),
+        Some(Cmd::Executor(args)) => executor_cli::run(args),
         Some(Cmd::User(cmd)) => identity_cli::user(cmd),
         Some(Cmd::Project(cmd)) => identity_cli::project(cmd),
         Some(Cmd::Role(cmd)) => identity_cli::role(cmd),
@@ -392,8 +412,24 @@ fn serve(args: ServeArgs) -> Result<()> {
         // Every check that can refuse to start runs before anything
         // starts: a refusal never leaves a half-started server.
         let mode = auth_mode(&args)?;
+        let executor_key = args.internal.key()?;
         let nofile = raise_nofile_limit();
-        if args.backend == "qcow2" {
+        storages::check_distinct(&args.storages)?;
+        // Until an executor can serve one backend only (ExecutorConfig.
+        // serves), the default executor would do every storage's work on
+        // the data dir's: refuse rather than place volumes wrongly.
+        if let Some(s) = args.storages.first() {
+            bail!(
+                "--storage {}: an executor per storage is not in this build yet",
+                s.name
+            );
+        }
+        if args.backend == "qcow2"
+            || args
+                .storages
+                .iter()
+                .any(|s| s.spec.kind == executor::backend::StorageKind::Qcow2)
+        {
             check_qemu_img()?;
         }
         let store = open_store(&args.data.data_dir)?;
@@ -405,6 +441,20 @@ fn serve(args: ServeArgs) -> Result<()> {
         let data_dir = std::fs::canonicalize(&args.data.data_dir)?;
         let backend = executor::open_backend(&args.backend, &data_dir)?;
         let backend: Arc<dyn executor::StorageBackend> = Arc::from(backend);
+        // The backends this process serves: the seeds on the data dir's
+        // storage, then each `--storage` on its own.
+        let mut served = storages::seeds(&args.backend, &backend);
+        for s in &args.storages {
+            let dir = storages::storage_dir(&data_dir, &s.name);
+            std::fs::create_dir_all(&dir)?;
+            let storage = executor::backend::open_storage(&s.spec, &dir)
+                .map_err(|e| anyhow::anyhow!("--storage {}: {e}", s.name))?;
+            served.push(storages::Served {
+                name: s.name.clone(),
+                kind: s.spec.kind.as_str().to_string(),
+                storage,
+            });
+        }
         let images = Arc::new(executor::images::ImageStore::open(&data_dir)?);
         images.cleanup_temps()?;
         // Bound before the executor starts, so a taken address refuses
@@ -420,6 +470,10 @@ fn serve(args: ServeArgs) -> Result<()> {
                 catalog: Arc::new(domain::Catalog::default()),
             };
             api::app::identity::init(&app).await?;
+            // Before the first request: the scheduler places volumes only
+            // on registered backends, and get_pools shows their capacity.
+            storages::register_all(&app, &served).await?;
+            storages::report_all(&app, &served).await?;
             if mode == api::identity::AuthMode::Keystone {
                 if let Some(f) = &args.auth.identity_file {
                     identity_cli::apply_identity_file(&app, f).await?;
@@ -448,6 +502,14 @@ fn serve(args: ServeArgs) -> Result<()> {
             },
             stop_rx.clone(),
         ));
+        tokio::spawn(storages::report_periodically(
+            api::app::App {
+                store: store.clone(),
+                catalog: Arc::new(domain::Catalog::default()),
+            },
+            served.clone(),
+            stop_rx.clone(),
+        ));
         let exec_task = tokio::spawn(exec.run(stop_rx));
         // At SIGTERM or Ctrl-C the executor stops taking work at once, in
         // parallel with the HTTP drain below (which stops accepting), and a
@@ -469,11 +531,13 @@ fn serve(args: ServeArgs) -> Result<()> {
             &args,
             ServedBy {
                 store: store.clone(),
-                catalog: Arc::new(domain::Catalog::default()),
+                catalog: Arc::new(domain::Catalog {
+                    max_over_subscription_ratio: args.max_over_subscription_ratio,
+                    ..domain::Catalog::default()
+                }),
                 backend,
                 images,
                 progress,
-                data_dir: data_dir.clone(),
                 identity,
                 nofile,
             },
@@ -482,7 +546,12 @@ fn serve(args: ServeArgs) -> Result<()> {
         // Tests and scripts read this line to find a port-0 listener.
         println!("listening on http://{addr}");
         tracing::info!(%addr, data_dir = %args.data.data_dir.display(), backend = %args.backend, workers, max_connections = limits.max_connections, "serving");
-        api::server::serve(listener, api::router(state), limits, shutdown_signal()).await?;
+        api::server::serve(
+            listener,
+            api::router_with(state, executor_key),
+            limits,
+            shutdown_signal(),
+        ).await?;
         tracing::info!("shutting down");
         // (Already sent if a signal ended the serve.) Running steps get the
         // executor's drain time, then are abandoned and their helpers
@@ -509,7 +578,6 @@ pub(crate) struct ServedBy {
     pub backend: Arc<dyn executor::StorageBackend>,
     pub images: Arc<executor::images::ImageStore>,
     pub progress: api::Progress,
-    pub data_dir: PathBuf,
     pub identity: Arc<api::identity::Identity>,
     pub nofile: u64,
 }
@@ -532,10 +600,6 @@ pub(crate) fn serving(args: &ServeArgs, by: ServedBy) -> (api::AppState, api::se
         progress: by.progress,
         snapshot_file: Arc::new(move |id| backend.snapshot_file(id).to_string_lossy().into_owned()),
         sync_deadline: Duration::from_millis(args.sync_deadline_ms),
-        capacity: Arc::new({
-            let dir = by.data_dir;
-            move || fs_capacity(&dir)
-        }),
         identity: by.identity,
     };
     let limits = api::server::Limits {
@@ -564,23 +628,6 @@ fn backstop() {
         tracing::warn!(bound = ?STOP_BOUND, "graceful stop out of time; exiting now");
         std::process::exit(0);
     });
-}
-
-/// Bytes (total, free to unprivileged users) of the file system at `dir`.
-fn fs_capacity(dir: &Path) -> Option<(u64, u64)> {
-    use std::os::unix::ffi::OsStrExt;
-    let path = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
-    let mut st = std::mem::MaybeUninit::<libc::statvfs>::uninit();
-    // SAFETY: `path` is a valid NUL-terminated string and `st` is written
-    // by statvfs before it is read (only on success).
-    let st = unsafe {
-        if libc::statvfs(path.as_ptr(), st.as_mut_ptr()) != 0 {
-            return None;
-        }
-        st.assume_init()
-    };
-    let frag = st.f_frsize as u64;
-    Some((st.f_blocks as u64 * frag, st.f_bavail as u64 * frag))
 }
 
 async fn shutdown_signal() {

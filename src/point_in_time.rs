@@ -101,7 +101,6 @@ pub(crate) fn serve_read_only(args: ServeArgs) -> Result<()> {
                 images,
                 // No executor: nothing is in progress.
                 progress: Arc::new(|_| None),
-                data_dir: data_dir.clone(),
                 identity,
                 nofile,
             },

@@ -820,16 +820,19 @@ async fn verify_detects_a_changed_byte() {
         .arg(
             "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); \
              c.execute('DROP TRIGGER events_no_update'); \
-             c.execute(\"UPDATE events SET data=replace(data,'honest','forged') WHERE position=1\"); \
-             c.commit()",
+             p=c.execute(\"SELECT MIN(position) FROM events WHERE data LIKE '%honest%'\").fetchone()[0]; \
+             c.execute(\"UPDATE events SET data=replace(data,'honest','forged') WHERE position=?\", (p,)); \
+             c.commit(); print(p)",
         )
         .arg(&db)
-        .status()
+        .output()
         .unwrap();
-    assert!(status.success());
+    assert!(status.status.success());
+    // The volume's first event (after the backends' registrations).
+    let position = String::from_utf8_lossy(&status.stdout).trim().to_string();
     let (ok, out) = verify(tmp.path());
     assert!(!ok);
-    assert!(out.contains("position 1"), "{out}");
+    assert!(out.contains(&format!("position {position}")), "{out}");
 }
 
 /// Operations: the admin audit trail shows accepted and refused requests
@@ -877,8 +880,18 @@ async fn audit_trail_and_metrics() {
         .unwrap()
         .starts_with("req-"));
     assert_eq!(refused["hash"].as_str().unwrap().len(), 64);
+    // The log starts with the served backends' registrations (issue 16):
+    // the volume's first event is not at position 1.
+    let first = admin
+        .get(&format!("/v2/p1/events?stream=volume-{id}&limit=1"))
+        .await
+        .body["events"][0]["position"]
+        .as_u64()
+        .unwrap();
     let one = admin
-        .get(&format!("/v2/p1/events?stream=volume-{id}&after=1&limit=1"))
+        .get(&format!(
+            "/v2/p1/events?stream=volume-{id}&after={first}&limit=1"
+        ))
         .await
         .body;
     assert_eq!(one["events"].as_array().unwrap().len(), 1);

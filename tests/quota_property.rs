@@ -89,9 +89,26 @@ impl World {
                 backend.snapshot_file(id).to_string_lossy().into_owned()
             }),
             sync_deadline: std::time::Duration::from_secs(60),
-            capacity: Arc::new(|| None),
             identity: Arc::new(api::identity::Identity::noauth()),
         };
+        // The seed backends, as `serve` registers them (issue 16): the
+        // scheduler places volumes only on registered backends.
+        for (name, _) in domain::catalog::SEED_TYPES {
+            let r = domain::backend::Registration {
+                name: name.into(),
+                kind: "raw".into(),
+                storage_protocol: "file".into(),
+                connection: serde_json::json!({"driver_volume_type": "local",
+                    "volumes_dir": tmp.path().join("volumes"), "format": "raw"}),
+            };
+            let (caller, meta) = (
+                api::app::backends::service_caller(name),
+                api::app::backends::service_meta("register"),
+            );
+            api::app::backends::register(&state.app(), &caller, &meta, r)
+                .await
+                .unwrap();
+        }
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         tokio::spawn(async move { axum::serve(listener, api::router(state)).await });

@@ -22,6 +22,7 @@ pub mod error;
 pub mod idempotency;
 pub mod identity;
 pub mod input;
+pub mod internal;
 pub mod log_levels;
 pub mod metrics;
 pub mod microversion;
@@ -50,8 +51,11 @@ pub type Progress = Arc<dyn Fn(uuid::Uuid) -> Option<u8> + Send + Sync>;
 pub struct AppState {
     pub store: EventStore,
     pub catalog: Arc<Catalog>,
-    /// Where a volume's current bytes are, for `os-initialize_connection`:
-    /// the storage backend knows its layout, the API only reports it.
+    /// Where a volume's current bytes are on the data dir's own storage
+    /// (the seed backends'), for ZStack's snapshot inventory. Cinder's
+    /// connection info comes from the volume's backend as registered in
+    /// the log (`app::backends::connection_info`), whichever storage it
+    /// is on.
     pub connector: Arc<dyn Fn(uuid::Uuid) -> Connection + Send + Sync>,
     /// Image bytes (the executor's image store).
     pub images: Arc<dyn ImageFiles>,
@@ -65,9 +69,6 @@ pub struct AppState {
     /// disk work before answering that it is still running (`serve
     /// --sync-deadline-ms`).
     pub sync_deadline: std::time::Duration,
-    /// Bytes (total, free) of the file system the volumes live on, for
-    /// the admin pool and capability views (`/scheduler-stats/get_pools`).
-    pub capacity: Arc<dyn Fn() -> Option<(u64, u64)> + Send + Sync>,
     /// How callers authenticate (`serve --auth`), token lifetime, and the
     /// failed-password counters (issue 13).
     pub identity: Arc<identity::Identity>,
@@ -164,6 +165,12 @@ fn cinder_family(prefix: &str) -> Router<AppState> {
 }
 
 pub fn router(state: AppState) -> Router {
+    router_with(state, None)
+}
+
+/// `router`, with the internal API for remote executors when the server
+/// has their key (`serve --executor-key-file`; `internal`).
+pub fn router_with(state: AppState, executor_key: Option<internal::ExecutorKey>) -> Router {
     use dialects::{cinder::CINDER, evs, glance, serve};
     // Installed before the first request, so every route is recorded.
     metrics::handle();
@@ -205,6 +212,7 @@ pub fn router(state: AppState) -> Router {
         ))
         // The web console (issue 14): static files; it calls the routes above.
         .merge(console::routes())
+        .merge(internal::routes(executor_key))
         .route_layer(middleware::from_fn(metrics::tag_route))
         .fallback(fallback)
         .layer(middleware::from_fn(request_id))

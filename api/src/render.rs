@@ -488,8 +488,9 @@ struct VolumeHost<'a>(&'a Ctx, &'a VolumeRow);
 impl std::fmt::Display for VolumeHost<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let (ctx, v) = (self.0, self.1);
-        // The type's backend: a retype without migration keeps the host.
-        let backend = domain::catalog::backend_of(&v.volume_type);
+        // The backend it was placed on (a retype without migration keeps
+        // it, so the host never changes).
+        let backend = &v.backend;
         if ctx.is_v3() {
             write!(f, "{HOST}@{backend}#{}", v.availability_zone)
         } else {
@@ -893,7 +894,7 @@ mod tests {
         let Some(in_list) = detail else {
             return Value::Object(m);
         };
-        let backend = domain::catalog::backend_of(&v.volume_type);
+        let backend = &v.backend;
         let host = if ctx.is_v3() {
             format!("blockledger@{backend}#{}", v.availability_zone)
         } else {

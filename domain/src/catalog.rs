@@ -20,6 +20,13 @@ pub struct Catalog {
     pub zones: Vec<String>,
     pub types: Vec<VolumeType>,
     pub default_type: String,
+    /// Cinder's `max_over_subscription_ratio` (issue 16, `serve
+    /// --max-over-subscription-ratio`): when set, a backend has room for a
+    /// volume while its free bytes times this hold the volume's size; when
+    /// not, volumes are thin without a bound, as before backends reported
+    /// capacity, and only a full backend has no room
+    /// (`scheduler::Offer::has_room`).
+    pub max_over_subscription_ratio: Option<f64>,
 }
 
 /// The seed types (DECISIONS.md: Volume types), with the ids CINDER-7.1.7
@@ -62,6 +69,7 @@ impl Default for Catalog {
                 })
                 .collect(),
             default_type: DEFAULT_TYPE.to_string(),
+            max_over_subscription_ratio: None,
         }
     }
 }
@@ -75,6 +83,7 @@ impl Catalog {
             zones: self.zones.clone(),
             types,
             default_type,
+            max_over_subscription_ratio: self.max_over_subscription_ratio,
         }
     }
 

@@ -100,12 +100,15 @@ pub fn satisfies(extra_specs: &BTreeMap<String, String>, caps: &BTreeMap<&str, S
 
 /// A backend as the scheduler sees it (the backends view's row): its name,
 /// how it is reached and, once it reported, its free bytes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Offer<'a> {
     pub name: &'a str,
     pub storage_protocol: &'a str,
     /// None until the backend's first capacity report.
     pub free_bytes: Option<u64>,
+    /// Cinder's `max_over_subscription_ratio` (volumes are thin); None:
+    /// no bound but a full backend.
+    pub over_subscription: Option<f64>,
 }
 
 impl Offer<'_> {
@@ -116,15 +119,19 @@ impl Offer<'_> {
         caps
     }
 
-    /// Cinder's `CapacityFilter` without over-subscription: room when the
-    /// free bytes hold `size_gib` (thin volumes may grow to their full
-    /// size). A backend that has not reported yet passes, as Cinder passes
+    /// Cinder's `CapacityFilter` for thin volumes: with a ratio, room when
+    /// the free bytes times it hold `size_gib` (a ratio below 1 counts as
+    /// 1: thick); without one, room while anything is free (a sparse file
+    /// costs what is written, so only a full backend is refused). A
+    /// backend that has not reported yet passes, as Cinder passes
     /// `unknown` free capacity.
     pub fn has_room(&self, size_gib: i64) -> bool {
-        let want = u64::try_from(size_gib.max(0))
-            .unwrap_or(0)
-            .saturating_mul(1 << 30);
-        self.free_bytes.is_none_or(|free| free >= want)
+        let want = size_gib.max(0) as f64 * (1u64 << 30) as f64;
+        self.free_bytes
+            .is_none_or(|free| match self.over_subscription {
+                Some(ratio) => free as f64 * ratio.max(1.0) >= want,
+                None => free > 0,
+            })
     }
 }
 
@@ -212,29 +219,40 @@ mod tests {
 
     const GIB: u64 = 1 << 30;
 
+    fn offer(name: &'static str, protocol: &'static str, free: Option<u64>) -> Offer<'static> {
+        Offer {
+            name,
+            storage_protocol: protocol,
+            free_bytes: free,
+            over_subscription: Some(1.0),
+        }
+    }
+
     fn offers() -> Vec<Offer<'static>> {
         vec![
-            Offer {
-                name: "SSD",
-                storage_protocol: "file",
-                free_bytes: Some(100 * GIB),
-            },
-            Offer {
-                name: "SATA",
-                storage_protocol: "file",
-                free_bytes: None,
-            },
-            Offer {
-                name: "fast",
-                storage_protocol: "file",
-                free_bytes: Some(10 * GIB),
-            },
-            Offer {
-                name: "ceph",
-                storage_protocol: "ceph",
-                free_bytes: Some(1000 * GIB),
-            },
+            offer("SSD", "file", Some(100 * GIB)),
+            offer("SATA", "file", None),
+            offer("fast", "file", Some(10 * GIB)),
+            offer("ceph", "ceph", Some(1000 * GIB)),
         ]
+    }
+
+    #[test]
+    fn thin_volumes_over_subscribe_by_the_ratio() {
+        let mut o = offer("fast", "file", Some(10 * GIB));
+        assert!(!o.has_room(11));
+        o.over_subscription = Some(20.0);
+        assert!(o.has_room(200));
+        assert!(!o.has_room(201));
+        // Below 1 is thick, not less than the free space.
+        o.over_subscription = Some(0.5);
+        assert!(o.has_room(10));
+        assert!(!o.has_room(11));
+        // No ratio: unbounded, but a full backend has no room.
+        o.over_subscription = None;
+        assert!(o.has_room(32_768));
+        o.free_bytes = Some(0);
+        assert!(!o.has_room(1));
     }
 
     #[test]

@@ -45,7 +45,7 @@ pub struct NewEvent {
     pub metadata: Value,
 }
 
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct RecordedEvent {
     pub position: u64,
     pub stream_id: String,

@@ -21,6 +21,7 @@ pub mod backend;
 pub mod images;
 pub mod qcow2;
 pub mod rbd;
+pub mod remote;
 mod schedule;
 pub mod sparse;
 pub mod tool;
@@ -45,12 +46,10 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tracing::Instrument;
 use uuid::Uuid;
-use worklog::{
-    ImageOutcome, LocalLog, LogError, LowWater, Outcome, OutcomeCommand, SnapshotOutcome,
-    VolumeOutcome, WorkLog,
-};
+use worklog::{ImageOutcome, LowWater, Outcome, OutcomeCommand, SnapshotOutcome, VolumeOutcome};
 
 pub use backend::{open_backend, BackendError, StorageBackend};
+pub use worklog::{LocalLog, LogError, WorkLog};
 
 /// The checkpoint of the executor embedded in the server (existing data
 /// dirs resume where they were).
@@ -64,6 +63,10 @@ const MAX_BACKLOG: usize = 4096;
 /// is handled (`Dispatcher::drive`).
 const IDLE_FLUSH: Duration = Duration::from_secs(1);
 const GIB: u64 = 1 << 30;
+/// Longest wait before looking again at an item another executor holds
+/// the lease of: its outcome (which releases the lease) usually comes
+/// well before the lease would expire.
+const BUSY_RECHECK: Duration = Duration::from_secs(1);
 
 /// Percent done of running image copies, by image (exports) or volume
 /// (creates from an image). Shown by the API; never written to the log.
@@ -94,6 +97,21 @@ pub struct ExecutorConfig {
     /// The name of its durable checkpoint in the log: one per executor
     /// (each reads the whole log and skips what it does not serve).
     pub checkpoint: String,
+    /// Work under leases in the log (several executors serve one backend);
+    /// None: the only executor of its backends, no lease written.
+    pub lease: Option<LeaseConfig>,
+    /// Removes the files of deleted images (the image store is the
+    /// server's: remote executors leave them to it).
+    pub deletes_images: bool,
+}
+
+/// How an executor holds leases on its work items.
+#[derive(Debug, Clone)]
+pub struct LeaseConfig {
+    /// The executor's name in the log (lease holder).
+    pub holder: String,
+    /// How long a claim lasts unless renewed (renewed every third of it).
+    pub ttl: Duration,
 }
 
 impl ExecutorConfig {
@@ -121,6 +139,8 @@ impl Default for ExecutorConfig {
                 .unwrap_or(Duration::from_secs(8)),
             serves: None,
             checkpoint: DEFAULT_CHECKPOINT.to_string(),
+            lease: None,
+            deletes_images: true,
         }
     }
 }
@@ -217,7 +237,11 @@ impl Executor {
     /// redone after the restart (the checkpoint is below them).
     pub async fn run(self, shutdown: watch::Receiver<bool>) {
         let me = self.clone();
-        match tokio::task::spawn_blocking(move || me.sweep_temps()).await {
+        // Under leases another executor may share this storage and be
+        // building files now: temporaries are swept per item instead, by
+        // whoever takes the item over (`claim`).
+        let sweep = self.config.lease.is_none();
+        match tokio::task::spawn_blocking(move || if sweep { me.sweep_temps() } else { 0 }).await {
             Ok(0) | Err(_) => {}
             Ok(n) => tracing::info!(removed = n, "swept temporary files of unfinished work"),
         }
@@ -232,6 +256,11 @@ impl Executor {
     /// it, see `tool`). The image store sweeps its own
     /// (`ImageStore::cleanup_temps`).
     pub fn sweep_temps(&self) -> usize {
+        self.sweep_temps_of(None)
+    }
+
+    /// `sweep_temps`, only those of `id` if given.
+    fn sweep_temps_of(&self, id: Option<Uuid>) -> usize {
         let nil = Uuid::nil();
         let dirs: BTreeSet<std::path::PathBuf> = [
             self.backend.volume_path(nil),
@@ -250,7 +279,7 @@ impl Executor {
                 let name = name.to_string_lossy();
                 let is_tmp = name.len() > 36
                     && name.is_char_boundary(36)
-                    && Uuid::parse_str(&name[..36]).is_ok()
+                    && Uuid::parse_str(&name[..36]).is_ok_and(|u| id.is_none_or(|i| i == u))
                     && name[36..].starts_with(".tmp");
                 if !is_tmp {
                     continue;
@@ -289,19 +318,102 @@ impl Executor {
     }
 
     /// One attempt at one work item.
-    async fn step(&self, ev: &RecordedEvent, work: Work) -> Result<(), LogError> {
+    async fn step(&self, ev: &RecordedEvent, work: Work) -> Result<Step, LogError> {
         match work {
             Work::Volume(kind) => self.perform(ev, kind).await,
             Work::Snapshot(kind) => self.perform_snapshot(ev, kind).await,
             Work::Export => self.perform_export(ev).await,
-            Work::DeleteImage => self.delete_image(ev).await,
+            Work::DeleteImage if self.config.deletes_images => {
+                self.delete_image(ev).await.map(|()| Step::Done)
+            }
+            // The image store is the server's: its own executor removes
+            // the file.
+            Work::DeleteImage => Ok(Step::Done),
         }
+    }
+
+    /// True if this executor does the work of resources on `backend`.
+    fn serves(&self, backend: &str) -> bool {
+        self.config
+            .serves
+            .as_ref()
+            .is_none_or(|s| s.contains(backend))
+    }
+
+    /// Takes the lease on `ev`'s work item, when this executor works under
+    /// leases (`ExecutorConfig::lease`); renewed in the background while
+    /// the returned `Held` lives.
+    async fn claim(&self, ev: &RecordedEvent) -> Result<Claimed, LogError> {
+        let Some(lease) = &self.config.lease else {
+            return Ok(Claimed::Unleased);
+        };
+        let item = ev.position;
+        match self.log.claim(item, &lease.holder, lease.ttl).await? {
+            worklog::Claim::Granted { previous, .. } => {
+                if let Some(previous) = previous {
+                    // Taken over from an executor that died (or this one,
+                    // before a restart) mid-item: its temporary files are
+                    // garbage now, and no other item on this target can be
+                    // in flight (every executor keeps per-aggregate order).
+                    let (me, id) = (self.clone(), resource_id(ev));
+                    let removed = tokio::task::spawn_blocking(move || me.sweep_temps_of(Some(id)))
+                        .await
+                        .unwrap_or(0);
+                    tracing::info!(position = item, %previous, removed, "work item taken over");
+                }
+            }
+            worklog::Claim::Busy { holder, expires_ms } => {
+                // Look again when the other holder's lease runs out, or
+                // sooner: its outcome (which releases it) may come first.
+                let left = Duration::from_millis(expires_ms.saturating_sub(worklog::now_ms()));
+                tracing::debug!(position = item, %holder, ?left, "work item leased by another executor");
+                return Ok(Claimed::Busy(
+                    left.clamp(Duration::from_millis(100), BUSY_RECHECK),
+                ));
+            }
+        }
+        let lease_ref = worklog::LeaseRef {
+            item,
+            holder: lease.holder.clone(),
+        };
+        let (log, r, ttl) = (self.log.clone(), lease_ref.clone(), lease.ttl);
+        let renewer = tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(ttl / 3).await;
+                match log.renew(r.item, &r.holder, ttl).await {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        tracing::warn!(
+                            position = r.item,
+                            "lease lost to another executor; its outcome will be refused"
+                        );
+                        return;
+                    }
+                    Err(e) => {
+                        tracing::warn!(position = r.item, error = %e, "lease not renewed; retrying")
+                    }
+                }
+            }
+        });
+        Ok(Claimed::Held(Held {
+            lease: lease_ref,
+            renewer,
+        }))
     }
 
     /// Gives up on a poisoned item: records the failure through the
     /// resource's own Fail command (it ends in its documented error status
     /// with `reason`) and moves the checkpoint, in one transaction.
-    async fn give_up(&self, ev: &RecordedEvent, work: Work, reason: String) {
+    async fn give_up(&self, ev: &RecordedEvent, work: Work, reason: String) -> Step {
+        let held = match self.claim(ev).await {
+            Ok(Claimed::Busy(d)) => return Step::Busy(d),
+            Ok(Claimed::Held(h)) => Some(h),
+            Ok(Claimed::Unleased) => None,
+            Err(e) => {
+                tracing::warn!(error = %e, "lease for a poisoned work item not claimed; retrying");
+                return Step::Busy(BUSY_RECHECK);
+            }
+        };
         let id = resource_id(ev);
         let mut commands = Vec::new();
         match work {
@@ -351,12 +463,13 @@ impl Executor {
             // at worst the file stays behind.
             Work::DeleteImage => {}
         }
-        if let Err(e) = self.record(commands, ev, true).await {
+        if let Err(e) = self.record(commands, ev, true, held.as_ref()).await {
             // Even the failure cannot be recorded (e.g. the aggregate's
             // stream does not decode). Move on anyway: the item leaves the
             // outstanding set and the next outcome's checkpoint passes it.
             tracing::error!(error = %e, "poisoned work item could not be recorded as failed; skipped");
         }
+        Step::Done
     }
 
     /// Records `commands` caused by `trigger` in one transaction; with
@@ -367,17 +480,28 @@ impl Executor {
         commands: Vec<OutcomeCommand>,
         trigger: &RecordedEvent,
         handled: bool,
+        held: Option<&Held>,
     ) -> Result<worklog::Applied, LogError> {
         let outcome = Outcome {
             commands,
             metadata: self.meta(trigger),
             checkpoint: self.config.checkpoint.clone(),
             handled: handled.then_some(trigger.position),
-            lease: None,
+            lease: held.map(|h| h.lease.clone()),
         };
-        self.log
+        let applied = self
+            .log
             .append(outcome, &LowWater(self.tracker.clone()))
-            .await
+            .await?;
+        if applied == worklog::Applied::LeaseLost {
+            // Another executor took the item over (this one stalled past
+            // its lease): its outcome is the one recorded.
+            tracing::warn!(
+                position = trigger.position,
+                "outcome refused: the lease is another executor's; nothing recorded"
+            );
+        }
+        Ok(applied)
     }
 
     /// The volume's state, and the stream version of its latest request
@@ -405,22 +529,29 @@ impl Executor {
     }
 
     /// Does the work `kind` for the volume of `ev` if it is still pending.
-    async fn perform(&self, ev: &RecordedEvent, kind: WorkKind) -> Result<(), LogError> {
-        let id_str = ev.stream_id.trim_start_matches("volume-").to_string();
-        let Ok(id) = Uuid::parse_str(&id_str) else {
-            return Ok(());
-        };
-        let (state, latest) = self.state(&id_str).await?;
+    /// The volume's state if `ev`'s work `kind` is still pending and this
+    /// executor's to do.
+    async fn volume_pending(
+        &self,
+        ev: &RecordedEvent,
+        id_str: &str,
+        kind: WorkKind,
+    ) -> Result<Option<VolumeState>, LogError> {
+        let (state, latest) = self.state(id_str).await?;
         let Some(v) = state.volume.as_ref().filter(|_| !state.deleted) else {
-            return Ok(());
+            return Ok(None);
         };
+        if !self.serves(&v.backend) {
+            // Another executor's backend: not this one's to do (nor to fail).
+            return Ok(None);
+        }
         if ev.stream_version != latest {
             // A later request on this volume supersedes this one: this
             // item's own work is done (a redo after a restart; the status
             // only says that *some* work of this kind is pending, e.g. the
             // next extend, whose own item does it in its place in the log,
             // after what comes between, such as a clone of this volume).
-            return Ok(());
+            return Ok(None);
         }
         let pending = match kind {
             WorkKind::Create => v.status == domain::VolumeStatus::Creating,
@@ -430,8 +561,36 @@ impl Executor {
             WorkKind::Reimage => v.status == domain::VolumeStatus::Downloading,
         };
         if !pending {
-            return Ok(()); // already done: a replay after a restart
+            return Ok(None); // already done: a replay after a restart
         }
+        Ok(Some(state))
+    }
+
+    /// Does the work `kind` for the volume of `ev` if it is still pending.
+    async fn perform(&self, ev: &RecordedEvent, kind: WorkKind) -> Result<Step, LogError> {
+        let id_str = ev.stream_id.trim_start_matches("volume-").to_string();
+        let Ok(id) = Uuid::parse_str(&id_str) else {
+            return Ok(Step::Done);
+        };
+        let Some(mut state) = self.volume_pending(ev, &id_str, kind).await? else {
+            return Ok(Step::Done);
+        };
+        let held = match self.claim(ev).await? {
+            Claimed::Unleased => None,
+            Claimed::Busy(d) => return Ok(Step::Busy(d)),
+            // Read again under the lease: the previous holder may have
+            // recorded the outcome just before it let go.
+            Claimed::Held(h) => match self.volume_pending(ev, &id_str, kind).await? {
+                Some(again) => {
+                    state = again;
+                    Some(h)
+                }
+                None => return Ok(Step::Done),
+            },
+        };
+        let Some(v) = state.volume.as_ref() else {
+            return Ok(Step::Done);
+        };
         let backend = self.backend.clone();
         let size = v.pending_size.unwrap_or(v.size).max(0) as u64 * GIB;
         let (source, image, source_volume) = match decode::<VolumeAggregate>(ev) {
@@ -463,7 +622,11 @@ impl Executor {
                 id,
                 command: VolumeOutcome::StartWork { kind },
             };
-            if let Some(e) = self.record(vec![start], ev, false).await?.refusal(0) {
+            let applied = self.record(vec![start], ev, false, held.as_ref()).await?;
+            if applied == worklog::Applied::LeaseLost {
+                return Ok(Step::Done);
+            }
+            if let Some(e) = applied.refusal(0) {
                 tracing::warn!(volume = %id, error = %e, "outcome refused");
             }
         }
@@ -528,22 +691,20 @@ impl Executor {
                 command: SnapshotOutcome::EndRollback,
             });
         }
-        if let Some(e) = self.record(commands, ev, true).await?.refusal(main) {
+        let applied = self.record(commands, ev, true, held.as_ref()).await?;
+        if let Some(e) = applied.refusal(main) {
             tracing::warn!(volume = %id, error = %e, "outcome refused");
         }
-        Ok(())
+        Ok(Step::Done)
     }
 
-    /// Does the snapshot work `kind` for the snapshot of `ev` if pending.
-    async fn perform_snapshot(
+    /// The snapshot if `ev`'s work `kind` is still pending and this
+    /// executor's to do.
+    async fn snapshot_pending(
         &self,
         ev: &RecordedEvent,
         kind: SnapshotWork,
-    ) -> Result<(), LogError> {
-        let id_str = ev.stream_id.trim_start_matches("snapshot-").to_string();
-        let Ok(snap) = Uuid::parse_str(&id_str) else {
-            return Ok(());
-        };
+    ) -> Result<Option<domain::snapshot::Snapshot>, LogError> {
         let events = self.log.read_stream(&ev.stream_id).await?;
         let decoded = events
             .iter()
@@ -557,21 +718,51 @@ impl Executor {
             )
         });
         let state = SnapshotAggregate::fold(&decoded);
-        let Some(s) = state.snapshot.as_ref().filter(|_| !state.deleted) else {
-            return Ok(());
+        let Some(s) = state.snapshot.filter(|_| !state.deleted) else {
+            return Ok(None);
         };
+        if !self.serves(&s.backend) {
+            return Ok(None);
+        }
         if ev.stream_version != latest {
             // Superseded by a later request (e.g. a delete asked again
             // after error_deleting): that one's item does the work.
-            return Ok(());
+            return Ok(None);
         }
         let pending = match kind {
             SnapshotWork::Create => s.status == domain::SnapshotStatus::Creating,
             SnapshotWork::Delete => s.status == domain::SnapshotStatus::Deleting,
         };
         if !pending {
-            return Ok(());
+            return Ok(None);
         }
+        Ok(Some(s))
+    }
+
+    /// Does the snapshot work `kind` for the snapshot of `ev` if pending.
+    async fn perform_snapshot(
+        &self,
+        ev: &RecordedEvent,
+        kind: SnapshotWork,
+    ) -> Result<Step, LogError> {
+        let id_str = ev.stream_id.trim_start_matches("snapshot-");
+        let Ok(snap) = Uuid::parse_str(id_str) else {
+            return Ok(Step::Done);
+        };
+        let Some(mut s) = self.snapshot_pending(ev, kind).await? else {
+            return Ok(Step::Done);
+        };
+        let held = match self.claim(ev).await? {
+            Claimed::Unleased => None,
+            Claimed::Busy(d) => return Ok(Step::Busy(d)),
+            Claimed::Held(h) => match self.snapshot_pending(ev, kind).await? {
+                Some(again) => {
+                    s = again;
+                    Some(h)
+                }
+                None => return Ok(Step::Done),
+            },
+        };
         let (vol, full) = (s.volume_id, s.full);
         // As for volumes: the start is recorded ahead only for a copy of
         // data (a full snapshot's flattening).
@@ -581,7 +772,11 @@ impl Executor {
                 id: snap,
                 command: SnapshotOutcome::StartWork { kind },
             };
-            self.record(vec![start], ev, false).await?;
+            if self.record(vec![start], ev, false, held.as_ref()).await?
+                == worklog::Applied::LeaseLost
+            {
+                return Ok(Step::Done);
+            }
         }
         let backend = self.backend.clone();
         let result = tokio::task::spawn_blocking(move || match kind {
@@ -617,28 +812,89 @@ impl Executor {
             id: snap,
             command: cmd,
         });
-        if let Some(e) = self.record(commands, ev, true).await?.refusal(main) {
+        let applied = self.record(commands, ev, true, held.as_ref()).await?;
+        if let Some(e) = applied.refusal(main) {
             tracing::warn!(snapshot = %snap, error = %e, "outcome refused");
         }
-        Ok(())
+        Ok(Step::Done)
     }
 
     /// Exports a volume's current bytes or a snapshot into the image store,
     /// then ends the image and the volume's `uploading` in one transaction.
-    async fn perform_export(&self, ev: &RecordedEvent) -> Result<(), LogError> {
-        let id_str = ev.stream_id.trim_start_matches("image-").to_string();
-        let Ok(image_id) = Uuid::parse_str(&id_str) else {
-            return Ok(());
-        };
+    /// The image of `ev` if it is live (and its source this executor's).
+    async fn export_image(
+        &self,
+        ev: &RecordedEvent,
+    ) -> Result<Option<domain::image::Image>, LogError> {
         let events = self.log.read_stream(&ev.stream_id).await?;
         let decoded = events
             .iter()
             .map(decode::<ImageAggregate>)
             .collect::<Result<Vec<_>, _>>()?;
         let state = ImageAggregate::fold(&decoded);
-        let Some(img) = state.image.clone().filter(|_| !state.deleted) else {
-            return Ok(());
+        Ok(state.image.filter(|_| !state.deleted))
+    }
+
+    /// True if the image's source (a volume or a snapshot) is on a
+    /// backend this executor serves. One more read, only for an executor
+    /// that does not serve everything.
+    async fn serves_source(&self, source: &ImageSource) -> Result<bool, LogError> {
+        if self.config.serves.is_none() {
+            return Ok(true);
+        }
+        let backend = match source {
+            ImageSource::Volume { volume_id } => self
+                .state(&volume_id.to_string())
+                .await?
+                .0
+                .volume
+                .map(|v| v.backend),
+            ImageSource::Snapshot { snapshot_id } => {
+                let events = self
+                    .log
+                    .read_stream(&SnapshotAggregate::stream_id(&snapshot_id.to_string()))
+                    .await?;
+                let decoded = events
+                    .iter()
+                    .map(decode::<SnapshotAggregate>)
+                    .collect::<Result<Vec<_>, _>>()?;
+                SnapshotAggregate::fold(&decoded)
+                    .snapshot
+                    .map(|s| s.backend)
+            }
+            ImageSource::Upload => None,
         };
+        Ok(backend.is_some_and(|b| self.serves(&b)))
+    }
+
+    async fn perform_export(&self, ev: &RecordedEvent) -> Result<Step, LogError> {
+        let Ok(image_id) = Uuid::parse_str(ev.stream_id.trim_start_matches("image-")) else {
+            return Ok(Step::Done);
+        };
+        let Some(mut img) = self.export_image(ev).await? else {
+            return Ok(Step::Done);
+        };
+        if !self.serves_source(&img.source).await? {
+            // The bytes are on another executor's backend: it exports them.
+            return Ok(Step::Done);
+        }
+        let saving = |i: &domain::image::Image| {
+            matches!(i.status, ImageStatus::Queued | ImageStatus::Saving)
+        };
+        let mut held = None;
+        if saving(&img) {
+            match self.claim(ev).await? {
+                Claimed::Unleased => {}
+                Claimed::Busy(d) => return Ok(Step::Busy(d)),
+                Claimed::Held(h) => match self.export_image(ev).await? {
+                    Some(again) => {
+                        img = again;
+                        held = Some(h);
+                    }
+                    None => return Ok(Step::Done),
+                },
+            }
+        }
         let volume = match &img.source {
             ImageSource::Volume { volume_id } => Some(*volume_id),
             _ => None,
@@ -647,16 +903,20 @@ impl Executor {
             id: vol,
             command: VolumeOutcome::EndUpload { image_id },
         };
-        if matches!(img.status, ImageStatus::Queued | ImageStatus::Saving) {
+        if saving(&img) {
             let start = OutcomeCommand::Image {
                 id: image_id,
                 command: ImageOutcome::StartWork,
             };
-            self.record(vec![start], ev, false).await?;
+            if self.record(vec![start], ev, false, held.as_ref()).await?
+                == worklog::Applied::LeaseLost
+            {
+                return Ok(Step::Done);
+            }
             let what = match &img.source {
                 ImageSource::Volume { volume_id } => backend::Bytes::Volume(*volume_id),
                 ImageSource::Snapshot { snapshot_id } => backend::Bytes::Snapshot(*snapshot_id),
-                ImageSource::Upload => return Ok(()),
+                ImageSource::Upload => return Ok(Step::Done),
             };
             let storage = self.backend.clone();
             let images = self.images.clone();
@@ -687,12 +947,13 @@ impl Executor {
                 command: cmd,
             }];
             commands.extend(volume.map(end_upload));
-            self.record(commands, ev, true).await?;
+            self.record(commands, ev, true, held.as_ref()).await?;
         } else if let Some(vol) = volume {
-            // The image ended before a crash; make sure the volume did too.
-            self.record(vec![end_upload(vol)], ev, false).await?;
+            // The image ended before a crash; make sure the volume did too
+            // (EndUpload decides nothing on a volume that is not uploading).
+            self.record(vec![end_upload(vol)], ev, false, None).await?;
         }
-        Ok(())
+        Ok(Step::Done)
     }
 
     async fn delete_image(&self, ev: &RecordedEvent) -> Result<(), LogError> {
@@ -871,6 +1132,39 @@ enum Done {
     Handled,
     /// The step failed; retry or give up.
     Failed(String),
+    /// Another executor holds the item's lease: look again after this
+    /// long (not an attempt: nothing failed).
+    Busy(Duration),
+}
+
+/// What one step did.
+#[derive(Debug)]
+enum Step {
+    /// The item is handled (its outcome recorded, or nothing to do here).
+    Done,
+    /// Another executor's lease is live: look again after this long.
+    Busy(Duration),
+}
+
+/// The answer to `Executor::claim`.
+enum Claimed {
+    /// This executor works without leases (the only one on its backend).
+    Unleased,
+    Held(Held),
+    Busy(Duration),
+}
+
+/// A lease this executor holds during a step; renewed in the background
+/// until dropped.
+struct Held {
+    lease: worklog::LeaseRef,
+    renewer: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.renewer.abort();
+    }
 }
 
 /// Runs work items: reads the log after the low-water mark, queues items
@@ -1131,11 +1425,14 @@ impl Dispatcher {
                         attempt - 1
                     );
                     tracing::error!(%reason, "poisoned work item recorded as failed");
-                    exec.give_up(&ev, work, reason).await;
-                    return (pos, Done::Handled);
+                    return match exec.give_up(&ev, work, reason).await {
+                        Step::Done => (pos, Done::Handled),
+                        Step::Busy(d) => (pos, Done::Busy(d)),
+                    };
                 }
                 match exec.step(&ev, work).await {
-                    Ok(()) => (pos, Done::Handled),
+                    Ok(Step::Done) => (pos, Done::Handled),
+                    Ok(Step::Busy(d)) => (pos, Done::Busy(d)),
                     Err(e) => (pos, Done::Failed(e.to_string())),
                 }
             };
@@ -1146,6 +1443,7 @@ impl Dispatcher {
                 let outcome = match out.1 {
                     Done::Handled => "handled",
                     Done::Failed(_) => "failed",
+                    Done::Busy(_) => "busy",
                 };
                 metrics::histogram!("blockledger_executor_step_seconds", "kind" => kind, "outcome" => outcome)
                     .record(started.elapsed().as_secs_f64());
@@ -1164,6 +1462,17 @@ impl Dispatcher {
     fn finished(&mut self, pos: u64, done: Done) {
         self.running_long.remove(&pos);
         match done {
+            Done::Busy(delay) => {
+                // Not an attempt: the item waits, holding its keys, and
+                // runs again as if for the first time.
+                if let Some(item) = self.items.get_mut(&pos) {
+                    item.attempts = item.attempts.saturating_sub(1);
+                }
+                self.timers.spawn(async move {
+                    tokio::time::sleep(delay).await;
+                    pos
+                });
+            }
             Done::Handled => {
                 self.items.remove(&pos);
                 self.exec.tracker.lock().outstanding.remove(&pos);

@@ -242,8 +242,13 @@ impl LowWater {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "result", rename_all = "snake_case")]
 pub enum Claim {
-    /// The claimer holds the lease until `expires_ms`.
-    Granted { expires_ms: u64 },
+    /// The claimer holds the lease until `expires_ms`; `previous` held it
+    /// before and never released it (it died or stalled mid-item, or it
+    /// is the claimer itself, restarted).
+    Granted {
+        expires_ms: u64,
+        previous: Option<String>,
+    },
     /// Another holder's lease is live until `expires_ms`.
     Busy { holder: String, expires_ms: u64 },
 }
@@ -293,6 +298,14 @@ pub trait WorkLog: Send + Sync + 'static {
         holder: &'a str,
         ttl: Duration,
     ) -> BoxFut<'a, Result<Claim, LogError>>;
+    /// Renews `holder`'s lease on `item` for `ttl`; false if it is not
+    /// the holder's any more.
+    fn renew<'a>(
+        &'a self,
+        item: u64,
+        holder: &'a str,
+        ttl: Duration,
+    ) -> BoxFut<'a, Result<bool, LogError>>;
 }
 
 /// Milliseconds since the Unix epoch: the clock leases are judged by.
@@ -319,20 +332,43 @@ pub fn claim_lease(
         now_ms,
         ttl_ms: ttl.as_millis() as u64,
     };
+    let (before, _) = tx.load::<LeaseAggregate>(&id)?;
     match tx.decide::<LeaseAggregate>(&id, cmd, metadata)? {
         Ok(d) => {
             tx.commit(vec![d])?;
             Ok(Claim::Granted {
                 expires_ms: now_ms + ttl.as_millis() as u64,
+                previous: before.holder,
             })
         }
-        Err(_) => {
-            let (state, _) = tx.load::<LeaseAggregate>(&id)?;
-            Ok(Claim::Busy {
-                holder: state.holder.unwrap_or_default(),
-                expires_ms: state.expires_ms,
-            })
+        Err(_) => Ok(Claim::Busy {
+            holder: before.holder.unwrap_or_default(),
+            expires_ms: before.expires_ms,
+        }),
+    }
+}
+
+/// Renews a lease inside a write transaction; false if `holder` does not
+/// hold it any more (nothing recorded).
+pub fn renew_lease(
+    tx: &mut WriteTx<'_>,
+    item: u64,
+    holder: &str,
+    ttl: Duration,
+    now_ms: u64,
+    metadata: &serde_json::Value,
+) -> Result<bool, StoreError> {
+    let cmd = LeaseCommand::Renew {
+        holder: holder.to_string(),
+        now_ms,
+        ttl_ms: ttl.as_millis() as u64,
+    };
+    match tx.decide::<LeaseAggregate>(&item.to_string(), cmd, metadata)? {
+        Ok(d) => {
+            tx.commit(vec![d])?;
+            Ok(true)
         }
+        Err(_) => Ok(false),
     }
 }
 
@@ -436,6 +472,22 @@ impl WorkLog for LocalLog {
             Ok(self
                 .store
                 .write(move |tx| claim_lease(tx, item, &holder, ttl, now_ms(), &meta))
+                .await?)
+        })
+    }
+
+    fn renew<'a>(
+        &'a self,
+        item: u64,
+        holder: &'a str,
+        ttl: Duration,
+    ) -> BoxFut<'a, Result<bool, LogError>> {
+        let holder = holder.to_string();
+        Box::pin(async move {
+            let meta = serde_json::json!({ "actor": "executor" });
+            Ok(self
+                .store
+                .write(move |tx| renew_lease(tx, item, &holder, ttl, now_ms(), &meta))
                 .await?)
         })
     }

@@ -836,3 +836,133 @@ async fn every_step_run_twice_ends_as_if_run_once() {
         env.shutdown().await;
     }
 }
+
+/// An executor of a backend served by several (issue 16): its own
+/// checkpoint, and leases on its work items.
+fn leased(name: &str) -> ExecutorConfig {
+    ExecutorConfig {
+        checkpoint: format!("executor-{name}"),
+        lease: Some(executor::LeaseConfig {
+            holder: name.into(),
+            ttl: Duration::from_millis(600),
+        }),
+        ..config(4)
+    }
+}
+
+/// Two executors under leases on one log and one storage: every item's
+/// outcome is recorded once; when the one working on an item dies (its
+/// task aborted mid-step: no outcome, no more renewals), the other takes
+/// the item over once the lease expires and finishes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leased_executors_record_each_outcome_once_and_take_over_a_dead_ones_item() {
+    let mut env = Env::stopped(leased("a"), "raw", false);
+    let images = Arc::new(ImageStore::open(env.tmp.path()).unwrap());
+    let b = Executor::with_config(env.store.clone(), env.gate.clone(), images, leased("b"));
+    let (stop_b, rx_b) = watch::channel(false);
+    let stuck = Uuid::new_v4();
+    env.gate.hold(stuck);
+    let quick: Vec<Uuid> = (0..20).map(|_| Uuid::new_v4()).collect();
+    let mut evs = vec![create(stuck)];
+    evs.extend(quick.iter().map(|q| create(*q)));
+    env.append(evs).await;
+    env.start();
+    let mut task_b = Some(tokio::spawn(b.run(rx_b)));
+
+    env.wait("the quick creates", |e| {
+        quick
+            .iter()
+            .all(|q| e.status(*q) == Some(VolumeStatus::Available))
+    })
+    .await;
+    env.wait("the stuck create started", |e| {
+        e.gate
+            .ops()
+            .iter()
+            .any(|o| o.start && o.ids.contains(&stuck))
+    })
+    .await;
+    // Who holds it: the lease stream of the item (its request's position).
+    let pos = env.store.read_stream(&stream("volume", stuck)).unwrap()[0].position;
+    let lease_events = |env: &Env| env.store.read_stream(&format!("lease-{pos}")).unwrap();
+    let holder = lease_events(&env)[0].data["holder"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Kill the holder mid-step.
+    let dead = if holder == "a" {
+        env.task.take()
+    } else {
+        task_b.take()
+    };
+    let dead = dead.unwrap();
+    dead.abort();
+    let _ = dead.await;
+    env.wait("the survivor took the item over", |e| {
+        lease_events(e)
+            .iter()
+            .any(|ev| ev.event_type == "LeaseClaimed" && ev.data["holder"] != holder.as_str())
+    })
+    .await;
+    env.gate.release();
+    env.wait("the stuck create finished", |e| {
+        e.status(stuck) == Some(VolumeStatus::Available)
+    })
+    .await;
+
+    // One outcome per item, whoever did it.
+    for id in quick.iter().chain([&stuck]) {
+        let allocated = env
+            .store
+            .read_stream(&stream("volume", *id))
+            .unwrap()
+            .iter()
+            .filter(|e| e.event_type == "VolumeAllocated")
+            .count();
+        assert_eq!(allocated, 1, "volume {id}");
+    }
+    let last = lease_events(&env).last().unwrap().clone();
+    assert_eq!(
+        last.event_type, "LeaseReleased",
+        "released with the outcome"
+    );
+    assert_ne!(last.data["holder"], holder.as_str());
+
+    if let Some(t) = task_b.take() {
+        let _ = stop_b.send(true);
+        t.await.unwrap();
+    }
+    env.shutdown().await;
+}
+
+/// `ExecutorConfig::serves`: work on a volume recorded on another backend
+/// is skipped, not failed; the checkpoint passes it all the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_executor_skips_the_work_of_backends_it_does_not_serve() {
+    let env = Env::new(ExecutorConfig {
+        serves: Some(["near".to_string()].into()),
+        ..config(4)
+    });
+    let on = |id: Uuid, backend: &str| {
+        let (s, mut ev) = create(id);
+        ev["data"]["backend"] = json!(backend);
+        (s, ev)
+    };
+    let (near, far) = (Uuid::new_v4(), Uuid::new_v4());
+    env.append(vec![on(far, "far"), on(near, "near")]).await;
+    env.wait("the near volume", |e| {
+        e.status(near) == Some(VolumeStatus::Available)
+    })
+    .await;
+    let head = env.store.head().unwrap();
+    env.wait("the checkpoint past both", |e| {
+        e.store.checkpoint("executor").unwrap() >= head
+    })
+    .await;
+    assert_eq!(env.status(far), Some(VolumeStatus::Creating), "not failed");
+    assert!(
+        env.gate.ops().iter().all(|o| !o.ids.contains(&far)),
+        "no disk work for another backend's volume"
+    );
+    env.shutdown().await;
+}

@@ -10,6 +10,7 @@ use eventstore::rusqlite::{self, types::ValueRef, Connection, OptionalExtension}
 use eventstore::InlineProjection;
 
 pub mod attachments;
+pub mod backends;
 pub mod groups;
 pub mod idempotency;
 pub mod identity;
@@ -44,6 +45,7 @@ pub fn all() -> Vec<Arc<dyn InlineProjection>> {
         // After jobs: a failed work's request is the job's.
         Arc::new(messages::MessagesProjection),
         Arc::new(groups::GroupsProjection),
+        Arc::new(backends::BackendsProjection),
     ]
 }
 

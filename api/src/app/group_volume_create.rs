@@ -4,11 +4,10 @@
 //! admits only a volume of one of its volume types (the domain's rule).
 
 use domain::group::{GroupAggregate, GroupCommand};
-use domain::{VolumeAggregate, VolumeCommand};
 use uuid::Uuid;
 
 use super::group_queries::group;
-use super::volume_create::{command, precheck, CreateVolumeRequest};
+use super::volume_create::{command, create_and_schedule, precheck, CreateVolumeRequest};
 use super::{App, AppError, Caller, RequestMeta};
 
 pub async fn create(
@@ -35,7 +34,8 @@ pub async fn create(
             Some(_) => projections::volume_types::by_name(tx.conn(), &cmd.volume_type)?
                 .and_then(|t| Uuid::parse_str(&t.id).ok()),
         };
-        tx.execute::<VolumeAggregate>(&id.to_string(), VolumeCommand::Create(Box::new(cmd)))?;
+        // Placed as any create (the group's types name their backends).
+        create_and_schedule(tx, &a, cmd)?;
         tx.execute::<GroupAggregate>(
             &g.id,
             GroupCommand::AddCreated {

@@ -13,6 +13,7 @@ pub mod attachment_create;
 pub mod attachment_delete;
 pub mod attachment_read;
 pub mod attachment_update;
+pub mod backends;
 pub mod events;
 pub mod group_actions;
 pub mod group_create;
@@ -49,6 +50,7 @@ pub mod volume_reimage;
 pub mod volume_retype;
 pub mod volume_revert;
 pub mod volume_types;
+pub mod work_lease;
 
 pub use outcome::{await_outcome, Outcome};
 

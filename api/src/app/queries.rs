@@ -150,12 +150,12 @@ pub async fn quota_class(
         .await
 }
 
-/// Per project, the volumes and snapshots of one volume type.
-pub async fn usage_of_type(
+/// Per project, the volumes on one backend and their snapshots.
+pub async fn usage_of_backend(
     app: &App,
-    volume_type: String,
+    backend: String,
 ) -> Result<Vec<projections::quotas::TypeUsage>, AppError> {
-    app.read(move |c| projections::quotas::usage_of_type(c, &volume_type))
+    app.read(move |c| projections::backends::usage_of_backend(c, &backend))
         .await
 }
 

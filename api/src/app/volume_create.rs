@@ -176,19 +176,47 @@ pub(crate) fn command(
     })
 }
 
-/// Creates volume `cmd` and schedules it: when no backend's capabilities
-/// meet its type's extra specs (`domain::scheduler`), the create still
-/// stands and fails in the same transaction, as Cinder's scheduler fails
-/// it after accepting the request (the user message says why).
-fn create_and_schedule(tx: &mut Tx<'_, '_>, app: &App, cmd: CreateVolume) -> Result<(), AppError> {
+/// Creates volume `cmd` and schedules it (`domain::scheduler`) among the
+/// registered backends of the backends view: a clone on its source's
+/// backend, any other volume on the backend its type's
+/// `volume_backend_name` names, or by the type's old rule
+/// (`catalog::backend_of`) when it names none; the backend must meet the
+/// type's extra specs and have room for the size. When none can, the
+/// create still stands, on the type's old backend, and fails in the same
+/// transaction, as Cinder's scheduler fails it after accepting the
+/// request (the user message says why).
+pub(crate) fn create_and_schedule(
+    tx: &mut Tx<'_, '_>,
+    app: &App,
+    mut cmd: CreateVolume,
+) -> Result<(), AppError> {
     let id = cmd.volume_id.to_string();
     let specs = projections::volume_types::by_name(tx.conn(), &cmd.volume_type)?
         .map(|t| t.extra_specs)
         .unwrap_or_default();
+    let backends = projections::backends::list(tx.conn())?;
+    let ratio = app.catalog.max_over_subscription_ratio;
+    let offers: Vec<_> = backends.iter().map(|b| b.offer(ratio)).collect();
+    let placed = match &cmd.source {
+        Some(CreateSource::Volume(v)) => {
+            domain::scheduler::admit_clone(&v.backend, &offers, cmd.size).map(|_| None)
+        }
+        Some(CreateSource::Snapshot(s)) => {
+            domain::scheduler::admit_clone(&s.backend, &offers, cmd.size).map(|_| None)
+        }
+        _ => domain::scheduler::choose(
+            &specs,
+            domain::catalog::backend_of(&cmd.volume_type),
+            &offers,
+            cmd.size,
+        )
+        .map(|b| Some(b.to_string())),
+    };
+    // A failed placement records the old rule's backend (None): one an
+    // executor serves, so the failed volume can still be deleted.
+    cmd.backend = placed.clone().unwrap_or(None);
     tx.execute::<VolumeAggregate>(&id, VolumeCommand::Create(Box::new(cmd)))?;
-    // The backends are the configured ones, as get_pools lists them.
-    let backends = app.catalog.types.iter().map(|t| t.name.as_str());
-    if let Err(reason) = domain::scheduler::place(&specs, backends) {
+    if let Err(reason) = placed {
         tx.execute::<VolumeAggregate>(
             &id,
             VolumeCommand::FailWork {

@@ -40,18 +40,32 @@ pub async fn retype(
                 None => None,
             })
         };
-        let migration_needed = if backend_of(&v.volume_type) != backend_of(&to.name) {
-            Some(format!(
-                "type {} lives on backend {}, the volume on {}",
-                to.name,
-                backend_of(&to.name),
-                backend_of(&v.volume_type)
-            ))
-        } else if encryption(from.as_ref())? != encryption(Some(&to))? {
-            Some("the types' encryption differs".to_string())
-        } else {
-            None
+        // The volume stays on its backend: the new type must place there
+        // (the backend its `volume_backend_name` names, or its old rule's).
+        // Only the placement keys are judged, as before backends were data.
+        let placement: std::collections::BTreeMap<String, String> = to
+            .extra_specs
+            .iter()
+            .filter(|(k, _)| k.ends_with("volume_backend_name"))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let here = domain::scheduler::Offer {
+            name: &v.backend,
+            storage_protocol: domain::scheduler::STORAGE_PROTOCOL,
+            free_bytes: None,
+            over_subscription: None,
         };
+        let migration_needed =
+            if domain::scheduler::choose(&placement, backend_of(&to.name), &[here], 0).is_err() {
+                Some(format!(
+                    "type {} does not place volumes on backend {}, the volume's",
+                    to.name, v.backend
+                ))
+            } else if encryption(from.as_ref())? != encryption(Some(&to))? {
+                Some("the types' encryption differs".to_string())
+            } else {
+                None
+            };
         let quota = tx.headroom(&v.project_id)?;
         tx.execute::<VolumeAggregate>(
             &volume_id.to_string(),

@@ -4,12 +4,12 @@
 //! service list`, `cinder get-pools` read them).
 //!
 //! What they describe: one host (`blockledger`) running a scheduler and,
-//! per volume type, a volume backend `blockledger@<type>` (the types'
-//! `extra_specs.volume_backend_name` already name the type), whose pools
-//! are the availability zones: `blockledger@<type>#<zone>`, the name a
-//! volume's `os-vol-host-attr:host` carries on `/v3`. The executor runs in
-//! this process, so when this answers every service is up. Capacity is the
-//! file system the volumes live on.
+//! per registered backend (issue 16: the backends view; the seed types'
+//! SSD, SAS and SATA first, then every `--storage` and remote executor's),
+//! a volume backend `blockledger@<backend>`, whose pools are the
+//! availability zones: `blockledger@<backend>#<zone>`, the name a volume's
+//! `os-vol-host-attr:host` carries on `/v3`. Capacity is each backend's
+//! last report; a backend that has not reported is `down` (3.49).
 
 use std::collections::HashMap;
 
@@ -28,6 +28,7 @@ use crate::app::queries;
 use crate::parse::query;
 use crate::render::{cinder_time, pool_name, HOST};
 use crate::{input, ApiError, AppState, Ctx, Problem, Reason};
+use projections::backends::BackendRow;
 
 type Reply = Result<Response, ApiError>;
 
@@ -52,7 +53,6 @@ const VOLUME: &str = "cinder-volume";
 /// The scheduler judges a type's extra specs against these (one source).
 const VENDOR: &str = domain::scheduler::VENDOR_NAME;
 const DRIVER_VERSION: &str = env!("CARGO_PKG_VERSION");
-const PROTOCOL: &str = domain::scheduler::STORAGE_PROTOCOL;
 
 fn admin_only(ctx: &Ctx) -> Result<(), ApiError> {
     if ctx.is_admin {
@@ -62,27 +62,34 @@ fn admin_only(ctx: &Ctx) -> Result<(), ApiError> {
     }
 }
 
-/// One service: (binary, host, zone).
-pub(crate) fn all_services(state: &AppState) -> Vec<(&'static str, String, String)> {
+/// Every registered backend (the backends view).
+pub(crate) async fn backends(state: &AppState, ctx: &Ctx) -> Result<Vec<BackendRow>, ApiError> {
+    crate::app::backends::list(&state.app())
+        .await
+        .map_err(|e| ctx.err(e))
+}
+
+/// One service: (binary, host, zone): the scheduler, and a volume service
+/// per backend.
+pub(crate) fn all_services(
+    state: &AppState,
+    backends: &[BackendRow],
+) -> Vec<(&'static str, String, String)> {
     let zone = state.catalog.default_zone().to_string();
     let mut out = vec![(SCHEDULER, HOST.to_string(), zone.clone())];
-    for t in &state.catalog.types {
-        out.push((VOLUME, backend_host(&t.name), zone.clone()));
+    for b in backends {
+        out.push((VOLUME, backend_host(&b.name), zone.clone()));
     }
     out
 }
 
-fn backend_host(volume_type: &str) -> String {
-    format!("{HOST}@{volume_type}")
+fn backend_host(backend: &str) -> String {
+    format!("{HOST}@{backend}")
 }
 
-/// The volume type whose backend is `host` (`blockledger@<type>`).
-fn backend_type<'a>(state: &'a AppState, host: &str) -> Option<&'a domain::catalog::VolumeType> {
-    state
-        .catalog
-        .types
-        .iter()
-        .find(|t| backend_host(&t.name) == host)
+/// The backend whose host is `host` (`blockledger@<backend>`).
+fn backend_at<'a>(backends: &'a [BackendRow], host: &str) -> Option<&'a BackendRow> {
+    backends.iter().find(|b| backend_host(&b.name) == host)
 }
 
 /// The host part of `host[@backend[#pool]]`.
@@ -103,8 +110,8 @@ async fn services(
     admin_only(&ctx)?;
     let q = query(&ctx, q)?;
     let now = cinder_time(&Utc::now());
-    let backend_up = (state.capacity)().is_some();
-    let list: Vec<Value> = all_services(&state)
+    let backends = backends(&state, &ctx).await?;
+    let list: Vec<Value> = all_services(&state, &backends)
         .into_iter()
         .filter(|(_, host, _)| {
             q.get("host")
@@ -126,10 +133,13 @@ async fn services(
                 s["cluster"] = json!(super::clusters::cluster_of(&host));
             }
             // 3.49: a volume service's backend state, as its pools report
-            // it: up while the file system its volumes live on answers
-            // (the capacity the pools show), down when it does not.
+            // it: up once its server reported the capacity the pools show,
+            // down while it has not.
             if binary == VOLUME && ctx.at_least(crate::microversion::BACKEND_STATE_REPORT) {
-                s["backend_state"] = json!(if backend_up { "up" } else { "down" });
+                let up = backends
+                    .iter()
+                    .any(|b| backend_host(&b.name) == host && b.total_bytes.is_some());
+                s["backend_state"] = json!(if up { "up" } else { "down" });
             }
             s
         })
@@ -151,14 +161,15 @@ async fn service_action(
     let action = p.get("action").cloned().unwrap_or_default();
     let obj = input::json_object(&body).map_err(|e| ctx.err(e))?;
     let host = input::opt_str(&obj, "host").map_err(|e| ctx.err(e))?;
-    let known = all_services(&state);
+    let backends = backends(&state, &ctx).await?;
+    let known = all_services(&state, &backends);
     let host_known = |h: &str| known.iter().any(|(_, s, _)| s == h || host_part(s) == h);
     let bad = |m: String| ctx.err(DomainError::invalid("host", FieldReason::Invalid, m));
     match action.as_str() {
         // 3.32 (a17): every binary runs in this process and logs through
         // one filter (api::log_levels): a level set for one is set for all.
         "set-log" | "get-log" if ctx.at_least(crate::microversion::LOG_LEVEL) => {
-            log_action(&state, &ctx, &action, &obj)
+            log_action(&known, &ctx, &action, &obj)
         }
         "freeze" | "thaw" => {
             let h = host.unwrap_or_default();
@@ -214,7 +225,7 @@ const LOG_BINARIES: [&str; 4] = [
 /// and `get-log`, as Cinder's `_log_params_binaries_services` picks the
 /// services: an empty or `*` binary is every one, `cinder-api` this API.
 fn log_action(
-    state: &AppState,
+    services: &[(&'static str, String, String)],
     ctx: &Ctx,
     action: &str,
     obj: &serde_json::Map<String, Value>,
@@ -247,9 +258,9 @@ fn log_action(
     if binaries.contains(&"cinder-api") && server.as_deref().is_none_or(|s| s == HOST) {
         targets.push(("cinder-api".into(), HOST.into()));
     }
-    for (b, h, _) in all_services(state) {
-        if binaries.contains(&b) && server.as_deref().is_none_or(|s| s == h) {
-            targets.push((b.into(), h));
+    for (b, h, _) in services {
+        if binaries.contains(b) && server.as_deref().is_none_or(|s| s == h) {
+            targets.push((b.to_string(), h.clone()));
         }
     }
     if action == "set-log" {
@@ -279,7 +290,8 @@ fn log_action(
 async fn hosts(State(state): State<AppState>, ctx: Ctx) -> Reply {
     admin_only(&ctx)?;
     let now = cinder_time(&Utc::now());
-    let list: Vec<Value> = all_services(&state)
+    let backends = backends(&state, &ctx).await?;
+    let list: Vec<Value> = all_services(&state, &backends)
         .into_iter()
         .map(|(binary, host, zone)| {
             json!({
@@ -304,10 +316,11 @@ async fn host_show(
 ) -> Reply {
     admin_only(&ctx)?;
     let host = p.get("host").cloned().unwrap_or_default();
-    let Some(t) = backend_type(&state, &host) else {
+    let backends = backends(&state, &ctx).await?;
+    let Some(b) = backend_at(&backends, &host) else {
         return Err(not_found(&ctx, format!("Host {host} could not be found.")));
     };
-    let usage = queries::usage_of_type(&state.app(), t.name.clone())
+    let usage = queries::usage_of_backend(&state.app(), b.name.clone())
         .await
         .map_err(|e| ctx.err(e))?;
     let row = |project: &str, vols: i64, vgb: i64, snaps: i64, sgb: i64| {
@@ -341,23 +354,24 @@ async fn host_show(
     Ok(Json(json!({ "host": out })).into_response())
 }
 
-/// A backend's capabilities as a pool reports them.
-fn pool_capabilities(state: &AppState, volume_type: &str) -> Value {
+/// A backend's capabilities as a pool reports them: capacity as its
+/// server last reported it (Cinder's `unknown` before the first report).
+fn pool_capabilities(b: &BackendRow) -> Value {
     let gib = |b: u64| (b as f64 / (1u64 << 30) as f64 * 100.0).floor() / 100.0;
-    let (total, free) = match (state.capacity)() {
-        Some((t, f)) => (json!(gib(t)), json!(gib(f))),
-        None => (json!("unknown"), json!("unknown")),
+    let (total, free) = match (b.total_bytes, b.free_bytes) {
+        (Some(t), Some(f)) => (json!(gib(t)), json!(gib(f))),
+        _ => (json!("unknown"), json!("unknown")),
     };
     json!({
-        "volume_backend_name": volume_type,
+        "volume_backend_name": b.name,
         "vendor_name": VENDOR,
         "driver_version": DRIVER_VERSION,
-        "storage_protocol": PROTOCOL,
+        "storage_protocol": b.storage_protocol,
         "total_capacity_gb": total,
         "free_capacity_gb": free,
         "reserved_percentage": 0,
         "QoS_support": false,
-        "timestamp": cinder_time(&Utc::now()),
+        "timestamp": cinder_time(&b.reported_at.unwrap_or_else(Utc::now)),
     })
 }
 
@@ -374,11 +388,11 @@ async fn pools(
         .is_some_and(|d| matches!(d.to_ascii_lowercase().as_str(), "true" | "1" | "yes"));
     let filters = super::pools::filters(&state, &ctx, &q).await?;
     let mut list = Vec::new();
-    for t in &state.catalog.types {
+    for b in backends(&state, &ctx).await? {
         for zone in &state.catalog.zones {
-            let name = pool_name(zone, &t.name);
-            let caps = pool_capabilities(&state, &t.name);
-            if !filters.keeps(&name, &t.name, &caps) {
+            let name = pool_name(zone, &b.name);
+            let caps = pool_capabilities(&b);
+            if !filters.keeps(state.catalog.max_over_subscription_ratio, &name, &b, &caps) {
                 continue;
             }
             let mut pool = json!({ "name": name });
@@ -401,16 +415,22 @@ async fn capabilities(
     admin_only(&ctx)?;
     let raw = p.get("host").cloned().unwrap_or_default();
     let host = raw.split('#').next().unwrap_or_default();
-    let Some(t) = backend_type(&state, host) else {
+    let backends = backends(&state, &ctx).await?;
+    let Some(b) = backend_at(&backends, host) else {
         return Err(not_found(&ctx, format!("Host {raw} could not be found.")));
+    };
+    let thin = if b.kind == "rbd" {
+        "Volumes are thin RBD images."
+    } else {
+        "Volumes are sparse qcow2 or raw files."
     };
     Ok(Json(json!({
         "namespace": format!("OS::Storage::Capabilities::{host}"),
         "vendor_name": VENDOR,
-        "volume_backend_name": t.name,
+        "volume_backend_name": b.name,
         "pool_name": null,
         "driver_version": DRIVER_VERSION,
-        "storage_protocol": PROTOCOL,
+        "storage_protocol": b.storage_protocol,
         "display_name": null,
         "description": null,
         "visibility": null,
@@ -418,7 +438,7 @@ async fn capabilities(
         "properties": {
             "thin_provisioning": {
                 "title": "Thin Provisioning",
-                "description": "Volumes are sparse qcow2 or raw files.",
+                "description": thin,
                 "type": "boolean"
             }
         },

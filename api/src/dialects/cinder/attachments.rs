@@ -125,7 +125,34 @@ fn summary(a: &AttachmentView) -> Value {
     json!({"id": a.id, "status": a.status, "instance": a.instance, "volume_id": a.volume_id})
 }
 
-fn detail_view(state: &AppState, a: &AttachmentView) -> Value {
+/// The connection info of the volumes of `rows` that are connected, by
+/// volume (their backends' registered templates).
+async fn connections(
+    state: &AppState,
+    ctx: &Ctx,
+    rows: &[&AttachmentView],
+) -> Result<HashMap<Uuid, Value>, ApiError> {
+    let ids: Vec<Uuid> = rows
+        .iter()
+        .filter(|a| a.connected)
+        .filter_map(|a| Uuid::parse_str(&a.volume_id).ok())
+        .collect();
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    crate::app::backends::connection_info(&state.app(), ids)
+        .await
+        .map_err(|e| ctx.err(e))
+}
+
+async fn detail_one(state: &AppState, ctx: &Ctx, a: &AttachmentView) -> Result<Value, ApiError> {
+    let c = connections(state, ctx, &[a]).await?;
+    Ok(detail_view(&c, a))
+}
+
+/// Cinder's attachment `connection_info`: the connector's data with the
+/// driver type and the attachment's own keys beside it.
+fn detail_view(connections: &HashMap<Uuid, Value>, a: &AttachmentView) -> Value {
     let mut v = summary(a);
     v["attached_at"] = json!(a
         .attached_at
@@ -135,21 +162,25 @@ fn detail_view(state: &AppState, a: &AttachmentView) -> Value {
     // Nothing here detaches a record and keeps it: a deleted one is gone.
     v["detached_at"] = json!("");
     v["attach_mode"] = json!(a.attach_mode);
-    v["connection_info"] = match Uuid::parse_str(&a.volume_id) {
-        Ok(vid) if a.connected => {
-            let c = (state.connector)(vid);
-            json!({
-                "driver_volume_type": "local",
-                "device_path": c.device_path,
-                "format": c.format,
-                "volume_id": a.volume_id,
-                "attachment_id": a.id,
-                "access_mode": a.attach_mode,
-                "encrypted": false,
-                "qos_specs": null,
-            })
+    let info = Uuid::parse_str(&a.volume_id)
+        .ok()
+        .filter(|_| a.connected)
+        .and_then(|vid| connections.get(&vid));
+    v["connection_info"] = match info {
+        Some(info) => {
+            let mut c = info["data"].as_object().cloned().unwrap_or_default();
+            c.insert(
+                "driver_volume_type".into(),
+                info["driver_volume_type"].clone(),
+            );
+            c.insert("volume_id".into(), json!(a.volume_id));
+            c.insert("attachment_id".into(), json!(a.id));
+            c.insert("access_mode".into(), json!(a.attach_mode));
+            c.insert("encrypted".into(), json!(false));
+            c.insert("qos_specs".into(), Value::Null);
+            Value::Object(c)
         }
-        _ => json!({}),
+        None => json!({}),
     };
     v
 }
@@ -226,7 +257,7 @@ async fn create(State(state): State<AppState>, ctx: Ctx, body: Bytes) -> Reply {
     let a = attachment_read::get(&app, &caller, id)
         .await
         .map_err(|e| ctx.err(e))?;
-    Ok(Json(json!({"attachment": detail_view(&state, &a)})).into_response())
+    Ok(Json(json!({"attachment": detail_one(&state, &ctx, &a).await?})).into_response())
 }
 
 async fn update(
@@ -263,7 +294,7 @@ async fn update(
     let a = attachment_read::get(&app, &caller, id)
         .await
         .map_err(|e| ctx.err(e))?;
-    Ok(Json(json!({"attachment": detail_view(&state, &a)})).into_response())
+    Ok(Json(json!({"attachment": detail_one(&state, &ctx, &a).await?})).into_response())
 }
 
 /// `POST /attachments/{id}/action` `{"os-complete": {}}` (3.44): 204.
@@ -321,7 +352,7 @@ async fn show(
     let a = attachment_read::get(&state.app(), &ctx.caller(), id)
         .await
         .map_err(|e| ctx.err(e))?;
-    Ok(Json(json!({"attachment": detail_view(&state, &a)})).into_response())
+    Ok(Json(json!({"attachment": detail_one(&state, &ctx, &a).await?})).into_response())
 }
 
 async fn list(s: State<AppState>, ctx: Ctx, q: QueryParams) -> Reply {
@@ -350,11 +381,16 @@ async fn list_page(state: AppState, ctx: Ctx, q: QueryParams, detail: bool) -> R
     let rows = attachment_read::list(&state.app(), aq)
         .await
         .map_err(|e| ctx.err(e))?;
+    let conns = if detail {
+        connections(&state, &ctx, &rows.iter().collect::<Vec<_>>()).await?
+    } else {
+        HashMap::new()
+    };
     let items: Vec<Value> = rows
         .iter()
         .map(|a| {
             if detail {
-                detail_view(&state, a)
+                detail_view(&conns, a)
             } else {
                 summary(a)
             }

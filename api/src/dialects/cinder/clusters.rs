@@ -73,7 +73,9 @@ struct Cluster {
 
 fn clusters(state: &AppState) -> Vec<Cluster> {
     let mut by: BTreeMap<(String, &'static str), Vec<String>> = BTreeMap::new();
-    for (binary, host, _) in super::admin::all_services(state) {
+    // No service is clustered (`cluster_of`), so the backends the volume
+    // services are named after need not be read.
+    for (binary, host, _) in super::admin::all_services(state, &[]) {
         if let Some(c) = cluster_of(&host) {
             by.entry((c, binary)).or_default().push(host);
         }

@@ -25,12 +25,18 @@ pub struct PoolFilters {
 impl PoolFilters {
     /// Whether pool `name` of backend `backend` with capabilities `caps`
     /// passes.
-    pub fn keeps(&self, name: &str, backend: &str, caps: &Value) -> bool {
+    pub fn keeps(
+        &self,
+        ratio: Option<f64>,
+        name: &str,
+        backend: &projections::backends::BackendRow,
+        caps: &Value,
+    ) -> bool {
         if self.name.as_deref().is_some_and(|n| n != name) {
             return false;
         }
         if let Some(specs) = &self.specs {
-            if !domain::scheduler::satisfies(specs, &domain::scheduler::capabilities(backend)) {
+            if !domain::scheduler::satisfies(specs, &backend.offer(ratio).capabilities()) {
                 return false;
             }
         }

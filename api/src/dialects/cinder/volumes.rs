@@ -536,16 +536,21 @@ async fn action(
             let body = super::upload::upload_image(&state, &ctx, id, b).await?;
             Ok((StatusCode::ACCEPTED, Json(body)).into_response())
         }
-        // Connection info for os-brick's local connector (issue 5): the
-        // absolute path of the volume's active file.
+        // Connection info as the volume's backend registered it (issue
+        // 16): os-brick's local connector for a file backend (issue 5:
+        // the absolute path of the volume's active file), its RBD
+        // connector for Ceph.
         "os-initialize_connection" => {
-            let row = visible(&state, &ctx, raw_id).await?;
-            let c = (state.connector)(id);
-            Ok(Json(json!({"connection_info": {
-                "driver_volume_type": "local",
-                "data": {"device_path": c.device_path, "format": c.format, "volume_id": row.id}
-            }}))
-            .into_response())
+            visible(&state, &ctx, raw_id).await?;
+            let info = crate::app::backends::connection_info(&state.app(), vec![id])
+                .await
+                .map_err(|e| ctx.err(e))?;
+            let Some(info) = info.get(&id) else {
+                return Err(ctx.err(crate::Problem::internal(format!(
+                    "volume {id}: its backend is not registered"
+                ))));
+            };
+            Ok(Json(json!({ "connection_info": info })).into_response())
         }
         "os-terminate_connection" => {
             visible(&state, &ctx, raw_id).await?;

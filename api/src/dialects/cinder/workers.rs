@@ -124,11 +124,7 @@ async fn cleanup(State(state): State<AppState>, ctx: Ctx, body: Bytes) -> Reply 
                 ),
             ));
         };
-        host = Some(format!(
-            "{}@{}",
-            crate::render::HOST,
-            domain::catalog::backend_of(&v.volume_type)
-        ));
+        host = Some(format!("{}@{}", crate::render::HOST, v.backend));
     }
     let binary = text("binary")?;
     let cluster = text("cluster_name")?;
@@ -136,7 +132,11 @@ async fn cleanup(State(state): State<AppState>, ctx: Ctx, body: Bytes) -> Reply 
     let want_up = obj.get("is_up").filter(|v| !v.is_null()).map(truthy);
     let want_disabled = obj.get("disabled").filter(|v| !v.is_null()).map(truthy);
     let mut cleaning = Vec::new();
-    for (i, (b, h, _)) in super::admin::all_services(&state).into_iter().enumerate() {
+    let backends = super::admin::backends(&state, &ctx).await?;
+    for (i, (b, h, _)) in super::admin::all_services(&state, &backends)
+        .into_iter()
+        .enumerate()
+    {
         let id = i as i64 + 1;
         let host_matches = host.as_deref().is_none_or(|want| {
             h == want
