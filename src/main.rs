@@ -415,15 +415,6 @@ fn serve(args: ServeArgs) -> Result<()> {
         let executor_key = args.internal.key()?;
         let nofile = raise_nofile_limit();
         storages::check_distinct(&args.storages)?;
-        // Until an executor can serve one backend only (ExecutorConfig.
-        // serves), the default executor would do every storage's work on
-        // the data dir's: refuse rather than place volumes wrongly.
-        if let Some(s) = args.storages.first() {
-            bail!(
-                "--storage {}: an executor per storage is not in this build yet",
-                s.name
-            );
-        }
         if args.backend == "qcow2"
             || args
                 .storages
@@ -485,14 +476,36 @@ fn serve(args: ServeArgs) -> Result<()> {
         if let Some(n) = args.workers {
             config.workers = n;
         }
-        let exec = executor::Executor::with_config(
+        // The default executor serves the seed backends on the data dir's
+        // storage (its checkpoint keeps its old name, so an existing data
+        // dir resumes where it was); each `--storage` has an executor of
+        // its own, serving that backend only, with its own checkpoint.
+        let mut execs = vec![executor::Executor::with_config(
             store.clone(),
             backend.clone(),
             images.clone(),
-            config,
-        );
-        let progress = exec.progress();
-        let workers = exec.config().workers;
+            executor::ExecutorConfig {
+                serves: Some(storages::names(&served[..storages::SEEDS])),
+                ..config.clone()
+            },
+        )];
+        for s in &served[storages::SEEDS..] {
+            execs.push(executor::Executor::with_config(
+                store.clone(),
+                s.storage.clone(),
+                images.clone(),
+                executor::ExecutorConfig {
+                    serves: Some(storages::names(std::slice::from_ref(s))),
+                    checkpoint: storages::checkpoint(&s.name),
+                    // The image store is shared: the default executor
+                    // removes deleted images' files, once.
+                    deletes_images: false,
+                    ..config.clone()
+                },
+            ));
+        }
+        let progress: Vec<_> = execs.iter().map(|e| e.progress()).collect();
+        let workers = config.workers;
         let (stop_tx, stop_rx) = watch::channel(false);
         // The audit index follows the log in the background (issue 14).
         tokio::spawn(api::app::events::index_in_background(
@@ -510,7 +523,10 @@ fn serve(args: ServeArgs) -> Result<()> {
             served.clone(),
             stop_rx.clone(),
         ));
-        let exec_task = tokio::spawn(exec.run(stop_rx));
+        let exec_tasks: Vec<_> = execs
+            .into_iter()
+            .map(|e| tokio::spawn(e.run(stop_rx.clone())))
+            .collect();
         // At SIGTERM or Ctrl-C the executor stops taking work at once, in
         // parallel with the HTTP drain below (which stops accepting), and a
         // backstop bounds the whole stop (issue 15).
@@ -525,8 +541,12 @@ fn serve(args: ServeArgs) -> Result<()> {
             }
         });
 
-        let progress: api::Progress =
-            Arc::new(move |id| progress.lock().ok().and_then(|m| m.get(&id).copied()));
+        // A volume's work runs on one executor: the first that knows it.
+        let progress: api::Progress = Arc::new(move |id| {
+            progress
+                .iter()
+                .find_map(|p| p.lock().ok().and_then(|m| m.get(&id).copied()))
+        });
         let (state, limits) = serving(
             &args,
             ServedBy {
@@ -557,7 +577,9 @@ fn serve(args: ServeArgs) -> Result<()> {
         // executor's drain time, then are abandoned and their helpers
         // killed; the restart redoes them from the checkpoint.
         let _ = stop_tx.send(true);
-        let _ = exec_task.await;
+        for t in exec_tasks {
+            let _ = t.await;
+        }
         store.close();
         Ok(())
     });

@@ -84,6 +84,19 @@ impl Served {
     }
 }
 
+/// How many of `served` are the seed backends (they come first).
+pub(crate) const SEEDS: usize = domain::catalog::SEED_TYPES.len();
+
+/// The names of `served`, as an executor's `serves`.
+pub(crate) fn names(served: &[Served]) -> std::collections::BTreeSet<String> {
+    served.iter().map(|s| s.name.clone()).collect()
+}
+
+/// The checkpoint of the embedded executor of `--storage NAME=…`.
+pub(crate) fn checkpoint(name: &str) -> String {
+    format!("executor-storage-{name}")
+}
+
 /// The seed backends on the data dir's storage (`--backend KIND`).
 pub(crate) fn seeds(kind: &str, storage: &Arc<dyn StorageBackend>) -> Vec<Served> {
     domain::catalog::SEED_TYPES
