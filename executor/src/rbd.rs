@@ -19,11 +19,14 @@
 //!   `rbd snap rm` moves it to the image's trash namespace, and Ceph
 //!   removes it when its last clone is removed or flattened;
 //! - a volume deleted while it still has snapshots (clones stand on them, or
-//!   the catalogue still lists them) is renamed `volume-<id>.deleted`, as
-//!   Cinder does, and removed by the collection that runs after every
-//!   delete and flatten once nothing is left on it;
+//!   the catalogue still lists them) is renamed `volume-<id>.deleted.<tag>`
+//!   (Cinder renames to `.deleted`; the tag lets a re-imaged volume keep
+//!   several), and removed by the collection that runs after every delete,
+//!   flatten and snapshot delete once nothing is left on it;
 //! - rollback is `rbd snap rollback` (done inside the OSDs, nothing read
-//!   out of the cluster), then a resize back if the volume had grown;
+//!   out of the cluster), then a resize back if the volume had grown; to a
+//!   snapshot taken before an os-reimage (on a kept image) the volume
+//!   becomes a clone of that snapshot instead;
 //! - an image's bytes go in with `rbd import` and come out with
 //!   `rbd export` through a local raw file (`crate::images`): qemu-img here
 //!   is newer than Debian's qemu rbd driver, which it cannot load.
@@ -49,15 +52,34 @@ use uuid::Uuid;
 use crate::backend::{BackendError, Bytes, RawTransfer, RbdOptions, StorageBackend};
 use crate::tool::{Class, Tool};
 
-/// Suffix of a deleted volume's image kept for what stands on it.
+/// Marks a volume's image kept for what stands on it after the volume
+/// was deleted, re-imaged or rolled back through a clone:
+/// `volume-<id>.deleted.<tag>` (a fresh tag each time, so a volume may
+/// leave several).
 const DELETED: &str = ".deleted";
 /// Suffix of an image being imported, renamed into place when complete.
 const IMPORTING: &str = ".importing";
+/// Suffix of the clone a rollback builds before it takes the volume's name.
+const ROLLBACK: &str = ".rollback";
 
 pub struct RbdBackend {
     opts: RbdOptions,
-    /// Snapshot id -> the volume whose image holds it.
-    owners: Mutex<HashMap<Uuid, Uuid>>,
+    /// Snapshot id -> the image that holds it (`volume-<vol>` or a kept
+    /// `.deleted.` one).
+    owners: Mutex<HashMap<Uuid, String>>,
+}
+
+fn is_kept(image: &str) -> bool {
+    image.contains(DELETED)
+}
+
+/// A fresh name to keep volume `vol`'s current image under.
+fn kept_name(vol: Uuid) -> String {
+    format!(
+        "{}{DELETED}.{}",
+        vol_image(vol),
+        &Uuid::new_v4().simple().to_string()[..8]
+    )
 }
 
 /// What an `rbd` failure was, from the errno it prints (`(2) No such file
@@ -138,7 +160,7 @@ impl RbdBackend {
             owners: Mutex::new(HashMap::new()),
         };
         let names = b.list_names()?;
-        for name in names.iter().filter(|n| n.ends_with(DELETED)) {
+        for name in names.iter().filter(|n| is_kept(n)) {
             b.collect(name)?;
         }
         Ok(b)
@@ -222,11 +244,13 @@ impl RbdBackend {
             .unwrap_or_default())
     }
 
-    /// The volume whose image holds snapshot `snap` (live, under its
-    /// catalogue name), from the map or, on a miss, from a fresh listing.
-    fn owner(&self, snap: Uuid) -> Result<Option<Uuid>, BackendError> {
-        if let Some(v) = self.lock().get(&snap) {
-            return Ok(Some(*v));
+    /// The image that holds snapshot `snap` (live, under its catalogue
+    /// name), from the map or, on a miss, from a fresh listing.
+    fn owner(&self, snap: Uuid, fresh: bool) -> Result<Option<String>, BackendError> {
+        if !fresh {
+            if let Some(v) = self.lock().get(&snap) {
+                return Ok(Some(v.clone()));
+            }
         }
         // `ls -l` opens every image; one removed meanwhile (by another
         // request, or another executor) fails the listing: list again.
@@ -248,38 +272,60 @@ impl RbdBackend {
             ) else {
                 continue;
             };
-            let vol = image
-                .strip_prefix("volume-")
-                .map(|r| r.strip_suffix(DELETED).unwrap_or(r))
-                .and_then(|r| r.parse::<Uuid>().ok());
             let sid = s
                 .strip_prefix("snapshot-")
                 .and_then(|r| r.parse::<Uuid>().ok());
-            if let (Some(vol), Some(sid)) = (vol, sid) {
-                map.insert(sid, vol);
+            if let Some(sid) = sid.filter(|_| image.starts_with("volume-")) {
+                map.insert(sid, image.to_string());
             }
         }
-        Ok(map.get(&snap).copied())
+        Ok(map.get(&snap).cloned())
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, Uuid>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, String>> {
         self.owners.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// `image@snapshot-<snap>` of a live (catalogue) snapshot. Its image is
     /// its volume's, under the volume's name or, once the volume was deleted
-    /// (or re-imaged), the `.deleted` one.
+    /// (or re-imaged), a kept one. A map entry gone stale (the image was
+    /// renamed since, maybe by another executor) is looked up afresh.
     fn live_snapshot(&self, snap: Uuid) -> Result<(String, Info), BackendError> {
         let missing = || BackendError::NotFound(format!("snapshot {snap}"));
-        let owner = self.owner(snap)?.ok_or_else(missing)?;
-        for image in [vol_image(owner), format!("{}{DELETED}", vol_image(owner))] {
+        for fresh in [false, true] {
+            let Some(image) = self.owner(snap, fresh)? else {
+                return Err(missing());
+            };
             let at = format!("{image}@{}", snap_name(snap));
             if let Some(info) = self.info(&at)? {
                 return Ok((at, info));
             }
+            self.lock().remove(&snap);
         }
-        self.lock().remove(&snap);
         Err(missing())
+    }
+
+    /// Keeps `image` (volume `vol`'s current one, with snapshots left on
+    /// it) under a fresh kept name, then collects it if nothing needs it.
+    fn keep(&self, vol: Uuid, image: &str) -> Result<(), BackendError> {
+        let kept = kept_name(vol);
+        match self.rbd(&["rename", &self.spec(image), &self.spec(&kept)]) {
+            Ok(_) => {}
+            Err(e) if errno_of(&e) == Errno::NotFound => return Ok(()),
+            Err(e) => return Err(e),
+        }
+        self.collect(&kept)
+    }
+
+    /// Volume `vol`'s kept images (a listing of the pool: only retries and
+    /// rollbacks through a clone need it).
+    fn kept_images(&self, vol: Uuid) -> Result<Vec<String>, BackendError> {
+        let prefix = format!("{}{DELETED}", vol_image(vol));
+        Ok(self
+            .list_names()?
+            .into_iter()
+            .filter(|n| n.starts_with(&prefix))
+            .collect())
     }
 
     /// How many parents stand under `image` (0 for a standalone image).
@@ -328,20 +374,26 @@ impl RbdBackend {
     fn collect(&self, image: &str) -> Result<(), BackendError> {
         let mut next = Some(image.to_string());
         while let Some(image) = next.take() {
-            if !image.ends_with(DELETED) {
+            if !is_kept(&image) {
                 return Ok(());
             }
             let Some(info) = self.info(&image)? else {
                 return Ok(());
             };
-            let out = self.rbd(&[
+            // Another collector (another executor, or a concurrent open)
+            // may remove it meanwhile: gone is done.
+            let out = match self.rbd(&[
                 "snap",
                 "ls",
                 "--all",
                 "--format",
                 "json",
                 &self.spec(&image),
-            ])?;
+            ]) {
+                Ok(out) => out,
+                Err(e) if errno_of(&e) == Errno::NotFound => return Ok(()),
+                Err(e) => return Err(e),
+            };
             let snaps = Self::json(&out, "rbd snap ls")?;
             if snaps.as_array().is_some_and(|a| !a.is_empty()) {
                 return Ok(());
@@ -537,24 +589,19 @@ impl StorageBackend for RbdBackend {
 
     fn delete(&self, id: Uuid) -> Result<(), BackendError> {
         let image = vol_image(id);
-        let deleted = format!("{image}{DELETED}");
         let Some(info) = self.info(&image)? else {
-            // Gone, or renamed by an earlier attempt: collect if free now.
-            return self.collect(&deleted);
+            // Gone, or kept by an earlier attempt: collect if free now.
+            for kept in self.kept_images(id)? {
+                self.collect(&kept)?;
+            }
+            return Ok(());
         };
         match self.rbd(&["rm", "--no-progress", &self.spec(&image)]) {
             Ok(_) => {}
             Err(e) if errno_of(&e) == Errno::NotFound => {}
-            Err(e) if errno_of(&e) == Errno::NotEmpty => {
-                // Snapshots are left (clones stand on them, or the catalogue
-                // still lists them): keep the image under the deleted name.
-                match self.rbd(&["rename", &self.spec(&image), &self.spec(&deleted)]) {
-                    Ok(_) => {}
-                    Err(e) if errno_of(&e) == Errno::NotFound => {}
-                    Err(e) => return Err(e),
-                }
-                return self.collect(&deleted);
-            }
+            // Snapshots are left (clones stand on them, or the catalogue
+            // still lists them): keep the image under a deleted name.
+            Err(e) if errno_of(&e) == Errno::NotEmpty => return self.keep(id, &image),
             Err(e) => return Err(e),
         }
         match info.parent {
@@ -572,7 +619,7 @@ impl StorageBackend for RbdBackend {
         if self.info(&image)?.is_none() {
             return Err(BackendError::NotFound(format!("volume {vol}")));
         }
-        self.lock().insert(snap, vol);
+        self.lock().insert(snap, image.clone());
         let at = self.spec(&format!("{image}@{}", snap_name(snap)));
         match self.rbd(&["snap", "create", "--no-progress", &at]) {
             Ok(_) => Ok(()),
@@ -581,16 +628,48 @@ impl StorageBackend for RbdBackend {
         }
     }
 
+    /// `rbd snap rollback` when the snapshot is on the volume's image (as
+    /// Cinder's revert_to_snapshot). A snapshot on an image the volume kept
+    /// (taken before an os-reimage) cannot be rolled back onto the new
+    /// image: the volume becomes a clone of it instead, built under a
+    /// temporary name, sized, and renamed into place once complete, the
+    /// current image kept for its own snapshots; a retry after a crash
+    /// between the renames takes the finished clone.
     fn rollback(&self, vol: Uuid, snap: Uuid) -> Result<(), BackendError> {
         let image = vol_image(vol);
-        let info = self
-            .info(&image)?
-            .ok_or_else(|| BackendError::NotFound(format!("volume {vol}")))?;
-        let (at, _) = self.live_snapshot(snap)?;
+        let rebuilt = format!("{image}{ROLLBACK}");
+        let Some(info) = self.info(&image)? else {
+            if self.info(&rebuilt)?.is_some() {
+                return self
+                    .rbd(&["rename", &self.spec(&rebuilt), &self.spec(&image)])
+                    .map(|_| ());
+            }
+            return Err(BackendError::NotFound(format!("volume {vol}")));
+        };
+        let (at, sinfo) = self.live_snapshot(snap)?;
         if !at.starts_with(&format!("{image}@")) {
-            return Err(BackendError::Invalid(format!(
-                "snapshot {snap} is not a snapshot of volume {vol}"
-            )));
+            let prefix = format!("{image}{DELETED}");
+            if !at.starts_with(&prefix) {
+                return Err(BackendError::Invalid(format!(
+                    "snapshot {snap} is not a snapshot of volume {vol}"
+                )));
+            }
+            self.remove_image(&rebuilt)?;
+            self.rbd(&[
+                "clone",
+                "--rbd-default-clone-format",
+                "2",
+                &self.spec(&at),
+                &self.spec(&rebuilt),
+            ])?;
+            if self.depth(&rebuilt)? > self.opts.flatten_depth {
+                self.flatten(&rebuilt)?;
+            }
+            self.grow(&rebuilt, sinfo.size, info.size)?;
+            self.keep(vol, &image)?;
+            return self
+                .rbd(&["rename", &self.spec(&rebuilt), &self.spec(&image)])
+                .map(|_| ());
         }
         self.rbd_long(&["snap", "rollback", "--no-progress", &self.spec(&at)])?;
         // Rollback sets the image to the snapshot's size; a volume grown
