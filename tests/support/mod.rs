@@ -176,6 +176,35 @@ impl Client {
     }
 }
 
+/// POST a volume (`body`, the request) and wait until it is available; its id.
+pub async fn create_volume(c: &Client, body: Value) -> String {
+    let r = c.post("/v3/p1/volumes", &body).await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    let id = r.body["volume"]["id"].as_str().unwrap().to_string();
+    c.wait_status(&format!("/v3/p1/volumes/{id}"), "available")
+        .await;
+    id
+}
+
+/// Snapshot `vol` (named "s") and wait until it is available; its id.
+pub async fn create_snapshot(c: &Client, vol: &str) -> String {
+    let r = c
+        .post(
+            "/v3/p1/snapshots",
+            &serde_json::json!({"snapshot": {"volume_id": vol, "name": "s"}}),
+        )
+        .await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    let id = r.body["snapshot"]["id"].as_str().unwrap().to_string();
+    c.wait_until(
+        &format!("/v3/p1/snapshots/{id}"),
+        "snapshot available",
+        |r| r.body["snapshot"]["status"] == "available",
+    )
+    .await;
+    id
+}
+
 /// `qemu-img info` virtual size of a file.
 pub fn virtual_size(path: &Path) -> u64 {
     let out = Command::new("qemu-img")
