@@ -68,27 +68,15 @@ impl ExecProc {
     }
 
     fn sigkill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
+        if let Some(c) = self.child.take() {
+            kill_child(c);
         }
     }
 
     /// SIGTERM: a graceful stop, which must come within the deadline.
     fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
-            let _ = Command::new("kill")
-                .args(["-TERM", &c.id().to_string()])
-                .status();
-            let deadline = Instant::now() + DEADLINE;
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = c.try_wait() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            let _ = c.kill();
-            panic!("executor {} did not stop on SIGTERM", self.name);
+            stop_child(&mut c, &format!("executor {}", self.name));
         }
     }
 }

@@ -38,27 +38,14 @@ impl Server {
     /// SIGTERM and wait: a graceful stop.
     pub fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
-            let _ = Command::new("kill")
-                .args(["-TERM", &c.id().to_string()])
-                .status();
-            let deadline = Instant::now() + DEADLINE;
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = c.try_wait() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            let _ = c.kill();
-            let _ = c.wait();
-            panic!("server did not stop on SIGTERM within the deadline");
+            stop_child(&mut c, "server");
         }
     }
 
     /// SIGKILL: a crash.
     pub fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
+        if let Some(c) = self.child.take() {
+            kill_child(c);
         }
     }
 
@@ -78,6 +65,32 @@ impl Server {
             token: format!("{user}:{project}"),
         }
     }
+}
+
+/// SIGTERM `c` and wait for it to exit: a graceful stop of any child
+/// process the tests start (the server, a remote executor). Its exit status
+/// and how long the stop took. If it has not exited after `DEADLINE` it is
+/// SIGKILLed and the test fails, naming `what`.
+pub fn stop_child(c: &mut Child, what: &str) -> (std::process::ExitStatus, Duration) {
+    let started = Instant::now();
+    let _ = Command::new("kill")
+        .args(["-TERM", &c.id().to_string()])
+        .status();
+    while started.elapsed() < DEADLINE {
+        if let Ok(Some(status)) = c.try_wait() {
+            return (status, started.elapsed());
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let _ = c.kill();
+    let _ = c.wait();
+    panic!("{what} did not stop on SIGTERM within {DEADLINE:?}");
+}
+
+/// SIGKILL `c` and reap it: a crash.
+pub fn kill_child(mut c: Child) {
+    let _ = c.kill();
+    let _ = c.wait();
 }
 
 impl Drop for Server {
@@ -547,19 +560,8 @@ impl Server {
     /// the stop took. Panics if it has not exited after `DEADLINE`.
     pub fn stop_timed(&mut self) -> (Option<i32>, Duration) {
         let mut c = self.child.take().expect("running");
-        let started = Instant::now();
-        let _ = Command::new("kill")
-            .args(["-TERM", &c.id().to_string()])
-            .status();
-        while started.elapsed() < DEADLINE {
-            if let Ok(Some(status)) = c.try_wait() {
-                return (status.code(), started.elapsed());
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        let _ = c.kill();
-        let _ = c.wait();
-        panic!("server did not stop on SIGTERM within {DEADLINE:?}");
+        let (status, took) = stop_child(&mut c, "server");
+        (status.code(), took)
     }
 }
 
