@@ -144,30 +144,11 @@ impl Internal {
 /// meanwhile, unrenamed, as in a long copy); everything else is the real
 /// one. Returns the PATH to run with.
 fn slow_convert(dir: &Path, secs: u32) -> String {
-    let real = String::from_utf8(
-        Command::new("sh")
-            .args(["-c", "command -v qemu-img"])
-            .output()
-            .expect("sh")
-            .stdout,
-    )
-    .expect("path")
-    .trim()
-    .to_string();
-    assert!(!real.is_empty(), "qemu-img not found");
+    let real = real_qemu_img();
     let script = format!(
         "#!/bin/sh\nif [ \"$1\" = convert ]; then\n  {real} \"$@\"; st=$?\n  sleep {secs}\n  exit $st\nfi\nexec {real} \"$@\"\n"
     );
-    std::fs::create_dir_all(dir).unwrap();
-    let path = dir.join("qemu-img");
-    std::fs::write(&path, script).unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
-    format!(
-        "{}:{}",
-        dir.display(),
-        std::env::var("PATH").unwrap_or_default()
-    )
+    install_qemu_img(dir, &script)
 }
 
 fn temps(dir: &Path) -> Vec<PathBuf> {

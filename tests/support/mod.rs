@@ -709,6 +709,22 @@ pub fn children_of(parent: u32) -> Vec<(u32, String)> {
 /// process, so killing it ends it), those in `fail` exit 1 with a message,
 /// everything else runs the real `qemu-img`.
 pub fn fake_qemu_img(dir: &Path, hang: &[&str], fail: &[&str]) -> String {
+    let real = real_qemu_img();
+    let mut script = String::from("#!/bin/sh\ncase \"$1\" in\n");
+    for h in hang {
+        script.push_str(&format!("  {h}) exec sleep 600 ;;\n"));
+    }
+    for f in fail {
+        script.push_str(&format!(
+            "  {f}) echo \"injected failure of qemu-img {f}\" >&2; exit 1 ;;\n"
+        ));
+    }
+    script.push_str(&format!("esac\nexec {real} \"$@\"\n"));
+    install_qemu_img(dir, &script)
+}
+
+/// The path of the real `qemu-img` (which a test double runs on).
+pub fn real_qemu_img() -> String {
     let real = String::from_utf8(
         Command::new("sh")
             .args(["-c", "command -v qemu-img"])
@@ -720,16 +736,13 @@ pub fn fake_qemu_img(dir: &Path, hang: &[&str], fail: &[&str]) -> String {
     .trim()
     .to_string();
     assert!(!real.is_empty(), "qemu-img not found");
-    let mut script = String::from("#!/bin/sh\ncase \"$1\" in\n");
-    for h in hang {
-        script.push_str(&format!("  {h}) exec sleep 600 ;;\n"));
-    }
-    for f in fail {
-        script.push_str(&format!(
-            "  {f}) echo \"injected failure of qemu-img {f}\" >&2; exit 1 ;;\n"
-        ));
-    }
-    script.push_str(&format!("esac\nexec {real} \"$@\"\n"));
+    real
+}
+
+/// Writes `script` as an executable `qemu-img` into `dir` (made if
+/// missing); the `PATH` to run with, `dir` first.
+pub fn install_qemu_img(dir: &Path, script: &str) -> String {
+    std::fs::create_dir_all(dir).expect("make the double's dir");
     let path = dir.join("qemu-img");
     std::fs::write(&path, script).expect("write fake qemu-img");
     use std::os::unix::fs::PermissionsExt;
