@@ -28,29 +28,6 @@ async fn host_of(admin: &Client, vol: &str) -> String {
         .to_string()
 }
 
-async fn upload(c: &Client, vol: &str, fmt: &str) -> String {
-    let r = c
-        .post(
-            &format!("/v3/p1/volumes/{vol}/action"),
-            &json!({"os-volume_upload_image": {"image_name": format!("from-{vol}"), "disk_format": fmt}}),
-        )
-        .await;
-    assert_eq!(r.status, 202, "{}", r.body);
-    let id = r.body["os-volume_upload_image"]["image_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let img = c
-        .wait_until(&format!("/image/v2/images/{id}"), "image ends", |r| {
-            r.body["status"] == "active" || r.body["status"] == "killed"
-        })
-        .await;
-    assert_eq!(img.body["status"], "active", "{}", img.body);
-    c.wait_status(&format!("/v3/p1/volumes/{vol}"), "available")
-        .await;
-    id
-}
-
 async fn delete_all(c: &Client, snaps: &[&str], vols: &[&str]) {
     for s in snaps {
         let r = c.delete(&format!("/v3/p1/snapshots/{s}")).await;
@@ -193,7 +170,7 @@ async fn rbd_and_qcow2_backends_side_by_side() {
 
     // An image exported from RBD makes a volume on the files, and one
     // exported from the files makes an RBD volume.
-    let from_ceph = upload(&c, &vol, "qcow2").await;
+    let from_ceph = upload_image(&c, &vol, &format!("from-{vol}"), "qcow2").await;
     let onto_files = create_volume(
         &c,
         json!({"volume": {"size": 1, "imageRef": from_ceph, "volume_type": "on-files"}}),
@@ -205,7 +182,7 @@ async fn rbd_and_qcow2_backends_side_by_side() {
     let (f2, p2) = device_path(&c, "p1", &onto_files).await;
     assert!(holds_pattern(&f2, &p2, 0xaa), "RBD bytes on the files");
     write_pattern(&fmt, &local_path, 0x5e);
-    let from_files = upload(&c, &local, "raw").await;
+    let from_files = upload_image(&c, &local, &format!("from-{local}"), "raw").await;
     let onto_ceph = create_volume(
         &c,
         json!({"volume": {"size": 1, "imageRef": from_files, "volume_type": "on-ceph"}}),

@@ -218,6 +218,37 @@ pub async fn create_snapshot(c: &Client, vol: &str) -> String {
     id
 }
 
+/// Asks for an image of volume `vol` (os-volume_upload_image at `base`, e.g.
+/// "/v3/p1") named `name` in `format`; the image's id once accepted (202).
+pub async fn start_upload(c: &Client, base: &str, vol: &str, name: &str, format: &str) -> String {
+    let r = c
+        .post(
+            &format!("{base}/volumes/{vol}/action"),
+            &serde_json::json!({"os-volume_upload_image": {"image_name": name, "disk_format": format}}),
+        )
+        .await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    r.body["os-volume_upload_image"]["image_id"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// Uploads volume `vol` of p1 as image `name` in `format`: the image must
+/// end active (not killed) and the volume available again; the image's id.
+pub async fn upload_image(c: &Client, vol: &str, name: &str, format: &str) -> String {
+    let id = start_upload(c, "/v3/p1", vol, name, format).await;
+    let img = c
+        .wait_until(&format!("/image/v2/images/{id}"), "image ends", |r| {
+            r.body["status"] == "active" || r.body["status"] == "killed"
+        })
+        .await;
+    assert_eq!(img.body["status"], "active", "{}", img.body);
+    c.wait_status(&format!("/v3/p1/volumes/{vol}"), "available")
+        .await;
+    id
+}
+
 /// `qemu-img info` virtual size of a file.
 pub fn virtual_size(path: &Path) -> u64 {
     let out = Command::new("qemu-img")
