@@ -222,35 +222,17 @@ async fn the_other_executor_finishes_a_killed_ones_full_clone_once() {
     assert_eq!(r.status, 200, "{}", r.body);
 
     // A source volume holding data, written as a guest would.
-    let r = c
-        .post(
-            "/v3/p1/volumes",
-            &json!({"volume": {"size": 1, "volume_type": "remote", "name": "src"}}),
-        )
-        .await;
-    assert_eq!(r.status, 202, "{}", r.body);
-    let src = r.body["volume"]["id"].as_str().unwrap().to_string();
-    c.wait_status(&format!("/v3/p1/volumes/{src}"), "available")
-        .await;
+    let src = create_volume(
+        &c,
+        json!({"volume": {"size": 1, "volume_type": "remote", "name": "src"}}),
+    )
+    .await;
     let src_file = exec_dir.join("volumes").join(&src);
     write_pattern_len("qcow2", &src_file, 0x5a, 64 << 20);
 
     // The full clone: a volume from a snapshot of it, not linked (the
     // default), a flattened copy of the data (`qemu-img convert`).
-    let r = c
-        .post(
-            "/v3/p1/snapshots",
-            &json!({"snapshot": {"volume_id": src, "name": "base"}}),
-        )
-        .await;
-    assert_eq!(r.status, 202, "{}", r.body);
-    let snap = r.body["snapshot"]["id"].as_str().unwrap().to_string();
-    c.wait_until(
-        &format!("/v3/p1/snapshots/{snap}"),
-        "the snapshot available",
-        |r| r.body["snapshot"]["status"] == "available",
-    )
-    .await;
+    let snap = create_snapshot(&c, &src).await;
     let r = c
         .post(
             "/v3/p1/volumes",
