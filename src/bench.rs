@@ -551,22 +551,33 @@ impl ExecutorProc {
     }
 
     fn stop(mut self) -> Result<()> {
-        if let Some(mut c) = self.child.take() {
-            Command::new("kill")
-                .args(["-TERM", &c.id().to_string()])
-                .status()?;
-            c.wait()?;
-        }
-        Ok(())
+        terminate(self.child.take())
     }
 }
 
 impl Drop for ExecutorProc {
     fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        kill(self.child.take());
+    }
+}
+
+/// SIGTERM a child process (the server, an executor), then wait for it to
+/// finish its work and exit.
+fn terminate(child: Option<Child>) -> Result<()> {
+    if let Some(mut c) = child {
+        Command::new("kill")
+            .args(["-TERM", &c.id().to_string()])
+            .status()?;
+        c.wait()?;
+    }
+    Ok(())
+}
+
+/// SIGKILL and reap a child process left running (the bench ended early).
+fn kill(child: Option<Child>) {
+    if let Some(mut c) = child {
+        let _ = c.kill();
+        let _ = c.wait();
     }
 }
 
@@ -650,22 +661,13 @@ impl Server {
 
     /// SIGTERM, then wait for it to finish its work and exit.
     fn stop(mut self) -> Result<()> {
-        if let Some(mut c) = self.child.take() {
-            Command::new("kill")
-                .args(["-TERM", &c.id().to_string()])
-                .status()?;
-            c.wait()?;
-        }
-        Ok(())
+        terminate(self.child.take())
     }
 }
 
 impl Drop for Server {
     fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        kill(self.child.take());
     }
 }
 

@@ -10,7 +10,7 @@
 mod support;
 
 use serde_json::{json, Value};
-use support::{at, device_path, verify, Client, Server};
+use support::{at, device_path, upload_image, verify, Client, Server};
 
 async fn type_named(admin: &Client, name: &str, backend: &str) {
     let r = admin
@@ -250,26 +250,7 @@ async fn an_image_from_one_backend_makes_volumes_on_the_other() {
     let (format, path) = device_path(&c, "p1", &src).await;
     assert_eq!(format, "raw");
     support::write_pattern("raw", &path, 0x5a);
-    let r = c
-        .post(
-            &format!("/v3/p1/volumes/{src}/action"),
-            &json!({"os-volume_upload_image": {"image_name": "from-fast", "disk_format": "qcow2"}}),
-        )
-        .await;
-    assert_eq!(r.status, 202, "{}", r.body);
-    let image = r.body["os-volume_upload_image"]["image_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let img = c
-        .wait_until(&format!("/image/v2/images/{image}"), "image ends", |r| {
-            r.body["status"] == "active" || r.body["status"] == "killed"
-        })
-        .await
-        .body;
-    assert_eq!(img["status"], "active", "{img}");
-    c.wait_status(&format!("/v3/p1/volumes/{src}"), "available")
-        .await;
+    let image = upload_image(&c, &src, "from-fast", "qcow2").await;
     for (ty, format, dir) in [
         ("SSD", "qcow2", "volumes"),
         ("quick", "raw", "storages/fast/volumes"),

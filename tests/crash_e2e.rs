@@ -933,17 +933,7 @@ async fn sigterm_stops_within_the_bound_and_ends_helpers() {
     let vol = r.body["volume"]["id"].as_str().unwrap().to_string();
     c.wait_status(&format!("/v3/p1/volumes/{vol}"), "available")
         .await;
-    let r = c
-        .post(
-            &format!("/v2/p1/volumes/{vol}/action"),
-            &json!({"os-volume_upload_image": {"image_name": "img", "disk_format": "qcow2"}}),
-        )
-        .await;
-    assert_eq!(r.status, 202, "{}", r.body);
-    let image = r.body["os-volume_upload_image"]["image_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let image = start_upload(&c, "/v2/p1", &vol, "img", "qcow2").await;
     // The export's helper is running (and hangs).
     let pid = srv.pid().unwrap();
     let deadline = Instant::now() + DEADLINE;

@@ -14,135 +14,11 @@
 
 mod support;
 
-use std::io::Write;
-use std::process::{Command, Stdio};
-
-use serde_json::{json, Value};
+use serde_json::json;
+use support::ceph::Ceph;
 use support::*;
 
 const MIB: u64 = 1 << 20;
-
-fn cluster() -> Option<(String, String)> {
-    let pool = std::env::var("BLOCKLEDGER_CEPH_POOL").unwrap_or_else(|_| "blockledger".into());
-    match std::env::var("BLOCKLEDGER_CEPH_CONF") {
-        Ok(conf) if !conf.is_empty() => Some((conf, pool)),
-        _ => {
-            if std::env::var("CI").is_ok_and(|v| v == "true") {
-                panic!("CI=true but BLOCKLEDGER_CEPH_CONF is not set: rbd_e2e needs the cluster of tests/ceph/start.sh");
-            }
-            println!(
-                "skipped: BLOCKLEDGER_CEPH_CONF not set (start a cluster with tests/ceph/start.sh)"
-            );
-            None
-        }
-    }
-}
-
-struct Ceph {
-    conf: String,
-    pool: String,
-}
-
-impl Ceph {
-    fn rbd(&self) -> Command {
-        let mut c = Command::new("rbd");
-        c.args(["-c", &self.conf]);
-        c
-    }
-
-    fn image(&self, vol: &str) -> String {
-        format!("{}/volume-{vol}", self.pool)
-    }
-
-    /// Writes `len` bytes of `byte` at 0 into image `spec` (rbd import-diff
-    /// of a one-extent "rbd diff v1" stream: a client's write, through the
-    /// cluster).
-    fn write(&self, spec: &str, byte: u8, len: u64) {
-        let mut diff = b"rbd diff v1\n".to_vec();
-        diff.push(b'w');
-        diff.extend(0u64.to_le_bytes());
-        diff.extend(len.to_le_bytes());
-        diff.extend(std::iter::repeat_n(byte, len as usize));
-        diff.push(b'e');
-        let mut child = self
-            .rbd()
-            .args(["import-diff", "--no-progress", "-", spec])
-            .stdin(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child.stdin.take().unwrap().write_all(&diff).unwrap();
-        let out = child.wait_with_output().unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-
-    /// True if the first `len` bytes of image `spec` are all `byte`.
-    fn holds(&self, spec: &str, byte: u8, len: u64) -> bool {
-        let out = self
-            .rbd()
-            .args(["export", "--no-progress", spec, "-"])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        out.stdout.len() as u64 >= len && out.stdout[..len as usize].iter().all(|&b| b == byte)
-    }
-
-    fn info(&self, spec: &str) -> Option<Value> {
-        let out = self
-            .rbd()
-            .args(["info", "--format", "json", spec])
-            .output()
-            .unwrap();
-        out.status
-            .success()
-            .then(|| serde_json::from_slice(&out.stdout).unwrap())
-    }
-
-    /// Images of the pool whose name contains one of `ids`.
-    fn images_of(&self, ids: &[&str]) -> Vec<String> {
-        let out = self.rbd().args(["ls", &self.pool]).output().unwrap();
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter(|n| ids.iter().any(|id| n.contains(id)))
-            .map(str::to_string)
-            .collect()
-    }
-}
-
-async fn create_volume(c: &Client, body: Value) -> String {
-    let r = c.post("/v3/p1/volumes", &body).await;
-    assert_eq!(r.status, 202, "{}", r.body);
-    let id = r.body["volume"]["id"].as_str().unwrap().to_string();
-    c.wait_status(&format!("/v3/p1/volumes/{id}"), "available")
-        .await;
-    id
-}
-
-async fn create_snapshot(c: &Client, vol: &str) -> String {
-    let r = c
-        .post(
-            "/v3/p1/snapshots",
-            &json!({"snapshot": {"volume_id": vol, "name": "s"}}),
-        )
-        .await;
-    assert_eq!(r.status, 202, "{}", r.body);
-    let id = r.body["snapshot"]["id"].as_str().unwrap().to_string();
-    c.wait_until(
-        &format!("/v3/p1/snapshots/{id}"),
-        "snapshot available",
-        |r| r.body["snapshot"]["status"] == "available",
-    )
-    .await;
-    id
-}
 
 async fn host_of(admin: &Client, vol: &str) -> String {
     let v = admin.get(&format!("/v3/p1/volumes/{vol}")).await;
@@ -150,29 +26,6 @@ async fn host_of(admin: &Client, vol: &str) -> String {
         .as_str()
         .unwrap_or_default()
         .to_string()
-}
-
-async fn upload(c: &Client, vol: &str, fmt: &str) -> String {
-    let r = c
-        .post(
-            &format!("/v3/p1/volumes/{vol}/action"),
-            &json!({"os-volume_upload_image": {"image_name": format!("from-{vol}"), "disk_format": fmt}}),
-        )
-        .await;
-    assert_eq!(r.status, 202, "{}", r.body);
-    let id = r.body["os-volume_upload_image"]["image_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let img = c
-        .wait_until(&format!("/image/v2/images/{id}"), "image ends", |r| {
-            r.body["status"] == "active" || r.body["status"] == "killed"
-        })
-        .await;
-    assert_eq!(img.body["status"], "active", "{}", img.body);
-    c.wait_status(&format!("/v3/p1/volumes/{vol}"), "available")
-        .await;
-    id
 }
 
 async fn delete_all(c: &Client, snaps: &[&str], vols: &[&str]) {
@@ -196,10 +49,9 @@ async fn delete_all(c: &Client, snaps: &[&str], vols: &[&str]) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rbd_and_qcow2_backends_side_by_side() {
-    let Some((conf, pool)) = cluster() else {
+    let Some(ceph) = Ceph::from_env("rbd_e2e") else {
         return;
     };
-    let ceph = Ceph { conf, pool };
     let tmp = tempfile::tempdir().unwrap();
     let spec = format!("ceph=rbd:pool={},conf={}", ceph.pool, ceph.conf);
     let srv = Server::start_args(tmp.path(), "qcow2", &["--storage", &spec]);
@@ -272,10 +124,10 @@ async fn rbd_and_qcow2_backends_side_by_side() {
     let (fmt, local_path) = device_path(&c, "p1", &local).await;
 
     // Snapshot, write, roll back (EVS-6.2.1): the RBD snapshot's bytes.
-    ceph.write(&img, 0xaa, 4 * MIB);
+    ceph.write(&img, 0xaa, 0, 4 * MIB);
     let snap = create_snapshot(&c, &vol).await;
     assert!(ceph.info(&format!("{img}@snapshot-{snap}")).is_some());
-    ceph.write(&img, 0xbb, 4 * MIB);
+    ceph.write(&img, 0xbb, 0, 4 * MIB);
     let r = c
         .post(
             &format!("/v2/p1/os-vendor-snapshots/{snap}/rollback"),
@@ -285,7 +137,7 @@ async fn rbd_and_qcow2_backends_side_by_side() {
     assert_eq!(r.status, 202, "{}", r.body);
     c.wait_status(&format!("/v3/p1/volumes/{vol}"), "available")
         .await;
-    assert!(ceph.holds(&img, 0xaa, 4 * MIB), "rollback");
+    assert!(ceph.holds(&img, 0xaa, 0, 4 * MIB), "rollback");
 
     // Clones of the snapshot: linked and full, on the source's backend (a
     // clone into another type is refused, as the vendor API does).
@@ -306,7 +158,7 @@ async fn rbd_and_qcow2_backends_side_by_side() {
         assert!(host_of(&admin, clone)
             .await
             .starts_with("blockledger@ceph#"));
-        assert!(ceph.holds(&ceph.image(clone), 0xaa, 4 * MIB));
+        assert!(ceph.holds(&ceph.image(clone), 0xaa, 0, 4 * MIB));
     }
     let parent = ceph.info(&ceph.image(&linked)).unwrap()["parent"]["image"].clone();
     assert_eq!(parent, format!("volume-{vol}").as_str(), "a linked clone");
@@ -318,7 +170,7 @@ async fn rbd_and_qcow2_backends_side_by_side() {
 
     // An image exported from RBD makes a volume on the files, and one
     // exported from the files makes an RBD volume.
-    let from_ceph = upload(&c, &vol, "qcow2").await;
+    let from_ceph = upload_image(&c, &vol, &format!("from-{vol}"), "qcow2").await;
     let onto_files = create_volume(
         &c,
         json!({"volume": {"size": 1, "imageRef": from_ceph, "volume_type": "on-files"}}),
@@ -330,7 +182,7 @@ async fn rbd_and_qcow2_backends_side_by_side() {
     let (f2, p2) = device_path(&c, "p1", &onto_files).await;
     assert!(holds_pattern(&f2, &p2, 0xaa), "RBD bytes on the files");
     write_pattern(&fmt, &local_path, 0x5e);
-    let from_files = upload(&c, &local, "raw").await;
+    let from_files = upload_image(&c, &local, &format!("from-{local}"), "raw").await;
     let onto_ceph = create_volume(
         &c,
         json!({"volume": {"size": 1, "imageRef": from_files, "volume_type": "on-ceph"}}),
@@ -340,7 +192,7 @@ async fn rbd_and_qcow2_backends_side_by_side() {
         .await
         .starts_with("blockledger@ceph#"));
     assert!(
-        ceph.holds(&ceph.image(&onto_ceph), 0x5e, 4 * MIB),
+        ceph.holds(&ceph.image(&onto_ceph), 0x5e, 0, 4 * MIB),
         "file bytes on RBD"
     );
 

@@ -68,27 +68,15 @@ impl ExecProc {
     }
 
     fn sigkill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
+        if let Some(c) = self.child.take() {
+            kill_child(c);
         }
     }
 
     /// SIGTERM: a graceful stop, which must come within the deadline.
     fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
-            let _ = Command::new("kill")
-                .args(["-TERM", &c.id().to_string()])
-                .status();
-            let deadline = Instant::now() + DEADLINE;
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = c.try_wait() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            let _ = c.kill();
-            panic!("executor {} did not stop on SIGTERM", self.name);
+            stop_child(&mut c, &format!("executor {}", self.name));
         }
     }
 }
@@ -156,30 +144,11 @@ impl Internal {
 /// meanwhile, unrenamed, as in a long copy); everything else is the real
 /// one. Returns the PATH to run with.
 fn slow_convert(dir: &Path, secs: u32) -> String {
-    let real = String::from_utf8(
-        Command::new("sh")
-            .args(["-c", "command -v qemu-img"])
-            .output()
-            .expect("sh")
-            .stdout,
-    )
-    .expect("path")
-    .trim()
-    .to_string();
-    assert!(!real.is_empty(), "qemu-img not found");
+    let real = real_qemu_img();
     let script = format!(
         "#!/bin/sh\nif [ \"$1\" = convert ]; then\n  {real} \"$@\"; st=$?\n  sleep {secs}\n  exit $st\nfi\nexec {real} \"$@\"\n"
     );
-    std::fs::create_dir_all(dir).unwrap();
-    let path = dir.join("qemu-img");
-    std::fs::write(&path, script).unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
-    format!(
-        "{}:{}",
-        dir.display(),
-        std::env::var("PATH").unwrap_or_default()
-    )
+    install_qemu_img(dir, &script)
 }
 
 fn temps(dir: &Path) -> Vec<PathBuf> {
@@ -253,35 +222,17 @@ async fn the_other_executor_finishes_a_killed_ones_full_clone_once() {
     assert_eq!(r.status, 200, "{}", r.body);
 
     // A source volume holding data, written as a guest would.
-    let r = c
-        .post(
-            "/v3/p1/volumes",
-            &json!({"volume": {"size": 1, "volume_type": "remote", "name": "src"}}),
-        )
-        .await;
-    assert_eq!(r.status, 202, "{}", r.body);
-    let src = r.body["volume"]["id"].as_str().unwrap().to_string();
-    c.wait_status(&format!("/v3/p1/volumes/{src}"), "available")
-        .await;
+    let src = create_volume(
+        &c,
+        json!({"volume": {"size": 1, "volume_type": "remote", "name": "src"}}),
+    )
+    .await;
     let src_file = exec_dir.join("volumes").join(&src);
     write_pattern_len("qcow2", &src_file, 0x5a, 64 << 20);
 
     // The full clone: a volume from a snapshot of it, not linked (the
     // default), a flattened copy of the data (`qemu-img convert`).
-    let r = c
-        .post(
-            "/v3/p1/snapshots",
-            &json!({"snapshot": {"volume_id": src, "name": "base"}}),
-        )
-        .await;
-    assert_eq!(r.status, 202, "{}", r.body);
-    let snap = r.body["snapshot"]["id"].as_str().unwrap().to_string();
-    c.wait_until(
-        &format!("/v3/p1/snapshots/{snap}"),
-        "the snapshot available",
-        |r| r.body["snapshot"]["status"] == "available",
-    )
-    .await;
+    let snap = create_snapshot(&c, &src).await;
     let r = c
         .post(
             "/v3/p1/volumes",

@@ -3,35 +3,8 @@
 
 mod support;
 
-use serde_json::{json, Value};
+use serde_json::json;
 use support::*;
-
-async fn create_volume(c: &Client, body: Value) -> String {
-    let r = c.post("/v3/p1/volumes", &body).await;
-    assert_eq!(r.status, 202, "{}", r.body);
-    let id = r.body["volume"]["id"].as_str().unwrap().to_string();
-    c.wait_status(&format!("/v3/p1/volumes/{id}"), "available")
-        .await;
-    id
-}
-
-async fn create_snapshot(c: &Client, vol: &str) -> String {
-    let r = c
-        .post(
-            "/v3/p1/snapshots",
-            &json!({"snapshot": {"volume_id": vol, "name": "s"}}),
-        )
-        .await;
-    assert_eq!(r.status, 202, "{}", r.body);
-    let id = r.body["snapshot"]["id"].as_str().unwrap().to_string();
-    c.wait_until(
-        &format!("/v3/p1/snapshots/{id}"),
-        "snapshot available",
-        |r| r.body["snapshot"]["status"] == "available",
-    )
-    .await;
-    id
-}
 
 async fn data_round_trip(backend: &str) {
     let tmp = tempfile::tempdir().unwrap();

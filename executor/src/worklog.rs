@@ -382,7 +382,31 @@ impl LocalLog {
     pub fn new(store: EventStore) -> Self {
         LocalLog { store }
     }
+
+    /// Claims or renews (`op`: `claim_lease`, `renew_lease`) the lease of
+    /// `item` for `holder` in one write transaction, recorded as the
+    /// executor's.
+    fn lease<T: Send + 'static>(
+        &self,
+        op: LeaseOp<T>,
+        item: u64,
+        holder: &str,
+        ttl: Duration,
+    ) -> BoxFut<'_, Result<T, LogError>> {
+        let holder = holder.to_string();
+        Box::pin(async move {
+            let meta = serde_json::json!({ "actor": "executor" });
+            Ok(self
+                .store
+                .write(move |tx| op(tx, item, &holder, ttl, now_ms(), &meta))
+                .await?)
+        })
+    }
 }
+
+/// `claim_lease` or `renew_lease`.
+type LeaseOp<T> =
+    fn(&mut WriteTx<'_>, u64, &str, Duration, u64, &serde_json::Value) -> Result<T, StoreError>;
 
 impl WorkLog for LocalLog {
     fn checkpoint<'a>(&'a self, name: &'a str) -> BoxFut<'a, Result<u64, LogError>> {
@@ -466,14 +490,7 @@ impl WorkLog for LocalLog {
         holder: &'a str,
         ttl: Duration,
     ) -> BoxFut<'a, Result<Claim, LogError>> {
-        let holder = holder.to_string();
-        Box::pin(async move {
-            let meta = serde_json::json!({ "actor": "executor" });
-            Ok(self
-                .store
-                .write(move |tx| claim_lease(tx, item, &holder, ttl, now_ms(), &meta))
-                .await?)
-        })
+        self.lease(claim_lease, item, holder, ttl)
     }
 
     fn renew<'a>(
@@ -482,13 +499,6 @@ impl WorkLog for LocalLog {
         holder: &'a str,
         ttl: Duration,
     ) -> BoxFut<'a, Result<bool, LogError>> {
-        let holder = holder.to_string();
-        Box::pin(async move {
-            let meta = serde_json::json!({ "actor": "executor" });
-            Ok(self
-                .store
-                .write(move |tx| renew_lease(tx, item, &holder, ttl, now_ms(), &meta))
-                .await?)
-        })
+        self.lease(renew_lease, item, holder, ttl)
     }
 }

@@ -13,52 +13,41 @@
 //! cluster-side paths a consumer's writes and reads take. Tests share the
 //! pool, so each one looks only at the images named after its own ids.
 
-use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 
 use executor::backend::{open_storage, Bytes, StorageBackend, StorageSpec};
 use uuid::Uuid;
 
+#[path = "../../tests/support/ceph.rs"]
+mod ceph;
+use ceph::Ceph;
+
 const MIB: u64 = 1 << 20;
 
 struct Env {
-    conf: String,
-    pool: String,
+    ceph: Ceph,
     b: Arc<dyn StorageBackend>,
     _tmp: tempfile::TempDir,
 }
 
-/// The cluster's conf, or None (skip) outside CI.
-fn cluster() -> Option<(String, String)> {
-    let pool = std::env::var("BLOCKLEDGER_CEPH_POOL").unwrap_or_else(|_| "blockledger".into());
-    match std::env::var("BLOCKLEDGER_CEPH_CONF") {
-        Ok(conf) if !conf.is_empty() => Some((conf, pool)),
-        _ => {
-            if std::env::var("CI").is_ok_and(|v| v == "true") {
-                panic!("CI=true but BLOCKLEDGER_CEPH_CONF is not set: the RBD tests need the cluster of tests/ceph/start.sh");
-            }
-            println!(
-                "skipped: BLOCKLEDGER_CEPH_CONF not set (start a cluster with tests/ceph/start.sh)"
-            );
-            None
-        }
+/// The cluster's helpers (`e.write`, `e.holds`, …) straight on the test's
+/// environment.
+impl std::ops::Deref for Env {
+    type Target = Ceph;
+    fn deref(&self) -> &Ceph {
+        &self.ceph
     }
 }
 
 fn env_with(extra: &str) -> Option<Env> {
-    let (conf, pool) = cluster()?;
+    let ceph = Ceph::from_env("the RBD tests")?;
     let tmp = tempfile::tempdir().unwrap();
-    let spec: StorageSpec = format!("rbd:pool={pool},conf={conf}{extra}")
+    let spec: StorageSpec = format!("rbd:pool={},conf={}{extra}", ceph.pool, ceph.conf)
         .parse()
         .unwrap();
     let b = open_storage(&spec, tmp.path()).unwrap();
-    Some(Env {
-        conf,
-        pool,
-        b,
-        _tmp: tmp,
-    })
+    Some(Env { ceph, b, _tmp: tmp })
 }
 
 fn env() -> Option<Env> {
@@ -66,87 +55,17 @@ fn env() -> Option<Env> {
 }
 
 impl Env {
-    fn rbd(&self) -> Command {
-        let mut c = Command::new("rbd");
-        c.args(["-c", &self.conf]);
-        c
-    }
-
     fn vol(&self, id: Uuid) -> String {
-        format!("{}/volume-{id}", self.pool)
+        self.image(id)
     }
 
     fn snap(&self, vol: Uuid, snap: Uuid) -> String {
-        format!("{}/volume-{vol}@snapshot-{snap}", self.pool)
-    }
-
-    /// Writes `len` bytes of `byte` at `off` into image `spec`.
-    fn write(&self, spec: &str, byte: u8, off: u64, len: u64) {
-        let mut diff = b"rbd diff v1\n".to_vec();
-        diff.push(b'w');
-        diff.extend(off.to_le_bytes());
-        diff.extend(len.to_le_bytes());
-        diff.extend(std::iter::repeat_n(byte, len as usize));
-        diff.push(b'e');
-        let mut child = self
-            .rbd()
-            .args(["import-diff", "--no-progress", "-", spec])
-            .stdin(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child.stdin.take().unwrap().write_all(&diff).unwrap();
-        let out = child.wait_with_output().unwrap();
-        assert!(
-            out.status.success(),
-            "import-diff {spec}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-
-    /// All of image `spec`'s bytes.
-    fn read(&self, spec: &str) -> Vec<u8> {
-        let out = self
-            .rbd()
-            .args(["export", "--no-progress", spec, "-"])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "export {spec}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        out.stdout
-    }
-
-    /// True if image `spec` holds `byte` in every one of the `len` bytes
-    /// at `off`.
-    fn holds(&self, spec: &str, byte: u8, off: u64, len: u64) -> bool {
-        let data = self.read(spec);
-        let (off, len) = (off as usize, len as usize);
-        data.len() >= off + len && data[off..off + len].iter().all(|&x| x == byte)
-    }
-
-    /// Images of the pool whose name contains one of `ids`.
-    fn images_of(&self, ids: &[Uuid]) -> Vec<String> {
-        let out = self.rbd().args(["ls", &self.pool]).output().unwrap();
-        assert!(out.status.success());
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter(|n| ids.iter().any(|id| n.contains(&id.to_string())))
-            .map(str::to_string)
-            .collect()
+        format!("{}@snapshot-{snap}", self.vol(vol))
     }
 
     fn parent_of(&self, spec: &str) -> Option<String> {
-        let out = self
-            .rbd()
-            .args(["info", "--format", "json", spec])
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{spec}");
-        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-        v["parent"]["image"].as_str().map(str::to_string)
+        let info = self.info(spec).unwrap_or_else(|| panic!("rbd info {spec}"));
+        info["parent"]["image"].as_str().map(str::to_string)
     }
 }
 

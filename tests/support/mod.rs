@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod ceph;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -36,27 +38,14 @@ impl Server {
     /// SIGTERM and wait: a graceful stop.
     pub fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
-            let _ = Command::new("kill")
-                .args(["-TERM", &c.id().to_string()])
-                .status();
-            let deadline = Instant::now() + DEADLINE;
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = c.try_wait() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            let _ = c.kill();
-            let _ = c.wait();
-            panic!("server did not stop on SIGTERM within the deadline");
+            stop_child(&mut c, "server");
         }
     }
 
     /// SIGKILL: a crash.
     pub fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
+        if let Some(c) = self.child.take() {
+            kill_child(c);
         }
     }
 
@@ -76,6 +65,32 @@ impl Server {
             token: format!("{user}:{project}"),
         }
     }
+}
+
+/// SIGTERM `c` and wait for it to exit: a graceful stop of any child
+/// process the tests start (the server, a remote executor). Its exit status
+/// and how long the stop took. If it has not exited after `DEADLINE` it is
+/// SIGKILLed and the test fails, naming `what`.
+pub fn stop_child(c: &mut Child, what: &str) -> (std::process::ExitStatus, Duration) {
+    let started = Instant::now();
+    let _ = Command::new("kill")
+        .args(["-TERM", &c.id().to_string()])
+        .status();
+    while started.elapsed() < DEADLINE {
+        if let Ok(Some(status)) = c.try_wait() {
+            return (status, started.elapsed());
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let _ = c.kill();
+    let _ = c.wait();
+    panic!("{what} did not stop on SIGTERM within {DEADLINE:?}");
+}
+
+/// SIGKILL `c` and reap it: a crash.
+pub fn kill_child(mut c: Child) {
+    let _ = c.kill();
+    let _ = c.wait();
 }
 
 impl Drop for Server {
@@ -172,6 +187,66 @@ impl Client {
         })
         .await
     }
+}
+
+/// POST a volume (`body`, the request) and wait until it is available; its id.
+pub async fn create_volume(c: &Client, body: Value) -> String {
+    let r = c.post("/v3/p1/volumes", &body).await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    let id = r.body["volume"]["id"].as_str().unwrap().to_string();
+    c.wait_status(&format!("/v3/p1/volumes/{id}"), "available")
+        .await;
+    id
+}
+
+/// Snapshot `vol` (named "s") and wait until it is available; its id.
+pub async fn create_snapshot(c: &Client, vol: &str) -> String {
+    let r = c
+        .post(
+            "/v3/p1/snapshots",
+            &serde_json::json!({"snapshot": {"volume_id": vol, "name": "s"}}),
+        )
+        .await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    let id = r.body["snapshot"]["id"].as_str().unwrap().to_string();
+    c.wait_until(
+        &format!("/v3/p1/snapshots/{id}"),
+        "snapshot available",
+        |r| r.body["snapshot"]["status"] == "available",
+    )
+    .await;
+    id
+}
+
+/// Asks for an image of volume `vol` (os-volume_upload_image at `base`, e.g.
+/// "/v3/p1") named `name` in `format`; the image's id once accepted (202).
+pub async fn start_upload(c: &Client, base: &str, vol: &str, name: &str, format: &str) -> String {
+    let r = c
+        .post(
+            &format!("{base}/volumes/{vol}/action"),
+            &serde_json::json!({"os-volume_upload_image": {"image_name": name, "disk_format": format}}),
+        )
+        .await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    r.body["os-volume_upload_image"]["image_id"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// Uploads volume `vol` of p1 as image `name` in `format`: the image must
+/// end active (not killed) and the volume available again; the image's id.
+pub async fn upload_image(c: &Client, vol: &str, name: &str, format: &str) -> String {
+    let id = start_upload(c, "/v3/p1", vol, name, format).await;
+    let img = c
+        .wait_until(&format!("/image/v2/images/{id}"), "image ends", |r| {
+            r.body["status"] == "active" || r.body["status"] == "killed"
+        })
+        .await;
+    assert_eq!(img.body["status"], "active", "{}", img.body);
+    c.wait_status(&format!("/v3/p1/volumes/{vol}"), "available")
+        .await;
+    id
 }
 
 /// `qemu-img info` virtual size of a file.
@@ -516,19 +591,8 @@ impl Server {
     /// the stop took. Panics if it has not exited after `DEADLINE`.
     pub fn stop_timed(&mut self) -> (Option<i32>, Duration) {
         let mut c = self.child.take().expect("running");
-        let started = Instant::now();
-        let _ = Command::new("kill")
-            .args(["-TERM", &c.id().to_string()])
-            .status();
-        while started.elapsed() < DEADLINE {
-            if let Ok(Some(status)) = c.try_wait() {
-                return (status.code(), started.elapsed());
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        let _ = c.kill();
-        let _ = c.wait();
-        panic!("server did not stop on SIGTERM within {DEADLINE:?}");
+        let (status, took) = stop_child(&mut c, "server");
+        (status.code(), took)
     }
 }
 
@@ -676,6 +740,22 @@ pub fn children_of(parent: u32) -> Vec<(u32, String)> {
 /// process, so killing it ends it), those in `fail` exit 1 with a message,
 /// everything else runs the real `qemu-img`.
 pub fn fake_qemu_img(dir: &Path, hang: &[&str], fail: &[&str]) -> String {
+    let real = real_qemu_img();
+    let mut script = String::from("#!/bin/sh\ncase \"$1\" in\n");
+    for h in hang {
+        script.push_str(&format!("  {h}) exec sleep 600 ;;\n"));
+    }
+    for f in fail {
+        script.push_str(&format!(
+            "  {f}) echo \"injected failure of qemu-img {f}\" >&2; exit 1 ;;\n"
+        ));
+    }
+    script.push_str(&format!("esac\nexec {real} \"$@\"\n"));
+    install_qemu_img(dir, &script)
+}
+
+/// The path of the real `qemu-img` (which a test double runs on).
+pub fn real_qemu_img() -> String {
     let real = String::from_utf8(
         Command::new("sh")
             .args(["-c", "command -v qemu-img"])
@@ -687,16 +767,13 @@ pub fn fake_qemu_img(dir: &Path, hang: &[&str], fail: &[&str]) -> String {
     .trim()
     .to_string();
     assert!(!real.is_empty(), "qemu-img not found");
-    let mut script = String::from("#!/bin/sh\ncase \"$1\" in\n");
-    for h in hang {
-        script.push_str(&format!("  {h}) exec sleep 600 ;;\n"));
-    }
-    for f in fail {
-        script.push_str(&format!(
-            "  {f}) echo \"injected failure of qemu-img {f}\" >&2; exit 1 ;;\n"
-        ));
-    }
-    script.push_str(&format!("esac\nexec {real} \"$@\"\n"));
+    real
+}
+
+/// Writes `script` as an executable `qemu-img` into `dir` (made if
+/// missing); the `PATH` to run with, `dir` first.
+pub fn install_qemu_img(dir: &Path, script: &str) -> String {
+    std::fs::create_dir_all(dir).expect("make the double's dir");
     let path = dir.join("qemu-img");
     std::fs::write(&path, script).expect("write fake qemu-img");
     use std::os::unix::fs::PermissionsExt;
