@@ -406,6 +406,37 @@ async fn the_internal_api_refuses_a_missing_or_wrong_key_and_is_absent_without_o
             .await;
         assert_eq!(s, 401, "outcome with key {key:?}");
     }
+    // With the right key, positions past the head and malformed holders
+    // are refused too: a checkpoint past the head would skip work not yet
+    // asked for.
+    let past = head + 1_000;
+    for (method, path, body) in [
+        (
+            "PUT",
+            "checkpoints/executor-intruder".to_string(),
+            json!({"position": past}),
+        ),
+        (
+            "POST",
+            format!("leases/{past}"),
+            json!({"holder": "a", "ttl_ms": 1000}),
+        ),
+        (
+            "POST",
+            "leases/1".to_string(),
+            json!({"holder": "a\u{1}b", "ttl_ms": 1000}),
+        ),
+        (
+            "POST",
+            "outcomes".to_string(),
+            json!({"outcome": {"commands": [], "metadata": {},
+                "checkpoint": "executor-intruder", "handled": past,
+                "lease": {"item": 1, "holder": "a"}}, "mark": past}),
+        ),
+    ] {
+        let s = internal.send(method, &path, Some(KEY), body).await;
+        assert_eq!(s, 400, "{method} {path}");
+    }
     // Nothing changed: the head, the lease, the checkpoint.
     assert_eq!(internal.head().await, head);
     assert!(internal.stream("lease-1").await.is_empty());

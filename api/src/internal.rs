@@ -163,14 +163,33 @@ impl From<eventstore::StoreError> for Failure {
     }
 }
 
+/// An executor's name (a lease holder, the tail of its checkpoint name):
+/// 1..=128 of ASCII letters, digits and `-_.@#`.
+fn executor_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 128
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.@#".contains(c))
+}
+
+/// A position an executor names (a work item, a checkpoint, a handled
+/// item) is one the log has: the head only grows, so a check before the
+/// write holds at the write. Past the head, a checkpoint would skip work
+/// not yet requested.
+fn in_log(state: &AppState, what: &str, position: u64) -> Result<(), Failure> {
+    let head = *state.store.subscribe().borrow();
+    if position > head {
+        return Err(Failure(
+            StatusCode::BAD_REQUEST,
+            format!("{what} {position} is past the log's head {head}"),
+        ));
+    }
+    Ok(())
+}
+
 fn own_checkpoint(name: &str) -> Result<(), Failure> {
-    let ok = name.strip_prefix("executor-").is_some_and(|rest| {
-        !rest.is_empty()
-            && rest.len() <= 128
-            && rest
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "-_.@#".contains(c))
-    });
+    let ok = name.strip_prefix("executor-").is_some_and(executor_name);
     if ok {
         Ok(())
     } else {
@@ -257,6 +276,7 @@ async fn advance_checkpoint(
     Json(p): Json<Position>,
 ) -> Result<StatusCode, Failure> {
     own_checkpoint(&name)?;
+    in_log(&state, "checkpoint", p.position)?;
     work_lease::advance_checkpoint(&state.app(), name, p.position).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -266,6 +286,15 @@ async fn outcome(
     Json(req): Json<OutcomeRequest>,
 ) -> Result<Response, Failure> {
     own_checkpoint(&req.outcome.checkpoint)?;
+    for (what, p) in [
+        ("handled item", req.outcome.handled),
+        ("low-water mark", req.mark),
+        ("leased item", req.outcome.lease.as_ref().map(|l| l.item)),
+    ] {
+        if let Some(p) = p {
+            in_log(&state, what, p)?;
+        }
+    }
     let unleased = req
         .outcome
         .lease
@@ -285,11 +314,11 @@ async fn outcome(
 
 fn lease_args(req: &LeaseRequest) -> Result<Duration, Failure> {
     let ttl = Duration::from_millis(req.ttl_ms);
-    if req.holder.is_empty() || req.holder.len() > 128 || ttl.is_zero() || ttl > MAX_TTL {
+    if !executor_name(&req.holder) || ttl.is_zero() || ttl > MAX_TTL {
         return Err(Failure(
             StatusCode::BAD_REQUEST,
             format!(
-                "a lease needs a holder (1..128 characters) and ttl_ms in 1..={}",
+                "a lease needs a holder (1..128 of letters, digits, -_.@#) and ttl_ms in 1..={}",
                 MAX_TTL.as_millis()
             ),
         ));
@@ -303,6 +332,7 @@ async fn claim(
     Json(req): Json<LeaseRequest>,
 ) -> Result<Response, Failure> {
     let ttl = lease_args(&req)?;
+    in_log(&state, "work item", item)?;
     let claim = work_lease::claim(&state.app(), item, req.holder, ttl).await?;
     Ok(Json(claim).into_response())
 }
@@ -313,6 +343,7 @@ async fn renew(
     Json(req): Json<LeaseRequest>,
 ) -> Result<Json<Renewed>, Failure> {
     let ttl = lease_args(&req)?;
+    in_log(&state, "work item", item)?;
     let renewed = work_lease::renew(&state.app(), item, req.holder, ttl).await?;
     Ok(Json(Renewed { renewed }))
 }
