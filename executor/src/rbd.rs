@@ -252,33 +252,39 @@ impl RbdBackend {
                 return Ok(Some(v.clone()));
             }
         }
-        // `ls -l` opens every image; one removed meanwhile (by another
-        // request, or another executor) fails the listing: list again.
-        let mut attempt = 0;
-        let out = loop {
-            attempt += 1;
-            match self.rbd(&["ls", "-l", "--format", "json", &self.opts.pool]) {
-                Ok(out) => break out,
-                Err(e) if attempt < 5 && errno_of(&e) == Errno::NotFound => continue,
+        // Not `rbd ls -l`: it opens every image of the pool and fails as a
+        // whole when one is removed meanwhile (by another request or
+        // another executor), which under load no bounded retry outlasts.
+        // The names alone are a plain listing; each image's snapshots are
+        // read on their own, and an image gone meanwhile held none of ours.
+        let mut found = Vec::new();
+        for image in self
+            .list_names()?
+            .into_iter()
+            .filter(|n| n.starts_with("volume-"))
+        {
+            let out = match self.rbd(&["snap", "ls", "--format", "json", &self.spec(&image)]) {
+                Ok(out) => out,
+                Err(e) if errno_of(&e) == Errno::NotFound => continue,
                 Err(e) => return Err(e),
-            }
-        };
-        let v = Self::json(&out, "rbd ls -l")?;
-        let mut map = self.lock();
-        for e in v.as_array().into_iter().flatten() {
-            let (Some(image), Some(s)) = (
-                e.get("image").and_then(Value::as_str),
-                e.get("snapshot").and_then(Value::as_str),
-            ) else {
-                continue;
             };
-            let sid = s
-                .strip_prefix("snapshot-")
-                .and_then(|r| r.parse::<Uuid>().ok());
-            if let Some(sid) = sid.filter(|_| image.starts_with("volume-")) {
-                map.insert(sid, image.to_string());
+            let snaps = Self::json(&out, "rbd snap ls")?;
+            for name in snaps
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|e| e.get("name").and_then(Value::as_str))
+            {
+                if let Some(sid) = name
+                    .strip_prefix("snapshot-")
+                    .and_then(|r| r.parse::<Uuid>().ok())
+                {
+                    found.push((sid, image.clone()));
+                }
             }
         }
+        let mut map = self.lock();
+        map.extend(found);
         Ok(map.get(&snap).cloned())
     }
 
