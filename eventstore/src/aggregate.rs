@@ -216,7 +216,11 @@ impl WriteTx<'_> {
             .map(|e| {
                 let mut v = serde_json::to_value(e)?;
                 Ok(NewEvent {
-                    event_id: uuid::Uuid::new_v4(),
+                    // Time-ordered (v7): the log's unique index on event_id
+                    // then grows at its right edge, one page shared by a
+                    // whole group commit, where a random v4 id dirtied (and
+                    // wrote to the WAL) a page of its own per event.
+                    event_id: uuid::Uuid::now_v7(),
                     event_type: A::event_type(e).to_string(),
                     v: domain::upcast::current_version(A::event_type(e)),
                     data: v.get_mut("data").map(Value::take).unwrap_or(Value::Null),
@@ -321,7 +325,7 @@ impl WriteTx<'_> {
             REQUESTS_STREAM,
             ExpectedVersion::Any,
             vec![NewEvent {
-                event_id: uuid::Uuid::new_v4(),
+                event_id: uuid::Uuid::now_v7(),
                 event_type: "CommandRejected".into(),
                 v: 1,
                 // Dialect-neutral: the rule that refused, never a vendor's

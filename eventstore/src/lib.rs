@@ -463,9 +463,27 @@ fn undo(conn: &Connection, name: &str) -> rusqlite::Result<()> {
 }
 
 fn head_of(conn: &Connection) -> rusqlite::Result<u64> {
-    conn.query_row("SELECT COALESCE(MAX(position), 0) FROM events", [], |r| {
-        r.get(0)
-    })
+    // Prepared once per connection: the writer asks after every commit
+    // and parsing the SQL was most of this query's cost (issue 11).
+    conn.prepare_cached("SELECT COALESCE(MAX(position), 0) FROM events")?
+        .query_row([], |r| r.get(0))
+}
+
+/// The chain's tip (last position and its hash) as the writer last
+/// appended it, or None when it must be read from the table. Cleared at
+/// every undo of a savepoint and every failed batch, the only ways an
+/// appended row can vanish inside the writer.
+type Tip = std::cell::RefCell<Option<(u64, String)>>;
+
+/// True when `v` holds a floating-point number anywhere: only those may
+/// not survive a JSON round trip bit for bit.
+fn has_float(v: &Value) -> bool {
+    match v {
+        Value::Number(n) => n.is_f64(),
+        Value::Array(a) => a.iter().any(has_float),
+        Value::Object(m) => m.values().any(has_float),
+        _ => false,
+    }
 }
 
 /// Writes inside the current group-commit transaction (and the job's savepoint).
@@ -475,6 +493,7 @@ pub struct WriteTx<'a> {
     projections: &'a [Arc<dyn InlineProjection>],
     /// The writer's folded aggregate states (aggregate.rs).
     states: &'a std::cell::RefCell<aggregate::StateCache>,
+    tip: &'a Tip,
 }
 
 impl WriteTx<'_> {
@@ -518,6 +537,7 @@ impl WriteTx<'_> {
         if out.is_ok() {
             exec(self.conn, "RELEASE es_unit")
         } else {
+            self.tip.take();
             undo(self.conn, "es_unit")
         }
         .map_err(StoreError::from)?;
@@ -584,6 +604,7 @@ impl WriteTx<'_> {
                 Ok(out)
             }
             Err(e) => {
+                self.tip.take();
                 undo(self.conn, "es_append")?;
                 Err(e)
             }
@@ -609,14 +630,27 @@ impl WriteTx<'_> {
                 actual: current,
             });
         }
-        // Read the chain tip each time rather than caching it: savepoint
-        // rollbacks of earlier jobs in the batch would make a cache lie.
-        let (mut position, mut prev): (u64, String) = self
-            .conn
-            .prepare_cached("SELECT position, hash FROM events ORDER BY position DESC LIMIT 1")?
-            .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
-            .optional()?
-            .unwrap_or_default();
+        // The chain tip as this writer left it, else read: every undo of a
+        // savepoint and every failed batch clears the cache (`Tip`).
+        let cached = self.tip.borrow_mut().take();
+        let (mut position, mut prev): (u64, String) = match cached {
+            Some(tip) => tip,
+            None => self
+                .conn
+                .prepare_cached("SELECT position, hash FROM events ORDER BY position DESC LIMIT 1")?
+                .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()?
+                .unwrap_or_default(),
+        };
+        debug_assert_eq!(
+            Some(position),
+            self.conn
+                .query_row("SELECT MAX(position) FROM events", [], |r| r
+                    .get::<_, Option<u64>>(0))
+                .ok()
+                .map(|p| p.unwrap_or(0)),
+            "the cached chain tip must be the table's"
+        );
         let now = Utc::now();
         let recorded_at = DateTime::from_timestamp_micros(now.timestamp_micros()).unwrap_or(now);
         let recorded_at_text = recorded_at.to_rfc3339_opts(SecondsFormat::Micros, true);
@@ -628,11 +662,20 @@ impl WriteTx<'_> {
             position += 1;
             // Hash and return the JSON as re-parsed from the stored text, so the
             // writer, verify_chain and replays all see exactly the same values
-            // (float parsing need not round-trip bit-exactly).
+            // (float parsing need not round-trip bit-exactly). Without a float
+            // the value is its own re-parse, and parsing it again was ~8% of
+            // the writer's instructions (issue 11).
             let data_text = serde_json::to_string(&e.data)?;
             let metadata_text = serde_json::to_string(&e.metadata)?;
-            let data: Value = serde_json::from_str(&data_text)?;
-            let metadata: Value = serde_json::from_str(&metadata_text)?;
+            let reparse = |v: Value, text: &str| -> Result<Value, StoreError> {
+                Ok(if has_float(&v) {
+                    serde_json::from_str(text)?
+                } else {
+                    v
+                })
+            };
+            let data = reparse(e.data, &data_text)?;
+            let metadata = reparse(e.metadata, &metadata_text)?;
             let event_id = e.event_id.to_string();
             let hash = chain_hash(
                 &prev,
@@ -678,6 +721,7 @@ impl WriteTx<'_> {
             prev = hash;
             out.push(rec);
         }
+        *self.tip.borrow_mut() = Some((position, prev));
         Ok(out)
     }
 }
@@ -736,6 +780,7 @@ struct Writer {
     projections: Vec<Arc<dyn InlineProjection>>,
     head: Arc<watch::Sender<u64>>,
     states: std::cell::RefCell<aggregate::StateCache>,
+    tip: Tip,
     /// Tells the checkpointer a commit added to the WAL (never blocks: a
     /// tick already waiting covers this one too).
     wal_grew: mpsc::SyncSender<()>,
@@ -789,6 +834,7 @@ impl Writer {
             tracing::trace!(jobs = batch.len(), ok = commit.is_ok(), "eventstore batch");
             if let Err(e) = &commit {
                 tracing::error!(error = %e, jobs = batch.len(), "eventstore batch failed");
+                self.tip.take();
                 let _ = self.conn.execute_batch("ROLLBACK");
             } else if let Ok(h) = head_of(&self.conn) {
                 // Published only after the commit: subscribers must never see
@@ -810,12 +856,14 @@ impl Writer {
             conn: &self.conn,
             projections: &self.projections,
             states: &self.states,
+            tip: &self.tip,
         };
         for job in batch.iter_mut() {
             exec(&self.conn, "SAVEPOINT es_job")?;
             if job.run(&mut tx) {
                 exec(&self.conn, "RELEASE es_job")?;
             } else {
+                self.tip.take();
                 undo(&self.conn, "es_job")?;
             }
         }
@@ -1044,6 +1092,7 @@ impl EventStore {
             projections: projections.clone(),
             head: head.clone(),
             states: Default::default(),
+            tip: Default::default(),
             wal_grew,
         };
         let handle = std::thread::Builder::new()

@@ -42,7 +42,7 @@ pub async fn record(
                 STREAM,
                 ExpectedVersion::Any,
                 vec![NewEvent {
-                    event_id: uuid::Uuid::new_v4(),
+                    event_id: uuid::Uuid::now_v7(),
                     event_type: COMPLETED.to_string(),
                     v: 1,
                     data,
