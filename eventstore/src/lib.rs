@@ -1260,6 +1260,45 @@ impl EventStore {
             .await
     }
 
+    /// The events of the given types after `after_position`, at most
+    /// `limit`, and how far the log was looked through: the last event
+    /// returned when the batch is full, else the head at the time of the
+    /// read (every position up to a head once seen is committed, so
+    /// nothing can appear behind it). For a subscriber that acts on few
+    /// kinds of events (the executor): the others are skipped by their
+    /// type column, never decoded; reading and parsing every event was
+    /// ~9% of the server's CPU under a stream of metadata updates (issue 11).
+    pub async fn read_types_from_async(
+        &self,
+        after_position: u64,
+        limit: usize,
+        types: &'static [&'static str],
+    ) -> Result<(Vec<RecordedEvent>, u64), StoreError> {
+        self.on_reader(move |c| {
+            let head = head_of(c)?;
+            let list = types
+                .iter()
+                .map(|t| format!("'{}'", t.replace('\'', "''")))
+                .collect::<Vec<_>>()
+                .join(",");
+            let bound = i64::try_from(limit).unwrap_or(i64::MAX);
+            let events = query_events(
+                c,
+                &format!(
+                    "WHERE position > ?1 AND position <= ?2 AND event_type IN ({list})
+                     ORDER BY position LIMIT ?3"
+                ),
+                params![after_position, head, bound],
+            )?;
+            let scanned = match events.last() {
+                Some(last) if events.len() >= limit => last.position,
+                _ => head.max(after_position),
+            };
+            Ok((events, scanned))
+        })
+        .await
+    }
+
     /// Last position, 0 when empty.
     pub fn head(&self) -> Result<u64, StoreError> {
         Ok(head_of(&self.inner.readers.get())?)

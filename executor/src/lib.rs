@@ -1022,9 +1022,27 @@ enum Work {
     DeleteImage,
 }
 
+/// The only event types that can ask for disk work: the executor reads
+/// just these from the log (`WorkLog::read_types_from`), and `work_of`
+/// answers None for any other, so the two cannot disagree.
+const WORK_TYPES: &[&str] = &[
+    "VolumeCreateRequested",
+    "VolumeExtendRequested",
+    "VolumeDeleteRequested",
+    "VolumeRollbackRequested",
+    "VolumeReimageRequested",
+    "ImageCreateRequested",
+    "ImageDeleted",
+    "SnapshotCreateRequested",
+    "SnapshotDeleteRequested",
+];
+
 /// The disk work an event asks for, if any, and its lock set: the
 /// aggregates it touches (its target first, then its source).
 fn work_of(ev: &RecordedEvent) -> Option<(Work, Vec<Key>)> {
+    if !WORK_TYPES.contains(&ev.event_type.as_str()) {
+        return None;
+    }
     let id = resource_id(ev);
     if ev.stream_id.starts_with("volume-") {
         let me = Key::Volume(id);
@@ -1346,7 +1364,11 @@ impl Dispatcher {
     /// Reads one batch after the read position; true if it was full.
     async fn read(&mut self) -> Result<bool, LogError> {
         let from = self.exec.read_position().await?;
-        let batch = self.exec.log.read_from(from, BATCH).await?;
+        let (batch, scanned) = self
+            .exec
+            .log
+            .read_types_from(from, BATCH, WORK_TYPES)
+            .await?;
         let full = batch.len() == BATCH;
         for ev in batch {
             let pos = ev.position;
@@ -1382,6 +1404,11 @@ impl Dispatcher {
                 );
             }
             t.read_to = Some(pos);
+        }
+        // The events skipped up to `scanned` asked for no work.
+        let mut t = self.exec.tracker.lock();
+        if t.read_to.is_none_or(|r| r < scanned) {
+            t.read_to = Some(scanned);
         }
         Ok(full)
     }

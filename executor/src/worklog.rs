@@ -263,6 +263,26 @@ pub trait WorkLog: Send + Sync + 'static {
         after: u64,
         limit: usize,
     ) -> BoxFut<'_, Result<Vec<RecordedEvent>, LogError>>;
+    /// The events of `types` after `after`, ascending, at most `limit`,
+    /// and the position the log was looked through (the last event when
+    /// the batch is full). This default reads everything and filters here;
+    /// the local log skips the other events in SQL without decoding them.
+    fn read_types_from(
+        &self,
+        after: u64,
+        limit: usize,
+        types: &'static [&'static str],
+    ) -> BoxFut<'_, Result<(Vec<RecordedEvent>, u64), LogError>> {
+        Box::pin(async move {
+            let batch = self.read_from(after, limit).await?;
+            let scanned = batch.last().map_or(after, |e| e.position);
+            let wanted = batch
+                .into_iter()
+                .filter(|e| types.contains(&e.event_type.as_str()))
+                .collect();
+            Ok((wanted, scanned))
+        })
+    }
     /// Resolves when the head may have moved past `position` (a spurious
     /// wake-up only costs a read). Never resolves if the log is closed.
     fn wait_past(&self, position: u64) -> BoxFut<'_, ()>;
@@ -419,6 +439,20 @@ impl WorkLog for LocalLog {
         limit: usize,
     ) -> BoxFut<'_, Result<Vec<RecordedEvent>, LogError>> {
         Box::pin(async move { Ok(self.store.read_from_async(after, limit).await?) })
+    }
+
+    fn read_types_from(
+        &self,
+        after: u64,
+        limit: usize,
+        types: &'static [&'static str],
+    ) -> BoxFut<'_, Result<(Vec<RecordedEvent>, u64), LogError>> {
+        Box::pin(async move {
+            Ok(self
+                .store
+                .read_types_from_async(after, limit, types)
+                .await?)
+        })
     }
 
     fn wait_past(&self, position: u64) -> BoxFut<'_, ()> {
