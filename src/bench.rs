@@ -682,6 +682,12 @@ impl Api {
         Ok(Api {
             c: reqwest::Client::builder()
                 .pool_max_idle_per_host(256)
+                // Below the server's keep-alive idle timeout (5 s,
+                // `--header-timeout-ms`): a connection pooled longer can be
+                // closed by the server just as it is reused, and the request
+                // fails with "connection closed before message completed"
+                // (seen once in bench_smoke_run_prints_every_row).
+                .pool_idle_timeout(Duration::from_secs(2))
                 .timeout(Duration::from_secs(120))
                 .build()?,
             base: base.to_string(),

@@ -86,6 +86,10 @@ impl RemoteLog {
     pub fn new(server: &str, key: &str) -> Result<Self, LogError> {
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
+            // Below the server's keep-alive idle timeout (5 s by default):
+            // a connection reused just as the server closes it fails the
+            // request ("connection closed before message completed").
+            .pool_idle_timeout(Duration::from_secs(2))
             .build()
             .map_err(|e| LogError::Remote(e.to_string()))?;
         Ok(RemoteLog {

@@ -60,7 +60,13 @@ impl Server {
 
     pub fn client(&self, user: &str, project: &str) -> Client {
         Client {
-            http: reqwest::Client::new(),
+            // Pooled connections are dropped before the server's 5 s
+            // keep-alive idle timeout closes them: one reused at that very
+            // moment fails with "connection closed before message completed".
+            http: reqwest::Client::builder()
+                .pool_idle_timeout(std::time::Duration::from_secs(2))
+                .build()
+                .expect("a reqwest client"),
             base: self.base.clone(),
             token: format!("{user}:{project}"),
         }
