@@ -34,7 +34,9 @@ impl CinderTime<'_> {
     /// seven padded numbers was 12% of a list page's CPU.
     fn ascii(&self) -> Option<[u8; 26]> {
         use chrono::{Datelike, Timelike};
-        let t = self.0;
+        // The naive UTC time: a `DateTime`'s own accessors add the (zero)
+        // offset at every call.
+        let t = self.0.naive_utc();
         let nanos = t.nanosecond();
         let year = t.year();
         if nanos >= 1_000_000_000 || !(0..=9999).contains(&year) {
