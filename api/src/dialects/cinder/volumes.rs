@@ -154,9 +154,9 @@ async fn list_page(
         }
         _ => None,
     };
-    // Typed rows written straight to the body (render::CinderVolume).
+    // Typed rows written straight to the body (render::RawJson).
     Ok(if detail {
-        render::json_response(&render::VolumePage {
+        render::VolumePage {
             count,
             volumes: rows
                 .iter()
@@ -169,16 +169,18 @@ async fn list_page(
                 })
                 .collect(),
             volumes_links,
-        })
+        }
+        .response()
     } else {
-        render::json_response(&render::VolumePage {
+        render::VolumePage {
             count,
             volumes: rows
                 .iter()
                 .map(|v| render::CinderVolumeSummary::new(&ctx, v))
                 .collect(),
             volumes_links,
-        })
+        }
+        .response()
     })
 }
 
