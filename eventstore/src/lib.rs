@@ -12,7 +12,10 @@ pub use rusqlite;
 
 pub mod aggregate;
 pub mod asof;
+mod metadata;
 pub mod query;
+
+pub use metadata::Metadata;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row};
@@ -54,7 +57,8 @@ pub struct RecordedEvent {
     pub event_type: String,
     pub v: u32,
     pub data: Value,
-    pub metadata: Value,
+    /// Parsed when first read: most readers of a replayed event never do.
+    pub metadata: Metadata,
     pub recorded_at: DateTime<Utc>,
     pub hash: String,
 }
@@ -335,7 +339,7 @@ fn row_to_event(r: &Row) -> rusqlite::Result<RecordedEvent> {
         event_type,
         v,
         data,
-        metadata: json(7)?,
+        metadata: Metadata::stored(text(7)?),
         recorded_at: DateTime::parse_from_rfc3339(text(8)?)
             .map_err(|e| conversion_err(8, e))?
             .with_timezone(&Utc),
@@ -668,7 +672,7 @@ impl WriteTx<'_> {
                 event_type: e.event_type,
                 v: e.v,
                 data,
-                metadata,
+                metadata: Metadata::written(metadata_text, metadata),
                 recorded_at,
                 hash: hash.clone(),
             };
