@@ -120,7 +120,7 @@ enum Step {
     Done(JobKind),
 }
 
-fn volume_step(e: VolumeEvent) -> Option<Step> {
+fn volume_step(e: &VolumeEvent) -> Option<Step> {
     use VolumeEvent as E;
     let open = |kind, own_id| Step::Open {
         kind,
@@ -136,12 +136,12 @@ fn volume_step(e: VolumeEvent) -> Option<Step> {
             ..
         } => Step::Open {
             kind: JobKind::CreateVolume,
-            own_id: job_id,
-            batch: batch_job_id,
-            project: Some(project_id),
+            own_id: job_id.clone(),
+            batch: batch_job_id.clone(),
+            project: Some(project_id.clone()),
         },
-        E::VolumeExtendRequested { job_id, .. } => open(JobKind::ExtendVolume, job_id),
-        E::VolumeDeleteRequested { job_id } => open(JobKind::DeleteVolume, job_id),
+        E::VolumeExtendRequested { job_id, .. } => open(JobKind::ExtendVolume, job_id.clone()),
+        E::VolumeDeleteRequested { job_id } => open(JobKind::DeleteVolume, job_id.clone()),
         E::VolumeRollbackRequested { .. } => open(JobKind::RollbackVolume, None),
         E::VolumeAttached { .. } => Step::Done(JobKind::AttachVolume),
         E::VolumeDetached { .. } => Step::Done(JobKind::DetachVolume),
@@ -153,12 +153,12 @@ fn volume_step(e: VolumeEvent) -> Option<Step> {
         E::VolumeCreateFailed { reason }
         | E::VolumeExtendFailed { reason }
         | E::VolumeDeleteFailed { reason }
-        | E::VolumeRollbackFailed { reason } => Step::End(Some(reason)),
+        | E::VolumeRollbackFailed { reason } => Step::End(Some(reason.clone())),
         _ => return None,
     })
 }
 
-fn snapshot_step(e: SnapshotEvent) -> Option<Step> {
+fn snapshot_step(e: &SnapshotEvent) -> Option<Step> {
     use SnapshotEvent as E;
     let open = |kind, project| Step::Open {
         kind,
@@ -168,13 +168,13 @@ fn snapshot_step(e: SnapshotEvent) -> Option<Step> {
     };
     Some(match e {
         E::SnapshotCreateRequested { project_id, .. } => {
-            open(JobKind::CreateSnapshot, Some(project_id))
+            open(JobKind::CreateSnapshot, Some(project_id.clone()))
         }
         E::SnapshotDeleteRequested {} => open(JobKind::DeleteSnapshot, None),
         E::SnapshotWorkStarted { .. } => Step::Start,
         E::SnapshotCreated {} | E::SnapshotDeleted {} => Step::End(None),
         E::SnapshotCreateFailed { reason } | E::SnapshotDeleteFailed { reason } => {
-            Step::End(Some(reason))
+            Step::End(Some(reason.clone()))
         }
         _ => return None,
     })
@@ -203,13 +203,13 @@ fn step(ev: &RecordedEvent) -> Option<(Step, JobEntity)> {
     let (prefix, rest) = ev.stream_id.split_once('-')?;
     let id = rest.to_string();
     match prefix {
-        "volume" => Some((volume_step(volume_event(ev)?)?, JobEntity::Volume(id))),
-        "snapshot" => Some((snapshot_step(snapshot_event(ev)?)?, JobEntity::Snapshot(id))),
+        "volume" => Some((volume_step(&*volume_event(ev)?)?, JobEntity::Volume(id))),
+        "snapshot" => Some((
+            snapshot_step(&*snapshot_event(ev)?)?,
+            JobEntity::Snapshot(id),
+        )),
         "image" => {
-            let e = serde_json::from_value::<ImageEvent>(
-                serde_json::json!({"type": ev.event_type, "data": ev.data}),
-            )
-            .ok()?;
+            let e = ev.decode::<ImageEvent>().ok()?;
             Some((image_step(e)?, JobEntity::Image(id)))
         }
         _ => None,
