@@ -47,7 +47,13 @@ impl StoredJson {
         &self.raw
     }
 
-    /// The parsed metadata (once; later calls return the same value).
+    /// The parsed value if something parsed it already (or the writer
+    /// kept it): a reader of a few keys then need not scan the text.
+    pub fn parsed(&self) -> Option<&Value> {
+        self.parsed.get()
+    }
+
+    /// The parsed value (once; later calls return the same value).
     pub fn value(&self) -> &Value {
         self.parsed
             .get_or_init(|| serde_json::from_str(&self.raw).unwrap_or(Value::Null))

@@ -216,6 +216,36 @@ fn step(ev: &RecordedEvent) -> Option<(Step, JobEntity)> {
     }
 }
 
+/// The metadata keys this view reads, decoded from the stored text
+/// without a `Value` of all ~12 keys (issue 11: that parse was a fifth of
+/// this view's replay instructions). A key absent, null or not a string
+/// is None, as `Value::as_str` has it.
+#[derive(Default, Deserialize)]
+struct JobMeta {
+    #[serde(default, deserialize_with = "string_or_none")]
+    correlation_id: Option<String>,
+    #[serde(default, deserialize_with = "string_or_none")]
+    request_id: Option<String>,
+    #[serde(default, deserialize_with = "string_or_none")]
+    caused_by: Option<String>,
+}
+
+impl JobMeta {
+    fn of(m: &eventstore::StoredJson) -> JobMeta {
+        match m.parsed() {
+            Some(v) => JobMeta::deserialize(v).unwrap_or_default(),
+            None => serde_json::from_str(m.as_raw()).unwrap_or_default(),
+        }
+    }
+}
+
+fn string_or_none<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Ok(match Value::deserialize(d)? {
+        Value::String(s) => Some(s),
+        _ => None,
+    })
+}
+
 /// The project that owns the resource a request is about.
 fn owner(conn: &Connection, entity: &JobEntity) -> rusqlite::Result<String> {
     Ok(match entity {
@@ -269,8 +299,11 @@ impl InlineProjection for JobsProjection {
         };
         let now = stamp(&ev.recorded_at);
         let text = |v: &Value| v.as_str().map(str::to_string);
-        let correlation = text(&ev.metadata["correlation_id"]);
-        let request_id = text(&ev.metadata["request_id"]);
+        let JobMeta {
+            correlation_id: correlation,
+            request_id,
+            caused_by,
+        } = JobMeta::of(&ev.metadata);
         match step {
             Step::Open {
                 kind,
@@ -351,7 +384,7 @@ impl InlineProjection for JobsProjection {
                 ])?;
             }
             Step::Start | Step::End(_) => {
-                let Some(key) = correlation.or_else(|| text(&ev.metadata["caused_by"])) else {
+                let Some(key) = correlation.or(caused_by) else {
                     return Ok(());
                 };
                 match step {
