@@ -75,14 +75,8 @@ impl StateCache {
 
 /// Decodes a stored event back into the aggregate's event type.
 pub fn decode<A: Aggregate>(ev: &RecordedEvent) -> Result<A::Event, StoreError> {
-    // The adjacently tagged event reads `type`, then `data`, from a
-    // two-entry map borrowing the stored value, not from a deep copy of it
-    // wrapped in a new object (issue 11: the copy and its drop cost more
-    // than the decode).
-    let ty = Value::String(ev.event_type.clone());
-    let entries = [("type", &ty), ("data", &ev.data)];
-    let de = serde::de::value::MapDeserializer::<_, serde_json::Error>::new(entries.into_iter());
-    Ok(<A::Event as serde::Deserialize>::deserialize(de)?)
+    // From the stored text, not from a `Value` of it (issue 11).
+    Ok(ev.decode()?)
 }
 
 /// Folded aggregate states, kept beside the log in the same transaction as

@@ -12,7 +12,10 @@ pub use rusqlite;
 
 pub mod aggregate;
 pub mod asof;
+mod json;
 pub mod query;
+
+pub use json::StoredJson;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row};
@@ -53,10 +56,29 @@ pub struct RecordedEvent {
     pub event_id: uuid::Uuid,
     pub event_type: String,
     pub v: u32,
-    pub data: Value,
-    pub metadata: Value,
+    /// Parsed when first read; the views decode it from its text
+    /// (`decode`) instead.
+    pub data: StoredJson,
+    /// Parsed when first read: most readers of a replayed event never do.
+    pub metadata: StoredJson,
     pub recorded_at: DateTime<Utc>,
     pub hash: String,
+}
+
+impl RecordedEvent {
+    /// The event as an adjacently tagged enum (`{"type": .., "data": ..}`,
+    /// every aggregate's event type), decoded straight from the stored text
+    /// of its data: no `Value` of it is built on the way (issue 11).
+    pub fn decode<T: serde::de::DeserializeOwned>(&self) -> serde_json::Result<T> {
+        let raw = self.data.as_raw();
+        let mut doc = Vec::with_capacity(raw.len() + self.event_type.len() + 20);
+        doc.extend_from_slice(b"{\"type\":");
+        serde_json::to_writer(&mut doc, &self.event_type)?;
+        doc.extend_from_slice(b",\"data\":");
+        doc.extend_from_slice(raw.as_bytes());
+        doc.push(b'}');
+        serde_json::from_slice(&doc)
+    }
 }
 
 /// Optimistic concurrency check; stream versions start at 1.
@@ -324,9 +346,16 @@ fn row_to_event(r: &Row) -> rusqlite::Result<RecordedEvent> {
         serde_json::from_str(text(i)?).map_err(|e| conversion_err(i, e))
     };
     // Every stored event is read here: one older than its type's current
-    // shape is upcast (domain::upcast) before anyone decodes it.
+    // shape is upcast (domain::upcast) before anyone decodes it; one of the
+    // current shape keeps its text, parsed only if someone reads it.
     let event_type: String = r.get(4)?;
-    let (v, data) = domain::upcast::upcast(&event_type, r.get(5)?, json(6)?);
+    let stored_v: u32 = r.get(5)?;
+    let (v, data) = if stored_v >= domain::upcast::current_version(&event_type) {
+        (stored_v, StoredJson::stored(text(6)?))
+    } else {
+        let (v, data) = domain::upcast::upcast(&event_type, stored_v, json(6)?);
+        (v, StoredJson::from(data))
+    };
     Ok(RecordedEvent {
         position: r.get(0)?,
         stream_id: r.get(1)?,
@@ -335,7 +364,7 @@ fn row_to_event(r: &Row) -> rusqlite::Result<RecordedEvent> {
         event_type,
         v,
         data,
-        metadata: json(7)?,
+        metadata: StoredJson::stored(text(7)?),
         recorded_at: DateTime::parse_from_rfc3339(text(8)?)
             .map_err(|e| conversion_err(8, e))?
             .with_timezone(&Utc),
@@ -710,8 +739,8 @@ impl WriteTx<'_> {
                 event_id: e.event_id,
                 event_type: e.event_type,
                 v: e.v,
-                data,
-                metadata,
+                data: StoredJson::written(data_text, data),
+                metadata: StoredJson::written(metadata_text, metadata),
                 recorded_at,
                 hash: hash.clone(),
             };

@@ -87,7 +87,7 @@ impl InlineProjection for AttachmentsProjection {
         };
         let volume_id = ev.stream_id.trim_start_matches("volume-");
         let now = stamp(&ev.recorded_at);
-        match e {
+        match &*e {
             VolumeEvent::AttachmentReserved {
                 attachment_id,
                 instance_uuid,
@@ -100,7 +100,7 @@ impl InlineProjection for AttachmentsProjection {
                     attachment_id.to_string(),
                     volume_id,
                     instance_uuid,
-                    mode(attach_mode),
+                    mode(*attach_mode),
                     ev.position as i64
                 ])?;
             }

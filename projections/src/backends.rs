@@ -100,9 +100,7 @@ impl InlineProjection for BackendsProjection {
         let Some(name) = ev.stream_id.strip_prefix("backend-") else {
             return Ok(());
         };
-        let Ok(e) = serde_json::from_value::<BackendEvent>(
-            serde_json::json!({"type": ev.event_type, "data": ev.data}),
-        ) else {
+        let Ok(e) = ev.decode::<BackendEvent>() else {
             return Ok(());
         };
         match e {

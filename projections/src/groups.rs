@@ -36,7 +36,7 @@ pub struct GroupTypeRow {
 }
 
 fn decode<E: serde::de::DeserializeOwned>(ev: &RecordedEvent) -> Option<E> {
-    serde_json::from_value(serde_json::json!({"type": ev.event_type, "data": ev.data})).ok()
+    ev.decode().ok()
 }
 
 fn json_text<T: serde::Serialize>(v: &T) -> String {

@@ -50,7 +50,7 @@ impl InlineProjection for IdempotencyProjection {
         if ev.stream_id != STREAM || ev.event_type != COMPLETED {
             return Ok(());
         }
-        let Ok(r) = serde_json::from_value::<CompletedRequest>(ev.data.clone()) else {
+        let Ok(r) = serde_json::from_str::<CompletedRequest>(ev.data.as_raw()) else {
             return Ok(());
         };
         // The first outcome wins: that is what every retry is answered with.

@@ -60,9 +60,7 @@ impl InlineProjection for IdentityProjection {
         if ev.stream_id != STREAM {
             return Ok(());
         }
-        let Ok(e) = serde_json::from_value::<IdentityEvent>(
-            serde_json::json!({"type": ev.event_type, "data": ev.data}),
-        ) else {
+        let Ok(e) = ev.decode::<IdentityEvent>() else {
             return Ok(());
         };
         match e {

@@ -122,9 +122,7 @@ impl InlineProjection for ImagesProjection {
         if !ev.stream_id.starts_with("image-") {
             return Ok(());
         }
-        let Ok(e) = serde_json::from_value::<ImageEvent>(
-            serde_json::json!({"type": ev.event_type, "data": ev.data}),
-        ) else {
+        let Ok(e) = ev.decode::<ImageEvent>() else {
             return Ok(());
         };
         let id = ev.stream_id.trim_start_matches("image-");

@@ -2,6 +2,7 @@
 //! maintained inline in the append transaction (read-your-writes) and
 //! rebuildable from position 0 (`blockledger replay`, `blockledger verify`).
 
+use std::rc::Rc;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -575,7 +576,7 @@ pub(crate) fn audit_status<A: Aggregate>(
 }
 
 /// Decodes a stored event of a snapshot stream, or None for other streams.
-pub(crate) fn snapshot_event(ev: &eventstore::RecordedEvent) -> Option<domain::SnapshotEvent> {
+pub(crate) fn snapshot_event(ev: &eventstore::RecordedEvent) -> Option<Rc<domain::SnapshotEvent>> {
     if !ev.stream_id.starts_with("snapshot-") {
         return None;
     }
@@ -586,7 +587,7 @@ pub(crate) fn snapshot_event(ev: &eventstore::RecordedEvent) -> Option<domain::S
 }
 
 /// Decodes a stored event of the volume stream, or None for other streams.
-pub(crate) fn volume_event(ev: &eventstore::RecordedEvent) -> Option<domain::VolumeEvent> {
+pub(crate) fn volume_event(ev: &eventstore::RecordedEvent) -> Option<Rc<domain::VolumeEvent>> {
     if !ev.stream_id.starts_with("volume-") {
         return None;
     }
@@ -597,32 +598,26 @@ pub(crate) fn volume_event(ev: &eventstore::RecordedEvent) -> Option<domain::Vol
 }
 
 /// The last event decoded on this thread, by event id.
-type Decoded<E> = std::cell::RefCell<Option<(uuid::Uuid, Option<E>)>>;
+type Decoded<E> = std::cell::RefCell<Option<(uuid::Uuid, Option<Rc<E>>)>>;
 
 /// Every projection of a volume or snapshot event decodes it; the JSON is
 /// decoded once (projections run one after the other on the writer
-/// thread, and a replay's thread) and the others get a copy. Keyed by the
-/// event's unique id, so an event rolled back with its savepoint can never
-/// be answered for another.
-fn decode_once<E: serde::de::DeserializeOwned + Clone>(
+/// thread, and a replay's thread) and the others share it: a deep copy
+/// for each of the five views that read an event, and its drop, were ~9%
+/// of a replay's instructions (callgrind, issue 11). Keyed by the event's
+/// unique id, so an event rolled back with its savepoint can never be
+/// answered for another.
+fn decode_once<E: serde::de::DeserializeOwned>(
     last: &'static std::thread::LocalKey<Decoded<E>>,
     ev: &eventstore::RecordedEvent,
-) -> Option<E> {
+) -> Option<Rc<E>> {
     last.with(|cell| {
         if let Some((id, e)) = &*cell.borrow() {
             if *id == ev.event_id {
                 return e.clone();
             }
         }
-        // The adjacently tagged enum reads `type`, then `data`, from a
-        // two-entry map that borrows the event's own value, instead of
-        // from a deep copy of it wrapped in a new object: the copy and its
-        // drop were ~8% of a replay's instructions (callgrind, issue 11).
-        let ty = serde_json::Value::String(ev.event_type.clone());
-        let entries = [("type", &ty), ("data", &ev.data)];
-        let de =
-            serde::de::value::MapDeserializer::<_, serde_json::Error>::new(entries.into_iter());
-        let e: Option<E> = E::deserialize(de).ok();
+        let e: Option<Rc<E>> = ev.decode().ok().map(Rc::new);
         *cell.borrow_mut() = Some((ev.event_id, e.clone()));
         e
     })
@@ -1021,7 +1016,7 @@ mod tests {
                 .read_stream(&format!("volume-{vol}"))
                 .unwrap()
                 .iter()
-                .map(|e| super::volume_event(e).unwrap())
+                .map(|e| (*super::volume_event(e).unwrap()).clone())
                 .collect();
             VolumeAggregate::fold(&events)
         };
@@ -1086,7 +1081,7 @@ mod tests {
             .read_stream(&format!("volume-{vol}"))
             .unwrap()
             .iter()
-            .map(|e| super::volume_event(e).unwrap())
+            .map(|e| (*super::volume_event(e).unwrap()).clone())
             .collect();
         assert_eq!(after.0, VolumeAggregate::fold(&events));
         assert_eq!(store.verify_projections().unwrap(), None);

@@ -91,6 +91,10 @@ fn classify(ev: &RecordedEvent) -> Option<(Classified, String)> {
     if !matches!(kind, "volume" | "snapshot") {
         return None;
     }
+    // The reason only picks among a failure type's messages: asking with
+    // none first tells whether the type has any, so the data of every
+    // other event (nearly all of them) is never parsed (issue 11).
+    message::for_failure(&ev.event_type, "")?;
     let c = message::for_failure(&ev.event_type, text(&ev.data, "reason").unwrap_or_default())?;
     Some((c, id?.to_string()))
 }

@@ -18,14 +18,14 @@ fn quota_event(ev: &RecordedEvent) -> Option<QuotaEvent> {
     if !ev.stream_id.starts_with("quota-") {
         return None;
     }
-    serde_json::from_value(serde_json::json!({"type": ev.event_type, "data": ev.data})).ok()
+    ev.decode().ok()
 }
 
 fn quota_class_event(ev: &RecordedEvent) -> Option<QuotaClassEvent> {
     if !ev.stream_id.starts_with("quota_class-") {
         return None;
     }
-    serde_json::from_value(serde_json::json!({"type": ev.event_type, "data": ev.data})).ok()
+    ev.decode().ok()
 }
 
 impl InlineProjection for QuotasProjection {
@@ -62,7 +62,7 @@ impl InlineProjection for QuotasProjection {
     fn apply(&self, conn: &Connection, ev: &RecordedEvent) -> rusqlite::Result<()> {
         if let Some(e) = volume_event(ev) {
             let id = ev.stream_id.trim_start_matches("volume-");
-            match e {
+            match &*e {
                 VolumeEvent::VolumeCreateRequested {
                     project_id,
                     volume_type,
@@ -109,7 +109,7 @@ impl InlineProjection for QuotasProjection {
             }
         } else if let Some(e) = snapshot_event(ev) {
             let id = ev.stream_id.trim_start_matches("snapshot-");
-            match e {
+            match &*e {
                 SnapshotEvent::SnapshotCreateRequested {
                     project_id,
                     volume_type,

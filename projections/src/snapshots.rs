@@ -128,7 +128,7 @@ impl InlineProjection for SnapshotsProjection {
         let before: SnapshotState = load_state(conn, STATES, id)?;
         let after = SnapshotAggregate::evolve(before, &event);
         save_state(conn, STATES, id, &after)?;
-        match &event {
+        match &*event {
             SnapshotEvent::SnapshotCreateRequested {
                 snapshot_id,
                 volume_id,
@@ -373,7 +373,7 @@ impl InlineProjection for SnapshotChainProjection {
 
     fn apply(&self, conn: &Connection, ev: &RecordedEvent) -> rusqlite::Result<()> {
         if let Some(volume_id) = ev.stream_id.strip_prefix("volume-") {
-            match crate::volume_event(ev) {
+            match crate::volume_event(ev).as_deref() {
                 Some(VolumeEvent::VolumeRolledBack { snapshot_id, .. }) => {
                     set_head(conn, volume_id, Some(&snapshot_id.to_string()))?;
                 }
@@ -386,7 +386,7 @@ impl InlineProjection for SnapshotChainProjection {
             return Ok(());
         };
         let id = ev.stream_id.trim_start_matches("snapshot-");
-        match event {
+        match &*event {
             SnapshotEvent::SnapshotCreateRequested {
                 volume_id,
                 parent_snapshot_id,

@@ -76,9 +76,7 @@ impl InlineProjection for TransfersProjection {
         if !ev.stream_id.starts_with("transfer-") {
             return Ok(());
         }
-        let Ok(e) = serde_json::from_value::<TransferEvent>(
-            serde_json::json!({"type": ev.event_type, "data": ev.data}),
-        ) else {
+        let Ok(e) = ev.decode::<TransferEvent>() else {
             return Ok(());
         };
         let id = ev.stream_id.trim_start_matches("transfer-");

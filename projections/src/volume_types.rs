@@ -57,7 +57,7 @@ pub struct QosRow {
 }
 
 fn decode<E: serde::de::DeserializeOwned>(ev: &RecordedEvent) -> Option<E> {
-    serde_json::from_value(serde_json::json!({"type": ev.event_type, "data": ev.data})).ok()
+    ev.decode().ok()
 }
 
 fn specs_json(m: &BTreeMap<String, String>) -> String {

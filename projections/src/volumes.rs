@@ -447,7 +447,7 @@ impl InlineProjection for VolumesProjection {
         let before: VolumeState = load_state(conn, STATES, id)?;
         let after = VolumeAggregate::evolve(before.clone(), &event);
         save_state(conn, STATES, id, &after)?;
-        match &event {
+        match &*event {
             VolumeEvent::VolumeCreateRequested {
                 volume_id,
                 project_id,
