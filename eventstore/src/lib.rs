@@ -498,12 +498,6 @@ fn head_of(conn: &Connection) -> rusqlite::Result<u64> {
         .query_row([], |r| r.get(0))
 }
 
-/// The chain's tip (last position and its hash) as the writer last
-/// appended it, or None when it must be read from the table. Cleared at
-/// every undo of a savepoint and every failed batch, the only ways an
-/// appended row can vanish inside the writer.
-type Tip = std::cell::RefCell<Option<(u64, String)>>;
-
 /// True when `v` holds a floating-point number anywhere: only those may
 /// not survive a JSON round trip bit for bit.
 fn has_float(v: &Value) -> bool {
@@ -522,7 +516,6 @@ pub struct WriteTx<'a> {
     projections: &'a [Arc<dyn InlineProjection>],
     /// The writer's folded aggregate states (aggregate.rs).
     states: &'a std::cell::RefCell<aggregate::StateCache>,
-    tip: &'a Tip,
 }
 
 impl WriteTx<'_> {
@@ -566,7 +559,6 @@ impl WriteTx<'_> {
         if out.is_ok() {
             exec(self.conn, "RELEASE es_unit")
         } else {
-            self.tip.take();
             undo(self.conn, "es_unit")
         }
         .map_err(StoreError::from)?;
@@ -633,7 +625,6 @@ impl WriteTx<'_> {
                 Ok(out)
             }
             Err(e) => {
-                self.tip.take();
                 undo(self.conn, "es_append")?;
                 Err(e)
             }
@@ -659,27 +650,16 @@ impl WriteTx<'_> {
                 actual: current,
             });
         }
-        // The chain tip as this writer left it, else read: every undo of a
-        // savepoint and every failed batch clears the cache (`Tip`).
-        let cached = self.tip.borrow_mut().take();
-        let (mut position, mut prev): (u64, String) = match cached {
-            Some(tip) => tip,
-            None => self
-                .conn
-                .prepare_cached("SELECT position, hash FROM events ORDER BY position DESC LIMIT 1")?
-                .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
-                .optional()?
-                .unwrap_or_default(),
-        };
-        debug_assert_eq!(
-            Some(position),
-            self.conn
-                .query_row("SELECT MAX(position) FROM events", [], |r| r
-                    .get::<_, Option<u64>>(0))
-                .ok()
-                .map(|p| p.unwrap_or(0)),
-            "the cached chain tip must be the table's"
-        );
+        // Read the chain tip each time rather than caching it: savepoint
+        // rollbacks of earlier jobs in the batch, and other processes
+        // writing the same log (`blockledger identity` beside a running
+        // server), would make a cache lie.
+        let (mut position, mut prev): (u64, String) = self
+            .conn
+            .prepare_cached("SELECT position, hash FROM events ORDER BY position DESC LIMIT 1")?
+            .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?
+            .unwrap_or_default();
         let now = Utc::now();
         let recorded_at = DateTime::from_timestamp_micros(now.timestamp_micros()).unwrap_or(now);
         let recorded_at_text = recorded_at.to_rfc3339_opts(SecondsFormat::Micros, true);
@@ -750,7 +730,6 @@ impl WriteTx<'_> {
             prev = hash;
             out.push(rec);
         }
-        *self.tip.borrow_mut() = Some((position, prev));
         Ok(out)
     }
 }
@@ -817,7 +796,6 @@ struct Writer {
     projections: Vec<Arc<dyn InlineProjection>>,
     head: Arc<watch::Sender<u64>>,
     states: std::cell::RefCell<aggregate::StateCache>,
-    tip: Tip,
     /// Tells the checkpointer a commit added to the WAL (never blocks: a
     /// tick already waiting covers this one too).
     wal_grew: mpsc::SyncSender<()>,
@@ -878,7 +856,6 @@ impl Writer {
             tracing::trace!(jobs = batch.len(), ok = commit.is_ok(), "eventstore batch");
             if let Err(e) = &commit {
                 tracing::error!(error = %e, jobs = batch.len(), "eventstore batch failed");
-                self.tip.take();
                 let _ = self.conn.execute_batch("ROLLBACK");
             } else if let Ok(h) = head_of(&self.conn) {
                 // Published only after the commit: subscribers must never see
@@ -900,7 +877,6 @@ impl Writer {
             conn: &self.conn,
             projections: &self.projections,
             states: &self.states,
-            tip: &self.tip,
         };
         if let [job] = batch {
             if job.alone() {
@@ -909,7 +885,6 @@ impl Writer {
                 if job.run(&mut tx) {
                     exec(&self.conn, "COMMIT")?;
                 } else {
-                    self.tip.take();
                     exec(&self.conn, "ROLLBACK")?;
                 }
                 return Ok(());
@@ -920,7 +895,6 @@ impl Writer {
             if job.run(&mut tx) {
                 exec(&self.conn, "RELEASE es_job")?;
             } else {
-                self.tip.take();
                 undo(&self.conn, "es_job")?;
             }
         }
@@ -1149,7 +1123,6 @@ impl EventStore {
             projections: projections.clone(),
             head: head.clone(),
             states: Default::default(),
-            tip: Default::default(),
             wal_grew,
         };
         let handle = std::thread::Builder::new()
