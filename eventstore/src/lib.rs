@@ -810,7 +810,15 @@ const WRITER_AUTOCHECKPOINT_PAGES: i64 = 10_000;
 
 /// At most this many checkpoints a second: each copies what the commits
 /// since the last one added, and fsyncs the database file once.
-const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
+///
+/// Short, because a checkpoint's fsync of the database file and the
+/// writer's fsync of the WAL share the device: every 100 ms, a checkpoint
+/// wrote a few hundred pages and its fsync took up to 40 ms (perf trace),
+/// and the commit whose fsync came during it waited as long. Requests
+/// paced at 1,000/s then had a p99 of 20-23 ms; checkpoints every 20 ms
+/// gave 8-14 ms, every 5 ms 5-12 ms, with no loss at 64 clients
+/// unpaced (issue 11, `bench --only durable`, several runs of each).
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(5);
 
 /// The checkpointer: copies committed WAL pages into the database file on
 /// its own connection (PASSIVE: it never blocks the writer or a reader,
