@@ -48,6 +48,24 @@ pub enum JobKind {
     DetachVolume,
 }
 
+impl JobKind {
+    /// As the view stores it (serde's name).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobKind::CreateVolume => "create_volume",
+            JobKind::BatchCreateVolume => "batch_create_volume",
+            JobKind::ExtendVolume => "extend_volume",
+            JobKind::DeleteVolume => "delete_volume",
+            JobKind::RollbackVolume => "rollback_volume",
+            JobKind::CreateSnapshot => "create_snapshot",
+            JobKind::DeleteSnapshot => "delete_snapshot",
+            JobKind::ExportImage => "export_image",
+            JobKind::AttachVolume => "attach_volume",
+            JobKind::DetachVolume => "detach_volume",
+        }
+    }
+}
+
 /// Where a job is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "UPPERCASE")]
@@ -293,125 +311,28 @@ impl InlineProjection for JobsProjection {
         )
     }
 
+    fn begin_replay(&self) {
+        replay::begin();
+    }
+
+    fn end_replay(&self, conn: &Connection, finished: bool) -> rusqlite::Result<()> {
+        replay::end(conn, finished)
+    }
+
     fn apply(&self, conn: &Connection, ev: &RecordedEvent) -> rusqlite::Result<()> {
         let Some((step, entity)) = step(ev) else {
             return Ok(());
         };
-        let now = stamp(&ev.recorded_at);
-        let text = |v: &Value| v.as_str().map(str::to_string);
-        let JobMeta {
-            correlation_id: correlation,
-            request_id,
-            caused_by,
-        } = JobMeta::of(&ev.metadata);
-        match step {
+        // The project is read from the other views before the jobs are
+        // borrowed (a replay keeps both in memory on this thread).
+        let project = match &step {
             Step::Open {
-                kind,
-                own_id,
-                batch,
-                project,
-            } => {
-                let key = correlation.unwrap_or_else(|| ev.event_id.to_string());
-                let project = match project {
-                    Some(p) => p,
-                    None => owner(conn, &entity)?,
-                };
-                let job_id = match &batch {
-                    Some(_) => own_id.unwrap_or_else(|| ev.event_id.simple().to_string()),
-                    None => key.clone(),
-                };
-                if let Some(batch) = &batch {
-                    conn.prepare_cached("INSERT OR IGNORE INTO jobs (job_id, correlation, stream_id, parent_id,
-                            project_id, kind, status, begin_time, end_time, failure,
-                            request_id)
-                         VALUES (?1, ?2, '', NULL, ?3, 'batch_create_volume', 'INIT', ?4, NULL, NULL, ?5)")?.execute(params![batch, key, project, now, request_id],
-                    )?;
-                }
-                // A correlation that opens a second resource (one request
-                // acting on several volumes or snapshots) becomes a parent
-                // job: its first resource moves to a sub-job, like the next.
-                let parent = if batch.is_none() {
-                    split_into_parent(conn, &key, &ev.stream_id)?
-                } else {
-                    None
-                };
-                let (job_id, batch) = match parent {
-                    Some(p) => (ev.event_id.simple().to_string(), Some(p)),
-                    None => (job_id, batch),
-                };
-                conn.prepare_cached(
-                    "INSERT OR IGNORE INTO jobs (job_id, correlation, stream_id, parent_id,
-                        project_id, kind, status, begin_time, end_time, failure,
-                        request_id)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'INIT', ?7, NULL, NULL, ?8)",
-                )?
-                .execute(params![
-                    job_id,
-                    key,
-                    ev.stream_id,
-                    batch,
-                    project,
-                    serde_json::to_value(kind).ok().and_then(|v| text(&v)),
-                    now,
-                    request_id
-                ])?;
-            }
-            Step::Done(kind) => {
-                let Some(key) = correlation else {
-                    return Ok(());
-                };
-                let parent = split_into_parent(conn, &key, &ev.stream_id)?;
-                let job_id = match &parent {
-                    Some(_) => ev.event_id.simple().to_string(),
-                    None => key.clone(),
-                };
-                let project = owner(conn, &entity)?;
-                conn.prepare_cached(
-                    "INSERT OR IGNORE INTO jobs (job_id, correlation, stream_id, parent_id,
-                        project_id, kind, status, begin_time, end_time, failure,
-                        request_id)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'SUCCESS', ?7, ?7, NULL, ?8)",
-                )?
-                .execute(params![
-                    job_id,
-                    key,
-                    ev.stream_id,
-                    parent,
-                    project,
-                    serde_json::to_value(kind).ok().and_then(|v| text(&v)),
-                    now,
-                    request_id
-                ])?;
-            }
-            Step::Start | Step::End(_) => {
-                let Some(key) = correlation.or(caused_by) else {
-                    return Ok(());
-                };
-                match step {
-                    Step::Start => conn
-                        .prepare_cached(
-                            "UPDATE jobs SET status = 'RUNNING'
-                         WHERE correlation = ?1 AND stream_id = ?2 AND status = 'INIT'",
-                        )?
-                        .execute(params![key, ev.stream_id])?,
-                    Step::End(failure) => conn
-                        .prepare_cached(
-                            "UPDATE jobs SET status = ?3, end_time = ?4, failure = ?5
-                         WHERE correlation = ?1 AND stream_id = ?2
-                            AND status IN ('INIT', 'RUNNING')",
-                        )?
-                        .execute(params![
-                            key,
-                            ev.stream_id,
-                            if failure.is_some() { "FAIL" } else { "SUCCESS" },
-                            now,
-                            failure
-                        ])?,
-                    Step::Open { .. } | Step::Done(_) => 0,
-                };
-            }
-        }
-        Ok(())
+                project: Some(p), ..
+            } => p.clone(),
+            Step::Open { .. } | Step::Done(_) => owner(conn, &entity)?,
+            Step::Start | Step::End(_) => String::new(),
+        };
+        replay::run(conn, |jobs| apply_step(jobs, ev, step, project))
     }
 
     fn clear(&self, conn: &Connection) -> rusqlite::Result<()> {
@@ -425,40 +346,441 @@ impl InlineProjection for JobsProjection {
     }
 }
 
+/// A job as the view first writes it (its failure is always unset then).
+struct NewJob {
+    job_id: String,
+    correlation: String,
+    stream_id: String,
+    parent_id: Option<String>,
+    project_id: String,
+    kind: JobKind,
+    status: JobStatus,
+    begin_time: String,
+    end_time: Option<String>,
+    request_id: Option<String>,
+}
+
+/// Where the view's rows are: the table (live), or memory during a replay
+/// (issue 11: the table's three statements per job were a fifth of a
+/// replay). `apply_step` decides; these only store, each with the exact
+/// effect of the SQL statement `Sql` runs for it.
+trait JobStore {
+    /// The stream of job `job_id`, if there is one.
+    fn stream_of(&mut self, job_id: &str) -> rusqlite::Result<Option<String>>;
+    /// INSERT (`or_ignore`: INSERT OR IGNORE) of a new row.
+    fn insert(&mut self, job: NewJob, or_ignore: bool) -> rusqlite::Result<()>;
+    /// Copies job `key` as `sub`, a sub-job of it, and makes `key` a
+    /// parent: no stream, INIT, no end, no failure.
+    fn split(&mut self, key: &str, sub: &str) -> rusqlite::Result<()>;
+    /// The jobs of correlation `key` on `stream`: INIT ones become RUNNING.
+    fn start(&mut self, key: &str, stream: &str) -> rusqlite::Result<()>;
+    /// The jobs of correlation `key` on `stream` that have not ended end
+    /// now, failed with `failure` or succeeded.
+    fn end(
+        &mut self,
+        key: &str,
+        stream: &str,
+        now: &str,
+        failure: Option<String>,
+    ) -> rusqlite::Result<()>;
+}
+
+fn apply_step(
+    jobs: &mut dyn JobStore,
+    ev: &RecordedEvent,
+    step: Step,
+    project: String,
+) -> rusqlite::Result<()> {
+    let now = stamp(&ev.recorded_at);
+    let JobMeta {
+        correlation_id: correlation,
+        request_id,
+        caused_by,
+    } = JobMeta::of(&ev.metadata);
+    match step {
+        Step::Open {
+            kind,
+            own_id,
+            batch,
+            ..
+        } => {
+            let key = correlation.unwrap_or_else(|| ev.event_id.to_string());
+            let job_id = match &batch {
+                Some(_) => own_id.unwrap_or_else(|| ev.event_id.simple().to_string()),
+                None => key.clone(),
+            };
+            if let Some(batch) = &batch {
+                jobs.insert(
+                    NewJob {
+                        job_id: batch.clone(),
+                        correlation: key.clone(),
+                        stream_id: String::new(),
+                        parent_id: None,
+                        project_id: project.clone(),
+                        kind: JobKind::BatchCreateVolume,
+                        status: JobStatus::Init,
+                        begin_time: now.clone(),
+                        end_time: None,
+                        request_id: request_id.clone(),
+                    },
+                    true,
+                )?;
+            }
+            // A correlation that opens a second resource (one request
+            // acting on several volumes or snapshots) becomes a parent
+            // job: its first resource moves to a sub-job, like the next.
+            let parent = if batch.is_none() {
+                split_into_parent(jobs, &key, &ev.stream_id)?
+            } else {
+                None
+            };
+            let (job_id, batch) = match parent {
+                Some(p) => (ev.event_id.simple().to_string(), Some(p)),
+                None => (job_id, batch),
+            };
+            jobs.insert(
+                NewJob {
+                    job_id,
+                    correlation: key,
+                    stream_id: ev.stream_id.clone(),
+                    parent_id: batch,
+                    project_id: project,
+                    kind,
+                    status: JobStatus::Init,
+                    begin_time: now,
+                    end_time: None,
+                    request_id,
+                },
+                true,
+            )
+        }
+        Step::Done(kind) => {
+            let Some(key) = correlation else {
+                return Ok(());
+            };
+            let parent = split_into_parent(jobs, &key, &ev.stream_id)?;
+            let job_id = match &parent {
+                Some(_) => ev.event_id.simple().to_string(),
+                None => key.clone(),
+            };
+            jobs.insert(
+                NewJob {
+                    job_id,
+                    correlation: key,
+                    stream_id: ev.stream_id.clone(),
+                    parent_id: parent,
+                    project_id: project,
+                    kind,
+                    status: JobStatus::Success,
+                    begin_time: now.clone(),
+                    end_time: Some(now),
+                    request_id,
+                },
+                true,
+            )
+        }
+        Step::Start => match correlation.or(caused_by) {
+            Some(key) => jobs.start(&key, &ev.stream_id),
+            None => Ok(()),
+        },
+        Step::End(failure) => match correlation.or(caused_by) {
+            Some(key) => jobs.end(&key, &ev.stream_id, &now, failure),
+            None => Ok(()),
+        },
+    }
+}
+
 /// If correlation `key` already has a job on another stream, makes job
 /// `key` a parent (no stream of its own) and moves its first resource to a
 /// sub-job; returns the parent's id when the new request is one more
 /// member.
 fn split_into_parent(
-    conn: &Connection,
+    jobs: &mut dyn JobStore,
     key: &str,
     stream_id: &str,
 ) -> rusqlite::Result<Option<String>> {
-    let first: Option<(String, Option<String>)> = conn
-        .prepare_cached("SELECT stream_id, parent_id FROM jobs WHERE job_id = ?1")?
-        .query_row([key], |r| Ok((r.get(0)?, r.get(1)?)))
-        .optional()?;
-    match first {
+    match jobs.stream_of(key)? {
         None => Ok(None),
         // Already a parent (a batch, or split before).
-        Some((s, _)) if s.is_empty() => Ok(Some(key.to_string())),
-        Some((s, _)) if s == stream_id => Ok(None),
+        Some(s) if s.is_empty() => Ok(Some(key.to_string())),
+        Some(s) if s == stream_id => Ok(None),
         Some(_) => {
-            let sub = format!("{key}-1");
-            conn.prepare_cached(
+            jobs.split(key, &format!("{key}-1"))?;
+            Ok(Some(key.to_string()))
+        }
+    }
+}
+
+/// The jobs table.
+struct Sql<'c>(&'c Connection);
+
+impl JobStore for Sql<'_> {
+    fn stream_of(&mut self, job_id: &str) -> rusqlite::Result<Option<String>> {
+        self.0
+            .prepare_cached("SELECT stream_id FROM jobs WHERE job_id = ?1")?
+            .query_row([job_id], |r| r.get(0))
+            .optional()
+    }
+
+    fn insert(&mut self, j: NewJob, or_ignore: bool) -> rusqlite::Result<()> {
+        let sql = if or_ignore {
+            "INSERT OR IGNORE INTO jobs (job_id, correlation, stream_id, parent_id, project_id,
+                kind, status, begin_time, end_time, failure, request_id)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, NULL, ?10)"
+        } else {
+            "INSERT INTO jobs (job_id, correlation, stream_id, parent_id, project_id,
+                kind, status, begin_time, end_time, failure, request_id)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, NULL, ?10)"
+        };
+        self.0.prepare_cached(sql)?.execute(params![
+            j.job_id,
+            j.correlation,
+            j.stream_id,
+            j.parent_id,
+            j.project_id,
+            j.kind.as_str(),
+            j.status.as_str(),
+            j.begin_time,
+            j.end_time,
+            j.request_id
+        ])?;
+        Ok(())
+    }
+
+    fn split(&mut self, key: &str, sub: &str) -> rusqlite::Result<()> {
+        self.0
+            .prepare_cached(
                 "INSERT INTO jobs (job_id, correlation, stream_id, parent_id, project_id, kind,
                     status, begin_time, end_time, failure, request_id)
                  SELECT ?2, correlation, stream_id, ?1, project_id, kind, status, begin_time,
                     end_time, failure, request_id FROM jobs WHERE job_id = ?1",
             )?
             .execute(params![key, sub])?;
-            conn.prepare_cached(
+        self.0
+            .prepare_cached(
                 "UPDATE jobs SET stream_id = '', status = 'INIT', end_time = NULL,
                     failure = NULL WHERE job_id = ?1",
             )?
             .execute([key])?;
-            Ok(Some(key.to_string()))
+        Ok(())
+    }
+
+    fn start(&mut self, key: &str, stream: &str) -> rusqlite::Result<()> {
+        self.0
+            .prepare_cached(
+                "UPDATE jobs SET status = 'RUNNING'
+                 WHERE correlation = ?1 AND stream_id = ?2 AND status = 'INIT'",
+            )?
+            .execute(params![key, stream])?;
+        Ok(())
+    }
+
+    fn end(
+        &mut self,
+        key: &str,
+        stream: &str,
+        now: &str,
+        failure: Option<String>,
+    ) -> rusqlite::Result<()> {
+        self.0
+            .prepare_cached(
+                "UPDATE jobs SET status = ?3, end_time = ?4, failure = ?5
+                 WHERE correlation = ?1 AND stream_id = ?2 AND status IN ('INIT', 'RUNNING')",
+            )?
+            .execute(params![
+                key,
+                stream,
+                if failure.is_some() { "FAIL" } else { "SUCCESS" },
+                now,
+                failure
+            ])?;
+        Ok(())
+    }
+}
+
+/// The view kept in memory while a replay runs on this thread, written to
+/// the table in one pass at its end, in the order the live path would have
+/// inserted the rows (sub-jobs are listed in rowid order).
+mod replay {
+    use std::cell::RefCell;
+    use std::collections::HashMap;
+
+    use eventstore::rusqlite::{self, ffi, params, Connection};
+
+    use super::{JobStatus, JobStore, NewJob, Sql};
+
+    struct Row {
+        job: NewJob,
+        failure: Option<String>,
+    }
+
+    #[derive(Default)]
+    struct Kept {
+        rows: Vec<Row>,
+        by_id: HashMap<String, usize>,
+        /// Correlation → its rows (a handful; a batch's members).
+        by_correlation: HashMap<String, Vec<usize>>,
+    }
+
+    thread_local! {
+        static KEPT: RefCell<Option<Kept>> = const { RefCell::new(None) };
+    }
+
+    pub(super) fn begin() {
+        KEPT.with(|k| *k.borrow_mut() = Some(Kept::default()));
+    }
+
+    /// `f` on the kept view when a replay is under way on this thread,
+    /// else on the table.
+    pub(super) fn run<T>(conn: &Connection, f: impl FnOnce(&mut dyn JobStore) -> T) -> T {
+        KEPT.with(|k| match k.borrow_mut().as_mut() {
+            Some(kept) => f(kept),
+            None => f(&mut Sql(conn)),
+        })
+    }
+
+    pub(super) fn end(conn: &Connection, finished: bool) -> rusqlite::Result<()> {
+        let Some(kept) = KEPT.with(|k| k.borrow_mut().take()) else {
+            return Ok(());
+        };
+        if !finished {
+            return Ok(());
         }
+        let mut insert = conn.prepare_cached(
+            "INSERT INTO jobs (job_id, correlation, stream_id, parent_id, project_id, kind,
+                status, begin_time, end_time, failure, request_id)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+        )?;
+        for Row { job: j, failure } in kept.rows {
+            insert.execute(params![
+                j.job_id,
+                j.correlation,
+                j.stream_id,
+                j.parent_id,
+                j.project_id,
+                j.kind.as_str(),
+                j.status.as_str(),
+                j.begin_time,
+                j.end_time,
+                failure,
+                j.request_id
+            ])?;
+        }
+        Ok(())
+    }
+
+    impl Kept {
+        fn push(&mut self, job: NewJob, failure: Option<String>) {
+            let i = self.rows.len();
+            self.by_id.insert(job.job_id.clone(), i);
+            self.by_correlation
+                .entry(job.correlation.clone())
+                .or_default()
+                .push(i);
+            self.rows.push(Row { job, failure });
+        }
+
+        /// Each row of correlation `key` on `stream`, through `f`.
+        fn each(&mut self, key: &str, stream: &str, mut f: impl FnMut(&mut Row)) {
+            let Some(at) = self.by_correlation.get(key) else {
+                return;
+            };
+            for &i in at {
+                let r = &mut self.rows[i];
+                if r.job.stream_id == stream {
+                    f(r);
+                }
+            }
+        }
+    }
+
+    impl JobStore for Kept {
+        fn stream_of(&mut self, job_id: &str) -> rusqlite::Result<Option<String>> {
+            Ok(self
+                .by_id
+                .get(job_id)
+                .map(|&i| self.rows[i].job.stream_id.clone()))
+        }
+
+        fn insert(&mut self, job: NewJob, or_ignore: bool) -> rusqlite::Result<()> {
+            if self.by_id.contains_key(&job.job_id) {
+                return if or_ignore {
+                    Ok(())
+                } else {
+                    Err(duplicate(&job.job_id))
+                };
+            }
+            self.push(job, None);
+            Ok(())
+        }
+
+        fn split(&mut self, key: &str, sub: &str) -> rusqlite::Result<()> {
+            let Some(&i) = self.by_id.get(key) else {
+                return Ok(());
+            };
+            if self.by_id.contains_key(sub) {
+                return Err(duplicate(sub));
+            }
+            let first = &self.rows[i];
+            let copy = NewJob {
+                job_id: sub.to_owned(),
+                correlation: first.job.correlation.clone(),
+                stream_id: first.job.stream_id.clone(),
+                parent_id: Some(key.to_owned()),
+                project_id: first.job.project_id.clone(),
+                kind: first.job.kind,
+                status: first.job.status,
+                begin_time: first.job.begin_time.clone(),
+                end_time: first.job.end_time.clone(),
+                request_id: first.job.request_id.clone(),
+            };
+            let failure = first.failure.clone();
+            self.push(copy, failure);
+            let parent = &mut self.rows[i];
+            parent.job.stream_id.clear();
+            parent.job.status = JobStatus::Init;
+            parent.job.end_time = None;
+            parent.failure = None;
+            Ok(())
+        }
+
+        fn start(&mut self, key: &str, stream: &str) -> rusqlite::Result<()> {
+            self.each(key, stream, |r| {
+                if r.job.status == JobStatus::Init {
+                    r.job.status = JobStatus::Running;
+                }
+            });
+            Ok(())
+        }
+
+        fn end(
+            &mut self,
+            key: &str,
+            stream: &str,
+            now: &str,
+            failure: Option<String>,
+        ) -> rusqlite::Result<()> {
+            self.each(key, stream, |r| {
+                if matches!(r.job.status, JobStatus::Init | JobStatus::Running) {
+                    r.job.status = if failure.is_some() {
+                        JobStatus::Fail
+                    } else {
+                        JobStatus::Success
+                    };
+                    r.job.end_time = Some(now.to_owned());
+                    r.failure = failure.clone();
+                }
+            });
+            Ok(())
+        }
+    }
+
+    /// The error the table's primary key gives a second row of one id.
+    fn duplicate(job_id: &str) -> rusqlite::Error {
+        rusqlite::Error::SqliteFailure(
+            ffi::Error::new(ffi::SQLITE_CONSTRAINT_PRIMARYKEY),
+            Some(format!("UNIQUE constraint failed: jobs.job_id ({job_id})")),
+        )
     }
 }
 

@@ -1349,4 +1349,138 @@ mod tests {
             "six create jobs, five extend jobs, three delete jobs"
         );
     }
+
+    /// The jobs view a replay keeps in memory equals the table the live
+    /// path wrote, through every way a job is stored: a batch and its
+    /// members, a request on two volumes (its job split into a parent and
+    /// sub-jobs), starts, failures and successes, and a job id seen twice.
+    #[test]
+    fn jobs_replay_equals_live_through_batches_and_splits() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = eventstore::EventStore::open(&tmp.path().join("t.db"), super::all()).unwrap();
+        let run = |id: &str, cmd: VolumeCommand, correlation: &str| {
+            let meta = json!({"project_id": "p1", "correlation_id": correlation,
+                "request_id": format!("req-{correlation}")});
+            let id = id.to_string();
+            store
+                .write_blocking(move |tx| tx.execute::<VolumeAggregate>(&id, cmd, &meta))
+                .unwrap()
+                .unwrap();
+        };
+        let create = |id: &str, job: Option<String>, batch: Option<&str>| {
+            VolumeCommand::Create(Box::new(CreateVolume {
+                volume_id: id.parse().unwrap(),
+                project_id: "p1".into(),
+                user_id: "u".into(),
+                name: None,
+                description: None,
+                size: 1,
+                availability_zone: "az-dc-1".into(),
+                volume_type: "SSD".into(),
+                metadata: Default::default(),
+                multiattach: false,
+                job_id: job,
+                batch_job_id: batch.map(str::to_string),
+                source: None,
+                backend: None,
+                quota: domain::quota::Headroom::unlimited(),
+            }))
+        };
+        let ids: Vec<String> = (0..4).map(|_| uuid::Uuid::new_v4().to_string()).collect();
+        // A batch of three; the second fails, the third never starts.
+        for (i, id) in ids[..3].iter().enumerate() {
+            run(
+                id,
+                create(id, Some(format!("{:032x}", 7 + i)), Some("batch-1")),
+                "c-batch",
+            );
+        }
+        let start = || VolumeCommand::StartWork {
+            kind: WorkKind::Create,
+        };
+        run(&ids[0], start(), "c-batch");
+        run(
+            &ids[0],
+            VolumeCommand::CompleteWork {
+                kind: WorkKind::Create,
+            },
+            "c-batch",
+        );
+        run(&ids[1], start(), "c-batch");
+        let fail = VolumeCommand::FailWork {
+            kind: WorkKind::Create,
+            reason: "disk \"full\"".into(),
+        };
+        run(&ids[1], fail, "c-batch");
+        // One volume alone, then one request deleting two volumes: the
+        // delete's job becomes a parent of two sub-jobs.
+        run(&ids[3], create(&ids[3], None, None), "c-alone");
+        run(&ids[3], start(), "c-alone");
+        run(
+            &ids[3],
+            VolumeCommand::CompleteWork {
+                kind: WorkKind::Create,
+            },
+            "c-alone",
+        );
+        for id in [&ids[0], &ids[3]] {
+            let delete = VolumeCommand::Delete {
+                job_id: None,
+                dependent_snapshots: 0,
+            };
+            run(id, delete, "c-two");
+        }
+        run(
+            &ids[3],
+            VolumeCommand::StartWork {
+                kind: WorkKind::Delete,
+            },
+            "c-two",
+        );
+        run(
+            &ids[3],
+            VolumeCommand::CompleteWork {
+                kind: WorkKind::Delete,
+            },
+            "c-two",
+        );
+
+        let parent = store
+            .read(|c| crate::jobs::get(c, "c-two"))
+            .unwrap()
+            .expect("the delete's job");
+        assert_eq!(parent.sub_jobs.len(), 2, "{parent:?}");
+        let batch = store
+            .read(|c| crate::jobs::get(c, "batch-1"))
+            .unwrap()
+            .expect("the batch's job");
+        assert_eq!(batch.sub_jobs.len(), 3, "{batch:?}");
+        assert_eq!(batch.status, crate::jobs::JobStatus::Running, "{batch:?}");
+        use eventstore::InlineProjection;
+        let live = store.read(|c| crate::jobs::JobsProjection.dump(c)).unwrap();
+        assert_eq!(store.verify_projections().unwrap(), None);
+        store.rebuild_projections().unwrap();
+        let replayed = store.read(|c| crate::jobs::JobsProjection.dump(c)).unwrap();
+        assert_eq!(live, replayed);
+        assert_eq!(live.len(), 3 + 1 + 1 + 1 + 2, "{live:#?}");
+    }
+
+    #[test]
+    fn a_job_kind_is_stored_by_its_serde_name() {
+        use crate::jobs::JobKind as K;
+        for k in [
+            K::CreateVolume,
+            K::BatchCreateVolume,
+            K::ExtendVolume,
+            K::DeleteVolume,
+            K::RollbackVolume,
+            K::CreateSnapshot,
+            K::DeleteSnapshot,
+            K::ExportImage,
+            K::AttachVolume,
+            K::DetachVolume,
+        ] {
+            assert_eq!(json!(k), json!(k.as_str()));
+        }
+    }
 }
