@@ -706,3 +706,56 @@ fn a_rebuild_among_concurrent_appends_loses_none_and_mixes_none() {
     assert_eq!(s.verify_projections().unwrap(), None);
     assert_eq!(s.rebuild_projections().unwrap(), 230);
 }
+
+/// Fails to apply an event of stream "poison" while armed.
+struct Poisoned(std::sync::atomic::AtomicBool);
+
+impl InlineProjection for Poisoned {
+    fn name(&self) -> &'static str {
+        "poisoned"
+    }
+    fn init_schema(&self, _: &Connection) -> rusqlite::Result<()> {
+        Ok(())
+    }
+    fn apply(&self, _: &Connection, e: &RecordedEvent) -> rusqlite::Result<()> {
+        if e.stream_id == "poison" && self.0.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(rusqlite::Error::InvalidQuery);
+        }
+        Ok(())
+    }
+    fn clear(&self, _: &Connection) -> rusqlite::Result<()> {
+        Ok(())
+    }
+    fn dump(&self, _: &Connection) -> rusqlite::Result<Vec<String>> {
+        Ok(vec![])
+    }
+}
+
+/// A view that fails early in a rebuild, with thousands of events still
+/// to read, fails the rebuild, leaves the views as they were (the rows
+/// it cleared are back) and the store writable; the next rebuild reads
+/// it all.
+#[test]
+fn a_rebuild_that_fails_early_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let poisoned = Arc::new(Poisoned(false.into()));
+    let s = EventStore::open(
+        &dir.path().join("t.db"),
+        vec![Arc::new(Counts), poisoned.clone()],
+    )
+    .unwrap();
+    append(&s, "poison", ExpectedVersion::Any, vec![ev("A", json!({}))]).unwrap();
+    for chunk in 0..20 {
+        let events = (0..500).map(|_| ev("A", json!({}))).collect();
+        append(&s, &format!("s{chunk}"), ExpectedVersion::Any, events).unwrap();
+    }
+    poisoned.0.store(true, std::sync::atomic::Ordering::SeqCst);
+    assert!(s.rebuild_projections().is_err());
+    assert_eq!(count(&s, "s19"), Some(500));
+    append(&s, "s0", ExpectedVersion::Any, vec![ev("A", json!({}))]).unwrap();
+    assert_eq!(count(&s, "s0"), Some(501));
+    poisoned.0.store(false, std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(s.rebuild_projections().unwrap(), 10_002);
+    assert_eq!(s.verify_projections().unwrap(), None);
+    assert_eq!(count(&s, "poison"), Some(1));
+}
