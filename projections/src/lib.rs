@@ -501,6 +501,10 @@ pub(crate) fn write_kept_states(
         "INSERT INTO {table} (id, state) VALUES (?1, ?2)
          ON CONFLICT(id) DO UPDATE SET state = excluded.state"
     ))?;
+    // In id order: each insert lands at the right edge of the table's
+    // b-tree (see volumes::replay::end).
+    let mut kept: Vec<_> = kept.into_iter().collect();
+    kept.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     for (id, state) in kept {
         let json = state
             .json()

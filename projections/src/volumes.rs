@@ -315,11 +315,20 @@ mod replay {
                 ?17, ?18, ?19, ?20)",
         )?;
         let json = |e: serde_json::Error| rusqlite::Error::ToSqlConversionFailure(Box::new(e));
-        for (id, vol) in kept {
+        // Written in key order: each insert then lands at the right edge
+        // of its table's b-trees (the states by id, the rows by seq, which
+        // orders every index the project-scoped lists read too), instead
+        // of a random page per row in the map's order (issue 11).
+        let mut kept: Vec<(String, Volume)> = kept.into_iter().collect();
+        kept.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        for (id, vol) in &kept {
             state.execute(params![
                 id,
                 serde_json::to_string(&vol.state).map_err(json)?
             ])?;
+        }
+        kept.sort_unstable_by_key(|(_, vol)| vol.row.as_ref().map(|r| r.seq));
+        for (id, vol) in kept {
             let (Some(r), Some(v)) = (vol.row, vol.state.volume.as_ref()) else {
                 continue;
             };
