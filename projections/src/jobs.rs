@@ -346,8 +346,9 @@ impl InlineProjection for JobsProjection {
     }
 }
 
-/// A job as the view first writes it (its failure is always unset then).
-struct NewJob {
+/// A row of the view.
+#[derive(Clone)]
+struct StoredJob {
     job_id: String,
     correlation: String,
     stream_id: String,
@@ -357,6 +358,7 @@ struct NewJob {
     status: JobStatus,
     begin_time: String,
     end_time: Option<String>,
+    failure: Option<String>,
     request_id: Option<String>,
 }
 
@@ -368,7 +370,7 @@ trait JobStore {
     /// The stream of job `job_id`, if there is one.
     fn stream_of(&mut self, job_id: &str) -> rusqlite::Result<Option<String>>;
     /// INSERT (`or_ignore`: INSERT OR IGNORE) of a new row.
-    fn insert(&mut self, job: NewJob, or_ignore: bool) -> rusqlite::Result<()>;
+    fn insert(&mut self, job: StoredJob, or_ignore: bool) -> rusqlite::Result<()>;
     /// Copies job `key` as `sub`, a sub-job of it, and makes `key` a
     /// parent: no stream, INIT, no end, no failure.
     fn split(&mut self, key: &str, sub: &str) -> rusqlite::Result<()>;
@@ -411,7 +413,7 @@ fn apply_step(
             };
             if let Some(batch) = &batch {
                 jobs.insert(
-                    NewJob {
+                    StoredJob {
                         job_id: batch.clone(),
                         correlation: key.clone(),
                         stream_id: String::new(),
@@ -421,6 +423,7 @@ fn apply_step(
                         status: JobStatus::Init,
                         begin_time: now.clone(),
                         end_time: None,
+                        failure: None,
                         request_id: request_id.clone(),
                     },
                     true,
@@ -439,7 +442,7 @@ fn apply_step(
                 None => (job_id, batch),
             };
             jobs.insert(
-                NewJob {
+                StoredJob {
                     job_id,
                     correlation: key,
                     stream_id: ev.stream_id.clone(),
@@ -449,6 +452,7 @@ fn apply_step(
                     status: JobStatus::Init,
                     begin_time: now,
                     end_time: None,
+                    failure: None,
                     request_id,
                 },
                 true,
@@ -464,7 +468,7 @@ fn apply_step(
                 None => key.clone(),
             };
             jobs.insert(
-                NewJob {
+                StoredJob {
                     job_id,
                     correlation: key,
                     stream_id: ev.stream_id.clone(),
@@ -474,6 +478,7 @@ fn apply_step(
                     status: JobStatus::Success,
                     begin_time: now.clone(),
                     end_time: Some(now),
+                    failure: None,
                     request_id,
                 },
                 true,
@@ -522,15 +527,15 @@ impl JobStore for Sql<'_> {
             .optional()
     }
 
-    fn insert(&mut self, j: NewJob, or_ignore: bool) -> rusqlite::Result<()> {
+    fn insert(&mut self, j: StoredJob, or_ignore: bool) -> rusqlite::Result<()> {
         let sql = if or_ignore {
             "INSERT OR IGNORE INTO jobs (job_id, correlation, stream_id, parent_id, project_id,
                 kind, status, begin_time, end_time, failure, request_id)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, NULL, ?10)"
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
         } else {
             "INSERT INTO jobs (job_id, correlation, stream_id, parent_id, project_id,
                 kind, status, begin_time, end_time, failure, request_id)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, NULL, ?10)"
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
         };
         self.0.prepare_cached(sql)?.execute(params![
             j.job_id,
@@ -542,6 +547,7 @@ impl JobStore for Sql<'_> {
             j.status.as_str(),
             j.begin_time,
             j.end_time,
+            j.failure,
             j.request_id
         ])?;
         Ok(())
@@ -605,18 +611,13 @@ mod replay {
     use std::cell::RefCell;
     use std::collections::HashMap;
 
-    use eventstore::rusqlite::{self, ffi, params, Connection};
+    use eventstore::rusqlite::{self, ffi, Connection};
 
-    use super::{JobStatus, JobStore, NewJob, Sql};
-
-    struct Row {
-        job: NewJob,
-        failure: Option<String>,
-    }
+    use super::{JobStatus, JobStore, Sql, StoredJob};
 
     #[derive(Default)]
     struct Kept {
-        rows: Vec<Row>,
+        rows: Vec<StoredJob>,
         by_id: HashMap<String, usize>,
         /// Correlation → its rows (a handful; a batch's members).
         by_correlation: HashMap<String, Vec<usize>>,
@@ -646,48 +647,32 @@ mod replay {
         if !finished {
             return Ok(());
         }
-        let mut insert = conn.prepare_cached(
-            "INSERT INTO jobs (job_id, correlation, stream_id, parent_id, project_id, kind,
-                status, begin_time, end_time, failure, request_id)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-        )?;
-        for Row { job: j, failure } in kept.rows {
-            insert.execute(params![
-                j.job_id,
-                j.correlation,
-                j.stream_id,
-                j.parent_id,
-                j.project_id,
-                j.kind.as_str(),
-                j.status.as_str(),
-                j.begin_time,
-                j.end_time,
-                failure,
-                j.request_id
-            ])?;
+        let mut table = Sql(conn);
+        for job in kept.rows {
+            table.insert(job, false)?;
         }
         Ok(())
     }
 
     impl Kept {
-        fn push(&mut self, job: NewJob, failure: Option<String>) {
+        fn push(&mut self, job: StoredJob) {
             let i = self.rows.len();
             self.by_id.insert(job.job_id.clone(), i);
             self.by_correlation
                 .entry(job.correlation.clone())
                 .or_default()
                 .push(i);
-            self.rows.push(Row { job, failure });
+            self.rows.push(job);
         }
 
         /// Each row of correlation `key` on `stream`, through `f`.
-        fn each(&mut self, key: &str, stream: &str, mut f: impl FnMut(&mut Row)) {
+        fn each(&mut self, key: &str, stream: &str, mut f: impl FnMut(&mut StoredJob)) {
             let Some(at) = self.by_correlation.get(key) else {
                 return;
             };
             for &i in at {
                 let r = &mut self.rows[i];
-                if r.job.stream_id == stream {
+                if r.stream_id == stream {
                     f(r);
                 }
             }
@@ -699,10 +684,10 @@ mod replay {
             Ok(self
                 .by_id
                 .get(job_id)
-                .map(|&i| self.rows[i].job.stream_id.clone()))
+                .map(|&i| self.rows[i].stream_id.clone()))
         }
 
-        fn insert(&mut self, job: NewJob, or_ignore: bool) -> rusqlite::Result<()> {
+        fn insert(&mut self, job: StoredJob, or_ignore: bool) -> rusqlite::Result<()> {
             if self.by_id.contains_key(&job.job_id) {
                 return if or_ignore {
                     Ok(())
@@ -710,7 +695,7 @@ mod replay {
                     Err(duplicate(&job.job_id))
                 };
             }
-            self.push(job, None);
+            self.push(job);
             Ok(())
         }
 
@@ -721,33 +706,24 @@ mod replay {
             if self.by_id.contains_key(sub) {
                 return Err(duplicate(sub));
             }
-            let first = &self.rows[i];
-            let copy = NewJob {
+            let copy = StoredJob {
                 job_id: sub.to_owned(),
-                correlation: first.job.correlation.clone(),
-                stream_id: first.job.stream_id.clone(),
                 parent_id: Some(key.to_owned()),
-                project_id: first.job.project_id.clone(),
-                kind: first.job.kind,
-                status: first.job.status,
-                begin_time: first.job.begin_time.clone(),
-                end_time: first.job.end_time.clone(),
-                request_id: first.job.request_id.clone(),
+                ..self.rows[i].clone()
             };
-            let failure = first.failure.clone();
-            self.push(copy, failure);
+            self.push(copy);
             let parent = &mut self.rows[i];
-            parent.job.stream_id.clear();
-            parent.job.status = JobStatus::Init;
-            parent.job.end_time = None;
+            parent.stream_id.clear();
+            parent.status = JobStatus::Init;
+            parent.end_time = None;
             parent.failure = None;
             Ok(())
         }
 
         fn start(&mut self, key: &str, stream: &str) -> rusqlite::Result<()> {
             self.each(key, stream, |r| {
-                if r.job.status == JobStatus::Init {
-                    r.job.status = JobStatus::Running;
+                if r.status == JobStatus::Init {
+                    r.status = JobStatus::Running;
                 }
             });
             Ok(())
@@ -761,13 +737,13 @@ mod replay {
             failure: Option<String>,
         ) -> rusqlite::Result<()> {
             self.each(key, stream, |r| {
-                if matches!(r.job.status, JobStatus::Init | JobStatus::Running) {
-                    r.job.status = if failure.is_some() {
+                if matches!(r.status, JobStatus::Init | JobStatus::Running) {
+                    r.status = if failure.is_some() {
                         JobStatus::Fail
                     } else {
                         JobStatus::Success
                     };
-                    r.job.end_time = Some(now.to_owned());
+                    r.end_time = Some(now.to_owned());
                     r.failure = failure.clone();
                 }
             });
