@@ -374,6 +374,9 @@ trait JobStore {
     /// Copies job `key` as `sub`, a sub-job of it, and makes `key` a
     /// parent: no stream, INIT, no end, no failure.
     fn split(&mut self, key: &str, sub: &str) -> rusqlite::Result<()>;
+    /// The request that opened the first job of correlation `key` on
+    /// `stream` (the messages view's request id for an outcome).
+    fn request_of(&mut self, key: &str, stream: &str) -> rusqlite::Result<Option<String>>;
     /// The jobs of correlation `key` on `stream`: INIT ones become RUNNING.
     fn start(&mut self, key: &str, stream: &str) -> rusqlite::Result<()>;
     /// The jobs of correlation `key` on `stream` that have not ended end
@@ -571,6 +574,19 @@ impl JobStore for Sql<'_> {
         Ok(())
     }
 
+    fn request_of(&mut self, key: &str, stream: &str) -> rusqlite::Result<Option<String>> {
+        // Equal keys of the index are in rowid order: the first is the
+        // first inserted.
+        Ok(self
+            .0
+            .prepare_cached(
+                "SELECT request_id FROM jobs WHERE correlation = ?1 AND stream_id = ?2",
+            )?
+            .query_row(params![key, stream], |r| r.get::<_, Option<String>>(0))
+            .optional()?
+            .flatten())
+    }
+
     fn start(&mut self, key: &str, stream: &str) -> rusqlite::Result<()> {
         self.0
             .prepare_cached(
@@ -720,6 +736,16 @@ mod replay {
             Ok(())
         }
 
+        fn request_of(&mut self, key: &str, stream: &str) -> rusqlite::Result<Option<String>> {
+            let mut first = None;
+            self.each(key, stream, |r| {
+                if first.is_none() {
+                    first = Some(r.request_id.clone());
+                }
+            });
+            Ok(first.flatten())
+        }
+
         fn start(&mut self, key: &str, stream: &str) -> rusqlite::Result<()> {
             self.each(key, stream, |r| {
                 if r.status == JobStatus::Init {
@@ -758,6 +784,16 @@ mod replay {
             Some(format!("UNIQUE constraint failed: jobs.job_id ({job_id})")),
         )
     }
+}
+
+/// The request that opened job `correlation` on `stream`, from the view
+/// as it stands (in memory while a replay runs on this thread).
+pub(crate) fn request_of(
+    conn: &Connection,
+    correlation: &str,
+    stream: &str,
+) -> rusqlite::Result<Option<String>> {
+    replay::run(conn, |jobs| jobs.request_of(correlation, stream))
 }
 
 /// A job; a batch job carries its sub-jobs and a status derived from them:

@@ -150,15 +150,7 @@ impl InlineProjection for MessagesProjection {
         let request_id = match text(&ev.metadata, "request_id") {
             Some(r) => Some(r.to_string()),
             None => match text(&ev.metadata, "correlation_id") {
-                Some(job) => conn
-                    .prepare_cached(
-                        "SELECT request_id FROM jobs WHERE correlation = ?1 AND stream_id = ?2",
-                    )?
-                    .query_row(params![job, ev.stream_id], |r| {
-                        r.get::<_, Option<String>>(0)
-                    })
-                    .optional()?
-                    .flatten(),
+                Some(job) => crate::jobs::request_of(conn, job, &ev.stream_id)?,
                 None => None,
             },
         };
