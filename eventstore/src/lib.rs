@@ -808,6 +808,25 @@ struct Writer {
 /// the writer's time at 64 clients of durable updates, issue 11).
 const WRITER_AUTOCHECKPOINT_PAGES: i64 = 10_000;
 
+/// The writer's page cache between replays, in KiB (a replay raises it to
+/// `REPLAY_CACHE_KIB` for its transaction).
+///
+/// Small on purpose: when a b-tree page splits, SQLite's balance_nonroot
+/// may swap two sibling pages through a temporary page number, the lock
+/// byte's page (262,145 with 4 KiB pages); the next COMMIT then truncates
+/// the page cache to the database's size, and as that number lies far
+/// past the end, pcache1 walks its whole hash table and every cached page
+/// (gdb: iMaxKey 262145 at most commits of random-key index inserts). With
+/// 64 MiB that walk was 9.3% of the writer's time at 64 clients of durable
+/// updates (perf); with 8 MiB the bench's 64-client row went from
+/// 3,065-3,254/s to 3,368-3,683/s and the paced p99 from 10.8-13.4 ms to
+/// 6.9-8.9 ms (issue 11, two runs each, alternated). Pages that do not fit
+/// are read again from the OS's page cache.
+const WRITER_CACHE_KIB: i64 = 8 * 1024;
+
+/// The page cache of a replay's transaction, and of every reader.
+const REPLAY_CACHE_KIB: i64 = 64 * 1024;
+
 /// At most this many checkpoints a second: each copies what the commits
 /// since the last one added, and fsyncs the database file once.
 ///
@@ -1024,8 +1043,9 @@ fn configure(conn: &Connection) -> rusqlite::Result<()> {
     // re-parsing SQL was most of a replay's time).
     conn.set_prepared_statement_cache_capacity(STATEMENTS);
     // The views of a large log do not fit SQLite's default 2 MiB page
-    // cache: a replay then spilled pages to the WAL mid-transaction.
-    conn.pragma_update(None, "cache_size", -65536)?;
+    // cache: a replay then spilled pages to the WAL mid-transaction. (The
+    // writer's own cache is smaller outside a replay: `WRITER_CACHE_KIB`.)
+    conn.pragma_update(None, "cache_size", -REPLAY_CACHE_KIB)?;
     // Statement and savepoint journals in memory: they only undo a
     // statement or a savepoint inside an open transaction and are never
     // needed after a crash. On disk, every write transaction created,
@@ -1116,6 +1136,7 @@ impl EventStore {
         let readers = ReadPool::open(path, READERS)?;
 
         conn.pragma_update(None, "wal_autocheckpoint", WRITER_AUTOCHECKPOINT_PAGES)?;
+        conn.pragma_update(None, "cache_size", -WRITER_CACHE_KIB)?;
         let checkpoint_conn = Connection::open(path)?;
         checkpoint_conn.busy_timeout(std::time::Duration::from_secs(5))?;
         checkpoint_conn.pragma_update(None, "synchronous", "FULL")?;
@@ -1485,6 +1506,20 @@ impl EventStore {
 
 /// Streams every event of `src` (in order) through the projections into `dst`.
 fn replay(
+    src: &Connection,
+    dst: &Connection,
+    projections: &[Arc<dyn InlineProjection>],
+) -> Result<u64, StoreError> {
+    // The whole replay, its views' final writes included, runs with the
+    // large page cache (the writer's own is small: `WRITER_CACHE_KIB`).
+    let cache: i64 = dst.query_row("PRAGMA cache_size", [], |r| r.get(0))?;
+    dst.pragma_update(None, "cache_size", -REPLAY_CACHE_KIB)?;
+    let out = replay_with_cache(src, dst, projections);
+    dst.pragma_update(None, "cache_size", cache)?;
+    out
+}
+
+fn replay_with_cache(
     src: &Connection,
     dst: &Connection,
     projections: &[Arc<dyn InlineProjection>],
