@@ -485,8 +485,14 @@ fn exec(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
     Ok(())
 }
 
-/// Undoes and ends savepoint `name` (two statements: each cached).
-fn undo(conn: &Connection, name: &str) -> rusqlite::Result<()> {
+/// Undoes and ends savepoint `name` (two statements: each cached). What
+/// the writer checked of its streams' tips may have been undone with it.
+fn undo(
+    conn: &Connection,
+    states: &std::cell::RefCell<aggregate::StateCache>,
+    name: &str,
+) -> rusqlite::Result<()> {
+    states.borrow_mut().forget_checks();
     exec(conn, &format!("ROLLBACK TO {name}"))?;
     exec(conn, &format!("RELEASE {name}"))
 }
@@ -559,7 +565,7 @@ impl WriteTx<'_> {
         if out.is_ok() {
             exec(self.conn, "RELEASE es_unit")
         } else {
-            undo(self.conn, "es_unit")
+            undo(self.conn, self.states, "es_unit")
         }
         .map_err(StoreError::from)?;
         out
@@ -619,13 +625,16 @@ impl WriteTx<'_> {
             return Ok(out);
         }
         exec(self.conn, "SAVEPOINT es_append")?;
+        // The stream's tip moves: the writer's fold of it is no longer
+        // known to be at the tip (`commit` puts the new one).
+        self.states.borrow_mut().unchecked(stream_id);
         match self.append_new(stream_id, expected, events) {
             Ok(out) => {
                 exec(self.conn, "RELEASE es_append")?;
                 Ok(out)
             }
             Err(e) => {
-                undo(self.conn, "es_append")?;
+                undo(self.conn, self.states, "es_append")?;
                 Err(e)
             }
         }
@@ -900,6 +909,10 @@ impl Writer {
 
     fn run_batch(&self, batch: &mut [Box<dyn Job>]) -> Result<(), StoreError> {
         exec(&self.conn, "BEGIN IMMEDIATE")?;
+        // Between transactions another process may have appended (the
+        // `identity` CLI beside a running server), and a failed batch was
+        // rolled back: every stream tip is checked again once per batch.
+        self.states.borrow_mut().forget_checks();
         let mut tx = WriteTx {
             conn: &self.conn,
             projections: &self.projections,
@@ -922,7 +935,7 @@ impl Writer {
             if job.run(&mut tx) {
                 exec(&self.conn, "RELEASE es_job")?;
             } else {
-                undo(&self.conn, "es_job")?;
+                undo(&self.conn, &self.states, "es_job")?;
             }
         }
         exec(&self.conn, "COMMIT")?;

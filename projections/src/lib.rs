@@ -1071,6 +1071,8 @@ mod tests {
                     Err(eventstore::StoreError::Batch("undo".into()))
                 });
                 assert!(undone.is_err());
+                // Right after the undo: the fold from before it.
+                assert_eq!(tx.load::<VolumeAggregate>(&id)?, before);
                 // The undone entry has this version too, but not this hash.
                 tx.append(&d.stream_id, d.expected, d.events)?;
                 let after = tx.load::<VolumeAggregate>(&id)?;
@@ -1089,6 +1091,51 @@ mod tests {
             .collect();
         assert_eq!(after.0, VolumeAggregate::fold(&events));
         assert_eq!(store.verify_projections().unwrap(), None);
+    }
+
+    /// A fold the writer saw at its stream's tip is trusted without asking
+    /// the log again only within one batch (eventstore::aggregate): another
+    /// process appending between two batches (the `identity` CLI beside a
+    /// running server does) shows in the next load, which equals a fold
+    /// of the whole stream.
+    #[test]
+    fn a_fold_is_checked_again_after_another_process_appended() {
+        use domain::metadata::MetadataEdit;
+        use domain::Aggregate;
+        let (tmp, store, vol, _) = store_with_volume_and_snapshot();
+        let edit = |k: &str| {
+            let mut md = std::collections::BTreeMap::new();
+            md.insert(k.to_string(), "v".to_string());
+            VolumeCommand::EditMetadata(MetadataEdit::Merge(md))
+        };
+        let load = |store: &EventStore| {
+            let id = vol.clone();
+            store
+                .write_blocking(move |tx| {
+                    let first = tx.load::<VolumeAggregate>(&id)?;
+                    // The second load of the batch is served from memory.
+                    let second = tx.load::<VolumeAggregate>(&id)?;
+                    assert_eq!(first, second);
+                    Ok::<_, eventstore::StoreError>(first)
+                })
+                .unwrap()
+        };
+        on_volume(&store, &vol, edit("mine"), json!({}));
+        let (before, version) = load(&store);
+        let other = EventStore::open(&tmp.path().join("t.db"), super::all()).unwrap();
+        on_volume(&other, &vol, edit("theirs"), json!({}));
+        other.close();
+        let (after, after_version) = load(&store);
+        assert_eq!(after_version, version + 1);
+        let keys: Vec<String> = after.volume.clone().unwrap().metadata.into_keys().collect();
+        assert_eq!(keys, ["mine", "theirs"], "{before:?}");
+        let events: Vec<_> = store
+            .read_stream(&format!("volume-{vol}"))
+            .unwrap()
+            .iter()
+            .map(|e| (*super::volume_event(e).unwrap()).clone())
+            .collect();
+        assert_eq!(after, VolumeAggregate::fold(&events));
     }
 
     /// Two commands decided against the same version of one volume (as
