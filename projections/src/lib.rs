@@ -997,13 +997,31 @@ mod tests {
         assert_eq!(head, Some(snap));
     }
 
+    /// A metadata edit that sets `k` to "v".
+    fn edit(k: &str) -> VolumeCommand {
+        let mut md = std::collections::BTreeMap::new();
+        md.insert(k.to_string(), "v".to_string());
+        VolumeCommand::EditMetadata(domain::metadata::MetadataEdit::Merge(md))
+    }
+
+    /// The fold of the volume's whole stream as the log holds it.
+    fn fold_of(store: &EventStore, vol: &str) -> domain::VolumeState {
+        use domain::Aggregate;
+        let events: Vec<_> = store
+            .read_stream(&format!("volume-{vol}"))
+            .unwrap()
+            .iter()
+            .map(|e| (*super::volume_event(e).unwrap()).clone())
+            .collect();
+        VolumeAggregate::fold(&events)
+    }
+
     /// The command runner's cached fold (eventstore::aggregate) equals a
     /// fold of the whole stream after many commands, and a cache of another
     /// state version is ignored, not trusted.
     #[test]
     fn the_cached_fold_equals_a_fresh_fold() {
         use domain::metadata::MetadataEdit;
-        use domain::Aggregate;
         let (tmp, store, vol, _) = store_with_volume_and_snapshot();
         for i in 0..200 {
             let mut md = std::collections::BTreeMap::new();
@@ -1015,15 +1033,7 @@ mod tests {
                 json!({}),
             );
         }
-        let fresh = |store: &EventStore| {
-            let events: Vec<_> = store
-                .read_stream(&format!("volume-{vol}"))
-                .unwrap()
-                .iter()
-                .map(|e| (*super::volume_event(e).unwrap()).clone())
-                .collect();
-            VolumeAggregate::fold(&events)
-        };
+        let fresh = |store: &EventStore| fold_of(store, &vol);
         let loaded = |store: &EventStore| {
             let id = vol.clone();
             store
@@ -1049,14 +1059,7 @@ mod tests {
     /// holds.
     #[test]
     fn the_memory_fold_never_outlives_a_rollback() {
-        use domain::metadata::MetadataEdit;
-        use domain::Aggregate;
         let (_tmp, store, vol, _) = store_with_volume_and_snapshot();
-        let edit = |k: &str| {
-            let mut md = std::collections::BTreeMap::new();
-            md.insert(k.to_string(), "v".to_string());
-            VolumeCommand::EditMetadata(MetadataEdit::Merge(md))
-        };
         let (gone, kept) = (edit("gone"), edit("kept"));
         let id = vol.clone();
         let (before, after) = store
@@ -1083,13 +1086,7 @@ mod tests {
         assert!(keys(&before.0).is_empty(), "{:?}", before.0);
         assert_eq!(keys(&after.0).keys().collect::<Vec<_>>(), ["kept"]);
         assert_eq!(after.1, before.1 + 1);
-        let events: Vec<_> = store
-            .read_stream(&format!("volume-{vol}"))
-            .unwrap()
-            .iter()
-            .map(|e| (*super::volume_event(e).unwrap()).clone())
-            .collect();
-        assert_eq!(after.0, VolumeAggregate::fold(&events));
+        assert_eq!(after.0, fold_of(&store, &vol));
         assert_eq!(store.verify_projections().unwrap(), None);
     }
 
@@ -1100,14 +1097,7 @@ mod tests {
     /// of the whole stream.
     #[test]
     fn a_fold_is_checked_again_after_another_process_appended() {
-        use domain::metadata::MetadataEdit;
-        use domain::Aggregate;
         let (tmp, store, vol, _) = store_with_volume_and_snapshot();
-        let edit = |k: &str| {
-            let mut md = std::collections::BTreeMap::new();
-            md.insert(k.to_string(), "v".to_string());
-            VolumeCommand::EditMetadata(MetadataEdit::Merge(md))
-        };
         let load = |store: &EventStore| {
             let id = vol.clone();
             store
@@ -1129,13 +1119,7 @@ mod tests {
         assert_eq!(after_version, version + 1);
         let keys: Vec<String> = after.volume.clone().unwrap().metadata.into_keys().collect();
         assert_eq!(keys, ["mine", "theirs"], "{before:?}");
-        let events: Vec<_> = store
-            .read_stream(&format!("volume-{vol}"))
-            .unwrap()
-            .iter()
-            .map(|e| (*super::volume_event(e).unwrap()).clone())
-            .collect();
-        assert_eq!(after, VolumeAggregate::fold(&events));
+        assert_eq!(after, fold_of(&store, &vol));
     }
 
     /// Two commands decided against the same version of one volume (as
@@ -1144,13 +1128,7 @@ mod tests {
     /// load (served from the writer's memory) holds the winner only.
     #[test]
     fn two_decisions_at_one_version_one_wins_the_other_conflicts() {
-        use domain::metadata::MetadataEdit;
         let (_tmp, store, vol, _) = store_with_volume_and_snapshot();
-        let edit = |k: &str| {
-            let mut md = std::collections::BTreeMap::new();
-            md.insert(k.to_string(), "v".to_string());
-            VolumeCommand::EditMetadata(MetadataEdit::Merge(md))
-        };
         let (a, b) = (edit("a"), edit("b"));
         let id = vol.clone();
         let (second, after) = store
