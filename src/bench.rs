@@ -1046,11 +1046,13 @@ async fn histogram(api: &Api, name: &str) -> Result<(f64, f64)> {
     Ok((find("sum"), find("count")))
 }
 
-/// Group commits while `f` ran: how many jobs shared a commit and how
-/// long a commit took, on average (from the writer's histograms).
+/// Group commits while `f` ran: how many jobs shared a commit, how long
+/// a transaction took on the writer, and how many fsyncs made them durable
+/// and how long those took, on average (from the log's histograms).
 struct Batches {
     jobs: (f64, f64),
     secs: (f64, f64),
+    syncs: (f64, f64),
 }
 
 impl Batches {
@@ -1058,20 +1060,23 @@ impl Batches {
         Ok(Batches {
             jobs: histogram(api, "blockledger_eventstore_batch_jobs").await?,
             secs: histogram(api, "blockledger_eventstore_batch_seconds").await?,
+            syncs: histogram(api, "blockledger_eventstore_sync_seconds").await?,
         })
     }
 
-    /// "N commits of J jobs, S ms each" since `self`.
+    /// "N commits of J jobs, S ms each; F fsyncs, T ms each" since `self`.
     async fn since(&self, api: &Api) -> Result<String> {
         let now = Batches::now(api).await?;
         let n = now.jobs.1 - self.jobs.1;
         if n <= 0.0 {
             return Ok("no commits".into());
         }
+        let syncs = now.syncs.1 - self.syncs.1;
         Ok(format!(
-            "{n:.0} commits of {:.1} jobs, {:.2} ms each",
+            "{n:.0} commits of {:.1} jobs, {:.2} ms each; {syncs:.0} fsyncs, {:.2} ms each",
             (now.jobs.0 - self.jobs.0) / n,
-            (now.secs.0 - self.secs.0) / n * 1e3
+            (now.secs.0 - self.secs.0) / n * 1e3,
+            (now.syncs.0 - self.syncs.0) / syncs.max(1.0) * 1e3
         ))
     }
 }
