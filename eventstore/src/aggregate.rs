@@ -103,6 +103,44 @@ pub fn decode<A: Aggregate>(ev: &RecordedEvent) -> Result<A::Event, StoreError> 
     Ok(ev.decode()?)
 }
 
+/// The fold of `stream` up to its event `version` included, read on
+/// `conn` (a view's connection, inside the writer's transaction or not):
+/// the stored snapshot of the fold when it is at or before `version` and
+/// of this `STATE_VERSION`, then the events after it. For a view that
+/// keeps the decider's fold in memory and lost it (a restart, an entry
+/// evicted or undone): at most `SNAPSHOT_EVERY` events are read.
+pub fn fold_until<A: Aggregate>(
+    conn: &rusqlite::Connection,
+    stream: &str,
+    version: u64,
+) -> Result<A::State, StoreError> {
+    let stored: Option<(u32, u64, String)> = conn
+        .prepare_cached(
+            "SELECT state_version, stream_version, state FROM aggregate_states
+             WHERE stream_id = ?1",
+        )?
+        .query_row([stream], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .optional()?;
+    let (mut state, mut at) = match stored {
+        Some((v, at, text)) if v == A::STATE_VERSION && at <= version => {
+            (serde_json::from_str::<A::State>(&text)?, at)
+        }
+        _ => (A::State::default(), 0),
+    };
+    let events = crate::query_events(
+        conn,
+        "WHERE stream_id = ?1 AND stream_version > ?2 AND stream_version <= ?3
+         ORDER BY stream_version",
+        params![stream, at, version],
+    )?;
+    for ev in &events {
+        debug_assert_eq!(ev.stream_version, at + 1, "gap in {stream}");
+        state = A::evolve(state, &decode::<A>(ev)?);
+        at = ev.stream_version;
+    }
+    Ok(state)
+}
+
 /// Folded aggregate states, kept beside the log in the same transaction as
 /// the events they fold: a command reads its aggregate's state and only the
 /// events after it, so handling a command costs the same after 10 events

@@ -980,7 +980,7 @@ mod tests {
         // As a data dir written before this schema: old tables, old version.
         tamper(
             &tmp,
-            "DROP TABLE volumes; DROP TABLE volume_states;
+            "DROP TABLE volumes;
              CREATE TABLE volumes (id TEXT PRIMARY KEY, prev_status TEXT NOT NULL);
              UPDATE projection_versions SET version = 1 WHERE name = 'volumes';
              DELETE FROM snapshot_chain; DELETE FROM volume_heads;
@@ -1120,6 +1120,53 @@ mod tests {
         let keys: Vec<String> = after.volume.clone().unwrap().metadata.into_keys().collect();
         assert_eq!(keys, ["mine", "theirs"], "{before:?}");
         assert_eq!(after, fold_of(&store, &vol));
+    }
+
+    /// The volume view's fold in memory (`volumes::folds`) is trusted only
+    /// while the event it folds last is still the stream's: an event this
+    /// writer appended and undid leaves an entry at its version; another
+    /// process then appends a different event at that version, and this
+    /// writer the next one. The view holds what the log holds, never the
+    /// undone reservation's status.
+    #[test]
+    fn the_view_never_copies_a_fold_of_an_undone_event() {
+        let (tmp, store, vol, _) = store_with_volume_and_snapshot();
+        let id = vol.clone();
+        store
+            .write_blocking(move |tx| {
+                let undone: Result<(), eventstore::StoreError> = tx.atomically(|tx| {
+                    tx.execute::<VolumeAggregate>(&id, VolumeCommand::Reserve, &json!({}))?
+                        .unwrap();
+                    Err(eventstore::StoreError::Batch("undo".into()))
+                });
+                assert!(undone.is_err());
+                Ok::<_, eventstore::StoreError>(())
+            })
+            .unwrap();
+        let other = EventStore::open(&tmp.path().join("t.db"), super::all()).unwrap();
+        on_volume(&other, &vol, edit("theirs"), json!({}));
+        other.close();
+        on_volume(&store, &vol, edit("mine"), json!({}));
+        let row = store
+            .read(|c| crate::volumes::get(c, &vol))
+            .unwrap()
+            .unwrap();
+        assert_eq!(row.metadata.keys().collect::<Vec<_>>(), ["mine", "theirs"]);
+        assert_eq!(row.status, domain::VolumeStatus::Available);
+        // The reservation made now moves the row (an undone one in the
+        // view's memory would have made it look like no change).
+        on_volume(&store, &vol, VolumeCommand::Reserve, json!({}));
+        let row = store
+            .read(|c| crate::volumes::get(c, &vol))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            Some(row.status),
+            fold_of(&store, &vol).volume.map(|v| v.status)
+        );
+        assert_ne!(row.status, domain::VolumeStatus::Available);
+        assert_eq!(store.verify_projections().unwrap(), None);
+        assert_replay_equals_live(&store);
     }
 
     /// Two commands decided against the same version of one volume (as
