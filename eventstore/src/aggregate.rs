@@ -103,6 +103,20 @@ pub fn decode<A: Aggregate>(ev: &RecordedEvent) -> Result<A::Event, StoreError> 
     Ok(ev.decode()?)
 }
 
+/// The version and hash of `stream`'s last event (None: no such stream):
+/// what a fold kept in memory must still match to be trusted.
+pub fn stream_tip(
+    conn: &rusqlite::Connection,
+    stream: &str,
+) -> rusqlite::Result<Option<(u64, String)>> {
+    conn.prepare_cached(
+        "SELECT stream_version, hash FROM events WHERE stream_id = ?1
+         ORDER BY stream_version DESC LIMIT 1",
+    )?
+    .query_row([stream], |r| Ok((r.get(0)?, r.get(1)?)))
+    .optional()
+}
+
 /// The fold of `stream` up to its event `version` included, read on
 /// `conn` (a view's connection, inside the writer's transaction or not):
 /// the stored snapshot of the fold when it is at or before `version` and
@@ -175,14 +189,7 @@ impl WriteTx<'_> {
         if let Some(known) = self.checked_state::<A>(&stream) {
             return Ok(known);
         }
-        let tip: Option<(u64, String)> = self
-            .conn()
-            .prepare_cached(
-                "SELECT stream_version, hash FROM events WHERE stream_id = ?1
-                 ORDER BY stream_version DESC LIMIT 1",
-            )?
-            .query_row([&stream], |r| Ok((r.get(0)?, r.get(1)?)))
-            .optional()?;
+        let tip = stream_tip(self.conn(), &stream)?;
         let Some((tip_version, tip_hash)) = tip else {
             return Ok(((A::State::default(), 0), 0));
         };
@@ -266,15 +273,7 @@ impl WriteTx<'_> {
         let state = c.state.downcast_ref::<A::State>()?;
         #[cfg(debug_assertions)]
         {
-            let tip: Option<(u64, String)> = self
-                .conn()
-                .query_row(
-                    "SELECT stream_version, hash FROM events WHERE stream_id = ?1
-                     ORDER BY stream_version DESC LIMIT 1",
-                    [stream],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
-                )
-                .ok();
+            let tip = stream_tip(self.conn(), stream).ok().flatten();
             assert_eq!(
                 tip,
                 Some((c.version, c.hash.clone())),

@@ -366,7 +366,7 @@ mod folds {
     use std::collections::HashMap;
 
     use domain::{VolumeAggregate, VolumeState};
-    use eventstore::aggregate::fold_until;
+    use eventstore::aggregate::{fold_until, stream_tip};
     use eventstore::rusqlite::{self, params, Connection, OptionalExtension};
 
     /// Volumes whose fold a thread keeps (a state is a few hundred bytes
@@ -437,13 +437,7 @@ mod folds {
         id: &str,
         stream: &str,
     ) -> rusqlite::Result<VolumeState> {
-        let tip: Option<(u64, String)> = conn
-            .prepare_cached(
-                "SELECT stream_version, hash FROM events WHERE stream_id = ?1
-                 ORDER BY stream_version DESC LIMIT 1",
-            )?
-            .query_row([stream], |r| Ok((r.get(0)?, r.get(1)?)))
-            .optional()?;
+        let tip = stream_tip(conn, stream)?;
         let Some((version, hash)) = tip else {
             return Ok(VolumeState::default());
         };
