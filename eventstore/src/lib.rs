@@ -389,12 +389,7 @@ fn read_from(
     after_position: u64,
     limit: usize,
 ) -> Result<Vec<RecordedEvent>, StoreError> {
-    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-    query_events(
-        conn,
-        "WHERE position > ?1 ORDER BY position LIMIT ?2",
-        params![after_position, limit],
-    )
+    read_durable(conn, after_position, limit, i64::MAX as u64)
 }
 
 /// `read_from` up to position `head` included.
