@@ -118,16 +118,27 @@ pub fn stream_tip(
 }
 
 /// The fold of `stream` up to its event `version` included, read on
-/// `conn` (a view's connection, inside the writer's transaction or not):
-/// the stored snapshot of the fold when it is at or before `version` and
-/// of this `STATE_VERSION`, then the events after it. For a view that
-/// keeps the decider's fold in memory and lost it (a restart, an entry
-/// evicted or undone): at most `SNAPSHOT_EVERY` events are read.
+/// `conn` (a view's connection, inside the writer's transaction or not).
+/// For a view that keeps the decider's fold in memory and lost it (a
+/// restart, an entry evicted or undone): at most `SNAPSHOT_EVERY` events
+/// are read.
 pub fn fold_until<A: Aggregate>(
     conn: &rusqlite::Connection,
     stream: &str,
     version: u64,
 ) -> Result<A::State, StoreError> {
+    Ok(fold_stored::<A>(conn, stream, version)?.0)
+}
+
+/// The stored snapshot of `stream`'s fold when it is at or before
+/// `version` and of this `STATE_VERSION`, then the events after it up to
+/// `version`: the state, the version it folds, and the snapshot's version
+/// (0: none used).
+fn fold_stored<A: Aggregate>(
+    conn: &rusqlite::Connection,
+    stream: &str,
+    version: u64,
+) -> Result<(A::State, u64, u64), StoreError> {
     let stored: Option<(u32, u64, String)> = conn
         .prepare_cached(
             "SELECT state_version, stream_version, state FROM aggregate_states
@@ -141,6 +152,7 @@ pub fn fold_until<A: Aggregate>(
         }
         _ => (A::State::default(), 0),
     };
+    let snapshot = at;
     let events = crate::query_events(
         conn,
         "WHERE stream_id = ?1 AND stream_version > ?2 AND stream_version <= ?3
@@ -148,11 +160,12 @@ pub fn fold_until<A: Aggregate>(
         params![stream, at, version],
     )?;
     for ev in &events {
+        // Both sides of the fold agree on where the stream is.
         debug_assert_eq!(ev.stream_version, at + 1, "gap in {stream}");
         state = A::evolve(state, &decode::<A>(ev)?);
         at = ev.stream_version;
     }
-    Ok(state)
+    Ok((state, at, snapshot))
 }
 
 /// Folded aggregate states, kept beside the log in the same transaction as
@@ -205,42 +218,14 @@ impl WriteTx<'_> {
                 }
             }
         }
-        let cached: Option<(u32, u64, String)> = self
-            .conn()
-            .prepare_cached(
-                "SELECT state_version, stream_version, state FROM aggregate_states
-                 WHERE stream_id = ?1",
-            )?
-            .query_row([&stream], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-            .optional()?;
-        let (mut state, mut version) = match cached {
-            Some((v, at, text)) if v == A::STATE_VERSION => {
-                (serde_json::from_str::<A::State>(&text)?, at)
-            }
-            _ => (A::State::default(), 0),
-        };
-        let mut stored = version;
-        let newer = self.read_stream_after_version(&stream, version)?;
-        for ev in &newer {
-            // Both sides of the fold agree on where the stream is.
-            debug_assert_eq!(ev.stream_version, version + 1, "gap in {stream}");
-            state = A::evolve(state, &decode::<A>(ev)?);
-            version = ev.stream_version;
-        }
+        let (state, version, mut stored) = fold_stored::<A>(self.conn(), &stream, tip_version)?;
         if version - stored >= SNAPSHOT_EVERY {
-            self.conn()
-                .prepare_cached(
-                    "INSERT INTO aggregate_states (stream_id, state_version, stream_version, state)
-                 VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT(stream_id) DO UPDATE SET state_version = excluded.state_version,
-                    stream_version = excluded.stream_version, state = excluded.state",
-                )?
-                .execute(params![
-                    stream,
-                    A::STATE_VERSION,
-                    version,
-                    serde_json::to_string(&state)?
-                ])?;
+            self.save_snapshot(
+                &stream,
+                A::STATE_VERSION,
+                version,
+                &serde_json::to_string(&state)?,
+            )?;
             stored = version;
         }
         if version == tip_version {

@@ -1327,7 +1327,7 @@ impl EventStore {
 
         // The writer's COMMIT writes the WAL without waiting for the disk;
         // the syncer's fsync makes each batch durable before it is
-        // answered (`Syncer`). Checkpoints still sync (NORMAL syncs the WAL
+        // answered (`Durability`). Checkpoints still sync (NORMAL syncs the WAL
         // before copying it and the database file after).
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         let (committed, rx_committed) = mpsc::channel::<Committed>();
@@ -1540,7 +1540,7 @@ impl EventStore {
     }
 
     /// The last position this process's writer made durable (the
-    /// syncer's, `Syncer`): a reader's connection may already see later
+    /// syncer's, `Durability`): a reader's connection may already see later
     /// commits whose fsync has not returned, and nothing that acts on the
     /// log may act on those.
     fn durable_head(&self) -> u64 {
@@ -1594,7 +1594,7 @@ impl EventStore {
     }
 
     /// The durable head: the last position, published once the batch
-    /// that wrote it is fsynced (`Syncer`).
+    /// that wrote it is fsynced (`Durability`).
     pub fn subscribe(&self) -> watch::Receiver<u64> {
         self.inner.head.subscribe()
     }
