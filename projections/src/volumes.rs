@@ -460,7 +460,7 @@ pub(crate) fn project_of(conn: &Connection, id: &str) -> rusqlite::Result<Option
     if let Some(p) = replay::project_of(id) {
         return Ok(p);
     }
-    let stream = format!("volume-{id}");
+    let stream = VolumeAggregate::stream_id(id);
     Ok(folds::current(conn, id, &stream)?
         .volume
         .map(|v| v.project_id))
