@@ -11,6 +11,10 @@ use clap::{Parser, Subcommand};
 use eventstore::EventStore;
 use tokio::sync::watch;
 
+/// See Cargo.toml: the allocator is chosen for the server's request path.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod bench;
 mod events_cli;
 mod executor_cli;
