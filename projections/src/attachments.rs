@@ -85,8 +85,11 @@ impl InlineProjection for AttachmentsProjection {
         let Some(e) = volume_event(ev) else {
             return Ok(());
         };
-        let volume_id = ev.stream_id.trim_start_matches("volume-");
-        let now = stamp(&ev.recorded_at);
+        let volume_id = ev
+            .stream_id
+            .strip_prefix("volume-")
+            .unwrap_or(&ev.stream_id);
+        let now = || stamp(&ev.recorded_at);
         match &*e {
             VolumeEvent::AttachmentReserved {
                 attachment_id,
@@ -117,7 +120,7 @@ impl InlineProjection for AttachmentsProjection {
                 .execute(params![
                     attachment_id.to_string(),
                     mode(Some(connection.mode)),
-                    now
+                    now()
                 ])?;
             }
             VolumeEvent::VolumeAttached { attachment } => {
@@ -128,7 +131,7 @@ impl InlineProjection for AttachmentsProjection {
                         "UPDATE attachments SET status = 'attached', attach_mode = ?2,
                             attached_at = COALESCE(attached_at, ?3) WHERE id = ?1",
                     )?
-                    .execute(params![id, m, now])?;
+                    .execute(params![id, m, now()])?;
                 if n == 0 {
                     // os-attach: a record made attached.
                     conn.prepare_cached(
@@ -139,7 +142,7 @@ impl InlineProjection for AttachmentsProjection {
                         volume_id,
                         attachment.server_id,
                         m,
-                        now,
+                        now(),
                         ev.position as i64
                     ])?;
                 }

@@ -125,7 +125,7 @@ impl InlineProjection for ImagesProjection {
         let Ok(e) = ev.decode::<ImageEvent>() else {
             return Ok(());
         };
-        let id = ev.stream_id.trim_start_matches("image-");
+        let id = ev.stream_id.strip_prefix("image-").unwrap_or(&ev.stream_id);
         let now = stamp(&ev.recorded_at);
         match e {
             ImageEvent::ImageCreateRequested {

@@ -61,7 +61,10 @@ impl InlineProjection for QuotasProjection {
 
     fn apply(&self, conn: &Connection, ev: &RecordedEvent) -> rusqlite::Result<()> {
         if let Some(e) = volume_event(ev) {
-            let id = ev.stream_id.trim_start_matches("volume-");
+            let id = ev
+                .stream_id
+                .strip_prefix("volume-")
+                .unwrap_or(&ev.stream_id);
             match &*e {
                 VolumeEvent::VolumeCreateRequested {
                     project_id,
@@ -108,7 +111,10 @@ impl InlineProjection for QuotasProjection {
                 _ => {}
             }
         } else if let Some(e) = snapshot_event(ev) {
-            let id = ev.stream_id.trim_start_matches("snapshot-");
+            let id = ev
+                .stream_id
+                .strip_prefix("snapshot-")
+                .unwrap_or(&ev.stream_id);
             match &*e {
                 SnapshotEvent::SnapshotCreateRequested {
                     project_id,

@@ -122,7 +122,10 @@ impl InlineProjection for SnapshotsProjection {
         let Some(event) = snapshot_event(ev) else {
             return Ok(());
         };
-        let id = ev.stream_id.trim_start_matches("snapshot-");
+        let id = ev
+            .stream_id
+            .strip_prefix("snapshot-")
+            .unwrap_or(&ev.stream_id);
         let now = stamp(&ev.recorded_at);
         // The status machine is the domain's (see volumes.rs).
         let before: SnapshotState = load_state(conn, STATES, id)?;
@@ -385,7 +388,10 @@ impl InlineProjection for SnapshotChainProjection {
         let Some(event) = snapshot_event(ev) else {
             return Ok(());
         };
-        let id = ev.stream_id.trim_start_matches("snapshot-");
+        let id = ev
+            .stream_id
+            .strip_prefix("snapshot-")
+            .unwrap_or(&ev.stream_id);
         match &*event {
             SnapshotEvent::SnapshotCreateRequested {
                 volume_id,

@@ -79,7 +79,10 @@ impl InlineProjection for TransfersProjection {
         let Ok(e) = ev.decode::<TransferEvent>() else {
             return Ok(());
         };
-        let id = ev.stream_id.trim_start_matches("transfer-");
+        let id = ev
+            .stream_id
+            .strip_prefix("transfer-")
+            .unwrap_or(&ev.stream_id);
         match e {
             TransferEvent::TransferCreated {
                 transfer_id,

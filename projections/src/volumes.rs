@@ -122,6 +122,7 @@ mod replay {
     use std::cell::RefCell;
     use std::collections::HashMap;
 
+    use chrono::{DateTime, Utc};
     use domain::{Aggregate, VolumeAggregate, VolumeEvent, VolumeState};
     use eventstore::rusqlite::{self, params, Connection};
     use eventstore::RecordedEvent;
@@ -137,8 +138,10 @@ mod replay {
         volume_type: String,
         multiattach: bool,
         bootable: bool,
-        created_at: String,
-        updated_at: Option<String>,
+        // Times, formatted once at the end: every metadata edit touches
+        // updated_at, and formatting it each time was 4% of a replay.
+        created_at: DateTime<Utc>,
+        updated_at: Option<DateTime<Utc>>,
         snapshot_id: Option<String>,
         /// The JSON text SQLite's json functions made of it (attaching
         /// and detaching run the live path's expressions on it).
@@ -219,7 +222,7 @@ mod replay {
                         volume_type: volume_type.clone(),
                         multiattach: *multiattach,
                         bootable: image_metadata.is_some(),
-                        created_at: stamp(&ev.recorded_at),
+                        created_at: ev.recorded_at,
                         updated_at: None,
                         snapshot_id: snapshot_id.map(|s| s.to_string()),
                         attachments: "[]".into(),
@@ -283,7 +286,7 @@ mod replay {
                 _ => {}
             }
             if touches(event, before, after) {
-                row.updated_at = Some(stamp(&ev.recorded_at));
+                row.updated_at = Some(ev.recorded_at);
             }
             Ok(true)
         })
@@ -332,8 +335,8 @@ mod replay {
                 serde_json::to_string(&v.metadata).map_err(json)?,
                 r.multiattach,
                 r.bootable,
-                r.created_at,
-                r.updated_at,
+                stamp(&r.created_at),
+                r.updated_at.as_ref().map(stamp),
                 r.snapshot_id,
                 r.attachments,
                 r.image_metadata,
