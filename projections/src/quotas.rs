@@ -1,13 +1,22 @@
 //! The quota view: a ledger of every live volume and snapshot with its
-//! project, type and size, and the limits set by admins. Usage is an
-//! aggregate over the ledger, never a counter, so it cannot drift from what
-//! a replay computes (Cinder's `quota_usages` drift is the anti-example).
+//! project, type and size, and the limits set by admins. Usage is the
+//! ledger's totals per project, kind and type (`quota_totals`), kept by
+//! triggers on the ledger in the same statement as every change to it, so
+//! it cannot drift from the ledger (Cinder's `quota_usages` drift is the
+//! anti-example): `audit` recomputes them, and `verify` compares them with
+//! a replay's.
+//!
+//! Why totals and not an aggregate at each read: every create checks the
+//! project's headroom, and summing the project's ledger (sorted by kind
+//! and type) grew with its volumes: 76% of the writer's time at a
+//! snapshot create with 9,000 volumes, and the snapshot's latency from
+//! 11 to 17 ms (perf, issue 11).
 
 use std::collections::BTreeMap;
 
 use domain::quota::{Headroom, QuotaClassEvent, QuotaEvent, DEFAULT_CLASS};
 use domain::{SnapshotEvent, VolumeEvent};
-use eventstore::rusqlite::{self, params, Connection};
+use eventstore::rusqlite::{self, params, Connection, OptionalExtension};
 use eventstore::{InlineProjection, RecordedEvent};
 
 use crate::{dump_table, snapshot_event, volume_event};
@@ -44,6 +53,37 @@ impl InlineProjection for QuotasProjection {
                 prev_size INTEGER NOT NULL
             );
             CREATE INDEX IF NOT EXISTS quota_ledger_by_project ON quota_ledger(project_id);
+            CREATE TABLE IF NOT EXISTS quota_totals (
+                project_id TEXT NOT NULL,
+                kind TEXT NOT NULL,
+                volume_type TEXT NOT NULL,
+                count INTEGER NOT NULL,
+                gigabytes INTEGER NOT NULL,
+                PRIMARY KEY (project_id, kind, volume_type)
+            ) WITHOUT ROWID;
+            CREATE TRIGGER IF NOT EXISTS quota_totals_add AFTER INSERT ON quota_ledger BEGIN
+                INSERT INTO quota_totals VALUES (new.project_id, new.kind, new.volume_type, 1, new.size)
+                ON CONFLICT (project_id, kind, volume_type)
+                DO UPDATE SET count = count + 1, gigabytes = gigabytes + excluded.gigabytes;
+            END;
+            CREATE TRIGGER IF NOT EXISTS quota_totals_remove AFTER DELETE ON quota_ledger BEGIN
+                UPDATE quota_totals SET count = count - 1, gigabytes = gigabytes - old.size
+                WHERE project_id = old.project_id AND kind = old.kind AND volume_type = old.volume_type;
+                DELETE FROM quota_totals
+                WHERE project_id = old.project_id AND kind = old.kind AND volume_type = old.volume_type
+                    AND count = 0;
+            END;
+            CREATE TRIGGER IF NOT EXISTS quota_totals_move
+            AFTER UPDATE OF project_id, volume_type, size ON quota_ledger BEGIN
+                UPDATE quota_totals SET count = count - 1, gigabytes = gigabytes - old.size
+                WHERE project_id = old.project_id AND kind = old.kind AND volume_type = old.volume_type;
+                DELETE FROM quota_totals
+                WHERE project_id = old.project_id AND kind = old.kind AND volume_type = old.volume_type
+                    AND count = 0;
+                INSERT INTO quota_totals VALUES (new.project_id, new.kind, new.volume_type, 1, new.size)
+                ON CONFLICT (project_id, kind, volume_type)
+                DO UPDATE SET count = count + 1, gigabytes = gigabytes + excluded.gigabytes;
+            END;
             CREATE TABLE IF NOT EXISTS quota_limits (
                 project_id TEXT NOT NULL,
                 resource TEXT NOT NULL,
@@ -201,12 +241,58 @@ impl InlineProjection for QuotasProjection {
 
     fn clear(&self, conn: &Connection) -> rusqlite::Result<()> {
         conn.execute_batch(
-            "DELETE FROM quota_ledger; DELETE FROM quota_limits; DELETE FROM quota_class_limits;",
+            "DELETE FROM quota_totals; DELETE FROM quota_ledger; DELETE FROM quota_limits;
+             DELETE FROM quota_class_limits;",
         )
+    }
+
+    /// 2: `quota_totals` and its triggers.
+    fn schema_version(&self) -> u32 {
+        2
+    }
+
+    fn drop_schema(&self, conn: &Connection) -> rusqlite::Result<()> {
+        // The triggers go with their table.
+        conn.execute_batch(
+            "DROP TABLE IF EXISTS quota_totals; DROP TABLE IF EXISTS quota_ledger;
+             DROP TABLE IF EXISTS quota_limits; DROP TABLE IF EXISTS quota_class_limits;",
+        )
+    }
+
+    /// The totals equal the ledger's, row for row.
+    fn audit(&self, conn: &Connection) -> rusqlite::Result<Option<String>> {
+        let ledger = "SELECT project_id, kind, volume_type, COUNT(*), SUM(size)
+                      FROM quota_ledger GROUP BY project_id, kind, volume_type";
+        let totals = "SELECT project_id, kind, volume_type, count, gigabytes FROM quota_totals";
+        let first = |a: &str, b: &str| -> rusqlite::Result<Option<String>> {
+            conn.query_row(&format!("{a} EXCEPT {b} LIMIT 1"), [], |r| {
+                Ok(format!(
+                    "project {}, {} of type {}: {} totalling {} GB",
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, i64>(3)?,
+                    r.get::<_, i64>(4)?
+                ))
+            })
+            .optional()
+        };
+        if let Some(row) = first(ledger, totals)? {
+            return Ok(Some(format!("the ledger has {row}, its totals do not")));
+        }
+        if let Some(row) = first(totals, ledger)? {
+            return Ok(Some(format!("the totals have {row}, the ledger does not")));
+        }
+        Ok(None)
     }
 
     fn dump(&self, conn: &Connection) -> rusqlite::Result<Vec<String>> {
         let mut rows = dump_table(conn, "quota_ledger", "id")?;
+        rows.extend(dump_table(
+            conn,
+            "quota_totals",
+            "project_id, kind, volume_type",
+        )?);
         rows.extend(dump_table(conn, "quota_limits", "project_id, resource")?);
         rows.extend(dump_table(
             conn,
@@ -219,9 +305,8 @@ impl InlineProjection for QuotasProjection {
 
 /// `in_use` per quota key for a project: totals and per type.
 pub fn usage(conn: &Connection, project_id: &str) -> rusqlite::Result<BTreeMap<String, i64>> {
-    let mut stmt = conn.prepare(
-        "SELECT kind, volume_type, COUNT(*), COALESCE(SUM(size), 0) FROM quota_ledger
-         WHERE project_id = ?1 GROUP BY kind, volume_type",
+    let mut stmt = conn.prepare_cached(
+        "SELECT kind, volume_type, count, gigabytes FROM quota_totals WHERE project_id = ?1",
     )?;
     let mut out = BTreeMap::new();
     let rows = stmt.query_map([project_id], |r| {
@@ -308,9 +393,11 @@ pub struct TypeUsage {
 pub fn usage_of_type(conn: &Connection, volume_type: &str) -> rusqlite::Result<Vec<TypeUsage>> {
     let mut stmt = conn.prepare(
         "SELECT project_id,
-                SUM(kind = 'volume'), COALESCE(SUM(CASE WHEN kind = 'volume' THEN size END), 0),
-                SUM(kind = 'snapshot'), COALESCE(SUM(CASE WHEN kind = 'snapshot' THEN size END), 0)
-         FROM quota_ledger WHERE volume_type = ?1 GROUP BY project_id ORDER BY project_id",
+                SUM(CASE WHEN kind = 'volume' THEN count ELSE 0 END),
+                SUM(CASE WHEN kind = 'volume' THEN gigabytes ELSE 0 END),
+                SUM(CASE WHEN kind = 'snapshot' THEN count ELSE 0 END),
+                SUM(CASE WHEN kind = 'snapshot' THEN gigabytes ELSE 0 END)
+         FROM quota_totals WHERE volume_type = ?1 GROUP BY project_id ORDER BY project_id",
     )?;
     let rows = stmt.query_map([volume_type], |r| {
         Ok(TypeUsage {
@@ -348,4 +435,77 @@ fn rename_type_rows(
         )?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The totals follow every change the view makes to its ledger
+    /// (create, extend reserved and given back, transfer, retype, delete),
+    /// and `audit` names a total that differs from the ledger's.
+    #[test]
+    fn totals_follow_the_ledger_and_audit_checks_them() {
+        let conn = Connection::open_in_memory().unwrap();
+        QuotasProjection.init_schema(&conn).unwrap();
+        // `usage` counts the project's groups too.
+        crate::groups::GroupsProjection.init_schema(&conn).unwrap();
+        let run = |sql: &str| conn.execute_batch(sql).unwrap();
+        let usage_of = |p: &str| usage(&conn, p).unwrap().into_iter().collect::<Vec<_>>();
+        let kv = |pairs: &[(&str, i64)]| {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), *v))
+                .collect::<Vec<_>>()
+        };
+        run(
+            "INSERT INTO quota_ledger VALUES ('v1', 'volume', 'p1', 'SSD', 10, 10);
+             INSERT INTO quota_ledger VALUES ('v2', 'volume', 'p1', 'SSD', 5, 5);
+             INSERT INTO quota_ledger VALUES ('s1', 'snapshot', 'p1', 'SSD', 10, 10);
+             UPDATE quota_ledger SET prev_size = size, size = 20 WHERE id = 'v2';",
+        );
+        assert_eq!(
+            usage_of("p1"),
+            kv(&[
+                ("gigabytes", 40),
+                ("gigabytes_SSD", 40),
+                ("snapshots", 1),
+                ("snapshots_SSD", 1),
+                ("volumes", 2),
+                ("volumes_SSD", 2)
+            ])
+        );
+        run("UPDATE quota_ledger SET size = prev_size WHERE id = 'v2';
+             UPDATE quota_ledger SET prev_size = size WHERE id = 'v1';
+             UPDATE quota_ledger SET project_id = 'p2' WHERE id = 'v1';
+             UPDATE quota_ledger SET volume_type = 'SATA' WHERE id = 'v2';
+             DELETE FROM quota_ledger WHERE id = 's1';");
+        assert_eq!(
+            usage_of("p1"),
+            kv(&[
+                ("gigabytes", 5),
+                ("gigabytes_SATA", 5),
+                ("volumes", 1),
+                ("volumes_SATA", 1)
+            ])
+        );
+        assert_eq!(
+            usage_of("p2"),
+            kv(&[
+                ("gigabytes", 10),
+                ("gigabytes_SSD", 10),
+                ("volumes", 1),
+                ("volumes_SSD", 1)
+            ])
+        );
+        // No row is left for a key whose last item went.
+        let rows: i64 = conn
+            .query_row("SELECT COUNT(*) FROM quota_totals", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(rows, 2);
+        assert_eq!(QuotasProjection.audit(&conn).unwrap(), None);
+        run("UPDATE quota_totals SET gigabytes = 6 WHERE project_id = 'p1'");
+        let found = QuotasProjection.audit(&conn).unwrap().unwrap();
+        assert!(found.contains("project p1, volume of type SATA"), "{found}");
+    }
 }
