@@ -337,6 +337,47 @@ fn conversion_err(
     rusqlite::Error::FromSqlConversionFailure(col, rusqlite::types::Type::Text, Box::new(e))
 }
 
+/// A time in exactly the form every stored time has (`stamp` in the
+/// views, `recorded_at` in the log: `YYYY-MM-DDTHH:MM:SS.ffffffZ`), read
+/// digit by digit; anything else (another form, a leap second, a date
+/// that does not exist) is None and left to chrono's RFC 3339 parser.
+/// chrono's was 5% of a 1,000-volume list page for two times a row, and
+/// 4% of a replay's scan.
+pub fn stamp_fast(s: &str) -> Option<DateTime<Utc>> {
+    let b = s.as_bytes();
+    if b.len() != 27 || b[26] != b'Z' {
+        return None;
+    }
+    let num = |from: usize, to: usize| -> Option<u32> {
+        b[from..to].iter().try_fold(0u32, |n, &d| {
+            d.is_ascii_digit().then(|| n * 10 + u32::from(d - b'0'))
+        })
+    };
+    let seps = [
+        (4, b'-'),
+        (7, b'-'),
+        (10, b'T'),
+        (13, b':'),
+        (16, b':'),
+        (19, b'.'),
+    ];
+    if seps.iter().any(|&(at, c)| b[at] != c) {
+        return None;
+    }
+    let year = i32::try_from(num(0, 4)?).ok()?;
+    chrono::NaiveDate::from_ymd_opt(year, num(5, 7)?, num(8, 10)?)?
+        .and_hms_micro_opt(num(11, 13)?, num(14, 16)?, num(17, 19)?, num(20, 26)?)
+        .map(|t| t.and_utc())
+}
+
+/// A stored time: [`stamp_fast`], else chrono's RFC 3339 parser.
+pub fn parse_time(s: &str) -> Result<DateTime<Utc>, chrono::ParseError> {
+    if let Some(t) = stamp_fast(s) {
+        return Ok(t);
+    }
+    DateTime::parse_from_rfc3339(s).map(|t| t.with_timezone(&Utc))
+}
+
 fn row_to_event(r: &Row) -> rusqlite::Result<RecordedEvent> {
     // Text columns that are parsed are read in place (`get_ref`), not
     // copied into a String first: every replayed event passes here.
@@ -366,9 +407,7 @@ fn row_to_event(r: &Row) -> rusqlite::Result<RecordedEvent> {
         v,
         data,
         metadata: StoredJson::stored(text(7)?),
-        recorded_at: DateTime::parse_from_rfc3339(text(8)?)
-            .map_err(|e| conversion_err(8, e))?
-            .with_timezone(&Utc),
+        recorded_at: parse_time(text(8)?).map_err(|e| conversion_err(8, e))?,
         hash: r.get(9)?,
     })
 }
