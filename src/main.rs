@@ -612,7 +612,7 @@ pub(crate) struct ServedBy {
 /// flags: one place for the live server and the read-only one.
 pub(crate) fn serving(args: &ServeArgs, by: ServedBy) -> (api::AppState, api::server::Limits) {
     let backend = by.backend;
-    let state = api::AppState {
+    let state = api::AppState::from(api::Shared {
         store: by.store,
         catalog: by.catalog,
         connector: Arc::new({
@@ -627,7 +627,7 @@ pub(crate) fn serving(args: &ServeArgs, by: ServedBy) -> (api::AppState, api::se
         snapshot_file: Arc::new(move |id| backend.snapshot_file(id).to_string_lossy().into_owned()),
         sync_deadline: Duration::from_millis(args.sync_deadline_ms),
         identity: by.identity,
-    };
+    });
     let limits = api::server::Limits {
         max_connections: args
             .conn

@@ -73,7 +73,7 @@ impl World {
             Arc::from(executor::open_backend("raw", tmp.path()).unwrap());
         let images = Arc::new(executor::images::ImageStore::open(tmp.path()).unwrap());
         let exec = executor::Executor::new(store.clone(), backend.clone(), images.clone());
-        let state = api::AppState {
+        let state = api::AppState::from(api::Shared {
             store: store.clone(),
             catalog: Arc::new(domain::Catalog::default()),
             connector: Arc::new({
@@ -90,7 +90,7 @@ impl World {
             }),
             sync_deadline: std::time::Duration::from_secs(60),
             identity: Arc::new(api::identity::Identity::noauth()),
-        };
+        });
         // The seed backends, as `serve` registers them (issue 16): the
         // scheduler places volumes only on registered backends.
         for (name, _) in domain::catalog::SEED_TYPES {
