@@ -663,11 +663,13 @@ mod replay {
         if !finished {
             return Ok(());
         }
-        let mut table = Sql(conn);
-        for job in kept.rows {
-            table.insert(job, false)?;
-        }
-        Ok(())
+        super::super::bulk_fill(conn, "jobs", || {
+            let mut table = Sql(conn);
+            for job in kept.rows {
+                table.insert(job, false)?;
+            }
+            Ok(())
+        })
     }
 
     impl Kept {

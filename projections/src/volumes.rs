@@ -301,51 +301,53 @@ mod replay {
         if !finished {
             return Ok(());
         }
-        let mut insert = conn.prepare(
-            "INSERT INTO volumes (id, project_id, user_id, name, description, size, status,
-                availability_zone, volume_type, metadata, multiattach, bootable,
-                created_at, updated_at, snapshot_id, attachments, image_metadata, seq,
-                source_volid, backend)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
-                ?17, ?18, ?19, ?20)",
-        )?;
-        let json = |e: serde_json::Error| rusqlite::Error::ToSqlConversionFailure(Box::new(e));
-        // Written in key order: each insert then lands at the right edge
-        // of its table's b-trees (by seq, which orders every index the
-        // project-scoped lists read too), instead of a random page per row
-        // in the map's order (issue 11).
-        let mut kept: Vec<(String, Volume)> = kept.into_iter().collect();
-        kept.sort_unstable_by_key(|(_, vol)| vol.row.as_ref().map(|r| r.seq));
-        for (id, vol) in kept {
-            let (Some(r), Some(v)) = (vol.row, vol.state.volume.as_ref()) else {
-                continue;
-            };
-            // What the live path's last UPDATE copied from the fold.
-            let (status, size, project_id) = (v.status.as_str(), v.size, &v.project_id);
-            insert.execute(params![
-                id,
-                project_id,
-                r.user_id,
-                r.name,
-                r.description,
-                size,
-                status,
-                r.availability_zone,
-                r.volume_type,
-                serde_json::to_string(&v.metadata).map_err(json)?,
-                r.multiattach,
-                r.bootable,
-                stamp(&r.created_at),
-                r.updated_at.as_ref().map(stamp),
-                r.snapshot_id,
-                r.attachments,
-                r.image_metadata,
-                r.seq,
-                r.source_volid,
-                v.backend
-            ])?;
-        }
-        Ok(())
+        super::super::bulk_fill(conn, "volumes", || {
+            let mut insert = conn.prepare(
+                "INSERT INTO volumes (id, project_id, user_id, name, description, size, status,
+                    availability_zone, volume_type, metadata, multiattach, bootable,
+                    created_at, updated_at, snapshot_id, attachments, image_metadata, seq,
+                    source_volid, backend)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
+                    ?17, ?18, ?19, ?20)",
+            )?;
+            let json = |e: serde_json::Error| rusqlite::Error::ToSqlConversionFailure(Box::new(e));
+            // Written in key order: each insert then lands at the right edge
+            // of its table's b-trees (by seq, which orders every index the
+            // project-scoped lists read too), instead of a random page per row
+            // in the map's order (issue 11).
+            let mut kept: Vec<(String, Volume)> = kept.into_iter().collect();
+            kept.sort_unstable_by_key(|(_, vol)| vol.row.as_ref().map(|r| r.seq));
+            for (id, vol) in kept {
+                let (Some(r), Some(v)) = (vol.row, vol.state.volume.as_ref()) else {
+                    continue;
+                };
+                // What the live path's last UPDATE copied from the fold.
+                let (status, size, project_id) = (v.status.as_str(), v.size, &v.project_id);
+                insert.execute(params![
+                    id,
+                    project_id,
+                    r.user_id,
+                    r.name,
+                    r.description,
+                    size,
+                    status,
+                    r.availability_zone,
+                    r.volume_type,
+                    serde_json::to_string(&v.metadata).map_err(json)?,
+                    r.multiattach,
+                    r.bootable,
+                    stamp(&r.created_at),
+                    r.updated_at.as_ref().map(stamp),
+                    r.snapshot_id,
+                    r.attachments,
+                    r.image_metadata,
+                    r.seq,
+                    r.source_volid,
+                    v.backend
+                ])?;
+            }
+            Ok(())
+        })
     }
 }
 
