@@ -21,6 +21,29 @@ use eventstore::{InlineProjection, RecordedEvent};
 
 use crate::{dump_table, snapshot_event, volume_event};
 
+/// The ledger row `new` counted into its project's totals (a trigger's
+/// body; SQLite triggers cannot call one another, so the move trigger is
+/// built of the same two texts as insert and delete).
+macro_rules! totals_add {
+    () => {
+        "INSERT INTO quota_totals VALUES (new.project_id, new.kind, new.volume_type, 1, new.size)
+            ON CONFLICT (project_id, kind, volume_type)
+            DO UPDATE SET count = count + 1, gigabytes = gigabytes + excluded.gigabytes;"
+    };
+}
+
+/// The ledger row `old` taken out of its project's totals; a key whose
+/// last row went leaves no row behind.
+macro_rules! totals_remove {
+    () => {
+        "UPDATE quota_totals SET count = count - 1, gigabytes = gigabytes - old.size
+            WHERE project_id = old.project_id AND kind = old.kind AND volume_type = old.volume_type;
+            DELETE FROM quota_totals
+            WHERE project_id = old.project_id AND kind = old.kind AND volume_type = old.volume_type
+                AND count = 0;"
+    };
+}
+
 pub struct QuotasProjection;
 
 fn quota_event(ev: &RecordedEvent) -> Option<QuotaEvent> {
@@ -43,7 +66,7 @@ impl InlineProjection for QuotasProjection {
     }
 
     fn init_schema(&self, conn: &Connection) -> rusqlite::Result<()> {
-        conn.execute_batch(
+        conn.execute_batch(concat!(
             "CREATE TABLE IF NOT EXISTS quota_ledger (
                 id TEXT PRIMARY KEY,
                 kind TEXT NOT NULL,
@@ -62,27 +85,21 @@ impl InlineProjection for QuotasProjection {
                 PRIMARY KEY (project_id, kind, volume_type)
             ) WITHOUT ROWID;
             CREATE TRIGGER IF NOT EXISTS quota_totals_add AFTER INSERT ON quota_ledger BEGIN
-                INSERT INTO quota_totals VALUES (new.project_id, new.kind, new.volume_type, 1, new.size)
-                ON CONFLICT (project_id, kind, volume_type)
-                DO UPDATE SET count = count + 1, gigabytes = gigabytes + excluded.gigabytes;
+            ",
+            totals_add!(),
+            "
             END;
             CREATE TRIGGER IF NOT EXISTS quota_totals_remove AFTER DELETE ON quota_ledger BEGIN
-                UPDATE quota_totals SET count = count - 1, gigabytes = gigabytes - old.size
-                WHERE project_id = old.project_id AND kind = old.kind AND volume_type = old.volume_type;
-                DELETE FROM quota_totals
-                WHERE project_id = old.project_id AND kind = old.kind AND volume_type = old.volume_type
-                    AND count = 0;
+            ",
+            totals_remove!(),
+            "
             END;
             CREATE TRIGGER IF NOT EXISTS quota_totals_move
             AFTER UPDATE OF project_id, volume_type, size ON quota_ledger BEGIN
-                UPDATE quota_totals SET count = count - 1, gigabytes = gigabytes - old.size
-                WHERE project_id = old.project_id AND kind = old.kind AND volume_type = old.volume_type;
-                DELETE FROM quota_totals
-                WHERE project_id = old.project_id AND kind = old.kind AND volume_type = old.volume_type
-                    AND count = 0;
-                INSERT INTO quota_totals VALUES (new.project_id, new.kind, new.volume_type, 1, new.size)
-                ON CONFLICT (project_id, kind, volume_type)
-                DO UPDATE SET count = count + 1, gigabytes = gigabytes + excluded.gigabytes;
+            ",
+            totals_remove!(),
+            totals_add!(),
+            "
             END;
             CREATE TABLE IF NOT EXISTS quota_limits (
                 project_id TEXT NOT NULL,
@@ -96,7 +113,7 @@ impl InlineProjection for QuotasProjection {
                 hard_limit INTEGER NOT NULL,
                 PRIMARY KEY (class_name, resource)
             );",
-        )
+        ))
     }
 
     fn apply(&self, conn: &Connection, ev: &RecordedEvent) -> rusqlite::Result<()> {
