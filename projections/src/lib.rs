@@ -1341,6 +1341,16 @@ mod tests {
             VolumeCommand::Reserve,
             VolumeCommand::Unreserve,
             VolumeCommand::SetBootable { bootable: true },
+            // An extend that succeeds keeps its reserved size.
+            VolumeCommand::Extend {
+                new_size: 5,
+                job_id: None,
+                quota: domain::quota::Headroom::unlimited(),
+                policy: domain::volume::ExtendPolicy::OPEN,
+            },
+            VolumeCommand::CompleteWork {
+                kind: WorkKind::Extend,
+            },
             VolumeCommand::Retype {
                 new_type: "SATA".into(),
                 migration_needed: None,
@@ -1438,8 +1448,8 @@ mod tests {
         assert_eq!(volumes, 6, "six volumes, none deleted yet");
         assert_eq!(
             live[1].len(),
-            14,
-            "six create jobs, five extend jobs, three delete jobs"
+            15,
+            "six create jobs, six extend jobs, three delete jobs"
         );
     }
 
