@@ -282,9 +282,10 @@ impl InlineProjection for JobsProjection {
     }
 
     /// 2: keyed by correlation, typed kind and failure, raw times.
+    /// 3: the opening request's id.
     fn schema_version(&self) -> u32 {
-        // 3: the opening request's id.
-        3
+        // 4: the key is an index (jobs_by_id), not a constraint.
+        4
     }
 
     fn drop_schema(&self, conn: &Connection) -> rusqlite::Result<()> {
@@ -294,7 +295,7 @@ impl InlineProjection for JobsProjection {
     fn init_schema(&self, conn: &Connection) -> rusqlite::Result<()> {
         conn.execute_batch(
             "CREATE TABLE IF NOT EXISTS jobs (
-                job_id TEXT PRIMARY KEY,
+                job_id TEXT NOT NULL,
                 correlation TEXT NOT NULL,
                 stream_id TEXT NOT NULL,
                 parent_id TEXT,
@@ -306,6 +307,12 @@ impl InlineProjection for JobsProjection {
                 failure TEXT,
                 request_id TEXT
             );
+            -- The key, as an index rather than a PRIMARY KEY constraint: a
+            -- replay's bulk write builds it by one sort (bulk_fill). The
+            -- rows go in their order of arrival (rowid order is the order
+            -- of sub-jobs and of a correlation's requests), so their random
+            -- ids took the constraint's index to a random leaf each.
+            CREATE UNIQUE INDEX IF NOT EXISTS jobs_by_id ON jobs(job_id);
             CREATE INDEX IF NOT EXISTS jobs_by_parent ON jobs(parent_id);
             CREATE INDEX IF NOT EXISTS jobs_by_correlation ON jobs(correlation, stream_id);",
         )

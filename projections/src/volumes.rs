@@ -484,9 +484,10 @@ impl InlineProjection for VolumesProjection {
     /// 3: `source_volid` (clones).
     /// 4: `backend` (issue 16), in the row and the kept states.
     /// 5: volumes_by_project_name.
+    /// 6: no volume_states (the fold is kept in memory, `folds`).
     fn schema_version(&self) -> u32 {
-        // 6: no volume_states (the fold is kept in memory, `folds`).
-        6
+        // 7: the key is an index (volumes_by_id), not a constraint.
+        7
     }
 
     fn drop_schema(&self, conn: &Connection) -> rusqlite::Result<()> {
@@ -496,7 +497,7 @@ impl InlineProjection for VolumesProjection {
     fn init_schema(&self, conn: &Connection) -> rusqlite::Result<()> {
         conn.execute_batch(
             "CREATE TABLE IF NOT EXISTS volumes (
-                id TEXT PRIMARY KEY,
+                id TEXT NOT NULL,
                 project_id TEXT NOT NULL,
                 user_id TEXT NOT NULL,
                 name TEXT,
@@ -517,6 +518,10 @@ impl InlineProjection for VolumesProjection {
                 source_volid TEXT,
                 backend TEXT NOT NULL
             );
+            -- The key, as an index rather than a PRIMARY KEY constraint: a
+            -- replay's bulk write builds it by one sort (bulk_fill), where
+            -- the constraint's index took each random id on a random leaf.
+            CREATE UNIQUE INDEX IF NOT EXISTS volumes_by_id ON volumes(id);
             CREATE INDEX IF NOT EXISTS volumes_by_project ON volumes(project_id, seq);
             -- The documented sorts (status, size, id; created_at is seq) and
             -- the status filter within a project, each read in index order:
