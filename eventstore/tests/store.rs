@@ -840,3 +840,62 @@ async fn answers_and_log_reads_wait_for_the_durable_head() {
     assert_eq!(s.head().unwrap(), 64 * 40);
     assert_eq!(*s.subscribe().borrow(), 64 * 40);
 }
+
+/// A counter: each `Add` appends `Added`; the state counts them.
+struct Counter;
+
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(tag = "type", content = "data")]
+enum CounterEvent {
+    Added {},
+}
+
+impl domain::Aggregate for Counter {
+    type State = u64;
+    type Command = ();
+    type Event = CounterEvent;
+
+    fn stream_id(id: &str) -> String {
+        format!("counter-{id}")
+    }
+    fn decide(_: &u64, _: ()) -> Result<Vec<CounterEvent>, domain::DomainError> {
+        Ok(vec![CounterEvent::Added {}])
+    }
+    fn evolve(n: u64, _: &CounterEvent) -> u64 {
+        n + 1
+    }
+    fn event_type(_: &CounterEvent) -> &'static str {
+        "Added"
+    }
+}
+
+/// The writer trusts the states it folded from one batch to the next only
+/// while no other connection committed (`data_version`): an event another
+/// process appended between two commands (a second store on the same file,
+/// as the `identity` CLI beside a running server) is folded by the next
+/// one, which appends after it. A stale state would have it append at the
+/// old version (a conflict), and debug builds assert every tip the writer
+/// trusts.
+#[test]
+fn a_command_after_another_process_appended_folds_its_event() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.db");
+    let s = open(&path);
+    let add = |s: &EventStore| {
+        s.write_blocking(|tx| tx.execute::<Counter>("c", (), &json!({})))
+            .unwrap()
+            .unwrap()
+            .into_iter()
+            .map(|e| e.stream_version)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(add(&s), [1]);
+    assert_eq!(add(&s), [2], "the writer's own state, across batches");
+    {
+        let other = open(&path);
+        assert_eq!(add(&other), [3]);
+        other.close();
+    }
+    assert_eq!(add(&s), [4], "the other process's event is folded");
+    assert_eq!(add(&s), [5]);
+}
