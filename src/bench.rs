@@ -27,12 +27,26 @@ pub struct BenchArgs {
     /// Parent of the temporary data dir (default: the system's temp dir).
     #[arg(long)]
     dir: Option<PathBuf>,
-    /// Seconds spent creating volumes for the RSS row (at most 100,000).
-    #[arg(long, default_value_t = 40)]
+    /// Volumes created for the RSS and list rows (the 100,000),
+    /// unless `--volume-seconds` runs out first.
+    #[arg(long, default_value_t = 100_000)]
+    volumes: usize,
+    /// At most this many seconds spent creating them.
+    #[arg(long, default_value_t = 600)]
     volume_seconds: u64,
-    /// Seconds spent growing the log before the replay and cold-start rows.
-    #[arg(long, default_value_t = 60)]
+    /// Events in the log before the replay and cold-start rows (the
+    /// issue's 1 M), grown by durable updates unless `--log-seconds` runs
+    /// out first.
+    #[arg(long, default_value_t = 1_000_000)]
+    log_events: u64,
+    /// At most this many seconds spent growing the log.
+    #[arg(long, default_value_t = 600)]
     log_seconds: u64,
+    /// The executable run as the server (and as `replay`, `verify` and the
+    /// remote executor): by default this one. Another build's, to measure
+    /// it with this bench: both then fill the same sizes.
+    #[arg(long)]
+    server: Option<PathBuf>,
     /// Seconds each durable-request row runs.
     #[arg(long, default_value_t = 5)]
     durable_seconds: u64,
@@ -50,7 +64,21 @@ const PROJECT: &str = "bench";
 const USER_TOKEN: &str = "bench:bench";
 const ADMIN_TOKEN: &str = "admin:bench";
 
+/// The executable under measurement (`--server`, else this one).
+static SERVER_EXE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+
+fn server_exe() -> Result<PathBuf> {
+    match SERVER_EXE.get() {
+        Some(p) => Ok(p.clone()),
+        None => Ok(std::env::current_exe()?),
+    }
+}
+
 pub fn run(args: BenchArgs) -> Result<()> {
+    if let Some(p) = &args.server {
+        let p = std::fs::canonicalize(p).with_context(|| format!("--server {}", p.display()))?;
+        let _ = SERVER_EXE.set(p);
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -122,7 +150,7 @@ impl Bench {
         println!(
             "blockledger bench{} — server: {} serve --backend qcow2, data {}",
             if q { " --quick" } else { "" },
-            std::env::current_exe()?.display(),
+            server_exe()?.display(),
             self.data.display()
         );
         let (srv, _) = Server::start(&self.data)?;
@@ -170,7 +198,7 @@ impl Bench {
         // Many volumes: the list and RSS rows, and 400 of them for the
         // durable rows.
         let secs = pick(q, self.args.volume_seconds, 1);
-        let (made, took) = create_many(&api, Duration::from_secs(secs), 100_000).await?;
+        let (made, took) = create_many(&api, Duration::from_secs(secs), self.args.volumes).await?;
         let rss = srv.rss_kib().unwrap_or(0);
         self.row(
             format!(
@@ -320,18 +348,27 @@ impl Bench {
             );
         }
 
-        // A large log: as many durable events as fit the time given.
-        let secs = if self.wants("replay") {
-            pick(q, self.args.log_seconds, 1)
+        // A large log: durable events until it holds `--log-events`, or
+        // the time given runs out.
+        let (secs, target) = if self.wants("replay") {
+            (
+                pick(q, self.args.log_seconds, 1),
+                pick(q, self.args.log_events, 0),
+            )
         } else {
-            0
+            (0, 0)
         };
-        durable(&api, &ids, 64, Duration::from_secs(secs), None).await?;
-        let head = log_head(&api).await?;
+        let budget = Instant::now() + Duration::from_secs(secs);
+        let mut head = log_head(&api).await?;
+        while head < target && Instant::now() < budget {
+            let left = budget.saturating_duration_since(Instant::now());
+            durable(&api, &ids, 64, left.min(Duration::from_secs(5)), None).await?;
+            head = log_head(&api).await?;
+        }
         srv.stop()?;
         if self.wants("replay") {
             let t = Instant::now();
-            let out = Command::new(std::env::current_exe()?)
+            let out = Command::new(server_exe()?)
                 .args(["replay", "--data-dir"])
                 .arg(&self.data)
                 .env("RUST_LOG", "warn")
@@ -383,7 +420,7 @@ impl Bench {
             srv2.stop()?;
         }
 
-        let out = Command::new(std::env::current_exe()?)
+        let out = Command::new(server_exe()?)
             .args(["verify", "--data-dir"])
             .arg(&self.data)
             .env("RUST_LOG", "warn")
@@ -508,7 +545,7 @@ impl Bench {
         }
         exec.stop()?;
         srv.stop()?;
-        let out = Command::new(std::env::current_exe()?)
+        let out = Command::new(server_exe()?)
             .args(["verify", "--data-dir"])
             .arg(&server_dir)
             .env("RUST_LOG", "warn")
@@ -530,7 +567,7 @@ struct ExecutorProc {
 
 impl ExecutorProc {
     fn start(server: &str, storage: &Path, key: &Path, images: &Path) -> Result<Self> {
-        let child = Command::new(std::env::current_exe()?)
+        let child = Command::new(server_exe()?)
             .args(["executor", "--server", server, "--backend", REMOTE_BACKEND])
             .args(["--storage", "qcow2", "--name", "bench"])
             .arg("--data-dir")
@@ -596,7 +633,7 @@ impl Server {
     /// With extra `serve` flags.
     fn start_with(data: &Path, extra: &[&str]) -> Result<(Server, Duration)> {
         let t = Instant::now();
-        let mut child = Command::new(std::env::current_exe()?)
+        let mut child = Command::new(server_exe()?)
             .args(["serve", "--auth", "noauth", "--listen", "127.0.0.1:0"])
             .args(["--backend", "qcow2"])
             .arg("--data-dir")
