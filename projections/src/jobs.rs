@@ -319,7 +319,7 @@ impl InlineProjection for JobsProjection {
     }
 
     fn begin_replay(&self) {
-        replay::begin();
+        replay::KEPT.begin();
     }
 
     fn end_replay(&self, conn: &Connection, finished: bool) -> rusqlite::Result<()> {
@@ -637,9 +637,10 @@ mod replay {
     use eventstore::rusqlite::{self, ffi, Connection};
 
     use super::{JobStatus, JobStore, Sql, StoredJob};
+    use crate::ReplayKept;
 
     #[derive(Default)]
-    struct Kept {
+    pub(super) struct Kept {
         rows: Vec<StoredJob>,
         by_id: HashMap<String, usize>,
         /// Correlation → its rows (a handful; a batch's members).
@@ -647,29 +648,20 @@ mod replay {
     }
 
     thread_local! {
-        static KEPT: RefCell<Option<Kept>> = const { RefCell::new(None) };
+        static JOBS: RefCell<Option<Kept>> = const { RefCell::new(None) };
     }
-
-    pub(super) fn begin() {
-        KEPT.with(|k| *k.borrow_mut() = Some(Kept::default()));
-    }
+    pub(super) static KEPT: ReplayKept<Kept> = ReplayKept(&JOBS);
 
     /// `f` on the kept view when a replay is under way on this thread,
     /// else on the table.
     pub(super) fn run<T>(conn: &Connection, f: impl FnOnce(&mut dyn JobStore) -> T) -> T {
-        KEPT.with(|k| match k.borrow_mut().as_mut() {
-            Some(kept) => f(kept),
-            None => f(&mut Sql(conn)),
-        })
+        KEPT.or_live::<dyn JobStore, _>(&mut Sql(conn), |kept| kept, |s| f(s))
     }
 
     pub(super) fn end(conn: &Connection, finished: bool) -> rusqlite::Result<()> {
-        let Some(kept) = KEPT.with(|k| k.borrow_mut().take()) else {
+        let Some(kept) = KEPT.end(finished) else {
             return Ok(());
         };
-        if !finished {
-            return Ok(());
-        }
         super::super::bulk_fill(conn, "jobs", || {
             let mut table = Sql(conn);
             for job in kept.rows {

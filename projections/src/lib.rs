@@ -455,6 +455,48 @@ pub(crate) fn save_state<S: serde::Serialize + Clone + 'static>(
     Ok(())
 }
 
+/// A view's rows kept in memory by a replay under way on this thread,
+/// from `InlineProjection::begin_replay` to `end_replay`, which writes
+/// them in bulk (`bulk_fill`): a replay applies the whole log in one
+/// transaction on one thread, with no savepoint to undo. One per view, a
+/// static beside the thread-local it names.
+pub(crate) struct ReplayKept<T: 'static>(
+    pub(crate) &'static std::thread::LocalKey<std::cell::RefCell<Option<T>>>,
+);
+
+impl<T: Default + 'static> ReplayKept<T> {
+    /// A replay starts on this thread: keep from now on.
+    pub(crate) fn begin(&self) {
+        self.0.with(|k| *k.borrow_mut() = Some(T::default()));
+    }
+
+    /// `f` on what is kept, or on None when no replay is under way on
+    /// this thread (the live path).
+    pub(crate) fn with<R>(&self, f: impl FnOnce(Option<&mut T>) -> R) -> R {
+        self.0.with(|k| f(k.borrow_mut().as_mut()))
+    }
+
+    /// `f` on what is kept seen as the view's store `S` (`as_store`) when
+    /// a replay is under way on this thread, else on `live` (the table).
+    pub(crate) fn or_live<S: ?Sized, R>(
+        &self,
+        live: &mut S,
+        as_store: fn(&mut T) -> &mut S,
+        f: impl FnOnce(&mut S) -> R,
+    ) -> R {
+        self.with(|kept| match kept {
+            Some(kept) => f(as_store(kept)),
+            None => f(live),
+        })
+    }
+
+    /// The replay ended: what it kept, to write if it `finished` (None
+    /// when it failed, or nothing was kept). Keeping stops either way.
+    pub(crate) fn end(&self, finished: bool) -> Option<T> {
+        self.0.with(|k| k.borrow_mut().take()).filter(|_| finished)
+    }
+}
+
 /// A folded state kept in memory during a replay, written out at its end.
 trait Kept {
     fn as_any(&self) -> &dyn std::any::Any;

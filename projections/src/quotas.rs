@@ -126,8 +126,9 @@ mod replay {
     use eventstore::rusqlite::{self, ffi, params, Connection};
 
     use super::{Change, Ledger, Sql};
+    use crate::ReplayKept;
 
-    struct Entry {
+    pub(super) struct Entry {
         kind: &'static str,
         project_id: String,
         volume_type: String,
@@ -136,29 +137,20 @@ mod replay {
     }
 
     thread_local! {
-        static KEPT: RefCell<Option<HashMap<String, Entry>>> = const { RefCell::new(None) };
+        static LEDGER: RefCell<Option<HashMap<String, Entry>>> = const { RefCell::new(None) };
     }
-
-    pub(super) fn begin() {
-        KEPT.with(|k| *k.borrow_mut() = Some(HashMap::new()));
-    }
+    pub(super) static KEPT: ReplayKept<HashMap<String, Entry>> = ReplayKept(&LEDGER);
 
     /// `f` on the kept ledger when a replay is under way on this thread,
     /// else on the table.
     pub(super) fn run<T>(conn: &Connection, f: impl FnOnce(&mut dyn Ledger) -> T) -> T {
-        KEPT.with(|k| match k.borrow_mut().as_mut() {
-            Some(kept) => f(kept),
-            None => f(&mut Sql(conn)),
-        })
+        KEPT.or_live::<dyn Ledger, _>(&mut Sql(conn), |kept| kept, |s| f(s))
     }
 
     pub(super) fn end(conn: &Connection, finished: bool) -> rusqlite::Result<()> {
-        let Some(kept) = KEPT.with(|k| k.borrow_mut().take()) else {
+        let Some(kept) = KEPT.end(finished) else {
             return Ok(());
         };
-        if !finished {
-            return Ok(());
-        }
         let mut rows: Vec<(String, Entry)> = kept.into_iter().collect();
         // Key order: each insert lands at the right edge of the primary
         // key's b-tree.
@@ -401,7 +393,7 @@ impl InlineProjection for QuotasProjection {
     }
 
     fn begin_replay(&self) {
-        replay::begin();
+        replay::KEPT.begin();
     }
 
     fn end_replay(&self, conn: &Connection, finished: bool) -> rusqlite::Result<()> {

@@ -128,6 +128,7 @@ mod replay {
     use eventstore::RecordedEvent;
 
     use super::{stamp, touches, AttachmentRow};
+    use crate::ReplayKept;
 
     /// The columns the fold does not hold, as the live path writes them.
     struct Row {
@@ -158,15 +159,15 @@ mod replay {
     }
 
     thread_local! {
-        static KEPT: RefCell<Option<HashMap<String, Volume>>> = const { RefCell::new(None) };
+        static VOLUMES: RefCell<Option<HashMap<String, Volume>>> = const { RefCell::new(None) };
     }
+    static KEPT: ReplayKept<HashMap<String, Volume>> = ReplayKept(&VOLUMES);
 
     /// The project of volume `id` as the replay's fold holds it; None
     /// when no replay is under way on this thread.
     pub(super) fn project_of(id: &str) -> Option<Option<String>> {
-        KEPT.with(|k| {
-            let k = k.borrow();
-            let kept = k.as_ref()?;
+        KEPT.with(|kept| {
+            let kept = kept?;
             Some(
                 kept.get(id)
                     .and_then(|v| v.state.volume.as_ref())
@@ -176,7 +177,7 @@ mod replay {
     }
 
     pub(super) fn begin() {
-        KEPT.with(|k| *k.borrow_mut() = Some(HashMap::new()));
+        KEPT.begin();
     }
 
     /// Applies `event` in memory when a replay is under way on this
@@ -187,9 +188,8 @@ mod replay {
         ev: &RecordedEvent,
         event: &VolumeEvent,
     ) -> rusqlite::Result<bool> {
-        KEPT.with(|k| {
-            let mut k = k.borrow_mut();
-            let Some(kept) = k.as_mut() else {
+        KEPT.with(|kept| {
+            let Some(kept) = kept else {
                 return Ok(false);
             };
             let vol = match kept.get_mut(id) {
@@ -295,12 +295,9 @@ mod replay {
     /// Writes every kept fold and live row (when the replay finished) and
     /// stops keeping them.
     pub(super) fn end(conn: &Connection, finished: bool) -> rusqlite::Result<()> {
-        let Some(kept) = KEPT.with(|k| k.borrow_mut().take()) else {
+        let Some(kept) = KEPT.end(finished) else {
             return Ok(());
         };
-        if !finished {
-            return Ok(());
-        }
         super::super::bulk_fill(conn, "volumes", || {
             let mut insert = conn.prepare(
                 "INSERT INTO volumes (id, project_id, user_id, name, description, size, status,
