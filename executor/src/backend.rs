@@ -649,7 +649,8 @@ fn tombstone_ids(dir: &Path) -> Result<Vec<Uuid>, BackendError> {
 /// Deleting a snapshot others still depend on only tombstones it; the file
 /// goes once nothing stands on it any more. Who stands on which snapshot is
 /// kept in memory (`Chains`, reference counts): built from the image headers
-/// when the backend opens, and updated by every operation that makes,
+/// when the backend opens (on a thread of its own; the operations on the
+/// chains wait for it), and updated by every operation that makes,
 /// re-points or removes an image, under one lock. Whether a tombstoned
 /// snapshot can go is a lookup, so a delete costs the same beside 10 volumes
 /// or 10,000 (issue 15). The files stay the truth: the map is rebuilt from
