@@ -285,7 +285,8 @@ impl InlineProjection for JobsProjection {
     /// 3: the opening request's id.
     fn schema_version(&self) -> u32 {
         // 4: the key is an index (jobs_by_id), not a constraint.
-        4
+        // 5: jobs_by_parent holds sub-jobs only (a partial index).
+        5
     }
 
     fn drop_schema(&self, conn: &Connection) -> rusqlite::Result<()> {
@@ -313,7 +314,11 @@ impl InlineProjection for JobsProjection {
             -- of sub-jobs and of a correlation's requests), so their random
             -- ids took the constraint's index to a random leaf each.
             CREATE UNIQUE INDEX IF NOT EXISTS jobs_by_id ON jobs(job_id);
-            CREATE INDEX IF NOT EXISTS jobs_by_parent ON jobs(parent_id);
+            -- Only sub-jobs have a parent: most rows (every job of a single
+            -- request) would be NULL entries, sorted and written for nothing
+            -- in a replay and at every live insert.
+            CREATE INDEX IF NOT EXISTS jobs_by_parent ON jobs(parent_id)
+                WHERE parent_id IS NOT NULL;
             CREATE INDEX IF NOT EXISTS jobs_by_correlation ON jobs(correlation, stream_id);",
         )
     }
@@ -866,4 +871,31 @@ fn get_one(conn: &Connection, job_id: &str) -> rusqlite::Result<Option<JobRow>> 
         })
     })
     .optional()
+}
+
+#[cfg(test)]
+mod tests {
+    use eventstore::EventStore;
+
+    /// A batch's sub-jobs are read through the partial index on
+    /// `parent_id` (rows without a parent are not in it), not by a scan
+    /// of every job.
+    #[test]
+    fn sub_jobs_are_read_through_the_partial_parent_index() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("t.db");
+        let _store = EventStore::open(&path, crate::all()).unwrap();
+        let conn = eventstore::rusqlite::Connection::open(&path).unwrap();
+        let plan: Vec<String> = conn
+            .prepare(
+                "EXPLAIN QUERY PLAN SELECT job_id FROM jobs WHERE parent_id = ?1 ORDER BY rowid",
+            )
+            .unwrap()
+            .query_map(["b1"], |r| r.get::<_, String>(3))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let plan = plan.join("; ");
+        assert!(plan.contains("USING INDEX jobs_by_parent"), "{plan}");
+    }
 }
