@@ -875,27 +875,17 @@ fn get_one(conn: &Connection, job_id: &str) -> rusqlite::Result<Option<JobRow>> 
 
 #[cfg(test)]
 mod tests {
-    use eventstore::EventStore;
-
     /// A batch's sub-jobs are read through the partial index on
     /// `parent_id` (rows without a parent are not in it), not by a scan
     /// of every job.
     #[test]
     fn sub_jobs_are_read_through_the_partial_parent_index() {
-        let tmp = tempfile::tempdir().unwrap();
-        let path = tmp.path().join("t.db");
-        let _store = EventStore::open(&path, crate::all()).unwrap();
-        let conn = eventstore::rusqlite::Connection::open(&path).unwrap();
-        let plan: Vec<String> = conn
-            .prepare(
-                "EXPLAIN QUERY PLAN SELECT job_id FROM jobs WHERE parent_id = ?1 ORDER BY rowid",
-            )
-            .unwrap()
-            .query_map(["b1"], |r| r.get::<_, String>(3))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
-        let plan = plan.join("; ");
+        let (_dir, conn) = crate::views_db();
+        let plan = crate::query_plan(
+            &conn,
+            "SELECT job_id FROM jobs WHERE parent_id = ?1 ORDER BY rowid",
+            ["b1"],
+        );
         assert!(plan.contains("USING INDEX jobs_by_parent"), "{plan}");
     }
 }

@@ -312,6 +312,35 @@ pub(crate) fn conversion(
 #[cfg(test)]
 use eventstore::stamp_fast;
 
+/// A new log with every view's schema, and a connection to it (the
+/// directory lives as long as the first half).
+#[cfg(test)]
+pub(crate) fn views_db() -> (tempfile::TempDir, rusqlite::Connection) {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("t.db");
+    drop(eventstore::EventStore::open(&path, all()).unwrap());
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    (tmp, conn)
+}
+
+/// SQLite's plan of `sql` with `args` (tests that a query reads the index
+/// meant for it).
+#[cfg(test)]
+pub(crate) fn query_plan(
+    conn: &rusqlite::Connection,
+    sql: &str,
+    args: impl rusqlite::Params,
+) -> String {
+    let plan: Vec<String> = conn
+        .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+        .unwrap()
+        .query_map(args, |r| r.get::<_, String>(3))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    plan.join("; ")
+}
+
 /// Column `i`, a stored time.
 pub(crate) fn time_at(r: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<DateTime<Utc>> {
     eventstore::parse_time(r.get_ref(i)?.as_str()?).map_err(|e| conversion(i, e))
