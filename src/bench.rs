@@ -275,6 +275,7 @@ impl Bench {
         }
         if self.wants("durable") {
             let r = durable(&api, &ids, 16, d, Some(pick(q, 1000.0, 200.0))).await?;
+            let (slot50, slot99) = r.scheduled.unwrap_or_default();
             self.row(
                 format!(
                     "durable POST …/metadata paced at {:.0}/s",
@@ -285,8 +286,8 @@ impl Bench {
                     r.per_s,
                     ms(r.p50),
                     ms(r.p99),
-                    ms(r.scheduled.unwrap_or_default().0),
-                    ms(r.scheduled.unwrap_or_default().1)
+                    ms(slot50),
+                    ms(slot99)
                 ),
                 "p99 < 10 ms at 1,000/s",
             );
